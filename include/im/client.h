@@ -1,0 +1,116 @@
+// im::Client: the C++ client SDK. Speaks wire protocol v1 over TCP (length-prefixed frames) or
+// WebSocket. Requests are blocking with a timeout; pushes arrive through callbacks.
+//
+// Thread-safety: all request methods are safe from any thread (requests are multiplexed by id).
+// Callbacks run on the client's own network thread: they must not block, and must not call the
+// blocking request methods (post the work elsewhere instead).
+#ifndef IM_CLIENT_H_
+#define IM_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "im/result.h"
+#include "im/types.h"
+
+namespace im {
+
+struct ClientOptions {
+  // "tcp://127.0.0.1:7001" or "ws://127.0.0.1:7000/ws".
+  std::string url = "tcp://127.0.0.1:7001";
+  int64_t connect_timeout_ms = 5000;
+  int64_t request_timeout_ms = 10000;  // a request without a response by then: 503 timeout
+  // Larger incoming frames close the connection. Server responses (sync pages) can exceed the
+  // server's own 64 KiB request limit, so this is larger.
+  size_t max_frame_bytes = 4 << 20;
+  // Send a ping after this long without traffic (0 = use the server's heartbeat_s).
+  int64_t heartbeat_ms = 0;
+};
+
+struct LoginInfo {
+  std::string user;
+  std::string tenant;
+  std::string session;
+  std::string node;
+  std::string epoch;
+  uint64_t last_seq = 0;
+  uint64_t acked_seq = 0;
+  int heartbeat_s = 0;
+  TimestampMs server_ms = 0;
+};
+
+struct SendAck {
+  uint64_t mid = 0;
+  uint64_t seq = 0;  // the sender's own inbox seq
+  TimestampMs ts = 0;
+};
+
+// A message as a client sees it: the receiver's seq plus the message.
+struct ReceivedMessage {
+  uint64_t seq = 0;
+  Message message;  // `extra` is the serialized JSON object ("" when absent)
+};
+
+struct SyncPage {
+  std::vector<ReceivedMessage> messages;
+  std::string epoch;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  bool more = false;
+  bool gap = false;
+};
+
+// What to send. Exactly one of `to` and `group` is set.
+struct OutgoingMessage {
+  std::string to;
+  std::string group;
+  std::string cid;  // "" = the client makes a unique one
+  std::string type = "text";
+  std::string body;
+  std::string extra;  // serialized JSON object, or ""
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+  ~Client();  // Closes.
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Connects (blocking up to connect_timeout_ms).
+  Status Connect();
+  // Logs in. A refusal (401) leaves the connection open for another try.
+  Result<LoginInfo> Login(const std::string& token, const std::string& device = "default");
+  Result<SendAck> Send(const OutgoingMessage& message);
+  Result<SendAck> SendText(const std::string& to, const std::string& body);
+  Result<SyncPage> Sync(uint64_t after, size_t limit = 100);
+  Status Ack(uint64_t seq);
+  Result<TimestampMs> Ping();
+  Status Logout();
+  // Any command: `body_json` is a JSON object text; returns the response body as JSON text.
+  Result<std::string> Request(const std::string& cmd, const std::string& body_json);
+  // Closes the connection. Idempotent; pending requests fail with 503.
+  void Close();
+  bool connected() const;
+
+  // Callbacks (set before Connect).
+  void OnMessage(std::function<void(const ReceivedMessage&)> callback);
+  // session.kicked: reason ("login_elsewhere", "token_expired", "drain", "admin").
+  void OnKicked(std::function<void(const std::string& reason)> callback);
+  // The connection ended: close code (0 when unknown, e.g. a TCP reset) and reason.
+  void OnClosed(std::function<void(int code, const std::string& reason)> callback);
+  // Any other push: cmd and body as JSON text.
+  void OnPush(std::function<void(const std::string& cmd, const std::string& body)> callback);
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace im
+
+#endif  // IM_CLIENT_H_

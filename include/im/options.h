@@ -1,0 +1,57 @@
+// ServerOptions: every knob of im::Server, with its default.
+#ifndef IM_OPTIONS_H_
+#define IM_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "im/types.h"
+
+namespace im {
+
+struct ServerOptions {
+  // Node identity. `node_id` "" = "node-<node_number>". node_number (0..1023) goes into every
+  // message id, so nodes sharing storage need distinct numbers.
+  std::string node_id = "";
+  uint16_t node_number = 0;
+
+  // Listen addresses "host:port"; port 0 lets the OS choose (see Server::tcp_port()).
+  // An empty string disables that listener.
+  std::string tcp_listen = "127.0.0.1:7001";   // length-prefixed JSON frames
+  std::string http_listen = "127.0.0.1:7000";  // WebSocket at /ws, HTTP endpoints
+
+  int io_threads = 1;      // threads running the network event loop
+  int worker_threads = 2;  // threads running command handlers (they call storage)
+
+  size_t max_frame_bytes = 65536;      // larger frame: close (TCP before buffering; WS 1009)
+  int64_t login_timeout_ms = 10000;    // a socket not logged in by then is closed (4002)
+  int heartbeat_s = 30;                // told to clients; no traffic for 3x closes the session
+  size_t send_queue_bytes = 1 << 20;   // per connection; over it: close 4004
+  KickPolicy kick_policy = KickPolicy::kPerDevice;
+
+  size_t max_body_bytes = 16384;    // chat body (UTF-8 bytes); larger: 413 too_large
+  size_t max_extra_bytes = 4096;    // serialized `extra`; larger: 413 too_large
+  size_t max_type_bytes = 32;       // message `type`; larger: 400
+  size_t max_cid_bytes = 64;        // client message id (at most 64); larger: 400
+  // A chat.sync page stops before this many bytes (with more=true); keep it well under
+  // send_queue_bytes and the clients' frame limit.
+  size_t max_sync_bytes = 256 * 1024;
+
+  // Pending chat sends waiting for the storage committer; beyond it sends get 503
+  // unavailable (the client retries under the same cid).
+  size_t commit_queue_limit = 65536;
+  // At most this many sends are appended as one storage batch.
+  size_t commit_batch_max = 512;
+  // Per-connection commands waiting for a worker; beyond it the command gets 429 rate_limited.
+  size_t max_pending_commands = 256;
+
+  int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
+  int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)
+
+  Clock* clock = nullptr;  // nullptr = SystemClock()
+};
+
+}  // namespace im
+
+#endif  // IM_OPTIONS_H_

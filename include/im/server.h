@@ -1,0 +1,92 @@
+// im::Server: the embeddable IM server. A host builds the backends (see backends.h), passes them
+// with ServerOptions, and calls Start(). The server owns its threads; storage interfaces are
+// called from its worker pool.
+//
+// Thread-safety: every method is safe from any thread, except that Start/Stop must not run
+// concurrently with each other. Hooks are called from worker threads and must be thread-safe.
+#ifndef IM_SERVER_H_
+#define IM_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "im/auth.h"
+#include "im/content_filter.h"
+#include "im/group_service.h"
+#include "im/offline_queue.h"
+#include "im/options.h"
+#include "im/result.h"
+#include "im/router.h"
+#include "im/session_store.h"
+#include "im/user_store.h"
+
+namespace im {
+
+// The backends a server uses. `sessions`, `router`, `inbox` and `tokens` are required; the others
+// may be null (features that need them answer 503 unavailable).
+struct ServerDeps {
+  std::shared_ptr<SessionStore> sessions;
+  std::shared_ptr<Router> router;
+  std::shared_ptr<OfflineQueue> inbox;
+  std::shared_ptr<TokenVerifier> tokens;
+  std::shared_ptr<GroupService> groups;
+  std::shared_ptr<UserStore> users;
+  std::shared_ptr<ContentFilter> filter;  // null = allow everything
+};
+
+// The outcome of a send: the message id, the sender's seq (0 for server-side sends) and time.
+struct SendReceipt {
+  uint64_t mid = 0;
+  uint64_t seq = 0;
+  TimestampMs ts = 0;
+  bool duplicate = false;
+};
+
+// Called before a message is stored. Return a non-OK status to refuse it (the sender gets that
+// status); the hook may rewrite `message.body`, `type` and `extra`.
+using BeforeSendHook = std::function<Status(Message& message)>;
+using SessionHook = std::function<void(const SessionInfo& session)>;
+
+class Server {
+ public:
+  Server(ServerOptions options, ServerDeps deps);
+  ~Server();  // Stops.
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listeners and starts the threads. Fails when a listener cannot bind or a
+  // required dependency is missing.
+  Status Start();
+  // Closes every connection (1001) and stops all threads. Idempotent.
+  void Stop();
+
+  // Ports actually bound (useful with port 0). 0 when that listener is disabled or not started.
+  uint16_t tcp_port() const;
+  uint16_t http_port() const;
+  const std::string& node_id() const;
+
+  // Host-side sends (as user `from` of the target's tenant; `from` may be ""). Stored and
+  // pushed like a client send. `cid` "" = no dedup.
+  Result<SendReceipt> SendToUser(const UserKey& to, const std::string& from, std::string body,
+                                 std::string type = "text", std::string cid = "");
+  // Disconnects every session of `user` with session.kicked{reason:"admin"} and 4001.
+  Status Kick(const UserKey& user);
+  // Sessions online on this server.
+  size_t OnlineCount() const;
+
+  // Hooks; set them before Start().
+  void SetBeforeSend(BeforeSendHook hook);
+  void SetOnLogin(SessionHook hook);
+  void SetOnLogout(SessionHook hook);
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace im
+
+#endif  // IM_SERVER_H_

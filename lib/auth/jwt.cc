@@ -1,0 +1,266 @@
+// HS256 JWTs (RFC 7519) with one key per tenant. The verifier accepts exactly one shape of
+// token and refuses everything else with the same `invalid_token`, so that callers never have
+// to reason about half-valid tokens.
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "auth/base64url.h"
+#include "auth/jwt_internal.h"
+#include "im/auth.h"
+
+namespace im {
+namespace internal {
+
+bool InitSodium() {
+  static const bool ok = sodium_init() >= 0;
+  return ok;
+}
+
+std::string HmacSha256(std::string_view key, std::string_view data) {
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(key.data()),
+                              key.size());
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(data.data()),
+                                data.size());
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_final(&state, mac);
+  sodium_memzero(&state, sizeof state);
+  return std::string(reinterpret_cast<const char*>(mac), sizeof mac);
+}
+
+std::string SignJwt(std::string_view header_json, std::string_view claims_json,
+                    std::string_view key) {
+  InitSodium();
+  std::string token = Base64UrlEncode(header_json);
+  token += '.';
+  token += Base64UrlEncode(claims_json);
+  const std::string mac = HmacSha256(key, token);
+  token += '.';
+  token += Base64UrlEncode(mac);
+  return token;
+}
+
+}  // namespace internal
+
+namespace {
+
+using rapidjson::Value;
+
+// One message for an unknown tenant and for a wrong signature: a distinct answer would let
+// anyone probe which tenants exist.
+constexpr char kBadSignature[] = "signature does not verify";
+
+Status Invalid(const char* reason) { return Status::Unauthenticated("invalid_token", reason); }
+
+std::string_view StringOf(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+// Parses one decoded segment; true only for a single well-formed JSON object.
+bool ParseObject(std::string_view json, rapidjson::Document* doc) {
+  // RapidJSON's memory stream takes a NUL byte for the end of input, so "{}\0junk" would pass.
+  if (json.find('\0') != std::string_view::npos) return false;
+  // Iterative: a deeply nested value cannot exhaust the stack.
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  doc->Parse<kFlags>(json.data(), json.size());
+  return !doc->HasParseError() && doc->IsObject();
+}
+
+// Sets `*out` to the member `name` of `obj`, or nullptr when absent. False when the name occurs
+// twice: JSON parsers disagree on which duplicate wins, so such a token means different things
+// to different readers.
+bool FindUnique(const Value& obj, std::string_view name, const Value** out) {
+  *out = nullptr;
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    if (StringOf(it->name) != name) continue;
+    if (*out != nullptr) return false;
+    *out = &it->value;
+  }
+  return true;
+}
+
+// An optional id claim (`sub`, `ten`): false when present but not a valid id.
+bool ReadId(const Value& claims, std::string_view name, std::optional<std::string>* out) {
+  const Value* v;
+  if (!FindUnique(claims, name, &v)) return false;
+  if (v == nullptr) return true;
+  if (!v->IsString() || !IsValidId(StringOf(*v))) return false;
+  *out = std::string(StringOf(*v));
+  return true;
+}
+
+// An optional NumericDate claim, in whole seconds within [0, kMaxClaimSeconds]: false when
+// present but anything else (a string, a fraction, a negative or absurd value).
+bool ReadSeconds(const Value& claims, std::string_view name, std::optional<int64_t>* out) {
+  const Value* v;
+  if (!FindUnique(claims, name, &v)) return false;
+  if (v == nullptr) return true;
+  if (!v->IsInt64()) return false;
+  const int64_t s = v->GetInt64();
+  if (s < 0 || s > internal::kMaxClaimSeconds) return false;
+  *out = s;
+  return true;
+}
+
+class Hs256Verifier final : public TokenVerifier {
+ public:
+  Hs256Verifier(std::shared_ptr<KeyStore> keys, const Hs256Options& options)
+      : keys_(std::move(keys)),
+        // Cross-cast once: stores that create keys on demand must not do so for an unverified
+        // token (see internal::ExistingKeyLookup).
+        existing_(dynamic_cast<internal::ExistingKeyLookup*>(keys_.get())),
+        // Clamped so that `exp + leeway` cannot overflow; a negative leeway means none.
+        leeway_s_(std::clamp<int64_t>(options.leeway_s, 0, internal::kMaxClaimSeconds)),
+        clock_(options.clock != nullptr ? options.clock : SystemClock()) {
+    internal::InitSodium();
+  }
+
+  Result<TokenClaims> Verify(std::string_view token) const override {
+    if (token.size() > internal::kMaxTokenBytes) return Invalid("token too long");
+    const size_t dot1 = token.find('.');
+    const size_t dot2 = dot1 == token.npos ? token.npos : token.find('.', dot1 + 1);
+    if (dot2 == token.npos || token.find('.', dot2 + 1) != token.npos) {
+      return Invalid("token must have three segments");
+    }
+    const std::string_view header_b64 = token.substr(0, dot1);
+    const std::string_view claims_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
+    const std::string_view signature_b64 = token.substr(dot2 + 1);
+    if (header_b64.empty() || claims_b64.empty() || signature_b64.empty()) {
+      return Invalid("empty token segment");
+    }
+    std::string header_json, claims_json, signature;
+    if (!internal::Base64UrlDecode(header_b64, &header_json) ||
+        !internal::Base64UrlDecode(claims_b64, &claims_json) ||
+        !internal::Base64UrlDecode(signature_b64, &signature)) {
+      return Invalid("token segment is not base64url");
+    }
+
+    rapidjson::Document header;
+    if (!ParseObject(header_json, &header)) return Invalid("header is not a JSON object");
+    const Value* alg;
+    if (!FindUnique(header, "alg", &alg) || alg == nullptr || !alg->IsString() ||
+        StringOf(*alg) != "HS256") {
+      return Invalid("alg must be HS256");
+    }
+    const Value* typ;
+    if (!FindUnique(header, "typ", &typ) ||
+        (typ != nullptr && (!typ->IsString() || StringOf(*typ) != "JWT"))) {
+      return Invalid("typ must be JWT");
+    }
+    // RFC 7515 4.1.11: extensions listed in "crit" must be understood; we understand none.
+    if (header.HasMember("crit")) return Invalid("unsupported crit header");
+
+    rapidjson::Document claims;
+    if (!ParseObject(claims_json, &claims)) return Invalid("claims are not a JSON object");
+    std::optional<std::string> tenant;
+    if (!ReadId(claims, "ten", &tenant)) return Invalid("bad ten claim");
+    if (!tenant) tenant = std::string(kDefaultTenant);
+
+    // The key is chosen by the unverified tenant; a token claiming another tenant than the one
+    // whose key signed it therefore fails the check below.
+    if (signature.size() != crypto_auth_hmacsha256_BYTES) return Invalid(kBadSignature);
+    Result<std::string> key = KeyFor(*tenant);
+    if (!key.ok()) {
+      // Only a missing key is the token's fault; a failing store is the server's (500).
+      if (key.status().code() == Code::kUnauthenticated) return Invalid(kBadSignature);
+      return key.status();
+    }
+    if (key->empty()) return Status::Internal("empty signing key for tenant");
+    const std::string expected = internal::HmacSha256(*key, token.substr(0, dot2));
+    if (sodium_memcmp(expected.data(), signature.data(), expected.size()) != 0) {
+      return Invalid(kBadSignature);
+    }
+
+    // From here on the claims are the tenant's own words; only their shape and time remain.
+    std::optional<std::string> sub;
+    if (!ReadId(claims, "sub", &sub) || !sub) return Invalid("bad or missing sub claim");
+    std::optional<int64_t> exp, iat, nbf;
+    if (!ReadSeconds(claims, "exp", &exp) || !exp) return Invalid("bad or missing exp claim");
+    if (!ReadSeconds(claims, "iat", &iat)) return Invalid("bad iat claim");
+    if (!ReadSeconds(claims, "nbf", &nbf)) return Invalid("bad nbf claim");
+
+    const TimestampMs now_ms = clock_->NowMs();
+    if (now_ms > (*exp + leeway_s_) * 1000) {
+      return Status::Unauthenticated("token_expired", "token has expired");
+    }
+    if (nbf && now_ms + leeway_s_ * 1000 < *nbf * 1000) return Invalid("token not yet valid");
+
+    TokenClaims result;
+    result.user = UserKey{std::move(*tenant), std::move(*sub)};
+    result.expires_ms = *exp * 1000;
+    result.issued_ms = iat ? *iat * 1000 : 0;
+    return result;
+  }
+
+ private:
+  Result<std::string> KeyFor(const std::string& tenant) const {
+    if (existing_ != nullptr) return existing_->ExistingKeyFor(tenant);
+    if (keys_ == nullptr) return Status::Internal("token verifier has no key store");
+    return keys_->KeyFor(tenant);
+  }
+
+  const std::shared_ptr<KeyStore> keys_;
+  internal::ExistingKeyLookup* const existing_;  // keys_ itself when it implements it, or null
+  const int64_t leeway_s_;
+  Clock* const clock_;
+};
+
+}  // namespace
+
+std::unique_ptr<TokenVerifier> NewHs256Verifier(std::shared_ptr<KeyStore> keys,
+                                                Hs256Options options) {
+  return std::make_unique<Hs256Verifier>(std::move(keys), options);
+}
+
+Result<std::string> SignHs256Token(KeyStore& keys, const UserKey& user, int64_t ttl_s,
+                                   TimestampMs now_ms) {
+  if (!IsValidId(user.tenant) || !IsValidId(user.user)) {
+    return Status::BadRequest("invalid user or tenant id");
+  }
+  if (ttl_s <= 0) return Status::BadRequest("token ttl must be positive");
+  if (now_ms < 0) return Status::BadRequest("time before the epoch");
+  const int64_t iat = now_ms / 1000;
+  if (iat > internal::kMaxClaimSeconds || ttl_s > internal::kMaxClaimSeconds - iat) {
+    return Status::BadRequest("token expiry out of range");
+  }
+  Result<std::string> key = keys.KeyFor(user.tenant);
+  if (!key.ok()) return key.status();
+  if (key->empty()) return Status::Internal("empty signing key for tenant");
+
+  rapidjson::StringBuffer header;
+  {
+    rapidjson::Writer<rapidjson::StringBuffer> w(header);
+    w.StartObject();
+    w.Key("alg");
+    w.String("HS256");
+    w.Key("typ");
+    w.String("JWT");
+    w.EndObject();
+  }
+  rapidjson::StringBuffer claims;
+  {
+    // Ids passed IsValidId, so they are short valid UTF-8 the writer only has to escape.
+    rapidjson::Writer<rapidjson::StringBuffer> w(claims);
+    w.StartObject();
+    w.Key("sub");
+    w.String(user.user.data(), static_cast<rapidjson::SizeType>(user.user.size()));
+    w.Key("ten");
+    w.String(user.tenant.data(), static_cast<rapidjson::SizeType>(user.tenant.size()));
+    w.Key("iat");
+    w.Int64(iat);
+    w.Key("exp");
+    w.Int64(iat + ttl_s);
+    w.EndObject();
+  }
+  return internal::SignJwt(std::string_view(header.GetString(), header.GetSize()),
+                           std::string_view(claims.GetString(), claims.GetSize()), *key);
+}
+
+}  // namespace im

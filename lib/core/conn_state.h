@@ -1,0 +1,93 @@
+// Per-connection state of the core, and the sharded registry of all connections on this node.
+//
+// Thread-safety: ConnState's atomics may be read from any thread; `session`/`logged_in` are
+// written only on the connection's strand (worker pool) and read by the sweeper under `mu`.
+#ifndef IM_CORE_CONN_STATE_H_
+#define IM_CORE_CONN_STATE_H_
+
+#include <asio/strand.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "im/connection.h"
+#include "im/types.h"
+
+namespace im::internal {
+
+struct ConnState {
+  ConnState(std::shared_ptr<Connection> c, asio::thread_pool& pool, TimestampMs now)
+      : conn(std::move(c)), strand(asio::make_strand(pool)), opened_ms(now), last_seen_ms(now) {}
+
+  const std::shared_ptr<Connection> conn;
+  // Commands of one connection run in order on this strand.
+  asio::strand<asio::thread_pool::executor_type> strand;
+  const TimestampMs opened_ms;
+  std::atomic<TimestampMs> last_seen_ms;
+  std::atomic<size_t> pending = 0;  // commands parsed and not yet handled
+  std::atomic<bool> closed = false;  // the transport reported the close
+  std::atomic<bool> logged_in = false;
+
+  std::mutex mu;  // guards `session`
+  SessionInfo session;
+};
+
+// Connections by id, sharded to keep lock contention off the per-frame path.
+class ConnRegistry {
+ public:
+  void Add(const std::shared_ptr<ConnState>& s) {
+    Shard& sh = ShardOf(s->conn->id());
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.map[s->conn->id()] = s;
+  }
+  std::shared_ptr<ConnState> Find(uint64_t id) {
+    Shard& sh = ShardOf(id);
+    std::lock_guard<std::mutex> lock(sh.mu);
+    auto it = sh.map.find(id);
+    return it == sh.map.end() ? nullptr : it->second;
+  }
+  std::shared_ptr<ConnState> Take(uint64_t id) {
+    Shard& sh = ShardOf(id);
+    std::lock_guard<std::mutex> lock(sh.mu);
+    auto it = sh.map.find(id);
+    if (it == sh.map.end()) return nullptr;
+    auto s = std::move(it->second);
+    sh.map.erase(it);
+    return s;
+  }
+  // Calls `fn` on a snapshot of every connection (outside the shard locks).
+  void ForEach(const std::function<void(const std::shared_ptr<ConnState>&)>& fn) {
+    std::vector<std::shared_ptr<ConnState>> all;
+    for (Shard& sh : shards_) {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      for (auto& [id, s] : sh.map) all.push_back(s);
+    }
+    for (auto& s : all) fn(s);
+  }
+  size_t Size() {
+    size_t n = 0;
+    for (Shard& sh : shards_) {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      n += sh.map.size();
+    }
+    return n;
+  }
+
+ private:
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<uint64_t, std::shared_ptr<ConnState>> map;
+  };
+  Shard& ShardOf(uint64_t id) { return shards_[id % shards_.size()]; }
+  std::array<Shard, 16> shards_;
+};
+
+}  // namespace im::internal
+
+#endif  // IM_CORE_CONN_STATE_H_

@@ -1,0 +1,299 @@
+// Command handlers. They run on the connection's strand in the worker pool and may call the
+// storage interfaces synchronously. Checks run in the protocol's order: envelope (already done
+// by the io thread), authentication, field validation, then permission and existence.
+#include <asio/post.hpp>
+
+#include "core/server_impl.h"
+#include "protocol/json.h"
+
+namespace im {
+
+using internal::ConnState;
+using internal::Fields;
+using internal::JsonWriter;
+using internal::Request;
+
+void Server::Impl::Reply(ConnState& state, const Request& req, std::string_view body_json) {
+  state.conn->Send(Frame::FromString(internal::EncodeResponse(req, body_json)));
+}
+
+void Server::Impl::ReplyError(ConnState& state, const Request& req, const Status& status) {
+  state.conn->Send(Frame::FromString(internal::EncodeError(req, status)));
+}
+
+void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
+                            const std::shared_ptr<Request>& req) {
+  if (state->closed.load()) return;
+  const std::string& cmd = req->cmd;
+  using Handler = void (Server::Impl::*)(const std::shared_ptr<ConnState>&, const Request&);
+  Handler handler = nullptr;
+  bool needs_login = true;
+  if (cmd == "login") {
+    handler = &Impl::HandleLogin;
+    needs_login = false;
+  } else if (cmd == "ping") {
+    handler = &Impl::HandlePing;
+    needs_login = false;
+  } else if (cmd == "logout") {
+    handler = &Impl::HandleLogout;
+  } else if (cmd == "chat.sync") {
+    handler = &Impl::HandleChatSync;
+  } else if (cmd == "chat.ack") {
+    handler = &Impl::HandleChatAck;
+  }
+  // Authentication comes before everything but the envelope, unknown commands included.
+  if (needs_login && !state->logged_in.load()) {
+    ReplyError(*state, *req,
+               Status::Unauthenticated("unauthenticated", "log in before '" + cmd + "'"));
+    state->conn->Close(close_code::kUnauthenticated, "not authenticated");
+    return;
+  }
+  if (handler == nullptr && cmd != "chat.send") {
+    return ReplyError(*state, *req,
+                      Status::Error(Code::kUnknownCommand, "unknown_command",
+                                    "unknown command '" + cmd + "'"));
+  }
+  if (handler == nullptr) return HandleChatSend(state, req);
+  (this->*handler)(state, *req);
+}
+
+void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Request& req) {
+  if (state->logged_in.load()) {
+    return ReplyError(*state, req, Status::Error(Code::kConflict, "already_logged_in",
+                                                 "this connection is already logged in"));
+  }
+  Fields f(req.body);
+  std::string token;
+  std::string device(kDefaultDevice);
+  Status s = f.RequiredString("token", &token);
+  if (s.ok()) s = f.OptionalString("device", &device);
+  if (s.ok() && !IsValidId(device)) {
+    s = Status::BadRequest("'device' must be 1-64 bytes of UTF-8 without control characters");
+  }
+  if (!s.ok()) return ReplyError(*state, req, s);
+
+  Result<TokenClaims> claims = deps_.tokens->Verify(token);
+  if (!claims.ok()) return ReplyError(*state, req, claims.status());  // stays open for a retry
+
+  SessionInfo session;
+  session.user = claims->user;
+  session.device = device;
+  session.session_id = session_prefix_ + std::to_string(session_counter_.fetch_add(1) + 1);
+  session.node = node_id_;
+  session.connection_id = state->conn->id();
+  session.login_ms = clock_->NowMs();
+
+  Result<std::vector<SessionInfo>> displaced = deps_.sessions->Put(session, options_.kick_policy);
+  if (!displaced.ok()) return ReplyError(*state, req, displaced.status());
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->session = session;
+  }
+  deps_.router->Attach(session, state->conn);
+  state->logged_in = true;
+  if (!displaced->empty()) {
+    JsonWriter w;
+    w.StartObject();
+    w.Field("reason", "login_elsewhere");
+    w.EndObject();
+    Frame notice = Frame::FromString(internal::EncodePush("session.kicked", w.view()));
+    for (const SessionInfo& old : *displaced) {
+      deps_.router->Close(old, notice, close_code::kKicked, "logged in elsewhere");
+    }
+  }
+
+  // Read the inbox position only now that the session is reachable: every message with a seq
+  // above the reported last_seq is pushed to this connection (pushes may precede this response).
+  Result<InboxInfo> inbox = deps_.inbox->Info(session.user);
+  Result<uint64_t> acked = inbox.ok() ? deps_.inbox->Acked(session.user, device)
+                                      : Result<uint64_t>(inbox.status());
+  if (!acked.ok()) {
+    EndSession(*state);
+    return ReplyError(*state, req, acked.status());
+  }
+
+  JsonWriter w;
+  w.StartObject();
+  w.Field("user", session.user.user);
+  w.Field("tenant", session.user.tenant);
+  w.Field("session", session.session_id);
+  w.Field("node", node_id_);
+  w.Field("epoch", inbox->epoch);
+  w.Field("last_seq", inbox->last_seq);
+  w.Field("acked_seq", *acked);
+  w.Field("heartbeat_s", options_.heartbeat_s);
+  w.Field("server_ms", static_cast<int64_t>(clock_->NowMs()));
+  w.EndObject();
+  Reply(*state, req, w.view());
+  if (on_login_) on_login_(session);
+}
+
+void Server::Impl::HandleLogout(const std::shared_ptr<ConnState>& state, const Request& req) {
+  Reply(*state, req, "");
+  EndSession(*state);
+  state->conn->Close(close_code::kNormal, "logout");
+}
+
+void Server::Impl::HandlePing(const std::shared_ptr<ConnState>& state, const Request& req) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("server_ms", static_cast<int64_t>(clock_->NowMs()));
+  w.EndObject();
+  Reply(*state, req, w.view());
+}
+
+void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
+                                  const std::shared_ptr<Request>& req) {
+  Fields f(req->body);
+  auto message = std::make_shared<Message>();
+  std::string cid;
+  Status s = f.OptionalString("to", &message->to);
+  if (s.ok()) s = f.OptionalString("group", &message->group);
+  if (s.ok()) s = f.RequiredString("cid", &cid);
+  if (s.ok()) s = f.OptionalString("type", &message->type);
+  if (s.ok()) s = f.RequiredString("body", &message->body);
+  if (s.ok()) s = f.OptionalObject("extra", &message->extra);
+  if (s.ok() && cid.empty()) s = Status::BadRequest("'cid' must not be empty");
+  if (s.ok() && message->to.empty() == message->group.empty()) {
+    s = Status::BadRequest("give exactly one of 'to' and 'group'");
+  }
+  if (s.ok() && !message->group.empty()) {
+    s = Status::Unavailable("group chat is not enabled on this server");
+  }
+  if (!s.ok()) return ReplyError(*state, *req, s);
+  SessionInfo sender;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    sender = state->session;
+  }
+  s = SubmitDirect(&sender, std::move(message), cid,
+                   [state, req](const Result<SendReceipt>& r) {
+                     if (!r.ok()) {
+                       state->conn->Send(Frame::FromString(internal::EncodeError(*req, r.status())));
+                       return;
+                     }
+                     JsonWriter w;
+                     w.StartObject();
+                     w.Key("mid");
+                     w.Id64(r->mid);
+                     w.Field("seq", r->seq);
+                     w.Field("ts", static_cast<int64_t>(r->ts));
+                     w.EndObject();
+                     state->conn->Send(Frame::FromString(internal::EncodeResponse(*req, w.view())));
+                   });
+  if (!s.ok()) ReplyError(*state, *req, s);
+}
+
+Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Message> message,
+                                  const std::string& cid,
+                                  std::function<void(const Result<SendReceipt>&)> done) {
+  const std::string tenant = sender ? sender->user.tenant : message->tenant;
+  message->tenant = tenant;
+  message->from = sender ? sender->user.user : message->from;
+  if (!IsValidId(message->to)) {
+    return Status::BadRequest("'to' must be a user id of 1-64 bytes without control characters");
+  }
+  if (!cid.empty() && (cid.size() > options_.max_cid_bytes || !IsValidId(cid))) {
+    return Status::BadRequest("'cid' must be 1-64 bytes without control characters");
+  }
+  if (message->type.empty() || message->type.size() > options_.max_type_bytes ||
+      !IsValidId(message->type)) {
+    return Status::BadRequest("'type' must be 1-32 bytes without control characters");
+  }
+  if (message->body.size() > options_.max_body_bytes) {
+    return Status::Error(Code::kTooLarge, "too_large",
+                         "'body' is over " + std::to_string(options_.max_body_bytes) + " bytes");
+  }
+  if (!IsValidUtf8(message->body)) return Status::BadRequest("'body' is not valid UTF-8");
+  if (message->extra.size() > options_.max_extra_bytes) {
+    return Status::Error(Code::kTooLarge, "too_large",
+                         "'extra' is over " + std::to_string(options_.max_extra_bytes) + " bytes");
+  }
+  FilterDecision decision = deps_.filter->Check(tenant, message->body);
+  if (decision.action == FilterAction::kReject) {
+    return Status::Error(Code::kContentRejected, "content_rejected",
+                         "the message contains words that are not allowed");
+  }
+  if (decision.action == FilterAction::kMask) message->body = std::move(decision.text);
+  if (before_send_) {
+    Status veto = before_send_(*message);
+    if (!veto.ok()) return veto;
+  }
+
+  internal::PendingSend p;
+  p.recipients.reserve(2);
+  if (sender) {
+    p.recipients.push_back(sender->user);
+    p.sender_index = 0;
+    p.origin_session = sender->session_id;
+    if (!cid.empty()) p.dedup_key = tenant + '\x1f' + sender->user.user + '\x1f' + cid;
+  } else if (!cid.empty()) {
+    p.dedup_key = tenant + "\x1f\x1f" + cid;  // server-side sends: their own dedup space
+  }
+  UserKey to{tenant, message->to};
+  if (!sender || to != sender->user) p.recipients.push_back(std::move(to));
+  p.message = std::move(message);
+  p.done = std::move(done);
+  return committer_->Submit(std::move(p));
+}
+
+void Server::Impl::HandleChatSync(const std::shared_ptr<ConnState>& state, const Request& req) {
+  Fields f(req.body);
+  uint64_t after = 0;
+  uint64_t limit = 100;
+  Status s = f.OptionalUint64("after", &after);
+  if (s.ok()) s = f.OptionalUint64("limit", &limit);
+  if (s.ok() && (limit < 1 || limit > 500)) s = Status::BadRequest("'limit' must be 1..500");
+  if (!s.ok()) return ReplyError(*state, req, s);
+  UserKey user;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    user = state->session.user;
+  }
+  Result<FetchResult> r = deps_.inbox->Fetch(user, after, static_cast<size_t>(limit));
+  if (!r.ok()) return ReplyError(*state, req, r.status());
+  JsonWriter w;
+  w.StartObject();
+  w.Key("messages");
+  w.StartArray();
+  bool more = r->more;
+  size_t n = 0;
+  for (const InboxEntry& e : r->entries) {
+    // Keep a page under max_sync_bytes (at least one entry), so no response outgrows the
+    // client's frame limit or the send queue; the rest comes with the next page.
+    if (n > 0 && w.view().size() + e.message->body.size() + e.message->extra.size() + 256 >
+                     options_.max_sync_bytes) {
+      more = true;
+      break;
+    }
+    w.StartObject();
+    internal::WriteMessageFields(w, e.seq, *e.message);
+    w.EndObject();
+    ++n;
+  }
+  w.EndArray();
+  w.Field("epoch", r->epoch);
+  w.Field("last_seq", r->last_seq);
+  w.Field("first_seq", r->first_seq);
+  w.Field("more", more);
+  w.Field("gap", r->gap);
+  w.EndObject();
+  Reply(*state, req, w.view());
+}
+
+void Server::Impl::HandleChatAck(const std::shared_ptr<ConnState>& state, const Request& req) {
+  Fields f(req.body);
+  uint64_t seq = 0;
+  Status s = f.RequiredUint64("seq", &seq);
+  if (!s.ok()) return ReplyError(*state, req, s);
+  SessionInfo session;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    session = state->session;
+  }
+  s = deps_.inbox->Ack(session.user, session.device, seq);
+  if (!s.ok()) return ReplyError(*state, req, s);
+  Reply(*state, req, "");
+}
+
+}  // namespace im

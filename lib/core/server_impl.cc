@@ -1,0 +1,277 @@
+#include "core/server_impl.h"
+
+#include <asio/post.hpp>
+
+#include <chrono>
+#include <future>
+
+#include "protocol/json.h"
+
+namespace im {
+
+using internal::ConnState;
+using internal::EncodeError;
+using internal::Request;
+
+namespace {
+std::string Base36(uint64_t v) {
+  static const char* kDigits = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string s;
+  do {
+    s.insert(s.begin(), kDigits[v % 36]);
+    v /= 36;
+  } while (v != 0);
+  return s;
+}
+}  // namespace
+
+Server::Impl::Impl(ServerOptions options, ServerDeps deps)
+    : options_(std::move(options)), deps_(std::move(deps)) {
+  clock_ = options_.clock ? options_.clock : SystemClock();
+  node_id_ = options_.node_id.empty() ? "node-" + std::to_string(options_.node_number)
+                                      : options_.node_id;
+  // Session ids stay unique across restarts: the start time is part of them.
+  session_prefix_ = node_id_ + "." + Base36(static_cast<uint64_t>(clock_->NowMs())) + ".";
+  if (!deps_.filter) deps_.filter = NewAllowAllFilter();
+}
+
+Server::Impl::~Impl() { Stop(); }
+
+Status Server::Impl::Start() {
+  if (started_) return Status::Error(Code::kConflict, "already_started", "server already started");
+  if (stopped_) {
+    return Status::Error(Code::kConflict, "stopped", "a stopped server cannot be restarted");
+  }
+  if (!deps_.sessions || !deps_.router || !deps_.inbox || !deps_.tokens) {
+    return Status::BadRequest("ServerDeps needs sessions, router, inbox and tokens");
+  }
+  if (options_.io_threads < 1 || options_.worker_threads < 1) {
+    return Status::BadRequest("io_threads and worker_threads must be at least 1");
+  }
+  workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
+  committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
+      deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), clock_,
+      options_.node_number, options_.commit_queue_limit, options_.commit_batch_max});
+  if (!options_.tcp_listen.empty()) {
+    internal::TcpServerOptions t;
+    t.listen = options_.tcp_listen;
+    t.max_frame_bytes = options_.max_frame_bytes;
+    t.send_queue_bytes = options_.send_queue_bytes;
+    tcp_ = internal::NewTcpServer(io_, t, this);
+    Status s = tcp_->Start();
+    if (!s.ok()) return s;
+  }
+  if (!options_.http_listen.empty()) {
+    internal::WsServerOptions w;
+    w.listen = options_.http_listen;
+    w.max_frame_bytes = options_.max_frame_bytes;
+    w.send_queue_bytes = options_.send_queue_bytes;
+    ws_ = internal::NewWsServer(
+        io_, w, this, [this](internal::HttpRequest req, std::function<void(internal::HttpResponse)> r) {
+          HandleHttp(std::move(req), std::move(r));
+        });
+    Status s = ws_->Start();
+    if (!s.ok()) return s;
+  }
+  committer_->Start();
+  work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      io_.get_executor());
+  for (int i = 0; i < options_.io_threads; ++i) {
+    io_threads_.emplace_back([this] { io_.run(); });
+  }
+  started_ = true;
+  running_ = true;
+  last_expire_ms_ = clock_->NowMs();
+  sweep_timer_ = std::make_unique<asio::steady_timer>(io_);
+  asio::post(io_, [this] { ScheduleSweep(); });
+  return Status::OK();
+}
+
+void Server::Impl::Stop() {
+  if (!started_) {
+    // Start may have failed halfway: nothing runs yet, drop what was built.
+    tcp_.reset();
+    ws_.reset();
+    if (workers_) workers_->join();
+    return;
+  }
+  started_ = false;
+  stopped_ = true;
+  running_ = false;
+  asio::post(io_, [this] { sweep_timer_->cancel(); });
+  // Finish the appends already queued while their senders are still connected (they get
+  // their acks), refuse new ones; then close every connection.
+  committer_->Stop();
+  if (tcp_) tcp_->Stop(close_code::kGoingAway, "server stopping");
+  if (ws_) ws_->Stop(close_code::kGoingAway, "server stopping");
+  // Let close frames flush and the transports report the closes, for a bounded time.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
+  while (conns_.Size() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  workers_->join();
+  work_.reset();
+  io_.stop();
+  for (auto& t : io_threads_) t.join();
+  io_threads_.clear();
+  tcp_.reset();
+  ws_.reset();
+  sweep_timer_.reset();
+}
+
+void Server::Impl::OnOpen(const std::shared_ptr<Connection>& connection) {
+  conns_.Add(std::make_shared<ConnState>(connection, *workers_, clock_->NowMs()));
+}
+
+void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) {
+  std::shared_ptr<ConnState> state = conns_.Find(connection->id());
+  if (!state) return;
+  state->last_seen_ms.store(clock_->NowMs(), std::memory_order_relaxed);
+  auto req = std::make_shared<Request>();
+  Status s = internal::ParseRequest(payload, req.get());
+  if (!s.ok()) {
+    // The framing is intact, so the connection stays open; without a cmd there is no id either.
+    connection->Send(Frame::FromString(EncodeError(false, 0, "", s)));
+    return;
+  }
+  if (state->pending.load(std::memory_order_relaxed) >= options_.max_pending_commands) {
+    connection->Send(Frame::FromString(EncodeError(
+        *req, Status::Error(Code::kRateLimited, "rate_limited",
+                            "too many commands in flight on this connection"))));
+    return;
+  }
+  state->pending.fetch_add(1, std::memory_order_relaxed);
+  asio::post(state->strand, [this, state, req] {
+    state->pending.fetch_sub(1, std::memory_order_relaxed);
+    Dispatch(state, req);
+  });
+}
+
+void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
+  std::shared_ptr<ConnState> state = conns_.Take(connection->id());
+  if (!state) return;
+  state->closed = true;
+  // On the strand, after any command of this connection still running (e.g. a login).
+  asio::post(state->strand, [this, state] { EndSession(*state); });
+}
+
+void Server::Impl::EndSession(ConnState& state) {
+  if (!state.logged_in.exchange(false)) return;
+  SessionInfo session;
+  {
+    std::lock_guard<std::mutex> lock(state.mu);
+    session = state.session;
+  }
+  deps_.router->Detach(session);
+  // Compare-and-delete: a kicked connection never removes the session that replaced it.
+  (void)deps_.sessions->Remove(session);
+  if (on_logout_) on_logout_(session);
+}
+
+void Server::Impl::ScheduleSweep() {
+  if (!running_) return;
+  sweep_timer_->expires_after(std::chrono::milliseconds(options_.sweep_interval_ms));
+  sweep_timer_->async_wait([this](const asio::error_code& ec) {
+    if (ec || !running_) return;
+    Sweep();
+    ScheduleSweep();
+  });
+}
+
+void Server::Impl::Sweep() {
+  TimestampMs now = clock_->NowMs();
+  const int64_t idle_ms = int64_t{options_.heartbeat_s} * 3 * 1000;
+  conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
+    if (!s->logged_in.load()) {
+      if (now - s->opened_ms > options_.login_timeout_ms) {
+        s->conn->Close(close_code::kUnauthenticated, "login timeout");
+      }
+    } else if (now - s->last_seen_ms.load(std::memory_order_relaxed) > idle_ms) {
+      // No traffic for three heartbeats: a half-open socket or a dead client.
+      s->conn->Close(close_code::kNormal, "heartbeat timeout");
+    }
+  });
+  if (options_.retention_sweep_ms > 0 && now - last_expire_ms_ >= options_.retention_sweep_ms) {
+    last_expire_ms_ = now;
+    asio::post(*workers_, [this, now] { (void)deps_.inbox->Expire(now); });
+  }
+}
+
+void Server::Impl::HandleHttp(internal::HttpRequest request,
+                              std::function<void(internal::HttpResponse)> respond) {
+  internal::HttpResponse resp;
+  std::string path = request.target.substr(0, request.target.find('?'));
+  if (path == "/healthz") {
+    if (request.method != "GET") {
+      resp.status = 405;
+      resp.body = EncodeError(false, 0, "",
+                              Status::Error(Code::kMethodNotAllowed, "method_not_allowed",
+                                            "use GET"));
+    } else {
+      resp.body = running_ ? R"({"status":"ok"})" : R"({"status":"stopping"})";
+      resp.status = running_ ? 200 : 503;
+    }
+  } else {
+    resp.status = 404;
+    resp.body = EncodeError(false, 0, "", Status::NotFound("no such path: " + path));
+  }
+  respond(std::move(resp));
+}
+
+Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::string& from,
+                                             std::string body, std::string type,
+                                             std::string cid) {
+  if (!running_) return Status::Unavailable("server not running");
+  auto message = std::make_shared<Message>();
+  message->tenant = to.tenant;
+  message->from = from;
+  message->to = to.user;
+  message->type = std::move(type);
+  message->body = std::move(body);
+  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
+  auto future = promise->get_future();
+  SessionInfo sender;
+  sender.user = UserKey{to.tenant, from};
+  Status s = SubmitDirect(from.empty() ? nullptr : &sender, std::move(message), cid,
+                          [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
+  if (!s.ok()) return s;
+  return future.get();
+}
+
+Status Server::Impl::Kick(const UserKey& user) {
+  Result<std::vector<SessionInfo>> found = deps_.sessions->Find(user);
+  if (!found.ok()) return found.status();
+  internal::JsonWriter w;
+  w.StartObject();
+  w.Field("reason", "admin");
+  w.EndObject();
+  Frame notice = Frame::FromString(internal::EncodePush("session.kicked", w.view()));
+  for (const SessionInfo& s : *found) {
+    deps_.router->Close(s, notice, close_code::kKicked, "kicked by admin");
+  }
+  return Status::OK();
+}
+
+size_t Server::Impl::OnlineCount() const { return deps_.router->LocalCount(); }
+
+// ---- The public facade ----
+
+Server::Server(ServerOptions options, ServerDeps deps)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(deps))) {}
+Server::~Server() = default;
+Status Server::Start() { return impl_->Start(); }
+void Server::Stop() { impl_->Stop(); }
+uint16_t Server::tcp_port() const { return impl_->tcp_port(); }
+uint16_t Server::http_port() const { return impl_->http_port(); }
+const std::string& Server::node_id() const { return impl_->node_id(); }
+Result<SendReceipt> Server::SendToUser(const UserKey& to, const std::string& from,
+                                       std::string body, std::string type, std::string cid) {
+  return impl_->SendToUser(to, from, std::move(body), std::move(type), std::move(cid));
+}
+Status Server::Kick(const UserKey& user) { return impl_->Kick(user); }
+size_t Server::OnlineCount() const { return impl_->OnlineCount(); }
+void Server::SetBeforeSend(BeforeSendHook hook) { impl_->before_send_ = std::move(hook); }
+void Server::SetOnLogin(SessionHook hook) { impl_->on_login_ = std::move(hook); }
+void Server::SetOnLogout(SessionHook hook) { impl_->on_logout_ = std::move(hook); }
+
+}  // namespace im

@@ -1,0 +1,107 @@
+// Server::Impl: wires transports, the command handlers, the committer and the timers.
+//
+// Threads: `io_threads` run the io_context (sockets, parsing, serialization, timers);
+// `worker_threads` run command handlers, one strand per connection so that the commands of a
+// connection are handled in order; one committer thread stores and fans out chat messages.
+#ifndef IM_CORE_SERVER_IMPL_H_
+#define IM_CORE_SERVER_IMPL_H_
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/committer.h"
+#include "core/conn_state.h"
+#include "im/server.h"
+#include "protocol/codec.h"
+#include "transport/handler.h"
+#include "transport/tcp_server.h"
+#include "transport/websocket.h"
+
+namespace im {
+
+class Server::Impl final : public internal::TransportHandler {
+ public:
+  using ConnState = internal::ConnState;
+  using Request = internal::Request;
+
+  Impl(ServerOptions options, ServerDeps deps);
+  ~Impl() override;
+
+  Status Start();
+  void Stop();
+
+  uint16_t tcp_port() const { return tcp_ ? tcp_->port() : 0; }
+  uint16_t http_port() const { return ws_ ? ws_->port() : 0; }
+  const std::string& node_id() const { return node_id_; }
+
+  Result<SendReceipt> SendToUser(const UserKey& to, const std::string& from, std::string body,
+                                 std::string type, std::string cid);
+  Status Kick(const UserKey& user);
+  size_t OnlineCount() const;
+
+  BeforeSendHook before_send_;
+  SessionHook on_login_;
+  SessionHook on_logout_;
+
+  // TransportHandler (io threads).
+  void OnOpen(const std::shared_ptr<Connection>& connection) override;
+  void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) override;
+  void OnClose(const std::shared_ptr<Connection>& connection) override;
+
+ private:
+  // handlers.cc (worker strands).
+  void Dispatch(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
+  void HandleLogin(const std::shared_ptr<ConnState>& state, const Request& req);
+  void HandleLogout(const std::shared_ptr<ConnState>& state, const Request& req);
+  void HandlePing(const std::shared_ptr<ConnState>& state, const Request& req);
+  void HandleChatSend(const std::shared_ptr<ConnState>& state,
+                      const std::shared_ptr<Request>& req);
+  void HandleChatSync(const std::shared_ptr<ConnState>& state, const Request& req);
+  void HandleChatAck(const std::shared_ptr<ConnState>& state, const Request& req);
+  // Validates and stores `message` (to `message->to`), then calls `done` (committer thread).
+  Status SubmitDirect(const SessionInfo* sender, std::shared_ptr<Message> message,
+                      const std::string& cid,
+                      std::function<void(const Result<SendReceipt>&)> done);
+  void Reply(ConnState& state, const Request& req, std::string_view body_json);
+  void ReplyError(ConnState& state, const Request& req, const Status& status);
+  // Forgets the session of a closed or logged-out connection (compare-and-delete).
+  void EndSession(ConnState& state);
+
+  void ScheduleSweep();
+  void Sweep();
+  void HandleHttp(internal::HttpRequest request,
+                  std::function<void(internal::HttpResponse)> respond);
+
+  ServerOptions options_;
+  ServerDeps deps_;
+  Clock* clock_;
+  std::string node_id_;
+  std::string session_prefix_;
+  std::atomic<uint64_t> session_counter_{0};
+
+  asio::io_context io_;
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
+  std::unique_ptr<asio::thread_pool> workers_;
+  std::unique_ptr<internal::Committer> committer_;
+  std::unique_ptr<internal::TcpServer> tcp_;
+  std::unique_ptr<internal::WsServer> ws_;
+  std::unique_ptr<asio::steady_timer> sweep_timer_;
+  internal::ConnRegistry conns_;
+  TimestampMs last_expire_ms_ = 0;
+  std::atomic<bool> running_{false};
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace im
+
+#endif  // IM_CORE_SERVER_IMPL_H_

@@ -1,0 +1,48 @@
+// The seam between transports and the core: a transport turns sockets into Connection objects
+// and complete frames, and hands them to a TransportHandler.
+//
+// Thread-safety: handler methods are called from io threads; implementations must not block.
+#ifndef IM_TRANSPORT_HANDLER_H_
+#define IM_TRANSPORT_HANDLER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "im/connection.h"
+
+namespace im::internal {
+
+class TransportHandler {
+ public:
+  virtual ~TransportHandler() = default;
+  // A connection was accepted (before its first frame).
+  virtual void OnOpen(const std::shared_ptr<Connection>& connection) = 0;
+  // One complete frame (a JSON text, not validated yet).
+  virtual void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) = 0;
+  // The connection is gone; called once, after which it receives nothing more.
+  virtual void OnClose(const std::shared_ptr<Connection>& connection) = 0;
+};
+
+struct HttpRequest {
+  std::string method;   // "GET", "POST", ...
+  std::string target;   // path and query, e.g. "/v1/users/alice?x=1"
+  std::string body;
+  std::string remote_address;
+  std::function<std::string(const std::string& name)> header;  // "" when absent
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// Handles one HTTP request (any path but /ws). `respond` may be called later from any thread,
+// exactly once.
+using HttpHandler =
+    std::function<void(HttpRequest request, std::function<void(HttpResponse)> respond)>;
+
+}  // namespace im::internal
+
+#endif  // IM_TRANSPORT_HANDLER_H_

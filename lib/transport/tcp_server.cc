@@ -1,0 +1,376 @@
+#include "transport/tcp_server.h"
+
+#include <asio.hpp>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/framing.h"
+#include "protocol/json.h"
+
+namespace im::internal {
+
+bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
+  std::string h = address.substr(0, colon);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned long p = 0;
+  for (size_t i = colon + 1; i < address.size(); ++i) {
+    if (address[i] < '0' || address[i] > '9') return false;
+    p = p * 10 + static_cast<unsigned long>(address[i] - '0');
+    if (p > 65535) return false;
+  }
+  *host = h;
+  *port = static_cast<uint16_t>(p);
+  return true;
+}
+
+std::string EncodeClosedPush(int code, std::string_view reason) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("cmd", "session.closed");
+  w.Key("body");
+  w.StartObject();
+  w.Field("code", code);
+  w.Field("reason", reason);
+  w.EndObject();
+  w.EndObject();
+  return w.str();
+}
+
+namespace {
+
+std::atomic<uint64_t> g_next_connection_id{1};
+
+class TcpServerImpl;
+
+class TcpConnection final : public Connection,
+                            public std::enable_shared_from_this<TcpConnection> {
+ public:
+  TcpConnection(asio::ip::tcp::socket socket, const TcpServerOptions& options,
+                TransportHandler* handler, TcpServerImpl* server)
+      : socket_(std::move(socket)),
+        strand_(asio::make_strand(socket_.get_executor())),
+        id_(g_next_connection_id.fetch_add(1)),
+        options_(options),
+        handler_(handler),
+        server_(server) {
+    asio::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  }
+
+  uint64_t id() const override { return id_; }
+  TransportKind transport() const override { return TransportKind::kTcp; }
+  const std::string& remote_address() const override { return remote_; }
+
+  size_t queued_bytes() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queued_bytes_;
+  }
+
+  SendResult Send(Frame frame) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (closing_) return SendResult::kDropped;
+    size_t n = frame.size() + kFrameHeaderBytes;
+    if (queued_bytes_ + n > options_.send_queue_bytes) {
+      // A reader that cannot keep up is closed rather than allowed to grow our memory; its
+      // messages stay in its inbox for the next sync.
+      CloseLocked(lock, close_code::kTooSlow, "too slow");
+      return SendResult::kDropped;
+    }
+    queue_.push_back(std::move(frame));
+    queued_bytes_ += n;
+    if (writing_) return SendResult::kQueued;
+    writing_ = true;
+    lock.unlock();
+    asio::post(strand_, [self = shared_from_this()] { self->StartWrite(); });
+    return SendResult::kOk;
+  }
+
+  void Close(int code, std::string_view reason) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    CloseLocked(lock, code, reason);
+  }
+
+  // Queues the session.closed notice behind what is queued, then closes once it is written or
+  // the linger time ran out (a reader that stopped reading never drains it).
+  void CloseLocked(std::unique_lock<std::mutex>& lock, int code, std::string_view reason) {
+    if (closing_) return;
+    closing_ = true;
+    // The close notice may exceed the queue bound by its own size: it is the last frame ever
+    // queued.
+    Frame notice = Frame::FromString(EncodeClosedPush(code, reason));
+    queued_bytes_ += notice.size() + kFrameHeaderBytes;
+    queue_.push_back(std::move(notice));
+    shutdown_after_flush_ = true;
+    bool start = !writing_;
+    writing_ = true;
+    lock.unlock();
+    asio::post(strand_, [self = shared_from_this(), start] {
+      self->StartLinger();
+      if (start) self->StartWrite();
+    });
+  }
+
+  void Start() {
+    asio::post(strand_, [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Runs on the strand.
+  void HardClose() {
+    if (closed_) return;
+    closed_ = true;
+    asio::error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    if (linger_) linger_->cancel();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
+    NotifyClosed();
+  }
+
+ private:
+  void NotifyClosed();
+
+  void ReadHeader() {
+    asio::async_read(socket_, asio::buffer(header_),
+                     asio::bind_executor(strand_, [self = shared_from_this()](
+                                                      const asio::error_code& ec, size_t) {
+                       self->OnHeader(ec);
+                     }));
+  }
+
+  void OnHeader(const asio::error_code& ec) {
+    if (ec) return HardClose();
+    uint32_t n = GetFrameHeader(header_.data());
+    if (n == 0 || n > options_.max_frame_bytes) {
+      // Closed before anything is buffered: the length itself is the violation.
+      if (IsClosing()) return HardClose();
+      Close(n == 0 ? close_code::kProtocolViolation : close_code::kTooBig,
+            n == 0 ? "zero-length frame" : "frame too big");
+      return DrainUntilEof();
+    }
+    body_.resize(n);
+    asio::async_read(socket_, asio::buffer(body_.data(), body_.size()),
+                     asio::bind_executor(strand_, [self = shared_from_this()](
+                                                      const asio::error_code& ec, size_t) {
+                       self->OnBody(ec);
+                     }));
+  }
+
+  void OnBody(const asio::error_code& ec) {
+    if (ec) return HardClose();
+    std::string payload;
+    payload.swap(body_);  // the idle connection keeps no body buffer
+    if (!IsClosing()) handler_->OnFrame(shared_from_this(), std::move(payload));
+    ReadHeader();
+  }
+
+  // After a violation: discard input until the peer closes or the linger timer fires.
+  void DrainUntilEof() {
+    auto buf = std::make_shared<std::array<char, 512>>();
+    socket_.async_read_some(
+        asio::buffer(*buf),
+        asio::bind_executor(strand_, [self = shared_from_this(), buf](const asio::error_code& ec,
+                                                                      size_t) {
+          if (ec) return self->HardClose();
+          self->DrainUntilEof();
+        }));
+  }
+
+  bool IsClosing() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return closing_;
+  }
+
+  void StartLinger() {
+    if (closed_ || linger_) return;
+    linger_ = std::make_unique<asio::steady_timer>(strand_);
+    linger_->expires_after(std::chrono::milliseconds(options_.close_linger_ms));
+    linger_->async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (!ec) self->HardClose();
+    });
+  }
+
+  // Gathers everything queued into one write. Runs on the strand.
+  void StartWrite() {
+    if (closed_) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      inflight_.swap(queue_);
+      queue_.clear();
+      if (inflight_.empty()) {
+        writing_ = false;
+        if (shutdown_after_flush_) {
+          asio::error_code ec;
+          socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+          shutdown_after_flush_ = false;
+        }
+        return;
+      }
+    }
+    prefixes_.resize(inflight_.size());
+    buffers_.clear();
+    buffers_.reserve(inflight_.size() * 3);
+    inflight_bytes_ = 0;
+    for (size_t i = 0; i < inflight_.size(); ++i) {
+      const Frame& f = inflight_[i];
+      PutFrameHeader(static_cast<uint32_t>(f.size()), prefixes_[i].data());
+      buffers_.emplace_back(prefixes_[i].data(), kFrameHeaderBytes);
+      if (!f.head.empty()) buffers_.emplace_back(f.head.data(), f.head.size());
+      if (f.tail && !f.tail->empty()) buffers_.emplace_back(f.tail->data(), f.tail->size());
+      inflight_bytes_ += f.size() + kFrameHeaderBytes;
+    }
+    asio::async_write(socket_, buffers_,
+                      asio::bind_executor(strand_, [self = shared_from_this()](
+                                                       const asio::error_code& ec, size_t) {
+                        self->OnWritten(ec);
+                      }));
+  }
+
+  void OnWritten(const asio::error_code& ec) {
+    inflight_.clear();
+    if (ec) return HardClose();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queued_bytes_ -= std::min(queued_bytes_, inflight_bytes_);
+    }
+    StartWrite();
+  }
+
+  asio::ip::tcp::socket socket_;
+  asio::strand<asio::any_io_executor> strand_;
+  const uint64_t id_;
+  std::string remote_;
+  const TcpServerOptions& options_;
+  TransportHandler* handler_;
+  TcpServerImpl* server_;
+  std::array<unsigned char, kFrameHeaderBytes> header_{};
+  std::string body_;
+
+  mutable std::mutex mu_;  // guards the fields down to shutdown_after_flush_
+  std::vector<Frame> queue_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool shutdown_after_flush_ = false;
+
+  // Strand-only state.
+  std::vector<Frame> inflight_;
+  std::vector<std::array<unsigned char, kFrameHeaderBytes>> prefixes_;
+  std::vector<asio::const_buffer> buffers_;
+  size_t inflight_bytes_ = 0;
+  bool closed_ = false;
+  bool notified_ = false;
+  std::unique_ptr<asio::steady_timer> linger_;
+};
+
+class TcpServerImpl final : public TcpServer {
+ public:
+  TcpServerImpl(asio::io_context& io, TcpServerOptions options, TransportHandler* handler)
+      : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {}
+
+  // The owner stops the io threads first; no handler runs concurrently with destruction.
+  ~TcpServerImpl() override {
+    asio::error_code ec;
+    acceptor_.close(ec);
+  }
+
+  Status Start() override {
+    std::string host;
+    uint16_t port;
+    if (!SplitHostPort(options_.listen, &host, &port)) {
+      return Status::BadRequest("bad tcp listen address: " + options_.listen);
+    }
+    asio::error_code ec;
+    auto addr = asio::ip::make_address(host, ec);
+    if (ec) return Status::BadRequest("bad tcp listen host: " + host);
+    asio::ip::tcp::endpoint ep(addr, port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::Unavailable("cannot listen on " + options_.listen + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint(ec).port();
+    Accept();
+    return Status::OK();
+  }
+
+  void Stop(int code, const std::string& reason) override {
+    asio::post(io_, [this] {
+      asio::error_code ec;
+      acceptor_.close(ec);
+    });
+    std::vector<std::shared_ptr<TcpConnection>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+      for (auto& [id, weak] : connections_) {
+        if (auto c = weak.lock()) all.push_back(std::move(c));
+      }
+    }
+    for (auto& c : all) c->Close(code, reason);
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void Forget(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    connections_.erase(id);
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (!ec) {
+        auto conn = std::make_shared<TcpConnection>(std::move(socket), options_, handler_, this);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (stopped_) return;
+          connections_[conn->id()] = conn;
+        }
+        handler_->OnOpen(conn);
+        conn->Start();
+      }
+      Accept();
+    });
+  }
+
+  asio::io_context& io_;
+  const TcpServerOptions options_;
+  TransportHandler* handler_;
+  asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::mutex mu_;
+  bool stopped_ = false;
+  std::unordered_map<uint64_t, std::weak_ptr<TcpConnection>> connections_;
+};
+
+void TcpConnection::NotifyClosed() {
+  if (notified_) return;
+  notified_ = true;
+  server_->Forget(id_);
+  handler_->OnClose(shared_from_this());
+}
+
+}  // namespace
+
+std::unique_ptr<TcpServer> NewTcpServer(asio::io_context& io, TcpServerOptions options,
+                                        TransportHandler* handler) {
+  return std::make_unique<TcpServerImpl>(io, std::move(options), handler);
+}
+
+}  // namespace im::internal

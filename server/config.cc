@@ -1,0 +1,135 @@
+#include "config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+#include <type_traits>
+#include <sstream>
+
+namespace imd {
+namespace {
+
+class Reader {
+ public:
+  Reader(const toml::table& table, std::string section) : t_(table), section_(std::move(section)) {}
+
+  template <typename T, typename Out>
+  void Get(const char* key, Out* out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (n == nullptr || !status_.ok()) return;
+    auto v = n->value<T>();
+    if (!v) {
+      status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
+      return;
+    }
+    if constexpr (std::is_arithmetic_v<Out>) {
+      if (*v < 0) {
+        status_ = im::Status::BadRequest("config key " + section_ + key + " must not be negative");
+        return;
+      }
+    }
+    *out = static_cast<Out>(*v);
+  }
+
+  im::Status Finish() {
+    if (!status_.ok()) return status_;
+    for (auto& [k, v] : t_) {
+      if (seen_.count(std::string(k.str())) == 0) {
+        return im::Status::BadRequest("unknown config key " + section_ + std::string(k.str()));
+      }
+    }
+    return im::Status::OK();
+  }
+  void Skip(const char* key) { seen_.insert(key); }
+
+ private:
+  const toml::table& t_;
+  std::string section_;
+  std::set<std::string> seen_;
+  im::Status status_;
+};
+
+}  // namespace
+
+im::Status LoadConfigFile(const std::string& path, Config* c) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << path << ": " << e.description() << " (line " << e.source().begin.line << ")";
+    return im::Status::BadRequest(msg.str());
+  }
+  Reader top(root, "");
+  top.Get<std::string>("data", &c->data_dir);
+  top.Skip("server");
+  top.Skip("storage");
+  top.Skip("keys");
+  top.Skip("auth");
+  im::Status s = top.Finish();
+  if (!s.ok()) return s;
+
+  if (auto* t = root["server"].as_table()) {
+    im::ServerOptions& o = c->server;
+    Reader r(*t, "server.");
+    r.Get<std::string>("node_id", &o.node_id);
+    r.Get<int64_t>("node_number", &o.node_number);
+    r.Get<std::string>("tcp", &o.tcp_listen);
+    r.Get<std::string>("http", &o.http_listen);
+    r.Get<int64_t>("io_threads", &o.io_threads);
+    r.Get<int64_t>("worker_threads", &o.worker_threads);
+    r.Get<int64_t>("max_frame_bytes", &o.max_frame_bytes);
+    r.Get<int64_t>("login_timeout_ms", &o.login_timeout_ms);
+    r.Get<int64_t>("heartbeat_s", &o.heartbeat_s);
+    r.Get<int64_t>("send_queue_bytes", &o.send_queue_bytes);
+    r.Get<int64_t>("max_body_bytes", &o.max_body_bytes);
+    r.Get<int64_t>("max_extra_bytes", &o.max_extra_bytes);
+    r.Get<int64_t>("commit_queue_limit", &o.commit_queue_limit);
+    r.Get<int64_t>("commit_batch_max", &o.commit_batch_max);
+    r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);
+    r.Get<int64_t>("max_sync_bytes", &o.max_sync_bytes);
+    r.Get<int64_t>("sweep_interval_ms", &o.sweep_interval_ms);
+    r.Get<int64_t>("retention_sweep_ms", &o.retention_sweep_ms);
+    std::string policy;
+    r.Get<std::string>("kick_policy", &policy);
+    if (policy == "account") {
+      o.kick_policy = im::KickPolicy::kPerAccount;
+    } else if (policy == "device" || policy.empty()) {
+      o.kick_policy = im::KickPolicy::kPerDevice;
+    } else {
+      return im::Status::BadRequest("server.kick_policy must be \"device\" or \"account\"");
+    }
+    s = r.Finish();
+    if (!s.ok()) return s;
+    if (o.node_number > 1023) return im::Status::BadRequest("server.node_number must be 0..1023");
+    if (o.io_threads < 1 || o.worker_threads < 1) {
+      return im::Status::BadRequest("server.io_threads and server.worker_threads must be >= 1");
+    }
+  }
+  if (auto* t = root["storage"].as_table()) {
+    Reader r(*t, "storage.");
+    r.Get<std::string>("inbox", &c->inbox);
+    r.Get<int64_t>("retention_s", &c->retention_s);
+    r.Get<int64_t>("max_inbox", &c->max_inbox);
+    r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);
+    s = r.Finish();
+    if (!s.ok()) return s;
+  }
+  if (auto* t = root["auth"].as_table()) {
+    Reader r(*t, "auth.");
+    r.Get<int64_t>("token_leeway_s", &c->token_leeway_s);
+    s = r.Finish();
+    if (!s.ok()) return s;
+  }
+  if (auto* t = root["keys"].as_table()) {
+    for (auto& [k, v] : *t) {
+      auto hex = v.value<std::string>();
+      if (!hex) return im::Status::BadRequest("keys." + std::string(k.str()) + " must be a string");
+      c->keys[std::string(k.str())] = *hex;
+    }
+  }
+  return im::Status::OK();
+}
+
+}  // namespace imd

@@ -1,0 +1,30 @@
+// imd's configuration: a TOML file (every key optional) overridden by command-line flags.
+#ifndef IMD_CONFIG_H_
+#define IMD_CONFIG_H_
+
+#include <map>
+#include <string>
+
+#include "im/options.h"
+#include "im/result.h"
+
+namespace imd {
+
+struct Config {
+  im::ServerOptions server;          // [server] keys (docs/embedding.md lists them)
+  std::string data_dir = "./data";   // keys/, and the stores of later backends
+  std::string inbox = "memory:";     // OfflineQueue backend URI
+  std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
+  int64_t token_leeway_s = 30;
+  int64_t retention_s = 7 * 24 * 3600;
+  size_t max_inbox = 10000;
+  int64_t dedup_window_s = 24 * 3600;
+};
+
+// Reads `path` into `config` (keys not in the file keep their values). 400 on a syntax error,
+// an unknown key or a wrong type, naming the key.
+im::Status LoadConfigFile(const std::string& path, Config* config);
+
+}  // namespace imd
+
+#endif  // IMD_CONFIG_H_

@@ -1,0 +1,148 @@
+// imd: the reference server. `imd` serves; `imd token` prints a token for a user.
+#include <signal.h>
+#include <sodium.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "config.h"
+#include "im/auth.h"
+#include "im/backends.h"
+#include "im/server.h"
+#include "registry.h"
+
+namespace {
+
+std::string KeyDir(const imd::Config& c) { return c.data_dir + "/keys"; }
+
+im::Result<std::shared_ptr<im::KeyStore>> OpenKeys(const imd::Config& c, bool create_missing) {
+  if (c.keys.empty()) return im::OpenDirKeyStore(KeyDir(c), create_missing);
+  std::map<std::string, std::string> raw;
+  for (const auto& [tenant, hex] : c.keys) {
+    std::string bin(hex.size() / 2, '\0');
+    size_t len = 0;
+    if (hex.size() < 32 ||
+        sodium_hex2bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), hex.data(),
+                       hex.size(), nullptr, &len, nullptr) != 0) {
+      return im::Status::BadRequest("keys." + tenant + " must be at least 32 hex characters");
+    }
+    bin.resize(len);
+    raw[tenant] = bin;
+  }
+  return im::NewStaticKeyStore(std::move(raw));
+}
+
+int Fail(const im::Status& s) {
+  std::fprintf(stderr, "imd: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+int RunToken(const imd::Config& c, const std::string& user, const std::string& tenant,
+             int64_t ttl) {
+  if (!im::IsValidId(user) || !im::IsValidId(tenant)) {
+    return Fail(im::Status::BadRequest("user and tenant must be 1-64 bytes without control "
+                                       "characters"));
+  }
+  if (ttl <= 0) return Fail(im::Status::BadRequest("--ttl must be positive"));
+  auto keys = OpenKeys(c, /*create_missing=*/true);
+  if (!keys.ok()) return Fail(keys.status());
+  auto token = im::SignHs256Token(**keys, im::UserKey{tenant, user}, ttl,
+                                  im::SystemClock()->NowMs());
+  if (!token.ok()) return Fail(token.status());
+  std::printf("%s\n", token->c_str());
+  return 0;
+}
+
+int RunServer(imd::Config c) {
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir, ec);
+  if (ec) return Fail(im::Status::Unavailable("cannot create " + c.data_dir + ": " + ec.message()));
+  bool fresh_key = c.keys.empty() && !std::filesystem::exists(KeyDir(c) + "/default.key");
+  auto keys = OpenKeys(c, /*create_missing=*/false);
+  if (!keys.ok()) return Fail(keys.status());
+  if (fresh_key) {
+    // First start: make the default tenant's signing key so `imd token` works at once.
+    auto created = im::OpenDirKeyStore(KeyDir(c), true);
+    if (!created.ok()) return Fail(created.status());
+    auto k = (*created)->KeyFor(im::kDefaultTenant);
+    if (!k.ok()) return Fail(k.status());
+    std::printf("imd: created a signing key for tenant 'default' in %s/\n", KeyDir(c).c_str());
+  }
+
+  im::OfflineQueueOptions qo;
+  qo.retention_ms = c.retention_s * 1000;
+  qo.max_inbox = c.max_inbox;
+  qo.dedup_window_ms = c.dedup_window_s * 1000;
+  auto inbox = imd::OpenOfflineQueue(c.inbox, qo);
+  if (!inbox.ok()) return Fail(inbox.status());
+
+  im::ServerDeps deps;
+  deps.sessions = im::NewMemorySessionStore();
+  deps.router = im::NewLocalRouter();
+  deps.inbox = *inbox;
+  im::Hs256Options ho;
+  ho.leeway_s = c.token_leeway_s;
+  deps.tokens = im::NewHs256Verifier(*keys, ho);
+
+  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  im::Server server(c.server, deps);
+  im::Status s = server.Start();
+  if (!s.ok()) return Fail(s);
+  std::printf("imd: node %s serving", server.node_id().c_str());
+  if (server.http_port()) {
+    std::printf(" ws://%s/ws http://%s/", c.server.http_listen.c_str(),
+                c.server.http_listen.c_str());
+  }
+  if (server.tcp_port()) std::printf(" tcp://%s", c.server.tcp_listen.c_str());
+  std::printf(" (inbox %s, data %s)\n", c.inbox.c_str(), c.data_dir.c_str());
+  std::printf("imd: get a token with: imd token --user alice --data %s\n", c.data_dir.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::printf("imd: signal %d, stopping\n", sig);
+  std::fflush(stdout);
+  server.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (sodium_init() < 0) return Fail(im::Status::Internal("libsodium failed to initialise"));
+  CLI::App app{"imd: the libim reference server"};
+  std::string config_path, http, tcp, data;
+  app.add_option("--config", config_path, "TOML config file");
+  app.add_option("--http", http, "HTTP/WebSocket listen address (default 127.0.0.1:7000)");
+  app.add_option("--tcp", tcp, "TCP listen address (default 127.0.0.1:7001)");
+  app.add_option("--data", data, "data directory (default ./data)");
+  std::string user, tenant(im::kDefaultTenant);
+  int64_t ttl = 3600;
+  CLI::App* token = app.add_subcommand("token", "print a signed token for a user");
+  token->add_option("--user", user, "user id")->required();
+  token->add_option("--tenant", tenant, "tenant id (default: default)");
+  token->add_option("--ttl", ttl, "lifetime in seconds (default 3600)");
+  token->add_option("--data", data, "data directory (default ./data)");
+  token->add_option("--config", config_path, "TOML config file");
+  CLI11_PARSE(app, argc, argv);
+
+  imd::Config c;
+  if (!config_path.empty()) {
+    im::Status s = imd::LoadConfigFile(config_path, &c);
+    if (!s.ok()) return Fail(s);
+  }
+  if (!http.empty()) c.server.http_listen = http;
+  if (!tcp.empty()) c.server.tcp_listen = tcp;
+  if (!data.empty()) c.data_dir = data;
+  if (*token) return RunToken(c, user, tenant, ttl);
+  return RunServer(std::move(c));
+}

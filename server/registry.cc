@@ -1,0 +1,34 @@
+#include "registry.h"
+
+#include <functional>
+#include <map>
+
+#include "im/backends.h"
+
+namespace imd {
+
+std::string UriScheme(const std::string& uri) {
+  auto colon = uri.find(':');
+  return colon == std::string::npos ? uri : uri.substr(0, colon);
+}
+
+im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string& uri,
+                                                               im::OfflineQueueOptions options) {
+  using Factory = std::function<im::Result<std::shared_ptr<im::OfflineQueue>>(
+      const std::string& rest, im::OfflineQueueOptions)>;
+  static const std::map<std::string, Factory> kFactories = {
+      {"memory",
+       [](const std::string&, im::OfflineQueueOptions o)
+           -> im::Result<std::shared_ptr<im::OfflineQueue>> {
+         return im::NewMemoryOfflineQueue(o);
+       }},
+  };
+  std::string scheme = UriScheme(uri);
+  auto it = kFactories.find(scheme);
+  if (it == kFactories.end()) {
+    return im::Status::BadRequest("unknown inbox backend '" + scheme + "' in '" + uri + "'");
+  }
+  return it->second(uri.substr(std::min(uri.size(), scheme.size() + 1)), options);
+}
+
+}  // namespace imd

@@ -1,0 +1,239 @@
+// Every bad input gets the documented answer, and the server keeps serving others.
+#include <doctest/doctest.h>
+
+#include <asio.hpp>
+#include <string>
+#include <thread>
+
+#include "support/test_server.h"
+
+using im::test::CodeOf;
+using im::test::ErrorOf;
+using im::test::RawClient;
+using im::test::TestServer;
+
+namespace {
+
+std::string Header(uint32_t n) {
+  std::string h(4, '\0');
+  h[0] = static_cast<char>(n >> 24);
+  h[1] = static_cast<char>(n >> 16);
+  h[2] = static_cast<char>(n >> 8);
+  h[3] = static_cast<char>(n);
+  return h;
+}
+
+// The server still serves: a fresh client logs in and pings.
+void CheckStillServing(TestServer& ts) {
+  RawClient c(ts.TcpUrl());
+  REQUIRE(c.Login(ts.Token("probe")) == 0);
+  rapidjson::Document d;
+  REQUIRE(c.Call(77, "ping", "", &d));
+  CHECK(CodeOf(d) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("bad input: broken JSON, wrong types, missing fields, unknown commands") {
+  TestServer ts;
+  for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
+    CAPTURE(url);
+    RawClient c(url);
+    REQUIRE(c.Login(ts.Token("alice")) == 0);
+    rapidjson::Document d;
+    for (const char* broken : {"{", "not json", "[1,2]", "{\"id\":5}", "{\"cmd\":7}", "{\"id\":1,\"cmd\":\"ping\"}x"}) {
+      CAPTURE(broken);
+      c.Send(broken);
+      auto t = c.NextText();
+      REQUIRE(t.has_value());
+      REQUIRE(im::test::ParseJson(*t, &d));
+      CHECK(CodeOf(d) == 400);
+      CHECK(ErrorOf(d) == "bad_json");
+      CHECK_FALSE(d.HasMember("id"));
+    }
+    struct Case {
+      const char* cmd;
+      const char* body;
+      int code;
+    };
+    for (Case k : {Case{"chat.send", R"({"to":5,"cid":"a","body":"x"})", 400},
+                   Case{"chat.send", R"({"to":"bob","cid":"a"})", 400},
+                   Case{"chat.send", R"({"to":"bob","body":"x"})", 400},
+                   Case{"chat.send", R"({"cid":"a","body":"x"})", 400},
+                   Case{"chat.send", R"({"to":"bob","group":"g","cid":"a","body":"x"})", 400},
+                   Case{"chat.send", R"({"to":"","cid":"a","body":"x"})", 400},
+                   Case{"chat.send", R"({"to":"bob","cid":"a","body":"x","extra":[1]})", 400},
+                   Case{"chat.send", R"({"to":"bob","cid":"a","body":"x","type":7})", 400},
+                   Case{"chat.send", R"({"to":"b\u0001ob","cid":"a","body":"x"})", 400},
+                   Case{"chat.sync", R"({"after":-1})", 400},
+                   Case{"chat.sync", R"({"limit":0})", 400},
+                   Case{"chat.sync", R"({"limit":501})", 400},
+                   Case{"chat.sync", R"({"after":"3"})", 400},
+                   Case{"chat.ack", R"({})", 400},
+                   Case{"chat.ack", R"({"seq":1.5})", 400},
+                   Case{"no.such.command", R"({})", 501}}) {
+      CAPTURE(k.cmd);
+      CAPTURE(k.body);
+      REQUIRE(c.Call(9, k.cmd, k.body, &d));
+      CHECK(CodeOf(d) == k.code);
+      CHECK(std::string(d["cmd"].GetString()) == k.cmd);
+    }
+    std::string big(20000, 'x');
+    REQUIRE(c.Call(10, "chat.send", R"({"to":"bob","cid":"big","body":")" + big + R"("})", &d));
+    CHECK(CodeOf(d) == 413);
+    CHECK(ErrorOf(d) == "too_large");
+    // Still usable after all of that.
+    REQUIRE(c.Call(11, "chat.send", R"({"to":"bob","cid":"ok","body":"fine"})", &d));
+    CHECK(CodeOf(d) == 0);
+  }
+}
+
+TEST_CASE("bad input: login with wrong types or a bad device is 400 and stays open") {
+  TestServer ts;
+  RawClient c(ts.WsUrl());
+  rapidjson::Document d;
+  REQUIRE(c.Call(1, "login", R"({"token":5})", &d));
+  CHECK(CodeOf(d) == 400);
+  REQUIRE(c.Call(2, "login", R"({})", &d));
+  CHECK(CodeOf(d) == 400);
+  REQUIRE(c.Call(3, "login", R"({"token":")" + ts.Token("a") + R"(","device":""})", &d));
+  CHECK(CodeOf(d) == 400);
+  CHECK(c.Login(ts.Token("a")) == 0);
+}
+
+TEST_CASE("bad input: any command before login is 401 and closes with 4002") {
+  TestServer ts;
+  for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
+    for (const char* cmd : {"chat.send", "chat.sync", "chat.ack", "logout", "no.such.cmd"}) {
+      CAPTURE(url);
+      CAPTURE(cmd);
+      RawClient c(url);
+      rapidjson::Document d;
+      REQUIRE(c.Call(1, "ping", "", &d));  // ping is allowed before login
+      CHECK(CodeOf(d) == 0);
+      REQUIRE(c.Call(2, cmd, R"({"to":"bob","cid":"x","body":"x","seq":1})", &d));
+      CHECK(CodeOf(d) == 401);
+      CHECK(c.WaitClosed() == 4002);
+    }
+  }
+  CheckStillServing(ts);
+}
+
+TEST_CASE("bad input: oversize frames close the connection") {
+  im::ServerOptions o;
+  o.max_frame_bytes = 4096;
+  TestServer ts(o);
+  {
+    RawClient c(ts.WsUrl());
+    REQUIRE(c.Login(ts.Token("a")) == 0);
+    c.Send(R"({"cmd":"ping","body":{"pad":")" + std::string(5000, 'p') + R"("}})");
+    CHECK(c.WaitClosed() == 1009);
+  }
+  {
+    RawClient c(ts.TcpUrl());
+    REQUIRE(c.Login(ts.Token("a")) == 0);
+    c.SendRaw(Header(4097) + std::string(100, 'x'));
+    CHECK(c.WaitClosed() == 1009);
+  }
+  {
+    RawClient c(ts.TcpUrl());
+    c.SendRaw(Header(0xFFFFFFFFu));
+    CHECK(c.WaitClosed() == 1009);
+  }
+  {
+    RawClient c(ts.TcpUrl());
+    c.SendRaw(Header(0));
+    CHECK(c.WaitClosed() == 4003);
+  }
+  CheckStillServing(ts);
+}
+
+TEST_CASE("bad input: a frame trickled one byte at a time is understood") {
+  TestServer ts;
+  RawClient c(ts.TcpUrl());
+  std::string json = R"({"id":42,"cmd":"login","body":{"token":")" + ts.Token("slowpoke") + R"("}})";
+  std::string frame = Header(static_cast<uint32_t>(json.size())) + json;
+  for (char ch : frame) {
+    c.SendRaw(std::string(1, ch));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  rapidjson::Document d;
+  REQUIRE(c.WaitResponse(42, &d));
+  CHECK(CodeOf(d) == 0);
+}
+
+TEST_CASE("limits: a socket that never logs in is closed after the login timeout") {
+  im::ServerOptions o;
+  o.login_timeout_ms = 300;
+  o.sweep_interval_ms = 50;
+  TestServer ts(o);
+  RawClient tcp(ts.TcpUrl()), ws(ts.WsUrl());
+  RawClient good(ts.TcpUrl());
+  REQUIRE(good.Login(ts.Token("a")) == 0);
+  CHECK(tcp.WaitClosed(3000) == 4002);
+  CHECK(ws.WaitClosed(3000) == 4002);
+  CHECK_FALSE(good.closed());
+}
+
+TEST_CASE("limits: a silent session is closed after three missed heartbeats") {
+  im::ServerOptions o;
+  o.heartbeat_s = 1;
+  o.sweep_interval_ms = 100;
+  TestServer ts(o);
+  RawClient silent(ts.TcpUrl()), chatty(ts.WsUrl());
+  REQUIRE(silent.Login(ts.Token("a")) == 0);
+  REQUIRE(chatty.Login(ts.Token("b")) == 0);
+  rapidjson::Document d;
+  for (int i = 0; i < 8; ++i) {  // 4 s of pings every 0.5 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    REQUIRE(chatty.Call(static_cast<uint32_t>(i), "ping", "", &d));
+  }
+  CHECK(silent.WaitClosed(100) == 1000);
+  CHECK_FALSE(chatty.closed());
+}
+
+TEST_CASE("limits: a client that stops reading is closed at the queue bound; others chat on") {
+  im::ServerOptions o;
+  o.send_queue_bytes = 64 * 1024;
+  TestServer ts(o);
+  // The slow reader: a raw socket with a tiny receive buffer that logs in and never reads.
+  asio::io_context io;
+  asio::ip::tcp::socket slow(io);
+  slow.open(asio::ip::tcp::v4());
+  slow.set_option(asio::socket_base::receive_buffer_size(4096));
+  slow.connect({asio::ip::make_address("127.0.0.1"), ts.server().tcp_port()});
+  std::string login = R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("slow") + R"("}})";
+  asio::write(slow, asio::buffer(Header(static_cast<uint32_t>(login.size())) + login));
+
+  RawClient sender(ts.TcpUrl()), alice(ts.WsUrl()), bob(ts.TcpUrl());
+  REQUIRE(sender.Login(ts.Token("sender")) == 0);
+  REQUIRE(alice.Login(ts.Token("alice")) == 0);
+  REQUIRE(bob.Login(ts.Token("bob")) == 0);
+  std::string body(8000, 'z');
+  rapidjson::Document d;
+  bool slow_gone = false;
+  for (int i = 0; i < 2000 && !slow_gone; ++i) {
+    REQUIRE(sender.Call(static_cast<uint32_t>(i), "chat.send",
+                        R"({"to":"slow","cid":"s)" + std::to_string(i) + R"(","body":")" + body + R"("})",
+                        &d));
+    REQUIRE(CodeOf(d) == 0);  // the sender is never slowed down or refused
+    if (i % 50 == 0) {
+      REQUIRE(alice.Call(static_cast<uint32_t>(i), "chat.send",
+                         R"({"to":"bob","cid":"a)" + std::to_string(i) + R"(","body":"hi"})", &d));
+      REQUIRE(CodeOf(d) == 0);
+      REQUIRE(bob.WaitPush("chat.message", &d));
+      slow_gone = ts.deps().sessions->Find({"default", "slow"})->empty();
+    }
+  }
+  // Closing waits up to the linger time for the close notice to drain (it never will).
+  for (int i = 0; i < 100 && !slow_gone; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    slow_gone = ts.deps().sessions->Find({"default", "slow"})->empty();
+  }
+  CHECK(slow_gone);
+  // Its messages are still in its inbox for a later sync.
+  auto fetched = ts.deps().inbox->Fetch({"default", "slow"}, 0, 10);
+  REQUIRE(fetched.ok());
+  CHECK(fetched->last_seq > 10);
+  CheckStillServing(ts);
+}

@@ -1,0 +1,107 @@
+// Test support: an im::Server on 127.0.0.1 with OS-chosen ports and memory backends, and a raw
+// protocol client (TCP or WebSocket) that sends JSON frames and waits for what comes back.
+#ifndef IM_TESTS_SUPPORT_TEST_SERVER_H_
+#define IM_TESTS_SUPPORT_TEST_SERVER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <rapidjson/document.h>
+
+#include "im/auth.h"
+#include "im/backends.h"
+#include "im/server.h"
+
+namespace asio {
+class io_context;
+}
+namespace im::internal {
+class ClientTransport;
+}
+
+namespace im::test {
+
+// A server with memory backends and a fixed key for tenants "default" and "acme".
+class TestServer {
+ public:
+  explicit TestServer(ServerOptions options = {},
+                      std::function<void(ServerDeps&)> customize = nullptr);
+  ~TestServer();
+
+  std::string Token(const std::string& user, const std::string& tenant = "default",
+                    int64_t ttl_s = 3600);
+  // A token that expired an hour ago.
+  std::string ExpiredToken(const std::string& user, const std::string& tenant = "default");
+  std::string TcpUrl() const;
+  std::string WsUrl() const;
+  Server& server() { return *server_; }
+  ServerDeps& deps() { return deps_; }
+
+ private:
+  std::shared_ptr<KeyStore> keys_;
+  ServerDeps deps_;
+  std::unique_ptr<Server> server_;
+};
+
+// A raw client over the internal transports: full control of the bytes sent.
+class RawClient {
+ public:
+  // url: "tcp://127.0.0.1:PORT" or "ws://127.0.0.1:PORT/ws".
+  explicit RawClient(const std::string& url, size_t max_frame_bytes = 1 << 20);
+  ~RawClient();
+
+  bool connected() const { return connected_; }
+  void Send(const std::string& json);
+  void SendRaw(const std::string& bytes);  // TCP: raw bytes; WS: one text message
+  void Close();
+
+  // The next frame, parsed; nullopt after timeout or close.
+  std::optional<std::string> NextText(int timeout_ms = 5000);
+  // The next frame whose "id" equals `id` (other frames stay queued), parsed into `doc`.
+  bool WaitResponse(uint32_t id, rapidjson::Document* doc, int timeout_ms = 5000);
+  // The next frame with "cmd" == cmd and no id (a push); others stay queued.
+  bool WaitPush(const std::string& cmd, rapidjson::Document* doc, int timeout_ms = 5000);
+  // Sends {"id":id,"cmd":cmd,"body":body} and waits for the response.
+  bool Call(uint32_t id, const std::string& cmd, const std::string& body_json,
+            rapidjson::Document* doc, int timeout_ms = 5000);
+  // Logs in with `token`; returns the response code (-1 on timeout).
+  int Login(const std::string& token, const std::string& device = "default");
+
+  // Waits until the connection closed; the close code (WS close code, or the code of the TCP
+  // session.closed push; 0 when unknown). -1 on timeout.
+  int WaitClosed(int timeout_ms = 5000);
+  bool closed();
+  size_t queued();
+
+ private:
+  bool WaitMatching(const std::function<bool(const rapidjson::Document&)>& match,
+                    rapidjson::Document* doc, int timeout_ms);
+
+  std::unique_ptr<asio::io_context> io_;
+  std::unique_ptr<internal::ClientTransport> transport_;
+  std::thread thread_;
+  bool connected_ = false;
+  bool is_tcp_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> inbox_;
+  bool closed_ = false;
+  int close_code_ = 0;
+  uint32_t next_id_ = 1000000;
+};
+
+// Parses text into a document; false when not JSON.
+bool ParseJson(const std::string& text, rapidjson::Document* doc);
+int CodeOf(const rapidjson::Document& doc);  // "code" member, -1 when absent
+std::string ErrorOf(const rapidjson::Document& doc);
+
+}  // namespace im::test
+
+#endif  // IM_TESTS_SUPPORT_TEST_SERVER_H_

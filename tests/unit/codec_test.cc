@@ -1,0 +1,158 @@
+#include <doctest/doctest.h>
+
+#include "protocol/codec.h"
+#include "protocol/framing.h"
+#include "protocol/json.h"
+
+using namespace im;
+using namespace im::internal;
+
+TEST_CASE("codec: a request round trip keeps id, cmd and body") {
+  Request r;
+  REQUIRE(ParseRequest(R"({"id":7,"cmd":"chat.send","body":{"to":"bob","n":1}})", &r).ok());
+  CHECK(r.has_id);
+  CHECK(r.id == 7);
+  CHECK(r.cmd == "chat.send");
+  REQUIRE(r.body != nullptr);
+  CHECK(std::string((*r.body)["to"].GetString()) == "bob");
+  CHECK(EncodeResponse(r, R"({"x":1})") == R"({"id":7,"cmd":"chat.send","code":0,"body":{"x":1}})");
+  CHECK(EncodeResponse(r, "") == R"({"id":7,"cmd":"chat.send","code":0})");
+}
+
+TEST_CASE("codec: envelope errors are bad_json") {
+  const char* bad[] = {"", "{", "[]", "42", "\"x\"", "{}", R"({"cmd":1})", R"({"cmd":""})",
+                       R"({"id":-1,"cmd":"ping"})", R"({"id":4294967296,"cmd":"ping"})",
+                       R"({"id":"7","cmd":"ping"})", R"({"cmd":"ping","body":[1]})",
+                       R"({"cmd":"ping"} trailing)", "{\"cmd\":\"p\xff\"}"};
+  for (const char* text : bad) {
+    Request r;
+    Status s = ParseRequest(text, &r);
+    CAPTURE(text);
+    CHECK(s.code() == Code::kBadRequest);
+    CHECK(s.error() == "bad_json");
+  }
+}
+
+TEST_CASE("codec: a request without body or id is fine") {
+  Request r;
+  REQUIRE(ParseRequest(R"({"cmd":"ping"})", &r).ok());
+  CHECK_FALSE(r.has_id);
+  CHECK(r.body == nullptr);
+  REQUIRE(ParseRequest(R"({"cmd":"ping","body":null,"id":4294967295})", &r).ok());
+  CHECK(r.id == 4294967295u);
+}
+
+TEST_CASE("codec: errors carry code, error and message; strings are escaped") {
+  Request r;
+  REQUIRE(ParseRequest(R"({"id":3,"cmd":"chat.send"})", &r).ok());
+  std::string e = EncodeError(r, Status::Forbidden("not_member", "say \"hi\"\n"));
+  CHECK(e == R"({"id":3,"cmd":"chat.send","code":403,"error":"not_member","message":"say \"hi\"\n"})");
+  CHECK(EncodeError(false, 0, "", Status::Error(Code::kBadRequest, "bad_json", "x")) ==
+        R"({"code":400,"error":"bad_json","message":"x"})");
+}
+
+TEST_CASE("codec: a chat push is the same JSON for every receiver but the seq") {
+  Message m;
+  m.mid = 1234567890123456789ull;
+  m.from = "alice";
+  m.to = "bob";
+  m.body = "hi \"there\"";
+  m.extra = R"({"k":[1,2]})";
+  m.ts = 1700000000000;
+  ChatPushEncoder enc(m);
+  Frame a = enc.ForSeq(1);
+  Frame b = enc.ForSeq(99);
+  CHECK(a.tail.get() == b.tail.get());  // shared, not copied
+  CHECK(a.ToString() ==
+        R"({"cmd":"chat.message","body":{"seq":1,"mid":"1234567890123456789","from":"alice","to":"bob","type":"text","body":"hi \"there\"","extra":{"k":[1,2]},"ts":1700000000000}})");
+  rapidjson::Document d;
+  d.Parse(b.ToString().c_str());
+  REQUIRE(d.IsObject());
+  CHECK(d["body"]["seq"].GetUint64() == 99);
+  CHECK(EncodeMessageObject(99, m) == ToJson(d["body"]));
+  m.to.clear();
+  m.group = "g1";
+  m.extra.clear();
+  d.Parse(ChatPushEncoder(m).ForSeq(5).ToString().c_str());
+  CHECK(std::string(d["body"]["group"].GetString()) == "g1");
+  CHECK_FALSE(d["body"].HasMember("to"));
+  CHECK_FALSE(d["body"].HasMember("extra"));
+}
+
+TEST_CASE("framing: a stream split at every byte decodes to the same frames") {
+  std::string stream = EncodeFrame(R"({"cmd":"ping"})") + EncodeFrame("x") +
+                       EncodeFrame(std::string(300, 'y'));
+  for (size_t split = 0; split <= stream.size(); ++split) {
+    FrameDecoder dec(1024);
+    std::vector<std::string> got;
+    for (std::string_view part : {std::string_view(stream).substr(0, split),
+                                  std::string_view(stream).substr(split)}) {
+      std::string frame;
+      while (!part.empty()) {
+        auto st = dec.Feed(&part, &frame);
+        REQUIRE(st != FrameDecoder::State::kError);
+        if (st == FrameDecoder::State::kFrame) got.push_back(frame);
+      }
+    }
+    REQUIRE(got.size() == 3);
+    CHECK(got[0] == R"({"cmd":"ping"})");
+    CHECK(got[1] == "x");
+    CHECK(got[2] == std::string(300, 'y'));
+  }
+}
+
+TEST_CASE("framing: one byte at a time") {
+  std::string stream = EncodeFrame("hello") + EncodeFrame("world");
+  FrameDecoder dec(16);
+  std::vector<std::string> got;
+  for (char c : stream) {
+    std::string_view one(&c, 1);
+    std::string frame;
+    if (dec.Feed(&one, &frame) == FrameDecoder::State::kFrame) got.push_back(frame);
+  }
+  CHECK(got == std::vector<std::string>{"hello", "world"});
+}
+
+TEST_CASE("framing: zero and oversize lengths are errors before any payload is buffered") {
+  {
+    FrameDecoder dec(16);
+    std::string zero("\0\0\0\0{}", 6);
+    std::string_view in(zero);
+    std::string frame;
+    CHECK(dec.Feed(&in, &frame) == FrameDecoder::State::kError);
+    CHECK_FALSE(dec.too_big());
+  }
+  for (uint32_t len : {17u, 0xFFFFFFFFu}) {
+    FrameDecoder dec(16);
+    unsigned char h[4];
+    PutFrameHeader(len, h);
+    std::string in_s(reinterpret_cast<char*>(h), 4);
+    std::string_view in(in_s);
+    std::string frame;
+    CHECK(dec.Feed(&in, &frame) == FrameDecoder::State::kError);
+    CHECK(dec.too_big());
+    std::string_view more("abc");
+    CHECK(dec.Feed(&more, &frame) == FrameDecoder::State::kError);  // stays in error
+  }
+  FrameDecoder dec(16);
+  std::string exact = EncodeFrame(std::string(16, 'z'));
+  std::string_view in(exact);
+  std::string frame;
+  CHECK(dec.Feed(&in, &frame) == FrameDecoder::State::kFrame);
+}
+
+TEST_CASE("ids: valid ids and UTF-8") {
+  CHECK(IsValidId("alice"));
+  CHECK(IsValidId("用户"));
+  CHECK(IsValidId(std::string(64, 'a')));
+  CHECK_FALSE(IsValidId(std::string(65, 'a')));
+  CHECK_FALSE(IsValidId(""));
+  CHECK_FALSE(IsValidId("a\nb"));
+  CHECK_FALSE(IsValidId("a\x7f"));
+  CHECK_FALSE(IsValidId("\xc2\x85"));       // C1 control (NEL)
+  CHECK_FALSE(IsValidId("\xff"));
+  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
+  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
+  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // > U+10FFFF
+  CHECK(IsValidUtf8("\xf0\x9f\x98\x80"));
+}

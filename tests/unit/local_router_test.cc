@@ -1,0 +1,157 @@
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "im/backends.h"
+#include "im/connection.h"
+#include "im/router.h"
+
+namespace im {
+namespace {
+
+// Records what the router does to a connection. Every call is recorded in one log so tests can
+// check the order of sends and closes.
+//
+// Thread-safety: every method is safe from any thread.
+class FakeConnection final : public Connection {
+ public:
+  explicit FakeConnection(uint64_t id) : id_(id) {}
+
+  uint64_t id() const override { return id_; }
+  TransportKind transport() const override { return TransportKind::kInternal; }
+  const std::string& remote_address() const override { return address_; }
+
+  SendResult Send(Frame frame) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return SendResult::kDropped;
+    log_.push_back("send " + frame.ToString());
+    return SendResult::kOk;
+  }
+
+  void Close(int code, std::string_view reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    log_.push_back("close " + std::to_string(code) + " " + std::string(reason));
+  }
+
+  size_t queued_bytes() const override { return 0; }
+
+  std::vector<std::string> log() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_;
+  }
+
+ private:
+  const uint64_t id_;
+  const std::string address_ = "127.0.0.1:1";
+  mutable std::mutex mu_;
+  bool closed_ = false;
+  std::vector<std::string> log_;
+};
+
+SessionInfo Session(const std::string& session_id, uint64_t connection_id) {
+  SessionInfo s;
+  s.user = UserKey{"default", "alice"};
+  s.device = "phone";
+  s.session_id = session_id;
+  s.node = "node-1";
+  s.connection_id = connection_id;
+  return s;
+}
+
+using Log = std::vector<std::string>;
+
+TEST_CASE("LocalRouter: attach, deliver, detach") {
+  auto router = NewLocalRouter();
+  auto conn = std::make_shared<FakeConnection>(1);
+  const SessionInfo s = Session("s1", 1);
+  CHECK(router->LocalCount() == 0);
+  CHECK(router->Deliver(s, Frame::FromString("early")) == SendResult::kDropped);
+
+  router->Attach(s, conn);
+  CHECK(router->LocalCount() == 1);
+  CHECK(router->Deliver(s, Frame{"{\"seq\":1,", std::make_shared<const std::string>("\"x\":1}")}) ==
+        SendResult::kOk);
+  CHECK(conn->log() == Log{"send {\"seq\":1,\"x\":1}"});
+
+  router->Detach(s);
+  CHECK(router->LocalCount() == 0);
+  CHECK(router->Deliver(s, Frame::FromString("late")) == SendResult::kDropped);
+  CHECK(conn->log().size() == 1);
+  router->Detach(s);  // unknown: a no-op
+  CHECK(router->LocalCount() == 0);
+}
+
+TEST_CASE("LocalRouter: attach with the same session id replaces the connection") {
+  auto router = NewLocalRouter();
+  auto old_conn = std::make_shared<FakeConnection>(1);
+  auto new_conn = std::make_shared<FakeConnection>(2);
+  router->Attach(Session("s1", 1), old_conn);
+  router->Attach(Session("s1", 2), new_conn);
+  CHECK(router->LocalCount() == 1);
+  CHECK(router->Deliver(Session("s1", 2), Frame::FromString("m")) == SendResult::kOk);
+  CHECK(old_conn->log().empty());
+  CHECK(new_conn->log() == Log{"send m"});
+
+  // The old connection's close path runs late: its detach must not remove the new attachment.
+  router->Detach(Session("s1", 1));
+  CHECK(router->LocalCount() == 1);
+  CHECK(router->Deliver(Session("s1", 2), Frame::FromString("n")) == SendResult::kOk);
+  CHECK(new_conn->log() == Log{"send m", "send n"});
+
+  router->Detach(Session("s1", 2));
+  CHECK(router->LocalCount() == 0);
+}
+
+TEST_CASE("LocalRouter: sessions are independent") {
+  auto router = NewLocalRouter();
+  auto a = std::make_shared<FakeConnection>(1);
+  auto b = std::make_shared<FakeConnection>(2);
+  router->Attach(Session("sa", 1), a);
+  router->Attach(Session("sb", 2), b);
+  CHECK(router->LocalCount() == 2);
+  CHECK(router->Deliver(Session("sb", 2), Frame::FromString("to b")) == SendResult::kOk);
+  CHECK(a->log().empty());
+  CHECK(b->log() == Log{"send to b"});
+}
+
+TEST_CASE("LocalRouter: close sends the notice, then closes, then forgets") {
+  auto router = NewLocalRouter();
+  auto conn = std::make_shared<FakeConnection>(1);
+  const SessionInfo s = Session("s1", 1);
+  router->Attach(s, conn);
+  router->Close(s, Frame::FromString("kicked"), close_code::kKicked, "login_elsewhere");
+  CHECK(conn->log() == Log{"send kicked", "close 4001 login_elsewhere"});
+  CHECK(router->LocalCount() == 0);
+  CHECK(router->Deliver(s, Frame::FromString("after")) == SendResult::kDropped);
+
+  // An empty notice closes without sending; an unknown target is a no-op.
+  auto other = std::make_shared<FakeConnection>(2);
+  router->Attach(Session("s2", 2), other);
+  router->Close(Session("s2", 2), Frame{}, close_code::kGoingAway, "drain");
+  CHECK(other->log() == Log{"close 1001 drain"});
+  router->Close(Session("nobody", 3), Frame::FromString("x"), close_code::kKicked, "admin");
+  CHECK(router->LocalCount() == 0);
+}
+
+TEST_CASE("LocalRouter: a connection that is gone delivers kDropped") {
+  auto router = NewLocalRouter();
+  const SessionInfo s = Session("s1", 1);
+  {
+    auto conn = std::make_shared<FakeConnection>(1);
+    router->Attach(s, conn);
+  }  // the transport dropped its last reference without a Detach
+  CHECK(router->Deliver(s, Frame::FromString("m")) == SendResult::kDropped);
+  CHECK(router->LocalCount() == 0);  // the dead entry was forgotten
+  router->Close(s, Frame::FromString("x"), close_code::kKicked, "admin");  // no-op, no crash
+  router->Attach(s, nullptr);  // ignored
+  CHECK(router->LocalCount() == 0);
+}
+
+}  // namespace
+}  // namespace im
