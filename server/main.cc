@@ -97,12 +97,18 @@ int RunServer(imd::Config c) {
   im::Server server(c.server, deps);
   im::Status s = server.Start();
   if (!s.ok()) return Fail(s);
+  // The bound addresses (a configured port 0 shows the port the OS chose).
+  auto bound = [](const std::string& listen, uint16_t port) {
+    return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(port);
+  };
   std::printf("imd: node %s serving", server.node_id().c_str());
   if (server.http_port()) {
-    std::printf(" ws://%s/ws http://%s/", c.server.http_listen.c_str(),
-                c.server.http_listen.c_str());
+    std::string http = bound(c.server.http_listen, server.http_port());
+    std::printf(" ws://%s/ws http://%s/", http.c_str(), http.c_str());
   }
-  if (server.tcp_port()) std::printf(" tcp://%s", c.server.tcp_listen.c_str());
+  if (server.tcp_port()) {
+    std::printf(" tcp://%s", bound(c.server.tcp_listen, server.tcp_port()).c_str());
+  }
   std::printf(" (inbox %s, data %s)\n", c.inbox.c_str(), c.data_dir.c_str());
   std::printf("imd: get a token with: imd token --user alice --data %s\n", c.data_dir.c_str());
   std::fflush(stdout);

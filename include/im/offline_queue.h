@@ -23,13 +23,15 @@ namespace im {
 struct AppendRequest {
   // The message, with mid and ts already set. Stored once, indexed into every recipient inbox.
   std::shared_ptr<const Message> message;
-  // The inboxes to index it into, without duplicates. For chat this includes the sender.
+  // The inboxes to index it into, without duplicates (400 otherwise). For chat this includes
+  // the sender.
   std::vector<UserKey> recipients;
   // Index into `recipients` of the sender's own inbox, or -1 when the sender has none
   // (server-side sends).
   int sender_index = -1;
   // Empty: no dedup. Otherwise a repeat of the same key within the dedup window appends
-  // nothing and returns the first append's mid, ts and sender seq.
+  // nothing and returns the first append's mid, ts and sender seq. Keys are scoped to the
+  // message's tenant.
   std::string dedup_key;
 };
 

@@ -37,8 +37,7 @@ class LocalRouter final : public Router {
     Shard& shard = ShardOf(session.session_id);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.entries.find(session.session_id);
-    if (it == shard.entries.end() ||
-        it->second.session.connection_id != session.connection_id) {
+    if (it == shard.entries.end() || it->second.session.connection_id != session.connection_id) {
       return;
     }
     shard.entries.erase(it);

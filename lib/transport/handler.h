@@ -5,6 +5,7 @@
 #ifndef IM_TRANSPORT_HANDLER_H_
 #define IM_TRANSPORT_HANDLER_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +24,10 @@ class TransportHandler {
   // The connection is gone; called once, after which it receives nothing more.
   virtual void OnClose(const std::shared_ptr<Connection>& connection) = 0;
 };
+
+// Connection ids, unique across every transport of the process (the core keys its connection
+// registry by them). Safe from any thread.
+uint64_t NextConnectionId();
 
 struct HttpRequest {
   std::string method;   // "GET", "POST", ...

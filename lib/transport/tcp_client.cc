@@ -158,10 +158,9 @@ class TcpClientState : public std::enable_shared_from_this<TcpClientState> {
   // --- reading: the header into `header_`, then a body buffer for this frame only ---
 
   void ReadHeader() {
-    asio::async_read(socket_, asio::buffer(header_),
-                     [self = shared_from_this()](const asio::error_code& ec, size_t) {
-                       self->OnHeader(ec);
-                     });
+    asio::async_read(
+        socket_, asio::buffer(header_),
+        [self = shared_from_this()](const asio::error_code& ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(const asio::error_code& ec) {
@@ -177,10 +176,9 @@ class TcpClientState : public std::enable_shared_from_this<TcpClientState> {
       return;
     }
     body_.resize(n);
-    asio::async_read(socket_, asio::buffer(body_),
-                     [self = shared_from_this()](const asio::error_code& ec, size_t) {
-                       self->OnBody(ec);
-                     });
+    asio::async_read(
+        socket_, asio::buffer(body_),
+        [self = shared_from_this()](const asio::error_code& ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(const asio::error_code& ec) {

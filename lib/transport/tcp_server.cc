@@ -29,6 +29,11 @@ bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port
   return true;
 }
 
+uint64_t NextConnectionId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 std::string EncodeClosedPush(int code, std::string_view reason) {
   JsonWriter w;
   w.StartObject();
@@ -44,8 +49,6 @@ std::string EncodeClosedPush(int code, std::string_view reason) {
 
 namespace {
 
-std::atomic<uint64_t> g_next_connection_id{1};
-
 class TcpServerImpl;
 
 class TcpConnection final : public Connection,
@@ -55,7 +58,7 @@ class TcpConnection final : public Connection,
                 TransportHandler* handler, TcpServerImpl* server)
       : socket_(std::move(socket)),
         strand_(asio::make_strand(socket_.get_executor())),
-        id_(g_next_connection_id.fetch_add(1)),
+        id_(NextConnectionId()),
         options_(options),
         handler_(handler),
         server_(server) {

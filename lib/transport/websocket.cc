@@ -11,6 +11,7 @@
 // running.
 #include "transport/websocket.h"
 
+#include <asio.hpp>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -21,27 +22,17 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#pragma GCC diagnostic ignored "-Wdeprecated-copy"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#include <asio.hpp>
 #include <websocketpp/client.hpp>
-#include <websocketpp/config/asio_no_tls_client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/config/asio_no_tls_client.hpp>
 #include <websocketpp/server.hpp>
-#pragma GCC diagnostic pop
 
 namespace im::internal {
 namespace {
 
-class WsConnection;
-
 // Server config: a 2 KiB read buffer (inline in every connection, so idle sessions stay
 // small; the default is 16 KiB), logging compiled out, and a slot in each websocketpp
-// connection for its WsConnection so the message path needs no registry lookup.
+// connection for its Connection object so the message path needs no registry lookup.
 struct ServerConfig : public websocketpp::config::asio {
   typedef ServerConfig type;
   typedef websocketpp::config::asio base;
@@ -49,7 +40,8 @@ struct ServerConfig : public websocketpp::config::asio {
   static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
   static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
   struct connection_base {
-    std::shared_ptr<WsConnection> ws;  // set on open, reset on close (on the strand)
+    // The WsConnection, as the core holds it; set on open, reset on close (on the strand).
+    std::shared_ptr<Connection> conn;
   };
 };
 
@@ -133,12 +125,6 @@ typename Message::ptr PrepareText(std::string_view head, const std::string* tail
   return msg;
 }
 
-// Connection ids share the node-wide id space with the TCP transport, whose counter starts at
-// 1; WebSocket ids carry bit 62 so the two never collide (see the report on issue: a shared
-// NextConnectionId() would replace this).
-constexpr uint64_t kWsIdTag = uint64_t{1} << 62;
-std::atomic<uint64_t> g_next_ws_id{1};
-
 // A frame over the send-queue bound closes a slow reader; its close frame queues behind data
 // the reader is not taking, so do not wait the default 5 s for the handshake.
 constexpr long kTooSlowCloseTimeoutMs = 1000;
@@ -148,7 +134,7 @@ constexpr long kTooSlowCloseTimeoutMs = 1000;
 class WsConnection final : public Connection {
  public:
   WsConnection(const ServerConPtr& con, std::string remote, size_t send_queue_bytes)
-      : id_(kWsIdTag | g_next_ws_id.fetch_add(1, std::memory_order_relaxed)),
+      : id_(NextConnectionId()),
         con_(con),
         remote_(std::move(remote)),
         send_queue_bytes_(send_queue_bytes) {}
@@ -178,14 +164,11 @@ class WsConnection final : public Connection {
     if (closing_.exchange(true, std::memory_order_acq_rel)) return;
     ServerConPtr con = con_.lock();
     if (!con) return;
-    asio::post(*con->get_strand(), [con, code, reason = std::string(reason)] {
-      CloseOnStrand(con, code, reason);
-    });
+    asio::post(*con->get_strand(),
+               [con, code, reason = std::string(reason)] { CloseOnStrand(con, code, reason); });
   }
 
-  size_t queued_bytes() const override {
-    return meter_->bytes.load(std::memory_order_relaxed);
-  }
+  size_t queued_bytes() const override { return meter_->bytes.load(std::memory_order_relaxed); }
 
   // Closes now; only on the connection's strand (inside its handlers).
   void CloseNow(int code, const std::string& reason) {
@@ -262,8 +245,8 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
 
     asio::error_code ec;
     asio::ip::tcp::resolver resolver(io_);
-    auto results = resolver.resolve(host, std::to_string(port),
-                                    asio::ip::resolver_base::passive, ec);
+    auto results =
+        resolver.resolve(host, std::to_string(port), asio::ip::resolver_base::passive, ec);
     if (ec || results.empty()) {
       return Status::Unavailable("resolve " + options_.listen + ": " + ec.message());
     }
@@ -361,10 +344,9 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     con->set_open_handler([self](websocketpp::connection_hdl hdl) { self->OnOpen(hdl); });
     con->set_close_handler([self](websocketpp::connection_hdl hdl) { self->OnClosed(hdl); });
     con->set_fail_handler([self](websocketpp::connection_hdl hdl) { self->OnClosed(hdl); });
-    con->set_message_handler(
-        [self](websocketpp::connection_hdl hdl, ServerMessage::ptr msg) {
-          self->OnMessage(hdl, std::move(msg));
-        });
+    con->set_message_handler([self](websocketpp::connection_hdl hdl, ServerMessage::ptr msg) {
+      self->OnMessage(hdl, std::move(msg));
+    });
     con->set_http_handler([self](websocketpp::connection_hdl hdl) { self->OnHttp(hdl); });
   }
 
@@ -380,16 +362,18 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     if (!con) return false;
     const std::string& resource = con->get_resource();
     const std::string path = resource.substr(0, resource.find('?'));
-    if (path != "/ws") {
-      con->set_status(websocketpp::http::status_code::not_found);  // state is right here
-      return false;
+    bool stopped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped = stopped_;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_) {
-      con->set_status(websocketpp::http::status_code::service_unavailable);
-      return false;
+    if (path == "/ws" && !stopped) return true;
+    try {  // set_status only throws outside request processing, which this is not
+      con->set_status(stopped ? websocketpp::http::status_code::service_unavailable
+                              : websocketpp::http::status_code::not_found);
+    } catch (...) {
     }
-    return true;
+    return false;
   }
 
   void OnOpen(websocketpp::connection_hdl hdl) {
@@ -407,9 +391,9 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       }
       connections_.emplace(ws->id(), ws);
     }
-    con->ws = ws;
+    con->conn = ws;
     try {
-      handler_->OnOpen(ws);
+      handler_->OnOpen(con->conn);
     } catch (...) {
       ws->CloseNow(1011, "internal error");
     }
@@ -418,31 +402,32 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   void OnClosed(websocketpp::connection_hdl hdl) {
     ServerConPtr con = Con(hdl);
     if (!con) return;
-    std::shared_ptr<WsConnection> ws = std::move(con->ws);
-    con->ws.reset();
-    if (!ws) return;  // never opened (handshake failed, HTTP) or already reported
-    ws->MarkClosed();
+    std::shared_ptr<Connection> conn = std::move(con->conn);
+    con->conn.reset();
+    if (!conn) return;  // never opened (handshake failed, HTTP) or already reported
+    static_cast<WsConnection*>(conn.get())->MarkClosed();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      connections_.erase(ws->id());
+      connections_.erase(conn->id());
     }
     try {
-      handler_->OnClose(ws);
+      handler_->OnClose(conn);
     } catch (...) {
     }
   }
 
   void OnMessage(websocketpp::connection_hdl hdl, ServerMessage::ptr msg) {
     ServerConPtr con = Con(hdl);
-    if (!con || !con->ws) return;
-    const std::shared_ptr<WsConnection>& ws = con->ws;
+    if (!con || !con->conn) return;
+    const std::shared_ptr<Connection> conn = con->conn;
+    auto* ws = static_cast<WsConnection*>(conn.get());
     if (msg->get_opcode() != websocketpp::frame::opcode::text) {
       ws->CloseNow(close_code::kProtocolViolation, "binary frames are not supported");
       return;
     }
     try {
       // The message is ours alone (no recycling manager): take its payload without a copy.
-      handler_->OnFrame(ws, std::move(msg->get_raw_payload()));
+      handler_->OnFrame(conn, std::move(msg->get_raw_payload()));
     } catch (...) {
       ws->CloseNow(1011, "internal error");
     }
@@ -558,10 +543,9 @@ class WsClientState : public std::enable_shared_from_this<WsClientState> {
     con->set_open_handler([self](websocketpp::connection_hdl hdl) { self->OnOpen(hdl); });
     con->set_fail_handler([self](websocketpp::connection_hdl hdl) { self->OnFail(hdl); });
     con->set_close_handler([self](websocketpp::connection_hdl hdl) { self->OnClosed(hdl); });
-    con->set_message_handler(
-        [self](websocketpp::connection_hdl, WsClient::message_ptr msg) {
-          self->OnMessage(std::move(msg));
-        });
+    con->set_message_handler([self](websocketpp::connection_hdl, WsClient::message_ptr msg) {
+      self->OnMessage(std::move(msg));
+    });
     state_ = State::kConnecting;
     hdl_ = con->get_handle();
     // Unlocked: connect may call the fail handler at once. The resolver and the connection
@@ -591,9 +575,8 @@ class WsClientState : public std::enable_shared_from_this<WsClientState> {
     thread_local std::mt19937 rng{std::random_device{}()};
     const uint32_t mask_key = static_cast<uint32_t>(rng());
     // Thread-safe; an error only means the connection is closing, which on_close reports.
-    websocketpp::lib::error_code ec =
-        con->send(PrepareText<ClientConfig::message_type>(std::string_view(), &text, meter_,
-                                                      &mask_key));
+    websocketpp::lib::error_code ec = con->send(
+        PrepareText<ClientConfig::message_type>(std::string_view(), &text, meter_, &mask_key));
     (void)ec;
   }
 
@@ -652,11 +635,21 @@ class WsClientState : public std::enable_shared_from_this<WsClientState> {
     });
   }
 
-  void OnOpen(websocketpp::connection_hdl) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == State::kConnecting) state_ = State::kOpen;
-    cv_.notify_all();
-    // Otherwise Connect gave up (timeout or Close) and its Terminate is on its way.
+  void OnOpen(websocketpp::connection_hdl hdl) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();
+      if (state_ == State::kConnecting) {
+        state_ = State::kOpen;
+        return;
+      }
+    }
+    // Connect gave up (timeout or Close) while the handshake was completing: websocketpp's
+    // terminate does not stop a TCP connect in progress, so close what opened anyway.
+    if (ClientConPtr con = std::static_pointer_cast<WsClient::connection_type>(hdl.lock())) {
+      websocketpp::lib::error_code ec;
+      con->close(ws_status::going_away, "", ec);
+    }
   }
 
   void OnFail(websocketpp::connection_hdl hdl) {

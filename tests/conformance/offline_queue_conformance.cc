@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,22 +84,15 @@ AppendRequest Req(std::shared_ptr<const Message> message, std::vector<UserKey> r
   return r;
 }
 
-AppendResult MustAppend(OfflineQueue& q, const AppendRequest& request) {
-  Result<AppendResult> r = q.Append(request);
+// The value of a call that must succeed.
+template <typename T>
+T Must(Result<T> r) {
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   return std::move(r).value();
 }
 
 FetchResult MustFetch(OfflineQueue& q, const UserKey& user, uint64_t after, size_t limit = 500) {
-  Result<FetchResult> r = q.Fetch(user, after, limit);
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
-
-InboxInfo MustInfo(OfflineQueue& q, const UserKey& user) {
-  Result<InboxInfo> r = q.Info(user);
-  REQUIRE(r.ok());
-  return std::move(r).value();
+  return Must(q.Fetch(user, after, limit));
 }
 
 // Every retained entry of `user`, paging through Fetch.
@@ -120,17 +114,26 @@ std::vector<uint64_t> Seqs(const std::vector<InboxEntry>& entries) {
   return seqs;
 }
 
-uint64_t MustAcked(OfflineQueue& q, const UserKey& user, const std::string& device) {
-  Result<uint64_t> r = q.Acked(user, device);
-  REQUIRE(r.ok());
-  return *r;
+// Runs fn(thread_index) on `threads` threads that start together, so that their calls race.
+template <typename Fn>
+void RunConcurrently(int threads, Fn fn) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < threads) std::this_thread::yield();
+      fn(t);
+    });
+  }
+  for (std::thread& thread : pool) thread.join();
 }
 
 TEST_CASE("OfflineQueue: each recipient gets its own consecutive seqs") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
     for (uint64_t i = 1; i <= 3; ++i) {
-      AppendResult r = MustAppend(*q, Req(Msg(100 + i, "alice", "hi"), {U("alice"), U("bob")}));
+      AppendResult r = Must(q->Append(Req(Msg(100 + i, "alice", "hi"), {U("alice"), U("bob")})));
       CHECK_FALSE(r.duplicate);
       CHECK(r.mid == 100 + i);
       CHECK(r.ts == kT0);
@@ -138,11 +141,11 @@ TEST_CASE("OfflineQueue: each recipient gets its own consecutive seqs") {
       CHECK(r.sender_seq == i);
     }
     // bob's inbox moves on independently; carol starts at 1; sender_index picks bob's seq.
-    AppendResult r = MustAppend(*q, Req(Msg(200, "bob", "yo"), {U("carol"), U("bob")}, 1));
+    AppendResult r = Must(q->Append(Req(Msg(200, "bob", "yo"), {U("carol"), U("bob")}, 1)));
     CHECK(r.seqs == std::vector<uint64_t>{1, 4});
     CHECK(r.sender_seq == 4);
     // A server-side send has no sender inbox.
-    r = MustAppend(*q, Req(Msg(201, "", "notice"), {U("carol")}, -1));
+    r = Must(q->Append(Req(Msg(201, "", "notice"), {U("carol")}, -1)));
     CHECK(r.sender_seq == 0);
     CHECK(r.seqs == std::vector<uint64_t>{2});
 
@@ -166,7 +169,7 @@ TEST_CASE("OfflineQueue: one message indexed into many inboxes") {
     m->extra = R"({"k":1})";
     std::vector<UserKey> members;
     for (int i = 0; i < 50; ++i) members.push_back(U("u" + std::to_string(i)));
-    AppendResult r = MustAppend(*q, Req(m, members, 0));
+    AppendResult r = Must(q->Append(Req(m, members, 0)));
     CHECK(r.seqs == std::vector<uint64_t>(50, 1));
     for (const UserKey& user : members) {
       std::vector<InboxEntry> entries = FetchAll(*q, user);
@@ -183,9 +186,12 @@ TEST_CASE("OfflineQueue: one message indexed into many inboxes") {
   });
 }
 
-TEST_CASE("OfflineQueue: fetch pages with more, first_seq and last_seq") {
+TEST_CASE("OfflineQueue: fetch pages with more; first_seq and last_seq") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
+    for (size_t bad : {size_t{0}, size_t{501}}) {
+      CHECK(q->Fetch(U("bob"), 0, bad).status().code() == Code::kBadRequest);
+    }
     FetchResult empty = MustFetch(*q, U("bob"), 0);
     CHECK(empty.entries.empty());
     CHECK(empty.first_seq == 0);
@@ -193,7 +199,7 @@ TEST_CASE("OfflineQueue: fetch pages with more, first_seq and last_seq") {
     CHECK_FALSE(empty.more);
     CHECK_FALSE(empty.gap);
 
-    for (uint64_t i = 1; i <= 25; ++i) MustAppend(*q, Req(Msg(i, "a", "m"), {U("bob")}, -1));
+    for (uint64_t i = 1; i <= 25; ++i) Must(q->Append(Req(Msg(i, "a", "m"), {U("bob")}, -1)));
     FetchResult p1 = MustFetch(*q, U("bob"), 0, 10);
     CHECK(Seqs(p1.entries) == std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
     CHECK(p1.more);
@@ -212,26 +218,13 @@ TEST_CASE("OfflineQueue: fetch pages with more, first_seq and last_seq") {
     CHECK(exact.entries.size() == 10);
     CHECK_FALSE(exact.more);
     CHECK(p1.epoch == p3.epoch);
-  });
-}
-
-TEST_CASE("OfflineQueue: fetch limits and positions past the end") {
-  ForEachBackend([](const OfflineQueueBackend& backend) {
-    auto q = backend.open({});
-    MustAppend(*q, Req(Msg(1, "a", "m"), {U("bob")}, -1));
-    for (size_t bad : {size_t{0}, size_t{501}}) {
-      Result<FetchResult> r = q->Fetch(U("bob"), 0, bad);
-      REQUIRE_FALSE(r.ok());
-      CHECK(r.status().code() == Code::kBadRequest);
-    }
-    CHECK(MustFetch(*q, U("bob"), 0, 1).entries.size() == 1);
-    CHECK(MustFetch(*q, U("bob"), 0, 500).entries.size() == 1);
-    for (uint64_t after : {uint64_t{1}, uint64_t{99}}) {
+    CHECK(MustFetch(*q, U("bob"), 0, 500).entries.size() == 25);
+    for (uint64_t after : {uint64_t{25}, uint64_t{99}}) {  // at or past the end
       FetchResult r = MustFetch(*q, U("bob"), after);
       CHECK(r.entries.empty());
       CHECK_FALSE(r.more);
       CHECK_FALSE(r.gap);
-      CHECK(r.last_seq == 1);
+      CHECK(r.last_seq == 25);
     }
   });
 }
@@ -240,11 +233,11 @@ TEST_CASE("OfflineQueue: dedup returns the first append and appends nothing") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
     AppendResult first =
-        MustAppend(*q, Req(Msg(10, "alice", "one", kT0), {U("alice"), U("bob")}, 0, "alice/c1"));
-    MustAppend(*q, Req(Msg(11, "bob", "other"), {U("bob"), U("alice")}, 0, "bob/c1"));
+        Must(q->Append(Req(Msg(10, "alice", "one", kT0), {U("alice"), U("bob")}, 0, "alice/c1")));
+    Must(q->Append(Req(Msg(11, "bob", "other"), {U("bob"), U("alice")}, 0, "bob/c1")));
     // A retry of the same cid, even with another body, mid and ts, is the same message.
-    AppendResult again = MustAppend(
-        *q, Req(Msg(12, "alice", "two", kT0 + 5), {U("alice"), U("bob")}, 0, "alice/c1"));
+    AppendResult again = Must(
+        q->Append(Req(Msg(12, "alice", "two", kT0 + 5), {U("alice"), U("bob")}, 0, "alice/c1")));
     CHECK(again.duplicate);
     CHECK(again.mid == first.mid);
     CHECK(again.ts == kT0);
@@ -254,10 +247,10 @@ TEST_CASE("OfflineQueue: dedup returns the first append and appends nothing") {
     std::vector<InboxEntry> bob = FetchAll(*q, U("bob"));
     REQUIRE(bob.size() == 2);
     CHECK(bob[0].message->body == "one");
-    CHECK(MustInfo(*q, U("alice")).last_seq == 2);
+    CHECK(Must(q->Info(U("alice"))).last_seq == 2);
     // Without a key there is no dedup.
-    MustAppend(*q, Req(Msg(13, "alice", "x"), {U("alice")}));
-    CHECK_FALSE(MustAppend(*q, Req(Msg(13, "alice", "x"), {U("alice")})).duplicate);
+    Must(q->Append(Req(Msg(13, "alice", "x"), {U("alice")})));
+    CHECK_FALSE(Must(q->Append(Req(Msg(13, "alice", "x"), {U("alice")}))).duplicate);
   });
 }
 
@@ -268,25 +261,23 @@ TEST_CASE("OfflineQueue: dedup keys are forgotten after the window") {
     options.dedup_window_ms = 1000;
     options.clock = &clock;
     auto q = backend.open(options);
-    MustAppend(*q, Req(Msg(1, "a", "m"), {U("a")}, 0, "k"));
+    Must(q->Append(Req(Msg(1, "a", "m"), {U("a")}, 0, "k")));
     clock.Advance(999);
-    CHECK(MustAppend(*q, Req(Msg(2, "a", "m"), {U("a")}, 0, "k")).duplicate);
+    CHECK(Must(q->Append(Req(Msg(2, "a", "m"), {U("a")}, 0, "k"))).duplicate);
     SUBCASE("checked at lookup, without a sweep") {
       clock.Advance(2);
-      AppendResult r = MustAppend(*q, Req(Msg(3, "a", "m"), {U("a")}, 0, "k"));
+      AppendResult r = Must(q->Append(Req(Msg(3, "a", "m"), {U("a")}, 0, "k")));
       CHECK_FALSE(r.duplicate);
       CHECK(r.sender_seq == 2);
       CHECK(r.mid == 3);
       // The new append starts a new window.
-      CHECK(MustAppend(*q, Req(Msg(4, "a", "m"), {U("a")}, 0, "k")).mid == 3);
+      CHECK(Must(q->Append(Req(Msg(4, "a", "m"), {U("a")}, 0, "k"))).mid == 3);
     }
     SUBCASE("dropped by a sweep") {
       // The sweep's `now` is past the window while the clock is not: only the sweep can have
       // forgotten the key.
-      Result<size_t> swept = q->Expire(kT0 + 1001);
-      REQUIRE(swept.ok());
-      CHECK(*swept == 0);  // dedup keys are not inbox entries
-      CHECK_FALSE(MustAppend(*q, Req(Msg(3, "a", "m"), {U("a")}, 0, "k")).duplicate);
+      CHECK(Must(q->Expire(kT0 + 1001)) == 0);  // dedup keys are not inbox entries
+      CHECK_FALSE(Must(q->Append(Req(Msg(3, "a", "m"), {U("a")}, 0, "k"))).duplicate);
     }
   });
 }
@@ -296,13 +287,11 @@ TEST_CASE("OfflineQueue: retention by age leaves a gap and never reuses seqs") {
     OfflineQueueOptions options;
     options.retention_ms = 1000;
     auto q = backend.open(options);
-    const std::string epoch = MustInfo(*q, U("bob")).epoch;
+    const std::string epoch = Must(q->Info(U("bob"))).epoch;
     for (uint64_t i = 1; i <= 3; ++i) {
-      MustAppend(*q, Req(Msg(i, "a", "m", kT0 + 100 * static_cast<int64_t>(i)), {U("bob")}, -1));
+      Must(q->Append(Req(Msg(i, "a", "m", kT0 + 100 * static_cast<int64_t>(i)), {U("bob")}, -1)));
     }
-    Result<size_t> dropped = q->Expire(kT0 + 1250);  // drops ts 100 and 200
-    REQUIRE(dropped.ok());
-    CHECK(*dropped == 2);
+    CHECK(Must(q->Expire(kT0 + 1250)) == 2);  // drops ts 100 and 200
     FetchResult r = MustFetch(*q, U("bob"), 0);
     CHECK(Seqs(r.entries) == std::vector<uint64_t>{3});
     CHECK(r.first_seq == 3);
@@ -311,9 +300,7 @@ TEST_CASE("OfflineQueue: retention by age leaves a gap and never reuses seqs") {
     CHECK(MustFetch(*q, U("bob"), 1).gap);
     CHECK_FALSE(MustFetch(*q, U("bob"), 2).gap);  // nothing after 2 was dropped
 
-    dropped = q->Expire(kT0 + 100000);
-    REQUIRE(dropped.ok());
-    CHECK(*dropped == 1);
+    CHECK(Must(q->Expire(kT0 + 100000)) == 1);
     r = MustFetch(*q, U("bob"), 0);
     CHECK(r.entries.empty());
     CHECK(r.first_seq == 0);
@@ -321,9 +308,9 @@ TEST_CASE("OfflineQueue: retention by age leaves a gap and never reuses seqs") {
     CHECK(r.gap);
     CHECK_FALSE(MustFetch(*q, U("bob"), 3).gap);
 
-    AppendResult next = MustAppend(*q, Req(Msg(4, "a", "m", kT0 + 100000), {U("bob")}, -1));
+    AppendResult next = Must(q->Append(Req(Msg(4, "a", "m", kT0 + 100000), {U("bob")}, -1)));
     CHECK(next.seqs == std::vector<uint64_t>{4});
-    InboxInfo info = MustInfo(*q, U("bob"));
+    InboxInfo info = Must(q->Info(U("bob")));
     CHECK(info.first_seq == 4);
     CHECK(info.last_seq == 4);
     CHECK(info.epoch == epoch);
@@ -335,10 +322,10 @@ TEST_CASE("OfflineQueue: inboxes are trimmed to max_inbox") {
     OfflineQueueOptions options;
     options.max_inbox = 5;
     auto q = backend.open(options);
-    for (uint64_t i = 1; i <= 8; ++i) MustAppend(*q, Req(Msg(i, "a", "m"), {U("bob")}, -1));
-    MustAppend(*q, Req(Msg(9, "a", "m"), {U("carol")}, -1));
+    for (uint64_t i = 1; i <= 8; ++i) Must(q->Append(Req(Msg(i, "a", "m"), {U("bob")}, -1)));
+    Must(q->Append(Req(Msg(9, "a", "m"), {U("carol")}, -1)));
     // A backend may trim on append or only in the sweep; after a sweep both agree.
-    REQUIRE(q->Expire(kT0).ok());
+    Must(q->Expire(kT0));
     FetchResult r = MustFetch(*q, U("bob"), 0);
     CHECK(Seqs(r.entries) == std::vector<uint64_t>{4, 5, 6, 7, 8});
     CHECK(r.first_seq == 4);
@@ -346,29 +333,29 @@ TEST_CASE("OfflineQueue: inboxes are trimmed to max_inbox") {
     CHECK(r.gap);
     CHECK_FALSE(MustFetch(*q, U("bob"), 3).gap);
     CHECK(FetchAll(*q, U("carol")).size() == 1);
-    CHECK(MustAppend(*q, Req(Msg(10, "a", "m"), {U("bob")}, -1)).seqs[0] == 9);
+    CHECK(Must(q->Append(Req(Msg(10, "a", "m"), {U("bob")}, -1))).seqs[0] == 9);
   });
 }
 
 TEST_CASE("OfflineQueue: acks are cumulative per device") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
-    for (uint64_t i = 1; i <= 3; ++i) MustAppend(*q, Req(Msg(i, "a", "m"), {U("bob")}, -1));
-    CHECK(MustAcked(*q, U("bob"), "phone") == 0);
+    for (uint64_t i = 1; i <= 3; ++i) Must(q->Append(Req(Msg(i, "a", "m"), {U("bob")}, -1)));
+    CHECK(Must(q->Acked(U("bob"), "phone")) == 0);
     CHECK(q->Ack(U("bob"), "phone", 2).ok());
-    CHECK(MustAcked(*q, U("bob"), "phone") == 2);
+    CHECK(Must(q->Acked(U("bob"), "phone")) == 2);
     CHECK(q->Ack(U("bob"), "phone", 1).ok());  // lower: ignored
-    CHECK(MustAcked(*q, U("bob"), "phone") == 2);
+    CHECK(Must(q->Acked(U("bob"), "phone")) == 2);
     Status beyond = q->Ack(U("bob"), "phone", 4);
     CHECK(beyond.code() == Code::kBadRequest);
-    CHECK(MustAcked(*q, U("bob"), "phone") == 2);
+    CHECK(Must(q->Acked(U("bob"), "phone")) == 2);
 
-    CHECK(MustAcked(*q, U("bob"), "web") == 0);  // devices are independent
+    CHECK(Must(q->Acked(U("bob"), "web")) == 0);  // devices are independent
     CHECK(q->Ack(U("bob"), "web", 3).ok());
-    CHECK(MustAcked(*q, U("bob"), "web") == 3);
-    CHECK(MustAcked(*q, U("bob"), "phone") == 2);
+    CHECK(Must(q->Acked(U("bob"), "web")) == 3);
+    CHECK(Must(q->Acked(U("bob"), "phone")) == 2);
 
-    CHECK(MustAcked(*q, U("nobody"), "phone") == 0);
+    CHECK(Must(q->Acked(U("nobody"), "phone")) == 0);
     CHECK(q->Ack(U("nobody"), "phone", 1).code() == Code::kBadRequest);
     CHECK(q->Ack(U("nobody"), "phone", 0).ok());
   });
@@ -377,18 +364,18 @@ TEST_CASE("OfflineQueue: acks are cumulative per device") {
 TEST_CASE("OfflineQueue: epochs are stable per inbox and distinct between users") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
-    const std::string alice = MustInfo(*q, U("alice")).epoch;
+    const std::string alice = Must(q->Info(U("alice"))).epoch;
     CHECK_FALSE(alice.empty());
-    CHECK(MustInfo(*q, U("alice")).epoch == alice);
-    MustAppend(*q, Req(Msg(1, "alice", "m"), {U("alice"), U("bob")}));
+    CHECK(Must(q->Info(U("alice"))).epoch == alice);
+    Must(q->Append(Req(Msg(1, "alice", "m"), {U("alice"), U("bob")})));
     CHECK(MustFetch(*q, U("alice"), 0).epoch == alice);
-    CHECK(MustInfo(*q, U("alice")).epoch == alice);
+    CHECK(Must(q->Info(U("alice"))).epoch == alice);
     const std::string bob = MustFetch(*q, U("bob"), 0).epoch;
     CHECK_FALSE(bob.empty());
     CHECK(bob != alice);
-    CHECK(MustInfo(*q, U("bob")).epoch == bob);
-    // A second queue instance is a new start: a memory backend must not reuse the epoch.
-    if (!backend.reopen) CHECK(MustInfo(*backend.open({}), U("alice")).epoch != alice);
+    CHECK(Must(q->Info(U("bob"))).epoch == bob);
+    // Another empty queue is a new start and must not reuse the epoch.
+    CHECK(Must(backend.open({})->Info(U("alice"))).epoch != alice);
   });
 }
 
@@ -397,11 +384,11 @@ TEST_CASE("OfflineQueue: tenants are isolated") {
     auto q = backend.open({});
     const UserKey a1 = U("alice", "t1");
     const UserKey a2 = U("alice", "t2");
-    MustAppend(*q, Req(Msg(1, "alice", "in t1", kT0, "t1"), {a1}, 0, "alice/c1"));
-    MustAppend(*q, Req(Msg(2, "alice", "in t1", kT0, "t1"), {a1}, 0));
-    CHECK(MustInfo(*q, a2).last_seq == 0);
+    Must(q->Append(Req(Msg(1, "alice", "in t1", kT0, "t1"), {a1}, 0, "alice/c1")));
+    Must(q->Append(Req(Msg(2, "alice", "in t1", kT0, "t1"), {a1}, 0)));
+    CHECK(Must(q->Info(a2)).last_seq == 0);
     // The same dedup key in another tenant is another message.
-    AppendResult r = MustAppend(*q, Req(Msg(3, "alice", "in t2", kT0, "t2"), {a2}, 0, "alice/c1"));
+    AppendResult r = Must(q->Append(Req(Msg(3, "alice", "in t2", kT0, "t2"), {a2}, 0, "alice/c1")));
     CHECK_FALSE(r.duplicate);
     CHECK(r.sender_seq == 1);
     std::vector<InboxEntry> t2 = FetchAll(*q, a2);
@@ -409,9 +396,9 @@ TEST_CASE("OfflineQueue: tenants are isolated") {
     CHECK(t2[0].message->body == "in t2");
     CHECK(FetchAll(*q, a1).size() == 2);
     CHECK(q->Ack(a1, "phone", 2).ok());
-    CHECK(MustAcked(*q, a2, "phone") == 0);
+    CHECK(Must(q->Acked(a2, "phone")) == 0);
     CHECK(q->Ack(a2, "phone", 2).code() == Code::kBadRequest);
-    CHECK(MustInfo(*q, a1).epoch != MustInfo(*q, a2).epoch);
+    CHECK(Must(q->Info(a1)).epoch != Must(q->Info(a2)).epoch);
   });
 }
 
@@ -430,8 +417,8 @@ TEST_CASE("OfflineQueue: invalid appends are rejected and append nothing") {
       REQUIRE_FALSE(r.ok());
       CHECK(r.status().code() == Code::kBadRequest);
     }
-    CHECK(MustInfo(*q, U("a")).last_seq == 0);
-    CHECK(MustInfo(*q, U("b")).last_seq == 0);
+    CHECK(Must(q->Info(U("a"))).last_seq == 0);
+    CHECK(Must(q->Info(U("b"))).last_seq == 0);
   });
 }
 
@@ -476,33 +463,26 @@ TEST_CASE("OfflineQueue: concurrent appends keep inboxes gapless and consistentl
     std::mutex mu;
     // mid -> (recipient, seq) as Append reported them.
     std::map<uint64_t, std::vector<std::pair<int, uint64_t>>> reported;
-    std::atomic<int> ready{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        std::mt19937 rng(static_cast<unsigned>(t) + 1);
-        ++ready;  // start together so the appends really interleave
-        while (ready.load() < kThreads) std::this_thread::yield();
-        for (int i = 0; i < kAppendsPerThread; ++i) {
-          const int sender = static_cast<int>(rng() % kUsers);
-          std::vector<int> ids = {sender};
-          for (int u = 0; u < kUsers; ++u) {
-            if (u != sender && (rng() % 2 == 0 || ids.size() == 1)) ids.push_back(u);
-          }
-          std::vector<UserKey> recipients;
-          for (int u : ids) recipients.push_back(U("u" + std::to_string(u)));
-          const uint64_t mid = next_mid++;
-          Result<AppendResult> r = q->Append(Req(Msg(mid, "u", "m"), recipients, 0));
-          if (!r.ok() || r->seqs.size() != ids.size()) {
-            all_ok = false;
-            continue;
-          }
-          std::lock_guard<std::mutex> lock(mu);
-          for (size_t k = 0; k < ids.size(); ++k) reported[mid].push_back({ids[k], r->seqs[k]});
+    RunConcurrently(kThreads, [&](int t) {
+      std::mt19937 rng(static_cast<unsigned>(t) + 1);
+      for (int i = 0; i < kAppendsPerThread; ++i) {
+        const int sender = static_cast<int>(rng() % kUsers);
+        std::vector<int> ids = {sender};
+        for (int u = 0; u < kUsers; ++u) {
+          if (u != sender && (rng() % 2 == 0 || ids.size() == 1)) ids.push_back(u);
         }
-      });
-    }
-    for (std::thread& thread : threads) thread.join();
+        std::vector<UserKey> recipients;
+        for (int u : ids) recipients.push_back(U("u" + std::to_string(u)));
+        const uint64_t mid = next_mid++;
+        Result<AppendResult> r = q->Append(Req(Msg(mid, "u", "m"), recipients, 0));
+        if (!r.ok() || r->seqs.size() != ids.size()) {
+          all_ok = false;
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        for (size_t k = 0; k < ids.size(); ++k) reported[mid].push_back({ids[k], r->seqs[k]});
+      }
+    });
     REQUIRE(all_ok.load());
 
     std::vector<std::vector<uint64_t>> mids(kUsers);  // each inbox's mids in seq order
@@ -532,8 +512,10 @@ TEST_CASE("OfflineQueue: concurrent appends keep inboxes gapless and consistentl
         const std::set<uint64_t> in_a(mids[a].begin(), mids[a].end());
         const std::set<uint64_t> in_b(mids[b].begin(), mids[b].end());
         std::vector<uint64_t> shared_a, shared_b;
-        for (uint64_t mid : mids[a]) if (in_b.count(mid)) shared_a.push_back(mid);
-        for (uint64_t mid : mids[b]) if (in_a.count(mid)) shared_b.push_back(mid);
+        std::copy_if(mids[a].begin(), mids[a].end(), std::back_inserter(shared_a),
+                     [&](uint64_t mid) { return in_b.count(mid) > 0; });
+        std::copy_if(mids[b].begin(), mids[b].end(), std::back_inserter(shared_b),
+                     [&](uint64_t mid) { return in_a.count(mid) > 0; });
         CHECK(!shared_a.empty());
         CHECK(shared_a == shared_b);
       }
@@ -545,29 +527,21 @@ TEST_CASE("OfflineQueue: concurrent retries of one dedup key append it once") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
     constexpr int kThreads = 8;
-    constexpr int kKeys = 200;
+    constexpr int kKeys = 1000;
     std::atomic<uint64_t> next_mid{1};
     std::mutex mu;
     std::map<int, std::set<uint64_t>> mids_by_key;  // every mid Append returned for a key
     std::atomic<int> firsts{0};
-    std::atomic<int> ready{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&] {
-        // Start together so that retries of a key really race.
-        ++ready;
-        while (ready.load() < kThreads) std::this_thread::yield();
-        for (int k = 0; k < kKeys; ++k) {
-          Result<AppendResult> r = q->Append(
-              Req(Msg(next_mid++, "a", "m"), {U("a"), U("b")}, 0, "a/" + std::to_string(k)));
-          if (!r.ok()) continue;
-          if (!r->duplicate) ++firsts;
-          std::lock_guard<std::mutex> lock(mu);
-          mids_by_key[k].insert(r->mid);
-        }
-      });
-    }
-    for (std::thread& thread : threads) thread.join();
+    RunConcurrently(kThreads, [&](int) {
+      for (int k = 0; k < kKeys; ++k) {
+        Result<AppendResult> r = q->Append(
+            Req(Msg(next_mid++, "a", "m"), {U("a"), U("b")}, 0, "a/" + std::to_string(k)));
+        if (!r.ok()) continue;
+        if (!r->duplicate) ++firsts;
+        std::lock_guard<std::mutex> lock(mu);
+        mids_by_key[k].insert(r->mid);
+      }
+    });
     CHECK(firsts.load() == kKeys);
     REQUIRE(mids_by_key.size() == static_cast<size_t>(kKeys));
     for (const auto& [key, mids] : mids_by_key) CHECK(mids.size() == 1);  // all saw one answer
@@ -576,20 +550,20 @@ TEST_CASE("OfflineQueue: concurrent retries of one dedup key append it once") {
   });
 }
 
-TEST_CASE("OfflineQueue: seqs, epoch and acks survive a reopen") {
+TEST_CASE("OfflineQueue: seqs; epoch and acks survive a reopen") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     if (!backend.reopen) return;  // not a persistent backend
     auto q = backend.open({});
-    for (uint64_t i = 1; i <= 3; ++i) MustAppend(*q, Req(Msg(i, "a", "m"), {U("a")}));
+    for (uint64_t i = 1; i <= 3; ++i) Must(q->Append(Req(Msg(i, "a", "m"), {U("a")})));
     CHECK(q->Ack(U("a"), "phone", 2).ok());
-    const std::string epoch = MustInfo(*q, U("a")).epoch;
+    const std::string epoch = Must(q->Info(U("a"))).epoch;
     q.reset();
     q = backend.reopen({});
     REQUIRE(q.get() != nullptr);
-    CHECK(MustInfo(*q, U("a")).epoch == epoch);
+    CHECK(Must(q->Info(U("a"))).epoch == epoch);
     CHECK(Seqs(FetchAll(*q, U("a"))) == std::vector<uint64_t>{1, 2, 3});
-    CHECK(MustAcked(*q, U("a"), "phone") == 2);
-    CHECK(MustAppend(*q, Req(Msg(4, "a", "m"), {U("a")})).sender_seq == 4);
+    CHECK(Must(q->Acked(U("a"), "phone")) == 2);
+    CHECK(Must(q->Append(Req(Msg(4, "a", "m"), {U("a")}))).sender_seq == 4);
   });
 }
 

@@ -137,8 +137,7 @@ TEST_CASE("SessionStore: remove is compare-and-delete") {
     const SessionInfo old_session = MakeSession("default", "alice", "phone", "old");
     const SessionInfo new_session = MakeSession("default", "alice", "phone", "new");
     CHECK(MustPut(store, old_session, KickPolicy::kPerDevice).empty());
-    CHECK(Ids(MustPut(store, new_session, KickPolicy::kPerDevice)) ==
-          std::set<std::string>{"old"});
+    CHECK(Ids(MustPut(store, new_session, KickPolicy::kPerDevice)) == std::set<std::string>{"old"});
 
     // The kicked connection's close path runs after the new login: it must not remove "new".
     Result<bool> removed = store.Remove(old_session);
@@ -160,14 +159,13 @@ TEST_CASE("SessionStore: remove is compare-and-delete") {
 
 TEST_CASE("SessionStore: FindMany concatenates the sessions of every user") {
   ForEachBackend([](SessionStore& store) {
-    CHECK(MustPut(store, MakeSession("default", "a", "phone", "a1"), KickPolicy::kPerDevice)
-              .empty());
-    CHECK(MustPut(store, MakeSession("default", "a", "web", "a2"), KickPolicy::kPerDevice)
-              .empty());
-    CHECK(MustPut(store, MakeSession("default", "b", "phone", "b1"), KickPolicy::kPerDevice)
-              .empty());
-    CHECK(MustPut(store, MakeSession("default", "c", "phone", "c1"), KickPolicy::kPerDevice)
-              .empty());
+    CHECK(
+        MustPut(store, MakeSession("default", "a", "phone", "a1"), KickPolicy::kPerDevice).empty());
+    CHECK(MustPut(store, MakeSession("default", "a", "web", "a2"), KickPolicy::kPerDevice).empty());
+    CHECK(
+        MustPut(store, MakeSession("default", "b", "phone", "b1"), KickPolicy::kPerDevice).empty());
+    CHECK(
+        MustPut(store, MakeSession("default", "c", "phone", "c1"), KickPolicy::kPerDevice).empty());
     Result<std::vector<SessionInfo>> found = store.FindMany(
         {UserKey{"default", "a"}, UserKey{"default", "b"}, UserKey{"default", "nobody"}});
     REQUIRE(found.ok());
@@ -193,8 +191,7 @@ TEST_CASE("SessionStore: count by tenant") {
     CHECK(MustCount(store, "") == 4);
 
     // A kick replaces, so the count stays; a remove lowers it.
-    CHECK(MustPut(store, MakeSession("t1", "a", "phone", "5"), KickPolicy::kPerDevice).size() ==
-          1);
+    CHECK(MustPut(store, MakeSession("t1", "a", "phone", "5"), KickPolicy::kPerDevice).size() == 1);
     CHECK(MustCount(store, "t1") == 3);
     Result<bool> removed = store.Remove(MakeSession("t1", "b", "phone", "3"));
     REQUIRE(removed.ok());
@@ -242,9 +239,9 @@ TEST_CASE("SessionStore: concurrent puts of one user leave one session per devic
         while (ready.load() < kThreads) std::this_thread::yield();
         for (int i = 0; i < kPutsPerThread; ++i) {
           const std::string id = std::to_string(t) + "-" + std::to_string(i);
-          Result<std::vector<SessionInfo>> displaced = store.Put(
-              MakeSession("default", "alice", devices[(t + i) % devices.size()], id),
-              KickPolicy::kPerDevice);
+          Result<std::vector<SessionInfo>> displaced =
+              store.Put(MakeSession("default", "alice", devices[(t + i) % devices.size()], id),
+                        KickPolicy::kPerDevice);
           if (!displaced.ok()) {
             ok = false;
             continue;

@@ -34,7 +34,7 @@ void CheckStillServing(TestServer& ts) {
 
 }  // namespace
 
-TEST_CASE("bad input: broken JSON, wrong types, missing fields, unknown commands") {
+TEST_CASE("bad input: broken JSON; wrong types; missing fields; unknown commands") {
   TestServer ts;
   for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
     CAPTURE(url);

@@ -28,7 +28,7 @@ struct Pair {
 
 }  // namespace
 
-TEST_CASE("login: accepted with a valid token, refused (and retryable) with a bad one") {
+TEST_CASE("login: accepted with a valid token; refused (and retryable) with a bad one") {
   TestServer ts;
   for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
     CAPTURE(url);
@@ -64,7 +64,7 @@ TEST_CASE("login: accepted with a valid token, refused (and retryable) with a ba
   }
 }
 
-TEST_CASE("kick: a second login of the same device kicks the first, which receives nothing more") {
+TEST_CASE("kick: a second login of the same device kicks the first; which receives nothing more") {
   TestServer ts;
   for (Pair p : {Pair{"tcp", "ws"}, Pair{"ws", "tcp"}}) {
     CAPTURE(p.a);
@@ -117,7 +117,7 @@ TEST_CASE("kick: other devices stay; per-account policy kicks them too") {
   }
 }
 
-TEST_CASE("chat: 1:1 both ways across TCP and WebSocket, with seqs, echo to other devices") {
+TEST_CASE("chat: 1:1 both ways across TCP and WebSocket; with seqs; echo to other devices") {
   TestServer ts;
   RawClient alice(ts.TcpUrl()), alice_tab(ts.WsUrl()), bob(ts.WsUrl());
   REQUIRE(alice.Login(ts.Token("alice"), "phone") == 0);
@@ -176,7 +176,7 @@ TEST_CASE("chat: the same cid is stored once and answers the first mid and seq")
   CHECK(d["body"]["messages"].Size() == 1);
 }
 
-TEST_CASE("chat: 10,000 messages arrive in order with increasing seq") {
+TEST_CASE("chat: 10000 messages arrive in order with increasing seq") {
   TestServer ts;
   RawClient alice(ts.TcpUrl()), bob(ts.WsUrl());
   REQUIRE(alice.Login(ts.Token("alice")) == 0);
@@ -211,7 +211,7 @@ TEST_CASE("chat: 10,000 messages arrive in order with increasing seq") {
   CHECK(last_seq == kCount);
 }
 
-TEST_CASE("chat: an offline receiver syncs later, in pages; ack moves acked_seq") {
+TEST_CASE("chat: an offline receiver syncs later; in pages; ack moves acked_seq") {
   TestServer ts;
   RawClient alice(ts.WsUrl());
   REQUIRE(alice.Login(ts.Token("alice")) == 0);

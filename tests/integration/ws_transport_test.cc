@@ -94,19 +94,19 @@ class EchoHandler : public TransportHandler {
 struct WsFixture {
   explicit WsFixture(WsServerOptions options = {}) {
     options.listen = "127.0.0.1:0";
-    server = NewWsServer(io.io(), options, &handler,
-                         [this](HttpRequest request, std::function<void(HttpResponse)> respond) {
-                           asio::post(workers, [request = std::move(request),
-                                                respond = std::move(respond)] {
-                             if (request.method == "GET" && request.target == "/healthz") {
-                               respond({200, "text/plain", "ok"});
-                             } else if (request.target == "/header") {
-                               respond({200, "text/plain", request.header("x-test")});
-                             } else {
-                               respond({404, "application/json", R"({"error":"not_found"})"});
-                             }
-                           });
-                         });
+    server = NewWsServer(
+        io.io(), options, &handler,
+        [this](HttpRequest request, std::function<void(HttpResponse)> respond) {
+          asio::post(workers, [request = std::move(request), respond = std::move(respond)] {
+            if (request.method == "GET" && request.target == "/healthz") {
+              respond({200, "text/plain", "ok"});
+            } else if (request.target == "/header") {
+              respond({200, "text/plain", request.header("x-test")});
+            } else {
+              respond({404, "application/json", R"({"error":"not_found"})"});
+            }
+          });
+        });
     REQUIRE(server->Start().ok());
     port = server->port();
     REQUIRE(port != 0);
@@ -200,12 +200,11 @@ class RawClient {
       bool completed = false;
       asio::error_code read_ec;
       size_t n = 0;
-      socket_.async_read_some(asio::buffer(buf_),
-                              [&](const asio::error_code& ec, size_t k) {
-                                read_ec = ec;
-                                n = k;
-                                completed = true;
-                              });
+      socket_.async_read_some(asio::buffer(buf_), [&](const asio::error_code& ec, size_t k) {
+        read_ec = ec;
+        n = k;
+        completed = true;
+      });
       io_.restart();
       io_.run_until(deadline);
       if (!completed) {
@@ -308,7 +307,7 @@ TEST_CASE("ws: 1000 frames arrive in order") {
   }
 }
 
-TEST_CASE("ws: every header length form, masked and not, and a shared tail") {
+TEST_CASE("ws: every header length form; masked and not; and a shared tail") {
   WsServerOptions options;
   options.max_frame_bytes = 1 << 17;
   WsFixture f(options);
@@ -389,7 +388,7 @@ TEST_CASE("ws: binary messages close with 4003") {
   CHECK(((static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3])) == 4003);
 }
 
-TEST_CASE("http: GET /healthz, 404, headers, and a body over the limit") {
+TEST_CASE("http: GET /healthz; 404; headers; and a body over the limit") {
   WsServerOptions options;
   options.max_http_body_bytes = 1024;
   WsFixture f(options);
@@ -407,8 +406,9 @@ TEST_CASE("http: GET /healthz, 404, headers, and a body over the limit") {
   CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(r.substr(r.size() - 2) == "hi");
 
-  r = HttpExchange(f.port, "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n" +
-                               std::string(5000, 'x'));
+  r = HttpExchange(f.port,
+                   "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n" +
+                       std::string(5000, 'x'));
   CHECK(r.rfind("HTTP/1.1 413", 0) == 0);
 }
 
@@ -581,7 +581,7 @@ std::string Framed(const std::string& text) {
   return f + text;
 }
 
-TEST_CASE("tcp client: echo, order, raw framing, and a zero length closes") {
+TEST_CASE("tcp client: echo; order; raw framing; and a zero length closes") {
   IoRunner sio;
   TcpEchoServer echo(sio.io());
   IoRunner cio;

@@ -66,7 +66,7 @@ SessionInfo Session(const std::string& session_id, uint64_t connection_id) {
 
 using Log = std::vector<std::string>;
 
-TEST_CASE("LocalRouter: attach, deliver, detach") {
+TEST_CASE("LocalRouter: attach; deliver; detach") {
   auto router = NewLocalRouter();
   auto conn = std::make_shared<FakeConnection>(1);
   const SessionInfo s = Session("s1", 1);
@@ -120,7 +120,7 @@ TEST_CASE("LocalRouter: sessions are independent") {
   CHECK(b->log() == Log{"send to b"});
 }
 
-TEST_CASE("LocalRouter: close sends the notice, then closes, then forgets") {
+TEST_CASE("LocalRouter: close sends the notice; then closes; then forgets") {
   auto router = NewLocalRouter();
   auto conn = std::make_shared<FakeConnection>(1);
   const SessionInfo s = Session("s1", 1);
@@ -148,8 +148,9 @@ TEST_CASE("LocalRouter: a connection that is gone delivers kDropped") {
   }  // the transport dropped its last reference without a Detach
   CHECK(router->Deliver(s, Frame::FromString("m")) == SendResult::kDropped);
   CHECK(router->LocalCount() == 0);  // the dead entry was forgotten
-  router->Close(s, Frame::FromString("x"), close_code::kKicked, "admin");  // no-op, no crash
-  router->Attach(s, nullptr);  // ignored
+  // Closing a forgotten session is a no-op; attaching no connection is ignored.
+  router->Close(s, Frame::FromString("x"), close_code::kKicked, "admin");
+  router->Attach(s, nullptr);
   CHECK(router->LocalCount() == 0);
 }
 

@@ -172,9 +172,9 @@ class MemoryOfflineQueue final : public OfflineQueue {
     result.epoch = inbox.epoch;
     result.last_seq = inbox.last_seq;
     result.first_seq = inbox.empty() ? 0 : inbox.front().seq;
-    auto first = std::upper_bound(
-        inbox.begin(), inbox.end(), after,
-        [](uint64_t seq, const InboxEntry& entry) { return seq < entry.seq; });
+    auto first =
+        std::upper_bound(inbox.begin(), inbox.end(), after,
+                         [](uint64_t seq, const InboxEntry& entry) { return seq < entry.seq; });
     const size_t available = static_cast<size_t>(inbox.end() - first);
     const size_t count = std::min(available, limit);
     result.entries.assign(first, first + static_cast<ptrdiff_t>(count));

@@ -1,0 +1,156 @@
+// im::Client, the C++ SDK, against a real server over TCP and WebSocket.
+#include <doctest/doctest.h>
+
+#include <asio.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "im/client.h"
+#include "support/test_server.h"
+
+using im::test::TestServer;
+
+namespace {
+
+// Collects pushes delivered on the client's thread.
+struct Inbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<im::ReceivedMessage> messages;
+  std::vector<std::string> kicks;
+  int closed_code = -1;
+
+  void Attach(im::Client& c) {
+    c.OnMessage([this](const im::ReceivedMessage& m) {
+      std::lock_guard<std::mutex> lock(mu);
+      messages.push_back(m);
+      cv.notify_all();
+    });
+    c.OnKicked([this](const std::string& reason) {
+      std::lock_guard<std::mutex> lock(mu);
+      kicks.push_back(reason);
+      cv.notify_all();
+    });
+    c.OnClosed([this](int code, const std::string&) {
+      std::lock_guard<std::mutex> lock(mu);
+      closed_code = code;
+      cv.notify_all();
+    });
+  }
+  bool WaitMessages(size_t n, int ms = 5000) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return messages.size() >= n; });
+  }
+  bool WaitClosed(int ms = 5000) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return closed_code != -1; });
+  }
+};
+
+im::ClientOptions Url(const std::string& url) {
+  im::ClientOptions o;
+  o.url = url;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("client: login; send; push; sync and ack over both transports") {
+  TestServer ts;
+  im::Client alice(Url(ts.TcpUrl())), bob(Url(ts.WsUrl()));
+  Inbox bob_inbox;
+  bob_inbox.Attach(bob);
+  REQUIRE(alice.Connect().ok());
+  REQUIRE(bob.Connect().ok());
+  auto a = alice.Login(ts.Token("alice"));
+  REQUIRE(a.ok());
+  CHECK(a->user == "alice");
+  CHECK(a->tenant == "default");
+  CHECK(a->heartbeat_s == 30);
+  REQUIRE(bob.Login(ts.Token("bob")).ok());
+
+  im::OutgoingMessage m;
+  m.to = "bob";
+  m.body = "hello";
+  m.extra = R"({"reply_to":"x"})";
+  auto ack = alice.Send(m);
+  REQUIRE(ack.ok());
+  CHECK(ack->seq == 1);
+  CHECK(ack->mid != 0);
+  REQUIRE(bob_inbox.WaitMessages(1));
+  {
+    std::lock_guard<std::mutex> lock(bob_inbox.mu);
+    const auto& got = bob_inbox.messages[0];
+    CHECK(got.seq == 1);
+    CHECK(got.message.mid == ack->mid);
+    CHECK(got.message.from == "alice");
+    CHECK(got.message.body == "hello");
+    CHECK(got.message.extra == R"({"reply_to":"x"})");
+  }
+  for (int i = 0; i < 20; ++i) REQUIRE(alice.SendText("bob", "n" + std::to_string(i)).ok());
+  auto page = bob.Sync(0, 10);
+  REQUIRE(page.ok());
+  CHECK(page->messages.size() == 10);
+  CHECK(page->more);
+  CHECK(page->last_seq == 21);
+  CHECK_FALSE(page->gap);
+  CHECK(page->messages[1].message.body == "n0");
+  REQUIRE(bob.Ack(21).ok());
+  auto bad_ack = bob.Ack(22);
+  CHECK(bad_ack.code() == im::Code::kBadRequest);
+  auto ping = alice.Ping();
+  REQUIRE(ping.ok());
+  CHECK(*ping > 0);
+  // A refused send reports the server's code.
+  m.body = std::string(20000, 'x');
+  CHECK(alice.Send(m).status().code() == im::Code::kTooLarge);
+  m.extra = "[not an object]";
+  CHECK(alice.Send(m).status().code() == im::Code::kBadRequest);
+  REQUIRE(alice.Logout().ok());
+}
+
+TEST_CASE("client: a kick reaches the callbacks with the reason and the close code") {
+  TestServer ts;
+  for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
+    CAPTURE(url);
+    im::Client first(Url(url)), second(Url(url));
+    Inbox inbox;
+    inbox.Attach(first);
+    REQUIRE(first.Connect().ok());
+    REQUIRE(first.Login(ts.Token("carol")).ok());
+    REQUIRE(second.Connect().ok());
+    REQUIRE(second.Login(ts.Token("carol")).ok());
+    REQUIRE(inbox.WaitClosed());
+    std::lock_guard<std::mutex> lock(inbox.mu);
+    CHECK(inbox.kicks == std::vector<std::string>{"login_elsewhere"});
+    CHECK(inbox.closed_code == 4001);
+    CHECK_FALSE(first.connected());
+  }
+}
+
+TEST_CASE("client: a refused login can be retried and requests time out") {
+  TestServer ts;
+  im::Client c(Url(ts.WsUrl()));
+  REQUIRE(c.Connect().ok());
+  auto bad = c.Login("x.y.z");
+  CHECK(bad.status().code() == im::Code::kUnauthenticated);
+  CHECK(c.Login(ts.Token("dave")).ok());
+
+  // A server that accepts and never answers.
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+  im::ClientOptions o = Url("tcp://127.0.0.1:" + std::to_string(silent.local_endpoint().port()));
+  o.request_timeout_ms = 200;
+  im::Client mute(o);
+  REQUIRE(mute.Connect().ok());
+  auto r = mute.Login("t");
+  CHECK(r.status().code() == im::Code::kUnavailable);
+  CHECK(r.status().error() == "timeout");
+
+  im::Client nowhere(Url("tcp://127.0.0.1:1"));
+  CHECK_FALSE(nowhere.Connect().ok());
+  im::Client bad_url(Url("http://x"));
+  CHECK(bad_url.Connect().code() == im::Code::kBadRequest);
+}
