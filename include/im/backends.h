@@ -23,6 +23,22 @@ std::shared_ptr<Router> NewLocalRouter();
 // start is a new epoch).
 std::shared_ptr<OfflineQueue> NewMemoryOfflineQueue(OfflineQueueOptions options = {});
 
+struct LevelDbOptions {
+  // fsync every write batch. Off: an acked message survives a crash of the process (kill -9)
+  // but not of the machine (the OS may lose its last writes). On: it survives both, at the
+  // cost of one fsync per batch.
+  bool sync_writes = false;
+  size_t block_cache_bytes = 8 << 20;   // LevelDB block cache
+  size_t write_buffer_bytes = 4 << 20;  // LevelDB memtable size
+  bool create_if_missing = true;
+};
+
+// Durable inboxes in a LevelDB database at `dir` (created when missing). One process may open a
+// directory at a time (LevelDB's lock); a second open fails with 503.
+Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
+                                                              OfflineQueueOptions options = {},
+                                                              LevelDbOptions db = {});
+
 }  // namespace im
 
 #endif  // IM_BACKENDS_H_

@@ -1,9 +1,17 @@
 // im::Client: the C++ client SDK. Speaks wire protocol v1 over TCP (length-prefixed frames) or
 // WebSocket. Requests are blocking with a timeout; pushes arrive through callbacks.
 //
+// Reliability: after a lost connection the client reconnects with exponential backoff and
+// jitter, logs in again with the same token and device, and syncs from the last seq it saw
+// (paging until `more` is false), so the application receives every message exactly once
+// through OnMessage (pushes and synced entries are deduplicated by mid). Send() retries under
+// the same cid across timeouts and reconnects until `send_timeout_ms`, and the server's dedup
+// turns the retries into one stored message. After a kick, a logout or Close() it does not
+// reconnect.
+//
 // Thread-safety: all request methods are safe from any thread (requests are multiplexed by id).
-// Callbacks run on the client's own network thread: they must not block, and must not call the
-// blocking request methods (post the work elsewhere instead).
+// Callbacks run on the client's internal threads, one at a time: they must not block, and must
+// not call the blocking request methods (post the work elsewhere instead).
 #ifndef IM_CLIENT_H_
 #define IM_CLIENT_H_
 
@@ -26,8 +34,16 @@ struct ClientOptions {
   // Larger incoming frames close the connection. Server responses (sync pages) can exceed the
   // server's own 64 KiB request limit, so this is larger.
   size_t max_frame_bytes = 4 << 20;
-  // Send a ping after this long without traffic (0 = use the server's heartbeat_s).
+  // Ping this often (0 = the server's heartbeat_s), so the server never sees a silent session.
   int64_t heartbeat_ms = 0;
+  // Reconnect after a lost connection (not after a kick, a logout or Close()).
+  bool auto_reconnect = true;
+  int64_t reconnect_min_ms = 100;     // first backoff; doubles per failed attempt
+  int64_t reconnect_max_ms = 10000;   // backoff cap; each delay gets +-25% jitter
+  // Send() keeps retrying (same cid) across timeouts and reconnects for this long.
+  int64_t send_timeout_ms = 30000;
+  // Pushes are deduplicated by mid over this many recent messages.
+  size_t dedup_window = 8192;
 };
 
 struct LoginInfo {
@@ -104,6 +120,22 @@ class Client {
   void OnClosed(std::function<void(int code, const std::string& reason)> callback);
   // Any other push: cmd and body as JSON text.
   void OnPush(std::function<void(const std::string& cmd, const std::string& body)> callback);
+  // The connection was lost; reconnect attempt `attempt` (1, 2, ...) starts after `delay_ms`.
+  void OnReconnecting(std::function<void(int attempt, int64_t delay_ms)> callback);
+  // Logged in again and caught up (the resync has been delivered through OnMessage).
+  void OnReconnected(std::function<void(const LoginInfo& info)> callback);
+  // Messages may be missing: retention dropped entries after `after_seq` (reason "retention"),
+  // or the server's inbox epoch changed so seqs restarted (reason "epoch"; the client then
+  // resyncs from 0). The application may want to reload the conversation.
+  void OnGap(std::function<void(const std::string& reason, uint64_t after_seq)> callback);
+
+  // The highest seq up to which every message was delivered to OnMessage (or acknowledged
+  // through Send): where a resync starts. After the first login it is that login's last_seq
+  // unless set with ResumeFrom (older entries are the offline backlog the application syncs).
+  uint64_t synced_seq() const;
+  // Where to resume after the next login: the epoch and seq the application persisted. Call
+  // before Login.
+  void ResumeFrom(const std::string& epoch, uint64_t seq);
 
   class Impl;
 

@@ -2,6 +2,7 @@
 
 #include <asio.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "client/seq_tracker.h"
 #include "protocol/json.h"
 #include "transport/tcp_client.h"
 #include "transport/tcp_server.h"
@@ -16,7 +18,6 @@
 
 namespace im {
 
-using internal::Fields;
 using internal::JsonWriter;
 
 namespace {
@@ -66,52 +67,79 @@ ReceivedMessage ParseMessage(const rapidjson::Value& m) {
   return r;
 }
 
+Status ParseBody(const Result<std::string>& r, rapidjson::Document* d) {
+  if (!r.ok()) return r.status();
+  d->Parse(r->c_str(), r->size());
+  if (d->HasParseError() || !d->IsObject()) return Status::Internal("malformed response body");
+  return Status::OK();
+}
+
+LoginInfo ParseLogin(const rapidjson::Document& d) {
+  LoginInfo info;
+  info.user = Str(d, "user");
+  info.tenant = Str(d, "tenant");
+  info.session = Str(d, "session");
+  info.node = Str(d, "node");
+  info.epoch = Str(d, "epoch");
+  info.last_seq = U64(d, "last_seq");
+  info.acked_seq = U64(d, "acked_seq");
+  info.heartbeat_s = static_cast<int>(I64(d, "heartbeat_s"));
+  info.server_ms = I64(d, "server_ms");
+  return info;
+}
+
+bool Retryable(const Status& s) {
+  return s.code() == Code::kUnavailable || s.code() == Code::kRateLimited;
+}
+
+std::string RandomCid() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return "c" + std::to_string(rng()) + "-" + std::to_string(counter.fetch_add(1));
+}
+
 }  // namespace
 
+// State machine: idle -> connected -> logged in; a lost connection of a logged-in client goes to
+// reconnecting (the control thread dials, logs in, resyncs) unless the close was final (kick,
+// logout, Close(), a refused token).
 class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
  public:
-  explicit Impl(ClientOptions options) : options_(std::move(options)) {}
+  explicit Impl(ClientOptions options)
+      : options_(std::move(options)), mids_(options_.dedup_window) {}
 
   ~Impl() { Shutdown(); }
 
   Status Connect() {
-    std::lock_guard<std::mutex> lock(connect_mu_);
-    if (transport_) return Status::Error(Code::kConflict, "already_connected", "connected");
-    const std::string& url = options_.url;
-    if (url.rfind("tcp://", 0) == 0) {
-      std::string host;
-      uint16_t port = 0;
-      if (!internal::SplitHostPort(url.substr(6), &host, &port)) {
-        return Status::BadRequest("bad url: " + url);
-      }
-      transport_ = internal::NewTcpClientTransport(io_, host, port, options_.max_frame_bytes);
-    } else if (url.rfind("ws://", 0) == 0) {
-      transport_ = internal::NewWsClientTransport(io_, url, options_.max_frame_bytes);
-    } else {
-      return Status::BadRequest("url must start with tcp:// or ws://: " + url);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (connected_) return Status::Error(Code::kConflict, "already_connected", "connected");
+      final_ = false;
     }
-    std::weak_ptr<Impl> weak = shared_from_this();
-    transport_->on_message = [weak](std::string text) {
-      if (auto self = weak.lock()) self->OnText(text);
-    };
-    transport_->on_close = [weak](int code, std::string reason) {
-      if (auto self = weak.lock()) self->OnTransportClosed(code, std::move(reason));
-    };
-    work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-        io_.get_executor());
-    thread_ = std::thread([this] { io_.run(); });
-    Status s = transport_->Connect(options_.connect_timeout_ms);
-    if (!s.ok()) return s;
-    connected_ = true;
-    return Status::OK();
+    if (!io_thread_.joinable()) {
+      work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+          io_.get_executor());
+      io_thread_ = std::thread([this] { io_.run(); });
+      control_ = std::thread([this] { ControlLoop(); });
+    }
+    return Dial();
   }
 
-  Result<std::string> Request(const std::string& cmd, const std::string& body_json) {
-    if (!connected_) return Status::Unavailable("not connected");
+  Result<std::string> Request(const std::string& cmd, const std::string& body_json,
+                              int64_t timeout_ms = 0) {
+    std::shared_ptr<internal::ClientTransport> transport;
     uint32_t id = next_id_.fetch_add(1);
+    if (id == 0) id = next_id_.fetch_add(1);  // 0 is the heartbeat's
     auto pending = std::make_shared<Pending>();
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (!connected_) return Status::Error(Code::kUnavailable, "disconnected", "not connected");
+      // While a reconnect has not logged in again, a command would be refused (401) and the
+      // server would close the new connection: answer it here, retryable.
+      if (logged_in_ && !authenticated_ && cmd != "login" && cmd != "ping") {
+        return Status::Error(Code::kUnavailable, "reconnecting", "logging in again");
+      }
+      transport = transport_;
       pending_[id] = pending;
     }
     JsonWriter w;
@@ -123,30 +151,230 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       w.Raw(body_json);
     }
     w.EndObject();
-    transport_->Send(w.str());
+    transport->Send(w.str());
     std::unique_lock<std::mutex> lock(mu_);
-    bool done = cv_.wait_for(lock, std::chrono::milliseconds(options_.request_timeout_ms),
-                             [&] { return pending->done; });
+    int64_t t = timeout_ms > 0 ? timeout_ms : options_.request_timeout_ms;
+    bool done = cv_.wait_for(lock, std::chrono::milliseconds(t), [&] { return pending->done; });
     pending_.erase(id);
     if (!done) return Status::Error(Code::kUnavailable, "timeout", cmd + " timed out");
     if (!pending->status.ok()) return pending->status;
     return pending->body;
   }
 
+  Result<LoginInfo> Login(const std::string& token, const std::string& device) {
+    JsonWriter w;
+    w.StartObject();
+    w.Field("token", token);
+    w.Field("device", device);
+    w.EndObject();
+    rapidjson::Document d;
+    Status s = ParseBody(Request("login", w.str()), &d);
+    if (!s.ok()) return s;
+    LoginInfo info = ParseLogin(d);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      token_ = token;
+      device_ = device;
+      logged_in_ = true;
+      authenticated_ = true;
+    }
+    {
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      if (resume_set_ && resume_epoch_ == info.epoch) {
+        tracker_.Reset(std::min(resume_seq_, info.last_seq));
+      } else {
+        // The backlog up to last_seq is the application's to sync; resume after it.
+        tracker_.Reset(info.last_seq);
+      }
+      resume_set_ = false;
+      epoch_ = info.epoch;
+    }
+    StartHeartbeat(info.heartbeat_s);
+    return info;
+  }
+
+  Result<SendAck> Send(const OutgoingMessage& m) {
+    JsonWriter w;
+    w.StartObject();
+    if (!m.group.empty()) {
+      w.Field("group", m.group);
+    } else {
+      w.Field("to", m.to);
+    }
+    w.Field("cid", m.cid.empty() ? RandomCid() : m.cid);
+    w.Field("type", m.type);
+    w.Field("body", m.body);
+    if (!m.extra.empty()) {
+      rapidjson::Document check;
+      check.Parse(m.extra.c_str(), m.extra.size());
+      if (check.HasParseError() || !check.IsObject()) {
+        return Status::BadRequest("extra must be a JSON object");
+      }
+      w.Key("extra");
+      w.Raw(m.extra);
+    }
+    w.EndObject();
+    const std::string body = w.str();
+    auto deadline = Clock::now() + std::chrono::milliseconds(options_.send_timeout_ms);
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      int64_t t = std::max<int64_t>(1, std::min<int64_t>(left.count(), options_.request_timeout_ms));
+      rapidjson::Document d;
+      Status s = ParseBody(Request("chat.send", body, t), &d);
+      if (s.ok()) {
+        SendAck ack{U64(d, "mid"), U64(d, "seq"), I64(d, "ts")};
+        std::lock_guard<std::mutex> lock(seq_mu_);
+        mids_.Insert(ack.mid);  // our own message comes back in a resync: not a new one
+        tracker_.Mark(ack.seq);
+        return ack;
+      }
+      // Retry under the same cid: the server stores it once however often it arrives.
+      if (!Retryable(s) || !options_.auto_reconnect || Clock::now() >= deadline) return s;
+      std::unique_lock<std::mutex> lock(mu_);
+      if (final_) return s;
+      cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50)),
+                     [this] { return (connected_ && authenticated_) || final_; });
+    }
+  }
+
+  Result<SyncPage> Sync(uint64_t after, size_t limit) {
+    JsonWriter w;
+    w.StartObject();
+    w.Field("after", after);
+    w.Field("limit", static_cast<uint64_t>(limit));
+    w.EndObject();
+    rapidjson::Document d;
+    Status s = ParseBody(Request("chat.sync", w.str()), &d);
+    if (!s.ok()) return s;
+    SyncPage page;
+    if (d.HasMember("messages") && d["messages"].IsArray()) {
+      for (const auto& m : d["messages"].GetArray()) page.messages.push_back(ParseMessage(m));
+    }
+    page.epoch = Str(d, "epoch");
+    page.first_seq = U64(d, "first_seq");
+    page.last_seq = U64(d, "last_seq");
+    page.more = Bool(d, "more");
+    page.gap = Bool(d, "gap");
+    return page;
+  }
+
+  // Marks what the application fetched itself as delivered, so pushes of it are not repeated.
+  void NoteSynced(const SyncPage& page) {
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    for (const auto& m : page.messages) {
+      mids_.Insert(m.message.mid);
+      tracker_.Mark(m.seq);
+    }
+  }
+
   void Close() {
-    if (transport_) transport_->Close();
+    std::shared_ptr<internal::ClientTransport> t;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      final_ = true;
+      t = transport_;
+    }
+    cv_.notify_all();
+    control_cv_.notify_all();
+    if (t) t->Close();
+  }
+
+  void MarkFinal() {
+    std::lock_guard<std::mutex> lock(mu_);
+    final_ = true;
   }
 
   void Shutdown() {
     Close();
-    if (heartbeat_) {
-      asio::post(io_, [this] { heartbeat_->cancel(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
     }
+    control_cv_.notify_all();
+    if (control_.joinable()) control_.join();
+    asio::post(io_, [this] {
+      if (heartbeat_) heartbeat_->cancel();
+    });
     work_.reset();
     io_.stop();
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (io_thread_.joinable()) io_thread_.join();
     heartbeat_.reset();
+    std::lock_guard<std::mutex> lock(mu_);
     transport_.reset();
+  }
+
+  bool connected() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return connected_;
+  }
+
+  uint64_t synced_seq() {
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    return tracker_.synced();
+  }
+
+  void ResumeFrom(const std::string& epoch, uint64_t seq) {
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    resume_set_ = true;
+    resume_epoch_ = epoch;
+    resume_seq_ = seq;
+  }
+
+  std::function<void(const ReceivedMessage&)> on_message_;
+  std::function<void(const std::string&)> on_kicked_;
+  std::function<void(int, const std::string&)> on_closed_;
+  std::function<void(const std::string&, const std::string&)> on_push_;
+  std::function<void(int, int64_t)> on_reconnecting_;
+  std::function<void(const LoginInfo&)> on_reconnected_;
+  std::function<void(const std::string&, uint64_t)> on_gap_;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // Opens a new transport (a new generation: callbacks of older ones are ignored).
+  Status Dial() {
+    const std::string& url = options_.url;
+    std::shared_ptr<internal::ClientTransport> t;
+    if (url.rfind("tcp://", 0) == 0) {
+      std::string host;
+      uint16_t port = 0;
+      if (!internal::SplitHostPort(url.substr(6), &host, &port)) {
+        return Status::BadRequest("bad url: " + url);
+      }
+      t = internal::NewTcpClientTransport(io_, host, port, options_.max_frame_bytes);
+    } else if (url.rfind("ws://", 0) == 0) {
+      t = internal::NewWsClientTransport(io_, url, options_.max_frame_bytes);
+    } else {
+      return Status::BadRequest("url must start with tcp:// or ws://: " + url);
+    }
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gen = ++generation_;
+      close_code_ = 0;
+      close_reason_.clear();
+      kicked_ = false;
+      authenticated_ = false;
+    }
+    std::weak_ptr<Impl> weak = shared_from_this();
+    t->on_message = [weak, gen](std::string text) {
+      if (auto self = weak.lock()) self->OnText(gen, text);
+    };
+    t->on_close = [weak, gen](int code, std::string reason) {
+      if (auto self = weak.lock()) self->OnTransportClosed(gen, code, std::move(reason));
+    };
+    Status s = t->Connect(options_.connect_timeout_ms);
+    if (!s.ok()) return s;
+    std::shared_ptr<internal::ClientTransport> old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (gen != generation_) return Status::Unavailable("superseded");
+      old = std::move(transport_);
+      transport_ = std::move(t);
+      connected_ = true;
+    }
+    cv_.notify_all();
+    return Status::OK();  // `old` (already closed) is destroyed here, off the io thread
   }
 
   void StartHeartbeat(int heartbeat_s) {
@@ -155,33 +383,31 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     std::weak_ptr<Impl> weak = shared_from_this();
     asio::post(io_, [weak, ms] {
       auto self = weak.lock();
-      if (!self) return;
-      if (!self->heartbeat_) self->heartbeat_ = std::make_unique<asio::steady_timer>(self->io_);
+      if (!self || self->heartbeat_) return;
+      self->heartbeat_ = std::make_unique<asio::steady_timer>(self->io_);
       self->heartbeat_ms_ = ms;
       self->ArmHeartbeat();
     });
   }
 
-  std::atomic<bool> connected_{false};
-  std::function<void(const ReceivedMessage&)> on_message_;
-  std::function<void(const std::string&)> on_kicked_;
-  std::function<void(int, const std::string&)> on_closed_;
-  std::function<void(const std::string&, const std::string&)> on_push_;
-
- private:
   void ArmHeartbeat() {
     heartbeat_->expires_after(std::chrono::milliseconds(heartbeat_ms_));
     std::weak_ptr<Impl> weak = shared_from_this();
     heartbeat_->async_wait([weak](const asio::error_code& ec) {
       auto self = weak.lock();
-      if (ec || !self || !self->connected_) return;
-      // Fire and forget: the response (id 0) is ignored; traffic keeps the session alive.
-      self->transport_->Send(R"({"id":0,"cmd":"ping"})");
+      if (ec || !self) return;
+      std::shared_ptr<internal::ClientTransport> t;
+      {
+        std::lock_guard<std::mutex> lock(self->mu_);
+        if (self->connected_) t = self->transport_;
+      }
+      // Fire and forget (id 0, its response is ignored): the traffic keeps the session alive.
+      if (t) t->Send(R"({"id":0,"cmd":"ping"})");
       self->ArmHeartbeat();
     });
   }
 
-  void OnText(const std::string& text) {
+  void OnText(uint64_t gen, const std::string& text) {
     rapidjson::Document d;
     d.Parse(text.c_str(), text.size());
     if (d.HasParseError() || !d.IsObject()) return;
@@ -206,153 +432,316 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     const rapidjson::Value& body =
         d.HasMember("body") && d["body"].IsObject() ? d["body"] : kEmpty;
     if (cmd == "chat.message") {
-      if (on_message_) on_message_(ParseMessage(body));
+      ReceivedMessage m = ParseMessage(body);
+      {
+        std::lock_guard<std::mutex> lock(seq_mu_);
+        if (resyncing_) {  // delivered after the resync, in seq order
+          held_.push_back(std::move(m));
+          return;
+        }
+        tracker_.Mark(m.seq);
+        if (!mids_.Insert(m.message.mid)) return;
+      }
+      Emit([&] {
+        if (on_message_) on_message_(m);
+      });
     } else if (cmd == "session.kicked") {
-      if (on_kicked_) on_kicked_(Str(body, "reason"));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (gen == generation_) kicked_ = true;
+      }
+      std::string reason = Str(body, "reason");
+      Emit([&] {
+        if (on_kicked_) on_kicked_(reason);
+      });
     } else if (cmd == "session.closed") {
+      std::lock_guard<std::mutex> lock(mu_);
       close_code_ = static_cast<int>(I64(body, "code"));
       close_reason_ = Str(body, "reason");
-    } else if (!cmd.empty() && on_push_) {
-      on_push_(cmd, internal::ToJson(body));
+    } else if (!cmd.empty()) {
+      std::string json = internal::ToJson(body);
+      Emit([&] {
+        if (on_push_) on_push_(cmd, json);
+      });
     }
   }
 
-  void OnTransportClosed(int code, std::string reason) {
-    connected_ = false;
+  void OnTransportClosed(uint64_t gen, int code, std::string reason) {
+    bool reconnect;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (gen != generation_) return;
+      connected_ = false;
+      authenticated_ = false;
       for (auto& [id, p] : pending_) {
         if (!p->done) {
           p->status = Status::Error(Code::kUnavailable, "disconnected", "connection closed");
           p->done = true;
         }
       }
-      cv_.notify_all();
+      if (close_code_ != 0) {  // TCP: the session.closed push told the code
+        code = close_code_;
+        reason = close_reason_;
+      }
+      // A kick, a logout, Close() or an expired token end the session for good.
+      bool final_close = final_ || kicked_ || code == 4001 || code == 4002 ||
+                         (code == 1000 && reason == "logout");
+      reconnect = options_.auto_reconnect && logged_in_ && !final_close && !stopping_;
+      if (reconnect) {
+        need_reconnect_ = true;
+      } else {
+        final_ = true;
+        logged_in_ = false;
+      }
     }
-    if (close_code_ != 0) {  // TCP: the session.closed push told the code
-      code = close_code_;
-      reason = close_reason_;
+    cv_.notify_all();
+    if (reconnect) {
+      control_cv_.notify_all();
+    } else {
+      Emit([&] {
+        if (on_closed_) on_closed_(code, reason);
+      });
     }
-    if (heartbeat_) heartbeat_->cancel();
-    if (on_closed_) on_closed_(code, reason);
+  }
+
+  void ControlLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      control_cv_.wait_for(lock, std::chrono::seconds(1),
+                           [this] { return stopping_ || need_reconnect_; });
+      if (stopping_) break;
+      if (need_reconnect_) {
+        need_reconnect_ = false;
+        lock.unlock();
+        Reconnect();
+        lock.lock();
+      } else if (connected_ && logged_in_) {
+        lock.unlock();
+        FillHoles();
+        lock.lock();
+      }
+    }
+  }
+
+  // Dials with exponential backoff and jitter until logged in again, a final refusal, or stop.
+  void Reconnect() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    int64_t delay = options_.reconnect_min_ms;
+    for (int attempt = 1;; ++attempt) {
+      std::uniform_int_distribution<int64_t> jitter(-delay / 4, delay / 4);
+      int64_t wait = std::max<int64_t>(1, delay + jitter(rng));
+      Emit([&] {
+        if (on_reconnecting_) on_reconnecting_(attempt, wait);
+      });
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        control_cv_.wait_for(lock, std::chrono::milliseconds(wait),
+                             [this] { return stopping_ || final_; });
+        if (stopping_ || final_) return;
+      }
+      delay = std::min(delay * 2, options_.reconnect_max_ms);
+      if (!Dial().ok()) continue;
+      std::string token, device;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        token = token_;
+        device = device_;
+      }
+      JsonWriter w;
+      w.StartObject();
+      w.Field("token", token);
+      w.Field("device", device);
+      w.EndObject();
+      rapidjson::Document d;
+      Status s = ParseBody(Request("login", w.str()), &d);
+      if (!s.ok()) {
+        if (s.code() == Code::kUnauthenticated) {  // the token expired: only the app can help
+          Fail(4002, std::string(s.error()));
+          return;
+        }
+        continue;  // the connection went down again: back off and retry
+      }
+      LoginInfo info = ParseLogin(d);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        authenticated_ = true;
+      }
+      if (!Resync(info.epoch)) continue;
+      Emit([&] {
+        if (on_reconnected_) on_reconnected_(info);
+      });
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();  // senders waiting to retry
+      return;
+    }
+  }
+
+  void Fail(int code, const std::string& reason) {
+    std::shared_ptr<internal::ClientTransport> t;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      final_ = true;
+      logged_in_ = false;
+      t = transport_;
+    }
+    cv_.notify_all();
+    if (t) t->Close();
+    Emit([&] {
+      if (on_closed_) on_closed_(code, reason);
+    });
+  }
+
+  // A seq above a hole waited a full control tick: fetch what is missing.
+  void FillHoles() {
+    bool hole;
+    std::string epoch;
+    {
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      hole = tracker_.has_hole();
+      epoch = epoch_;
+      if (!hole) {
+        hole_ticks_ = 0;
+        return;
+      }
+      if (++hole_ticks_ < 2) return;
+      hole_ticks_ = 0;
+    }
+    (void)Resync(epoch);
+  }
+
+  // Fetches everything after the synced seq and delivers it (deduplicated, in order), then the
+  // pushes held meanwhile. False when the connection failed midway.
+  bool Resync(const std::string& epoch) {
+    uint64_t after;
+    {
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      resyncing_ = true;
+      if (!epoch_.empty() && epoch != epoch_) {
+        tracker_.Reset(0);  // seqs were handed out again: everything is new
+        Emit([&] {
+          if (on_gap_) on_gap_("epoch", 0);
+        });
+      }
+      epoch_ = epoch;
+      after = tracker_.synced();
+    }
+    bool ok = true;
+    for (bool more = true; more;) {
+      auto page = Sync(after, 200);
+      if (!page.ok()) {
+        ok = false;
+        break;
+      }
+      std::vector<ReceivedMessage> fresh;
+      {
+        std::lock_guard<std::mutex> lock(seq_mu_);
+        if (page->gap) {
+          uint64_t from = after;
+          Emit([&] {
+            if (on_gap_) on_gap_("retention", from);
+          });
+          if (page->first_seq > 0) tracker_.Reset(std::max(after, page->first_seq - 1));
+        }
+        for (auto& m : page->messages) {
+          tracker_.Mark(m.seq);
+          after = std::max(after, m.seq);
+          if (mids_.Insert(m.message.mid)) fresh.push_back(std::move(m));
+        }
+        if (page->messages.empty() && !page->more) tracker_.Reset(page->last_seq);
+      }
+      for (const auto& m : fresh) {
+        Emit([&] {
+          if (on_message_) on_message_(m);
+        });
+      }
+      more = page->more;
+    }
+    std::vector<ReceivedMessage> held;
+    {
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      resyncing_ = false;
+      held.swap(held_);
+      std::sort(held.begin(), held.end(),
+                [](const ReceivedMessage& a, const ReceivedMessage& b) { return a.seq < b.seq; });
+      auto fresh_end = std::remove_if(held.begin(), held.end(), [this](const ReceivedMessage& m) {
+        tracker_.Mark(m.seq);
+        return !mids_.Insert(m.message.mid);
+      });
+      held.erase(fresh_end, held.end());
+    }
+    for (const auto& m : held) {
+      Emit([&] {
+        if (on_message_) on_message_(m);
+      });
+    }
+    return ok;
+  }
+
+  template <typename F>
+  void Emit(F&& f) {
+    std::lock_guard<std::recursive_mutex> lock(callback_mu_);
+    f();
   }
 
   ClientOptions options_;
   asio::io_context io_;
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::thread thread_;
-  std::mutex connect_mu_;
-  std::unique_ptr<internal::ClientTransport> transport_;
-  std::unique_ptr<asio::steady_timer> heartbeat_;
+  std::thread io_thread_;
+  std::thread control_;
+  std::unique_ptr<asio::steady_timer> heartbeat_;  // io thread only
   int64_t heartbeat_ms_ = 0;
   std::atomic<uint32_t> next_id_{1};
-  std::mutex mu_;
+  std::recursive_mutex callback_mu_;  // one callback at a time
+
+  std::mutex mu_;  // guards the connection state below
   std::condition_variable cv_;
-  std::unordered_map<uint32_t, std::shared_ptr<Pending>> pending_;
+  std::condition_variable control_cv_;
+  std::shared_ptr<internal::ClientTransport> transport_;
+  uint64_t generation_ = 0;
+  bool connected_ = false;
+  bool logged_in_ = false;      // the application logged in: reconnects log in again
+  bool authenticated_ = false;  // the current connection is logged in
+  bool final_ = false;
+  bool kicked_ = false;
+  bool stopping_ = false;
+  bool need_reconnect_ = false;
   int close_code_ = 0;
   std::string close_reason_;
+  std::string token_;
+  std::string device_;
+  std::unordered_map<uint32_t, std::shared_ptr<Pending>> pending_;
+
+  std::mutex seq_mu_;  // guards the delivery state below
+  internal::SeqTracker tracker_;
+  internal::MidWindow mids_;
+  std::string epoch_;
+  bool resyncing_ = false;
+  std::vector<ReceivedMessage> held_;
+  int hole_ticks_ = 0;
+  bool resume_set_ = false;
+  std::string resume_epoch_;
+  uint64_t resume_seq_ = 0;
 };
-
-namespace {
-std::string RandomCid() {
-  static std::atomic<uint64_t> counter{0};
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return "c" + std::to_string(rng()) + "-" + std::to_string(counter.fetch_add(1));
-}
-
-Status ParseBody(const Result<std::string>& r, rapidjson::Document* d) {
-  if (!r.ok()) return r.status();
-  d->Parse(r->c_str(), r->size());
-  if (d->HasParseError() || !d->IsObject()) {
-    return Status::Internal("malformed response body");
-  }
-  return Status::OK();
-}
-}  // namespace
 
 Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
 Client::~Client() { impl_->Shutdown(); }
 
 Status Client::Connect() { return impl_->Connect(); }
-
 Result<LoginInfo> Client::Login(const std::string& token, const std::string& device) {
-  JsonWriter w;
-  w.StartObject();
-  w.Field("token", token);
-  w.Field("device", device);
-  w.EndObject();
-  rapidjson::Document d;
-  Status s = ParseBody(impl_->Request("login", w.str()), &d);
-  if (!s.ok()) return s;
-  LoginInfo info;
-  info.user = Str(d, "user");
-  info.tenant = Str(d, "tenant");
-  info.session = Str(d, "session");
-  info.node = Str(d, "node");
-  info.epoch = Str(d, "epoch");
-  info.last_seq = U64(d, "last_seq");
-  info.acked_seq = U64(d, "acked_seq");
-  info.heartbeat_s = static_cast<int>(I64(d, "heartbeat_s"));
-  info.server_ms = I64(d, "server_ms");
-  impl_->StartHeartbeat(info.heartbeat_s);
-  return info;
+  return impl_->Login(token, device);
 }
-
-Result<SendAck> Client::Send(const OutgoingMessage& m) {
-  JsonWriter w;
-  w.StartObject();
-  if (!m.group.empty()) {
-    w.Field("group", m.group);
-  } else {
-    w.Field("to", m.to);
-  }
-  w.Field("cid", m.cid.empty() ? RandomCid() : m.cid);
-  w.Field("type", m.type);
-  w.Field("body", m.body);
-  if (!m.extra.empty()) {
-    rapidjson::Document check;
-    check.Parse(m.extra.c_str(), m.extra.size());
-    if (check.HasParseError() || !check.IsObject()) {
-      return Status::BadRequest("extra must be a JSON object");
-    }
-    w.Key("extra");
-    w.Raw(m.extra);
-  }
-  w.EndObject();
-  rapidjson::Document d;
-  Status s = ParseBody(impl_->Request("chat.send", w.str()), &d);
-  if (!s.ok()) return s;
-  return SendAck{U64(d, "mid"), U64(d, "seq"), I64(d, "ts")};
-}
-
+Result<SendAck> Client::Send(const OutgoingMessage& message) { return impl_->Send(message); }
 Result<SendAck> Client::SendText(const std::string& to, const std::string& body) {
   OutgoingMessage m;
   m.to = to;
   m.body = body;
-  return Send(m);
+  return impl_->Send(m);
 }
-
 Result<SyncPage> Client::Sync(uint64_t after, size_t limit) {
-  JsonWriter w;
-  w.StartObject();
-  w.Field("after", after);
-  w.Field("limit", static_cast<uint64_t>(limit));
-  w.EndObject();
-  rapidjson::Document d;
-  Status s = ParseBody(impl_->Request("chat.sync", w.str()), &d);
-  if (!s.ok()) return s;
-  SyncPage page;
-  if (d.HasMember("messages") && d["messages"].IsArray()) {
-    for (const auto& m : d["messages"].GetArray()) page.messages.push_back(ParseMessage(m));
-  }
-  page.epoch = Str(d, "epoch");
-  page.first_seq = U64(d, "first_seq");
-  page.last_seq = U64(d, "last_seq");
-  page.more = Bool(d, "more");
-  page.gap = Bool(d, "gap");
+  auto page = impl_->Sync(after, limit);
+  if (page.ok()) impl_->NoteSynced(*page);
   return page;
 }
-
 Status Client::Ack(uint64_t seq) {
   JsonWriter w;
   w.StartObject();
@@ -361,25 +750,24 @@ Status Client::Ack(uint64_t seq) {
   auto r = impl_->Request("chat.ack", w.str());
   return r.ok() ? Status::OK() : r.status();
 }
-
 Result<TimestampMs> Client::Ping() {
   rapidjson::Document d;
   Status s = ParseBody(impl_->Request("ping", ""), &d);
   if (!s.ok()) return s;
   return I64(d, "server_ms");
 }
-
 Status Client::Logout() {
+  impl_->MarkFinal();
   auto r = impl_->Request("logout", "");
   return r.ok() ? Status::OK() : r.status();
 }
-
 Result<std::string> Client::Request(const std::string& cmd, const std::string& body_json) {
   return impl_->Request(cmd, body_json);
 }
-
 void Client::Close() { impl_->Close(); }
-bool Client::connected() const { return impl_->connected_; }
+bool Client::connected() const { return impl_->connected(); }
+uint64_t Client::synced_seq() const { return impl_->synced_seq(); }
+void Client::ResumeFrom(const std::string& epoch, uint64_t seq) { impl_->ResumeFrom(epoch, seq); }
 void Client::OnMessage(std::function<void(const ReceivedMessage&)> cb) {
   impl_->on_message_ = std::move(cb);
 }
@@ -391,6 +779,15 @@ void Client::OnClosed(std::function<void(int, const std::string&)> cb) {
 }
 void Client::OnPush(std::function<void(const std::string&, const std::string&)> cb) {
   impl_->on_push_ = std::move(cb);
+}
+void Client::OnReconnecting(std::function<void(int, int64_t)> cb) {
+  impl_->on_reconnecting_ = std::move(cb);
+}
+void Client::OnReconnected(std::function<void(const LoginInfo&)> cb) {
+  impl_->on_reconnected_ = std::move(cb);
+}
+void Client::OnGap(std::function<void(const std::string&, uint64_t)> cb) {
+  impl_->on_gap_ = std::move(cb);
 }
 
 }  // namespace im

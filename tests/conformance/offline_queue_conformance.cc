@@ -1,14 +1,16 @@
 // OfflineQueue conformance: every backend runs the same cases. To add a backend, add an entry to
 // OfflineQueueBackends(): `open` must return an empty queue; a persistent backend also sets
 // `reopen`, which closes nothing itself (the caller drops the old instance first) and opens the
-// data of the last `open` again.
+// data of the last `open` again. LevelDB-only cases live in leveldb_offline_queue_test.cc.
 
 #include <doctest/doctest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <functional>
 #include <iterator>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,9 +34,54 @@ struct OfflineQueueBackend {
   OfflineQueueOpener reopen;  // null: the backend does not persist (the reopen case is skipped)
 };
 
+// A fresh directory under /tmp, removed with everything in it when the last holder lets go.
+class TempDir {
+ public:
+  TempDir() {
+    char path[] = "/tmp/im-ldb-queue-XXXXXX";
+    REQUIRE(mkdtemp(path) != nullptr);
+    path_ = path;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Opens a LevelDB queue in `dir`. The returned queue holds the directory, and closes the
+// database before the directory may go.
+std::shared_ptr<OfflineQueue> OpenLevelDbIn(std::shared_ptr<TempDir> dir, OfflineQueueOptions o) {
+  Result<std::shared_ptr<OfflineQueue>> opened = OpenLevelDbOfflineQueue(dir->path(), o);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  std::shared_ptr<OfflineQueue> queue = std::move(opened).value();
+  OfflineQueue* raw = queue.get();
+  return std::shared_ptr<OfflineQueue>(raw, [queue, dir](OfflineQueue*) mutable {
+    queue.reset();
+    dir.reset();
+  });
+}
+
+// The directory of the last LevelDB `open`, kept for `reopen` until the next `open`.
+std::shared_ptr<TempDir>& LastLevelDbDir() {
+  static std::shared_ptr<TempDir> dir;
+  return dir;
+}
+
 const std::vector<OfflineQueueBackend>& OfflineQueueBackends() {
   static const std::vector<OfflineQueueBackend> backends = {
       {"memory", [](OfflineQueueOptions o) { return NewMemoryOfflineQueue(o); }, nullptr},
+      {"leveldb",
+       [](OfflineQueueOptions o) {
+         LastLevelDbDir() = std::make_shared<TempDir>();
+         return OpenLevelDbIn(LastLevelDbDir(), o);
+       },
+       [](OfflineQueueOptions o) { return OpenLevelDbIn(LastLevelDbDir(), o); }},
   };
   return backends;
 }

@@ -1,0 +1,305 @@
+#include "store/leveldb/keys.h"
+
+namespace im::internal::leveldb_queue {
+namespace {
+
+// Bumped when a value layout changes, so that a newer reader can tell old records apart.
+constexpr char kValueVersion = 1;
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+
+void PutVarint32(std::string* out, uint32_t value) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7F) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+bool GetVarint32(std::string_view* in, uint32_t* value) {
+  uint32_t result = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint32_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) {
+      *value = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+void PutLengthPrefixed(std::string* out, std::string_view text) {
+  PutVarint32(out, static_cast<uint32_t>(text.size()));
+  out->append(text);
+}
+
+bool GetLengthPrefixed(std::string_view* in, std::string_view* text) {
+  uint32_t size = 0;
+  if (!GetVarint32(in, &size) || in->size() < size) return false;
+  *text = in->substr(0, size);
+  in->remove_prefix(size);
+  return true;
+}
+
+bool GetLengthPrefixed(std::string_view* in, std::string* text) {
+  std::string_view view;
+  if (!GetLengthPrefixed(in, &view)) return false;
+  text->assign(view);
+  return true;
+}
+
+void PutBigEndian64(std::string* out, uint64_t value) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(value & 0xFF);
+    value >>= 8;
+  }
+  out->append(buf, sizeof buf);
+}
+
+bool GetBigEndian64(std::string_view* in, uint64_t* value) {
+  if (in->size() < 8) return false;
+  uint64_t result = 0;
+  for (int i = 0; i < 8; ++i) result = (result << 8) | static_cast<uint8_t>((*in)[i]);
+  in->remove_prefix(8);
+  *value = result;
+  return true;
+}
+
+// Values use the same fixed width as keys; they are not sorted, so the byte order is arbitrary.
+void PutFixed64(std::string* out, uint64_t value) { PutBigEndian64(out, value); }
+bool GetFixed64(std::string_view* in, uint64_t* value) { return GetBigEndian64(in, value); }
+
+void PutTimestamp(std::string* out, TimestampMs ts) {
+  PutBigEndian64(out, static_cast<uint64_t>(ts) ^ kSignBit);
+}
+
+bool GetTimestamp(std::string_view* in, TimestampMs* ts) {
+  uint64_t raw = 0;
+  if (!GetBigEndian64(in, &raw)) return false;
+  *ts = static_cast<TimestampMs>(raw ^ kSignBit);
+  return true;
+}
+
+std::string TenantPrefix(RecordType type, std::string_view tenant) {
+  std::string key(1, type);
+  PutLengthPrefixed(&key, tenant);
+  return key;
+}
+
+std::string TypedUserKey(RecordType type, const UserKey& user) {
+  std::string key(1, type);
+  key.append(UserPart(user));
+  return key;
+}
+
+bool GetVersion(std::string_view* in) {
+  if (in->empty() || in->front() != kValueVersion) return false;
+  in->remove_prefix(1);
+  return true;
+}
+
+}  // namespace
+
+std::string UserPart(const UserKey& user) {
+  std::string part;
+  part.reserve(2 + user.tenant.size() + user.user.size());
+  PutLengthPrefixed(&part, user.tenant);
+  PutLengthPrefixed(&part, user.user);
+  return part;
+}
+
+std::string HeaderKey(const UserKey& user) { return TypedUserKey(kHeaderRecord, user); }
+
+std::string InboxPrefixOfHeader(std::string_view header_key) {
+  std::string prefix(header_key);
+  if (!prefix.empty()) prefix[0] = kInboxRecord;
+  return prefix;
+}
+
+std::string InboxPrefix(const UserKey& user) { return TypedUserKey(kInboxRecord, user); }
+
+std::string InboxKey(std::string_view inbox_prefix, uint64_t seq) {
+  std::string key;
+  key.reserve(inbox_prefix.size() + 8);
+  key.append(inbox_prefix);
+  PutBigEndian64(&key, seq);
+  return key;
+}
+
+bool ParseInboxKey(std::string_view key, std::string_view inbox_prefix, uint64_t* seq) {
+  if (key.size() != inbox_prefix.size() + 8 || key.substr(0, inbox_prefix.size()) != inbox_prefix) {
+    return false;
+  }
+  key.remove_prefix(inbox_prefix.size());
+  return GetBigEndian64(&key, seq);
+}
+
+std::string AckKey(const UserKey& user, std::string_view device) {
+  std::string key = TypedUserKey(kAckRecord, user);
+  PutLengthPrefixed(&key, device);
+  return key;
+}
+
+std::string MessageKey(std::string_view tenant, uint64_t mid) {
+  std::string key = TenantPrefix(kMessageRecord, tenant);
+  PutBigEndian64(&key, mid);
+  return key;
+}
+
+std::string MessageTimeKey(std::string_view tenant, TimestampMs ts, uint64_t mid) {
+  std::string key = TenantPrefix(kMessageTimeRecord, tenant);
+  PutTimestamp(&key, ts);
+  PutBigEndian64(&key, mid);
+  return key;
+}
+
+std::string DedupKey(std::string_view tenant, std::string_view dedup_key) {
+  std::string key = TenantPrefix(kDedupRecord, tenant);
+  key.append(dedup_key);
+  return key;
+}
+
+std::string DedupTimeKey(std::string_view tenant, TimestampMs recorded_ms,
+                         std::string_view dedup_key) {
+  std::string key = TenantPrefix(kDedupTimeRecord, tenant);
+  PutTimestamp(&key, recorded_ms);
+  key.append(dedup_key);
+  return key;
+}
+
+bool ParseTimeKey(std::string_view key, TimeKey* out) {
+  if (key.empty()) return false;
+  std::string_view in = key.substr(1);
+  std::string_view tenant;
+  if (!GetLengthPrefixed(&in, &tenant)) return false;
+  out->tenant_prefix = key.substr(0, key.size() - in.size());
+  if (!GetTimestamp(&in, &out->ts)) return false;
+  out->rest = in;
+  return true;
+}
+
+bool MessageKeyOfTimeKey(const TimeKey& key, std::string* message_key) {
+  if (key.rest.size() != 8) return false;
+  message_key->assign(key.tenant_prefix);
+  (*message_key)[0] = kMessageRecord;
+  message_key->append(key.rest);
+  return true;
+}
+
+std::string DedupKeyOfTimeKey(const TimeKey& key) {
+  std::string dedup_key(key.tenant_prefix);
+  dedup_key[0] = kDedupRecord;
+  dedup_key.append(key.rest);
+  return dedup_key;
+}
+
+std::string PrefixSuccessor(std::string_view prefix) {
+  std::string next(prefix);
+  while (!next.empty()) {
+    if (static_cast<uint8_t>(next.back()) != 0xFF) {
+      next.back() = static_cast<char>(static_cast<uint8_t>(next.back()) + 1);
+      return next;
+    }
+    next.pop_back();
+  }
+  return next;
+}
+
+std::string EncodeHeader(const InboxHeader& header) {
+  std::string value(1, kValueVersion);
+  PutFixed64(&value, header.first_seq);
+  PutFixed64(&value, header.last_seq);
+  value.append(header.epoch);
+  return value;
+}
+
+bool DecodeHeader(std::string_view value, InboxHeader* out) {
+  if (!GetVersion(&value) || !GetFixed64(&value, &out->first_seq) ||
+      !GetFixed64(&value, &out->last_seq)) {
+    return false;
+  }
+  out->epoch.assign(value);
+  return !out->epoch.empty() && out->first_seq <= out->last_seq + 1;
+}
+
+std::string EncodeEntry(const InboxEntryValue& entry) {
+  std::string value;
+  value.reserve(16);
+  PutFixed64(&value, entry.mid);
+  PutFixed64(&value, static_cast<uint64_t>(entry.ts));
+  return value;
+}
+
+bool DecodeEntry(std::string_view value, InboxEntryValue* out) {
+  uint64_t ts = 0;
+  if (value.size() != 16 || !GetFixed64(&value, &out->mid) || !GetFixed64(&value, &ts)) {
+    return false;
+  }
+  out->ts = static_cast<TimestampMs>(ts);
+  return true;
+}
+
+std::string EncodeMessage(const Message& message) {
+  std::string value;
+  value.reserve(1 + 8 + 6 + message.from.size() + message.to.size() + message.group.size() +
+                message.type.size() + message.body.size() + message.extra.size() + 8);
+  value.push_back(kValueVersion);
+  PutFixed64(&value, static_cast<uint64_t>(message.ts));
+  for (const std::string* field :
+       {&message.from, &message.to, &message.group, &message.type, &message.body,
+        &message.extra}) {
+    PutLengthPrefixed(&value, *field);
+  }
+  return value;
+}
+
+std::shared_ptr<Message> DecodeMessage(std::string_view value, std::string_view tenant,
+                                       uint64_t mid) {
+  auto message = std::make_shared<Message>();
+  uint64_t ts = 0;
+  if (!GetVersion(&value) || !GetFixed64(&value, &ts)) return nullptr;
+  for (std::string* field : {&message->from, &message->to, &message->group, &message->type,
+                             &message->body, &message->extra}) {
+    if (!GetLengthPrefixed(&value, field)) return nullptr;
+  }
+  if (!value.empty()) return nullptr;
+  message->mid = mid;
+  message->tenant.assign(tenant);
+  message->ts = static_cast<TimestampMs>(ts);
+  return message;
+}
+
+std::string EncodeDedup(const DedupValue& dedup) {
+  std::string value(1, kValueVersion);
+  PutFixed64(&value, dedup.mid);
+  PutFixed64(&value, static_cast<uint64_t>(dedup.ts));
+  PutFixed64(&value, dedup.sender_seq);
+  PutFixed64(&value, static_cast<uint64_t>(dedup.recorded_ms));
+  return value;
+}
+
+bool DecodeDedup(std::string_view value, DedupValue* out) {
+  uint64_t ts = 0;
+  uint64_t recorded = 0;
+  if (!GetVersion(&value) || !GetFixed64(&value, &out->mid) || !GetFixed64(&value, &ts) ||
+      !GetFixed64(&value, &out->sender_seq) || !GetFixed64(&value, &recorded) || !value.empty()) {
+    return false;
+  }
+  out->ts = static_cast<TimestampMs>(ts);
+  out->recorded_ms = static_cast<TimestampMs>(recorded);
+  return true;
+}
+
+std::string EncodeFixed64(uint64_t value) {
+  std::string out;
+  PutFixed64(&out, value);
+  return out;
+}
+
+bool DecodeFixed64(std::string_view value, uint64_t* out) {
+  return value.size() == 8 && GetFixed64(&value, out);
+}
+
+}  // namespace im::internal::leveldb_queue

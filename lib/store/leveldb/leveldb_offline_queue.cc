@@ -1,0 +1,738 @@
+// The LevelDB OfflineQueue: durable per-user inboxes with the semantics of the memory backend
+// (lib/store/memory/memory_offline_queue.cc). Record layout: store/leveldb/keys.h.
+//
+// A message body is stored once, whatever the fan-out; an inbox entry is a 16-byte pointer
+// (mid, ts) under (tenant, user, seq). Each inbox has a header (epoch, first_seq, last_seq),
+// written in the same batch as the entries it describes, so the persisted high-water mark can
+// never fall behind a persisted entry and seqs are never handed out twice, across restarts and
+// after retention emptied the inbox.
+//
+// Retention: Append trims an inbox beyond max_inbox right away, deleting its known oldest seqs.
+// Expire drops, in write batches of at most kSweepBatchKeys deletions: inbox entries from the
+// front of each inbox while they are too old or too many (never scanning past the first kept
+// one), message records older than retention through their time index (however many inboxes
+// still point at them: such entries are skipped by Fetch and reported as `gap`), and dedup
+// records older than the window through theirs. A message trimmed from every inbox by max_inbox
+// keeps its record until retention removes it.
+//
+// Mids must be unique per tenant (ARCHITECTURE section 2): appending two different messages
+// under one mid keeps the later body for both.
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/iterator.h>
+#include <leveldb/write_batch.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "im/backends.h"
+#include "im/offline_queue.h"
+#include "store/leveldb/keys.h"
+
+namespace im {
+namespace internal::leveldb_queue {
+namespace {
+
+constexpr size_t kMaxFetchLimit = 500;
+// A sweep deletes at most this many keys per write batch, and holds the writer lock for one
+// batch at a time, so appends wait for a bounded chunk rather than a whole sweep.
+constexpr size_t kSweepBatchKeys = 10000;
+// Inboxes found to need a sweep are collected this many at a time, bounding the sweep's memory
+// whatever the number of users.
+constexpr size_t kSweepCandidates = 1024;
+// Headers kept in memory, least recently used first out (roughly 200 bytes each, so ~13 MB). An
+// evicted header costs one LevelDB read on its next use, never correctness.
+constexpr size_t kHeaderCacheCapacity = size_t{1} << 16;
+
+std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
+
+Status FromLevelDb(const leveldb::Status& status) {
+  return Status::Internal("leveldb: " + status.ToString());
+}
+
+Status Corrupt(std::string_view what) {
+  return Status::Internal("leveldb: corrupt " + std::string(what) + " record");
+}
+
+// `now - duration`, saturating instead of overflowing for absurd option values.
+TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
+  constexpr TimestampMs kMin = std::numeric_limits<TimestampMs>::min();
+  constexpr TimestampMs kMax = std::numeric_limits<TimestampMs>::max();
+  if (duration > 0 && now < kMin + duration) return kMin;
+  if (duration < 0 && now > kMax + duration) return kMax;
+  return now - duration;
+}
+
+// 16 random hex chars. Random rather than time-based, so that a wiped directory, or two
+// processes started in the same millisecond, never reuse an epoch.
+std::string NewEpoch() {
+  unsigned char raw[8];
+  randombytes_buf(raw, sizeof raw);
+  char hex[2 * sizeof raw + 1];
+  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+  return std::string(hex, 2 * sizeof raw);
+}
+
+// A write batch that counts its operations, for the sweep's bound and to skip empty writes.
+struct Batch {
+  leveldb::WriteBatch batch;
+  size_t ops = 0;
+
+  void Put(const leveldb::Slice& key, const leveldb::Slice& value) {
+    batch.Put(key, value);
+    ++ops;
+  }
+  void Delete(const leveldb::Slice& key) {
+    batch.Delete(key);
+    ++ops;
+  }
+};
+
+// An implicit snapshot released on scope exit.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(leveldb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const leveldb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  leveldb::DB* const db_;
+  const leveldb::Snapshot* const snapshot_;
+};
+
+// Recently used inbox headers by header key, bounded at `capacity`: at the bound the least
+// recently used one is dropped.
+//
+// Thread-safety: none; the owner locks.
+class HeaderCache {
+ public:
+  explicit HeaderCache(size_t capacity) : capacity_(capacity) {}
+
+  const InboxHeader* Find(const std::string& key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return &it->second->second;
+  }
+
+  void Put(const std::string& key, const InboxHeader& header) {
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      it->second->second = header;
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return;
+    }
+    lru_.emplace_front(key, header);
+    index_.emplace(lru_.front().first, lru_.begin());
+    if (index_.size() > capacity_) {
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+ private:
+  using Lru = std::list<std::pair<std::string, InboxHeader>>;
+  const size_t capacity_;
+  Lru lru_;  // most recently used first
+  std::unordered_map<std::string_view, Lru::iterator> index_;  // views into lru_'s keys
+};
+
+// Headers read or changed by one write, by header key. They reach the cache only once the write
+// has succeeded: a failed write leaves the cache as it was, which is the rollback.
+struct StagedHeader {
+  InboxHeader header;
+  bool dirty = false;  // to be written with the batch
+};
+using Staging = std::unordered_map<std::string, StagedHeader>;
+
+// Locking: `write_mu_` serializes every change of an inbox header, so seq assignment, dedup
+// lookup and the LevelDB write of an AppendBatch are one critical section: concurrent appends
+// are ordered the same way in every inbox, and a repeated dedup key sees the first record.
+// `mu_` guards the header cache only and is held for a map lookup at a time: the cache reflects
+// committed writes only (headers are published after DB::Write returns), so a reader that copies
+// a header and then reads LevelDB sees at least everything the header describes. Fetch, Info
+// and Acked never wait for `write_mu_` (except once, to create a new inbox's epoch); a sweep
+// holds it for one bounded batch at a time. `ack_mu_` serializes the read-modify-write of acks.
+// Lock order: write_mu_ or ack_mu_, then mu_.
+//
+// Thread-safety: every method is safe from any thread.
+class LevelDbOfflineQueue final : public OfflineQueue {
+ public:
+  LevelDbOfflineQueue(const OfflineQueueOptions& options, const LevelDbOptions& db_options)
+      : options_(options),
+        db_options_(db_options),
+        clock_(options.clock ? options.clock : SystemClock()),
+        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
+        filter_policy_(leveldb::NewBloomFilterPolicy(10)),
+        cache_(kHeaderCacheCapacity) {
+    write_options_.sync = db_options.sync_writes;
+  }
+
+  Status Open(const std::string& dir) {
+    leveldb::Options options;
+    options.create_if_missing = db_options_.create_if_missing;
+    options.write_buffer_size = db_options_.write_buffer_bytes;
+    options.block_cache = block_cache_.get();
+    // Most dedup lookups are for new keys and most message reads are random: a bloom filter
+    // turns their misses into memory checks.
+    options.filter_policy = filter_policy_.get();
+    leveldb::DB* db = nullptr;
+    leveldb::Status status = leveldb::DB::Open(options, dir, &db);
+    if (!status.ok()) {
+      // IOError covers LevelDB's LOCK held by another process or another open in this one.
+      if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
+      return FromLevelDb(status);
+    }
+    db_.reset(db);
+    return Status::OK();
+  }
+
+  Result<AppendResult> Append(const AppendRequest& request) override {
+    return std::move(AppendMany(&request, 1).front());
+  }
+
+  std::vector<Result<AppendResult>> AppendBatch(const std::vector<AppendRequest>& batch) override {
+    if (batch.empty()) return {};
+    return AppendMany(batch.data(), batch.size());
+  }
+
+  Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) override;
+
+  Result<InboxInfo> Info(const UserKey& user) override {
+    Result<InboxHeader> header = TouchHeader(user);
+    if (!header.ok()) return header.status();
+    InboxInfo info;
+    info.epoch = header->epoch;
+    info.first_seq = header->empty() ? 0 : header->first_seq;
+    info.last_seq = header->last_seq;
+    return info;
+  }
+
+  Status Ack(const UserKey& user, const std::string& device, uint64_t seq) override;
+  Result<uint64_t> Acked(const UserKey& user, const std::string& device) override;
+  Result<size_t> Expire(TimestampMs now) override;
+
+ private:
+  std::vector<Result<AppendResult>> AppendMany(const AppendRequest* requests, size_t count);
+  Status SweepInboxes(const std::vector<std::string>& header_keys, TimestampMs cutoff,
+                      size_t* dropped);
+  Status SweepTimeIndex(RecordType type, TimestampMs keep_from);
+
+  static Status Validate(const AppendRequest& request) {
+    if (request.message == nullptr) return Status::BadRequest("append without a message");
+    const size_t n = request.recipients.size();
+    if (n == 0) return Status::BadRequest("append without recipients");
+    if (request.sender_index < -1 || request.sender_index >= static_cast<int64_t>(n)) {
+      return Status::BadRequest("sender_index out of range");
+    }
+    std::vector<const UserKey*> sorted;
+    sorted.reserve(n);
+    for (const UserKey& user : request.recipients) sorted.push_back(&user);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const UserKey* a, const UserKey* b) { return *a < *b; });
+    for (size_t i = 1; i < n; ++i) {
+      if (*sorted[i - 1] == *sorted[i]) return Status::BadRequest("duplicate recipient");
+    }
+    return Status::OK();
+  }
+
+  bool IsFresh(TimestampMs recorded_ms, TimestampMs now) const {
+    return recorded_ms > SaturatingSub(now, options_.dedup_window_ms);
+  }
+
+  // The header at `key` as committed: from the cache, else from LevelDB (without caching it:
+  // only writers fill the cache, so it never holds a header older than a published one).
+  Status PeekHeader(const std::string& key, InboxHeader* header, bool* found) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (const InboxHeader* cached = cache_.Find(key)) {
+        *header = *cached;
+        *found = true;
+        return Status::OK();
+      }
+    }
+    std::string value;
+    leveldb::Status status = db_->Get(leveldb::ReadOptions(), key, &value);
+    *found = status.ok();
+    if (status.IsNotFound()) return Status::OK();
+    if (!status.ok()) return FromLevelDb(status);
+    return DecodeHeader(value, header) ? Status::OK() : Corrupt("inbox header");
+  }
+
+  // The header of `user`, created with a new epoch and persisted on first touch.
+  Result<InboxHeader> TouchHeader(const UserKey& user) {
+    const std::string key = HeaderKey(user);
+    InboxHeader header;
+    bool found = false;
+    Status status = PeekHeader(key, &header, &found);
+    if (!status.ok()) return status;
+    if (found) return header;
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Staging staging;
+    StagedHeader* staged = nullptr;
+    status = LoadHeaderLocked(key, /*create=*/true, &staging, &staged);
+    if (status.ok()) {
+      Batch batch;
+      status = CommitLocked(&staging, &batch, write_options_);
+    }
+    if (!status.ok()) return status;
+    return staged->header;
+  }
+
+  // Stages the header at `key` (once per write): from the staging, the cache or LevelDB, or new
+  // when `create`; *out is null when absent and not created. Requires write_mu_.
+  Status LoadHeaderLocked(const std::string& key, bool create, Staging* staging,
+                          StagedHeader** out) {
+    auto it = staging->find(key);
+    if (it != staging->end()) {
+      *out = &it->second;
+      return Status::OK();
+    }
+    StagedHeader staged;
+    bool found = false;
+    Status status = PeekHeader(key, &staged.header, &found);
+    if (!status.ok()) return status;
+    if (!found) {
+      *out = nullptr;
+      if (!create) return Status::OK();
+      staged.header.epoch = NewEpoch();
+      staged.dirty = true;
+    }
+    *out = &staging->emplace(key, std::move(staged)).first->second;
+    return Status::OK();
+  }
+
+  // Adds the dirty headers to `batch`, writes it, and publishes the staged headers to the cache.
+  // On failure nothing is published. Requires write_mu_.
+  Status CommitLocked(Staging* staging, Batch* batch, const leveldb::WriteOptions& options) {
+    for (const auto& [key, staged] : *staging) {
+      if (staged.dirty) batch->Put(key, EncodeHeader(staged.header));
+    }
+    if (batch->ops > 0) {
+      leveldb::Status status = db_->Write(options, &batch->batch);
+      if (!status.ok()) return FromLevelDb(status);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, staged] : *staging) cache_.Put(key, staged.header);
+    return Status::OK();
+  }
+
+  const OfflineQueueOptions options_;
+  const LevelDbOptions db_options_;
+  Clock* const clock_;
+  leveldb::WriteOptions write_options_;
+  // Owned here because leveldb::Options only borrows them; declared before db_ so that they
+  // outlive it.
+  const std::unique_ptr<leveldb::Cache> block_cache_;
+  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
+  std::unique_ptr<leveldb::DB> db_;  // closed first, by the destructor
+
+  std::mutex write_mu_;
+  std::mutex ack_mu_;
+  std::mutex mu_;
+  HeaderCache cache_;  // guarded by mu_
+};
+
+std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRequest* requests,
+                                                                  size_t count) {
+  struct Outcome {
+    Status status;
+    AppendResult result;
+    bool needs_write = false;  // its answer holds only if the batch is written
+  };
+  std::vector<Outcome> outcomes(count);
+  for (size_t i = 0; i < count; ++i) outcomes[i].status = Validate(requests[i]);
+
+  std::lock_guard<std::mutex> lock(write_mu_);
+  const TimestampMs now = clock_->NowMs();
+  Staging staging;
+  Batch batch;
+  std::unordered_map<std::string, size_t> batch_dedup;  // dedup record key -> request index
+  std::vector<std::pair<std::string, StagedHeader*>> inboxes;  // header key, staged header
+  std::string value;
+  for (size_t i = 0; i < count; ++i) {
+    Outcome& outcome = outcomes[i];
+    if (!outcome.status.ok()) continue;
+    const AppendRequest& request = requests[i];
+    const Message& message = *request.message;
+    AppendResult& result = outcome.result;
+
+    std::string dedup_key;
+    if (!request.dedup_key.empty()) {
+      dedup_key = DedupKey(message.tenant, request.dedup_key);
+      auto earlier = batch_dedup.find(dedup_key);
+      if (earlier != batch_dedup.end()) {
+        const AppendResult& first = outcomes[earlier->second].result;
+        result.duplicate = true;
+        result.mid = first.mid;
+        result.ts = first.ts;
+        result.sender_seq = first.sender_seq;
+        outcome.needs_write = true;
+        continue;
+      }
+      leveldb::Status status = db_->Get(leveldb::ReadOptions(), dedup_key, &value);
+      if (status.ok()) {
+        DedupValue record;
+        if (!DecodeDedup(value, &record)) {
+          outcome.status = Corrupt("dedup");
+          continue;
+        }
+        // Checked here too, not only in Expire: a key past the window must not be honoured just
+        // because no sweep has run since.
+        if (IsFresh(record.recorded_ms, now)) {
+          result.duplicate = true;
+          result.mid = record.mid;
+          result.ts = record.ts;
+          result.sender_seq = record.sender_seq;
+          continue;
+        }
+        batch.Delete(DedupTimeKey(message.tenant, record.recorded_ms, request.dedup_key));
+      } else if (!status.IsNotFound()) {
+        outcome.status = FromLevelDb(status);
+        continue;
+      }
+    }
+
+    // Every header is loaded before any changes, so a failed read leaves this request out whole.
+    inboxes.clear();
+    for (const UserKey& user : request.recipients) {
+      inboxes.emplace_back(HeaderKey(user), nullptr);
+      outcome.status = LoadHeaderLocked(inboxes.back().first, /*create=*/true, &staging,
+                                        &inboxes.back().second);
+      if (!outcome.status.ok()) break;
+    }
+    if (!outcome.status.ok()) continue;
+
+    batch.Put(MessageKey(message.tenant, message.mid), EncodeMessage(message));
+    batch.Put(MessageTimeKey(message.tenant, message.ts, message.mid), leveldb::Slice());
+    const std::string entry = EncodeEntry(InboxEntryValue{message.mid, message.ts});
+    result.mid = message.mid;
+    result.ts = message.ts;
+    result.seqs.reserve(inboxes.size());
+    for (auto& [header_key, staged] : inboxes) {
+      const std::string prefix = InboxPrefixOfHeader(header_key);
+      InboxHeader& header = staged->header;
+      staged->dirty = true;
+      const uint64_t seq = ++header.last_seq;
+      batch.Put(InboxKey(prefix, seq), entry);
+      // Retained seqs are consecutive, so the oldest ones are known without a scan.
+      while (header.size() > options_.max_inbox) batch.Delete(InboxKey(prefix, header.first_seq++));
+      result.seqs.push_back(seq);
+    }
+    if (request.sender_index >= 0) {
+      result.sender_seq = result.seqs[static_cast<size_t>(request.sender_index)];
+    }
+    if (!dedup_key.empty()) {
+      batch.Put(dedup_key, EncodeDedup(DedupValue{result.mid, result.ts, result.sender_seq, now}));
+      batch.Put(DedupTimeKey(message.tenant, now, request.dedup_key), leveldb::Slice());
+      batch_dedup[dedup_key] = i;
+    }
+    outcome.needs_write = true;
+  }
+  // One write for the whole batch: every message, index entry, header and dedup record of every
+  // request becomes durable together, or none does.
+  const Status committed = CommitLocked(&staging, &batch, write_options_);
+
+  std::vector<Result<AppendResult>> results;
+  results.reserve(count);
+  for (Outcome& outcome : outcomes) {
+    if (!outcome.status.ok()) {
+      results.emplace_back(std::move(outcome.status));
+    } else if (outcome.needs_write && !committed.ok()) {
+      results.emplace_back(committed);
+    } else {
+      results.emplace_back(std::move(outcome.result));
+    }
+  }
+  return results;
+}
+
+Result<FetchResult> LevelDbOfflineQueue::Fetch(const UserKey& user, uint64_t after, size_t limit) {
+  if (limit < 1 || limit > kMaxFetchLimit) return Status::BadRequest("limit must be 1..500");
+  Result<InboxHeader> loaded = TouchHeader(user);
+  if (!loaded.ok()) return loaded.status();
+  const InboxHeader& header = *loaded;
+  FetchResult result;
+  result.epoch = header.epoch;
+  result.last_seq = header.last_seq;
+  result.first_seq = header.empty() ? 0 : header.first_seq;
+  // Retained seqs are consecutive, so anything between `after` and the first retained entry
+  // existed once and was dropped by retention.
+  result.gap = after < header.last_seq && after + 1 < header.first_seq;
+  if (after >= header.last_seq) return result;
+
+  // The snapshot is taken after the header was read, so it holds every entry up to last_seq
+  // except those a concurrent sweep has deleted since; those show up as holes, reported as gap.
+  // Entries past last_seq (appended since) are left for the next fetch.
+  ScopedSnapshot snapshot(db_.get());
+  leveldb::ReadOptions read;
+  read.snapshot = snapshot.get();
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+  const std::string prefix = InboxPrefix(user);
+  uint64_t expected = std::max(after + 1, header.first_seq);
+  std::string value;
+  for (it->Seek(InboxKey(prefix, expected)); it->Valid(); it->Next()) {
+    uint64_t seq = 0;
+    if (!ParseInboxKey(View(it->key()), prefix, &seq) || seq > header.last_seq) break;
+    if (result.entries.size() == limit) {
+      result.more = true;
+      break;
+    }
+    if (seq != expected) result.gap = true;
+    expected = seq + 1;
+    InboxEntryValue entry;
+    if (!DecodeEntry(View(it->value()), &entry)) return Corrupt("inbox entry");
+    leveldb::Status status = db_->Get(read, MessageKey(user.tenant, entry.mid), &value);
+    if (status.IsNotFound()) {  // retention dropped the message before this inbox's entry
+      result.gap = true;
+      continue;
+    }
+    if (!status.ok()) return FromLevelDb(status);
+    std::shared_ptr<Message> message = DecodeMessage(value, user.tenant, entry.mid);
+    if (message == nullptr) return Corrupt("message");
+    result.entries.push_back(InboxEntry{seq, std::move(message)});
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status());
+  if (!result.more && expected <= header.last_seq) result.gap = true;  // the tail was swept
+  return result;
+}
+
+Status LevelDbOfflineQueue::Ack(const UserKey& user, const std::string& device, uint64_t seq) {
+  std::lock_guard<std::mutex> lock(ack_mu_);
+  InboxHeader header;
+  bool found = false;
+  Status status = PeekHeader(HeaderKey(user), &header, &found);
+  if (!status.ok()) return status;
+  const uint64_t last_seq = found ? header.last_seq : 0;
+  if (seq > last_seq) {
+    return Status::BadRequest("ack seq " + std::to_string(seq) + " is beyond last_seq " +
+                              std::to_string(last_seq));
+  }
+  if (seq == 0) return Status::OK();  // acks nothing; not worth a record
+  Result<uint64_t> acked = Acked(user, device);
+  if (!acked.ok()) return acked.status();
+  if (seq <= *acked) return Status::OK();
+  leveldb::Status written = db_->Put(write_options_, AckKey(user, device), EncodeFixed64(seq));
+  return written.ok() ? Status::OK() : FromLevelDb(written);
+}
+
+Result<uint64_t> LevelDbOfflineQueue::Acked(const UserKey& user, const std::string& device) {
+  std::string value;
+  leveldb::Status status = db_->Get(leveldb::ReadOptions(), AckKey(user, device), &value);
+  if (status.IsNotFound()) return uint64_t{0};
+  if (!status.ok()) return FromLevelDb(status);
+  uint64_t acked = 0;
+  if (!DecodeFixed64(value, &acked)) return Corrupt("ack");
+  return acked;
+}
+
+Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
+  const TimestampMs cutoff = SaturatingSub(now, options_.retention_ms);
+  size_t dropped = 0;
+  // Pass 1 judges each inbox on a snapshot, without locks: an inbox needs a sweep when it holds
+  // more than max_inbox entries or its first entry is too old. Most do not, and cost one read.
+  {
+    ScopedSnapshot snapshot(db_.get());
+    leveldb::ReadOptions read;
+    read.snapshot = snapshot.get();
+    read.fill_cache = false;  // a sweep should not evict what Fetch needs
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    std::vector<std::string> candidates;
+    std::string value;
+    for (it->Seek(std::string(1, kHeaderRecord));
+         it->Valid() && it->key()[0] == kHeaderRecord; it->Next()) {
+      InboxHeader header;
+      if (!DecodeHeader(View(it->value()), &header)) return Corrupt("inbox header");
+      if (header.empty()) continue;
+      bool expired = header.size() > options_.max_inbox;
+      if (!expired) {
+        const std::string first = InboxKey(InboxPrefixOfHeader(View(it->key())), header.first_seq);
+        leveldb::Status status = db_->Get(read, first, &value);
+        InboxEntryValue entry;
+        if (status.ok() && !DecodeEntry(value, &entry)) return Corrupt("inbox entry");
+        if (!status.ok() && !status.IsNotFound()) return FromLevelDb(status);
+        expired = status.IsNotFound() || entry.ts < cutoff;
+      }
+      if (expired) candidates.push_back(it->key().ToString());
+      if (candidates.size() == kSweepCandidates) {
+        Status swept = SweepInboxes(candidates, cutoff, &dropped);
+        if (!swept.ok()) return swept;
+        candidates.clear();
+      }
+    }
+    if (!it->status().ok()) return FromLevelDb(it->status());
+    Status swept = SweepInboxes(candidates, cutoff, &dropped);
+    if (!swept.ok()) return swept;
+  }
+  Status swept = SweepTimeIndex(kMessageTimeRecord, cutoff);
+  if (!swept.ok()) return swept;
+  // A dedup record is fresh while recorded_ms > now - window: kept from (now - window) + 1.
+  const TimestampMs dedup_cutoff = SaturatingSub(now, options_.dedup_window_ms);
+  swept = SweepTimeIndex(kDedupTimeRecord, dedup_cutoff == std::numeric_limits<TimestampMs>::max()
+                                               ? dedup_cutoff
+                                               : dedup_cutoff + 1);
+  if (!swept.ok()) return swept;
+  return dropped;
+}
+
+// Pass 2: under the writer lock, re-reads each candidate's current header and deletes from the
+// front of its inbox while entries are too many or too old, stopping at the first kept one.
+Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_keys,
+                                         TimestampMs cutoff, size_t* dropped) {
+  // A lost sweep is redone by the next one, so its writes need no fsync of their own.
+  const leveldb::WriteOptions sweep_options;
+  size_t next = 0;
+  while (next < header_keys.size()) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Staging staging;
+    Batch batch;
+    size_t deleted = 0;
+    leveldb::ReadOptions read;
+    read.fill_cache = false;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    while (next < header_keys.size() && batch.ops < kSweepBatchKeys) {
+      StagedHeader* staged = nullptr;
+      Status status = LoadHeaderLocked(header_keys[next], /*create=*/false, &staging, &staged);
+      if (!status.ok()) return status;
+      if (staged == nullptr) {
+        ++next;
+        continue;
+      }
+      InboxHeader& header = staged->header;
+      const std::string prefix = InboxPrefixOfHeader(header_keys[next]);
+      bool done = true;
+      it->Seek(InboxKey(prefix, header.first_seq));
+      while (!header.empty()) {
+        if (batch.ops >= kSweepBatchKeys) {  // continue this inbox in the next batch
+          done = false;
+          break;
+        }
+        uint64_t seq = 0;
+        if (!it->Valid() || !ParseInboxKey(View(it->key()), prefix, &seq) ||
+            seq > header.last_seq) {
+          header.first_seq = header.last_seq + 1;  // the rest is already gone
+          staged->dirty = true;
+          break;
+        }
+        if (seq > header.first_seq) {  // a hole: nothing to delete up to seq
+          header.first_seq = seq;
+          staged->dirty = true;
+        }
+        InboxEntryValue entry;
+        if (!DecodeEntry(View(it->value()), &entry)) return Corrupt("inbox entry");
+        // Stops at the first young entry even if older ones follow (ts is taken before the
+        // append, so it is not strictly monotonic in seq): dropping only from the front keeps the
+        // retained seqs consecutive, which `gap` relies on.
+        if (header.size() <= options_.max_inbox && entry.ts >= cutoff) break;
+        batch.Delete(it->key());
+        ++deleted;
+        ++header.first_seq;
+        staged->dirty = true;
+        it->Next();
+      }
+      if (!it->status().ok()) return FromLevelDb(it->status());
+      if (done) ++next;
+    }
+    it.reset();
+    Status status = CommitLocked(&staging, &batch, sweep_options);
+    if (!status.ok()) return status;
+    *dropped += deleted;
+  }
+  return Status::OK();
+}
+
+// Deletes the entries of a time index (messages or dedup keys) older than `keep_from`, with the
+// records they point to, one tenant after another: a tenant's scan stops at its first young
+// entry and seeks to the next tenant.
+Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_from) {
+  const leveldb::WriteOptions sweep_options;
+  std::string cursor(1, type);
+  std::string value;
+  std::string target;
+  for (;;) {
+    // The writer lock keeps a dedup key from being recorded again between our check of its
+    // record and the delete.
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Batch batch;
+    bool more = false;
+    leveldb::ReadOptions read;
+    read.fill_cache = false;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    it->Seek(cursor);
+    while (it->Valid() && it->key()[0] == type) {
+      if (batch.ops >= kSweepBatchKeys) {
+        cursor = it->key().ToString();
+        more = true;
+        break;
+      }
+      TimeKey key;
+      if (!ParseTimeKey(View(it->key()), &key)) return Corrupt("time index");
+      if (key.ts >= keep_from) {
+        const std::string next_tenant = PrefixSuccessor(key.tenant_prefix);
+        if (next_tenant.empty()) break;
+        it->Seek(next_tenant);
+        continue;
+      }
+      if (type == kMessageTimeRecord) {
+        if (!MessageKeyOfTimeKey(key, &target)) return Corrupt("time index");
+        batch.Delete(target);
+      } else {
+        // The record may have been written again since (expired at lookup, then re-recorded):
+        // only the record this entry indexes goes.
+        target = DedupKeyOfTimeKey(key);
+        leveldb::Status status = db_->Get(read, target, &value);
+        DedupValue record;
+        if (status.ok() && DecodeDedup(value, &record) && record.recorded_ms == key.ts) {
+          batch.Delete(target);
+        } else if (!status.ok() && !status.IsNotFound()) {
+          return FromLevelDb(status);
+        }
+      }
+      batch.Delete(it->key());
+      it->Next();
+    }
+    if (!it->status().ok()) return FromLevelDb(it->status());
+    it.reset();
+    if (batch.ops > 0) {
+      leveldb::Status status = db_->Write(sweep_options, &batch.batch);
+      if (!status.ok()) return FromLevelDb(status);
+    }
+    if (!more) return Status::OK();
+  }
+}
+
+}  // namespace
+}  // namespace internal::leveldb_queue
+
+Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
+                                                              OfflineQueueOptions options,
+                                                              LevelDbOptions db) {
+  if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
+  if (db.create_if_missing) {
+    // LevelDB creates only the last path component; "leveldb:./data/inbox" should just work.
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) return Status::Unavailable("cannot create " + dir + ": " + error.message());
+  }
+  auto queue = std::make_shared<internal::leveldb_queue::LevelDbOfflineQueue>(options, db);
+  Status status = queue->Open(dir);
+  if (!status.ok()) return status;
+  return std::shared_ptr<OfflineQueue>(std::move(queue));
+}
+
+}  // namespace im
