@@ -23,7 +23,7 @@ class Reader {
       status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
       return;
     }
-    if constexpr (std::is_arithmetic_v<Out>) {
+    if constexpr (std::is_arithmetic_v<Out> && !std::is_same_v<Out, bool>) {
       if (*v < 0) {
         status_ = im::Status::BadRequest("config key " + section_ + key + " must not be negative");
         return;
@@ -110,6 +110,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   if (auto* t = root["storage"].as_table()) {
     Reader r(*t, "storage.");
     r.Get<std::string>("inbox", &c->inbox);
+    r.Get<bool>("sync_writes", &c->sync_writes);
     r.Get<int64_t>("retention_s", &c->retention_s);
     r.Get<int64_t>("max_inbox", &c->max_inbox);
     r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);

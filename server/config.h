@@ -13,7 +13,9 @@ namespace imd {
 struct Config {
   im::ServerOptions server;          // [server] keys (docs/embedding.md lists them)
   std::string data_dir = "./data";   // keys/, and the stores of later backends
-  std::string inbox = "memory:";     // OfflineQueue backend URI
+  // OfflineQueue backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/inbox.
+  std::string inbox;
+  bool sync_writes = false;          // fsync each storage batch (see LevelDbOptions)
   std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
   int64_t token_leeway_s = 30;
   int64_t retention_s = 7 * 24 * 3600;

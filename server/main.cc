@@ -75,7 +75,10 @@ int RunServer(imd::Config c) {
   qo.retention_ms = c.retention_s * 1000;
   qo.max_inbox = c.max_inbox;
   qo.dedup_window_ms = c.dedup_window_s * 1000;
-  auto inbox = imd::OpenOfflineQueue(c.inbox, qo);
+  if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
+  im::LevelDbOptions db;
+  db.sync_writes = c.sync_writes;
+  auto inbox = imd::OpenOfflineQueue(c.inbox, qo, db);
   if (!inbox.ok()) return Fail(inbox.status());
 
   im::ServerDeps deps;

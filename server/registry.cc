@@ -13,14 +13,21 @@ std::string UriScheme(const std::string& uri) {
 }
 
 im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string& uri,
-                                                               im::OfflineQueueOptions options) {
+                                                               im::OfflineQueueOptions options,
+                                                               im::LevelDbOptions db) {
   using Factory = std::function<im::Result<std::shared_ptr<im::OfflineQueue>>(
-      const std::string& rest, im::OfflineQueueOptions)>;
+      const std::string& rest, im::OfflineQueueOptions, im::LevelDbOptions)>;
   static const std::map<std::string, Factory> kFactories = {
       {"memory",
-       [](const std::string&, im::OfflineQueueOptions o)
+       [](const std::string&, im::OfflineQueueOptions o, im::LevelDbOptions)
            -> im::Result<std::shared_ptr<im::OfflineQueue>> {
          return im::NewMemoryOfflineQueue(o);
+       }},
+      {"leveldb",
+       [](const std::string& dir, im::OfflineQueueOptions o, im::LevelDbOptions d)
+           -> im::Result<std::shared_ptr<im::OfflineQueue>> {
+         if (dir.empty()) return im::Status::BadRequest("leveldb: needs a directory");
+         return im::OpenLevelDbOfflineQueue(dir, o, d);
        }},
   };
   std::string scheme = UriScheme(uri);
@@ -28,7 +35,7 @@ im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string
   if (it == kFactories.end()) {
     return im::Status::BadRequest("unknown inbox backend '" + scheme + "' in '" + uri + "'");
   }
-  return it->second(uri.substr(std::min(uri.size(), scheme.size() + 1)), options);
+  return it->second(uri.substr(std::min(uri.size(), scheme.size() + 1)), options, db);
 }
 
 }  // namespace imd

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "im/backends.h"
 #include "im/offline_queue.h"
 #include "im/result.h"
 
@@ -16,7 +17,8 @@ namespace imd {
 std::string UriScheme(const std::string& uri);
 
 im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string& uri,
-                                                               im::OfflineQueueOptions options);
+                                                               im::OfflineQueueOptions options,
+                                                               im::LevelDbOptions db);
 
 }  // namespace imd
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "im/group_service.h"
 #include "im/offline_queue.h"
 #include "im/result.h"
 #include "im/router.h"
@@ -37,6 +38,14 @@ struct LevelDbOptions {
 // directory at a time (LevelDB's lock); a second open fails with 503.
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
                                                               OfflineQueueOptions options = {},
+                                                              LevelDbOptions db = {});
+
+// In-memory groups.
+std::shared_ptr<GroupService> NewMemoryGroupService(GroupLimits limits = {});
+
+// Durable groups in a LevelDB database at `dir` (created when missing; one process at a time).
+Result<std::shared_ptr<GroupService>> OpenLevelDbGroupService(const std::string& dir,
+                                                              GroupLimits limits = {},
                                                               LevelDbOptions db = {});
 
 }  // namespace im

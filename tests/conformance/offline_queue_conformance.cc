@@ -608,9 +608,41 @@ TEST_CASE("OfflineQueue: seqs; epoch and acks survive a reopen") {
     q = backend.reopen({});
     REQUIRE(q.get() != nullptr);
     CHECK(Must(q->Info(U("a"))).epoch == epoch);
-    CHECK(Seqs(FetchAll(*q, U("a"))) == std::vector<uint64_t>{1, 2, 3});
+    std::vector<InboxEntry> entries = FetchAll(*q, U("a"));
+    CHECK(Seqs(entries) == std::vector<uint64_t>{1, 2, 3});
+    REQUIRE(entries.size() == 3);
+    CHECK(entries[2].message->mid == 3);
+    CHECK(entries[2].message->body == "m");
     CHECK(Must(q->Acked(U("a"), "phone")) == 2);
     CHECK(Must(q->Append(Req(Msg(4, "a", "m"), {U("a")}))).sender_seq == 4);
+  });
+}
+
+TEST_CASE("OfflineQueue: dedup keys and an emptied inbox's last_seq survive a reopen") {
+  ForEachBackend([](const OfflineQueueBackend& backend) {
+    if (!backend.reopen) return;  // not a persistent backend
+    OfflineQueueOptions options;
+    options.retention_ms = 1000;
+    auto q = backend.open(options);
+    AppendResult first = Must(q->Append(Req(Msg(1, "a", "m"), {U("a"), U("b")}, 0, "a/c1")));
+    for (uint64_t i = 2; i <= 4; ++i) Must(q->Append(Req(Msg(i, "x", "m"), {U("b")}, -1)));
+    CHECK(Must(q->Expire(kT0 + 5000)) == 5);  // both inboxes emptied by age
+    const std::string epoch = Must(q->Info(U("b"))).epoch;
+    q.reset();
+    q = backend.reopen(options);
+    REQUIRE(q.get() != nullptr);
+    AppendResult again = Must(q->Append(Req(Msg(9, "a", "retry"), {U("a"), U("b")}, 0, "a/c1")));
+    CHECK(again.duplicate);
+    CHECK(again.mid == first.mid);
+    CHECK(again.sender_seq == 1);
+    InboxInfo info = Must(q->Info(U("b")));
+    CHECK(info.epoch == epoch);
+    CHECK(info.first_seq == 0);
+    CHECK(info.last_seq == 4);
+    FetchResult r = MustFetch(*q, U("b"), 0);
+    CHECK(r.entries.empty());
+    CHECK(r.gap);
+    CHECK(Must(q->Append(Req(Msg(10, "x", "m"), {U("b")}, -1))).seqs == std::vector<uint64_t>{5});
   });
 }
 

@@ -1,0 +1,590 @@
+// The LevelDB GroupService: durable groups with the semantics of the memory backend
+// (lib/store/memory/memory_group_service.cc).
+//
+// Record layout. Every key starts with a record type and the tenant, so nothing can address
+// another tenant's data; tenant and gid are length-prefixed (varint32) and so self-delimiting:
+// no group's key range is a prefix of another's. The user is the last component of a member key
+// and is not length-prefixed, so a group's member keys sort by user id exactly as the memory
+// backend's std::map does (bytewise) and Members(after, limit) is one Seek.
+//
+//   G | lp(tenant) | lp(gid)          -> GroupRecord (created_ms, member_count, name, owner)
+//   M | lp(tenant) | lp(gid) | user   -> MemberRecord (joined_ms, role)
+//
+// The type bytes are upper case, apart from the OfflineQueue's lower-case ones
+// (store/leveldb/keys.h), should the two ever share a database.
+//
+// Writes: every mutation (a create with its members, a join, a quit with its owner hand-over or
+// the deletion of the group) is one WriteBatch, so a crash leaves either all of it or none. The
+// group record carries member_count, so a join checks max_members without scanning and a quit
+// knows when it removes the last member.
+//
+// Reads take no lock: each read that needs more than one record (group then members) reads
+// them from one snapshot, so it never sees a half-applied mutation. Nothing is cached here but
+// LevelDB's block cache, so nothing can go stale.
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/iterator.h>
+#include <leveldb/write_batch.h>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "im/backends.h"
+#include "im/group_service.h"
+
+namespace im {
+namespace internal::leveldb_group {
+namespace {
+
+constexpr char kGroupRecord = 'G';
+constexpr char kMemberRecord = 'M';
+// Bumped when a value layout changes, so that a newer reader can tell old records apart.
+constexpr char kValueVersion = 1;
+
+constexpr std::string_view kOwnerRole = "owner";
+constexpr std::string_view kMemberRole = "member";
+constexpr size_t kMaxMembersPage = 500;
+// Mutations of one group serialize on one of these, chosen by a hash of the GroupKey; groups
+// sharing a stripe merely wait for each other.
+constexpr size_t kLockStripes = 64;
+
+// Encoding.
+
+void PutVarint32(std::string* out, uint32_t value) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7F) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+bool GetVarint32(std::string_view* in, uint32_t* value) {
+  uint32_t result = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint32_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) {
+      *value = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+void PutLengthPrefixed(std::string* out, std::string_view text) {
+  PutVarint32(out, static_cast<uint32_t>(text.size()));
+  out->append(text);
+}
+
+bool GetLengthPrefixed(std::string_view* in, std::string* text) {
+  uint32_t size = 0;
+  if (!GetVarint32(in, &size) || in->size() < size) return false;
+  text->assign(in->substr(0, size));
+  in->remove_prefix(size);
+  return true;
+}
+
+// Values are not sorted; fixed width keeps them simple to parse.
+void PutFixed64(std::string* out, uint64_t value) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(value & 0xFF);
+    value >>= 8;
+  }
+  out->append(buf, sizeof buf);
+}
+
+bool GetFixed64(std::string_view* in, uint64_t* value) {
+  if (in->size() < 8) return false;
+  uint64_t result = 0;
+  for (int i = 0; i < 8; ++i) result = (result << 8) | static_cast<uint8_t>((*in)[i]);
+  in->remove_prefix(8);
+  *value = result;
+  return true;
+}
+
+bool GetVersion(std::string_view* in) {
+  if (in->empty() || in->front() != kValueVersion) return false;
+  in->remove_prefix(1);
+  return true;
+}
+
+std::string GroupRecordKey(const GroupKey& key) {
+  std::string out(1, kGroupRecord);
+  PutLengthPrefixed(&out, key.tenant);
+  PutLengthPrefixed(&out, key.gid);
+  return out;
+}
+
+// Every member key of the group starts with this; the user id follows.
+std::string MemberPrefix(const GroupKey& key) {
+  std::string out(1, kMemberRecord);
+  PutLengthPrefixed(&out, key.tenant);
+  PutLengthPrefixed(&out, key.gid);
+  return out;
+}
+
+std::string MemberKey(std::string_view prefix, std::string_view user) {
+  std::string out;
+  out.reserve(prefix.size() + user.size());
+  out.append(prefix);
+  out.append(user);
+  return out;
+}
+
+struct GroupRecord {
+  std::string name;
+  std::string owner;
+  TimestampMs created_ms = 0;
+  uint64_t member_count = 0;  // owner included; a stored group has at least one
+};
+
+std::string EncodeGroup(const GroupRecord& group) {
+  std::string value(1, kValueVersion);
+  PutFixed64(&value, static_cast<uint64_t>(group.created_ms));
+  PutFixed64(&value, group.member_count);
+  PutLengthPrefixed(&value, group.name);
+  PutLengthPrefixed(&value, group.owner);
+  return value;
+}
+
+bool DecodeGroup(std::string_view value, GroupRecord* out) {
+  uint64_t created = 0;
+  if (!GetVersion(&value) || !GetFixed64(&value, &created) ||
+      !GetFixed64(&value, &out->member_count) || !GetLengthPrefixed(&value, &out->name) ||
+      !GetLengthPrefixed(&value, &out->owner) || !value.empty()) {
+    return false;
+  }
+  out->created_ms = static_cast<TimestampMs>(created);
+  return out->member_count > 0;
+}
+
+struct MemberRecord {
+  std::string role;
+  TimestampMs joined_ms = 0;
+};
+
+std::string EncodeMember(std::string_view role, TimestampMs joined_ms) {
+  std::string value(1, kValueVersion);
+  PutFixed64(&value, static_cast<uint64_t>(joined_ms));
+  value.append(role);
+  return value;
+}
+
+bool DecodeMember(std::string_view value, MemberRecord* out) {
+  uint64_t joined = 0;
+  if (!GetVersion(&value) || !GetFixed64(&value, &joined) || value.empty()) return false;
+  out->joined_ms = static_cast<TimestampMs>(joined);
+  out->role.assign(value);
+  return true;
+}
+
+// Validation (the same rules as the memory backend).
+
+// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8, so a
+// 0xC2 byte always starts a two-byte sequence and 0xC2 0x80..0x9F is exactly U+0080..U+009F.
+bool HasControlCharacter(std::string_view name) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < name.size()) {
+      const auto next = static_cast<unsigned char>(name[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
+Status ValidateKey(const GroupKey& key) {
+  if (!IsValidId(key.tenant)) return Status::BadRequest("invalid tenant");
+  if (!IsValidId(key.gid)) return Status::BadRequest("invalid gid");
+  return Status::OK();
+}
+
+Status ValidateUser(const std::string& user) {
+  if (!IsValidId(user)) return Status::BadRequest("invalid user id");
+  return Status::OK();
+}
+
+Status ValidateName(const std::string& name, const GroupLimits& limits) {
+  if (name.empty()) return Status::BadRequest("group name is empty");
+  if (name.size() > limits.max_name_bytes) {
+    return Status::BadRequest("group name is longer than " +
+                              std::to_string(limits.max_name_bytes) + " bytes");
+  }
+  if (!IsValidUtf8(name)) return Status::BadRequest("group name is not valid UTF-8");
+  if (HasControlCharacter(name)) return Status::BadRequest("group name has control characters");
+  return Status::OK();
+}
+
+// Errors.
+
+Status NotFound(const GroupKey& key) { return Status::NotFound("no group " + key.gid); }
+
+Status GroupFull(const GroupLimits& limits) {
+  return Status::Forbidden("group_full", "the group has reached its limit of " +
+                                             std::to_string(limits.max_members) + " members");
+}
+
+Status FromLevelDb(const leveldb::Status& status) {
+  return Status::Internal("leveldb: " + status.ToString());
+}
+
+Status Corrupt(std::string_view what) {
+  return Status::Internal("leveldb: corrupt " + std::string(what) + " record");
+}
+
+std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
+
+GroupInfo InfoOf(const GroupKey& key, const GroupRecord& group) {
+  GroupInfo info;
+  info.key = key;
+  info.name = group.name;
+  info.owner = group.owner;
+  info.member_count = static_cast<size_t>(group.member_count);
+  info.created_ms = group.created_ms;
+  return info;
+}
+
+// An implicit snapshot released on scope exit.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(leveldb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+
+  leveldb::ReadOptions Options() const {
+    leveldb::ReadOptions options;
+    options.snapshot = snapshot_;
+    return options;
+  }
+
+ private:
+  leveldb::DB* const db_;
+  const leveldb::Snapshot* const snapshot_;
+};
+
+// Mutations take the stripe lock of their group, then read the group's records and write one
+// batch, so check-then-write (max_members, already_member, owner hand-over) is atomic per group.
+// Reads take no lock (see the file comment).
+//
+// Thread-safety: every method is safe from any thread.
+class LevelDbGroupService final : public GroupService {
+ public:
+  LevelDbGroupService(const GroupLimits& limits, const LevelDbOptions& db_options)
+      : limits_(limits),
+        db_options_(db_options),
+        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
+        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {
+    write_options_.sync = db_options.sync_writes;
+  }
+
+  Status Open(const std::string& dir) {
+    leveldb::Options options;
+    options.create_if_missing = db_options_.create_if_missing;
+    options.write_buffer_size = db_options_.write_buffer_bytes;
+    options.block_cache = block_cache_.get();
+    // IsMember is mostly asked about members, but a miss (a non-member sending to a group) is
+    // then a memory check rather than a disk read.
+    options.filter_policy = filter_policy_.get();
+    leveldb::DB* db = nullptr;
+    leveldb::Status status = leveldb::DB::Open(options, dir, &db);
+    if (!status.ok()) {
+      // IOError covers LevelDB's LOCK held by another process or another open in this one.
+      if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
+      return FromLevelDb(status);
+    }
+    db_.reset(db);
+    return Status::OK();
+  }
+
+  Result<GroupInfo> Create(const GroupKey& key, const std::string& name, const std::string& owner,
+                           const std::vector<std::string>& members, TimestampMs now) override;
+
+  Result<GroupInfo> Get(const GroupKey& key) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    GroupRecord group;
+    bool found = false;
+    if (Status s = ReadGroup(leveldb::ReadOptions(), key, &group, &found); !s.ok()) return s;
+    if (!found) return NotFound(key);
+    return InfoOf(key, group);
+  }
+
+  Status Join(const GroupKey& key, const std::string& user, TimestampMs now) override;
+  Status Quit(const GroupKey& key, const std::string& user) override;
+  Result<MemberPage> Members(const GroupKey& key, std::string_view after, size_t limit) override;
+
+  Result<bool> IsMember(const GroupKey& key, const std::string& user) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateUser(user); !s.ok()) return s;
+    ScopedSnapshot snapshot(db_.get());
+    GroupRecord group;
+    bool found = false;
+    if (Status s = ReadGroup(snapshot.Options(), key, &group, &found); !s.ok()) return s;
+    if (!found) return NotFound(key);
+    MemberRecord member;
+    if (Status s = ReadMember(snapshot.Options(), MemberKey(MemberPrefix(key), user), &member,
+                              &found);
+        !s.ok()) {
+      return s;
+    }
+    return found;
+  }
+
+  Result<std::vector<std::string>> AllMembers(const GroupKey& key) override;
+
+ private:
+  std::mutex& StripeOf(const GroupKey& key) {
+    return stripes_[GroupKeyHash()(key) % kLockStripes];
+  }
+
+  Status ReadGroup(const leveldb::ReadOptions& options, const GroupKey& key, GroupRecord* group,
+                   bool* found) {
+    std::string value;
+    leveldb::Status status = db_->Get(options, GroupRecordKey(key), &value);
+    *found = status.ok();
+    if (status.IsNotFound()) return Status::OK();
+    if (!status.ok()) return FromLevelDb(status);
+    if (!DecodeGroup(value, group)) return Corrupt("group");
+    return Status::OK();
+  }
+
+  Status ReadMember(const leveldb::ReadOptions& options, const std::string& member_key,
+                    MemberRecord* member, bool* found) {
+    std::string value;
+    leveldb::Status status = db_->Get(options, member_key, &value);
+    *found = status.ok();
+    if (status.IsNotFound()) return Status::OK();
+    if (!status.ok()) return FromLevelDb(status);
+    if (!DecodeMember(value, member)) return Corrupt("member");
+    return Status::OK();
+  }
+
+  // The member who inherits ownership when `leaving` quits: the earliest joined_ms, then the
+  // smallest user id. A scan of the group: owners quit rarely, and an index by join time would
+  // cost every join a second record. Precondition: the group's stripe lock is held.
+  Status FindHeir(const std::string& prefix, const std::string& leaving, std::string* heir,
+                  MemberRecord* heir_record);
+
+  Status Write(leveldb::WriteBatch* batch) {
+    leveldb::Status status = db_->Write(write_options_, batch);
+    return status.ok() ? Status::OK() : FromLevelDb(status);
+  }
+
+  const GroupLimits limits_;
+  const LevelDbOptions db_options_;
+  leveldb::WriteOptions write_options_;
+  std::array<std::mutex, kLockStripes> stripes_;
+  const std::unique_ptr<leveldb::Cache> block_cache_;
+  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
+  // Declared last: closed first, before the cache and filter it uses go.
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::string& name,
+                                              const std::string& owner,
+                                              const std::vector<std::string>& members,
+                                              TimestampMs now) {
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (Status s = ValidateName(name, limits_); !s.ok()) return s;
+  if (!IsValidId(owner)) return Status::BadRequest("invalid owner id");
+  for (const std::string& member : members) {
+    if (Status s = ValidateUser(member); !s.ok()) return s;
+  }
+  // Deduplicated before any lock: the size check depends on the request alone.
+  std::set<std::string_view> others(members.begin(), members.end());
+  others.erase(owner);
+  if (others.size() + 1 > limits_.max_members) return GroupFull(limits_);
+
+  GroupRecord group;
+  group.name = name;
+  group.owner = owner;
+  group.created_ms = now;
+  group.member_count = others.size() + 1;
+  const std::string prefix = MemberPrefix(key);
+  leveldb::WriteBatch batch;
+  batch.Put(GroupRecordKey(key), EncodeGroup(group));
+  batch.Put(MemberKey(prefix, owner), EncodeMember(kOwnerRole, now));
+  const std::string member_value = EncodeMember(kMemberRole, now);
+  for (std::string_view user : others) batch.Put(MemberKey(prefix, user), member_value);
+
+  std::lock_guard<std::mutex> lock(StripeOf(key));
+  GroupRecord existing;
+  bool found = false;
+  if (Status s = ReadGroup(leveldb::ReadOptions(), key, &existing, &found); !s.ok()) return s;
+  if (found) return Status::Error(Code::kConflict, "group_exists", "group " + key.gid + " exists");
+  // A deleted group left no member records behind (Quit deletes the last one with the group), so
+  // the batch needs no cleanup of an earlier incarnation.
+  if (Status s = Write(&batch); !s.ok()) return s;
+  return InfoOf(key, group);
+}
+
+Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, TimestampMs now) {
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (Status s = ValidateUser(user); !s.ok()) return s;
+  const std::string member_key = MemberKey(MemberPrefix(key), user);
+  std::lock_guard<std::mutex> lock(StripeOf(key));
+  GroupRecord group;
+  bool found = false;
+  if (Status s = ReadGroup(leveldb::ReadOptions(), key, &group, &found); !s.ok()) return s;
+  if (!found) return NotFound(key);
+  MemberRecord member;
+  if (Status s = ReadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
+    return s;
+  }
+  if (found) return Status::Error(Code::kConflict, "already_member", user + " is already a member");
+  if (group.member_count >= limits_.max_members) return GroupFull(limits_);
+  ++group.member_count;
+  leveldb::WriteBatch batch;
+  batch.Put(member_key, EncodeMember(kMemberRole, now));
+  batch.Put(GroupRecordKey(key), EncodeGroup(group));
+  return Write(&batch);
+}
+
+Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (Status s = ValidateUser(user); !s.ok()) return s;
+  const std::string prefix = MemberPrefix(key);
+  const std::string member_key = MemberKey(prefix, user);
+  std::lock_guard<std::mutex> lock(StripeOf(key));
+  GroupRecord group;
+  bool found = false;
+  if (Status s = ReadGroup(leveldb::ReadOptions(), key, &group, &found); !s.ok()) return s;
+  if (!found) return NotFound(key);
+  MemberRecord member;
+  if (Status s = ReadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
+    return s;
+  }
+  if (!found) return Status::Forbidden("not_member", user + " is not a member");
+
+  leveldb::WriteBatch batch;
+  batch.Delete(member_key);
+  if (group.member_count <= 1) {
+    // The last member: the group goes with it, and its gid may be created again.
+    batch.Delete(GroupRecordKey(key));
+    return Write(&batch);
+  }
+  --group.member_count;
+  if (group.owner == user) {
+    std::string heir;
+    MemberRecord heir_record;
+    if (Status s = FindHeir(prefix, user, &heir, &heir_record); !s.ok()) return s;
+    batch.Put(MemberKey(prefix, heir), EncodeMember(kOwnerRole, heir_record.joined_ms));
+    group.owner = std::move(heir);
+  }
+  batch.Put(GroupRecordKey(key), EncodeGroup(group));
+  return Write(&batch);
+}
+
+Status LevelDbGroupService::FindHeir(const std::string& prefix, const std::string& leaving,
+                                     std::string* heir, MemberRecord* heir_record) {
+  bool found = false;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    std::string_view key = View(it->key());
+    if (key.substr(0, prefix.size()) != prefix) break;
+    std::string_view user = key.substr(prefix.size());
+    if (user == leaving) continue;
+    MemberRecord record;
+    if (!DecodeMember(View(it->value()), &record)) return Corrupt("member");
+    // Ascending user ids: on a joined_ms tie the earlier (smaller) id stays.
+    if (!found || record.joined_ms < heir_record->joined_ms) {
+      found = true;
+      heir->assign(user);
+      *heir_record = std::move(record);
+    }
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status());
+  // member_count said someone else is left; no member record says who.
+  if (!found) return Status::Internal("leveldb: corrupt group: member_count exceeds its members");
+  return Status::OK();
+}
+
+Result<MemberPage> LevelDbGroupService::Members(const GroupKey& key, std::string_view after,
+                                                size_t limit) {
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (limit < 1 || limit > kMaxMembersPage) {
+    return Status::BadRequest("limit must be 1.." + std::to_string(kMaxMembersPage));
+  }
+  ScopedSnapshot snapshot(db_.get());
+  GroupRecord group;
+  bool found = false;
+  if (Status s = ReadGroup(snapshot.Options(), key, &group, &found); !s.ok()) return s;
+  if (!found) return NotFound(key);
+
+  const std::string prefix = MemberPrefix(key);
+  // after + '\0' is the smallest user id greater than `after`, so the first key at or past it is
+  // the first member the page wants.
+  std::string start = MemberKey(prefix, after);
+  if (!after.empty()) start.push_back('\0');
+  MemberPage page;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(snapshot.Options()));
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    std::string_view member_key = View(it->key());
+    if (member_key.substr(0, prefix.size()) != prefix) break;
+    if (page.members.size() == limit) {
+      page.more = true;
+      break;
+    }
+    MemberRecord record;
+    if (!DecodeMember(View(it->value()), &record)) return Corrupt("member");
+    page.members.push_back(GroupMember{std::string(member_key.substr(prefix.size())),
+                                       std::move(record.role), record.joined_ms});
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status());
+  return page;
+}
+
+Result<std::vector<std::string>> LevelDbGroupService::AllMembers(const GroupKey& key) {
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  ScopedSnapshot snapshot(db_.get());
+  GroupRecord group;
+  bool found = false;
+  if (Status s = ReadGroup(snapshot.Options(), key, &group, &found); !s.ok()) return s;
+  if (!found) return NotFound(key);
+
+  const std::string prefix = MemberPrefix(key);
+  std::vector<std::string> users;
+  users.reserve(static_cast<size_t>(group.member_count));
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(snapshot.Options()));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    std::string_view member_key = View(it->key());
+    if (member_key.substr(0, prefix.size()) != prefix) break;
+    users.emplace_back(member_key.substr(prefix.size()));
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status());
+  return users;
+}
+
+}  // namespace
+}  // namespace internal::leveldb_group
+
+Result<std::shared_ptr<GroupService>> OpenLevelDbGroupService(const std::string& dir,
+                                                              GroupLimits limits,
+                                                              LevelDbOptions db) {
+  if (db.create_if_missing) {
+    // LevelDB creates only the last path component; "leveldb:./data/groups" should just work.
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) return Status::Unavailable("cannot create " + dir + ": " + error.message());
+  }
+  auto service = std::make_shared<internal::leveldb_group::LevelDbGroupService>(limits, db);
+  Status status = service->Open(dir);
+  if (!status.ok()) return status;
+  return std::shared_ptr<GroupService>(std::move(service));
+}
+
+}  // namespace im

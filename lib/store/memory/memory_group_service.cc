@@ -1,0 +1,257 @@
+// The in-memory GroupService: groups of one process (or of a test), lost on exit.
+//
+// Groups live in shards chosen by a hash of the GroupKey, so every operation on one group takes
+// exactly one lock, and check-then-write sequences (join under max_members, quit with owner
+// hand-over) are atomic per group while different groups rarely contend. Members are an ordered
+// map, so a page of Members is a lower_bound and a walk, whatever the group's size.
+
+#include <array>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "im/backends.h"
+#include "im/group_service.h"
+
+namespace im {
+namespace internal {
+namespace {
+
+constexpr std::string_view kOwnerRole = "owner";
+constexpr std::string_view kMemberRole = "member";
+constexpr size_t kMaxMembersPage = 500;
+
+// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8, so a
+// 0xC2 byte always starts a two-byte sequence and 0xC2 0x80..0x9F is exactly U+0080..U+009F.
+bool HasControlCharacter(std::string_view name) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < name.size()) {
+      const auto next = static_cast<unsigned char>(name[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
+Status ValidateKey(const GroupKey& key) {
+  if (!IsValidId(key.tenant)) return Status::BadRequest("invalid tenant");
+  if (!IsValidId(key.gid)) return Status::BadRequest("invalid gid");
+  return Status::OK();
+}
+
+Status ValidateUser(const std::string& user) {
+  if (!IsValidId(user)) return Status::BadRequest("invalid user id");
+  return Status::OK();
+}
+
+Status ValidateName(const std::string& name, const GroupLimits& limits) {
+  if (name.empty()) return Status::BadRequest("group name is empty");
+  if (name.size() > limits.max_name_bytes) {
+    return Status::BadRequest("group name is longer than " +
+                              std::to_string(limits.max_name_bytes) + " bytes");
+  }
+  if (!IsValidUtf8(name)) return Status::BadRequest("group name is not valid UTF-8");
+  if (HasControlCharacter(name)) return Status::BadRequest("group name has control characters");
+  return Status::OK();
+}
+
+Status NotFound(const GroupKey& key) { return Status::NotFound("no group " + key.gid); }
+
+Status GroupFull(const GroupLimits& limits) {
+  return Status::Forbidden("group_full", "the group has reached its limit of " +
+                                             std::to_string(limits.max_members) + " members");
+}
+
+// Thread-safety: every method is safe from any thread.
+class MemoryGroupService final : public GroupService {
+ public:
+  explicit MemoryGroupService(GroupLimits limits) : limits_(limits) {}
+
+  Result<GroupInfo> Create(const GroupKey& key, const std::string& name, const std::string& owner,
+                           const std::vector<std::string>& members, TimestampMs now) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateName(name, limits_); !s.ok()) return s;
+    if (!IsValidId(owner)) return Status::BadRequest("invalid owner id");
+    for (const std::string& member : members) {
+      if (Status s = ValidateUser(member); !s.ok()) return s;
+    }
+    // Deduplicated before any lock: the size check depends on the request alone.
+    std::set<std::string_view> others(members.begin(), members.end());
+    others.erase(owner);
+    if (others.size() + 1 > limits_.max_members) return GroupFull(limits_);
+
+    Group group;
+    group.name = name;
+    group.owner = owner;
+    group.created_ms = now;
+    group.members.emplace(owner, Member{std::string(kOwnerRole), now});
+    for (std::string_view user : others) {
+      group.members.emplace(std::string(user), Member{std::string(kMemberRole), now});
+    }
+    GroupInfo info = InfoOf(key, group);
+
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto [it, inserted] = shard.groups.try_emplace(key);
+    if (!inserted) {
+      return Status::Error(Code::kConflict, "group_exists", "group " + key.gid + " exists");
+    }
+    it->second = std::move(group);
+    return info;
+  }
+
+  Result<GroupInfo> Get(const GroupKey& key) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    const Group* group = Find(shard, key);
+    if (group == nullptr) return NotFound(key);
+    return InfoOf(key, *group);
+  }
+
+  Status Join(const GroupKey& key, const std::string& user, TimestampMs now) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateUser(user); !s.ok()) return s;
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    Group* group = Find(shard, key);
+    if (group == nullptr) return NotFound(key);
+    if (group->members.count(user) != 0) {
+      return Status::Error(Code::kConflict, "already_member", user + " is already a member");
+    }
+    if (group->members.size() >= limits_.max_members) return GroupFull(limits_);
+    group->members.emplace(user, Member{std::string(kMemberRole), now});
+    return Status::OK();
+  }
+
+  Status Quit(const GroupKey& key, const std::string& user) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateUser(user); !s.ok()) return s;
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto group_it = shard.groups.find(key);
+    if (group_it == shard.groups.end()) return NotFound(key);
+    Group& group = group_it->second;
+    auto member_it = group.members.find(user);
+    if (member_it == group.members.end()) {
+      return Status::Forbidden("not_member", user + " is not a member");
+    }
+    group.members.erase(member_it);
+    if (group.members.empty()) {
+      shard.groups.erase(group_it);
+      return Status::OK();
+    }
+    if (group.owner == user) {
+      // A linear scan: owners quit rarely, and an index by join time would cost every join.
+      auto heir = group.members.begin();
+      for (auto it = std::next(heir); it != group.members.end(); ++it) {
+        // Ties in joined_ms keep the earlier (smaller) user id, as the map is ascending.
+        if (it->second.joined_ms < heir->second.joined_ms) heir = it;
+      }
+      heir->second.role = std::string(kOwnerRole);
+      group.owner = heir->first;
+    }
+    return Status::OK();
+  }
+
+  Result<MemberPage> Members(const GroupKey& key, std::string_view after, size_t limit) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (limit < 1 || limit > kMaxMembersPage) {
+      return Status::BadRequest("limit must be 1.." + std::to_string(kMaxMembersPage));
+    }
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    const Group* group = Find(shard, key);
+    if (group == nullptr) return NotFound(key);
+    MemberPage page;
+    auto it = group->members.upper_bound(after);
+    for (; it != group->members.end() && page.members.size() < limit; ++it) {
+      page.members.push_back(GroupMember{it->first, it->second.role, it->second.joined_ms});
+    }
+    page.more = it != group->members.end();
+    return page;
+  }
+
+  Result<bool> IsMember(const GroupKey& key, const std::string& user) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateUser(user); !s.ok()) return s;
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    const Group* group = Find(shard, key);
+    if (group == nullptr) return NotFound(key);
+    return group->members.count(user) != 0;
+  }
+
+  Result<std::vector<std::string>> AllMembers(const GroupKey& key) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    Shard& shard = ShardOf(key);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    const Group* group = Find(shard, key);
+    if (group == nullptr) return NotFound(key);
+    std::vector<std::string> users;
+    users.reserve(group->members.size());
+    for (const auto& [user, member] : group->members) users.push_back(user);
+    return users;
+  }
+
+ private:
+  static constexpr size_t kShards = 16;
+
+  struct Member {
+    std::string role;
+    TimestampMs joined_ms = 0;
+  };
+
+  struct Group {
+    std::string name;
+    std::string owner;
+    TimestampMs created_ms = 0;
+    // Ordered (and transparent, so a string_view cursor needs no copy): Members pages are
+    // ascending by user id. The owner is one of them.
+    std::map<std::string, Member, std::less<>> members;
+  };
+
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<GroupKey, Group, GroupKeyHash> groups;
+  };
+
+  static GroupInfo InfoOf(const GroupKey& key, const Group& group) {
+    GroupInfo info;
+    info.key = key;
+    info.name = group.name;
+    info.owner = group.owner;
+    info.member_count = group.members.size();
+    info.created_ms = group.created_ms;
+    return info;
+  }
+
+  static Group* Find(Shard& shard, const GroupKey& key) {
+    auto it = shard.groups.find(key);
+    return it == shard.groups.end() ? nullptr : &it->second;
+  }
+
+  Shard& ShardOf(const GroupKey& key) { return shards_[GroupKeyHash()(key) % kShards]; }
+
+  const GroupLimits limits_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace
+}  // namespace internal
+
+std::shared_ptr<GroupService> NewMemoryGroupService(GroupLimits limits) {
+  return std::make_shared<internal::MemoryGroupService>(limits);
+}
+
+}  // namespace im
