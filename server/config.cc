@@ -111,6 +111,8 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     Reader r(*t, "storage.");
     r.Get<std::string>("inbox", &c->inbox);
     r.Get<bool>("sync_writes", &c->sync_writes);
+    r.Get<std::string>("groups", &c->groups);
+    r.Get<int64_t>("max_group_members", &c->max_group_members);
     r.Get<int64_t>("retention_s", &c->retention_s);
     r.Get<int64_t>("max_inbox", &c->max_inbox);
     r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);

@@ -15,6 +15,9 @@ struct Config {
   std::string data_dir = "./data";   // keys/, and the stores of later backends
   // OfflineQueue backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/inbox.
   std::string inbox;
+  // GroupService backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/groups.
+  std::string groups;
+  size_t max_group_members = 5000;
   bool sync_writes = false;          // fsync each storage batch (see LevelDbOptions)
   std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
   int64_t token_leeway_s = 30;

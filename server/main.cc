@@ -81,7 +81,14 @@ int RunServer(imd::Config c) {
   auto inbox = imd::OpenOfflineQueue(c.inbox, qo, db);
   if (!inbox.ok()) return Fail(inbox.status());
 
+  if (c.groups.empty()) c.groups = "leveldb:" + c.data_dir + "/groups";
+  im::GroupLimits gl;
+  gl.max_members = c.max_group_members;
+  auto groups = imd::OpenGroupService(c.groups, gl, db);
+  if (!groups.ok()) return Fail(groups.status());
+
   im::ServerDeps deps;
+  deps.groups = *groups;
   deps.sessions = im::NewMemorySessionStore();
   deps.router = im::NewLocalRouter();
   deps.inbox = *inbox;
@@ -112,7 +119,7 @@ int RunServer(imd::Config c) {
   if (server.tcp_port()) {
     std::printf(" tcp://%s", bound(c.server.tcp_listen, server.tcp_port()).c_str());
   }
-  std::printf(" (inbox %s, data %s)\n", c.inbox.c_str(), c.data_dir.c_str());
+  std::printf(" (inbox %s, groups %s)\n", c.inbox.c_str(), c.groups.c_str());
   std::printf("imd: get a token with: imd token --user alice --data %s\n", c.data_dir.c_str());
   std::fflush(stdout);
 

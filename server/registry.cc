@@ -38,4 +38,17 @@ im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string
   return it->second(uri.substr(std::min(uri.size(), scheme.size() + 1)), options, db);
 }
 
+im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string& uri,
+                                                               im::GroupLimits limits,
+                                                               im::LevelDbOptions db) {
+  std::string scheme = UriScheme(uri);
+  std::string rest = uri.substr(std::min(uri.size(), scheme.size() + 1));
+  if (scheme == "memory") return im::NewMemoryGroupService(limits);
+  if (scheme == "leveldb") {
+    if (rest.empty()) return im::Status::BadRequest("leveldb: needs a directory");
+    return im::OpenLevelDbGroupService(rest, limits, db);
+  }
+  return im::Status::BadRequest("unknown groups backend '" + scheme + "' in '" + uri + "'");
+}
+
 }  // namespace imd

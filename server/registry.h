@@ -20,6 +20,10 @@ im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string
                                                                im::OfflineQueueOptions options,
                                                                im::LevelDbOptions db);
 
+im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string& uri,
+                                                               im::GroupLimits limits,
+                                                               im::LevelDbOptions db);
+
 }  // namespace imd
 
 #endif  // IMD_REGISTRY_H_

@@ -34,8 +34,13 @@ struct LevelDbOptions {
   bool create_if_missing = true;
 };
 
-// Durable inboxes in a LevelDB database at `dir` (created when missing). One process may open a
-// directory at a time (LevelDB's lock); a second open fails with 503.
+// Durable inboxes in a LevelDB database at `dir` (created, with its parents, when missing and
+// db.create_if_missing). One process may open a directory at a time (LevelDB's lock): a second
+// open, also from the same process, fails with 503 unavailable and LevelDB's message; so does an
+// I/O error at open. Other open failures (corruption, a missing dir without create_if_missing)
+// are 500. The queue closes the database when the last reference is dropped. Every append batch
+// is one LevelDB write (see LevelDbOptions::sync_writes for what survives a crash).
+// Thread-safety: the returned queue is safe from any thread.
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
                                                               OfflineQueueOptions options = {},
                                                               LevelDbOptions db = {});

@@ -71,6 +71,11 @@ class Server {
   // pushed like a client send. `cid` "" = no dedup.
   Result<SendReceipt> SendToUser(const UserKey& to, const std::string& from, std::string body,
                                  std::string type = "text", std::string cid = "");
+  // A host-side send to every member of `group`. With a non-empty `from` only a member may send
+  // (403 not_member), and the message goes into `from`'s inbox too.
+  Result<SendReceipt> SendToGroup(const GroupKey& group, const std::string& from,
+                                  std::string body, std::string type = "text",
+                                  std::string cid = "");
   // Disconnects every session of `user` with session.kicked{reason:"admin"} and 4001.
   Status Kick(const UserKey& user);
   // Sessions online on this server.

@@ -40,6 +40,10 @@ void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
     handler = &Impl::HandleChatSync;
   } else if (cmd == "chat.ack") {
     handler = &Impl::HandleChatAck;
+  } else if (cmd == "group.info") {
+    handler = &Impl::HandleGroupInfo;
+  } else if (cmd == "group.members") {
+    handler = &Impl::HandleGroupMembers;
   }
   // Authentication comes before everything but the envelope, unknown commands included.
   if (needs_login && !state->logged_in.load()) {
@@ -48,12 +52,15 @@ void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
     state->conn->Close(close_code::kUnauthenticated, "not authenticated");
     return;
   }
-  if (handler == nullptr && cmd != "chat.send") {
+  if (handler == nullptr) {
+    if (cmd == "chat.send") return HandleChatSend(state, req);
+    if (cmd == "group.create") return HandleGroupCreate(state, req);
+    if (cmd == "group.join") return HandleGroupJoinQuit(state, req, true);
+    if (cmd == "group.quit") return HandleGroupJoinQuit(state, req, false);
     return ReplyError(*state, *req,
                       Status::Error(Code::kUnknownCommand, "unknown_command",
                                     "unknown command '" + cmd + "'"));
   }
-  if (handler == nullptr) return HandleChatSend(state, req);
   (this->*handler)(state, *req);
 }
 
@@ -157,9 +164,6 @@ void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
   if (s.ok() && message->to.empty() == message->group.empty()) {
     s = Status::BadRequest("give exactly one of 'to' and 'group'");
   }
-  if (s.ok() && !message->group.empty()) {
-    s = Status::Unavailable("group chat is not enabled on this server");
-  }
   if (!s.ok()) return ReplyError(*state, *req, s);
   SessionInfo sender;
   {
@@ -190,25 +194,34 @@ Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Mes
   const std::string tenant = sender ? sender->user.tenant : message->tenant;
   message->tenant = tenant;
   message->from = sender ? sender->user.user : message->from;
-  if (!IsValidId(message->to)) {
-    return Status::BadRequest("'to' must be a user id of 1-64 bytes without control characters");
+  const bool to_group = !message->group.empty();
+  if (to_group ? !IsValidId(message->group) : !IsValidId(message->to)) {
+    return Status::BadRequest(std::string(to_group ? "'group'" : "'to'") +
+                              " must be an id of 1-64 bytes without control characters");
   }
   if (!cid.empty() && (cid.size() > options_.max_cid_bytes || !IsValidId(cid))) {
-    return Status::BadRequest("'cid' must be 1-64 bytes without control characters");
+    return Status::BadRequest("'cid' must be 1-" + std::to_string(options_.max_cid_bytes) +
+                              " bytes without control characters");
   }
-  if (message->type.empty() || message->type.size() > options_.max_type_bytes ||
-      !IsValidId(message->type)) {
-    return Status::BadRequest("'type' must be 1-32 bytes without control characters");
-  }
-  if (message->body.size() > options_.max_body_bytes) {
-    return Status::Error(Code::kTooLarge, "too_large",
-                         "'body' is over " + std::to_string(options_.max_body_bytes) + " bytes");
-  }
-  if (!IsValidUtf8(message->body)) return Status::BadRequest("'body' is not valid UTF-8");
-  if (message->extra.size() > options_.max_extra_bytes) {
-    return Status::Error(Code::kTooLarge, "too_large",
-                         "'extra' is over " + std::to_string(options_.max_extra_bytes) + " bytes");
-  }
+  auto check_content = [this](const Message& m) -> Status {
+    if (m.type.empty() || m.type.size() > options_.max_type_bytes || !IsValidId(m.type)) {
+      return Status::BadRequest("'type' must be 1-" + std::to_string(options_.max_type_bytes) +
+                                " bytes without control characters");
+    }
+    if (m.body.size() > options_.max_body_bytes) {
+      return Status::Error(Code::kTooLarge, "too_large",
+                           "'body' is over " + std::to_string(options_.max_body_bytes) + " bytes");
+    }
+    if (!IsValidUtf8(m.body)) return Status::BadRequest("'body' is not valid UTF-8");
+    if (m.extra.size() > options_.max_extra_bytes) {
+      return Status::Error(Code::kTooLarge, "too_large",
+                           "'extra' is over " + std::to_string(options_.max_extra_bytes) +
+                               " bytes");
+    }
+    return Status::OK();
+  };
+  Status s = check_content(*message);
+  if (!s.ok()) return s;
   FilterDecision decision = deps_.filter->Check(tenant, message->body);
   if (decision.action == FilterAction::kReject) {
     return Status::Error(Code::kContentRejected, "content_rejected",
@@ -216,22 +229,39 @@ Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Mes
   }
   if (decision.action == FilterAction::kMask) message->body = std::move(decision.text);
   if (before_send_) {
+    // The hook may veto or rewrite the content, not the addressing; what it wrote is checked
+    // like what a client sent.
+    const std::string to = message->to, group = message->group, from = message->from;
     Status veto = before_send_(*message);
     if (!veto.ok()) return veto;
+    message->to = to;
+    message->group = group;
+    message->from = from;
+    message->tenant = tenant;
+    s = check_content(*message);
+    if (!s.ok()) return s;
   }
 
   internal::PendingSend p;
-  p.recipients.reserve(2);
   if (sender) {
-    p.recipients.push_back(sender->user);
-    p.sender_index = 0;
+    p.sender = sender->user.user;
     p.origin_session = sender->session_id;
     if (!cid.empty()) p.dedup_key = tenant + '\x1f' + sender->user.user + '\x1f' + cid;
-  } else if (!cid.empty()) {
-    p.dedup_key = tenant + "\x1f\x1f" + cid;  // server-side sends: their own dedup space
+  } else {
+    p.sender = message->from;
+    if (!cid.empty()) p.dedup_key = tenant + "\x1f\x1f" + cid;  // server-side sends' own space
   }
-  UserKey to{tenant, message->to};
-  if (!sender || to != sender->user) p.recipients.push_back(std::move(to));
+  if (!to_group) {
+    // 1:1: the sender's inbox (when there is a sender) and the receiver's.
+    if (!p.sender.empty()) {
+      p.recipients.push_back(UserKey{tenant, p.sender});
+      p.sender_index = 0;
+    }
+    UserKey to{tenant, message->to};
+    if (p.sender != message->to) p.recipients.push_back(std::move(to));
+  } else if (!deps_.groups) {
+    return Status::Unavailable("group chat is not enabled on this server");
+  }
   p.message = std::move(message);
   p.done = std::move(done);
   return committer_->Submit(std::move(p));

@@ -50,7 +50,7 @@ Status Server::Impl::Start() {
   }
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
   committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
-      deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), clock_,
+      deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
       options_.node_number, options_.commit_queue_limit, options_.commit_batch_max});
   if (!options_.tcp_listen.empty()) {
     internal::TcpServerOptions t;
@@ -238,6 +238,24 @@ Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::strin
   return future.get();
 }
 
+Result<SendReceipt> Server::Impl::SendToGroup(const GroupKey& group, const std::string& from,
+                                              std::string body, std::string type,
+                                              std::string cid) {
+  if (!running_) return Status::Unavailable("server not running");
+  auto message = std::make_shared<Message>();
+  message->tenant = group.tenant;
+  message->from = from;
+  message->group = group.gid;
+  message->type = std::move(type);
+  message->body = std::move(body);
+  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
+  auto future = promise->get_future();
+  Status s = SubmitDirect(nullptr, std::move(message), cid,
+                          [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
+  if (!s.ok()) return s;
+  return future.get();
+}
+
 Status Server::Impl::Kick(const UserKey& user) {
   Result<std::vector<SessionInfo>> found = deps_.sessions->Find(user);
   if (!found.ok()) return found.status();
@@ -267,6 +285,10 @@ const std::string& Server::node_id() const { return impl_->node_id(); }
 Result<SendReceipt> Server::SendToUser(const UserKey& to, const std::string& from,
                                        std::string body, std::string type, std::string cid) {
   return impl_->SendToUser(to, from, std::move(body), std::move(type), std::move(cid));
+}
+Result<SendReceipt> Server::SendToGroup(const GroupKey& group, const std::string& from,
+                                        std::string body, std::string type, std::string cid) {
+  return impl_->SendToGroup(group, from, std::move(body), std::move(type), std::move(cid));
 }
 Status Server::Kick(const UserKey& user) { return impl_->Kick(user); }
 size_t Server::OnlineCount() const { return impl_->OnlineCount(); }

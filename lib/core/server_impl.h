@@ -44,6 +44,8 @@ class Server::Impl final : public internal::TransportHandler {
 
   Result<SendReceipt> SendToUser(const UserKey& to, const std::string& from, std::string body,
                                  std::string type, std::string cid);
+  Result<SendReceipt> SendToGroup(const GroupKey& group, const std::string& from,
+                                  std::string body, std::string type, std::string cid);
   Status Kick(const UserKey& user);
   size_t OnlineCount() const;
 
@@ -66,6 +68,16 @@ class Server::Impl final : public internal::TransportHandler {
                       const std::shared_ptr<Request>& req);
   void HandleChatSync(const std::shared_ptr<ConnState>& state, const Request& req);
   void HandleChatAck(const std::shared_ptr<ConnState>& state, const Request& req);
+  // group_handlers.cc
+  void HandleGroupCreate(const std::shared_ptr<ConnState>& state,
+                         const std::shared_ptr<Request>& req);
+  void HandleGroupInfo(const std::shared_ptr<ConnState>& state, const Request& req);
+  void HandleGroupJoinQuit(const std::shared_ptr<ConnState>& state,
+                           const std::shared_ptr<Request>& req, bool join);
+  void HandleGroupMembers(const std::shared_ptr<ConnState>& state, const Request& req);
+  void AppendGroupEvent(internal::Committer& committer, const GroupKey& group,
+                        const std::string& actor, const std::string& event,
+                        const std::vector<std::string>& members);
   // Validates and stores `message` (to `message->to`), then calls `done` (committer thread).
   Status SubmitDirect(const SessionInfo* sender, std::shared_ptr<Message> message,
                       const std::string& cid,
@@ -96,6 +108,7 @@ class Server::Impl final : public internal::TransportHandler {
   std::unique_ptr<internal::WsServer> ws_;
   std::unique_ptr<asio::steady_timer> sweep_timer_;
   internal::ConnRegistry conns_;
+  internal::MidGenerator group_ids_{0};  // generated gids: "g" + a time-ordered id
   TimestampMs last_expire_ms_ = 0;
   std::atomic<bool> running_{false};
   bool started_ = false;

@@ -182,6 +182,10 @@ TEST_CASE("reconnect: pushes missed while disconnected arrive through the resync
     REQUIRE(server->SendToUser({"default", "bob"}, "system", "n" + std::to_string(i)).ok());
   }
   REQUIRE(inbox.WaitCount(20, 5000));
+  // OnReconnected follows the resync's messages.
+  for (int i = 0; i < 200 && inbox.reconnected == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   std::lock_guard<std::mutex> lock(inbox.mu);
   CHECK(inbox.got.size() == 20);
   CHECK(inbox.got.front().message.body == "n0");

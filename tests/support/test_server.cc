@@ -14,6 +14,7 @@ TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> c
   deps_.router = NewLocalRouter();
   deps_.inbox = NewMemoryOfflineQueue();
   deps_.tokens = NewHs256Verifier(keys_);
+  deps_.groups = NewMemoryGroupService();
   if (customize) customize(deps_);
   if (options.tcp_listen == ServerOptions{}.tcp_listen) options.tcp_listen = "127.0.0.1:0";
   if (options.http_listen == ServerOptions{}.http_listen) options.http_listen = "127.0.0.1:0";

@@ -2,7 +2,7 @@
 // (lib/store/memory/memory_group_service.cc).
 //
 // Record layout. Every key starts with a record type and the tenant, so nothing can address
-// another tenant's data; tenant and gid are length-prefixed (varint32) and so self-delimiting:
+// another tenant's data; tenant and gid are length-prefixed (one byte) and so self-delimiting:
 // no group's key range is a prefix of another's. The user is the last component of a member key
 // and is not length-prefixed, so a group's member keys sort by user id exactly as the memory
 // backend's std::map does (bytewise) and Members(after, limit) is one Seek.
@@ -61,57 +61,32 @@ constexpr size_t kLockStripes = 64;
 
 // Encoding.
 
-void PutVarint32(std::string* out, uint32_t value) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7F) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
+// Key components are ids, at most kMaxIdBytes (64) bytes once validated, so their length fits
+// one byte (which is also their varint32, as in store/leveldb/keys.h).
+static_assert(kMaxIdBytes < 0x80, "an id's length must fit one varint byte");
+void PutId(std::string* out, std::string_view id) {
+  out->push_back(static_cast<char>(id.size()));
+  out->append(id);
 }
 
-bool GetVarint32(std::string_view* in, uint32_t* value) {
-  uint32_t result = 0;
-  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint32_t>(byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-void PutLengthPrefixed(std::string* out, std::string_view text) {
-  PutVarint32(out, static_cast<uint32_t>(text.size()));
-  out->append(text);
-}
-
-bool GetLengthPrefixed(std::string_view* in, std::string* text) {
-  uint32_t size = 0;
-  if (!GetVarint32(in, &size) || in->size() < size) return false;
-  text->assign(in->substr(0, size));
-  in->remove_prefix(size);
+bool GetId(std::string_view* in, std::string* id) {
+  if (in->empty() || static_cast<uint8_t>(in->front()) > in->size() - 1) return false;
+  const size_t size = static_cast<uint8_t>(in->front());
+  id->assign(in->substr(1, size));
+  in->remove_prefix(1 + size);
   return true;
 }
 
-// Values are not sorted; fixed width keeps them simple to parse.
+// Values are not sorted; a fixed width keeps them simple to parse.
 void PutFixed64(std::string* out, uint64_t value) {
-  char buf[8];
-  for (int i = 7; i >= 0; --i) {
-    buf[i] = static_cast<char>(value & 0xFF);
-    value >>= 8;
-  }
-  out->append(buf, sizeof buf);
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(value >> shift));
 }
 
 bool GetFixed64(std::string_view* in, uint64_t* value) {
   if (in->size() < 8) return false;
-  uint64_t result = 0;
-  for (int i = 0; i < 8; ++i) result = (result << 8) | static_cast<uint8_t>((*in)[i]);
+  *value = 0;
+  for (int i = 0; i < 8; ++i) *value = (*value << 8) | static_cast<uint8_t>((*in)[i]);
   in->remove_prefix(8);
-  *value = result;
   return true;
 }
 
@@ -123,23 +98,21 @@ bool GetVersion(std::string_view* in) {
 
 std::string GroupRecordKey(const GroupKey& key) {
   std::string out(1, kGroupRecord);
-  PutLengthPrefixed(&out, key.tenant);
-  PutLengthPrefixed(&out, key.gid);
+  PutId(&out, key.tenant);
+  PutId(&out, key.gid);
   return out;
 }
 
 // Every member key of the group starts with this; the user id follows.
 std::string MemberPrefix(const GroupKey& key) {
   std::string out(1, kMemberRecord);
-  PutLengthPrefixed(&out, key.tenant);
-  PutLengthPrefixed(&out, key.gid);
+  PutId(&out, key.tenant);
+  PutId(&out, key.gid);
   return out;
 }
 
 std::string MemberKey(std::string_view prefix, std::string_view user) {
-  std::string out;
-  out.reserve(prefix.size() + user.size());
-  out.append(prefix);
+  std::string out(prefix);
   out.append(user);
   return out;
 }
@@ -151,24 +124,26 @@ struct GroupRecord {
   uint64_t member_count = 0;  // owner included; a stored group has at least one
 };
 
+// version | created_ms | member_count | id(owner) | name (the rest: its length is a limit that
+// may change, so it gets no one-byte prefix).
 std::string EncodeGroup(const GroupRecord& group) {
   std::string value(1, kValueVersion);
   PutFixed64(&value, static_cast<uint64_t>(group.created_ms));
   PutFixed64(&value, group.member_count);
-  PutLengthPrefixed(&value, group.name);
-  PutLengthPrefixed(&value, group.owner);
+  PutId(&value, group.owner);
+  value.append(group.name);
   return value;
 }
 
 bool DecodeGroup(std::string_view value, GroupRecord* out) {
   uint64_t created = 0;
   if (!GetVersion(&value) || !GetFixed64(&value, &created) ||
-      !GetFixed64(&value, &out->member_count) || !GetLengthPrefixed(&value, &out->name) ||
-      !GetLengthPrefixed(&value, &out->owner) || !value.empty()) {
+      !GetFixed64(&value, &out->member_count) || !GetId(&value, &out->owner)) {
     return false;
   }
   out->created_ms = static_cast<TimestampMs>(created);
-  return out->member_count > 0;
+  out->name.assign(value);
+  return out->member_count > 0 && !out->name.empty();
 }
 
 struct MemberRecord {
@@ -176,6 +151,7 @@ struct MemberRecord {
   TimestampMs joined_ms = 0;
 };
 
+// version | joined_ms | role (the rest).
 std::string EncodeMember(std::string_view role, TimestampMs joined_ms) {
   std::string value(1, kValueVersion);
   PutFixed64(&value, static_cast<uint64_t>(joined_ms));
@@ -317,9 +293,7 @@ class LevelDbGroupService final : public GroupService {
   Result<GroupInfo> Get(const GroupKey& key) override {
     if (Status s = ValidateKey(key); !s.ok()) return s;
     GroupRecord group;
-    bool found = false;
-    if (Status s = ReadGroup(leveldb::ReadOptions(), key, &group, &found); !s.ok()) return s;
-    if (!found) return NotFound(key);
+    if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
     return InfoOf(key, group);
   }
 
@@ -332,37 +306,47 @@ class LevelDbGroupService final : public GroupService {
     if (Status s = ValidateUser(user); !s.ok()) return s;
     ScopedSnapshot snapshot(db_.get());
     GroupRecord group;
-    bool found = false;
-    if (Status s = ReadGroup(snapshot.Options(), key, &group, &found); !s.ok()) return s;
-    if (!found) return NotFound(key);
+    if (Status s = LoadGroup(snapshot.Options(), key, &group); !s.ok()) return s;
     MemberRecord member;
-    if (Status s = ReadMember(snapshot.Options(), MemberKey(MemberPrefix(key), user), &member,
-                              &found);
-        !s.ok()) {
-      return s;
-    }
+    bool found = false;
+    Status s = LoadMember(snapshot.Options(), MemberKey(MemberPrefix(key), user), &member, &found);
+    if (!s.ok()) return s;
     return found;
   }
 
-  Result<std::vector<std::string>> AllMembers(const GroupKey& key) override;
+  Result<std::vector<std::string>> AllMembers(const GroupKey& key) override {
+    if (Status s = ValidateKey(key); !s.ok()) return s;
+    ScopedSnapshot snapshot(db_.get());
+    GroupRecord group;
+    if (Status s = LoadGroup(snapshot.Options(), key, &group); !s.ok()) return s;
+    std::vector<std::string> users;
+    users.reserve(static_cast<size_t>(group.member_count));
+    const std::string prefix = MemberPrefix(key);
+    Status s = ScanMembers(snapshot.Options(), prefix, prefix,
+                           [&](std::string_view user, MemberRecord&&) {
+                             users.emplace_back(user);
+                             return true;
+                           });
+    if (!s.ok()) return s;
+    return users;
+  }
 
  private:
   std::mutex& StripeOf(const GroupKey& key) {
     return stripes_[GroupKeyHash()(key) % kLockStripes];
   }
 
-  Status ReadGroup(const leveldb::ReadOptions& options, const GroupKey& key, GroupRecord* group,
-                   bool* found) {
+  // The group record, or 404 when the group does not exist.
+  Status LoadGroup(const leveldb::ReadOptions& options, const GroupKey& key, GroupRecord* group) {
     std::string value;
     leveldb::Status status = db_->Get(options, GroupRecordKey(key), &value);
-    *found = status.ok();
-    if (status.IsNotFound()) return Status::OK();
+    if (status.IsNotFound()) return NotFound(key);
     if (!status.ok()) return FromLevelDb(status);
     if (!DecodeGroup(value, group)) return Corrupt("group");
     return Status::OK();
   }
 
-  Status ReadMember(const leveldb::ReadOptions& options, const std::string& member_key,
+  Status LoadMember(const leveldb::ReadOptions& options, const std::string& member_key,
                     MemberRecord* member, bool* found) {
     std::string value;
     leveldb::Status status = db_->Get(options, member_key, &value);
@@ -373,11 +357,22 @@ class LevelDbGroupService final : public GroupService {
     return Status::OK();
   }
 
-  // The member who inherits ownership when `leaving` quits: the earliest joined_ms, then the
-  // smallest user id. A scan of the group: owners quit rarely, and an index by join time would
-  // cost every join a second record. Precondition: the group's stripe lock is held.
-  Status FindHeir(const std::string& prefix, const std::string& leaving, std::string* heir,
-                  MemberRecord* heir_record);
+  // Calls visit(user, record) for the members of the group whose member keys start with
+  // `prefix`, from the first key at or after `start`, in ascending user order, until it returns
+  // false.
+  template <typename Visit>
+  Status ScanMembers(const leveldb::ReadOptions& options, const std::string& prefix,
+                     const std::string& start, Visit visit) {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(options));
+    for (it->Seek(start); it->Valid(); it->Next()) {
+      std::string_view key = View(it->key());
+      if (key.substr(0, prefix.size()) != prefix) break;
+      MemberRecord record;
+      if (!DecodeMember(View(it->value()), &record)) return Corrupt("member");
+      if (!visit(key.substr(prefix.size()), std::move(record))) break;
+    }
+    return it->status().ok() ? Status::OK() : FromLevelDb(it->status());
+  }
 
   Status Write(leveldb::WriteBatch* batch) {
     leveldb::Status status = db_->Write(write_options_, batch);
@@ -423,12 +418,12 @@ Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::st
 
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord existing;
-  bool found = false;
-  if (Status s = ReadGroup(leveldb::ReadOptions(), key, &existing, &found); !s.ok()) return s;
-  if (found) return Status::Error(Code::kConflict, "group_exists", "group " + key.gid + " exists");
+  Status s = LoadGroup(leveldb::ReadOptions(), key, &existing);
+  if (s.ok()) return Status::Error(Code::kConflict, "group_exists", "group " + key.gid + " exists");
+  if (s.code() != Code::kNotFound) return s;
   // A deleted group left no member records behind (Quit deletes the last one with the group), so
   // the batch needs no cleanup of an earlier incarnation.
-  if (Status s = Write(&batch); !s.ok()) return s;
+  if (s = Write(&batch); !s.ok()) return s;
   return InfoOf(key, group);
 }
 
@@ -438,11 +433,10 @@ Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, T
   const std::string member_key = MemberKey(MemberPrefix(key), user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  bool found = false;
-  if (Status s = ReadGroup(leveldb::ReadOptions(), key, &group, &found); !s.ok()) return s;
-  if (!found) return NotFound(key);
+  if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
   MemberRecord member;
-  if (Status s = ReadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
+  bool found = false;
+  if (Status s = LoadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
     return s;
   }
   if (found) return Status::Error(Code::kConflict, "already_member", user + " is already a member");
@@ -461,11 +455,10 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
   const std::string member_key = MemberKey(prefix, user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  bool found = false;
-  if (Status s = ReadGroup(leveldb::ReadOptions(), key, &group, &found); !s.ok()) return s;
-  if (!found) return NotFound(key);
+  if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
   MemberRecord member;
-  if (Status s = ReadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
+  bool found = false;
+  if (Status s = LoadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
     return s;
   }
   if (!found) return Status::Forbidden("not_member", user + " is not a member");
@@ -479,38 +472,27 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
   }
   --group.member_count;
   if (group.owner == user) {
+    // The earliest joined_ms inherits, then the smallest user id. A scan of the group: owners
+    // quit rarely, and an index by join time would cost every join a second record.
     std::string heir;
     MemberRecord heir_record;
-    if (Status s = FindHeir(prefix, user, &heir, &heir_record); !s.ok()) return s;
+    Status s = ScanMembers(leveldb::ReadOptions(), prefix, prefix,
+                           [&](std::string_view other, MemberRecord&& record) {
+                             // Ascending ids: on a joined_ms tie the smaller id stays.
+                             if (other != user && (heir.empty() || record.joined_ms <
+                                                                       heir_record.joined_ms)) {
+                               heir.assign(other);
+                               heir_record = std::move(record);
+                             }
+                             return true;
+                           });
+    if (!s.ok()) return s;
+    if (heir.empty()) return Status::Internal("leveldb: corrupt group: no member left to own it");
     batch.Put(MemberKey(prefix, heir), EncodeMember(kOwnerRole, heir_record.joined_ms));
     group.owner = std::move(heir);
   }
   batch.Put(GroupRecordKey(key), EncodeGroup(group));
   return Write(&batch);
-}
-
-Status LevelDbGroupService::FindHeir(const std::string& prefix, const std::string& leaving,
-                                     std::string* heir, MemberRecord* heir_record) {
-  bool found = false;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    std::string_view key = View(it->key());
-    if (key.substr(0, prefix.size()) != prefix) break;
-    std::string_view user = key.substr(prefix.size());
-    if (user == leaving) continue;
-    MemberRecord record;
-    if (!DecodeMember(View(it->value()), &record)) return Corrupt("member");
-    // Ascending user ids: on a joined_ms tie the earlier (smaller) id stays.
-    if (!found || record.joined_ms < heir_record->joined_ms) {
-      found = true;
-      heir->assign(user);
-      *heir_record = std::move(record);
-    }
-  }
-  if (!it->status().ok()) return FromLevelDb(it->status());
-  // member_count said someone else is left; no member record says who.
-  if (!found) return Status::Internal("leveldb: corrupt group: member_count exceeds its members");
-  return Status::OK();
 }
 
 Result<MemberPage> LevelDbGroupService::Members(const GroupKey& key, std::string_view after,
@@ -521,52 +503,25 @@ Result<MemberPage> LevelDbGroupService::Members(const GroupKey& key, std::string
   }
   ScopedSnapshot snapshot(db_.get());
   GroupRecord group;
-  bool found = false;
-  if (Status s = ReadGroup(snapshot.Options(), key, &group, &found); !s.ok()) return s;
-  if (!found) return NotFound(key);
-
+  if (Status s = LoadGroup(snapshot.Options(), key, &group); !s.ok()) return s;
   const std::string prefix = MemberPrefix(key);
   // after + '\0' is the smallest user id greater than `after`, so the first key at or past it is
   // the first member the page wants.
   std::string start = MemberKey(prefix, after);
   if (!after.empty()) start.push_back('\0');
   MemberPage page;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(snapshot.Options()));
-  for (it->Seek(start); it->Valid(); it->Next()) {
-    std::string_view member_key = View(it->key());
-    if (member_key.substr(0, prefix.size()) != prefix) break;
-    if (page.members.size() == limit) {
-      page.more = true;
-      break;
-    }
-    MemberRecord record;
-    if (!DecodeMember(View(it->value()), &record)) return Corrupt("member");
-    page.members.push_back(GroupMember{std::string(member_key.substr(prefix.size())),
-                                       std::move(record.role), record.joined_ms});
-  }
-  if (!it->status().ok()) return FromLevelDb(it->status());
+  Status s = ScanMembers(snapshot.Options(), prefix, start,
+                         [&](std::string_view user, MemberRecord&& record) {
+                           if (page.members.size() == limit) {
+                             page.more = true;
+                             return false;
+                           }
+                           page.members.push_back(GroupMember{
+                               std::string(user), std::move(record.role), record.joined_ms});
+                           return true;
+                         });
+  if (!s.ok()) return s;
   return page;
-}
-
-Result<std::vector<std::string>> LevelDbGroupService::AllMembers(const GroupKey& key) {
-  if (Status s = ValidateKey(key); !s.ok()) return s;
-  ScopedSnapshot snapshot(db_.get());
-  GroupRecord group;
-  bool found = false;
-  if (Status s = ReadGroup(snapshot.Options(), key, &group, &found); !s.ok()) return s;
-  if (!found) return NotFound(key);
-
-  const std::string prefix = MemberPrefix(key);
-  std::vector<std::string> users;
-  users.reserve(static_cast<size_t>(group.member_count));
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(snapshot.Options()));
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    std::string_view member_key = View(it->key());
-    if (member_key.substr(0, prefix.size()) != prefix) break;
-    users.emplace_back(member_key.substr(prefix.size()));
-  }
-  if (!it->status().ok()) return FromLevelDb(it->status());
-  return users;
 }
 
 }  // namespace
