@@ -104,6 +104,7 @@ int RunServer(imd::Config c) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  c.server.token_grace_ms = c.token_leeway_s * 1000;
   im::Server server(c.server, deps);
   im::Status s = server.Start();
   if (!s.ok()) return Fail(s);

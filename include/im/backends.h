@@ -11,6 +11,7 @@
 #include "im/result.h"
 #include "im/router.h"
 #include "im/session_store.h"
+#include "im/user_store.h"
 
 namespace im {
 
@@ -44,6 +45,14 @@ struct LevelDbOptions {
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
                                                               OfflineQueueOptions options = {},
                                                               LevelDbOptions db = {});
+
+// In-memory accounts. Passwords are hashed with Argon2id (libsodium crypto_pwhash).
+std::shared_ptr<UserStore> NewMemoryUserStore(PasswordHashOptions hash = {});
+
+// Durable accounts in a LevelDB database at `dir` (one process at a time).
+Result<std::shared_ptr<UserStore>> OpenLevelDbUserStore(const std::string& dir,
+                                                        PasswordHashOptions hash = {},
+                                                        LevelDbOptions db = {});
 
 // In-memory groups.
 std::shared_ptr<GroupService> NewMemoryGroupService(GroupLimits limits = {});

@@ -29,6 +29,9 @@ struct ServerOptions {
   int heartbeat_s = 30;                // told to clients; no traffic for 3x closes the session
   size_t send_queue_bytes = 1 << 20;   // per connection; over it: close 4004
   KickPolicy kick_policy = KickPolicy::kPerDevice;
+  // A session is closed (session.kicked "token_expired", 4002) this long after its token's exp
+  // unless the client logged in again with a fresh token. Match the verifier's leeway.
+  int64_t token_grace_ms = 30000;
 
   size_t max_body_bytes = 16384;    // chat body (UTF-8 bytes); larger: 413 too_large
   size_t max_extra_bytes = 4096;    // serialized `extra`; larger: 413 too_large

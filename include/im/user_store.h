@@ -18,6 +18,16 @@ struct UserRecord {
   TimestampMs created_ms = 0;
 };
 
+// Argon2id cost. The defaults are libsodium's "interactive" limits (about 64 MiB and tens of
+// milliseconds per hash); tests may lower them to the minimum.
+struct PasswordHashOptions {
+  unsigned long long ops_limit = 2;        // crypto_pwhash_OPSLIMIT_INTERACTIVE
+  size_t mem_limit = 64ull * 1024 * 1024;  // crypto_pwhash_MEMLIMIT_INTERACTIVE
+  size_t max_password_bytes = 1024;        // longer: 400
+  size_t min_password_bytes = 8;           // shorter: 400
+  size_t max_display_name_bytes = 128;     // longer: 400
+};
+
 class UserStore {
  public:
   virtual ~UserStore() = default;

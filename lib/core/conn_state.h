@@ -33,6 +33,8 @@ struct ConnState {
   std::atomic<size_t> pending = 0;  // commands parsed and not yet handled
   std::atomic<bool> closed = false;  // the transport reported the close
   std::atomic<bool> logged_in = false;
+  // When the login token expires (0 = never). A login with a fresh token moves it.
+  std::atomic<TimestampMs> token_expires_ms = 0;
 
   std::mutex mu;  // guards `session`
   SessionInfo session;

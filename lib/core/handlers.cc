@@ -65,10 +65,6 @@ void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
 }
 
 void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Request& req) {
-  if (state->logged_in.load()) {
-    return ReplyError(*state, req, Status::Error(Code::kConflict, "already_logged_in",
-                                                 "this connection is already logged in"));
-  }
   Fields f(req.body);
   std::string token;
   std::string device(kDefaultDevice);
@@ -81,6 +77,27 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
 
   Result<TokenClaims> claims = deps_.tokens->Verify(token);
   if (!claims.ok()) return ReplyError(*state, req, claims.status());  // stays open for a retry
+
+  if (state->logged_in.load()) {
+    // A login on a logged-in connection refreshes its token (so the session outlives the old
+    // token's expiry); it cannot switch user or device.
+    SessionInfo current;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      current = state->session;
+    }
+    if (claims->user != current.user || device != current.device) {
+      return ReplyError(*state, req, Status::Error(Code::kConflict, "already_logged_in",
+                                                   "this connection is logged in as another "
+                                                   "user or device"));
+    }
+    state->token_expires_ms = claims->expires_ms;
+    Result<InboxInfo> inbox = deps_.inbox->Info(current.user);
+    Result<uint64_t> acked = inbox.ok() ? deps_.inbox->Acked(current.user, device)
+                                        : Result<uint64_t>(inbox.status());
+    if (!acked.ok()) return ReplyError(*state, req, acked.status());
+    return Reply(*state, req, LoginBody(current, *inbox, *acked));
+  }
 
   SessionInfo session;
   session.user = claims->user;
@@ -97,6 +114,7 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
     state->session = session;
   }
   deps_.router->Attach(session, state->conn);
+  state->token_expires_ms = claims->expires_ms;
   state->logged_in = true;
   if (!displaced->empty()) {
     JsonWriter w;
@@ -119,20 +137,25 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
     return ReplyError(*state, req, acked.status());
   }
 
+  Reply(*state, req, LoginBody(session, *inbox, *acked));
+  if (on_login_) on_login_(session);
+}
+
+std::string Server::Impl::LoginBody(const SessionInfo& session, const InboxInfo& inbox,
+                                    uint64_t acked) {
   JsonWriter w;
   w.StartObject();
   w.Field("user", session.user.user);
   w.Field("tenant", session.user.tenant);
   w.Field("session", session.session_id);
   w.Field("node", node_id_);
-  w.Field("epoch", inbox->epoch);
-  w.Field("last_seq", inbox->last_seq);
-  w.Field("acked_seq", *acked);
+  w.Field("epoch", inbox.epoch);
+  w.Field("last_seq", inbox.last_seq);
+  w.Field("acked_seq", acked);
   w.Field("heartbeat_s", options_.heartbeat_s);
   w.Field("server_ms", static_cast<int64_t>(clock_->NowMs()));
   w.EndObject();
-  Reply(*state, req, w.view());
-  if (on_login_) on_login_(session);
+  return w.str();
 }
 
 void Server::Impl::HandleLogout(const std::shared_ptr<ConnState>& state, const Request& req) {

@@ -33,6 +33,8 @@ Server::Impl::Impl(ServerOptions options, ServerDeps deps)
   // Session ids stay unique across restarts: the start time is part of them.
   session_prefix_ = node_id_ + "." + Base36(static_cast<uint64_t>(clock_->NowMs())) + ".";
   if (!deps_.filter) deps_.filter = NewAllowAllFilter();
+  token_expired_notice_ =
+      Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"token_expired"})"));
 }
 
 Server::Impl::~Impl() { Stop(); }
@@ -186,6 +188,10 @@ void Server::Impl::Sweep() {
       if (now - s->opened_ms > options_.login_timeout_ms) {
         s->conn->Close(close_code::kUnauthenticated, "login timeout");
       }
+    } else if (TimestampMs exp = s->token_expires_ms.load(); exp > 0 && now > exp + options_.token_grace_ms) {
+      // The token ran out and no fresh login came: the client must get a new token.
+      s->conn->Send(token_expired_notice_);
+      s->conn->Close(close_code::kUnauthenticated, "token expired");
     } else if (now - s->last_seen_ms.load(std::memory_order_relaxed) > idle_ms) {
       // No traffic for three heartbeats: a half-open socket or a dead client.
       s->conn->Close(close_code::kNormal, "heartbeat timeout");

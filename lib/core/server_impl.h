@@ -82,6 +82,7 @@ class Server::Impl final : public internal::TransportHandler {
   Status SubmitDirect(const SessionInfo* sender, std::shared_ptr<Message> message,
                       const std::string& cid,
                       std::function<void(const Result<SendReceipt>&)> done);
+  std::string LoginBody(const SessionInfo& session, const InboxInfo& inbox, uint64_t acked);
   void Reply(ConnState& state, const Request& req, std::string_view body_json);
   void ReplyError(ConnState& state, const Request& req, const Status& status);
   // Forgets the session of a closed or logged-out connection (compare-and-delete).
@@ -110,6 +111,7 @@ class Server::Impl final : public internal::TransportHandler {
   internal::ConnRegistry conns_;
   internal::MidGenerator group_ids_{0};  // generated gids: "g" + a time-ordered id
   TimestampMs last_expire_ms_ = 0;
+  Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}
   std::atomic<bool> running_{false};
   bool started_ = false;
   bool stopped_ = false;

@@ -56,7 +56,11 @@ TEST_CASE("login: accepted with a valid token; refused (and retryable) with a ba
     REQUIRE(c.Call(4, "ping", "", &d));
     CHECK(CodeOf(d) == 0);
     CHECK(d["body"]["server_ms"].GetInt64() > 0);
+    // A second login refreshes the token of the same session; another user is refused.
     REQUIRE(c.Call(5, "login", R"({"token":")" + ts.Token("alice") + R"("})", &d));
+    CHECK(CodeOf(d) == 0);
+    CHECK(Str(d["body"], "session") == Str(body, "session"));
+    REQUIRE(c.Call(7, "login", R"({"token":")" + ts.Token("mallory") + R"("})", &d));
     CHECK(CodeOf(d) == 409);
     REQUIRE(c.Call(6, "logout", "", &d));
     CHECK(CodeOf(d) == 0);
@@ -284,4 +288,29 @@ TEST_CASE("tenants: the same user id in two tenants are different users") {
   CHECK_FALSE(bob_default.WaitPush("chat.message", &d, 300));
   REQUIRE(bob_default.Call(2, "chat.sync", "", &d));
   CHECK(d["body"]["messages"].Size() == 0);
+}
+
+TEST_CASE("tokens: a session ends when its token expires unless a fresh login refreshed it") {
+  im::ServerOptions o;
+  o.token_grace_ms = 0;
+  o.sweep_interval_ms = 50;
+  auto keys = im::NewStaticKeyStore({{"default", std::string(32, 'k')}, {"acme", std::string(32, 'a')}});
+  TestServer ts(o, [&](im::ServerDeps& d) {
+    im::Hs256Options h;
+    h.leeway_s = 0;
+    d.tokens = im::NewHs256Verifier(keys, h);
+  });
+  auto now = im::SystemClock()->NowMs();
+  std::string short_lived = *im::SignHs256Token(*keys, {"default", "tess"}, 1, now);
+  RawClient expiring(ts.TcpUrl()), refreshed(ts.WsUrl());
+  REQUIRE(expiring.Login(short_lived) == 0);
+  REQUIRE(refreshed.Login(*im::SignHs256Token(*keys, {"default", "ruth"}, 1, now)) == 0);
+  REQUIRE(refreshed.Login(ts.Token("ruth")) == 0);  // a fresh token on the same connection
+  rapidjson::Document d;
+  REQUIRE(expiring.WaitPush("session.kicked", &d, 4000));
+  CHECK(Str(d["body"], "reason") == "token_expired");
+  CHECK(expiring.WaitClosed() == 4002);
+  CHECK_FALSE(refreshed.closed());
+  REQUIRE(refreshed.Call(1, "ping", "", &d));
+  CHECK(CodeOf(d) == 0);
 }
