@@ -248,9 +248,8 @@ int main(int argc, char** argv) {
       for (size_t batch : {1, 64}) {
         const std::string name =
             "append r=" + std::to_string(recipients) + " batch=" + std::to_string(batch);
-        run(backend, name, false, [&](im::OfflineQueue& q) {
-          return RunAppends(q, recipients, batch, flags.seconds);
-        });
+        run(backend, name, false,
+            [&](im::OfflineQueue& q) { return RunAppends(q, recipients, batch, flags.seconds); });
       }
     }
     if (std::string(backend) == "leveldb") {

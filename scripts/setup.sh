@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   libasio-dev libwebsocketpp-dev rapidjson-dev libfmt-dev doctest-dev
-  libsodium-dev libtomlplusplus-dev libcli11-dev
+  libsodium-dev libtomlplusplus-dev libcli11-dev libutf8proc-dev
   libleveldb-dev libsnappy-dev
   libbenchmark-dev
 )

@@ -67,6 +67,9 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   top.Skip("storage");
   top.Skip("keys");
   top.Skip("auth");
+  top.Skip("web");
+  top.Skip("filter");
+  top.Skip("admin_keys");
   im::Status s = top.Finish();
   if (!s.ok()) return s;
 
@@ -113,6 +116,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     r.Get<bool>("sync_writes", &c->sync_writes);
     r.Get<std::string>("groups", &c->groups);
     r.Get<int64_t>("max_group_members", &c->max_group_members);
+    r.Get<std::string>("users", &c->users);
     r.Get<int64_t>("retention_s", &c->retention_s);
     r.Get<int64_t>("max_inbox", &c->max_inbox);
     r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);
@@ -124,6 +128,34 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     r.Get<int64_t>("token_leeway_s", &c->token_leeway_s);
     s = r.Finish();
     if (!s.ok()) return s;
+  }
+  if (auto* t = root["filter"].as_table()) {
+    Reader r(*t, "filter.");
+    r.Get<std::string>("words_file", &c->filter_words_file);
+    r.Get<std::string>("mode", &c->filter_mode);
+    s = r.Finish();
+    if (!s.ok()) return s;
+    if (c->filter_mode != "reject" && c->filter_mode != "mask") {
+      return im::Status::BadRequest("filter.mode must be \"reject\" or \"mask\"");
+    }
+  }
+  if (auto* t = root["web"].as_table()) {
+    Reader r(*t, "web.");
+    r.Get<bool>("open_registration", &c->server.open_registration);
+    r.Get<int64_t>("default_token_ttl_s", &c->server.default_token_ttl_s);
+    r.Get<int64_t>("max_token_ttl_s", &c->server.max_token_ttl_s);
+    s = r.Finish();
+    if (!s.ok()) return s;
+  }
+  if (auto* t = root["admin_keys"].as_table()) {
+    for (auto& [k, v] : *t) {
+      auto key = v.value<std::string>();
+      if (!key || key->size() < 16) {
+        return im::Status::BadRequest("admin_keys." + std::string(k.str()) +
+                                      " must be a string of at least 16 characters");
+      }
+      c->server.admin_keys[std::string(k.str())] = *key;
+    }
   }
   if (auto* t = root["keys"].as_table()) {
     for (auto& [k, v] : *t) {

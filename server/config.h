@@ -18,7 +18,11 @@ struct Config {
   // GroupService backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/groups.
   std::string groups;
   size_t max_group_members = 5000;
-  bool sync_writes = false;          // fsync each storage batch (see LevelDbOptions)
+  // UserStore backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/users.
+  std::string users;
+  bool sync_writes = false;
+  std::string filter_words_file;     // [filter] words_file; "" = no filter
+  std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"          // fsync each storage batch (see LevelDbOptions)
   std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
   int64_t token_leeway_s = 30;
   int64_t retention_s = 7 * 24 * 3600;

@@ -87,8 +87,27 @@ int RunServer(imd::Config c) {
   auto groups = imd::OpenGroupService(c.groups, gl, db);
   if (!groups.ok()) return Fail(groups.status());
 
+  if (c.users.empty()) c.users = "leveldb:" + c.data_dir + "/users";
+  auto users = imd::OpenUserStore(c.users, db);
+  if (!users.ok()) return Fail(users.status());
+
   im::ServerDeps deps;
   deps.groups = *groups;
+  deps.users = *users;
+  deps.token_keys = *keys;
+  std::shared_ptr<im::WordFilter> filter;
+  if (!c.filter_words_file.empty()) {
+    im::WordFilterOptions fo;
+    fo.words_file = c.filter_words_file;
+    fo.mode = c.filter_mode == "mask" ? im::FilterMode::kMask : im::FilterMode::kReject;
+    auto f = im::OpenWordFilter(fo);
+    if (!f.ok()) return Fail(f.status());
+    filter = *f;
+    deps.filter = filter;
+    deps.reload_filter = [filter] { return filter->Reload(); };
+    std::printf("imd: filter %s: %zu words (%s)\n", c.filter_words_file.c_str(),
+                filter->word_count(), c.filter_mode.c_str());
+  }
   deps.sessions = im::NewMemorySessionStore();
   deps.router = im::NewLocalRouter();
   deps.inbox = *inbox;
@@ -101,6 +120,7 @@ int RunServer(imd::Config c) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -125,7 +145,19 @@ int RunServer(imd::Config c) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    // SIGHUP: reload what can change without a restart.
+    if (filter) {
+      im::Status r = filter->Reload();
+      std::printf("imd: SIGHUP: filter reload: %s (%zu words)\n", r.ToString().c_str(),
+                  filter->word_count());
+    } else {
+      std::printf("imd: SIGHUP: nothing to reload\n");
+    }
+    std::fflush(stdout);
+  }
   std::printf("imd: signal %d, stopping\n", sig);
   std::fflush(stdout);
   server.Stop();

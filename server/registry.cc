@@ -51,4 +51,16 @@ im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string
   return im::Status::BadRequest("unknown groups backend '" + scheme + "' in '" + uri + "'");
 }
 
+im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
+                                                         im::LevelDbOptions db) {
+  std::string scheme = UriScheme(uri);
+  std::string rest = uri.substr(std::min(uri.size(), scheme.size() + 1));
+  if (scheme == "memory") return im::NewMemoryUserStore();
+  if (scheme == "leveldb") {
+    if (rest.empty()) return im::Status::BadRequest("leveldb: needs a directory");
+    return im::OpenLevelDbUserStore(rest, {}, db);
+  }
+  return im::Status::BadRequest("unknown users backend '" + scheme + "' in '" + uri + "'");
+}
+
 }  // namespace imd

@@ -24,6 +24,9 @@ im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string
                                                                im::GroupLimits limits,
                                                                im::LevelDbOptions db);
 
+im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
+                                                         im::LevelDbOptions db);
+
 }  // namespace imd
 
 #endif  // IMD_REGISTRY_H_

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "im/types.h"
@@ -51,6 +52,14 @@ struct ServerOptions {
 
   int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
   int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)
+
+  // Web service (REST on the HTTP port).
+  bool open_registration = true;  // POST /v1/users without an admin key
+  // tenant -> admin key (sent as "Authorization: Bearer <key>"); admins mint tokens, read any
+  // user or group of their tenant and send server-side messages. Empty: no admin access.
+  std::map<std::string, std::string> admin_keys;
+  int64_t default_token_ttl_s = 3600;     // POST /v1/tokens without ttl_s
+  int64_t max_token_ttl_s = 30LL * 86400;  // larger ttl_s: 400
 
   Clock* clock = nullptr;  // nullptr = SystemClock()
 };

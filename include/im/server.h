@@ -34,6 +34,10 @@ struct ServerDeps {
   std::shared_ptr<GroupService> groups;
   std::shared_ptr<UserStore> users;
   std::shared_ptr<ContentFilter> filter;  // null = allow everything
+  // Keys to sign tokens with (POST /v1/tokens). Null: the endpoint answers 503.
+  std::shared_ptr<KeyStore> token_keys;
+  // Reloads the content filter's word list (POST /v1/admin/filter/reload). Null: 503.
+  std::function<Status()> reload_filter;
 };
 
 // The outcome of a send: the message id, the sender's seq (0 for server-side sends) and time.

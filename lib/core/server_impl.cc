@@ -203,26 +203,6 @@ void Server::Impl::Sweep() {
   }
 }
 
-void Server::Impl::HandleHttp(internal::HttpRequest request,
-                              std::function<void(internal::HttpResponse)> respond) {
-  internal::HttpResponse resp;
-  std::string path = request.target.substr(0, request.target.find('?'));
-  if (path == "/healthz") {
-    if (request.method != "GET") {
-      resp.status = 405;
-      resp.body = EncodeError(false, 0, "",
-                              Status::Error(Code::kMethodNotAllowed, "method_not_allowed",
-                                            "use GET"));
-    } else {
-      resp.body = running_ ? R"({"status":"ok"})" : R"({"status":"stopping"})";
-      resp.status = running_ ? 200 : 503;
-    }
-  } else {
-    resp.status = 404;
-    resp.body = EncodeError(false, 0, "", Status::NotFound("no such path: " + path));
-  }
-  respond(std::move(resp));
-}
 
 Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::string& from,
                                              std::string body, std::string type,

@@ -21,6 +21,7 @@
 #include "core/conn_state.h"
 #include "im/server.h"
 #include "protocol/codec.h"
+#include "protocol/json.h"
 #include "transport/handler.h"
 #include "transport/tcp_server.h"
 #include "transport/websocket.h"
@@ -90,8 +91,19 @@ class Server::Impl final : public internal::TransportHandler {
 
   void ScheduleSweep();
   void Sweep();
+
+  // http_api.cc (REST; worker pool).
+  struct HttpCaller;
   void HandleHttp(internal::HttpRequest request,
                   std::function<void(internal::HttpResponse)> respond);
+  internal::HttpResponse RouteHttp(const internal::HttpRequest& req);
+  Result<HttpCaller> Authenticate(const internal::HttpRequest& req);
+  internal::HttpResponse HttpCreateUser(const internal::HttpRequest& req,
+                                        const internal::Fields& f);
+  internal::HttpResponse HttpCreateToken(const internal::HttpRequest& req,
+                                         const internal::Fields& f);
+  internal::HttpResponse HttpCreateGroup(const HttpCaller& caller, const internal::Fields& f);
+  internal::HttpResponse HttpSendMessage(const HttpCaller& caller, const internal::Fields& f);
 
   ServerOptions options_;
   ServerDeps deps_;

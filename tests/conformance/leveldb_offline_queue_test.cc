@@ -155,8 +155,8 @@ TEST_CASE("LevelDbOfflineQueue: sweeps larger than one write batch") {
     std::vector<AppendRequest> batch;
     for (uint64_t i = 1; i <= kOld + 10; ++i) {
       const TimestampMs ts = i <= kOld ? kT0 : kT0 + 100000;
-      batch.push_back(Req(i, {U("bob"), U("u" + std::to_string(i % 3000))}, ts,
-                          "k" + std::to_string(i)));
+      batch.push_back(
+          Req(i, {U("bob"), U("u" + std::to_string(i % 3000))}, ts, "k" + std::to_string(i)));
       if (batch.size() == 500 || i == kOld + 10) {
         for (const auto& r : q->AppendBatch(batch)) REQUIRE(r.ok());
         batch.clear();

@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <iterator>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -233,7 +233,7 @@ TEST_CASE("OfflineQueue: one message indexed into many inboxes") {
   });
 }
 
-TEST_CASE("OfflineQueue: fetch pages with more; first_seq and last_seq") {
+TEST_CASE("OfflineQueue: fetch pages with more and reports first_seq and last_seq") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     auto q = backend.open({});
     for (size_t bad : {size_t{0}, size_t{501}}) {
@@ -597,7 +597,7 @@ TEST_CASE("OfflineQueue: concurrent retries of one dedup key append it once") {
   });
 }
 
-TEST_CASE("OfflineQueue: seqs; epoch and acks survive a reopen") {
+TEST_CASE("OfflineQueue: seqs and epochs and acks and entries survive a reopen") {
   ForEachBackend([](const OfflineQueueBackend& backend) {
     if (!backend.reopen) return;  // not a persistent backend
     auto q = backend.open({});

@@ -15,6 +15,12 @@ TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> c
   deps_.inbox = NewMemoryOfflineQueue();
   deps_.tokens = NewHs256Verifier(keys_);
   deps_.groups = NewMemoryGroupService();
+  PasswordHashOptions fast;  // the minimum cost: tests hash many passwords
+  fast.ops_limit = 1;
+  fast.mem_limit = 8192;
+  deps_.users = NewMemoryUserStore(fast);
+  deps_.token_keys = keys_;
+  if (options.admin_keys.empty()) options.admin_keys = {{"default", kAdminKey}};
   if (customize) customize(deps_);
   if (options.tcp_listen == ServerOptions{}.tcp_listen) options.tcp_listen = "127.0.0.1:0";
   if (options.http_listen == ServerOptions{}.http_listen) options.http_listen = "127.0.0.1:0";

@@ -31,6 +31,7 @@ namespace im::test {
 // A server with memory backends and a fixed key for tenants "default" and "acme".
 class TestServer {
  public:
+  static constexpr const char* kAdminKey = "admin-key-of-tenant-default";
   explicit TestServer(ServerOptions options = {},
                       std::function<void(ServerDeps&)> customize = nullptr);
   ~TestServer();

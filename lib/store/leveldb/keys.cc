@@ -248,8 +248,7 @@ std::string EncodeMessage(const Message& message) {
   value.push_back(kValueVersion);
   PutFixed64(&value, static_cast<uint64_t>(message.ts));
   for (const std::string* field :
-       {&message.from, &message.to, &message.group, &message.type, &message.body,
-        &message.extra}) {
+       {&message.from, &message.to, &message.group, &message.type, &message.body, &message.extra}) {
     PutLengthPrefixed(&value, *field);
   }
   return value;

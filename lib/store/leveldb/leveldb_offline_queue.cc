@@ -148,7 +148,7 @@ class HeaderCache {
  private:
   using Lru = std::list<std::pair<std::string, InboxHeader>>;
   const size_t capacity_;
-  Lru lru_;  // most recently used first
+  Lru lru_;                                                    // most recently used first
   std::unordered_map<std::string_view, Lru::iterator> index_;  // views into lru_'s keys
 };
 
@@ -362,7 +362,7 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
   const TimestampMs now = clock_->NowMs();
   Staging staging;
   Batch batch;
-  std::unordered_map<std::string, size_t> batch_dedup;  // dedup record key -> request index
+  std::unordered_map<std::string, size_t> batch_dedup;         // dedup record key -> request index
   std::vector<std::pair<std::string, StagedHeader*>> inboxes;  // header key, staged header
   std::string value;
   for (size_t i = 0; i < count; ++i) {
@@ -412,8 +412,8 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     inboxes.clear();
     for (const UserKey& user : request.recipients) {
       inboxes.emplace_back(HeaderKey(user), nullptr);
-      outcome.status = LoadHeaderLocked(inboxes.back().first, /*create=*/true, &staging,
-                                        &inboxes.back().second);
+      outcome.status =
+          LoadHeaderLocked(inboxes.back().first, /*create=*/true, &staging, &inboxes.back().second);
       if (!outcome.status.ok()) break;
     }
     if (!outcome.status.ok()) continue;
@@ -554,8 +554,8 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     std::vector<std::string> candidates;
     std::string value;
-    for (it->Seek(std::string(1, kHeaderRecord));
-         it->Valid() && it->key()[0] == kHeaderRecord; it->Next()) {
+    for (it->Seek(std::string(1, kHeaderRecord)); it->Valid() && it->key()[0] == kHeaderRecord;
+         it->Next()) {
       InboxHeader header;
       if (!DecodeHeader(View(it->value()), &header)) return Corrupt("inbox header");
       if (header.empty()) continue;

@@ -1,0 +1,415 @@
+// The web service on the HTTP port: accounts, tokens, groups, server-side sends, health.
+// Requests are parsed on the io thread and handled on the worker pool (password hashing takes
+// tens of milliseconds). JSON errors use the protocol's codes and names; the HTTP status is the
+// code (200/201 for success).
+#include <asio/post.hpp>
+#include <sodium.h>
+
+#include <future>
+
+#include "core/server_impl.h"
+#include "protocol/json.h"
+
+namespace im {
+
+using internal::Fields;
+using internal::HttpRequest;
+using internal::HttpResponse;
+using internal::JsonWriter;
+
+namespace {
+
+HttpResponse Error(const Status& s) {
+  HttpResponse r;
+  r.status = static_cast<int>(s.code());
+  JsonWriter w;
+  w.StartObject();
+  w.Field("code", static_cast<int>(s.code()));
+  w.Field("error", s.error());
+  w.Field("message", s.message());
+  w.EndObject();
+  r.body = w.str();
+  return r;
+}
+
+HttpResponse Ok(std::string body, int status = 200) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string UserJson(const UserRecord& u) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("user", u.key.user);
+  w.Field("tenant", u.key.tenant);
+  w.Field("display_name", u.display_name);
+  w.Field("created_ms", static_cast<int64_t>(u.created_ms));
+  w.EndObject();
+  return w.str();
+}
+
+std::string GroupJson(const GroupInfo& g) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("gid", g.key.gid);
+  w.Field("name", g.name);
+  w.Field("owner", g.owner);
+  w.Field("member_count", static_cast<uint64_t>(g.member_count));
+  w.Field("created_ms", static_cast<int64_t>(g.created_ms));
+  w.EndObject();
+  return w.str();
+}
+
+// Splits "/v1/groups/g1/members" into {"v1","groups","g1","members"}.
+std::vector<std::string> PathParts(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+std::string QueryParam(const std::string& target, const std::string& name) {
+  size_t q = target.find('?');
+  if (q == std::string::npos) return "";
+  std::string query = target.substr(q + 1);
+  size_t i = 0;
+  while (i <= query.size()) {
+    size_t j = query.find('&', i);
+    if (j == std::string::npos) j = query.size();
+    std::string kv = query.substr(i, j - i);
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos && kv.substr(0, eq) == name) return kv.substr(eq + 1);
+    i = j + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+// Who is calling: a user (bearer JWT) or a tenant admin (bearer admin key).
+struct Server::Impl::HttpCaller {
+  bool admin = false;
+  UserKey user;  // for an admin, only the tenant
+};
+
+Result<Server::Impl::HttpCaller> Server::Impl::Authenticate(const HttpRequest& req) {
+  std::string auth = req.header ? req.header("Authorization") : "";
+  const std::string kBearer = "Bearer ";
+  if (auth.compare(0, kBearer.size(), kBearer) != 0) {
+    return Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <token>");
+  }
+  std::string credential = auth.substr(kBearer.size());
+  for (const auto& [tenant, key] : options_.admin_keys) {
+    if (!key.empty() && ConstantTimeEquals(credential, key)) {
+      HttpCaller c;
+      c.admin = true;
+      c.user.tenant = tenant;
+      return c;
+    }
+  }
+  Result<TokenClaims> claims = deps_.tokens->Verify(credential);
+  if (!claims.ok()) return claims.status();
+  HttpCaller c;
+  c.user = claims->user;
+  return c;
+}
+
+void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpResponse)> respond) {
+  // Off the io thread: handlers hash passwords and call storage.
+  asio::post(*workers_, [this, request = std::move(request), respond = std::move(respond)] {
+    HttpResponse r = RouteHttp(request);
+    r.content_type = "application/json";
+    respond(std::move(r));
+  });
+}
+
+HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
+  const std::string path = req.target.substr(0, req.target.find('?'));
+  const std::vector<std::string> p = PathParts(path);
+  auto method_is = [&](const char* m) { return req.method == m; };
+  auto wrong_method = [] {
+    return Error(Status::Error(Code::kMethodNotAllowed, "method_not_allowed",
+                               "method not allowed on this path"));
+  };
+  if (path == "/healthz") {
+    if (!method_is("GET")) return wrong_method();
+    if (!running_) return Error(Status::Unavailable("stopping"));
+    return Ok(R"({"status":"ok"})");
+  }
+  if (p.size() < 2 || p[0] != "v1") return Error(Status::NotFound("no such path: " + path));
+
+  // Every /v1 body is a JSON object (or empty).
+  rapidjson::Document doc;
+  const rapidjson::Value* body = nullptr;
+  if (method_is("POST")) {
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(req.body.data(), req.body.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      return Error(Status::Error(Code::kBadRequest, "bad_json", "the body must be a JSON object"));
+    }
+    body = &doc;
+  }
+  Fields f(body);
+
+  if (p[1] == "users" && p.size() == 2) {
+    if (!method_is("POST")) return wrong_method();
+    return HttpCreateUser(req, f);
+  }
+  if (p[1] == "users" && p.size() == 3) {
+    if (!method_is("GET")) return wrong_method();
+    Result<HttpCaller> caller = Authenticate(req);
+    if (!caller.ok()) return Error(caller.status());
+    if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+    if (!IsValidId(p[2])) return Error(Status::BadRequest("bad user id"));
+    Result<UserRecord> u = deps_.users->Get(UserKey{caller->user.tenant, p[2]});
+    if (!u.ok()) return Error(u.status());
+    return Ok(UserJson(*u));
+  }
+  if (p[1] == "tokens" && p.size() == 2) {
+    if (!method_is("POST")) return wrong_method();
+    return HttpCreateToken(req, f);
+  }
+  if (p[1] == "groups" && (p.size() == 2 || p.size() == 3 || (p.size() == 4 && p[3] == "members"))) {
+    if (p.size() == 2 ? !method_is("POST") : !method_is("GET")) return wrong_method();
+    Result<HttpCaller> caller = Authenticate(req);
+    if (!caller.ok()) return Error(caller.status());
+    if (!deps_.groups) return Error(Status::Unavailable("groups are not enabled"));
+    if (p.size() == 2) return HttpCreateGroup(*caller, f);
+    if (!IsValidId(p[2])) return Error(Status::BadRequest("bad gid"));
+    GroupKey key{caller->user.tenant, p[2]};
+    if (p.size() == 3) {
+      Result<GroupInfo> g = deps_.groups->Get(key);
+      return g.ok() ? Ok(GroupJson(*g)) : Error(g.status());
+    }
+    if (!caller->admin) {
+      Result<bool> member = deps_.groups->IsMember(key, caller->user.user);
+      if (!member.ok() && member.status().code() != Code::kNotFound) {
+        return Error(member.status());
+      }
+      if (!member.ok() || !*member) {
+        return Error(Status::Forbidden("not_member", "only members may list the members"));
+      }
+    }
+    uint64_t limit = 100;
+    std::string l = QueryParam(req.target, "limit");
+    if (!l.empty()) {
+      char* end = nullptr;
+      limit = std::strtoull(l.c_str(), &end, 10);
+      if (*end != '\0' || limit < 1 || limit > 500) {
+        return Error(Status::BadRequest("'limit' must be 1..500"));
+      }
+    }
+    Result<MemberPage> page = deps_.groups->Members(key, QueryParam(req.target, "after"),
+                                                    static_cast<size_t>(limit));
+    if (!page.ok()) return Error(page.status());
+    JsonWriter w;
+    w.StartObject();
+    w.Key("members");
+    w.StartArray();
+    for (const GroupMember& m : page->members) {
+      w.StartObject();
+      w.Field("user", m.user);
+      w.Field("role", m.role);
+      w.Field("joined_ms", static_cast<int64_t>(m.joined_ms));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Field("more", page->more);
+    w.EndObject();
+    return Ok(w.str());
+  }
+  if (p[1] == "admin" && p.size() == 4 && p[2] == "filter" && p[3] == "reload") {
+    if (!method_is("POST")) return wrong_method();
+    Result<HttpCaller> caller = Authenticate(req);
+    if (!caller.ok()) return Error(caller.status());
+    if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
+    if (!deps_.reload_filter) return Error(Status::Unavailable("no reloadable filter"));
+    Status s = deps_.reload_filter();
+    return s.ok() ? Ok(R"({"reloaded":true})") : Error(s);
+  }
+  if (p[1] == "messages" && p.size() == 2) {
+    if (!method_is("POST")) return wrong_method();
+    Result<HttpCaller> caller = Authenticate(req);
+    if (!caller.ok()) return Error(caller.status());
+    if (!caller->admin) {
+      return Error(Status::Forbidden("admin_only", "server-side sends need an admin key"));
+    }
+    return HttpSendMessage(*caller, f);
+  }
+  return Error(Status::NotFound("no such path: " + path));
+}
+
+HttpResponse Server::Impl::HttpCreateUser(const HttpRequest& req, const Fields& f) {
+  std::string user, password, display_name, tenant(kDefaultTenant);
+  Status s = f.RequiredString("user", &user);
+  if (s.ok()) s = f.RequiredString("password", &password);
+  if (s.ok()) s = f.OptionalString("display_name", &display_name);
+  if (s.ok()) s = f.OptionalString("tenant", &tenant);
+  if (!s.ok()) return Error(s);
+  if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+  if (!options_.open_registration || (req.header && !req.header("Authorization").empty())) {
+    // Closed registration (or an explicit credential): only the tenant's admin creates users.
+    Result<HttpCaller> caller = Authenticate(req);
+    if (!caller.ok()) return Error(caller.status());
+    if (!caller->admin) {
+      return Error(Status::Forbidden("admin_only", "registration needs an admin key"));
+    }
+    if (f.Has("tenant") && tenant != caller->user.tenant) {
+      return Error(Status::Forbidden("forbidden", "an admin key creates users of its tenant"));
+    }
+    tenant = caller->user.tenant;
+  }
+  if (!IsValidId(tenant)) return Error(Status::BadRequest("bad tenant id"));
+  Result<UserRecord> u = deps_.users->Create(UserKey{tenant, user}, password, display_name,
+                                             clock_->NowMs());
+  sodium_memzero(password.data(), password.size());
+  if (!u.ok()) return Error(u.status());
+  return Ok(UserJson(*u), 201);
+}
+
+HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields& f) {
+  std::string user, password, tenant(kDefaultTenant);
+  uint64_t ttl = static_cast<uint64_t>(options_.default_token_ttl_s);
+  Status s = f.RequiredString("user", &user);
+  if (s.ok()) s = f.OptionalString("tenant", &tenant);
+  if (s.ok()) s = f.OptionalUint64("ttl_s", &ttl);
+  if (s.ok() && (ttl < 1 || ttl > static_cast<uint64_t>(options_.max_token_ttl_s))) {
+    s = Status::BadRequest("'ttl_s' must be 1.." + std::to_string(options_.max_token_ttl_s));
+  }
+  if (!s.ok()) return Error(s);
+  if (!deps_.token_keys) return Error(Status::Unavailable("token minting is not enabled"));
+  if (f.Has("password")) {
+    s = f.RequiredString("password", &password);
+    if (!s.ok()) return Error(s);
+    if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+    if (!IsValidId(tenant) || !IsValidId(user)) return Error(Status::BadRequest("bad id"));
+    Result<UserRecord> u = deps_.users->VerifyPassword(UserKey{tenant, user}, password);
+    sodium_memzero(password.data(), password.size());
+    if (!u.ok()) return Error(u.status());
+  } else {
+    // No password: an admin mints a token for any user of its tenant.
+    Result<HttpCaller> caller = Authenticate(req);
+    if (!caller.ok()) return Error(caller.status());
+    if (!caller->admin) {
+      return Error(Status::Forbidden("admin_only", "give a password or use an admin key"));
+    }
+    if (f.Has("tenant") && tenant != caller->user.tenant) {
+      return Error(Status::Forbidden("forbidden", "an admin key mints tokens of its tenant"));
+    }
+    tenant = caller->user.tenant;
+    if (!IsValidId(user)) return Error(Status::BadRequest("bad user id"));
+  }
+  TimestampMs now = clock_->NowMs();
+  Result<std::string> token = SignHs256Token(*deps_.token_keys, UserKey{tenant, user},
+                                             static_cast<int64_t>(ttl), now);
+  if (!token.ok()) return Error(token.status());
+  JsonWriter w;
+  w.StartObject();
+  w.Field("token", *token);
+  w.Field("user", user);
+  w.Field("tenant", tenant);
+  w.Field("expires_ms", static_cast<int64_t>((now / 1000 + static_cast<int64_t>(ttl)) * 1000));
+  w.EndObject();
+  return Ok(w.str(), 201);
+}
+
+HttpResponse Server::Impl::HttpCreateGroup(const HttpCaller& caller, const Fields& f) {
+  if (caller.admin) {
+    return Error(Status::Forbidden("user_only", "a group is created by its owner's token"));
+  }
+  std::string name, gid;
+  std::vector<std::string> members;
+  Status s = f.RequiredString("name", &name);
+  if (s.ok()) s = f.OptionalString("gid", &gid);
+  if (s.ok() && f.Has("gid") && !IsValidId(gid)) s = Status::BadRequest("bad gid");
+  if (s.ok()) {
+    const rapidjson::Value* list = f.Get("members");
+    if (list != nullptr && !list->IsArray()) s = Status::BadRequest("'members' must be an array");
+    for (size_t i = 0; s.ok() && list != nullptr && i < list->Size(); ++i) {
+      const auto& v = (*list)[static_cast<rapidjson::SizeType>(i)];
+      if (!v.IsString() || !IsValidId(std::string_view(v.GetString(), v.GetStringLength()))) {
+        s = Status::BadRequest("'members' must be an array of user ids");
+      } else {
+        members.emplace_back(v.GetString(), v.GetStringLength());
+      }
+    }
+  }
+  if (s.ok()) {
+    FilterDecision d = deps_.filter->Check(caller.user.tenant, name);
+    if (d.action == FilterAction::kReject) {
+      s = Status::Error(Code::kContentRejected, "content_rejected",
+                        "the group name contains words that are not allowed");
+    } else if (d.action == FilterAction::kMask) {
+      name = std::move(d.text);
+    }
+  }
+  if (!s.ok()) return Error(s);
+  if (gid.empty()) gid = "g" + std::to_string(group_ids_.Next(clock_->NowMs()));
+  auto promise = std::make_shared<std::promise<Result<GroupInfo>>>();
+  auto future = promise->get_future();
+  s = committer_->SubmitOp([this, promise, caller, gid, name, members](internal::Committer& c) {
+    GroupKey key{caller.user.tenant, gid};
+    Result<GroupInfo> g =
+        deps_.groups->Create(key, name, caller.user.user, members, clock_->NowMs());
+    if (g.ok()) {
+      auto all = deps_.groups->AllMembers(key);
+      if (all.ok()) AppendGroupEvent(c, key, caller.user.user, "created", *all);
+    }
+    promise->set_value(std::move(g));
+  });
+  if (!s.ok()) return Error(s);
+  Result<GroupInfo> g = future.get();
+  return g.ok() ? Ok(GroupJson(*g), 201) : Error(g.status());
+}
+
+HttpResponse Server::Impl::HttpSendMessage(const HttpCaller& caller, const Fields& f) {
+  auto message = std::make_shared<Message>();
+  std::string cid;
+  Status s = f.OptionalString("to", &message->to);
+  if (s.ok()) s = f.OptionalString("group", &message->group);
+  if (s.ok()) s = f.OptionalString("from", &message->from);
+  if (s.ok()) s = f.OptionalString("cid", &cid);
+  if (s.ok()) s = f.OptionalString("type", &message->type);
+  if (s.ok()) s = f.RequiredString("body", &message->body);
+  if (s.ok()) s = f.OptionalObject("extra", &message->extra);
+  if (s.ok() && message->to.empty() == message->group.empty()) {
+    s = Status::BadRequest("give exactly one of 'to' and 'group'");
+  }
+  if (s.ok() && !message->from.empty() && !IsValidId(message->from)) {
+    s = Status::BadRequest("bad 'from' id");
+  }
+  if (!s.ok()) return Error(s);
+  message->tenant = caller.user.tenant;
+  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
+  auto future = promise->get_future();
+  SessionInfo sender;
+  sender.user = UserKey{caller.user.tenant, message->from};
+  // From a user (1:1): that user's inbox gets it too, as if sent from one of their devices.
+  const bool as_user = !message->from.empty() && message->group.empty();
+  s = SubmitDirect(as_user ? &sender : nullptr, std::move(message), cid,
+                   [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
+  if (!s.ok()) return Error(s);
+  Result<SendReceipt> r = future.get();
+  if (!r.ok()) return Error(r.status());
+  JsonWriter w;
+  w.StartObject();
+  w.Key("mid");
+  w.Id64(r->mid);
+  w.Field("seq", r->seq);
+  w.Field("ts", static_cast<int64_t>(r->ts));
+  w.Field("duplicate", r->duplicate);
+  w.EndObject();
+  return Ok(w.str());
+}
+
+}  // namespace im

@@ -1,0 +1,240 @@
+// The LevelDB UserStore: durable accounts with the semantics of the memory backend
+// (lib/store/memory/memory_user_store.cc).
+//
+// Record layout. The key starts with a record type and the tenant, so nothing can address
+// another tenant's accounts; tenant and user are length-prefixed (one byte) and so
+// self-delimiting.
+//
+//   U | lp(tenant) | lp(user)   -> version | created_ms | fixed32 len | password hash | name
+//
+// The type byte is upper case like the GroupService's (G, M) and unlike the OfflineQueue's
+// lower-case ones (store/leveldb/keys.h), and no other store uses U, should they ever share a
+// database. The password hash is libsodium's encoded Argon2id string (salt and cost included);
+// the password itself is never written.
+//
+// Writes: a Create is one WriteBatch, under the lock of the user's stripe, after a read that
+// finds no account: check-and-insert is atomic per user. The Argon2id hash is computed before the
+// lock is taken. Reads take no lock: an account is one record, written once.
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/write_batch.h>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "im/backends.h"
+#include "im/user_store.h"
+#include "store/password_hash.h"
+
+namespace im {
+namespace internal::leveldb_user {
+namespace {
+
+constexpr char kUserRecord = 'U';
+// Bumped when the value layout changes, so that a newer reader can tell old records apart.
+constexpr char kValueVersion = 1;
+// Creates of one user serialize on one of these, chosen by a hash of the UserKey; users sharing
+// a stripe merely wait for each other's (short) existence check and write.
+constexpr size_t kLockStripes = 64;
+
+// Encoding.
+
+// Ids are at most kMaxIdBytes (64) bytes once validated, so their length fits one byte.
+static_assert(kMaxIdBytes < 0x80, "an id's length must fit one byte");
+void PutId(std::string* out, std::string_view id) {
+  out->push_back(static_cast<char>(id.size()));
+  out->append(id);
+}
+
+std::string UserRecordKey(const UserKey& key) {
+  std::string out(1, kUserRecord);
+  PutId(&out, key.tenant);
+  PutId(&out, key.user);
+  return out;
+}
+
+void PutFixed(std::string* out, uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>(value >> shift));
+  }
+}
+
+bool GetFixed(std::string_view* in, int bytes, uint64_t* value) {
+  if (in->size() < static_cast<size_t>(bytes)) return false;
+  *value = 0;
+  for (int i = 0; i < bytes; ++i) *value = (*value << 8) | static_cast<uint8_t>((*in)[i]);
+  in->remove_prefix(static_cast<size_t>(bytes));
+  return true;
+}
+
+struct Account {
+  UserRecord record;
+  std::string password_hash;
+};
+
+// version | created_ms (fixed64) | hash length (fixed32) | hash | display name (the rest: its
+// length is a limit that may change).
+std::string EncodeAccount(const Account& account) {
+  std::string value(1, kValueVersion);
+  PutFixed(&value, static_cast<uint64_t>(account.record.created_ms), 8);
+  PutFixed(&value, account.password_hash.size(), 4);
+  value.append(account.password_hash);
+  value.append(account.record.display_name);
+  return value;
+}
+
+bool DecodeAccount(std::string_view value, const UserKey& key, Account* out) {
+  if (value.empty() || value.front() != kValueVersion) return false;
+  value.remove_prefix(1);
+  uint64_t created = 0;
+  uint64_t hash_size = 0;
+  if (!GetFixed(&value, 8, &created) || !GetFixed(&value, 4, &hash_size) || hash_size == 0 ||
+      hash_size > value.size()) {
+    return false;
+  }
+  out->record.key = key;
+  out->record.created_ms = static_cast<TimestampMs>(created);
+  out->password_hash.assign(value.substr(0, hash_size));
+  out->record.display_name.assign(value.substr(hash_size));
+  return !out->record.display_name.empty();
+}
+
+Status FromLevelDb(const leveldb::Status& status) {
+  return Status::Internal("leveldb: " + status.ToString());
+}
+
+// Thread-safety: every method is safe from any thread.
+class LevelDbUserStore final : public UserStore {
+ public:
+  LevelDbUserStore(const PasswordHashOptions& options, const LevelDbOptions& db_options)
+      : hasher_(options),
+        db_options_(db_options),
+        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
+        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {
+    write_options_.sync = db_options.sync_writes;
+  }
+
+  Status Open(const std::string& dir) {
+    // Caught here rather than at the first Create: a server should not start with a cost
+    // libsodium refuses.
+    if (!hasher_.ok()) return Status::Internal("libsodium rejected the password hash options");
+    leveldb::Options options;
+    options.create_if_missing = db_options_.create_if_missing;
+    options.write_buffer_size = db_options_.write_buffer_bytes;
+    options.block_cache = block_cache_.get();
+    // A login or signup for an unknown user is then a memory check rather than a disk read.
+    options.filter_policy = filter_policy_.get();
+    leveldb::DB* db = nullptr;
+    leveldb::Status status = leveldb::DB::Open(options, dir, &db);
+    if (!status.ok()) {
+      // IOError covers LevelDB's LOCK held by another process or another open in this one.
+      if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
+      return FromLevelDb(status);
+    }
+    db_.reset(db);
+    return Status::OK();
+  }
+
+  Result<UserRecord> Create(const UserKey& key, std::string_view password,
+                            std::string_view display_name, TimestampMs now) override {
+    Account account;
+    Status s = ValidateNewUser(key, password, display_name, hasher_.options(),
+                               &account.record.display_name);
+    if (!s.ok()) return s;
+    account.record.key = key;
+    account.record.created_ms = now;
+    Result<std::string> hash = hasher_.Hash(password);
+    if (!hash.ok()) return hash.status();
+    account.password_hash = std::move(hash).value();
+    const std::string record_key = UserRecordKey(key);
+    leveldb::WriteBatch batch;
+    batch.Put(record_key, EncodeAccount(account));
+
+    std::lock_guard<std::mutex> lock(StripeOf(key));
+    bool found = false;
+    if (s = Load(record_key, key, nullptr, &found); !s.ok()) return s;
+    if (found) return UserExists(key);
+    leveldb::Status status = db_->Write(write_options_, &batch);
+    if (!status.ok()) return FromLevelDb(status);
+    return std::move(account.record);
+  }
+
+  Result<UserRecord> Get(const UserKey& key) override {
+    if (Status s = ValidateUserKey(key); !s.ok()) return s;
+    Account account;
+    bool found = false;
+    if (Status s = Load(UserRecordKey(key), key, &account, &found); !s.ok()) return s;
+    if (!found) return UserNotFound(key);
+    return std::move(account.record);
+  }
+
+  Result<UserRecord> VerifyPassword(const UserKey& key, std::string_view password) override {
+    if (Status s = ValidateUserKey(key); !s.ok()) return s;
+    Account account;
+    bool found = false;
+    if (Status s = Load(UserRecordKey(key), key, &account, &found); !s.ok()) return s;
+    if (!found) {
+      hasher_.VerifyDummy(password);
+      return BadCredentials();
+    }
+    if (!hasher_.Verify(account.password_hash, password)) return BadCredentials();
+    return std::move(account.record);
+  }
+
+ private:
+  std::mutex& StripeOf(const UserKey& key) { return stripes_[UserKeyHash()(key) % kLockStripes]; }
+
+  // Reads the account at `record_key` into *account (when not null). *found is false, with OK,
+  // when there is none.
+  Status Load(const std::string& record_key, const UserKey& key, Account* account, bool* found) {
+    std::string value;
+    leveldb::Status status = db_->Get(leveldb::ReadOptions(), record_key, &value);
+    *found = status.ok();
+    if (status.IsNotFound()) return Status::OK();
+    if (!status.ok()) return FromLevelDb(status);
+    Account decoded;
+    if (!DecodeAccount(value, key, &decoded)) {
+      return Status::Internal("leveldb: corrupt user record");
+    }
+    if (account != nullptr) *account = std::move(decoded);
+    return Status::OK();
+  }
+
+  const PasswordHasher hasher_;
+  const LevelDbOptions db_options_;
+  leveldb::WriteOptions write_options_;
+  std::array<std::mutex, kLockStripes> stripes_;
+  const std::unique_ptr<leveldb::Cache> block_cache_;
+  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
+  // Declared last: closed first, before the cache and filter it uses go.
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+}  // namespace
+}  // namespace internal::leveldb_user
+
+Result<std::shared_ptr<UserStore>> OpenLevelDbUserStore(const std::string& dir,
+                                                        PasswordHashOptions hash,
+                                                        LevelDbOptions db) {
+  if (db.create_if_missing) {
+    // LevelDB creates only the last path component; "leveldb:./data/users" should just work.
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) return Status::Unavailable("cannot create " + dir + ": " + error.message());
+  }
+  auto store = std::make_shared<internal::leveldb_user::LevelDbUserStore>(hash, db);
+  Status status = store->Open(dir);
+  if (!status.ok()) return status;
+  return std::shared_ptr<UserStore>(std::move(store));
+}
+
+}  // namespace im

@@ -1,0 +1,225 @@
+// The web service over real HTTP on 127.0.0.1.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "im/content_filter.h"
+
+#include "support/test_server.h"
+
+using im::test::RawClient;
+using im::test::TestServer;
+
+namespace {
+
+struct HttpResult {
+  int status = 0;
+  rapidjson::Document body;
+};
+
+// One HTTP/1.1 request on a fresh connection (Connection: close); reads to EOF.
+HttpResult Http(uint16_t port, const std::string& method, const std::string& target,
+                const std::string& body = "", const std::string& bearer = "") {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
+  if (!body.empty() || method == "POST") {
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  req += "\r\n" + body;
+  asio::error_code ec;
+  asio::write(s, asio::buffer(req), ec);  // the server may answer (413) before reading it all
+  std::string resp;
+  char buf[4096];
+  for (;;) {
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    resp.append(buf, n);
+    if (ec) break;
+  }
+  HttpResult r;
+  if (resp.size() > 12) r.status = std::stoi(resp.substr(9, 3));
+  auto split = resp.find("\r\n\r\n");
+  std::string payload = split == std::string::npos ? "" : resp.substr(split + 4);
+  r.body.Parse(payload.c_str());
+  return r;
+}
+
+std::string Str(const rapidjson::Value& v, const char* k) {
+  return v.IsObject() && v.HasMember(k) && v[k].IsString() ? v[k].GetString() : "";
+}
+
+}  // namespace
+
+TEST_CASE("rest: users and password tokens") {
+  TestServer ts;
+  uint16_t port = ts.server().http_port();
+  auto r = Http(port, "POST", "/v1/users",
+                R"({"user":"alice","password":"correct horse","display_name":"Alice A."})");
+  CHECK(r.status == 201);
+  CHECK(Str(r.body, "user") == "alice");
+  CHECK(Str(r.body, "display_name") == "Alice A.");
+  CHECK_FALSE(r.body.HasMember("password"));
+  r = Http(port, "POST", "/v1/users", R"({"user":"alice","password":"another one"})");
+  CHECK(r.status == 409);
+  CHECK(Str(r.body, "error") == "user_exists");
+
+  r = Http(port, "POST", "/v1/tokens", R"({"user":"alice","password":"wrong password"})");
+  CHECK(r.status == 401);
+  CHECK(Str(r.body, "error") == "bad_credentials");
+  r = Http(port, "POST", "/v1/tokens", R"({"user":"nobody","password":"wrong password"})");
+  CHECK(r.status == 401);
+  CHECK(Str(r.body, "error") == "bad_credentials");
+  r = Http(port, "POST", "/v1/tokens", R"({"user":"alice","password":"correct horse","ttl_s":600})");
+  REQUIRE(r.status == 201);
+  std::string token = Str(r.body, "token");
+  CHECK(r.body["expires_ms"].GetInt64() > 0);
+
+  // The token works on the socket and on the REST API.
+  RawClient c(ts.WsUrl());
+  CHECK(c.Login(token) == 0);
+  r = Http(port, "GET", "/v1/users/alice", "", token);
+  CHECK(r.status == 200);
+  CHECK(Str(r.body, "display_name") == "Alice A.");
+  r = Http(port, "GET", "/v1/users/nobody", "", token);
+  CHECK(r.status == 404);
+  r = Http(port, "GET", "/v1/users/alice");
+  CHECK(r.status == 401);
+  r = Http(port, "GET", "/v1/users/alice", "", "forged.token.here");
+  CHECK(r.status == 401);
+}
+
+TEST_CASE("rest: admin minted tokens and server-side sends reach online and offline users") {
+  TestServer ts;
+  uint16_t port = ts.server().http_port();
+  auto r = Http(port, "POST", "/v1/tokens", R"({"user":"bob"})", TestServer::kAdminKey);
+  REQUIRE(r.status == 201);
+  std::string bob_token = Str(r.body, "token");
+  r = Http(port, "POST", "/v1/tokens", R"({"user":"bob"})", "not-the-admin-key");
+  CHECK(r.status == 401);
+  r = Http(port, "POST", "/v1/tokens", R"({"user":"bob","tenant":"acme"})", TestServer::kAdminKey);
+  CHECK(r.status == 403);  // an admin key is for its own tenant
+
+  RawClient bob(ts.TcpUrl());
+  REQUIRE(bob.Login(bob_token) == 0);
+  r = Http(port, "POST", "/v1/messages", R"({"to":"bob","body":"from the backend","cid":"srv1"})",
+           TestServer::kAdminKey);
+  REQUIRE(r.status == 200);
+  CHECK_FALSE(Str(r.body, "mid").empty());
+  rapidjson::Document d;
+  REQUIRE(bob.WaitPush("chat.message", &d));
+  CHECK(Str(d["body"], "body") == "from the backend");
+  r = Http(port, "POST", "/v1/messages", R"({"to":"bob","body":"again","cid":"srv1"})",
+           TestServer::kAdminKey);
+  CHECK(r.status == 200);
+  CHECK(r.body["duplicate"].GetBool());
+
+  // Offline: it waits in the inbox.
+  r = Http(port, "POST", "/v1/messages", R"({"to":"carol","from":"bob","body":"later"})",
+           TestServer::kAdminKey);
+  REQUIRE(r.status == 200);
+  auto inbox = ts.deps().inbox->Fetch({"default", "carol"}, 0, 10);
+  REQUIRE(inbox.ok());
+  REQUIRE(inbox->entries.size() == 1);
+  CHECK(inbox->entries[0].message->from == "bob");
+  // A user token may not send server-side.
+  r = Http(port, "POST", "/v1/messages", R"({"to":"bob","body":"x"})", bob_token);
+  CHECK(r.status == 403);
+}
+
+TEST_CASE("rest: groups over HTTP") {
+  TestServer ts;
+  uint16_t port = ts.server().http_port();
+  std::string alice = ts.Token("alice"), eve = ts.Token("eve");
+  auto r = Http(port, "POST", "/v1/groups", R"({"name":"ops","members":["bob"],"gid":"ops"})", alice);
+  REQUIRE(r.status == 201);
+  CHECK(Str(r.body, "owner") == "alice");
+  CHECK(r.body["member_count"].GetUint64() == 2);
+  r = Http(port, "GET", "/v1/groups/ops", "", eve);
+  CHECK(r.status == 200);
+  r = Http(port, "GET", "/v1/groups/ops/members?limit=1", "", alice);
+  REQUIRE(r.status == 200);
+  CHECK(r.body["members"].Size() == 1);
+  CHECK(r.body["more"].GetBool());
+  r = Http(port, "GET", "/v1/groups/ops/members", "", eve);
+  CHECK(r.status == 403);
+  r = Http(port, "GET", "/v1/groups/ops/members", "", TestServer::kAdminKey);
+  CHECK(r.status == 200);
+  r = Http(port, "GET", "/v1/groups/nope", "", alice);
+  CHECK(r.status == 404);
+  r = Http(port, "POST", "/v1/messages", R"({"group":"ops","body":"deploy at 5"})",
+           TestServer::kAdminKey);
+  CHECK(r.status == 200);
+  CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.size() == 2);
+}
+
+TEST_CASE("rest: bad requests get the protocol's codes") {
+  TestServer ts;
+  uint16_t port = ts.server().http_port();
+  CHECK(Http(port, "POST", "/v1/users", "{broken").status == 400);
+  CHECK(Str(Http(port, "POST", "/v1/users", "{broken").body, "error") == "bad_json");
+  CHECK(Http(port, "POST", "/v1/users", R"({"user":"x"})").status == 400);
+  CHECK(Http(port, "POST", "/v1/users", R"({"user":"x","password":5})").status == 400);
+  CHECK(Http(port, "POST", "/v1/users", R"({"user":"x","password":"short"})").status == 400);
+  CHECK(Http(port, "GET", "/v1/users").status == 405);
+  CHECK(Http(port, "DELETE", "/v1/users/x").status == 405);
+  CHECK(Http(port, "GET", "/v1/nothing").status == 404);
+  CHECK(Http(port, "GET", "/nothing").status == 404);
+  CHECK(Http(port, "POST", "/healthz").status == 405);
+  CHECK(Http(port, "GET", "/healthz").status == 200);
+  auto huge = Http(port, "POST", "/v1/users", std::string(2 << 20, ' '));
+  CHECK(huge.status == 413);
+}
+
+TEST_CASE("filter: chat bodies and group names are rejected or masked; reload by admin") {
+  std::string words_path = "/tmp/im-filter-" + std::to_string(::getpid()) + ".txt";
+  { std::ofstream(words_path) << "badword\n敏感词\n"; }
+  for (im::FilterMode mode : {im::FilterMode::kReject, im::FilterMode::kMask}) {
+    std::shared_ptr<im::WordFilter> filter;
+    TestServer ts({}, [&](im::ServerDeps& d) {
+      im::WordFilterOptions fo;
+      fo.words_file = words_path;
+      fo.mode = mode;
+      filter = *im::OpenWordFilter(fo);
+      d.filter = filter;
+      d.reload_filter = [filter] { return filter->Reload(); };
+    });
+    RawClient alice(ts.TcpUrl()), bob(ts.WsUrl());
+    REQUIRE(alice.Login(ts.Token("alice")) == 0);
+    REQUIRE(bob.Login(ts.Token("bob")) == 0);
+    rapidjson::Document d;
+    REQUIRE(alice.Call(1, "chat.send", R"({"to":"bob","cid":"f1","body":"a B.A.D.W.O.R.D here"})", &d));
+    if (mode == im::FilterMode::kReject) {
+      CHECK(im::test::CodeOf(d) == 422);
+      CHECK(im::test::ErrorOf(d) == "content_rejected");
+      CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.empty());
+    } else {
+      REQUIRE(im::test::CodeOf(d) == 0);
+      REQUIRE(bob.WaitPush("chat.message", &d));
+      CHECK(Str(d["body"], "body") == "a *.*.*.*.*.*.* here");
+    }
+    REQUIRE(alice.Call(2, "chat.send", R"({"to":"bob","cid":"f2","body":"这是敏\u200b感词"})", &d));
+    CHECK(im::test::CodeOf(d) == (mode == im::FilterMode::kReject ? 422 : 0));
+    REQUIRE(alice.Call(3, "chat.send", R"({"to":"bob","cid":"f3","body":"a classic ＡＳＳ-free text"})", &d));
+    CHECK(im::test::CodeOf(d) == 0);
+    REQUIRE(alice.Call(4, "group.create", R"({"name":"badword club","members":[]})", &d));
+    CHECK(im::test::CodeOf(d) == (mode == im::FilterMode::kReject ? 422 : 0));
+
+    // A new word is picked up by a reload through the admin endpoint.
+    { std::ofstream(words_path) << "badword\n敏感词\nnewword\n"; }
+    uint16_t port = ts.server().http_port();
+    CHECK(Http(port, "POST", "/v1/admin/filter/reload", "{}", ts.Token("alice")).status == 403);
+    CHECK(Http(port, "POST", "/v1/admin/filter/reload", "{}", TestServer::kAdminKey).status == 200);
+    CHECK(filter->word_count() == 3);
+    REQUIRE(alice.Call(5, "chat.send", R"({"to":"bob","cid":"f5","body":"NewWord"})", &d));
+    CHECK(im::test::CodeOf(d) == (mode == im::FilterMode::kReject ? 422 : 0));
+    { std::ofstream(words_path) << "badword\n敏感词\n"; }
+  }
+  std::remove(words_path.c_str());
+}
