@@ -20,9 +20,9 @@ struct Config {
   size_t max_group_members = 5000;
   // UserStore backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/users.
   std::string users;
-  bool sync_writes = false;
+  bool sync_writes = false;  // [storage] sync_writes: fsync each batch (see LevelDbOptions)
   std::string filter_words_file;     // [filter] words_file; "" = no filter
-  std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"          // fsync each storage batch (see LevelDbOptions)
+  std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"
   std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
   int64_t token_leeway_s = 30;
   int64_t retention_s = 7 * 24 * 3600;

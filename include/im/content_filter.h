@@ -39,8 +39,9 @@ enum class FilterMode {
   kMask,    // each matched character becomes '*'
 };
 
-// The sensitive-word filter: an Aho-Corasick automaton over normalised text (NFKC, case
-// folding, zero-width and format characters removed, separators inside a word skipped), so
+// The sensitive-word filter: an Aho-Corasick automaton over normalised text (compatibility
+// decomposition (NFKD, equivalent to NFKC for matching) with case folding, zero-width, format
+// characters and combining marks removed, separators inside a word skipped), so
 // "ＦＵＣＫ", "f.u.c.k" and "敏 感 词" match; words in Latin script match only whole words.
 // Text without a match is returned byte-identical (action kAllow).
 //

@@ -182,6 +182,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       std::lock_guard<std::mutex> lock(seq_mu_);
       if (resume_set_ && resume_epoch_ == info.epoch) {
         tracker_.Reset(std::min(resume_seq_, info.last_seq));
+        // Catch up from the resume point in the background (delivered through OnMessage).
+        if (tracker_.synced() < info.last_seq) need_resync_ = true;
       } else {
         // The backlog up to last_seq is the application's to sync; resume after it.
         tracker_.Reset(info.last_seq);
@@ -190,6 +192,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       epoch_ = info.epoch;
     }
     StartHeartbeat(info.heartbeat_s);
+    control_cv_.notify_all();
     return info;
   }
 
@@ -489,6 +492,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       reconnect = options_.auto_reconnect && logged_in_ && !final_close && !stopping_;
       if (reconnect) {
         need_reconnect_ = true;
+        // Pushes on the next connection wait until the resync delivered what came before them.
+        std::lock_guard<std::mutex> seq_lock(seq_mu_);
+        resyncing_ = true;
       } else {
         final_ = true;
         logged_in_ = false;
@@ -507,10 +513,20 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   void ControlLoop() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
-      control_cv_.wait_for(lock, std::chrono::seconds(1),
-                           [this] { return stopping_ || need_reconnect_; });
+      control_cv_.wait_for(lock, std::chrono::seconds(1), [this] {
+        return stopping_ || need_reconnect_ || need_resync_.load();
+      });
       if (stopping_) break;
-      if (need_reconnect_) {
+      if (need_resync_.exchange(false) && !need_reconnect_) {
+        std::string epoch;
+        {
+          std::lock_guard<std::mutex> seq_lock(seq_mu_);
+          epoch = epoch_;
+        }
+        lock.unlock();
+        (void)Resync(epoch);
+        lock.lock();
+      } else if (need_reconnect_) {
         need_reconnect_ = false;
         lock.unlock();
         Reconnect();
@@ -718,6 +734,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   bool resyncing_ = false;
   std::vector<ReceivedMessage> held_;
   int hole_ticks_ = 0;
+  std::atomic<bool> need_resync_{false};
   bool resume_set_ = false;
   std::string resume_epoch_;
   uint64_t resume_seq_ = 0;

@@ -153,7 +153,12 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
   rapidjson::Document doc;
   const rapidjson::Value* body = nullptr;
   if (method_is("POST")) {
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(req.body.data(), req.body.size());
+    // An empty body is an empty object (e.g. POST /v1/admin/filter/reload).
+    if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) {
+      doc.Parse("{}");
+    } else {
+      doc.Parse<rapidjson::kParseValidateEncodingFlag>(req.body.data(), req.body.size());
+    }
     if (doc.HasParseError() || !doc.IsObject()) {
       return Error(Status::Error(Code::kBadRequest, "bad_json", "the body must be a JSON object"));
     }

@@ -34,7 +34,7 @@ void CheckStillServing(TestServer& ts) {
 
 }  // namespace
 
-TEST_CASE("bad input: broken JSON; wrong types; missing fields; unknown commands") {
+TEST_CASE("bad input: broken JSON - wrong types - missing fields - unknown commands") {
   TestServer ts;
   for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
     CAPTURE(url);
@@ -192,7 +192,7 @@ TEST_CASE("limits: a silent session is closed after three missed heartbeats") {
   CHECK_FALSE(chatty.closed());
 }
 
-TEST_CASE("limits: a client that stops reading is closed at the queue bound; others chat on") {
+TEST_CASE("limits: a client that stops reading is closed at the queue bound - others chat on") {
   im::ServerOptions o;
   o.send_queue_bytes = 64 * 1024;
   TestServer ts(o);

@@ -28,7 +28,7 @@ struct Pair {
 
 }  // namespace
 
-TEST_CASE("login: accepted with a valid token; refused (and retryable) with a bad one") {
+TEST_CASE("login: accepted with a valid token - refused (and retryable) with a bad one") {
   TestServer ts;
   for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
     CAPTURE(url);
@@ -53,13 +53,14 @@ TEST_CASE("login: accepted with a valid token; refused (and retryable) with a ba
     CHECK(body["acked_seq"].GetUint64() == 0);
     CHECK(body["heartbeat_s"].GetInt() == 30);
     CHECK(body["server_ms"].GetInt64() > 0);
+    const std::string session = Str(body, "session");
     REQUIRE(c.Call(4, "ping", "", &d));
     CHECK(CodeOf(d) == 0);
     CHECK(d["body"]["server_ms"].GetInt64() > 0);
     // A second login refreshes the token of the same session; another user is refused.
     REQUIRE(c.Call(5, "login", R"({"token":")" + ts.Token("alice") + R"("})", &d));
     CHECK(CodeOf(d) == 0);
-    CHECK(Str(d["body"], "session") == Str(body, "session"));
+    CHECK(Str(d["body"], "session") == session);
     REQUIRE(c.Call(7, "login", R"({"token":")" + ts.Token("mallory") + R"("})", &d));
     CHECK(CodeOf(d) == 409);
     REQUIRE(c.Call(6, "logout", "", &d));
@@ -68,7 +69,7 @@ TEST_CASE("login: accepted with a valid token; refused (and retryable) with a ba
   }
 }
 
-TEST_CASE("kick: a second login of the same device kicks the first; which receives nothing more") {
+TEST_CASE("kick: a second login of the same device kicks the first - which receives nothing more") {
   TestServer ts;
   for (Pair p : {Pair{"tcp", "ws"}, Pair{"ws", "tcp"}}) {
     CAPTURE(p.a);
@@ -100,7 +101,7 @@ TEST_CASE("kick: a second login of the same device kicks the first; which receiv
   }
 }
 
-TEST_CASE("kick: other devices stay; per-account policy kicks them too") {
+TEST_CASE("kick: other devices stay - per-account policy kicks them too") {
   {
     TestServer ts;
     RawClient phone(ts.TcpUrl()), laptop(ts.WsUrl());
@@ -121,7 +122,7 @@ TEST_CASE("kick: other devices stay; per-account policy kicks them too") {
   }
 }
 
-TEST_CASE("chat: 1:1 both ways across TCP and WebSocket; with seqs; echo to other devices") {
+TEST_CASE("chat: 1:1 both ways across TCP and WebSocket - with seqs - echo to other devices") {
   TestServer ts;
   RawClient alice(ts.TcpUrl()), alice_tab(ts.WsUrl()), bob(ts.WsUrl());
   REQUIRE(alice.Login(ts.Token("alice"), "phone") == 0);
@@ -215,7 +216,7 @@ TEST_CASE("chat: 10000 messages arrive in order with increasing seq") {
   CHECK(last_seq == kCount);
 }
 
-TEST_CASE("chat: an offline receiver syncs later; in pages; ack moves acked_seq") {
+TEST_CASE("chat: an offline receiver syncs later - in pages - ack moves acked_seq") {
   TestServer ts;
   RawClient alice(ts.WsUrl());
   REQUIRE(alice.Login(ts.Token("alice")) == 0);

@@ -57,7 +57,7 @@ im::ClientOptions Url(const std::string& url) {
 
 }  // namespace
 
-TEST_CASE("client: login; send; push; sync and ack over both transports") {
+TEST_CASE("client: login - send - push - sync and ack over both transports") {
   TestServer ts;
   im::Client alice(Url(ts.TcpUrl())), bob(Url(ts.WsUrl()));
   Inbox bob_inbox;

@@ -12,7 +12,7 @@
 #ifdef IMD_PATH
 using im::test::ChildProcess;
 
-TEST_CASE("imd: creates a key on first start; imd token signs with it; chat works; SIGTERM exits 0") {
+TEST_CASE("imd: creates a key on first start - imd token signs with it - chat works - SIGTERM exits 0") {
   std::string data = im::test::MakeTempDir();
   ChildProcess imd({IMD_PATH, "--data", data, "--http", "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
   CHECK_FALSE(imd.WaitForLine("created a signing key", 10000).empty());

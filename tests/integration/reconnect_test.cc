@@ -192,3 +192,33 @@ TEST_CASE("reconnect: pushes missed while disconnected arrive through the resync
   CHECK(inbox.got.back().message.body == "n19");
   CHECK(inbox.reconnected == 1);
 }
+
+TEST_CASE("reconnect: ResumeFrom catches up from a saved position after login") {
+  im::test::TestServer ts;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(ts.server().SendToUser({"default", "fay"}, "gus", "old" + std::to_string(i)).ok());
+  }
+  im::ClientOptions co;
+  co.url = ts.TcpUrl();
+  std::string epoch;
+  {
+    im::Client first(co);
+    REQUIRE(first.Connect().ok());
+    auto info = first.Login(ts.Token("fay"));
+    REQUIRE(info.ok());
+    epoch = info->epoch;
+    CHECK(first.synced_seq() == 5);  // without ResumeFrom the backlog is the app's to sync
+  }
+  im::Client c(co);
+  Collector inbox;
+  inbox.Attach(c);
+  c.ResumeFrom(epoch, 2);
+  REQUIRE(c.Connect().ok());
+  REQUIRE(c.Login(ts.Token("fay")).ok());
+  REQUIRE(inbox.WaitCount(3, 5000));
+  std::lock_guard<std::mutex> lock(inbox.mu);
+  REQUIRE(inbox.got.size() == 3);
+  CHECK(inbox.got[0].message.body == "old2");
+  CHECK(inbox.got[2].message.body == "old4");
+  CHECK(c.synced_seq() == 5);
+}

@@ -177,7 +177,7 @@ TEST_CASE("rest: bad requests get the protocol's codes") {
   CHECK(huge.status == 413);
 }
 
-TEST_CASE("filter: chat bodies and group names are rejected or masked; reload by admin") {
+TEST_CASE("filter: chat bodies and group names are rejected or masked - reload by admin") {
   std::string words_path = "/tmp/im-filter-" + std::to_string(::getpid()) + ".txt";
   { std::ofstream(words_path) << "badword\n敏感词\n"; }
   for (im::FilterMode mode : {im::FilterMode::kReject, im::FilterMode::kMask}) {

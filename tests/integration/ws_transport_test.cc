@@ -307,7 +307,7 @@ TEST_CASE("ws: 1000 frames arrive in order") {
   }
 }
 
-TEST_CASE("ws: every header length form; masked and not; and a shared tail") {
+TEST_CASE("ws: every header length form - masked and not - and a shared tail") {
   WsServerOptions options;
   options.max_frame_bytes = 1 << 17;
   WsFixture f(options);
@@ -388,7 +388,7 @@ TEST_CASE("ws: binary messages close with 4003") {
   CHECK(((static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3])) == 4003);
 }
 
-TEST_CASE("http: GET /healthz; 404; headers; and a body over the limit") {
+TEST_CASE("http: GET /healthz - 404 - headers - and a body over the limit") {
   WsServerOptions options;
   options.max_http_body_bytes = 1024;
   WsFixture f(options);
@@ -412,7 +412,7 @@ TEST_CASE("http: GET /healthz; 404; headers; and a body over the limit") {
   CHECK(r.rfind("HTTP/1.1 413", 0) == 0);
 }
 
-TEST_CASE("ws: Send after Close is dropped; the client sees the code") {
+TEST_CASE("ws: Send after Close is dropped - the client sees the code") {
   WsFixture f;
   IoRunner cio;
   Sink sink;
@@ -581,7 +581,7 @@ std::string Framed(const std::string& text) {
   return f + text;
 }
 
-TEST_CASE("tcp client: echo; order; raw framing; and a zero length closes") {
+TEST_CASE("tcp client: echo - order - raw framing - and a zero length closes") {
   IoRunner sio;
   TcpEchoServer echo(sio.io());
   IoRunner cio;
@@ -615,7 +615,7 @@ TEST_CASE("tcp client: echo; order; raw framing; and a zero length closes") {
   CHECK(sink.messages().size() == 1003);
 }
 
-TEST_CASE("tcp client: server close is reported once; Close; refused connect") {
+TEST_CASE("tcp client: server close is reported once - Close - refused connect") {
   IoRunner sio;
   TcpEchoServer echo(sio.io());
   IoRunner cio;

@@ -7,7 +7,7 @@
 using namespace im;
 using namespace im::internal;
 
-TEST_CASE("codec: a request round trip keeps id; cmd and body") {
+TEST_CASE("codec: a request round trip keeps id - cmd and body") {
   Request r;
   REQUIRE(ParseRequest(R"({"id":7,"cmd":"chat.send","body":{"to":"bob","n":1}})", &r).ok());
   CHECK(r.has_id);
@@ -42,7 +42,7 @@ TEST_CASE("codec: a request without body or id is fine") {
   CHECK(r.id == 4294967295u);
 }
 
-TEST_CASE("codec: errors carry code; error and message; strings are escaped") {
+TEST_CASE("codec: errors carry code - error and message - strings are escaped") {
   Request r;
   REQUIRE(ParseRequest(R"({"id":3,"cmd":"chat.send"})", &r).ok());
   std::string e = EncodeError(r, Status::Forbidden("not_member", "say \"hi\"\n"));

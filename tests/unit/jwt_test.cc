@@ -313,7 +313,7 @@ TEST_CASE("key store: a directory store creates a key once and shares it") {
   CHECK(!fs::exists(tmp.path / "keys" / "x.key"));
 }
 
-TEST_CASE("key store: verifying never creates keys; even with create_missing") {
+TEST_CASE("key store: verifying never creates keys - even with create_missing") {
   TempDir tmp;
   Result<std::shared_ptr<KeyStore>> keys = OpenDirKeyStore(tmp.path.string(), true);
   REQUIRE(keys.ok());

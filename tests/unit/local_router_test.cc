@@ -66,7 +66,7 @@ SessionInfo Session(const std::string& session_id, uint64_t connection_id) {
 
 using Log = std::vector<std::string>;
 
-TEST_CASE("LocalRouter: attach; deliver; detach") {
+TEST_CASE("LocalRouter: attach - deliver - detach") {
   auto router = NewLocalRouter();
   auto conn = std::make_shared<FakeConnection>(1);
   const SessionInfo s = Session("s1", 1);
@@ -120,7 +120,7 @@ TEST_CASE("LocalRouter: sessions are independent") {
   CHECK(b->log() == Log{"send to b"});
 }
 
-TEST_CASE("LocalRouter: close sends the notice; then closes; then forgets") {
+TEST_CASE("LocalRouter: close sends the notice - then closes - then forgets") {
   auto router = NewLocalRouter();
   auto conn = std::make_shared<FakeConnection>(1);
   const SessionInfo s = Session("s1", 1);

@@ -8,7 +8,7 @@
 
 using im::internal::MidGenerator;
 
-TEST_CASE("mid: increasing; unique; carries the node and the time") {
+TEST_CASE("mid: increasing - unique - carries the node and the time") {
   MidGenerator gen(5);
   const int64_t now = 1800000000000;
   uint64_t prev = 0;
