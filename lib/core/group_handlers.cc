@@ -2,28 +2,18 @@
 // changes (create, join, quit) run on the committer thread, in order with the message appends,
 // so membership and the messages a member receives never disagree.
 #include "core/server_impl.h"
+#include "core/group_json.h"
 #include "protocol/json.h"
 
 namespace im {
 
 using internal::ConnState;
+using internal::GroupJson;
 using internal::Fields;
 using internal::JsonWriter;
 using internal::Request;
 
 namespace {
-
-std::string GroupJson(const GroupInfo& g) {
-  JsonWriter w;
-  w.StartObject();
-  w.Field("gid", g.key.gid);
-  w.Field("name", g.name);
-  w.Field("owner", g.owner);
-  w.Field("member_count", static_cast<uint64_t>(g.member_count));
-  w.Field("created_ms", static_cast<int64_t>(g.created_ms));
-  w.EndObject();
-  return w.str();
-}
 
 Status ReadGid(const Fields& f, std::string* gid) {
   Status s = f.RequiredString("gid", gid);
@@ -176,21 +166,7 @@ void Server::Impl::HandleGroupMembers(const std::shared_ptr<ConnState>& state,
   }
   Result<MemberPage> page = deps_.groups->Members(key, after, static_cast<size_t>(limit));
   if (!page.ok()) return ReplyError(*state, req, page.status());
-  JsonWriter w;
-  w.StartObject();
-  w.Key("members");
-  w.StartArray();
-  for (const GroupMember& m : page->members) {
-    w.StartObject();
-    w.Field("user", m.user);
-    w.Field("role", m.role);
-    w.Field("joined_ms", static_cast<int64_t>(m.joined_ms));
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Field("more", page->more);
-  w.EndObject();
-  Reply(*state, req, w.view());
+  Reply(*state, req, internal::MemberPageJson(*page));
 }
 
 }  // namespace im

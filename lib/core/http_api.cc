@@ -8,11 +8,13 @@
 #include <future>
 
 #include "core/server_impl.h"
+#include "core/group_json.h"
 #include "protocol/json.h"
 
 namespace im {
 
 using internal::Fields;
+using internal::GroupJson;
 using internal::HttpRequest;
 using internal::HttpResponse;
 using internal::JsonWriter;
@@ -50,18 +52,6 @@ std::string UserJson(const UserRecord& u) {
   w.Field("tenant", u.key.tenant);
   w.Field("display_name", u.display_name);
   w.Field("created_ms", static_cast<int64_t>(u.created_ms));
-  w.EndObject();
-  return w.str();
-}
-
-std::string GroupJson(const GroupInfo& g) {
-  JsonWriter w;
-  w.StartObject();
-  w.Field("gid", g.key.gid);
-  w.Field("name", g.name);
-  w.Field("owner", g.owner);
-  w.Field("member_count", static_cast<uint64_t>(g.member_count));
-  w.Field("created_ms", static_cast<int64_t>(g.created_ms));
   w.EndObject();
   return w.str();
 }
@@ -217,21 +207,7 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     Result<MemberPage> page = deps_.groups->Members(key, QueryParam(req.target, "after"),
                                                     static_cast<size_t>(limit));
     if (!page.ok()) return Error(page.status());
-    JsonWriter w;
-    w.StartObject();
-    w.Key("members");
-    w.StartArray();
-    for (const GroupMember& m : page->members) {
-      w.StartObject();
-      w.Field("user", m.user);
-      w.Field("role", m.role);
-      w.Field("joined_ms", static_cast<int64_t>(m.joined_ms));
-      w.EndObject();
-    }
-    w.EndArray();
-    w.Field("more", page->more);
-    w.EndObject();
-    return Ok(w.str());
+    return Ok(internal::MemberPageJson(*page));
   }
   if (p[1] == "admin" && p.size() == 4 && p[2] == "filter" && p[3] == "reload") {
     if (!method_is("POST")) return wrong_method();

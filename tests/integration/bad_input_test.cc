@@ -88,6 +88,28 @@ TEST_CASE("bad input: broken JSON - wrong types - missing fields - unknown comma
   }
 }
 
+TEST_CASE("bad input: invalid UTF-8 in a body is refused and never stored or repaired") {
+  TestServer ts;
+  RawClient c(ts.TcpUrl());
+  REQUIRE(c.Login(ts.Token("alice")) == 0);
+  c.Send("{\"id\":3,\"cmd\":\"chat.send\",\"body\":{\"to\":\"bob\",\"cid\":\"u\",\"body\":\"ok \xff\xfe\"}}");
+  auto t = c.NextText();
+  REQUIRE(t.has_value());
+  rapidjson::Document d;
+  REQUIRE(im::test::ParseJson(*t, &d));
+  CHECK(CodeOf(d) == 400);
+  CHECK(ErrorOf(d) == "bad_json");
+  CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.empty());
+  // A lone surrogate escape is not valid text either.
+  c.Send(R"({"id":4,"cmd":"chat.send","body":{"to":"bob","cid":"v","body":"x\ud800y"}})");
+  t = c.NextText();
+  REQUIRE(t.has_value());
+  REQUIRE(im::test::ParseJson(*t, &d));
+  CHECK(CodeOf(d) == 400);
+  CHECK(ErrorOf(d) == "bad_json");
+  CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.empty());
+}
+
 TEST_CASE("bad input: login with wrong types or a bad device is 400 and stays open") {
   TestServer ts;
   RawClient c(ts.WsUrl());
