@@ -92,6 +92,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     r.Get<int64_t>("commit_batch_max", &o.commit_batch_max);
     r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);
     r.Get<int64_t>("max_sync_bytes", &o.max_sync_bytes);
+    r.Get<int64_t>("drain_timeout_ms", &c->drain_timeout_ms);
     r.Get<int64_t>("sweep_interval_ms", &o.sweep_interval_ms);
     r.Get<int64_t>("retention_sweep_ms", &o.retention_sweep_ms);
     std::string policy;

@@ -158,9 +158,10 @@ int RunServer(imd::Config c) {
     }
     std::fflush(stdout);
   }
-  std::printf("imd: signal %d, stopping\n", sig);
+  std::printf("imd: signal %d, draining\n", sig);
   std::fflush(stdout);
-  server.Stop();
+  server.Drain(c.drain_timeout_ms);
+  std::printf("imd: stopped\n");
   return 0;
 }
 

@@ -137,6 +137,14 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     if (!running_) return Error(Status::Unavailable("stopping"));
     return Ok(R"({"status":"ok"})");
   }
+  if (path == "/readyz") {
+    if (!method_is("GET")) return wrong_method();
+    // Ready: serving, and the storage answers.
+    if (!running_) return Error(Status::Unavailable("draining"));
+    Result<InboxInfo> probe = deps_.inbox->Info(UserKey{"_", "_readyz"});
+    if (!probe.ok()) return Error(Status::Unavailable("storage: " + probe.status().ToString()));
+    return Ok(R"({"status":"ready"})");
+  }
   if (p.size() < 2 || p[0] != "v1") return Error(Status::NotFound("no such path: " + path));
 
   // Every /v1 body is a JSON object (or empty).

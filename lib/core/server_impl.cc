@@ -89,7 +89,11 @@ Status Server::Impl::Start() {
   return Status::OK();
 }
 
-void Server::Impl::Stop() {
+void Server::Impl::Stop() { Shutdown(/*drain=*/false, 1000); }
+
+void Server::Impl::Drain(int64_t deadline_ms) { Shutdown(/*drain=*/true, deadline_ms); }
+
+void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   if (!started_) {
     // Start may have failed halfway: nothing runs yet, drop what was built.
     tcp_.reset();
@@ -104,10 +108,19 @@ void Server::Impl::Stop() {
   // Finish the appends already queued while their senders are still connected (they get
   // their acks), refuse new ones; then close every connection.
   committer_->Stop();
-  if (tcp_) tcp_->Stop(close_code::kGoingAway, "server stopping");
-  if (ws_) ws_->Stop(close_code::kGoingAway, "server stopping");
+  if (drain) {
+    // Tell every session to move to another node; its client reconnects and resyncs.
+    Frame notice =
+        Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"drain"})"));
+    conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
+      if (s->logged_in.load()) s->conn->Send(notice);
+    });
+  }
+  const char* reason = drain ? "server draining" : "server stopping";
+  if (tcp_) tcp_->Stop(close_code::kGoingAway, reason);
+  if (ws_) ws_->Stop(close_code::kGoingAway, reason);
   // Let close frames flush and the transports report the closes, for a bounded time.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
   while (conns_.Size() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -265,6 +278,7 @@ Server::Server(ServerOptions options, ServerDeps deps)
 Server::~Server() = default;
 Status Server::Start() { return impl_->Start(); }
 void Server::Stop() { impl_->Stop(); }
+void Server::Drain(int64_t deadline_ms) { impl_->Drain(deadline_ms); }
 uint16_t Server::tcp_port() const { return impl_->tcp_port(); }
 uint16_t Server::http_port() const { return impl_->http_port(); }
 const std::string& Server::node_id() const { return impl_->node_id(); }

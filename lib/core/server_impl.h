@@ -38,6 +38,7 @@ class Server::Impl final : public internal::TransportHandler {
 
   Status Start();
   void Stop();
+  void Drain(int64_t deadline_ms);
 
   uint16_t tcp_port() const { return tcp_ ? tcp_->port() : 0; }
   uint16_t http_port() const { return ws_ ? ws_->port() : 0; }
@@ -89,6 +90,7 @@ class Server::Impl final : public internal::TransportHandler {
   // Forgets the session of a closed or logged-out connection (compare-and-delete).
   void EndSession(ConnState& state);
 
+  void Shutdown(bool drain, int64_t deadline_ms);
   void ScheduleSweep();
   void Sweep();
 

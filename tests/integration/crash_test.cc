@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <random>
 #include <regex>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -137,6 +139,83 @@ TEST_CASE("crash: kill -9 mid-stream loses no acked message and reuses no seq") 
   CHECK(again->epoch == login->epoch);
   imd->Signal(SIGTERM);
   CHECK(imd->Wait(10000) == 0);
+  std::filesystem::remove_all(data);
+}
+
+TEST_CASE("drain: SIGTERM while clients send - acked messages kept and every client told") {
+  std::string data = im::test::MakeTempDir();
+  const uint16_t tcp = FreePort(), http = FreePort();
+  auto imd = StartImd(data, tcp, http);
+  int rc = 0;
+  std::vector<std::string> users = {"s0", "s1", "s2", "s3"};
+  std::vector<std::unique_ptr<im::Client>> clients;
+  std::vector<std::atomic<int>> drained(users.size());
+  std::vector<std::atomic<int>> close_code(users.size());
+  for (size_t i = 0; i < users.size(); ++i) {
+    std::string token =
+        im::test::RunAndCapture({IMD_PATH, "token", "--user", users[i], "--data", data}, &rc);
+    im::ClientOptions co;
+    co.url = i % 2 ? "ws://127.0.0.1:" + std::to_string(http) + "/ws"
+                   : "tcp://127.0.0.1:" + std::to_string(tcp);
+    co.auto_reconnect = false;  // observe the drain itself
+    clients.push_back(std::make_unique<im::Client>(co));
+    clients[i]->OnKicked([&, i](const std::string& reason) {
+      if (reason == "drain") ++drained[i];
+    });
+    clients[i]->OnClosed([&, i](int code, const std::string&) { close_code[i] = code; });
+    REQUIRE(clients[i]->Connect().ok());
+    REQUIRE(clients[i]->Login(token).ok());
+  }
+  std::mutex mu;
+  std::vector<std::pair<std::string, uint64_t>> acked;  // (receiver, mid)
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> senders;
+  for (size_t i = 0; i < users.size(); ++i) {
+    senders.emplace_back([&, i] {
+      for (int k = 0; !stop; ++k) {
+        std::string to = "r" + std::to_string(i);
+        auto ack = clients[i]->SendText(to, "d" + std::to_string(k));
+        if (!ack.ok()) break;
+        std::lock_guard<std::mutex> lock(mu);
+        acked.emplace_back(to, ack->mid);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  imd->Signal(SIGTERM);
+  CHECK(imd->Wait(15000) == 0);
+  stop = true;
+  for (auto& t : senders) t.join();
+  for (size_t i = 0; i < users.size(); ++i) {
+    CAPTURE(i);
+    CHECK(drained[i] == 1);
+    CHECK(close_code[i] == 1001);
+  }
+  REQUIRE(acked.size() > 10);
+  // Restart on the same data: every acked message is in its receiver's inbox.
+  imd = StartImd(data, tcp, http);
+  std::map<std::string, std::set<uint64_t>> stored;
+  for (size_t i = 0; i < users.size(); ++i) {
+    std::string r = "r" + std::to_string(i);
+    std::string token = im::test::RunAndCapture({IMD_PATH, "token", "--user", r, "--data", data}, &rc);
+    im::ClientOptions co;
+    co.url = "tcp://127.0.0.1:" + std::to_string(tcp);
+    im::Client c(co);
+    REQUIRE(c.Connect().ok());
+    REQUIRE(c.Login(token).ok());
+    for (uint64_t after = 0;;) {
+      auto page = c.Sync(after, 500);
+      REQUIRE(page.ok());
+      for (const auto& m : page->messages) {
+        stored[r].insert(m.message.mid);
+        after = m.seq;
+      }
+      if (!page->more) break;
+    }
+  }
+  for (const auto& [to, mid] : acked) CHECK(stored[to].count(mid) == 1);
+  imd->Signal(SIGTERM);
+  CHECK(imd->Wait(15000) == 0);
   std::filesystem::remove_all(data);
 }
 #endif

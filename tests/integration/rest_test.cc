@@ -173,6 +173,10 @@ TEST_CASE("rest: bad requests get the protocol's codes") {
   CHECK(Http(port, "GET", "/nothing").status == 404);
   CHECK(Http(port, "POST", "/healthz").status == 405);
   CHECK(Http(port, "GET", "/healthz").status == 200);
+  auto ready = Http(port, "GET", "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(Str(ready.body, "status") == "ready");
+  CHECK(Http(port, "POST", "/readyz").status == 405);
   auto huge = Http(port, "POST", "/v1/users", std::string(2 << 20, ' '));
   CHECK(huge.status == 413);
 }
