@@ -93,6 +93,8 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);
     r.Get<int64_t>("max_sync_bytes", &o.max_sync_bytes);
     r.Get<int64_t>("drain_timeout_ms", &c->drain_timeout_ms);
+    r.Get<std::string>("event_log", &o.event_log_path);
+    c->event_log_set = t->contains("event_log");
     r.Get<int64_t>("sweep_interval_ms", &o.sweep_interval_ms);
     r.Get<int64_t>("retention_sweep_ms", &o.retention_sweep_ms);
     std::string policy;

@@ -125,6 +125,7 @@ int RunServer(imd::Config c) {
   signal(SIGPIPE, SIG_IGN);
 
   c.server.token_grace_ms = c.token_leeway_s * 1000;
+  if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
   im::Server server(c.server, deps);
   im::Status s = server.Start();
   if (!s.ok()) return Fail(s);

@@ -50,6 +50,10 @@ struct ServerOptions {
   // Per-connection commands waiting for a worker; beyond it the command gets 429 rate_limited.
   size_t max_pending_commands = 256;
 
+  // Business event log (JSON lines: login, logout, kick, login_failed, group_*,
+  // message_rejected); "" = off.
+  std::string event_log_path = "";
+
   int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
   int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)
 

@@ -29,6 +29,13 @@ Status ReadGid(const Fields& f, std::string* gid) {
 void Server::Impl::AppendGroupEvent(internal::Committer& committer, const GroupKey& group,
                                     const std::string& actor, const std::string& event,
                                     const std::vector<std::string>& members) {
+  internal::BusinessEvent be;
+  be.event = event == "created" ? "group_created" : event == "joined" ? "group_joined"
+                                                                       : "group_quit";
+  be.tenant = group.tenant;
+  be.user = actor;
+  be.group = group.gid;
+  events_->Emit(be);
   if (members.empty()) return;
   auto m = std::make_shared<Message>();
   m->tenant = group.tenant;

@@ -76,7 +76,15 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
   if (!s.ok()) return ReplyError(*state, req, s);
 
   Result<TokenClaims> claims = deps_.tokens->Verify(token);
-  if (!claims.ok()) return ReplyError(*state, req, claims.status());  // stays open for a retry
+  if (!claims.ok()) {
+    internal::BusinessEvent e;
+    e.event = "login_failed";
+    e.device = device;
+    e.remote = state->conn->remote_address();
+    e.reason = std::string(claims.status().error());  // never the token itself
+    events_->Emit(e);
+    return ReplyError(*state, req, claims.status());  // stays open for a retry
+  }
 
   if (state->logged_in.load()) {
     // A login on a logged-in connection refreshes its token (so the session outlives the old
@@ -123,6 +131,7 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
     w.EndObject();
     Frame notice = Frame::FromString(internal::EncodePush("session.kicked", w.view()));
     for (const SessionInfo& old : *displaced) {
+      LogSession("kick", old, "", "login_elsewhere");
       deps_.router->Close(old, notice, close_code::kKicked, "logged in elsewhere");
     }
   }
@@ -138,6 +147,7 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
   }
 
   Reply(*state, req, LoginBody(session, *inbox, *acked));
+  LogSession("login", session, state->conn->remote_address(), "");
   if (on_login_) on_login_(session);
 }
 
@@ -160,7 +170,7 @@ std::string Server::Impl::LoginBody(const SessionInfo& session, const InboxInfo&
 
 void Server::Impl::HandleLogout(const std::shared_ptr<ConnState>& state, const Request& req) {
   Reply(*state, req, "");
-  EndSession(*state);
+  EndSession(*state, "logout");
   state->conn->Close(close_code::kNormal, "logout");
 }
 
@@ -247,6 +257,13 @@ Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Mes
   if (!s.ok()) return s;
   FilterDecision decision = deps_.filter->Check(tenant, message->body);
   if (decision.action == FilterAction::kReject) {
+    internal::BusinessEvent e;
+    e.event = "message_rejected";
+    e.tenant = tenant;
+    e.user = message->from;
+    e.group = message->group;
+    e.reason = "content_rejected: " + decision.matched;
+    events_->Emit(e);
     return Status::Error(Code::kContentRejected, "content_rejected",
                          "the message contains words that are not allowed");
   }

@@ -50,6 +50,9 @@ Status Server::Impl::Start() {
   if (options_.io_threads < 1 || options_.worker_threads < 1) {
     return Status::BadRequest("io_threads and worker_threads must be at least 1");
   }
+  auto events = internal::EventLog::Open(options_.event_log_path, node_id_, clock_);
+  if (!events.ok()) return events.status();
+  events_ = std::move(*events);
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
   committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
@@ -113,7 +116,12 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
     Frame notice =
         Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"drain"})"));
     conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
-      if (s->logged_in.load()) s->conn->Send(notice);
+      if (!s->logged_in.load()) return;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        LogSession("kick", s->session, s->conn->remote_address(), "drain");
+      }
+      s->conn->Send(notice);
     });
   }
   const char* reason = drain ? "server draining" : "server stopping";
@@ -170,7 +178,20 @@ void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
   asio::post(state->strand, [this, state] { EndSession(*state); });
 }
 
-void Server::Impl::EndSession(ConnState& state) {
+void Server::Impl::LogSession(const char* event, const SessionInfo& s, const std::string& remote,
+                              const std::string& reason) {
+  internal::BusinessEvent e;
+  e.event = event;
+  e.tenant = s.user.tenant;
+  e.user = s.user.user;
+  e.device = s.device;
+  e.session = s.session_id;
+  e.remote = remote;
+  e.reason = reason;
+  events_->Emit(e);
+}
+
+void Server::Impl::EndSession(ConnState& state, const char* reason) {
   if (!state.logged_in.exchange(false)) return;
   SessionInfo session;
   {
@@ -180,6 +201,7 @@ void Server::Impl::EndSession(ConnState& state) {
   deps_.router->Detach(session);
   // Compare-and-delete: a kicked connection never removes the session that replaced it.
   (void)deps_.sessions->Remove(session);
+  LogSession("logout", session, state.conn->remote_address(), reason);
   if (on_logout_) on_logout_(session);
 }
 
@@ -203,6 +225,10 @@ void Server::Impl::Sweep() {
       }
     } else if (TimestampMs exp = s->token_expires_ms.load(); exp > 0 && now > exp + options_.token_grace_ms) {
       // The token ran out and no fresh login came: the client must get a new token.
+      if (!s->closed.load()) {
+        std::lock_guard<std::mutex> lock(s->mu);
+        LogSession("kick", s->session, s->conn->remote_address(), "token_expired");
+      }
       s->conn->Send(token_expired_notice_);
       s->conn->Close(close_code::kUnauthenticated, "token expired");
     } else if (now - s->last_seen_ms.load(std::memory_order_relaxed) > idle_ms) {
@@ -264,6 +290,7 @@ Status Server::Impl::Kick(const UserKey& user) {
   w.EndObject();
   Frame notice = Frame::FromString(internal::EncodePush("session.kicked", w.view()));
   for (const SessionInfo& s : *found) {
+    LogSession("kick", s, "", "admin");
     deps_.router->Close(s, notice, close_code::kKicked, "kicked by admin");
   }
   return Status::OK();

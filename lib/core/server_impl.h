@@ -19,6 +19,7 @@
 
 #include "core/committer.h"
 #include "core/conn_state.h"
+#include "ops/event_log.h"
 #include "im/server.h"
 #include "protocol/codec.h"
 #include "protocol/json.h"
@@ -88,7 +89,9 @@ class Server::Impl final : public internal::TransportHandler {
   void Reply(ConnState& state, const Request& req, std::string_view body_json);
   void ReplyError(ConnState& state, const Request& req, const Status& status);
   // Forgets the session of a closed or logged-out connection (compare-and-delete).
-  void EndSession(ConnState& state);
+  void EndSession(ConnState& state, const char* reason = "closed");
+  void LogSession(const char* event, const SessionInfo& s, const std::string& remote,
+                  const std::string& reason);
 
   void Shutdown(bool drain, int64_t deadline_ms);
   void ScheduleSweep();
@@ -123,6 +126,7 @@ class Server::Impl final : public internal::TransportHandler {
   std::unique_ptr<internal::WsServer> ws_;
   std::unique_ptr<asio::steady_timer> sweep_timer_;
   internal::ConnRegistry conns_;
+  std::unique_ptr<internal::EventLog> events_;
   internal::MidGenerator group_ids_{0};  // generated gids: "g" + a time-ordered id
   TimestampMs last_expire_ms_ = 0;
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}

@@ -1,8 +1,15 @@
 // Login, kick and 1:1 chat over real sockets (TCP and WebSocket) against an in-process server.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "im/content_filter.h"
 
 #include "support/test_server.h"
 
@@ -314,4 +321,59 @@ TEST_CASE("tokens: a session ends when its token expires unless a fresh login re
   CHECK_FALSE(refreshed.closed());
   REQUIRE(refreshed.Call(1, "ping", "", &d));
   CHECK(CodeOf(d) == 0);
+}
+
+TEST_CASE("events: the business log records login, kick, failures and rejections without tokens") {
+  std::string path = "/tmp/im-events-" + std::to_string(::getpid()) + ".log";
+  std::remove(path.c_str());
+  im::ServerOptions o;
+  o.event_log_path = path;
+  std::string token = "";
+  {
+    TestServer ts(o, [](im::ServerDeps& d) {
+      d.filter = *im::NewWordFilter({"forbidden"}, im::FilterMode::kReject);
+    });
+    token = ts.Token("alice");
+    RawClient first(ts.TcpUrl()), second(ts.WsUrl()), bad(ts.TcpUrl());
+    REQUIRE(first.Login(token, "phone") == 0);
+    REQUIRE(second.Login(token, "phone") == 0);  // kicks the first
+    CHECK(first.WaitClosed() == 4001);
+    CHECK(bad.Login("not.a.token") == 401);
+    rapidjson::Document d;
+    REQUIRE(second.Call(1, "chat.send", R"({"to":"bob","cid":"x","body":"a forbidden word"})", &d));
+    CHECK(CodeOf(d) == 422);
+    REQUIRE(second.Call(2, "group.create", R"({"name":"g","members":[],"gid":"g1"})", &d));
+    REQUIRE(second.Call(3, "logout", "", &d));
+    CHECK(second.WaitClosed() == 1000);
+  }
+  std::ifstream in(path);
+  std::string line;
+  std::map<std::string, int> count;
+  std::string all;
+  while (std::getline(in, line)) {
+    rapidjson::Document d;
+    REQUIRE(im::test::ParseJson(line, &d));
+    CHECK(d["ts"].GetInt64() > 0);
+    CHECK_FALSE(Str(d, "node").empty());
+    std::string event = Str(d, "event");
+    ++count[event];
+    if (event == "login") {
+      CHECK(Str(d, "user") == "alice");
+      CHECK(Str(d, "device") == "phone");
+      CHECK(Str(d, "remote").rfind("127.0.0.1:", 0) == 0);
+    }
+    if (event == "kick") CHECK(Str(d, "reason") == "login_elsewhere");
+    if (event == "login_failed") CHECK(Str(d, "reason") == "invalid_token");
+    if (event == "message_rejected") CHECK(Str(d, "reason") == "content_rejected: forbidden");
+    all += line;
+  }
+  CHECK(count["login"] == 2);
+  CHECK(count["kick"] == 1);
+  CHECK(count["login_failed"] == 1);
+  CHECK(count["message_rejected"] == 1);
+  CHECK(count["group_created"] == 1);
+  CHECK(count["logout"] >= 1);
+  CHECK(all.find(token) == std::string::npos);
+  CHECK(all.find("not.a.token") == std::string::npos);
+  std::remove(path.c_str());
 }
