@@ -13,11 +13,19 @@ using internal::Fields;
 using internal::JsonWriter;
 using internal::Request;
 
+void Server::Impl::ObserveLatency(const Request& req) {
+  metrics_.CommandLatency(
+      req.cmd, std::chrono::duration<double>(std::chrono::steady_clock::now() - req.received)
+                   .count());
+}
+
 void Server::Impl::Reply(ConnState& state, const Request& req, std::string_view body_json) {
+  ObserveLatency(req);
   state.conn->Send(Frame::FromString(internal::EncodeResponse(req, body_json)));
 }
 
 void Server::Impl::ReplyError(ConnState& state, const Request& req, const Status& status) {
+  ObserveLatency(req);
   state.conn->Send(Frame::FromString(internal::EncodeError(req, status)));
 }
 
@@ -83,6 +91,7 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
     e.remote = state->conn->remote_address();
     e.reason = std::string(claims.status().error());  // never the token itself
     events_->Emit(e);
+    metrics_.Login(false);
     return ReplyError(*state, req, claims.status());  // stays open for a retry
   }
 
@@ -148,6 +157,7 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
 
   Reply(*state, req, LoginBody(session, *inbox, *acked));
   LogSession("login", session, state->conn->remote_address(), "");
+  metrics_.Login(true);
   if (on_login_) on_login_(session);
 }
 
@@ -204,7 +214,8 @@ void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
     sender = state->session;
   }
   s = SubmitDirect(&sender, std::move(message), cid,
-                   [state, req](const Result<SendReceipt>& r) {
+                   [this, state, req](const Result<SendReceipt>& r) {
+                     ObserveLatency(*req);
                      if (!r.ok()) {
                        state->conn->Send(Frame::FromString(internal::EncodeError(*req, r.status())));
                        return;
@@ -264,6 +275,7 @@ Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Mes
     e.group = message->group;
     e.reason = "content_rejected: " + decision.matched;
     events_->Emit(e);
+    metrics_.MessageRejected();
     return Status::Error(Code::kContentRejected, "content_rejected",
                          "the message contains words that are not allowed");
   }
@@ -304,7 +316,9 @@ Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Mes
   }
   p.message = std::move(message);
   p.done = std::move(done);
-  return committer_->Submit(std::move(p));
+  Status submitted = committer_->Submit(std::move(p));
+  if (submitted.ok()) metrics_.MessageIn();
+  return submitted;
 }
 
 void Server::Impl::HandleChatSync(const std::shared_ptr<ConnState>& state, const Request& req) {

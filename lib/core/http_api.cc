@@ -119,7 +119,7 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
   // Off the io thread: handlers hash passwords and call storage.
   asio::post(*workers_, [this, request = std::move(request), respond = std::move(respond)] {
     HttpResponse r = RouteHttp(request);
-    r.content_type = "application/json";
+    if (r.content_type.empty()) r.content_type = "application/json";
     respond(std::move(r));
   });
 }
@@ -136,6 +136,21 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     if (!method_is("GET")) return wrong_method();
     if (!running_) return Error(Status::Unavailable("stopping"));
     return Ok(R"({"status":"ok"})");
+  }
+  if (path == "/metrics") {
+    if (!method_is("GET")) return wrong_method();
+    HttpResponse r = Ok(metrics_.Scrape([this] {
+      internal::Metrics::Snapshot s;
+      conns_.ForEach([&s](const std::shared_ptr<ConnState>& c) {
+        (c->conn->transport() == TransportKind::kTcp ? s.tcp_connections : s.ws_connections) += 1;
+      });
+      s.sessions_online = static_cast<double>(deps_.router->LocalCount());
+      s.commit_queue_depth = static_cast<double>(committer_->depth());
+      s.deliveries_total = static_cast<double>(committer_->deliveries());
+      return s;
+    }));
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
   }
   if (path == "/readyz") {
     if (!method_is("GET")) return wrong_method();

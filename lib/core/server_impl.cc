@@ -189,6 +189,7 @@ void Server::Impl::LogSession(const char* event, const SessionInfo& s, const std
   e.remote = remote;
   e.reason = reason;
   events_->Emit(e);
+  if (std::string_view(event) == "kick") metrics_.Kick(reason);
 }
 
 void Server::Impl::EndSession(ConnState& state, const char* reason) {

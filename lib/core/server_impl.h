@@ -20,6 +20,7 @@
 #include "core/committer.h"
 #include "core/conn_state.h"
 #include "ops/event_log.h"
+#include "ops/metrics.h"
 #include "im/server.h"
 #include "protocol/codec.h"
 #include "protocol/json.h"
@@ -86,6 +87,7 @@ class Server::Impl final : public internal::TransportHandler {
                       const std::string& cid,
                       std::function<void(const Result<SendReceipt>&)> done);
   std::string LoginBody(const SessionInfo& session, const InboxInfo& inbox, uint64_t acked);
+  void ObserveLatency(const Request& req);
   void Reply(ConnState& state, const Request& req, std::string_view body_json);
   void ReplyError(ConnState& state, const Request& req, const Status& status);
   // Forgets the session of a closed or logged-out connection (compare-and-delete).
@@ -127,6 +129,7 @@ class Server::Impl final : public internal::TransportHandler {
   std::unique_ptr<asio::steady_timer> sweep_timer_;
   internal::ConnRegistry conns_;
   std::unique_ptr<internal::EventLog> events_;
+  internal::Metrics metrics_;
   internal::MidGenerator group_ids_{0};  // generated gids: "g" + a time-ordered id
   TimestampMs last_expire_ms_ = 0;
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}

@@ -7,6 +7,7 @@
 
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@ namespace im::internal {
 
 // A parsed request. `body` points into `doc` (null when the request had no body).
 struct Request {
+  std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   bool has_id = false;
   uint32_t id = 0;
   std::string cmd;

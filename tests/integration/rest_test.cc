@@ -6,6 +6,8 @@
 #include <asio.hpp>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "im/content_filter.h"
@@ -226,4 +228,83 @@ TEST_CASE("filter: chat bodies and group names are rejected or masked - reload b
     { std::ofstream(words_path) << "badword\n敏感词\n"; }
   }
   std::remove(words_path.c_str());
+}
+
+namespace {
+// Parses the Prometheus text format into "name{labels}" -> value; false on a malformed line.
+bool ParsePrometheus(const std::string& text, std::map<std::string, double>* out) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t sp = line.rfind(' ');
+    if (sp == std::string::npos || sp == 0) return false;
+    char* end = nullptr;
+    double v = std::strtod(line.c_str() + sp + 1, &end);
+    if (*end != '\0') return false;
+    (*out)[line.substr(0, sp)] = v;
+  }
+  return true;
+}
+
+std::string RawHttpGet(uint16_t port, const std::string& target) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  std::string resp;
+  asio::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    resp.append(buf, n);
+    if (ec) break;
+  }
+  return resp;
+}
+}  // namespace
+
+TEST_CASE("metrics: counters and histograms move by the right amounts") {
+  TestServer ts({}, [](im::ServerDeps& d) {
+    d.filter = *im::NewWordFilter({"forbidden"}, im::FilterMode::kReject);
+  });
+  uint16_t port = ts.server().http_port();
+  auto scrape = [&] {
+    std::string resp = RawHttpGet(port, "/metrics");
+    CHECK(resp.find("text/plain; version=0.0.4") != std::string::npos);
+    std::map<std::string, double> m;
+    REQUIRE(ParsePrometheus(resp.substr(resp.find("\r\n\r\n") + 4), &m));
+    return m;
+  };
+  auto before = scrape();
+  RawClient alice(ts.TcpUrl()), bob(ts.WsUrl()), bob2(ts.TcpUrl()), bad(ts.TcpUrl());
+  REQUIRE(alice.Login(ts.Token("alice")) == 0);
+  REQUIRE(bob.Login(ts.Token("bob")) == 0);
+  REQUIRE(bob2.Login(ts.Token("bob")) == 0);  // kicks the first bob
+  CHECK(bob.WaitClosed() == 4001);
+  CHECK(bad.Login("x.y.z") == 401);
+  rapidjson::Document d;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(alice.Call(10 + i, "chat.send", R"({"to":"bob","cid":"m)" + std::to_string(i) + R"(","body":"hi"})", &d));
+    REQUIRE(im::test::CodeOf(d) == 0);
+    REQUIRE(bob2.WaitPush("chat.message", &d));
+  }
+  REQUIRE(alice.Call(20, "chat.send", R"({"to":"bob","cid":"r","body":"forbidden"})", &d));
+  CHECK(im::test::CodeOf(d) == 422);
+  auto after = scrape();
+  auto delta = [&](const std::string& k) { return after[k] - before[k]; };
+  CHECK(delta("im_logins_total{result=\"ok\"}") == 3);
+  CHECK(delta("im_logins_total{result=\"failed\"}") == 1);
+  CHECK(delta("im_kicks_total{reason=\"login_elsewhere\"}") == 1);
+  CHECK(delta("im_messages_in_total") == 5);
+  CHECK(delta("im_messages_rejected_total") == 1);
+  CHECK(delta("im_fanout_deliveries_total") == 5);
+  CHECK(delta("im_command_duration_seconds_count{cmd=\"chat.send\"}") == 6);
+  CHECK(delta("im_command_duration_seconds_count{cmd=\"login\"}") == 4);
+  CHECK(after["im_connections{transport=\"tcp\"}"] >= 3);
+  CHECK(after["im_sessions_online"] == 2);
+  CHECK(after["process_resident_memory_bytes"] > 0);
+  CHECK(after["process_threads"] > 1);
+  CHECK(after["process_open_fds"] > 3);
 }

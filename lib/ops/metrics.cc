@@ -1,0 +1,137 @@
+#include "ops/metrics.h"
+
+#include <prometheus/text_serializer.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace im::internal {
+namespace {
+
+// Resident memory and thread count of this process, from /proc/self/status.
+void ReadProcStatus(double* rss_bytes, double* threads) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) *rss_bytes = std::stod(line.substr(6)) * 1024;
+    if (line.rfind("Threads:", 0) == 0) *threads = std::stod(line.substr(8));
+  }
+}
+
+double OpenFds() {
+  std::error_code ec;
+  double n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  auto& logins = BuildCounter().Name("im_logins_total").Help("Login attempts by result").Register(*registry_);
+  logins_ok_ = &logins.Add({{"result", "ok"}});
+  logins_failed_ = &logins.Add({{"result", "failed"}});
+  kicks_ = &BuildCounter().Name("im_kicks_total").Help("Sessions kicked, by reason").Register(*registry_);
+  messages_in_ = &BuildCounter()
+                      .Name("im_messages_in_total")
+                      .Help("Messages accepted for storing (chat.send and server-side sends)")
+                      .Register(*registry_)
+                      .Add({});
+  messages_rejected_ = &BuildCounter()
+                            .Name("im_messages_rejected_total")
+                            .Help("Messages refused by the content filter")
+                            .Register(*registry_)
+                            .Add({});
+  deliveries_ = &BuildCounter()
+                     .Name("im_fanout_deliveries_total")
+                     .Help("chat.message pushes handed to connections")
+                     .Register(*registry_)
+                     .Add({});
+  latency_ = &prometheus::BuildHistogram()
+                  .Name("im_command_duration_seconds")
+                  .Help("Time from a parsed command to its reply, by command")
+                  .Register(*registry_);
+  auto& conns = BuildGauge().Name("im_connections").Help("Open connections by transport").Register(*registry_);
+  tcp_connections_ = &conns.Add({{"transport", "tcp"}});
+  ws_connections_ = &conns.Add({{"transport", "ws"}});
+  sessions_online_ = &BuildGauge()
+                          .Name("im_sessions_online")
+                          .Help("Logged-in sessions on this node")
+                          .Register(*registry_)
+                          .Add({});
+  commit_queue_ = &BuildGauge()
+                       .Name("im_commit_queue_depth")
+                       .Help("Sends and group changes waiting for the committer")
+                       .Register(*registry_)
+                       .Add({});
+  rss_ = &BuildGauge()
+              .Name("process_resident_memory_bytes")
+              .Help("Resident memory size in bytes")
+              .Register(*registry_)
+              .Add({});
+  threads_ = &BuildGauge().Name("process_threads").Help("OS threads").Register(*registry_).Add({});
+  fds_ = &BuildGauge()
+              .Name("process_open_fds")
+              .Help("Open file descriptors")
+              .Register(*registry_)
+              .Add({});
+}
+
+void Metrics::Kick(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_reason_.find(reason);
+  if (it == by_reason_.end()) {
+    it = by_reason_.emplace(reason, &kicks_->Add({{"reason", reason}})).first;
+  }
+  it->second->Increment();
+}
+
+void Metrics::CommandLatency(const std::string& cmd, double seconds) {
+  prometheus::Histogram* h;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_cmd_.find(cmd);
+    if (it == by_cmd_.end()) {
+      // Buckets from 50 us to 2.5 s: a ping is microseconds, a stored group send milliseconds.
+      static const prometheus::Histogram::BucketBoundaries kBuckets = {
+          0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+          0.025,   0.05,   0.1,     0.25,   0.5,   1,     2.5};
+      it = by_cmd_.emplace(cmd, &latency_->Add({{"cmd", cmd}}, kBuckets)).first;
+    }
+    h = it->second;
+  }
+  h->Observe(seconds);
+}
+
+std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
+  Snapshot s = snapshot();
+  tcp_connections_->Set(s.tcp_connections);
+  ws_connections_->Set(s.ws_connections);
+  sessions_online_->Set(s.sessions_online);
+  commit_queue_->Set(s.commit_queue_depth);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (s.deliveries_total > deliveries_seen_) {
+      deliveries_->Increment(s.deliveries_total - deliveries_seen_);
+      deliveries_seen_ = s.deliveries_total;
+    }
+  }
+  double rss = 0, threads = 0;
+  ReadProcStatus(&rss, &threads);
+  rss_->Set(rss);
+  threads_->Set(threads);
+  fds_->Set(OpenFds());
+  prometheus::TextSerializer serializer;
+  std::ostringstream out;
+  serializer.Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace im::internal
