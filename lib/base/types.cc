@@ -2,12 +2,29 @@
 
 #include <chrono>
 
+#include "base/utf8.h"
 #include "im/content_filter.h"
 
 namespace im {
 namespace {
 
-// Decodes one UTF-8 code point starting at s[i]; returns its length, or 0 when malformed.
+class SystemClockImpl final : public Clock {
+ public:
+  TimestampMs NowMs() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+class AllowAllFilter final : public ContentFilter {
+ public:
+  FilterDecision Check(std::string_view, std::string_view) const override { return {}; }
+};
+
+}  // namespace
+
+namespace internal {
 size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
   const size_t n = s.size() - i;
@@ -40,22 +57,9 @@ size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
   *cp = v;
   return len;
 }
+}  // namespace internal
 
-class SystemClockImpl final : public Clock {
- public:
-  TimestampMs NowMs() const override {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-};
-
-class AllowAllFilter final : public ContentFilter {
- public:
-  FilterDecision Check(std::string_view, std::string_view) const override { return {}; }
-};
-
-}  // namespace
+using internal::DecodeUtf8;
 
 bool IsValidUtf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {

@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "base/utf8.h"
 #include <vector>
 
 namespace im {
@@ -45,9 +47,6 @@ bool IsCombiningMark(uint32_t cp);
 // them do not put spaces between words.
 bool IsWordChar(uint32_t cp);
 
-// Decodes the code point at s[i] (i < s.size()): returns its length in bytes, or 0 when the
-// bytes there are not well-formed UTF-8 (overlong forms and surrogates included).
-size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp);
 
 // Normalises a whole word (the words list goes through the same steps as the text). Returns
 // false when `word` is not valid UTF-8.

@@ -30,7 +30,6 @@
 
 #include <array>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -41,6 +40,7 @@
 #include <vector>
 
 #include "im/backends.h"
+#include "store/leveldb/db_util.h"
 #include "im/group_service.h"
 
 namespace im {
@@ -214,14 +214,6 @@ Status GroupFull(const GroupLimits& limits) {
                                              std::to_string(limits.max_members) + " members");
 }
 
-Status FromLevelDb(const leveldb::Status& status) {
-  return Status::Internal("leveldb: " + status.ToString());
-}
-
-Status Corrupt(std::string_view what) {
-  return Status::Internal("leveldb: corrupt " + std::string(what) + " record");
-}
-
 std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
 
 GroupInfo InfoOf(const GroupKey& key, const GroupRecord& group) {
@@ -269,22 +261,7 @@ class LevelDbGroupService final : public GroupService {
   }
 
   Status Open(const std::string& dir) {
-    leveldb::Options options;
-    options.create_if_missing = db_options_.create_if_missing;
-    options.write_buffer_size = db_options_.write_buffer_bytes;
-    options.block_cache = block_cache_.get();
-    // IsMember is mostly asked about members, but a miss (a non-member sending to a group) is
-    // then a memory check rather than a disk read.
-    options.filter_policy = filter_policy_.get();
-    leveldb::DB* db = nullptr;
-    leveldb::Status status = leveldb::DB::Open(options, dir, &db);
-    if (!status.ok()) {
-      // IOError covers LevelDB's LOCK held by another process or another open in this one.
-      if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
-      return FromLevelDb(status);
-    }
-    db_.reset(db);
-    return Status::OK();
+    return OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
   }
 
   Result<GroupInfo> Create(const GroupKey& key, const std::string& name, const std::string& owner,
@@ -530,12 +507,6 @@ Result<MemberPage> LevelDbGroupService::Members(const GroupKey& key, std::string
 Result<std::shared_ptr<GroupService>> OpenLevelDbGroupService(const std::string& dir,
                                                               GroupLimits limits,
                                                               LevelDbOptions db) {
-  if (db.create_if_missing) {
-    // LevelDB creates only the last path component; "leveldb:./data/groups" should just work.
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) return Status::Unavailable("cannot create " + dir + ": " + error.message());
-  }
   auto service = std::make_shared<internal::leveldb_group::LevelDbGroupService>(limits, db);
   Status status = service->Open(dir);
   if (!status.ok()) return status;

@@ -26,7 +26,6 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <limits>
 #include <list>
 #include <memory>
@@ -40,6 +39,7 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "store/leveldb/db_util.h"
 #include "store/leveldb/keys.h"
 
 namespace im {
@@ -58,14 +58,6 @@ constexpr size_t kSweepCandidates = 1024;
 constexpr size_t kHeaderCacheCapacity = size_t{1} << 16;
 
 std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
-
-Status FromLevelDb(const leveldb::Status& status) {
-  return Status::Internal("leveldb: " + status.ToString());
-}
-
-Status Corrupt(std::string_view what) {
-  return Status::Internal("leveldb: corrupt " + std::string(what) + " record");
-}
 
 // `now - duration`, saturating instead of overflowing for absurd option values.
 TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
@@ -184,22 +176,7 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   }
 
   Status Open(const std::string& dir) {
-    leveldb::Options options;
-    options.create_if_missing = db_options_.create_if_missing;
-    options.write_buffer_size = db_options_.write_buffer_bytes;
-    options.block_cache = block_cache_.get();
-    // Most dedup lookups are for new keys and most message reads are random: a bloom filter
-    // turns their misses into memory checks.
-    options.filter_policy = filter_policy_.get();
-    leveldb::DB* db = nullptr;
-    leveldb::Status status = leveldb::DB::Open(options, dir, &db);
-    if (!status.ok()) {
-      // IOError covers LevelDB's LOCK held by another process or another open in this one.
-      if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
-      return FromLevelDb(status);
-    }
-    db_.reset(db);
-    return Status::OK();
+    return OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
   }
 
   Result<AppendResult> Append(const AppendRequest& request) override {
@@ -723,12 +700,6 @@ Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string&
                                                               OfflineQueueOptions options,
                                                               LevelDbOptions db) {
   if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
-  if (db.create_if_missing) {
-    // LevelDB creates only the last path component; "leveldb:./data/inbox" should just work.
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) return Status::Unavailable("cannot create " + dir + ": " + error.message());
-  }
   auto queue = std::make_shared<internal::leveldb_queue::LevelDbOfflineQueue>(options, db);
   Status status = queue->Open(dir);
   if (!status.ok()) return status;

@@ -23,7 +23,6 @@
 
 #include <array>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +31,7 @@
 #include <utility>
 
 #include "im/backends.h"
+#include "store/leveldb/db_util.h"
 #include "im/user_store.h"
 #include "store/password_hash.h"
 
@@ -108,10 +108,6 @@ bool DecodeAccount(std::string_view value, const UserKey& key, Account* out) {
   return !out->record.display_name.empty();
 }
 
-Status FromLevelDb(const leveldb::Status& status) {
-  return Status::Internal("leveldb: " + status.ToString());
-}
-
 // Thread-safety: every method is safe from any thread.
 class LevelDbUserStore final : public UserStore {
  public:
@@ -127,21 +123,7 @@ class LevelDbUserStore final : public UserStore {
     // Caught here rather than at the first Create: a server should not start with a cost
     // libsodium refuses.
     if (!hasher_.ok()) return Status::Internal("libsodium rejected the password hash options");
-    leveldb::Options options;
-    options.create_if_missing = db_options_.create_if_missing;
-    options.write_buffer_size = db_options_.write_buffer_bytes;
-    options.block_cache = block_cache_.get();
-    // A login or signup for an unknown user is then a memory check rather than a disk read.
-    options.filter_policy = filter_policy_.get();
-    leveldb::DB* db = nullptr;
-    leveldb::Status status = leveldb::DB::Open(options, dir, &db);
-    if (!status.ok()) {
-      // IOError covers LevelDB's LOCK held by another process or another open in this one.
-      if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
-      return FromLevelDb(status);
-    }
-    db_.reset(db);
-    return Status::OK();
+    return OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
   }
 
   Result<UserRecord> Create(const UserKey& key, std::string_view password,
@@ -225,12 +207,6 @@ class LevelDbUserStore final : public UserStore {
 Result<std::shared_ptr<UserStore>> OpenLevelDbUserStore(const std::string& dir,
                                                         PasswordHashOptions hash,
                                                         LevelDbOptions db) {
-  if (db.create_if_missing) {
-    // LevelDB creates only the last path component; "leveldb:./data/users" should just work.
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) return Status::Unavailable("cannot create " + dir + ": " + error.message());
-  }
   auto store = std::make_shared<internal::leveldb_user::LevelDbUserStore>(hash, db);
   Status status = store->Open(dir);
   if (!status.ok()) return status;
