@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "im/backends.h"
+#include "store/group_rules.h"
 #include "store/leveldb/db_util.h"
 #include "im/group_service.h"
 
@@ -167,53 +168,6 @@ bool DecodeMember(std::string_view value, MemberRecord* out) {
   return true;
 }
 
-// Validation (the same rules as the memory backend).
-
-// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8, so a
-// 0xC2 byte always starts a two-byte sequence and 0xC2 0x80..0x9F is exactly U+0080..U+009F.
-bool HasControlCharacter(std::string_view name) {
-  for (size_t i = 0; i < name.size(); ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7F) return true;
-    if (c == 0xC2 && i + 1 < name.size()) {
-      const auto next = static_cast<unsigned char>(name[i + 1]);
-      if (next >= 0x80 && next <= 0x9F) return true;
-    }
-  }
-  return false;
-}
-
-Status ValidateKey(const GroupKey& key) {
-  if (!IsValidId(key.tenant)) return Status::BadRequest("invalid tenant");
-  if (!IsValidId(key.gid)) return Status::BadRequest("invalid gid");
-  return Status::OK();
-}
-
-Status ValidateUser(const std::string& user) {
-  if (!IsValidId(user)) return Status::BadRequest("invalid user id");
-  return Status::OK();
-}
-
-Status ValidateName(const std::string& name, const GroupLimits& limits) {
-  if (name.empty()) return Status::BadRequest("group name is empty");
-  if (name.size() > limits.max_name_bytes) {
-    return Status::BadRequest("group name is longer than " +
-                              std::to_string(limits.max_name_bytes) + " bytes");
-  }
-  if (!IsValidUtf8(name)) return Status::BadRequest("group name is not valid UTF-8");
-  if (HasControlCharacter(name)) return Status::BadRequest("group name has control characters");
-  return Status::OK();
-}
-
-// Errors.
-
-Status NotFound(const GroupKey& key) { return Status::NotFound("no group " + key.gid); }
-
-Status GroupFull(const GroupLimits& limits) {
-  return Status::Forbidden("group_full", "the group has reached its limit of " +
-                                             std::to_string(limits.max_members) + " members");
-}
-
 std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
 
 GroupInfo InfoOf(const GroupKey& key, const GroupRecord& group) {
@@ -268,7 +222,7 @@ class LevelDbGroupService final : public GroupService {
                            const std::vector<std::string>& members, TimestampMs now) override;
 
   Result<GroupInfo> Get(const GroupKey& key) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     GroupRecord group;
     if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
     return InfoOf(key, group);
@@ -279,8 +233,8 @@ class LevelDbGroupService final : public GroupService {
   Result<MemberPage> Members(const GroupKey& key, std::string_view after, size_t limit) override;
 
   Result<bool> IsMember(const GroupKey& key, const std::string& user) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
-    if (Status s = ValidateUser(user); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupUser(user); !s.ok()) return s;
     ScopedSnapshot snapshot(db_.get());
     GroupRecord group;
     if (Status s = LoadGroup(snapshot.Options(), key, &group); !s.ok()) return s;
@@ -292,7 +246,7 @@ class LevelDbGroupService final : public GroupService {
   }
 
   Result<std::vector<std::string>> AllMembers(const GroupKey& key) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     ScopedSnapshot snapshot(db_.get());
     GroupRecord group;
     if (Status s = LoadGroup(snapshot.Options(), key, &group); !s.ok()) return s;
@@ -317,7 +271,7 @@ class LevelDbGroupService final : public GroupService {
   Status LoadGroup(const leveldb::ReadOptions& options, const GroupKey& key, GroupRecord* group) {
     std::string value;
     leveldb::Status status = db_->Get(options, GroupRecordKey(key), &value);
-    if (status.IsNotFound()) return NotFound(key);
+    if (status.IsNotFound()) return GroupNotFound(key);
     if (!status.ok()) return FromLevelDb(status);
     if (!DecodeGroup(value, group)) return Corrupt("group");
     return Status::OK();
@@ -370,11 +324,11 @@ Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::st
                                               const std::string& owner,
                                               const std::vector<std::string>& members,
                                               TimestampMs now) {
-  if (Status s = ValidateKey(key); !s.ok()) return s;
-  if (Status s = ValidateName(name, limits_); !s.ok()) return s;
+  if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+  if (Status s = ValidateGroupName(name, limits_); !s.ok()) return s;
   if (!IsValidId(owner)) return Status::BadRequest("invalid owner id");
   for (const std::string& member : members) {
-    if (Status s = ValidateUser(member); !s.ok()) return s;
+    if (Status s = ValidateGroupUser(member); !s.ok()) return s;
   }
   // Deduplicated before any lock: the size check depends on the request alone.
   std::set<std::string_view> others(members.begin(), members.end());
@@ -405,8 +359,8 @@ Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::st
 }
 
 Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, TimestampMs now) {
-  if (Status s = ValidateKey(key); !s.ok()) return s;
-  if (Status s = ValidateUser(user); !s.ok()) return s;
+  if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+  if (Status s = ValidateGroupUser(user); !s.ok()) return s;
   const std::string member_key = MemberKey(MemberPrefix(key), user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
@@ -426,8 +380,8 @@ Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, T
 }
 
 Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
-  if (Status s = ValidateKey(key); !s.ok()) return s;
-  if (Status s = ValidateUser(user); !s.ok()) return s;
+  if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+  if (Status s = ValidateGroupUser(user); !s.ok()) return s;
   const std::string prefix = MemberPrefix(key);
   const std::string member_key = MemberKey(prefix, user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
@@ -474,7 +428,7 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
 
 Result<MemberPage> LevelDbGroupService::Members(const GroupKey& key, std::string_view after,
                                                 size_t limit) {
-  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (Status s = ValidateGroupKey(key); !s.ok()) return s;
   if (limit < 1 || limit > kMaxMembersPage) {
     return Status::BadRequest("limit must be 1.." + std::to_string(kMaxMembersPage));
   }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "im/backends.h"
+#include "store/group_rules.h"
 #include "im/group_service.h"
 
 namespace im {
@@ -29,49 +30,6 @@ constexpr std::string_view kOwnerRole = "owner";
 constexpr std::string_view kMemberRole = "member";
 constexpr size_t kMaxMembersPage = 500;
 
-// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8, so a
-// 0xC2 byte always starts a two-byte sequence and 0xC2 0x80..0x9F is exactly U+0080..U+009F.
-bool HasControlCharacter(std::string_view name) {
-  for (size_t i = 0; i < name.size(); ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7F) return true;
-    if (c == 0xC2 && i + 1 < name.size()) {
-      const auto next = static_cast<unsigned char>(name[i + 1]);
-      if (next >= 0x80 && next <= 0x9F) return true;
-    }
-  }
-  return false;
-}
-
-Status ValidateKey(const GroupKey& key) {
-  if (!IsValidId(key.tenant)) return Status::BadRequest("invalid tenant");
-  if (!IsValidId(key.gid)) return Status::BadRequest("invalid gid");
-  return Status::OK();
-}
-
-Status ValidateUser(const std::string& user) {
-  if (!IsValidId(user)) return Status::BadRequest("invalid user id");
-  return Status::OK();
-}
-
-Status ValidateName(const std::string& name, const GroupLimits& limits) {
-  if (name.empty()) return Status::BadRequest("group name is empty");
-  if (name.size() > limits.max_name_bytes) {
-    return Status::BadRequest("group name is longer than " +
-                              std::to_string(limits.max_name_bytes) + " bytes");
-  }
-  if (!IsValidUtf8(name)) return Status::BadRequest("group name is not valid UTF-8");
-  if (HasControlCharacter(name)) return Status::BadRequest("group name has control characters");
-  return Status::OK();
-}
-
-Status NotFound(const GroupKey& key) { return Status::NotFound("no group " + key.gid); }
-
-Status GroupFull(const GroupLimits& limits) {
-  return Status::Forbidden("group_full", "the group has reached its limit of " +
-                                             std::to_string(limits.max_members) + " members");
-}
-
 // Thread-safety: every method is safe from any thread.
 class MemoryGroupService final : public GroupService {
  public:
@@ -79,11 +37,11 @@ class MemoryGroupService final : public GroupService {
 
   Result<GroupInfo> Create(const GroupKey& key, const std::string& name, const std::string& owner,
                            const std::vector<std::string>& members, TimestampMs now) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
-    if (Status s = ValidateName(name, limits_); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupName(name, limits_); !s.ok()) return s;
     if (!IsValidId(owner)) return Status::BadRequest("invalid owner id");
     for (const std::string& member : members) {
-      if (Status s = ValidateUser(member); !s.ok()) return s;
+      if (Status s = ValidateGroupUser(member); !s.ok()) return s;
     }
     // Deduplicated before any lock: the size check depends on the request alone.
     std::set<std::string_view> others(members.begin(), members.end());
@@ -111,21 +69,21 @@ class MemoryGroupService final : public GroupService {
   }
 
   Result<GroupInfo> Get(const GroupKey& key) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     const Group* group = Find(shard, key);
-    if (group == nullptr) return NotFound(key);
+    if (group == nullptr) return GroupNotFound(key);
     return InfoOf(key, *group);
   }
 
   Status Join(const GroupKey& key, const std::string& user, TimestampMs now) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
-    if (Status s = ValidateUser(user); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupUser(user); !s.ok()) return s;
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     Group* group = Find(shard, key);
-    if (group == nullptr) return NotFound(key);
+    if (group == nullptr) return GroupNotFound(key);
     if (group->members.count(user) != 0) {
       return Status::Error(Code::kConflict, "already_member", user + " is already a member");
     }
@@ -135,12 +93,12 @@ class MemoryGroupService final : public GroupService {
   }
 
   Status Quit(const GroupKey& key, const std::string& user) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
-    if (Status s = ValidateUser(user); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupUser(user); !s.ok()) return s;
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto group_it = shard.groups.find(key);
-    if (group_it == shard.groups.end()) return NotFound(key);
+    if (group_it == shard.groups.end()) return GroupNotFound(key);
     Group& group = group_it->second;
     auto member_it = group.members.find(user);
     if (member_it == group.members.end()) {
@@ -165,14 +123,14 @@ class MemoryGroupService final : public GroupService {
   }
 
   Result<MemberPage> Members(const GroupKey& key, std::string_view after, size_t limit) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     if (limit < 1 || limit > kMaxMembersPage) {
       return Status::BadRequest("limit must be 1.." + std::to_string(kMaxMembersPage));
     }
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     const Group* group = Find(shard, key);
-    if (group == nullptr) return NotFound(key);
+    if (group == nullptr) return GroupNotFound(key);
     MemberPage page;
     auto it = group->members.upper_bound(after);
     for (; it != group->members.end() && page.members.size() < limit; ++it) {
@@ -183,21 +141,21 @@ class MemoryGroupService final : public GroupService {
   }
 
   Result<bool> IsMember(const GroupKey& key, const std::string& user) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
-    if (Status s = ValidateUser(user); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupUser(user); !s.ok()) return s;
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     const Group* group = Find(shard, key);
-    if (group == nullptr) return NotFound(key);
+    if (group == nullptr) return GroupNotFound(key);
     return group->members.count(user) != 0;
   }
 
   Result<std::vector<std::string>> AllMembers(const GroupKey& key) override {
-    if (Status s = ValidateKey(key); !s.ok()) return s;
+    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
     const Group* group = Find(shard, key);
-    if (group == nullptr) return NotFound(key);
+    if (group == nullptr) return GroupNotFound(key);
     std::vector<std::string> users;
     users.reserve(group->members.size());
     for (const auto& [user, member] : group->members) users.push_back(user);

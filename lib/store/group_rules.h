@@ -1,0 +1,25 @@
+// Validation rules and errors shared by the GroupService backends, so memory and LevelDB answer
+// the same request with the same status.
+#ifndef IM_STORE_GROUP_RULES_H_
+#define IM_STORE_GROUP_RULES_H_
+
+#include <string>
+#include <string_view>
+
+#include "im/group_service.h"
+#include "im/status.h"
+
+namespace im::internal {
+
+// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8.
+bool HasControlCharacter(std::string_view name);
+
+Status ValidateGroupKey(const GroupKey& key);               // 400 for a bad tenant or gid
+Status ValidateGroupUser(const std::string& user);          // 400 for a bad user id
+Status ValidateGroupName(const std::string& name, const GroupLimits& limits);  // 400
+Status GroupNotFound(const GroupKey& key);                  // 404
+Status GroupFull(const GroupLimits& limits);                // 403 group_full
+
+}  // namespace im::internal
+
+#endif  // IM_STORE_GROUP_RULES_H_
