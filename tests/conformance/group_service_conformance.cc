@@ -16,6 +16,7 @@
 
 #include "im/backends.h"
 #include "im/group_service.h"
+#include "support/temp_dir.h"
 
 namespace im {
 namespace {
@@ -28,25 +29,7 @@ struct GroupServiceBackend {
   GroupServiceOpener reopen;  // null: the backend does not persist (reopen cases are skipped)
 };
 
-// A fresh directory under /tmp, removed with everything in it when the last holder lets go.
-class TempDir {
- public:
-  TempDir() {
-    char path[] = "/tmp/im-ldb-group-XXXXXX";
-    REQUIRE(mkdtemp(path) != nullptr);
-    path_ = path;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using im::test::TempDir;
 
 // Opens a LevelDB service in `dir`. The returned service holds the directory, and closes the
 // database before the directory may go.

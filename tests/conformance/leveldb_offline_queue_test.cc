@@ -13,29 +13,14 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "support/temp_dir.h"
 
 namespace im {
 namespace {
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 
-// A fresh directory under /tmp, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    char path[] = "/tmp/im-ldb-test-XXXXXX";
-    REQUIRE(mkdtemp(path) != nullptr);
-    path_ = path;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using im::test::TempDir;
 
 template <typename T>
 T Must(Result<T> r) {

@@ -22,6 +22,7 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "support/temp_dir.h"
 
 namespace im {
 namespace {
@@ -34,25 +35,7 @@ struct OfflineQueueBackend {
   OfflineQueueOpener reopen;  // null: the backend does not persist (the reopen case is skipped)
 };
 
-// A fresh directory under /tmp, removed with everything in it when the last holder lets go.
-class TempDir {
- public:
-  TempDir() {
-    char path[] = "/tmp/im-ldb-queue-XXXXXX";
-    REQUIRE(mkdtemp(path) != nullptr);
-    path_ = path;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using im::test::TempDir;
 
 // Opens a LevelDB queue in `dir`. The returned queue holds the directory, and closes the
 // database before the directory may go.

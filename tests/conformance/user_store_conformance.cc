@@ -22,6 +22,7 @@
 
 #include "im/backends.h"
 #include "im/user_store.h"
+#include "support/temp_dir.h"
 
 namespace im {
 namespace {
@@ -35,25 +36,7 @@ struct UserStoreBackend {
   std::function<std::string()> data_dir;  // null: the backend writes no files
 };
 
-// A fresh directory under /tmp, removed with everything in it when the last holder lets go.
-class TempDir {
- public:
-  TempDir() {
-    char path[] = "/tmp/im-ldb-user-XXXXXX";
-    REQUIRE(mkdtemp(path) != nullptr);
-    path_ = path;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using im::test::TempDir;
 
 // Opens a LevelDB store in `dir`. The returned store holds the directory, and closes the
 // database before the directory may go.
