@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libasio-dev libwebsocketpp-dev rapidjson-dev libfmt-dev doctest-dev
   libsodium-dev libtomlplusplus-dev libcli11-dev libutf8proc-dev
-  libleveldb-dev libsnappy-dev prometheus-cpp-dev
+  libleveldb-dev libsnappy-dev prometheus-cpp-dev libspdlog-dev
   libbenchmark-dev
 )
 

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "im/log.h"
+
 #include <set>
 #include <type_traits>
 #include <sstream>
@@ -70,6 +72,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   top.Skip("web");
   top.Skip("filter");
   top.Skip("admin_keys");
+  top.Skip("log");
   im::Status s = top.Finish();
   if (!s.ok()) return s;
 
@@ -95,6 +98,8 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     r.Get<int64_t>("drain_timeout_ms", &c->drain_timeout_ms);
     r.Get<std::string>("event_log", &o.event_log_path);
     c->event_log_set = t->contains("event_log");
+    r.Get<int64_t>("event_log_max_file_bytes", &o.event_log_max_file_bytes);
+    r.Get<int64_t>("event_log_max_files", &o.event_log_max_files);
     r.Get<int64_t>("sweep_interval_ms", &o.sweep_interval_ms);
     r.Get<int64_t>("retention_sweep_ms", &o.retention_sweep_ms);
     std::string policy;
@@ -111,6 +116,27 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     if (o.node_number > 1023) return im::Status::BadRequest("server.node_number must be 0..1023");
     if (o.io_threads < 1 || o.worker_threads < 1) {
       return im::Status::BadRequest("server.io_threads and server.worker_threads must be >= 1");
+    }
+    if (o.event_log_max_file_bytes < 1024 || o.event_log_max_files < 1) {
+      return im::Status::BadRequest(
+          "server.event_log_max_file_bytes must be >= 1024 and event_log_max_files >= 1");
+    }
+  }
+  if (auto* t = root["log"].as_table()) {
+    Reader r(*t, "log.");
+    r.Get<std::string>("level", &c->log_level);
+    r.Get<bool>("console", &c->log_console);
+    r.Get<std::string>("file", &c->log_file);
+    c->log_file_set = t->contains("file");
+    r.Get<int64_t>("max_file_bytes", &c->log_max_file_bytes);
+    r.Get<int64_t>("max_files", &c->log_max_files);
+    s = r.Finish();
+    if (!s.ok()) return s;
+    if (!im::ParseLogLevel(c->log_level).ok()) {
+      return im::Status::BadRequest("log.level must be trace, debug, info, warn, error or off");
+    }
+    if (c->log_max_file_bytes < 1024 || c->log_max_files < 1) {
+      return im::Status::BadRequest("log.max_file_bytes must be >= 1024 and log.max_files >= 1");
     }
   }
   if (auto* t = root["storage"].as_table()) {

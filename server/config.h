@@ -25,8 +25,15 @@ struct Config {
   std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"
   std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
   int64_t token_leeway_s = 30;
-  int64_t drain_timeout_ms = 10000;
-  bool event_log_set = false;  // [server] event_log given ("" turns it off)  // [server] drain_timeout_ms: SIGTERM/SIGINT deadline
+  int64_t drain_timeout_ms = 10000;  // [server] drain_timeout_ms: SIGTERM/SIGINT deadline
+  bool event_log_set = false;        // [server] event_log given ("" turns it off)
+  // [log]: the program log (im/log.h). file "" (unset) = <data>/imd.log; set to "" = no file.
+  std::string log_level = "info";
+  bool log_console = true;
+  std::string log_file;
+  bool log_file_set = false;
+  size_t log_max_file_bytes = 16 << 20;
+  size_t log_max_files = 4;
   int64_t retention_s = 7 * 24 * 3600;
   size_t max_inbox = 10000;
   int64_t dedup_window_s = 24 * 3600;

@@ -10,7 +10,9 @@
 #include "config.h"
 #include "im/auth.h"
 #include "im/backends.h"
+#include "im/log.h"
 #include "im/server.h"
+#include "ops/log.h"
 #include "registry.h"
 
 namespace {
@@ -55,10 +57,41 @@ int RunToken(const imd::Config& c, const std::string& user, const std::string& t
   return 0;
 }
 
-int RunServer(imd::Config c) {
+im::LogOptions LogOptionsOf(const imd::Config& c) {
+  im::LogOptions lo;
+  lo.level = *im::ParseLogLevel(c.log_level);  // validated when the config was read
+  lo.console = c.log_console;
+  lo.file = c.log_file_set ? c.log_file : c.data_dir + "/imd.log";
+  lo.max_file_bytes = c.log_max_file_bytes;
+  lo.max_files = c.log_max_files;
+  return lo;
+}
+
+// SIGHUP: re-reads the config file for what may change without a restart (the log level) and
+// reloads the word filter.
+void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter>& filter) {
+  if (!config_path.empty()) {
+    imd::Config fresh;
+    im::Status s = imd::LoadConfigFile(config_path, &fresh);
+    if (!s.ok()) {
+      IM_LOG_ERROR("SIGHUP: config not reloaded: {}", s.ToString());
+    } else {
+      im::LogLevel level = *im::ParseLogLevel(fresh.log_level);
+      im::SetLogLevel(level);
+      IM_LOG_WARN("SIGHUP: log level is {}", im::LogLevelName(level));
+    }
+  }
+  if (filter) {
+    im::Status r = filter->Reload();
+    IM_LOG_INFO("SIGHUP: filter reload: {} ({} words)", r.ToString(), filter->word_count());
+  }
+}
+
+int RunServer(imd::Config c, const std::string& config_path) {
   std::error_code ec;
   std::filesystem::create_directories(c.data_dir, ec);
   if (ec) return Fail(im::Status::Unavailable("cannot create " + c.data_dir + ": " + ec.message()));
+  if (im::Status s = im::ConfigureLogging(LogOptionsOf(c)); !s.ok()) return Fail(s);
   bool fresh_key = c.keys.empty() && !std::filesystem::exists(KeyDir(c) + "/default.key");
   auto keys = OpenKeys(c, /*create_missing=*/false);
   if (!keys.ok()) return Fail(keys.status());
@@ -149,18 +182,10 @@ int RunServer(imd::Config c) {
   for (;;) {
     sigwait(&stop_signals, &sig);
     if (sig != SIGHUP) break;
-    // SIGHUP: reload what can change without a restart.
-    if (filter) {
-      im::Status r = filter->Reload();
-      std::printf("imd: SIGHUP: filter reload: %s (%zu words)\n", r.ToString().c_str(),
-                  filter->word_count());
-    } else {
-      std::printf("imd: SIGHUP: nothing to reload\n");
-    }
-    std::fflush(stdout);
+    Reload(config_path, filter);
   }
-  std::printf("imd: signal %d, draining\n", sig);
-  std::fflush(stdout);
+  IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              c.drain_timeout_ms);
   server.Drain(c.drain_timeout_ms);
   std::printf("imd: stopped\n");
   return 0;
@@ -195,5 +220,5 @@ int main(int argc, char** argv) {
   if (!tcp.empty()) c.server.tcp_listen = tcp;
   if (!data.empty()) c.data_dir = data;
   if (*token) return RunToken(c, user, tenant, ttl);
-  return RunServer(std::move(c));
+  return RunServer(std::move(c), config_path);
 }

@@ -51,8 +51,12 @@ struct ServerOptions {
   size_t max_pending_commands = 256;
 
   // Business event log (JSON lines: login, logout, kick, login_failed, group_*,
-  // message_rejected); "" = off.
+  // message_rejected, slow_consumer_closed); "" = off. Size-rotated: past
+  // event_log_max_file_bytes, events.log becomes events.1.log (events.1.log becomes
+  // events.2.log, ...), and at most event_log_max_files old files are kept.
   std::string event_log_path = "";
+  size_t event_log_max_file_bytes = 64 << 20;
+  size_t event_log_max_files = 8;
 
   int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
   int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)

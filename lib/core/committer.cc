@@ -3,6 +3,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "ops/log.h"
 #include "protocol/codec.h"
 
 namespace im::internal {
@@ -151,6 +152,9 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
     }
     const Result<AppendResult>& r = results[i];
     if (!r.ok()) {
+      if (r.status().code() == Code::kInternal || r.status().code() == Code::kUnavailable) {
+        IM_LOG_ERROR("storage append failed: {}", r.status().ToString());
+      }
       sends[i]->done(r.status());
       continue;
     }
@@ -177,7 +181,11 @@ void Committer::FanOut(const std::vector<PendingSend*>& sends,
   }
   if (users.empty()) return;
   Result<std::vector<SessionInfo>> found = deps_.sessions->FindMany(users);
-  if (!found.ok()) return;  // recipients will sync; nothing acked is lost
+  if (!found.ok()) {
+    // Recipients will sync; nothing acked is lost.
+    IM_LOG_ERROR("session lookup for fan-out failed: {}", found.status().ToString());
+    return;
+  }
   for (SessionInfo& s : *found) online[s.user].push_back(std::move(s));
 
   uint64_t delivered = 0;

@@ -4,6 +4,7 @@
 #include <asio/post.hpp>
 
 #include "core/server_impl.h"
+#include "ops/log.h"
 #include "protocol/json.h"
 
 namespace im {
@@ -26,6 +27,11 @@ void Server::Impl::Reply(ConnState& state, const Request& req, std::string_view 
 
 void Server::Impl::ReplyError(ConnState& state, const Request& req, const Status& status) {
   ObserveLatency(req);
+  // Client errors are the client's business (the reply says it all); server errors are ours.
+  // 503 is expected under load (overload, draining) and is counted, not logged.
+  if (static_cast<int>(status.code()) >= 500 && status.code() != Code::kUnavailable) {
+    IM_LOG_ERROR("{} on connection {} failed: {}", req.cmd, state.conn->id(), status.ToString());
+  }
   state.conn->Send(Frame::FromString(internal::EncodeError(req, status)));
 }
 
@@ -279,7 +285,10 @@ Status Server::Impl::SubmitDirect(const SessionInfo* sender, std::shared_ptr<Mes
     return Status::Error(Code::kContentRejected, "content_rejected",
                          "the message contains words that are not allowed");
   }
-  if (decision.action == FilterAction::kMask) message->body = std::move(decision.text);
+  if (decision.action == FilterAction::kMask) {
+    message->body = std::move(decision.text);
+    metrics_.MessageMasked();
+  }
   if (before_send_) {
     // The hook may veto or rewrite the content, not the addressing; what it wrote is checked
     // like what a client sent.
@@ -362,6 +371,7 @@ void Server::Impl::HandleChatSync(const std::shared_ptr<ConnState>& state, const
   w.Field("more", more);
   w.Field("gap", r->gap);
   w.EndObject();
+  metrics_.MessagesSynced(n);
   Reply(*state, req, w.view());
 }
 

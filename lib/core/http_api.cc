@@ -9,6 +9,7 @@
 
 #include "core/server_impl.h"
 #include "core/group_json.h"
+#include "ops/log.h"
 #include "protocol/json.h"
 
 namespace im {
@@ -22,6 +23,9 @@ using internal::JsonWriter;
 namespace {
 
 HttpResponse Error(const Status& s) {
+  if (static_cast<int>(s.code()) >= 500 && s.code() != Code::kUnavailable) {
+    IM_LOG_ERROR("http: {}", s.ToString());
+  }
   HttpResponse r;
   r.status = static_cast<int>(s.code());
   JsonWriter w;
@@ -142,11 +146,22 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     HttpResponse r = Ok(metrics_.Scrape([this] {
       internal::Metrics::Snapshot s;
       conns_.ForEach([&s](const std::shared_ptr<ConnState>& c) {
-        (c->conn->transport() == TransportKind::kTcp ? s.tcp_connections : s.ws_connections) += 1;
+        const bool tcp = c->conn->transport() == TransportKind::kTcp;
+        (tcp ? s.tcp_connections : s.ws_connections) += 1;
+        const double queued = static_cast<double>(c->conn->queued_bytes());
+        s.send_queue_bytes += queued;
+        s.send_queue_max_bytes = std::max(s.send_queue_max_bytes, queued);
+        if (c->logged_in.load()) {
+          std::lock_guard<std::mutex> lock(c->mu);
+          s.sessions[{c->session.user.tenant, tcp ? "tcp" : "ws"}] += 1;
+        }
       });
-      s.sessions_online = static_cast<double>(deps_.router->LocalCount());
       s.commit_queue_depth = static_cast<double>(committer_->depth());
       s.deliveries_total = static_cast<double>(committer_->deliveries());
+      s.tcp_bytes_in = static_cast<double>(tcp_counters_.bytes_in.load());
+      s.tcp_bytes_out = static_cast<double>(tcp_counters_.bytes_out.load());
+      s.ws_bytes_in = static_cast<double>(ws_counters_.bytes_in.load());
+      s.ws_bytes_out = static_cast<double>(ws_counters_.bytes_out.load());
       return s;
     }));
     r.content_type = "text/plain; version=0.0.4";
@@ -239,6 +254,7 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
     if (!deps_.reload_filter) return Error(Status::Unavailable("no reloadable filter"));
     Status s = deps_.reload_filter();
+    IM_LOG_INFO("filter reload by admin of tenant '{}': {}", caller->user.tenant, s.ToString());
     return s.ok() ? Ok(R"({"reloaded":true})") : Error(s);
   }
   if (p[1] == "messages" && p.size() == 2) {

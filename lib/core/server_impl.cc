@@ -5,6 +5,8 @@
 #include <chrono>
 #include <future>
 
+#include "ops/log.h"
+#include "ops/timed_stores.h"
 #include "protocol/json.h"
 
 namespace im {
@@ -33,6 +35,11 @@ Server::Impl::Impl(ServerOptions options, ServerDeps deps)
   // Session ids stay unique across restarts: the start time is part of them.
   session_prefix_ = node_id_ + "." + Base36(static_cast<uint64_t>(clock_->NowMs())) + ".";
   if (!deps_.filter) deps_.filter = NewAllowAllFilter();
+  // Every storage call is timed (im_store_duration_seconds{op}).
+  deps_.inbox = internal::TimeOfflineQueue(std::move(deps_.inbox), metrics_);
+  deps_.groups = internal::TimeGroupService(std::move(deps_.groups), metrics_);
+  deps_.users = internal::TimeUserStore(std::move(deps_.users), metrics_);
+  deps_.sessions = internal::TimeSessionStore(std::move(deps_.sessions), metrics_);
   token_expired_notice_ =
       Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"token_expired"})"));
 }
@@ -50,7 +57,9 @@ Status Server::Impl::Start() {
   if (options_.io_threads < 1 || options_.worker_threads < 1) {
     return Status::BadRequest("io_threads and worker_threads must be at least 1");
   }
-  auto events = internal::EventLog::Open(options_.event_log_path, node_id_, clock_);
+  auto events = internal::EventLog::Open(options_.event_log_path, node_id_, clock_,
+                                         options_.event_log_max_file_bytes,
+                                         options_.event_log_max_files);
   if (!events.ok()) return events.status();
   events_ = std::move(*events);
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
@@ -62,21 +71,31 @@ Status Server::Impl::Start() {
     t.listen = options_.tcp_listen;
     t.max_frame_bytes = options_.max_frame_bytes;
     t.send_queue_bytes = options_.send_queue_bytes;
+    t.counters = &tcp_counters_;
     tcp_ = internal::NewTcpServer(io_, t, this);
     Status s = tcp_->Start();
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      IM_LOG_ERROR("tcp: cannot listen on {}: {}", t.listen, s.ToString());
+      return s;
+    }
+    IM_LOG_INFO("tcp: listening on port {}", tcp_->port());
   }
   if (!options_.http_listen.empty()) {
     internal::WsServerOptions w;
     w.listen = options_.http_listen;
     w.max_frame_bytes = options_.max_frame_bytes;
     w.send_queue_bytes = options_.send_queue_bytes;
+    w.counters = &ws_counters_;
     ws_ = internal::NewWsServer(
         io_, w, this, [this](internal::HttpRequest req, std::function<void(internal::HttpResponse)> r) {
           HandleHttp(std::move(req), std::move(r));
         });
     Status s = ws_->Start();
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      IM_LOG_ERROR("http: cannot listen on {}: {}", w.listen, s.ToString());
+      return s;
+    }
+    IM_LOG_INFO("http: listening on port {} (WebSocket at /ws)", ws_->port());
   }
   committer_->Start();
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
@@ -89,6 +108,8 @@ Status Server::Impl::Start() {
   last_expire_ms_ = clock_->NowMs();
   sweep_timer_ = std::make_unique<asio::steady_timer>(io_);
   asio::post(io_, [this] { ScheduleSweep(); });
+  IM_LOG_INFO("node {} started: {} io thread(s), {} worker thread(s)", node_id_,
+              options_.io_threads, options_.worker_threads);
   return Status::OK();
 }
 
@@ -107,6 +128,9 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   started_ = false;
   stopped_ = true;
   running_ = false;
+  const auto began = std::chrono::steady_clock::now();
+  IM_LOG_INFO("{}: {} connection(s), {} queued append(s)", drain ? "draining" : "stopping",
+              conns_.Size(), committer_->depth());
   asio::post(io_, [this] { sweep_timer_->cancel(); });
   // Finish the appends already queued while their senders are still connected (they get
   // their acks), refuse new ones; then close every connection.
@@ -132,6 +156,9 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   while (conns_.Size() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (size_t left = conns_.Size(); left > 0) {
+    IM_LOG_WARN("{} connection(s) still open after {} ms; closing them", left, deadline_ms);
+  }
   workers_->join();
   work_.reset();
   io_.stop();
@@ -140,9 +167,16 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   tcp_.reset();
   ws_.reset();
   sweep_timer_.reset();
+  IM_LOG_INFO("{} in {} ms", drain ? "drained" : "stopped",
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - began)
+                  .count());
 }
 
 void Server::Impl::OnOpen(const std::shared_ptr<Connection>& connection) {
+  IM_LOG_DEBUG("connection {} opened from {} ({})", connection->id(),
+               connection->remote_address(),
+               connection->transport() == TransportKind::kTcp ? "tcp" : "ws");
   conns_.Add(std::make_shared<ConnState>(connection, *workers_, clock_->NowMs()));
 }
 
@@ -173,9 +207,30 @@ void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection, std::s
 void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
   std::shared_ptr<ConnState> state = conns_.Take(connection->id());
   if (!state) return;
+  IM_LOG_DEBUG("connection {} closed", connection->id());
   state->closed = true;
   // On the strand, after any command of this connection still running (e.g. a login).
   asio::post(state->strand, [this, state] { EndSession(*state); });
+}
+
+void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
+  const bool ws = connection.transport() == TransportKind::kWebSocket;
+  metrics_.SlowConsumer(ws);
+  internal::BusinessEvent e;
+  e.event = "slow_consumer_closed";
+  if (std::shared_ptr<ConnState> state = conns_.Find(connection.id())) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    e.tenant = state->session.user.tenant;
+    e.user = state->session.user.user;
+    e.device = state->session.device;
+    e.session = state->session.session_id;
+  }
+  e.remote = connection.remote_address();
+  e.reason = "send queue over " + std::to_string(options_.send_queue_bytes) + " bytes (" +
+             std::to_string(queued_bytes) + " queued)";
+  events_->Emit(e);
+  IM_LOG_WARN("slow consumer: closing connection {} ({} user '{}') with {} bytes queued",
+              connection.id(), connection.remote_address(), e.user, queued_bytes);
 }
 
 void Server::Impl::LogSession(const char* event, const SessionInfo& s, const std::string& remote,
@@ -239,7 +294,14 @@ void Server::Impl::Sweep() {
   });
   if (options_.retention_sweep_ms > 0 && now - last_expire_ms_ >= options_.retention_sweep_ms) {
     last_expire_ms_ = now;
-    asio::post(*workers_, [this, now] { (void)deps_.inbox->Expire(now); });
+    asio::post(*workers_, [this, now] {
+      Result<size_t> removed = deps_.inbox->Expire(now);
+      if (!removed.ok()) {
+        IM_LOG_ERROR("retention sweep failed: {}", removed.status().ToString());
+      } else if (*removed > 0) {
+        IM_LOG_INFO("retention sweep removed {} inbox entries", *removed);
+      }
+    });
   }
 }
 

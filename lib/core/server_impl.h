@@ -61,6 +61,7 @@ class Server::Impl final : public internal::TransportHandler {
   void OnOpen(const std::shared_ptr<Connection>& connection) override;
   void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) override;
   void OnClose(const std::shared_ptr<Connection>& connection) override;
+  void OnSlowConsumer(const Connection& connection, size_t queued_bytes) override;
 
  private:
   // handlers.cc (worker strands).
@@ -130,6 +131,8 @@ class Server::Impl final : public internal::TransportHandler {
   internal::ConnRegistry conns_;
   std::unique_ptr<internal::EventLog> events_;
   internal::Metrics metrics_;
+  internal::TransportCounters tcp_counters_;
+  internal::TransportCounters ws_counters_;
   internal::MidGenerator group_ids_{0};  // generated gids: "g" + a time-ordered id
   TimestampMs last_expire_ms_ = 0;
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}

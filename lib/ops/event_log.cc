@@ -1,25 +1,46 @@
 #include "ops/event_log.h"
 
+#include <spdlog/logger.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+
 #include "protocol/json.h"
 
 namespace im::internal {
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path, std::string node,
-                                                 Clock* clock) {
-  std::FILE* f = nullptr;
+                                                 Clock* clock, size_t max_file_bytes,
+                                                 size_t max_files) {
+  std::shared_ptr<spdlog::logger> file;
   if (!path.empty()) {
-    f = std::fopen(path.c_str(), "ae");
-    if (f == nullptr) return Status::Unavailable("cannot open event log " + path);
+    if (max_file_bytes == 0 || max_files == 0) {
+      return Status::BadRequest("event log max_file_bytes and max_files must be positive");
+    }
+    try {
+      auto sink =
+          std::make_shared<spdlog::sinks::rotating_file_sink_mt>(path, max_file_bytes, max_files);
+      file = std::make_shared<spdlog::logger>("events", std::move(sink));
+    } catch (const std::exception& e) {
+      return Status::Unavailable("cannot open event log " + path + ": " + e.what());
+    }
+    file->set_formatter(std::make_unique<spdlog::pattern_formatter>(
+        "%v", spdlog::pattern_time_type::utc, "\n"));
+    file->set_level(spdlog::level::info);
+    // Every line is flushed: it is visible to tail -f and survives a crash of the process.
+    file->flush_on(spdlog::level::info);
   }
-  return std::unique_ptr<EventLog>(new EventLog(f, std::move(node), clock));
+  return std::unique_ptr<EventLog>(new EventLog(std::move(file), std::move(node), clock));
 }
 
+EventLog::EventLog(std::shared_ptr<spdlog::logger> file, std::string node, Clock* clock)
+    : file_(std::move(file)), node_(std::move(node)), clock_(clock) {}
+
 EventLog::~EventLog() {
-  if (file_ != nullptr) std::fclose(file_);
+  if (file_) file_->flush();
 }
 
 void EventLog::Emit(const BusinessEvent& e) {
-  if (file_ == nullptr) return;
+  if (!file_) return;
   JsonWriter w;
   w.StartObject();
   w.Field("ts", static_cast<int64_t>(clock_->NowMs()));
@@ -36,10 +57,7 @@ void EventLog::Emit(const BusinessEvent& e) {
   opt("group", e.group);
   opt("reason", e.reason);
   w.EndObject();
-  std::lock_guard<std::mutex> lock(mu_);
-  std::fwrite(w.view().data(), 1, w.view().size(), file_);
-  std::fputc('\n', file_);
-  std::fflush(file_);  // a line is visible to tail -f and survives a crash of the process
+  file_->info("{}", w.view());
 }
 
 }  // namespace im::internal

@@ -49,6 +49,49 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                             .Help("Messages refused by the content filter")
                             .Register(*registry_)
                             .Add({});
+  messages_masked_ = &BuildCounter()
+                          .Name("im_messages_masked_total")
+                          .Help("Messages stored with words masked by the content filter")
+                          .Register(*registry_)
+                          .Add({});
+  auto& out = BuildCounter()
+                  .Name("im_messages_out_total")
+                  .Help("Messages delivered to clients: live pushes and chat.sync pages")
+                  .Register(*registry_);
+  pushed_ = &out.Add({{"via", "push"}});
+  synced_ = &out.Add({{"via", "sync"}});
+  auto& slow = BuildCounter()
+                   .Name("im_slow_consumer_closes_total")
+                   .Help("Connections closed (4004) because their send queue passed the bound")
+                   .Register(*registry_);
+  slow_tcp_ = &slow.Add({{"transport", "tcp"}});
+  slow_ws_ = &slow.Add({{"transport", "ws"}});
+  auto& bytes_in = BuildCounter()
+                       .Name("im_bytes_received_total")
+                       .Help("Frame bytes read from clients, by transport")
+                       .Register(*registry_);
+  bytes_in_tcp_.counter = &bytes_in.Add({{"transport", "tcp"}});
+  bytes_in_ws_.counter = &bytes_in.Add({{"transport", "ws"}});
+  auto& bytes_out = BuildCounter()
+                        .Name("im_bytes_sent_total")
+                        .Help("Frame bytes sent to clients, by transport")
+                        .Register(*registry_);
+  bytes_out_tcp_.counter = &bytes_out.Add({{"transport", "tcp"}});
+  bytes_out_ws_.counter = &bytes_out.Add({{"transport", "ws"}});
+  store_latency_ = &prometheus::BuildHistogram()
+                        .Name("im_store_duration_seconds")
+                        .Help("Time of one storage call, by operation")
+                        .Register(*registry_);
+  send_queue_ = &BuildGauge()
+                     .Name("im_send_queue_bytes")
+                     .Help("Bytes waiting in send queues, summed over connections")
+                     .Register(*registry_)
+                     .Add({});
+  send_queue_max_ = &BuildGauge()
+                         .Name("im_send_queue_max_bytes")
+                         .Help("Bytes waiting in the fullest connection's send queue")
+                         .Register(*registry_)
+                         .Add({});
   deliveries_ = &BuildCounter()
                      .Name("im_fanout_deliveries_total")
                      .Help("chat.message pushes handed to connections")
@@ -61,11 +104,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& conns = BuildGauge().Name("im_connections").Help("Open connections by transport").Register(*registry_);
   tcp_connections_ = &conns.Add({{"transport", "tcp"}});
   ws_connections_ = &conns.Add({{"transport", "ws"}});
-  sessions_online_ = &BuildGauge()
-                          .Name("im_sessions_online")
-                          .Help("Logged-in sessions on this node")
-                          .Register(*registry_)
-                          .Add({});
+  sessions_family_ = &BuildGauge()
+                         .Name("im_sessions_online")
+                         .Help("Logged-in sessions on this node, by tenant and transport")
+                         .Register(*registry_);
   commit_queue_ = &BuildGauge()
                        .Name("im_commit_queue_depth")
                        .Help("Sends and group changes waiting for the committer")
@@ -110,17 +152,55 @@ void Metrics::CommandLatency(const std::string& cmd, double seconds) {
   h->Observe(seconds);
 }
 
+prometheus::Histogram* Metrics::StoreOp(const std::string& op) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_store_op_.find(op);
+  if (it == by_store_op_.end()) {
+    // Buckets from 5 us (a memory store) to 1 s (a stalled disk).
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+        0.0025,   0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   1};
+    it = by_store_op_.emplace(op, &store_latency_->Add({{"op", op}}, kBuckets)).first;
+  }
+  return it->second;
+}
+
+void Metrics::Monotonic::Follow(double total) {
+  if (total > seen) {
+    counter->Increment(total - seen);
+    seen = total;
+  }
+}
+
 std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
   Snapshot s = snapshot();
   tcp_connections_->Set(s.tcp_connections);
   ws_connections_->Set(s.ws_connections);
-  sessions_online_->Set(s.sessions_online);
   commit_queue_->Set(s.commit_queue_depth);
+  send_queue_->Set(s.send_queue_bytes);
+  send_queue_max_->Set(s.send_queue_max_bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (s.deliveries_total > deliveries_seen_) {
       deliveries_->Increment(s.deliveries_total - deliveries_seen_);
+      pushed_->Increment(s.deliveries_total - deliveries_seen_);
       deliveries_seen_ = s.deliveries_total;
+    }
+    bytes_in_tcp_.Follow(s.tcp_bytes_in);
+    bytes_in_ws_.Follow(s.ws_bytes_in);
+    bytes_out_tcp_.Follow(s.tcp_bytes_out);
+    bytes_out_ws_.Follow(s.ws_bytes_out);
+    // A tenant that has gone offline reads 0 rather than its last value.
+    for (auto& [key, gauge] : sessions_by_) gauge->Set(0);
+    for (const auto& [key, n] : s.sessions) {
+      auto it = sessions_by_.find(key);
+      if (it == sessions_by_.end()) {
+        it = sessions_by_
+                 .emplace(key, &sessions_family_->Add(
+                                   {{"tenant", key.first}, {"transport", key.second}}))
+                 .first;
+      }
+      it->second->Set(n);
     }
   }
   double rss = 0, threads = 0;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace im::internal {
 
@@ -28,6 +29,12 @@ class Metrics {
   void Kick(const std::string& reason);
   void MessageIn() { messages_in_->Increment(); }
   void MessageRejected() { messages_rejected_->Increment(); }
+  void MessageMasked() { messages_masked_->Increment(); }
+  void MessagesSynced(size_t n) { synced_->Increment(static_cast<double>(n)); }
+  void SlowConsumer(bool websocket) { (websocket ? slow_ws_ : slow_tcp_)->Increment(); }
+  // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
+  // created on first use, then stable: callers keep the pointer.
+  prometheus::Histogram* StoreOp(const std::string& op);
   // Seconds a command took, from parse to reply.
   void CommandLatency(const std::string& cmd, double seconds);
 
@@ -35,9 +42,14 @@ class Metrics {
   struct Snapshot {
     double tcp_connections = 0;
     double ws_connections = 0;
-    double sessions_online = 0;
+    // Logged-in sessions by (tenant, transport "tcp"/"ws").
+    std::map<std::pair<std::string, std::string>, double> sessions;
     double commit_queue_depth = 0;
-    double deliveries_total = 0;  // monotonic, from the committer
+    double send_queue_bytes = 0;      // summed over connections
+    double send_queue_max_bytes = 0;  // the fullest connection's
+    // Monotonic totals kept elsewhere (committer, transports).
+    double deliveries_total = 0;
+    double tcp_bytes_in = 0, tcp_bytes_out = 0, ws_bytes_in = 0, ws_bytes_out = 0;
   };
   // The text exposition format, after `snapshot` filled the state gauges.
   std::string Scrape(const std::function<Snapshot()>& snapshot);
@@ -48,12 +60,27 @@ class Metrics {
   prometheus::Counter* logins_failed_;
   prometheus::Counter* messages_in_;
   prometheus::Counter* messages_rejected_;
+  prometheus::Counter* messages_masked_;
   prometheus::Counter* deliveries_;
+  prometheus::Counter* pushed_;  // im_messages_out_total{via="push"}
+  prometheus::Counter* synced_;  // im_messages_out_total{via="sync"}
+  prometheus::Counter* slow_tcp_;
+  prometheus::Counter* slow_ws_;
+  struct Monotonic {  // a counter that follows a total kept elsewhere
+    prometheus::Counter* counter;
+    double seen = 0;
+    void Follow(double total);
+  };
+  Monotonic bytes_in_tcp_, bytes_in_ws_, bytes_out_tcp_, bytes_out_ws_;
+  prometheus::Family<prometheus::Histogram>* store_latency_;
+  prometheus::Family<prometheus::Gauge>* sessions_family_;
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> sessions_by_;
+  prometheus::Gauge* send_queue_;
+  prometheus::Gauge* send_queue_max_;
   prometheus::Family<prometheus::Counter>* kicks_;
   prometheus::Family<prometheus::Histogram>* latency_;
   prometheus::Gauge* tcp_connections_;
   prometheus::Gauge* ws_connections_;
-  prometheus::Gauge* sessions_online_;
   prometheus::Gauge* commit_queue_;
   prometheus::Gauge* rss_;
   prometheus::Gauge* threads_;
@@ -61,6 +88,7 @@ class Metrics {
   std::mutex mu_;  // guards the caches below and the deliveries delta
   std::map<std::string, prometheus::Histogram*> by_cmd_;
   std::map<std::string, prometheus::Counter*> by_reason_;
+  std::map<std::string, prometheus::Histogram*> by_store_op_;
   double deliveries_seen_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #ifndef IM_TRANSPORT_HANDLER_H_
 #define IM_TRANSPORT_HANDLER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,6 +24,21 @@ class TransportHandler {
   virtual void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) = 0;
   // The connection is gone; called once, after which it receives nothing more.
   virtual void OnClose(const std::shared_ptr<Connection>& connection) = 0;
+  // The transport is closing `connection` (4004) because its send queue passed the bound with
+  // `queued_bytes` waiting. Called once, from the thread whose Send hit the bound; OnClose
+  // still follows.
+  virtual void OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
+    (void)connection;
+    (void)queued_bytes;
+  }
+};
+
+// Byte counts of one transport, kept by the transport and read by the metrics. bytes_in counts
+// the frames read (TCP: with their 4-byte headers; WebSocket: message payloads); bytes_out the
+// frames handed to the socket (TCP: when written; WebSocket: when queued to websocketpp).
+struct TransportCounters {
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
 };
 
 // Connection ids, unique across every transport of the process (the core keys its connection

@@ -84,7 +84,9 @@ class TcpConnection final : public Connection,
     if (queued_bytes_ + n > options_.send_queue_bytes) {
       // A reader that cannot keep up is closed rather than allowed to grow our memory; its
       // messages stay in its inbox for the next sync.
+      const size_t queued = queued_bytes_;
       CloseLocked(lock, close_code::kTooSlow, "too slow");
+      handler_->OnSlowConsumer(*this, queued);
       return SendResult::kDropped;
     }
     queue_.push_back(std::move(frame));
@@ -175,6 +177,10 @@ class TcpConnection final : public Connection,
     if (ec) return HardClose();
     std::string payload;
     payload.swap(body_);  // the idle connection keeps no body buffer
+    if (options_.counters) {
+      options_.counters->bytes_in.fetch_add(payload.size() + kFrameHeaderBytes,
+                                            std::memory_order_relaxed);
+    }
     if (!IsClosing()) handler_->OnFrame(shared_from_this(), std::move(payload));
     ReadHeader();
   }
@@ -244,6 +250,9 @@ class TcpConnection final : public Connection,
   void OnWritten(const asio::error_code& ec) {
     inflight_.clear();
     if (ec) return HardClose();
+    if (options_.counters) {
+      options_.counters->bytes_out.fetch_add(inflight_bytes_, std::memory_order_relaxed);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       queued_bytes_ -= std::min(queued_bytes_, inflight_bytes_);

@@ -26,6 +26,7 @@ struct TcpServerOptions {
   size_t max_frame_bytes = 65536;         // header over it: close 1009 before buffering
   size_t send_queue_bytes = 1 << 20;      // queued bytes over it: close 4004
   int64_t close_linger_ms = 2000;         // after Close, how long queued frames may drain
+  TransportCounters* counters = nullptr;  // bytes in/out; nullptr = not counted
 };
 
 class TcpServer {

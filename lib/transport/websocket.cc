@@ -133,11 +133,14 @@ constexpr long kTooSlowCloseTimeoutMs = 1000;
 // core may keep this object after the socket is gone, and then Send/Close are no-ops.
 class WsConnection final : public Connection {
  public:
-  WsConnection(const ServerConPtr& con, std::string remote, size_t send_queue_bytes)
+  WsConnection(const ServerConPtr& con, std::string remote, size_t send_queue_bytes,
+               TransportHandler* handler, TransportCounters* counters)
       : id_(NextConnectionId()),
         con_(con),
         remote_(std::move(remote)),
-        send_queue_bytes_(send_queue_bytes) {}
+        send_queue_bytes_(send_queue_bytes),
+        handler_(handler),
+        counters_(counters) {}
 
   uint64_t id() const override { return id_; }
   TransportKind transport() const override { return TransportKind::kWebSocket; }
@@ -149,7 +152,12 @@ class WsConnection final : public Connection {
     if (!con) return SendResult::kDropped;
     const size_t queued = meter_->bytes.load(std::memory_order_relaxed);
     if (queued + frame.size() > send_queue_bytes_) {
-      Close(close_code::kTooSlow, "too slow");
+      // Only the Send that starts the close reports the slow consumer.
+      if (!closing_.exchange(true, std::memory_order_acq_rel)) {
+        asio::post(*con->get_strand(),
+                   [con] { CloseOnStrand(con, close_code::kTooSlow, "too slow"); });
+        handler_->OnSlowConsumer(*this, queued);
+      }
       return SendResult::kDropped;
     }
     // Thread-safe: websocketpp takes its write lock and posts the write to the strand, where
@@ -157,6 +165,7 @@ class WsConnection final : public Connection {
     websocketpp::lib::error_code ec =
         con->send(PrepareText<ServerMessage>(frame.head, frame.tail.get(), meter_, nullptr));
     if (ec) return SendResult::kDropped;  // closing; the message is already released
+    if (counters_) counters_->bytes_out.fetch_add(frame.size(), std::memory_order_relaxed);
     return queued == 0 ? SendResult::kOk : SendResult::kQueued;
   }
 
@@ -190,6 +199,8 @@ class WsConnection final : public Connection {
   const std::weak_ptr<ServerCon> con_;
   const std::string remote_;
   const size_t send_queue_bytes_;
+  TransportHandler* const handler_;
+  TransportCounters* const counters_;
   const std::shared_ptr<QueueMeter> meter_ = std::make_shared<QueueMeter>();
   std::atomic<bool> closing_{false};
 };
@@ -380,7 +391,8 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     ServerConPtr con = Con(hdl);
     if (!con) return;
     auto ws = std::make_shared<WsConnection>(con, FormatEndpoint(con->get_raw_socket()),
-                                             options_.send_queue_bytes);
+                                             options_.send_queue_bytes, handler_,
+                                             options_.counters);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_) {
@@ -424,6 +436,9 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     if (msg->get_opcode() != websocketpp::frame::opcode::text) {
       ws->CloseNow(close_code::kProtocolViolation, "binary frames are not supported");
       return;
+    }
+    if (options_.counters) {
+      options_.counters->bytes_in.fetch_add(msg->get_payload().size(), std::memory_order_relaxed);
     }
     try {
       // The message is ours alone (no recycling manager): take its payload without a copy.

@@ -23,6 +23,7 @@ struct WsServerOptions {
   size_t max_frame_bytes = 65536;         // larger message: close 1009
   size_t send_queue_bytes = 1 << 20;      // buffered bytes over it: close 4004
   size_t max_http_body_bytes = 1 << 20;   // larger HTTP request body: 413
+  TransportCounters* counters = nullptr;  // bytes in/out of WebSockets; nullptr = not counted
 };
 
 // Serves WebSocket connections at /ws (a handshake on another path gets HTTP 404) and HTTP

@@ -2,9 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <asio.hpp>
+#include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 
+#include "support/temp_dir.h"
 #include "support/test_server.h"
 
 using im::test::CodeOf;
@@ -217,6 +220,9 @@ TEST_CASE("limits: a silent session is closed after three missed heartbeats") {
 TEST_CASE("limits: a client that stops reading is closed at the queue bound - others chat on") {
   im::ServerOptions o;
   o.send_queue_bytes = 64 * 1024;
+  im::test::TempDir dir;
+  const std::string events = dir.path() + "/events.log";
+  o.event_log_path = events;
   TestServer ts(o);
   // The slow reader: a raw socket with a tiny receive buffer that logs in and never reads.
   asio::io_context io;
@@ -258,4 +264,20 @@ TEST_CASE("limits: a client that stops reading is closed at the queue bound - ot
   REQUIRE(fetched.ok());
   CHECK(fetched->last_seq > 10);
   CheckStillServing(ts);
+  // Operators see it: a counter and one business event naming the user.
+  std::map<std::string, double> m;
+  REQUIRE(im::test::ScrapeMetrics(ts.server().http_port(), &m));
+  CHECK(m["im_slow_consumer_closes_total{transport=\"tcp\"}"] == 1);
+  CHECK(m["im_slow_consumer_closes_total{transport=\"ws\"}"] == 0);
+  std::ifstream in(events);
+  std::string line;
+  int slow_events = 0;
+  while (std::getline(in, line)) {
+    if (line.find(R"("event":"slow_consumer_closed")") == std::string::npos) continue;
+    ++slow_events;
+    CHECK(line.find(R"("user":"slow")") != std::string::npos);
+    CHECK(line.find(R"("remote":"127.0.0.1:)") != std::string::npos);
+    CHECK(line.find("send queue over 65536 bytes") != std::string::npos);
+  }
+  CHECK(slow_events == 1);
 }

@@ -2,9 +2,13 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <asio.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "im/client.h"
 #include "support/child_process.h"
@@ -82,6 +86,71 @@ TEST_CASE("imd: a bad config file is refused with the key named") {
   ChildProcess imd2({IMD_PATH, "--config", dir + "/bad.toml", "--data", dir});
   CHECK(imd2.Wait(10000) == 1);
   (void)rc;
+  std::filesystem::remove_all(dir);
+}
+namespace {
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+// Polls `path` until it contains `needle` (true) or 5 s pass.
+bool WaitInFile(const std::string& path, const std::string& needle) {
+  for (int i = 0; i < 500; ++i) {
+    if (ReadFile(path).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+void ConnectAndClose(uint16_t port) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  s.close();
+}
+}  // namespace
+
+TEST_CASE("imd: program log file from [log] - SIGHUP applies a new level - drain is logged") {
+  std::string dir = im::test::MakeTempDir();
+  const std::string log = dir + "/program.log";
+  auto write_config = [&](const char* level) {
+    std::ofstream(dir + "/imd.toml") << "[log]\nlevel = \"" << level
+                                     << "\"\nconsole = false\nfile = \"" << log
+                                     << "\"\nmax_file_bytes = 1048576\nmax_files = 2\n";
+  };
+  write_config("info");
+  ChildProcess imd({IMD_PATH, "--config", dir + "/imd.toml", "--data", dir, "--http",
+                    "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
+  std::string serving = imd.WaitForLine("serving", 10000);
+  REQUIRE_FALSE(serving.empty());
+  std::smatch m;
+  REQUIRE(std::regex_search(serving, m, std::regex(R"(tcp://127\.0\.0\.1:(\d+))")));
+  const uint16_t port = static_cast<uint16_t>(std::stoi(m[1].str()));
+  REQUIRE(WaitInFile(log, "tcp: listening on port " + m[1].str()));
+
+  // At info, connections are not logged.
+  ConnectAndClose(port);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(ReadFile(log).find("opened from 127.0.0.1") == std::string::npos);
+
+  // SIGHUP re-reads the level; now they are.
+  write_config("debug");
+  imd.Signal(SIGHUP);
+  REQUIRE(WaitInFile(log, "SIGHUP: log level is debug"));
+  ConnectAndClose(port);
+  CHECK(WaitInFile(log, "opened from 127.0.0.1"));
+
+  // A broken config on SIGHUP is reported and the server carries on.
+  std::ofstream(dir + "/imd.toml") << "[log]\nlevel = \"loud\"\n";
+  imd.Signal(SIGHUP);
+  CHECK(WaitInFile(log, "SIGHUP: config not reloaded"));
+
+  imd.Signal(SIGTERM);
+  CHECK(imd.Wait(10000) == 0);
+  std::string text = ReadFile(log);
+  CHECK(text.find("SIGTERM: draining") != std::string::npos);
+  CHECK(text.find("drained in") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
 #endif

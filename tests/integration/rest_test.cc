@@ -216,6 +216,11 @@ TEST_CASE("filter: chat bodies and group names are rejected or masked - reload b
     CHECK(im::test::CodeOf(d) == 0);
     REQUIRE(alice.Call(4, "group.create", R"({"name":"badword club","members":[]})", &d));
     CHECK(im::test::CodeOf(d) == (mode == im::FilterMode::kReject ? 422 : 0));
+    std::map<std::string, double> m;
+    REQUIRE(im::test::ScrapeMetrics(ts.server().http_port(), &m));
+    const bool reject = mode == im::FilterMode::kReject;
+    CHECK(m["im_messages_rejected_total"] == (reject ? 2 : 0));
+    CHECK(m["im_messages_masked_total"] == (reject ? 0 : 2));
 
     // A new word is picked up by a reload through the admin endpoint.
     { std::ofstream(words_path) << "badword\n敏感词\nnewword\n"; }
@@ -230,40 +235,6 @@ TEST_CASE("filter: chat bodies and group names are rejected or masked - reload b
   std::remove(words_path.c_str());
 }
 
-namespace {
-// Parses the Prometheus text format into "name{labels}" -> value; false on a malformed line.
-bool ParsePrometheus(const std::string& text, std::map<std::string, double>* out) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    size_t sp = line.rfind(' ');
-    if (sp == std::string::npos || sp == 0) return false;
-    char* end = nullptr;
-    double v = std::strtod(line.c_str() + sp + 1, &end);
-    if (*end != '\0') return false;
-    (*out)[line.substr(0, sp)] = v;
-  }
-  return true;
-}
-
-std::string RawHttpGet(uint16_t port, const std::string& target) {
-  asio::io_context io;
-  asio::ip::tcp::socket s(io);
-  s.connect({asio::ip::make_address("127.0.0.1"), port});
-  std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  asio::write(s, asio::buffer(req));
-  std::string resp;
-  asio::error_code ec;
-  char buf[4096];
-  for (;;) {
-    size_t n = s.read_some(asio::buffer(buf), ec);
-    resp.append(buf, n);
-    if (ec) break;
-  }
-  return resp;
-}
-}  // namespace
 
 TEST_CASE("metrics: counters and histograms move by the right amounts") {
   TestServer ts({}, [](im::ServerDeps& d) {
@@ -271,10 +242,8 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   });
   uint16_t port = ts.server().http_port();
   auto scrape = [&] {
-    std::string resp = RawHttpGet(port, "/metrics");
-    CHECK(resp.find("text/plain; version=0.0.4") != std::string::npos);
     std::map<std::string, double> m;
-    REQUIRE(ParsePrometheus(resp.substr(resp.find("\r\n\r\n") + 4), &m));
+    REQUIRE(im::test::ScrapeMetrics(port, &m));
     return m;
   };
   auto before = scrape();
@@ -292,6 +261,8 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   }
   REQUIRE(alice.Call(20, "chat.send", R"({"to":"bob","cid":"r","body":"forbidden"})", &d));
   CHECK(im::test::CodeOf(d) == 422);
+  REQUIRE(bob2.Call(21, "chat.sync", R"({"after":0,"limit":3})", &d));
+  REQUIRE(d["body"]["messages"].Size() == 3);
   auto after = scrape();
   auto delta = [&](const std::string& k) { return after[k] - before[k]; };
   CHECK(delta("im_logins_total{result=\"ok\"}") == 3);
@@ -303,7 +274,26 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   CHECK(delta("im_command_duration_seconds_count{cmd=\"chat.send\"}") == 6);
   CHECK(delta("im_command_duration_seconds_count{cmd=\"login\"}") == 4);
   CHECK(after["im_connections{transport=\"tcp\"}"] >= 3);
-  CHECK(after["im_sessions_online"] == 2);
+  CHECK(after["im_sessions_online{tenant=\"default\",transport=\"tcp\"}"] == 2);
+  CHECK(after["im_sessions_online{tenant=\"default\",transport=\"ws\"}"] == 0);  // bob was kicked
+  CHECK(delta("im_messages_out_total{via=\"push\"}") == 5);
+  CHECK(delta("im_messages_out_total{via=\"sync\"}") == 3);
+  // Every frame both ways is counted: at least the 3 TCP logins, 6 sends and a sync, and their
+  // replies; the WebSocket login and its reply.
+  CHECK(delta("im_bytes_received_total{transport=\"tcp\"}") > 10 * 4);
+  CHECK(delta("im_bytes_sent_total{transport=\"tcp\"}") > delta("im_bytes_received_total{transport=\"tcp\"}") / 4);
+  CHECK(delta("im_bytes_received_total{transport=\"ws\"}") > 0);
+  CHECK(delta("im_bytes_sent_total{transport=\"ws\"}") > 0);
+  // Storage: one append per stored message (batches may merge them); the inbox read at each
+  // successful login; the fetch of the sync.
+  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.append\"}") >= 1);
+  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.append\"}") <= 5);
+  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.info\"}") == 3);
+  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.fetch\"}") == 1);
+  CHECK(delta("im_store_duration_seconds_count{op=\"sessions.put\"}") == 3);
+  CHECK(after.count("im_send_queue_bytes") == 1);
+  CHECK(after.count("im_send_queue_max_bytes") == 1);
+  CHECK(after["im_slow_consumer_closes_total{transport=\"tcp\"}"] == 0);
   CHECK(after["process_resident_memory_bytes"] > 0);
   CHECK(after["process_threads"] > 1);
   CHECK(after["process_open_fds"] > 3);

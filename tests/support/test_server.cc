@@ -1,6 +1,7 @@
 #include "support/test_server.h"
 
 #include <asio.hpp>
+#include <sstream>
 
 #include "transport/tcp_client.h"
 #include "transport/tcp_server.h"
@@ -197,6 +198,44 @@ bool RawClient::closed() {
 size_t RawClient::queued() {
   std::lock_guard<std::mutex> lock(mu_);
   return inbox_.size();
+}
+
+namespace {
+bool ParsePrometheus(const std::string& text, std::map<std::string, double>* out) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t sp = line.rfind(' ');
+    if (sp == std::string::npos || sp == 0) return false;
+    char* end = nullptr;
+    double v = std::strtod(line.c_str() + sp + 1, &end);
+    if (*end != '\0') return false;
+    (*out)[line.substr(0, sp)] = v;
+  }
+  return true;
+}
+}  // namespace
+
+bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  asio::error_code ec;
+  s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+  if (ec) return false;
+  std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  asio::write(s, asio::buffer(req), ec);
+  std::string resp;
+  char buf[4096];
+  for (;;) {
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    resp.append(buf, n);
+    if (ec) break;
+  }
+  size_t body = resp.find("\r\n\r\n");
+  if (body == std::string::npos) return false;
+  if (resp.substr(0, body).find("text/plain; version=0.0.4") == std::string::npos) return false;
+  return ParsePrometheus(resp.substr(body + 4), out);
 }
 
 }  // namespace im::test

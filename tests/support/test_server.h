@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -100,6 +101,10 @@ class RawClient {
 
 // Parses text into a document; false when not JSON.
 bool ParseJson(const std::string& text, rapidjson::Document* doc);
+// GET /metrics from 127.0.0.1:port, parsed from the Prometheus text format into
+// "name{labels}" -> value. False when the content type is not "text/plain; version=0.0.4" or a
+// sample line is malformed.
+bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out);
 int CodeOf(const rapidjson::Document& doc);  // "code" member, -1 when absent
 std::string ErrorOf(const rapidjson::Document& doc);
 
