@@ -163,15 +163,16 @@ void BM_Decode_Login(benchmark::State& state) {
 BENCHMARK(BM_Decode_Login);
 
 // A parsed chat.send request, as the ack and error encoders get it.
-Request ParsedChatSend() {
-  Request req;
-  Status s = im::internal::ParseRequest(ChatSendFrame(42), &req);
+std::unique_ptr<Request> ParsedChatSend() {
+  auto req = std::make_unique<Request>();
+  Status s = im::internal::ParseRequest(ChatSendFrame(42), req.get());
   (void)s;  // a constant, well-formed frame
   return req;
 }
 
 void BM_Encode_ChatSendAck(benchmark::State& state) {
-  const Request req = ParsedChatSend();
+  const std::unique_ptr<Request> parsed = ParsedChatSend();
+  const Request& req = *parsed;
   const uint64_t mid = 512389600325402624ull, seq = 13;
   const int64_t ts = 1700000000456;
   size_t bytes = 0;
@@ -194,7 +195,8 @@ void BM_Encode_ChatSendAck(benchmark::State& state) {
 BENCHMARK(BM_Encode_ChatSendAck);
 
 void BM_Encode_Error(benchmark::State& state) {
-  const Request req = ParsedChatSend();
+  const std::unique_ptr<Request> parsed = ParsedChatSend();
+  const Request& req = *parsed;
   const Status error =
       Status::Error(im::Code::kTooLarge, "too_large", "'body' is over 16384 bytes");
   size_t bytes = 0;

@@ -142,7 +142,11 @@ class Hs256Verifier final : public TokenVerifier {
       return Invalid("token segment is not base64url");
     }
 
-    rapidjson::Document header;
+    // Both documents allocate from a stack buffer: a token's JSON is small (at most 4 KiB in
+    // all), and RapidJSON's default would be a 64 KiB heap chunk per document.
+    alignas(8) char pool_buffer[2048];
+    rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof(pool_buffer), 4096);
+    rapidjson::Document header(&pool);
     if (!ParseObject(header_json, &header)) return Invalid("header is not a JSON object");
     const Value* alg;
     if (!FindUnique(header, "alg", &alg) || alg == nullptr || !alg->IsString() ||
@@ -157,7 +161,7 @@ class Hs256Verifier final : public TokenVerifier {
     // RFC 7515 4.1.11: extensions listed in "crit" must be understood; we understand none.
     if (header.HasMember("crit")) return Invalid("unsupported crit header");
 
-    rapidjson::Document claims;
+    rapidjson::Document claims(&pool);
     if (!ParseObject(claims_json, &claims)) return Invalid("claims are not a JSON object");
     std::optional<std::string> tenant;
     if (!ReadId(claims, "ten", &tenant)) return Invalid("bad ten claim");

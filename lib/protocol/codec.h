@@ -20,12 +20,22 @@
 namespace im::internal {
 
 // A parsed request. `body` points into `doc` (null when the request had no body).
+// Not copyable or movable: `doc` allocates from `pool`, which starts in `pool_buffer`.
 struct Request {
+  Request() = default;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   bool has_id = false;
   uint32_t id = 0;
   std::string cmd;
-  rapidjson::Document doc;
+  // The parsed values live in this inline buffer (a typical command fits in it), then in 4 KiB
+  // chunks (or one chunk of the size a large value needs). RapidJSON's default is a first
+  // chunk of 64 KiB per document, which every request in flight would hold.
+  alignas(8) char pool_buffer[1024];
+  rapidjson::MemoryPoolAllocator<> pool{pool_buffer, sizeof(pool_buffer), 4096};
+  rapidjson::Document doc{&pool};
   const rapidjson::Value* body = nullptr;
 };
 

@@ -27,24 +27,13 @@ struct HttpResult {
 // One HTTP/1.1 request on a fresh connection (Connection: close); reads to EOF.
 HttpResult Http(uint16_t port, const std::string& method, const std::string& target,
                 const std::string& body = "", const std::string& bearer = "") {
-  asio::io_context io;
-  asio::ip::tcp::socket s(io);
-  s.connect({asio::ip::make_address("127.0.0.1"), port});
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
   if (!body.empty() || method == "POST") {
     req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += "\r\n" + body;
-  asio::error_code ec;
-  asio::write(s, asio::buffer(req), ec);  // the server may answer (413) before reading it all
-  std::string resp;
-  char buf[4096];
-  for (;;) {
-    size_t n = s.read_some(asio::buffer(buf), ec);
-    resp.append(buf, n);
-    if (ec) break;
-  }
+  std::string resp = im::test::HttpRoundTrip(port, req);
   HttpResult r;
   if (resp.size() > 12) r.status = std::stoi(resp.substr(9, 3));
   auto split = resp.find("\r\n\r\n");

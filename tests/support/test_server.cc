@@ -217,14 +217,13 @@ bool ParsePrometheus(const std::string& text, std::map<std::string, double>* out
 }
 }  // namespace
 
-bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out) {
+std::string HttpRoundTrip(uint16_t port, const std::string& request) {
   asio::io_context io;
   asio::ip::tcp::socket s(io);
   asio::error_code ec;
   s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-  if (ec) return false;
-  std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  asio::write(s, asio::buffer(req), ec);
+  if (ec) return "";
+  asio::write(s, asio::buffer(request), ec);  // the server may answer (413) before reading it all
   std::string resp;
   char buf[4096];
   for (;;) {
@@ -232,6 +231,12 @@ bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out) {
     resp.append(buf, n);
     if (ec) break;
   }
+  return resp;
+}
+
+bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out) {
+  std::string resp =
+      HttpRoundTrip(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   size_t body = resp.find("\r\n\r\n");
   if (body == std::string::npos) return false;
   if (resp.substr(0, body).find("text/plain; version=0.0.4") == std::string::npos) return false;
