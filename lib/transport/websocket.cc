@@ -30,13 +30,14 @@
 namespace im::internal {
 namespace {
 
-// Server config: a 2 KiB read buffer (inline in every connection, so idle sessions stay
-// small; the default is 16 KiB), logging compiled out, and a slot in each websocketpp
-// connection for its Connection object so the message path needs no registry lookup.
+// Server config: a 1 KiB read buffer (inline in every connection, so idle sessions stay
+// small; the default is 16 KiB; a larger message is read in several reads), logging compiled
+// out, and a slot in each websocketpp connection for its Connection object so the message path
+// needs no registry lookup.
 struct ServerConfig : public websocketpp::config::asio {
   typedef ServerConfig type;
   typedef websocketpp::config::asio base;
-  static const size_t connection_read_buffer_size = 2048;
+  static const size_t connection_read_buffer_size = 1024;
   static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
   static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
   struct connection_base {
@@ -390,6 +391,12 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   void OnOpen(websocketpp::connection_hdl hdl) {
     ServerConPtr con = Con(hdl);
     if (!con) return;
+    // The handshake is over: drop its request and response (header maps, about 1 KiB) that
+    // websocketpp would otherwise keep for the connection's life. After the open it reads them
+    // only to log, and its logging is compiled out (ServerConfig). The objects are members of a
+    // non-const connection, so writing through the const reference is well-defined.
+    const_cast<ServerConfig::request_type&>(con->get_request()) = ServerConfig::request_type();
+    const_cast<ServerConfig::response_type&>(con->get_response()) = ServerConfig::response_type();
     auto ws = std::make_shared<WsConnection>(con, FormatEndpoint(con->get_raw_socket()),
                                              options_.send_queue_bytes, handler_,
                                              options_.counters);
