@@ -1,0 +1,214 @@
+// im-bench: load generator for the im server (TCP and WebSocket), mosquitto (MQTT 3.1.1) and
+// the bare ceiling server, on 127.0.0.1. See README.md beside this file.
+//
+//   im-bench <login|chat|group|sync|idle> --target im-tcp|im-ws|mqtt|ceiling --port P [...]
+//   im-bench report FILE.jsonl
+#include <signal.h>
+#include <sodium.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common.h"
+#include "scenario.h"
+#include "stats.h"
+
+namespace imbench {
+int RunReport(const std::string& path);
+}
+
+namespace {
+
+using imbench::Options;
+
+void AddCommon(CLI::App* sub, Options* o) {
+  sub->add_option("--target", o->target, "im-tcp, im-ws, mqtt or ceiling")
+      ->required()
+      ->check(CLI::IsMember({"im-tcp", "im-ws", "mqtt", "ceiling"}));
+  sub->add_option("--port", o->port, "the server's port (im-ws: the HTTP port)")->required();
+  sub->add_option("--host", o->host, "the server's address (loopback only; default 127.0.0.1)");
+  sub->add_option("--key", o->key, "im targets: the tenant's HS256 key in hex (imd's [keys])");
+  sub->add_option("--tenant", o->tenant, "im targets: tenant of the minted tokens");
+  sub->add_option("--ws-path", o->ws_path, "im-ws: the WebSocket path (default /ws)");
+  sub->add_option("--seconds", o->seconds, "measured seconds (default 10)");
+  sub->add_option("--warmup", o->warmup, "seconds of load before measuring (default 2)");
+  sub->add_option("--json", o->json, "append the result as one JSON line to this file");
+  sub->add_option("--label", o->label, "free text stored with the result");
+  sub->add_option("--threads", o->threads, "client threads (default 1)");
+}
+
+bool IsLoopback(const std::string& host) {
+  asio::error_code ec;
+  auto a = asio::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
+
+// A blocking connect to the server, so an unreachable server fails fast and clearly.
+bool Probe(const Options& o, std::string* why) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  asio::error_code ec;
+  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(o.host), static_cast<uint16_t>(o.port)),
+            ec);
+  if (ec) {
+    *why = ec.message();
+    return false;
+  }
+  s.set_option(asio::socket_base::linger(true, 0), ec);
+  s.close(ec);
+  return true;
+}
+
+void RaiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Beyond every phase's own timeout, so a phase that times out reports why first.
+double DeadlineSeconds(const Options& o) {
+  using imbench::SetupSeconds;
+  if (o.scenario == "sync") return 2 * (60 + o.backlog / 1000.0) + 3 * SetupSeconds(1) + 30;
+  if (o.scenario == "idle") return SetupSeconds(static_cast<size_t>(o.connections)) + 30;
+  if (o.scenario == "login") return o.warmup + o.seconds + 30;
+  size_t clients = o.scenario == "chat" ? 2 * static_cast<size_t>(o.pairs)
+                                        : static_cast<size_t>(o.online < 0 ? o.members : o.online);
+  double setup = SetupSeconds(clients) + (o.scenario == "group" ? SetupSeconds(1) + 30 : 0);
+  return o.warmup + o.seconds + setup + 30;
+}
+
+// Ends the process if the run overruns its deadline (a hung server must not hang the caller).
+void StartWatchdog(double seconds, std::string what) {
+  std::thread([seconds, what] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+    std::fprintf(stderr, "im-bench: %s did not finish within its %.0f s deadline; giving up\n",
+                 what.c_str(), seconds);
+    std::fflush(stderr);
+    _exit(3);
+  }).detach();
+}
+
+int RunScenario(Options& o) {
+  if (!IsLoopback(o.host)) {
+    std::fprintf(stderr, "im-bench: --host must be a loopback address (127.0.0.1 or ::1)\n");
+    return 2;
+  }
+  if (o.port <= 0 || o.port > 65535) {
+    std::fprintf(stderr, "im-bench: --port must be 1..65535\n");
+    return 2;
+  }
+  if (o.seconds <= 0 || o.warmup < 0 || o.threads < 1 || o.window < 1 || o.body < 24 ||
+      o.body > 16000 || o.pairs < 1 || o.concurrency < 1 || o.members < 2 || o.senders < 1 ||
+      o.backlog < 1 || o.connections < 1 || o.rate < 0 || (o.qos != 0 && o.qos != 1)) {
+    std::fprintf(stderr,
+                 "im-bench: bad flag value (seconds > 0, threads/window/pairs/concurrency/"
+                 "senders/backlog/connections >= 1, members >= 2, body 24..16000, qos 0|1)\n");
+    return 2;
+  }
+  if (o.target == "im-tcp" || o.target == "im-ws") {
+    std::string raw;
+    if (o.key.empty() || !imbench::HexDecode(o.key, &raw) || raw.size() < 16) {
+      std::fprintf(stderr, "im-bench: %s needs --key HEX (the tenant's key from imd's [keys])\n",
+                   o.target.c_str());
+      return 2;
+    }
+  }
+  std::string why;
+  if (!Probe(o, &why)) {
+    std::fprintf(stderr, "im-bench: cannot connect to %s:%d (%s): is the %s server running?\n",
+                 o.host.c_str(), o.port, why.c_str(), o.target.c_str());
+    return 2;
+  }
+  imbench::Conn::SetWebSocketTarget(o.host + ":" + std::to_string(o.port), o.ws_path);
+  StartWatchdog(DeadlineSeconds(o), o.scenario + " against " + o.target);
+
+  imbench::RunResult result;
+  int rc = 0;
+  std::string skipped;
+  if (o.scenario == "login") {
+    rc = imbench::RunLogin(o, &result);
+  } else if (o.scenario == "chat") {
+    rc = imbench::RunChat(o, false, &result);
+  } else if (o.scenario == "group") {
+    rc = imbench::RunChat(o, true, &result);
+  } else if (o.scenario == "sync") {
+    rc = imbench::RunSync(o, &result, &skipped);
+  } else {
+    rc = imbench::RunIdle(o, &result);
+  }
+  if (rc != 0) return rc;
+  if (!skipped.empty()) {
+    std::printf("%s %s: skipped: %s\n", o.target.c_str(), o.scenario.c_str(), skipped.c_str());
+    return 0;
+  }
+  imbench::PrintTableHeader();
+  imbench::PrintTableRow(result);
+  if (!o.json.empty() && !imbench::AppendJson(o.json, result)) return 1;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (sodium_init() < 0) {
+    std::fprintf(stderr, "im-bench: libsodium failed to initialise\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit();
+
+  CLI::App app{"im-bench: load generator for im, mosquitto and the ceiling server"};
+  app.require_subcommand(1);
+  Options o;
+
+  auto* login = app.add_subcommand("login", "connect, log in, close; in a loop");
+  AddCommon(login, &o);
+  login->add_option("--concurrency", o.concurrency, "workers, each its own users (default 64)");
+
+  auto* chat = app.add_subcommand("chat", "1:1 messages from senders to receivers");
+  AddCommon(chat, &o);
+  chat->add_option("--pairs", o.pairs, "sender -> receiver pairs (default 50)");
+  chat->add_option("--window", o.window, "messages in flight per sender (default 16)");
+  chat->add_option("--body", o.body, "message body bytes (default 100)");
+  chat->add_option("--rate", o.rate, "total messages/s, paced evenly (instead of the window)");
+  chat->add_option("--qos", o.qos, "mqtt: QoS 0 or 1 (default 1)");
+
+  auto* group = app.add_subcommand("group", "senders to one group, every online member receives");
+  AddCommon(group, &o);
+  group->add_option("--members", o.members, "group members (default 1000)");
+  group->add_option("--online", o.online, "members connected and logged in (default all)");
+  group->add_option("--senders", o.senders, "online members that send (default 1)");
+  group->add_option("--window", o.window, "messages in flight per sender (default 16)");
+  group->add_option("--body", o.body, "message body bytes (default 100)");
+  group->add_option("--rate", o.rate, "total messages/s, paced evenly (instead of the window)");
+  group->add_option("--qos", o.qos, "mqtt: QoS 0 or 1 (default 1)");
+
+  auto* sync = app.add_subcommand("sync", "pull a backlog stored while offline");
+  AddCommon(sync, &o);
+  sync->add_option("--backlog", o.backlog, "messages waiting (default 20000)");
+  sync->add_option("--window", o.window, "sends in flight while filling (at least 64)");
+  sync->add_option("--body", o.body, "message body bytes (default 100)");
+
+  auto* idle = app.add_subcommand("idle", "server memory per idle logged-in connection");
+  AddCommon(idle, &o);
+  idle->add_option("--connections", o.connections, "connections (default 10000)");
+  idle->add_option("--server-pid", o.server_pid, "the server's process id")->required();
+
+  std::string report_file;
+  auto* report = app.add_subcommand("report", "summarise a JSON-lines file of results");
+  report->add_option("file", report_file, "the file im-bench --json wrote")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  if (*report) return imbench::RunReport(report_file);
+  for (auto* sub : {login, chat, group, sync, idle}) {
+    if (*sub) o.scenario = sub->get_name();
+  }
+  return RunScenario(o);
+}

@@ -1,0 +1,492 @@
+// The load scenarios: login (connect, log in, close, in a loop), chat (sender -> receiver pairs)
+// and group (senders -> one group, every online member receives).
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include "scenario.h"
+
+namespace imbench {
+
+namespace {
+
+// ---- login ----
+
+constexpr int kUsersPerWorker = 8;  // each worker logs in its own users in turn
+
+class LoginRun final : public ClientEvents {
+ public:
+  explicit LoginRun(Harness& h) : h_(h) {
+    const Options& o = h.options();
+    users_.resize(static_cast<size_t>(o.concurrency));
+    tokens_.resize(users_.size());
+    for (size_t w = 0; w < users_.size(); ++w) {
+      for (int k = 0; k < kUsersPerWorker; ++k) {
+        std::string user = RunId() + "l" + std::to_string(w) + "x" + std::to_string(k);
+        tokens_[w].push_back(h.Token(user));
+        users_[w].push_back(std::move(user));
+      }
+    }
+    attempts_.assign(users_.size(), 0);
+  }
+
+  void CreateClients() {
+    for (size_t w = 0; w < users_.size(); ++w) {
+      ClientConfig config;
+      config.user = users_[w][0];
+      config.token = tokens_[w][0];
+      h_.AddClient(w, this, config);
+    }
+    for (auto& c : h_.clients()) {
+      timers_.push_back(std::make_unique<asio::steady_timer>(c->thread().io()));
+    }
+  }
+
+  void OnReady(Client& c) override {
+    const int64_t now = NowNs();
+    ThreadStats& st = c.stats();
+    if (g_run.InWindow(now)) {
+      st.logins++;
+      st.login.Record(now - c.start_ns());
+    }
+    c.Close();
+    Next(c);
+  }
+
+  void OnFailed(Client& c, const std::string& why) override {
+    if (g_run.stopping.load(std::memory_order_relaxed)) return;
+    c.stats().Error(why);
+    c.Close();
+    // Try again a little later so a refusing server does not make this spin.
+    auto& timer = *timers_[c.index()];
+    timer.expires_after(std::chrono::milliseconds(10));
+    timer.async_wait([this, &c](const asio::error_code& ec) {
+      if (!ec) Next(c);
+    });
+  }
+
+  void OnChat(Client&, std::string_view) override {}
+  void OnSendDone(Client&, uint64_t, bool, int64_t) override {}
+
+ private:
+  void Next(Client& c) {
+    if (g_run.stopping.load(std::memory_order_relaxed)) return;
+    const size_t w = c.index();
+    const size_t k = static_cast<size_t>(++attempts_[w] % kUsersPerWorker);
+    c.mutable_config().user = users_[w][k];
+    c.mutable_config().token = tokens_[w][k];
+    c.Start(h_.server());
+  }
+
+  Harness& h_;
+  std::vector<std::vector<std::string>> users_;
+  std::vector<std::vector<std::string>> tokens_;
+  std::vector<uint64_t> attempts_;
+  std::vector<std::unique_ptr<asio::steady_timer>> timers_;
+};
+
+// ---- chat and group ----
+
+constexpr uint32_t kSlots = 4096;       // in-process completion slots per sender
+constexpr int kRateCap = 1024;          // rate mode: most messages in flight per sender
+constexpr int64_t kStallNs = 3'000'000'000;
+
+class ChatRun final : public ClientEvents {
+ public:
+  struct Slot {
+    std::atomic<uint64_t> seq{UINT64_MAX};
+    std::atomic<int> remaining{0};
+  };
+  struct Sender {
+    Client* client = nullptr;
+    std::string to;
+    uint32_t idx = 0;
+    uint64_t next_seq = 0;
+    uint64_t scheduled = 0;
+    int64_t t0 = INT64_MAX;  // rate mode: when message 0 is due
+    int inflight = 0;
+    int64_t last_progress_ns = 0;
+    std::unique_ptr<Slot[]> slots;
+    std::string payload;  // built on the sender's thread
+  };
+
+  ChatRun(Harness& h, bool group) : h_(h), o_(h.options()), group_(group) {}
+
+  // Builds clients and senders; returns an error text or "".
+  std::string Build() {
+    const Options& o = o_;
+    if (o.rate > 0) rate_mode_ = true;
+    if (!group_) {
+      for (int i = 0; i < o.pairs; ++i) {
+        std::string sender = RunId() + "s" + std::to_string(i);
+        std::string receiver = RunId() + "r" + std::to_string(i);
+        // A pair shares a thread: completions tracked in-process stay on it.
+        ClientConfig sc;
+        sc.user = sender;
+        sc.token = h_.Token(sender);
+        AddSender(h_.AddClient(static_cast<size_t>(i), this, sc), receiver);
+        ClientConfig rc;
+        rc.user = receiver;
+        rc.token = h_.Token(receiver);
+        rc.auto_ack = true;
+        if (o.target == "mqtt") rc.topics = {"u/" + receiver};
+        h_.AddClient(static_cast<size_t>(i), this, rc);
+      }
+      receivers_per_msg_ = 1;
+    } else {
+      const int members = o.members;
+      const int online = o.online < 0 ? members : std::min(o.online, members);
+      const int senders = std::min(o.senders, online);
+      if (online < 2) return "group needs at least 2 online members";
+      gid_ = RunId() + "g";
+      for (int i = 0; i < members; ++i) member_ids_.push_back(RunId() + "m" + std::to_string(i));
+      for (int i = 0; i < online; ++i) {
+        ClientConfig c;
+        c.user = member_ids_[static_cast<size_t>(i)];
+        c.token = h_.Token(c.user);
+        c.auto_ack = true;
+        // MQTT senders publish only (as in im, a sender's own session gets no copy).
+        if (o.target == "mqtt" && i >= senders) c.topics = {"g/" + gid_};
+        if (o.target == "ceiling") c.topics = {gid_};
+        Client* client = h_.AddClient(static_cast<size_t>(i), this, c);
+        if (i < senders) AddSender(client, gid_);
+      }
+      receivers_per_msg_ = o.target == "mqtt" ? online - senders : online - 1;
+    }
+    in_process_ = !h_.clients().front()->AckFreesWindow();
+    for (auto& s : senders_) {
+      if (in_process_) s.slots = std::make_unique<Slot[]>(kSlots);
+    }
+    sender_of_.assign(h_.clients().size(), -1);
+    for (auto& s : senders_) sender_of_[s.client->index()] = static_cast<int>(s.idx);
+    // Per-thread stall detection and (rate mode) pacing.
+    for (size_t t = 0; t < h_.thread_count(); ++t) {
+      ThreadCtx* thread = &h_.thread(t);
+      thread->tickers.push_back([this, thread](int64_t now) { CheckStalls(*thread, now); });
+      pacers_.push_back(std::make_unique<asio::steady_timer>(thread->io()));
+    }
+    return "";
+  }
+
+  // Creates the im group (client 0 is its owner). Returns an error text or "".
+  std::string CreateImGroup() {
+    Client* owner = senders_.front().client;
+    if (!h_.StartClients({owner}, 1, SetupSeconds(1))) {
+      return "the group owner could not log in: " + h_.start_error();
+    }
+    std::string members = "[";
+    for (size_t i = 1; i < member_ids_.size(); ++i) {
+      if (i > 1) members += ',';
+      members += "\"" + member_ids_[i] + "\"";
+    }
+    members += "]";
+    std::string body = "{\"name\":\"bench\",\"gid\":\"" + gid_ + "\",\"members\":" + members + "}";
+    if (body.size() > 60000) return "the member list (" + std::to_string(body.size()) +
+                                    " bytes) does not fit in one frame; use fewer --members";
+    std::atomic<int> state{0};
+    std::string answer;
+    auto* im = static_cast<ImClient*>(owner);
+    owner->thread().RunSync([&] {
+      im->Request("group.create", body, [&](std::string_view frame) {
+        answer.assign(frame.data(), frame.size());
+        state.store(1);
+      });
+    });
+    if (!h_.WaitFor(30, [&] { return state.load() == 1; })) return "group.create got no response";
+    if (IntAfter(answer, "\"code\":") != 0) return "group.create refused: " + answer.substr(0, 300);
+    return "";
+  }
+
+  std::string Setup() {
+    std::vector<Client*> rest;
+    if (group_ && (o_.target == "im-tcp" || o_.target == "im-ws")) {
+      std::string err = CreateImGroup();
+      if (!err.empty()) return err;
+      for (auto& c : h_.clients()) {
+        if (c.get() != senders_.front().client) rest.push_back(c.get());
+      }
+    } else {
+      for (auto& c : h_.clients()) rest.push_back(c.get());
+    }
+    if (!h_.StartClients(rest, kConnectBatch, SetupSeconds(rest.size()))) return h_.start_error();
+    return "";
+  }
+
+  void Start() {
+    if (rate_mode_) interval_ns_ = 1e9 * static_cast<double>(senders_.size()) / o_.rate;
+    for (auto& s : senders_) {
+      Sender* sp = &s;
+      asio::post(s.client->thread().io(), [this, sp] {
+        sp->last_progress_ns = NowNs();
+        if (rate_mode_) {
+          // Senders are spread evenly over the interval between two messages.
+          sp->t0 = NowNs() + static_cast<int64_t>(1e9 / o_.rate * sp->idx);
+        } else {
+          for (int i = 0; i < o_.window; ++i) SendOne(*sp, NowNs());
+        }
+      });
+    }
+    if (rate_mode_) {
+      for (size_t t = 0; t < h_.thread_count(); ++t) {
+        asio::post(h_.thread(t).io(), [this, t] { Pace(t); });
+      }
+    }
+  }
+
+  // After the measured interval: waits until deliveries stop arriving (at most 3 s).
+  void Drain() {
+    uint64_t last = h_.DeliveredTotal();
+    int64_t quiet_since = NowNs();
+    const int64_t deadline = NowNs() + 3'000'000'000;
+    while (NowNs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      uint64_t now_delivered = h_.DeliveredTotal();
+      if (now_delivered != last) {
+        last = now_delivered;
+        quiet_since = NowNs();
+      } else if (NowNs() - quiet_since > 300'000'000) {
+        break;
+      }
+    }
+  }
+
+  void Fill(RunResult* r) {
+    const Options& o = o_;
+    r->mode = rate_mode_ ? "rate" : "window";
+    if (group_) {
+      r->Param("members", o.members);
+      r->Param("online", o.online < 0 ? o.members : o.online);
+      r->Param("senders", static_cast<double>(senders_.size()));
+    } else {
+      r->Param("pairs", o.pairs);
+    }
+    if (rate_mode_) {
+      r->Param("target_rate", o.rate);
+    } else {
+      r->Param("window", o.window);
+    }
+    r->Param("body", o.body);
+    if (o.target == "mqtt") r->Param("qos", o.qos);
+    if (o.threads > 1) r->Param("threads", o.threads);
+    r->seconds = o.seconds;
+    r->unit = "deliveries/s";
+    r->rate = static_cast<double>(h_.SumDelivered()) / o.seconds;
+    h_.MergeInto(r, true, !in_process_ || o.target == "ceiling", false);
+    const uint64_t sent = h_.SumSent();
+    const uint64_t acked = h_.SumAckedTotal();
+    const uint64_t delivered = h_.DeliveredTotal();
+    const uint64_t expected = (in_process_ ? sent : acked) * receivers_per_msg_;
+    r->errors = h_.Errors() + stalled_;
+    r->extra.emplace_back("sends_per_s", static_cast<double>(h_.SumDelivered()) /
+                                             static_cast<double>(receivers_per_msg_) / o.seconds);
+    r->extra.emplace_back("sent", static_cast<double>(sent));
+    r->extra.emplace_back("acked", static_cast<double>(acked));
+    r->extra.emplace_back("delivered_total", static_cast<double>(delivered));
+    r->extra.emplace_back("receivers_per_message", receivers_per_msg_);
+    std::string note;
+    if (delivered < expected) {
+      note += std::to_string(expected - delivered) + " of " + std::to_string(expected) +
+              " deliveries missing at the end; ";
+    }
+    if (skipped_ > 0) {
+      note += std::to_string(skipped_) + " scheduled sends skipped (" +
+              std::to_string(kRateCap) + " in flight per sender); ";
+    }
+    if (stalled_ > 0) note += std::to_string(stalled_) + " sends never completed; ";
+    if (!h_.FirstError().empty()) note += "first error: " + h_.FirstError();
+    r->note = note;
+  }
+
+  // ClientEvents
+  void OnReady(Client&) override {}
+
+  void OnFailed(Client& c, const std::string& why) override {
+    if (g_run.stopping.load(std::memory_order_relaxed)) return;
+    c.stats().Error(c.ready() ? "connection lost: " + why : why);
+  }
+
+  void OnChat(Client& c, std::string_view payload) override {
+    int64_t sent_ns = 0;
+    uint32_t sender = 0;
+    uint64_t seq = 0;
+    if (!ParsePayload(payload, &sent_ns, &sender, &seq)) return;
+    const int64_t now = NowNs();
+    ThreadStats& st = c.stats();
+    st.delivered_total.fetch_add(1, std::memory_order_relaxed);
+    if (g_run.InWindow(now)) {
+      st.delivered++;
+      st.delivery.Record(now - sent_ns);
+    }
+    if (!in_process_ || sender >= senders_.size()) return;
+    Sender& s = senders_[sender];
+    Slot& slot = s.slots[seq % kSlots];
+    if (slot.seq.load(std::memory_order_acquire) != seq) return;
+    if (slot.remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (s.client->thread().on_thread()) {
+      Complete(s);
+    } else {
+      asio::post(s.client->thread().io(), [this, &s] { Complete(s); });
+    }
+  }
+
+  void OnSendDone(Client& c, uint64_t /*tag*/, bool /*ok*/, int64_t sent_ns) override {
+    const int64_t now = NowNs();
+    ThreadStats& st = c.stats();
+    st.acked_total++;
+    if (g_run.InWindow(now)) {
+      st.acked++;
+      st.ack.Record(now - sent_ns);
+    }
+    if (in_process_) return;
+    int idx = sender_of_[c.index()];
+    if (idx >= 0) Complete(senders_[static_cast<size_t>(idx)]);
+  }
+
+ private:
+  void AddSender(Client* c, std::string to) {
+    Sender s;
+    s.client = c;
+    s.to = std::move(to);
+    s.idx = static_cast<uint32_t>(senders_.size());
+    senders_.push_back(std::move(s));
+  }
+
+  void SendOne(Sender& s, int64_t sent_ns) {
+    const uint64_t seq = s.next_seq++;
+    if (in_process_) {
+      Slot& slot = s.slots[seq % kSlots];
+      slot.remaining.store(receivers_per_msg_, std::memory_order_relaxed);
+      slot.seq.store(seq, std::memory_order_release);
+    }
+    BuildPayload(&s.payload, sent_ns, s.idx, seq, static_cast<size_t>(o_.body));
+    s.inflight++;
+    s.client->SendChat(s.to, group_, s.payload, seq, sent_ns);
+  }
+
+  void Complete(Sender& s) {
+    if (s.inflight > 0) s.inflight--;
+    s.last_progress_ns = NowNs();
+    if (!rate_mode_ && !g_run.stopping.load(std::memory_order_relaxed) && s.client->is_open()) {
+      SendOne(s, NowNs());
+    }
+  }
+
+  void Pace(size_t t) {
+    if (g_run.stopping.load(std::memory_order_relaxed)) return;
+    const int64_t now = NowNs();
+    for (auto& s : senders_) {
+      if (&s.client->thread() != &h_.thread(t) || now < s.t0 || !s.client->is_open()) continue;
+      const uint64_t due =
+          static_cast<uint64_t>(static_cast<double>(now - s.t0) / interval_ns_) + 1;
+      while (s.scheduled < due) {
+        const int64_t at = s.t0 + static_cast<int64_t>(static_cast<double>(s.scheduled) * interval_ns_);
+        ++s.scheduled;
+        if (s.inflight >= kRateCap) {
+          ++skipped_;
+          continue;
+        }
+        SendOne(s, at);
+      }
+    }
+    auto& timer = *pacers_[t];
+    timer.expires_after(std::chrono::microseconds(250));
+    timer.async_wait([this, t](const asio::error_code& ec) {
+      if (!ec) Pace(t);
+    });
+  }
+
+  void CheckStalls(ThreadCtx& thread, int64_t now) {
+    for (auto& s : senders_) {
+      if (&s.client->thread() != &thread || s.inflight == 0) continue;
+      if (now - s.last_progress_ns < kStallNs) continue;
+      if (!g_run.stopping.load(std::memory_order_relaxed)) {
+        stalled_ += static_cast<uint64_t>(s.inflight);
+      }
+      if (in_process_) {
+        for (uint32_t i = 0; i < kSlots; ++i) s.slots[i].seq.store(UINT64_MAX);
+      }
+      const int lost = s.inflight;
+      s.inflight = 0;
+      s.last_progress_ns = now;
+      if (!rate_mode_ && !g_run.stopping.load() && s.client->is_open()) {
+        for (int i = 0; i < std::min(lost, o_.window); ++i) SendOne(s, now);
+      }
+    }
+  }
+
+  Harness& h_;
+  const Options& o_;
+  const bool group_;
+  bool rate_mode_ = false;
+  bool in_process_ = false;
+  int receivers_per_msg_ = 1;
+  double interval_ns_ = 0;
+  std::string gid_;
+  std::vector<std::string> member_ids_;
+  std::vector<Sender> senders_;
+  std::vector<int> sender_of_;
+  std::vector<std::unique_ptr<asio::steady_timer>> pacers_;
+  std::atomic<uint64_t> skipped_{0};
+  std::atomic<uint64_t> stalled_{0};
+};
+
+}  // namespace
+
+int RunLogin(const Options& o, RunResult* r) {
+  Harness h(o);
+  LoginRun run(h);
+  run.CreateClients();
+  h.StartThreads();
+  const int64_t start = NowNs() + static_cast<int64_t>(o.warmup * 1e9);
+  g_run.measure_start_ns.store(start);
+  g_run.measure_end_ns.store(start + static_cast<int64_t>(o.seconds * 1e9));
+  for (auto& c : h.clients()) {
+    Client* cp = c.get();
+    asio::post(cp->thread().io(), [cp, &h] { cp->Start(h.server()); });
+  }
+  SleepUntil(g_run.measure_end_ns.load());
+  g_run.stopping.store(true);
+  h.Shutdown(false);
+  *r = h.NewResult();
+  r->Param("concurrency", o.concurrency);
+  if (o.threads > 1) r->Param("threads", o.threads);
+  r->seconds = o.seconds;
+  r->unit = "logins/s";
+  r->rate = static_cast<double>(h.SumLogins()) / o.seconds;
+  h.MergeInto(r, false, false, true);
+  r->errors = h.Errors();
+  if (!h.FirstError().empty()) r->note = "first error: " + h.FirstError();
+  if (h.SumLogins() == 0) {
+    std::fprintf(stderr, "im-bench: no login succeeded: %s\n", h.FirstError().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int RunChat(const Options& o, bool group, RunResult* r) {
+  Harness h(o);
+  ChatRun run(h, group);
+  std::string err = run.Build();
+  if (err.empty()) {
+    h.StartThreads();
+    err = run.Setup();
+  }
+  if (!err.empty()) {
+    std::fprintf(stderr, "im-bench: %s: setup failed: %s\n", o.scenario.c_str(), err.c_str());
+    h.Shutdown(false);  // before `run`, which the clients and tickers call, goes away
+    return 1;
+  }
+  const int64_t start = NowNs() + static_cast<int64_t>(o.warmup * 1e9);
+  g_run.measure_start_ns.store(start);
+  g_run.measure_end_ns.store(start + static_cast<int64_t>(o.seconds * 1e9));
+  run.Start();
+  SleepUntil(g_run.measure_end_ns.load());
+  g_run.stopping.store(true);
+  run.Drain();
+  h.Shutdown(false);
+  *r = h.NewResult();
+  run.Fill(r);
+  return 0;
+}
+
+}  // namespace imbench
