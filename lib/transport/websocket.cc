@@ -323,6 +323,10 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       RetryAccept();
       return;
     }
+    // Small frames go out at once: without it, Nagle's algorithm holds a push behind the
+    // peer's delayed ACK (tens of milliseconds).
+    asio::error_code nodelay_ec;
+    con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     asio::post(*con->get_strand(), [con] {
       try {
         con->start();
@@ -561,6 +565,15 @@ class WsClientState : public std::enable_shared_from_this<WsClientState> {
     endpoint_.set_max_message_size(max_frame_bytes_);
     ClientConPtr con = endpoint_.get_connection(url_, ec);
     if (ec || !con) return Status::BadRequest("bad url \"" + url_ + "\": " + ec.message());
+    // As the server: small frames go out at once, not behind Nagle's algorithm. Set once the
+    // TCP connection exists (the socket has no descriptor before).
+    std::weak_ptr<ClientConPtr::element_type> weak = con;
+    con->set_tcp_post_init_handler([weak](websocketpp::connection_hdl) {
+      if (ClientConPtr c = weak.lock()) {
+        asio::error_code ignored;
+        c->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+      }
+    });
     auto self = shared_from_this();
     con->set_open_handler([self](websocketpp::connection_hdl hdl) { self->OnOpen(hdl); });
     con->set_fail_handler([self](websocketpp::connection_hdl hdl) { self->OnFail(hdl); });
