@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -54,19 +55,18 @@ class TcpServerImpl;
 class TcpConnection final : public Connection,
                             public std::enable_shared_from_this<TcpConnection> {
  public:
-  TcpConnection(asio::ip::tcp::socket socket, const TcpServerOptions& options,
-                TransportHandler* handler, TcpServerImpl* server)
+  // `peer` comes from accept (no getpeername call); TCP_NODELAY is inherited from the
+  // listening socket (set in Start).
+  TcpConnection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer,
+                const TcpServerOptions& options, TransportHandler* handler,
+                TcpServerImpl* server)
       : socket_(std::move(socket)),
         strand_(asio::make_strand(socket_.get_executor())),
         id_(NextConnectionId()),
+        remote_(peer.address().to_string() + ":" + std::to_string(peer.port())),
         options_(options),
         handler_(handler),
-        server_(server) {
-    asio::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
-    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  }
+        server_(server) {}
 
   uint64_t id() const override { return id_; }
   TransportKind transport() const override { return TransportKind::kTcp; }
@@ -124,7 +124,7 @@ class TcpConnection final : public Connection,
   }
 
   void Start() {
-    asio::post(strand_, [self = shared_from_this()] { self->ReadHeader(); });
+    asio::post(strand_, [self = shared_from_this()] { self->ReadSome(); });
   }
 
   // Runs on the strand.
@@ -132,7 +132,6 @@ class TcpConnection final : public Connection,
     if (closed_) return;
     closed_ = true;
     asio::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     socket_.close(ec);
     if (linger_) linger_->cancel();
     {
@@ -147,42 +146,96 @@ class TcpConnection final : public Connection,
  private:
   void NotifyClosed();
 
-  void ReadHeader() {
-    asio::async_read(socket_, asio::buffer(header_),
-                     asio::bind_executor(strand_, [self = shared_from_this()](
-                                                      const asio::error_code& ec, size_t) {
-                       self->OnHeader(ec);
-                     }));
+  // Reads go into a buffer that frames are cut out of, so one recv can carry many frames.
+  // The buffer is kSmallRead bytes inline: an idle connection's only read memory, and a login
+  // fits. While reads fill it (a busy connection) it is kLargeRead bytes on the heap, and goes
+  // back to the inline one when reads come in small again. A frame that does not fit
+  // kLargeRead is read into a string of its own.
+  void ReadSome() {
+    socket_.async_read_some(
+        asio::buffer(rbuf_ + rlen_, rcap_ - rlen_),
+        asio::bind_executor(strand_, [self = shared_from_this()](const asio::error_code& ec,
+                                                                 size_t n) {
+          self->OnRead(ec, n);
+        }));
   }
 
-  void OnHeader(const asio::error_code& ec) {
+  void OnRead(const asio::error_code& ec, size_t n) {
     if (ec) return HardClose();
-    uint32_t n = GetFrameHeader(header_.data());
-    if (n == 0 || n > options_.max_frame_bytes) {
-      // Closed before anything is buffered: the length itself is the violation.
-      if (IsClosing()) return HardClose();
-      Close(n == 0 ? close_code::kProtocolViolation : close_code::kTooBig,
-            n == 0 ? "zero-length frame" : "frame too big");
-      return DrainUntilEof();
+    const bool filled = rlen_ + n == rcap_;
+    rlen_ += n;
+    size_t pos = 0;
+    while (rlen_ - pos >= kFrameHeaderBytes) {
+      const uint32_t size = GetFrameHeader(reinterpret_cast<const unsigned char*>(rbuf_ + pos));
+      if (size == 0 || size > options_.max_frame_bytes) {
+        // Closed before anything is buffered: the length itself is the violation.
+        if (IsClosing()) return HardClose();
+        Close(size == 0 ? close_code::kProtocolViolation : close_code::kTooBig,
+              size == 0 ? "zero-length frame" : "frame too big");
+        return DrainUntilEof();
+      }
+      const size_t have = rlen_ - pos - kFrameHeaderBytes;
+      if (have < size) {
+        if (kFrameHeaderBytes + size > kLargeRead) {
+          // A large frame: read the rest straight into its own string.
+          body_.assign(rbuf_ + pos + kFrameHeaderBytes, have);
+          body_.resize(size);
+          rlen_ = 0;
+          UseSmallBuffer();
+          asio::async_read(socket_, asio::buffer(&body_[have], size - have),
+                           asio::bind_executor(strand_, [self = shared_from_this()](
+                                                            const asio::error_code& ec, size_t) {
+                             self->OnLargeFrame(ec);
+                           }));
+          return;
+        }
+        break;
+      }
+      Deliver(std::string(rbuf_ + pos + kFrameHeaderBytes, size));
+      pos += kFrameHeaderBytes + size;
     }
-    body_.resize(n);
-    asio::async_read(socket_, asio::buffer(body_.data(), body_.size()),
-                     asio::bind_executor(strand_, [self = shared_from_this()](
-                                                      const asio::error_code& ec, size_t) {
-                       self->OnBody(ec);
-                     }));
+    // Keep the partial frame at the front, then size the buffer for the next read.
+    rlen_ -= pos;
+    if (pos > 0 && rlen_ > 0) std::memmove(rbuf_, rbuf_ + pos, rlen_);
+    size_t need = rlen_;  // room the partial frame needs when its header is in
+    if (rlen_ >= kFrameHeaderBytes) {
+      need = kFrameHeaderBytes +
+             GetFrameHeader(reinterpret_cast<const unsigned char*>(rbuf_));
+    }
+    if (rcap_ == kSmallRead && (filled || need > kSmallRead)) {
+      large_.reset(new char[kLargeRead]);
+      std::memcpy(large_.get(), rbuf_, rlen_);
+      rbuf_ = large_.get();
+      rcap_ = kLargeRead;
+    } else if (rcap_ == kLargeRead && !filled && n < kSmallRead && need <= kSmallRead) {
+      UseSmallBuffer();
+    }
+    ReadSome();
   }
 
-  void OnBody(const asio::error_code& ec) {
+  // Moves the buffered bytes (at most kSmallRead) to the inline buffer and frees the large one.
+  void UseSmallBuffer() {
+    if (rcap_ == kSmallRead) return;
+    std::memcpy(small_.data(), rbuf_, rlen_);
+    rbuf_ = small_.data();
+    rcap_ = kSmallRead;
+    large_.reset();
+  }
+
+  void OnLargeFrame(const asio::error_code& ec) {
     if (ec) return HardClose();
     std::string payload;
     payload.swap(body_);  // the idle connection keeps no body buffer
+    Deliver(std::move(payload));
+    ReadSome();
+  }
+
+  void Deliver(std::string payload) {
     if (options_.counters) {
       options_.counters->bytes_in.fetch_add(payload.size() + kFrameHeaderBytes,
                                             std::memory_order_relaxed);
     }
     if (!IsClosing()) handler_->OnFrame(shared_from_this(), std::move(payload));
-    ReadHeader();
   }
 
   // After a violation: discard input until the peer closes or the linger timer fires.
@@ -267,8 +320,14 @@ class TcpConnection final : public Connection,
   const TcpServerOptions& options_;
   TransportHandler* handler_;
   TcpServerImpl* server_;
-  std::array<unsigned char, kFrameHeaderBytes> header_{};
-  std::string body_;
+  static constexpr size_t kSmallRead = 512;
+  static constexpr size_t kLargeRead = 16384;
+  std::array<char, kSmallRead> small_;
+  std::unique_ptr<char[]> large_;
+  char* rbuf_ = small_.data();
+  size_t rcap_ = kSmallRead;
+  size_t rlen_ = 0;  // bytes in rbuf_: the start of a frame not complete yet
+  std::string body_;  // a frame larger than kLargeRead
 
   mutable std::mutex mu_;  // guards the fields down to shutdown_after_flush_
   std::vector<Frame> queue_;
@@ -310,6 +369,8 @@ class TcpServerImpl final : public TcpServer {
     asio::ip::tcp::endpoint ep(addr, port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    // Accepted sockets inherit it (Linux): small frames go out at once, not behind Nagle.
+    if (!ec) acceptor_.set_option(asio::ip::tcp::no_delay(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
@@ -345,10 +406,12 @@ class TcpServerImpl final : public TcpServer {
 
  private:
   void Accept() {
-    acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    acceptor_.async_accept(peer_, [this](const asio::error_code& ec,
+                                         asio::ip::tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
       if (!ec) {
-        auto conn = std::make_shared<TcpConnection>(std::move(socket), options_, handler_, this);
+        auto conn =
+            std::make_shared<TcpConnection>(std::move(socket), peer_, options_, handler_, this);
         {
           std::lock_guard<std::mutex> lock(mu_);
           if (stopped_) return;
@@ -365,6 +428,7 @@ class TcpServerImpl final : public TcpServer {
   const TcpServerOptions options_;
   TransportHandler* handler_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::endpoint peer_;  // filled by each accept
   uint16_t port_ = 0;
   std::mutex mu_;
   bool stopped_ = false;

@@ -1,8 +1,10 @@
 // The TCP transport: length-prefixed JSON frames (protocol/framing.h) over plain sockets.
 //
-// Each connection reads its 4-byte header into the connection object and takes a body buffer
-// only for the frame, so an idle session holds no large buffer. Writes are coalesced: one write
-// in flight; when it completes, everything queued meanwhile goes out in one gathered write.
+// Each connection reads into a 512-byte inline buffer that frames are cut out of (one recv can
+// carry many frames); a busy connection reads into a 16 KiB heap buffer until its reads are
+// small again, and a frame over 16 KiB is read into a string of its own, so an idle session
+// holds no large buffer. Writes are coalesced: one write in flight; when it completes,
+// everything queued meanwhile goes out in one gathered write.
 //
 // Thread-safety: Start/Stop from one thread; connections' Send/Close from any thread.
 #ifndef IM_TRANSPORT_TCP_SERVER_H_

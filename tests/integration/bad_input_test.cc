@@ -187,6 +187,54 @@ TEST_CASE("bad input: a frame trickled one byte at a time is understood") {
   CHECK(CodeOf(d) == 0);
 }
 
+TEST_CASE("framing: many frames in one write - frames over 16 KiB - split frames - all answered in order") {
+  im::ServerOptions o;
+  o.max_frame_bytes = 60000;
+  TestServer ts(o);
+  RawClient c(ts.TcpUrl());
+  REQUIRE(c.Login(ts.Token("pipe")) == 0);
+  // 200 pings in one write (under max_pending_commands): the server cuts them out of its read buffer, which grows for a
+  // busy connection; then frames larger than that buffer (20 and 50 KiB of padding); then a
+  // burst where a large frame and small ones share writes and are split at odd places.
+  std::string burst;
+  for (uint32_t id = 200; id < 400; ++id) {
+    std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping"})";
+    burst += Header(static_cast<uint32_t>(json.size())) + json;
+  }
+  c.SendRaw(burst);
+  for (uint32_t id : {400u, 401u}) {
+    std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping","body":{"pad":")" +
+                       std::string(id == 400 ? 20000 : 50000, 'p') + R"("}})";
+    c.SendRaw(Header(static_cast<uint32_t>(json.size())) + json);
+  }
+  std::string mixed;
+  for (uint32_t id = 402; id < 420; ++id) {
+    std::string pad(id % 3 == 0 ? 30000 : 10 * id, 'q');
+    std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping","body":{"pad":")" +
+                       pad + R"("}})";
+    mixed += Header(static_cast<uint32_t>(json.size())) + json;
+  }
+  for (size_t at = 0; at < mixed.size(); at += 7919) {
+    c.SendRaw(mixed.substr(at, 7919));
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  rapidjson::Document d;
+  for (uint32_t id = 200; id < 420; ++id) {
+    REQUIRE(c.WaitResponse(id, &d));
+    CHECK(CodeOf(d) == 0);
+  }
+  // A bad length behind good frames in the same write still closes the connection (the
+  // replies to those frames may or may not make it out before the close).
+  std::string tail;
+  for (uint32_t id = 500; id < 503; ++id) {
+    std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping"})";
+    tail += Header(static_cast<uint32_t>(json.size())) + json;
+  }
+  c.SendRaw(tail + Header(0));
+  CHECK(c.WaitClosed() == 4003);
+  CheckStillServing(ts);
+}
+
 TEST_CASE("limits: a socket that never logs in is closed after the login timeout") {
   im::ServerOptions o;
   o.login_timeout_ms = 300;
