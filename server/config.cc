@@ -142,7 +142,11 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   if (auto* t = root["storage"].as_table()) {
     Reader r(*t, "storage.");
     r.Get<std::string>("inbox", &c->inbox);
-    r.Get<bool>("sync_writes", &c->sync_writes);
+    r.Get<bool>("sync_writes", &c->leveldb.sync_writes);
+    r.Get<bool>("compression", &c->leveldb.compression);
+    r.Get<int64_t>("write_buffer_bytes", &c->leveldb.write_buffer_bytes);
+    r.Get<int64_t>("max_file_bytes", &c->leveldb.max_file_bytes);
+    r.Get<int64_t>("block_cache_bytes", &c->leveldb.block_cache_bytes);
     r.Get<std::string>("groups", &c->groups);
     r.Get<int64_t>("max_group_members", &c->max_group_members);
     r.Get<std::string>("users", &c->users);

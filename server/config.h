@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "im/backends.h"
 #include "im/options.h"
 #include "im/result.h"
 
@@ -20,7 +21,7 @@ struct Config {
   size_t max_group_members = 5000;
   // UserStore backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/users.
   std::string users;
-  bool sync_writes = false;  // [storage] sync_writes: fsync each batch (see LevelDbOptions)
+  im::LevelDbOptions leveldb;  // [storage] sync_writes, compression, write_buffer_bytes, ...
   std::string filter_words_file;     // [filter] words_file; "" = no filter
   std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"
   std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key

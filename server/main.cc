@@ -109,8 +109,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
   qo.max_inbox = c.max_inbox;
   qo.dedup_window_ms = c.dedup_window_s * 1000;
   if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
-  im::LevelDbOptions db;
-  db.sync_writes = c.sync_writes;
+  const im::LevelDbOptions& db = c.leveldb;
   auto inbox = imd::OpenOfflineQueue(c.inbox, qo, db);
   if (!inbox.ok()) return Fail(inbox.status());
 

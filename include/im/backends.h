@@ -32,6 +32,8 @@ struct LevelDbOptions {
   bool sync_writes = false;
   size_t block_cache_bytes = 8 << 20;   // LevelDB block cache
   size_t write_buffer_bytes = 4 << 20;  // LevelDB memtable size
+  size_t max_file_bytes = 2 << 20;      // LevelDB table file size
+  bool compression = true;              // Snappy-compress table blocks
   bool create_if_missing = true;
 };
 

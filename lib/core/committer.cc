@@ -3,6 +3,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "base/thread_name.h"
 #include "ops/log.h"
 #include "protocol/codec.h"
 
@@ -16,7 +17,10 @@ void Committer::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return;
   started_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("im-commit");
+    Run();
+  });
 }
 
 void Committer::Stop() {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <future>
 
+#include "base/thread_name.h"
 #include "ops/log.h"
 #include "ops/timed_stores.h"
 #include "protocol/json.h"
@@ -101,7 +102,10 @@ Status Server::Impl::Start() {
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
   for (int i = 0; i < options_.io_threads; ++i) {
-    io_threads_.emplace_back([this] { io_.run(); });
+    io_threads_.emplace_back([this] {
+      internal::NameThisThread("im-io");
+      io_.run();
+    });
   }
   started_ = true;
   running_ = true;
@@ -199,6 +203,7 @@ void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection, std::s
   }
   state->pending.fetch_add(1, std::memory_order_relaxed);
   asio::post(state->strand, [this, state, req] {
+    internal::NameThisThreadOnce("im-worker");
     state->pending.fetch_sub(1, std::memory_order_relaxed);
     Dispatch(state, req);
   });

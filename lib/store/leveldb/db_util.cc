@@ -22,6 +22,8 @@ Status OpenDb(const std::string& dir, const LevelDbOptions& o, leveldb::Cache* c
   leveldb::Options options;
   options.create_if_missing = o.create_if_missing;
   options.write_buffer_size = o.write_buffer_bytes;
+  options.max_file_size = o.max_file_bytes;
+  options.compression = o.compression ? leveldb::kSnappyCompression : leveldb::kNoCompression;
   options.block_cache = cache;
   // Most lookups of a miss (an unknown user, a new dedup key) then cost a memory check.
   options.filter_policy = filter;
