@@ -23,6 +23,9 @@ class ClientEvents {
  public:
   // Logged in (and subscribed / joined what the config names).
   virtual void OnReady(Client& c) = 0;
+  // config.defer_login: the connection is open (WebSocket: upgraded) and no login was sent;
+  // Login() sends it.
+  virtual void OnOpened(Client& /*c*/) {}
   // The login failed, or the connection went down (c.ready() tells whether it had logged in).
   virtual void OnFailed(Client& c, const std::string& why) = 0;
   // A test message arrived for this client (payload as built by BuildPayload).
@@ -41,6 +44,7 @@ struct ClientConfig {
   int qos = -1;                     // MQTT: publish and subscribe QoS; -1 = --qos
   bool clean_session = true;        // MQTT
   bool auto_ack = false;            // im: chat.ack every 64 messages or 100 ms
+  bool defer_login = false;         // connect only (OnOpened); the login waits for Login()
 };
 
 class Client : public Conn {
@@ -48,8 +52,12 @@ class Client : public Conn {
   Client(ThreadCtx* thread, Framing framing, ClientEvents* events, uint32_t index,
          ClientConfig config);
 
-  // Connects and logs in (again); OnReady or OnFailed follows.
+  // Connects and logs in (again); OnReady or OnFailed follows. With config.defer_login it only
+  // connects: OnOpened or OnFailed follows.
   void Start(const asio::ip::tcp::endpoint& server);
+  // config.defer_login, after OnOpened: sends the login (im `login`, MQTT CONNECT, ceiling
+  // 'L'); OnReady or OnFailed follows.
+  void Login() { SendLogin(); }
   // Sends a test message to a user (`group` false) or a group id. `sent_ns` is the time the
   // payload carries; OnSendDone(tag) follows when the target acknowledges sends.
   virtual void SendChat(const std::string& to, bool group, std::string_view payload,
@@ -74,6 +82,10 @@ class Client : public Conn {
   void MarkReady();
   void MarkFailed(const std::string& why);
   void OnDown(const std::string& why) override;
+  // The transport is up: sends the login, or tells OnOpened (config.defer_login).
+  void OnOpen() final;
+  // Sends the target's login message.
+  virtual void SendLogin() = 0;
   // Called by Start before connecting: reset protocol state.
   virtual void Reset() {}
 
@@ -119,7 +131,7 @@ class ImClient final : public Client {
 
  private:
   void Reset() override;
-  void OnOpen() override;
+  void SendLogin() override;
   void OnMessage(std::string_view message, uint8_t kind) override;
   void OnPush(std::string_view frame);
 
@@ -146,7 +158,7 @@ class MqttClient final : public Client {
 
  private:
   void Reset() override;
-  void OnOpen() override;
+  void SendLogin() override;
   void OnMessage(std::string_view message, uint8_t kind) override;
   uint16_t NextPacketId();
 
@@ -165,7 +177,7 @@ class CeilingClient final : public Client {
 
  private:
   void Reset() override;
-  void OnOpen() override;
+  void SendLogin() override;
   void OnMessage(std::string_view message, uint8_t kind) override;
 
   uint32_t sends_ = 0;

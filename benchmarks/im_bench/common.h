@@ -25,7 +25,9 @@ struct Options {
   std::string label;
   int threads = 1;
   // login
-  int concurrency = 64;
+  std::string login_mode = "churn";  // churn or established
+  int concurrency = 64;              // established: 256 unless given
+  int login_connections = 5000;      // established: connections per round
   // chat
   int pairs = 50;
   int window = 16;

@@ -1,10 +1,72 @@
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "scenario.h"
 
 namespace imbench {
+
+long NotAccepted(int port, bool half_open) {
+  constexpr uint8_t kSynRecv = 3, kListen = 10;  // the kernel's TCP states
+  long queued = -1;
+  long pending = 0;
+  for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) {
+    const int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return -1;
+    struct {
+      nlmsghdr nlh;
+      inet_diag_req_v2 req;
+    } msg{};
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = family;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = (1u << kListen) | (half_open ? 1u << kSynRecv : 0u);
+    sockaddr_nl to{};
+    to.nl_family = AF_NETLINK;
+    if (sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+      close(fd);
+      return -1;
+    }
+    static thread_local char buf[32768];
+    bool done = false;
+    while (!done) {
+      const ssize_t got = recv(fd, buf, sizeof buf, 0);
+      if (got <= 0) break;
+      const size_t n = static_cast<size_t>(got);
+      size_t at = 0;
+      while (at + sizeof(nlmsghdr) <= n) {
+        nlmsghdr h;
+        std::memcpy(&h, buf + at, sizeof h);
+        if (h.nlmsg_len < sizeof h || at + h.nlmsg_len > n) break;
+        if (h.nlmsg_type == NLMSG_DONE || h.nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        if (h.nlmsg_len >= NLMSG_LENGTH(sizeof(inet_diag_msg))) {
+          inet_diag_msg m;
+          std::memcpy(&m, buf + at + NLMSG_HDRLEN, sizeof m);
+          if (ntohs(m.id.idiag_sport) == port) {
+            if (m.idiag_state == kListen) queued = (queued < 0 ? 0 : queued) + m.idiag_rqueue;
+            if (m.idiag_state == kSynRecv) ++pending;
+          }
+        }
+        at += NLMSG_ALIGN(h.nlmsg_len);
+      }
+    }
+    close(fd);
+  }
+  return queued < 0 ? -1 : queued + pending;
+}
 
 void SleepUntil(int64_t ns) {
   int64_t now = NowNs();
@@ -183,6 +245,7 @@ RunResult Harness::NewResult() const {
   if (o_.target == "mqtt" && (o_.scenario == "chat" || o_.scenario == "group")) {
     r.variant = o_.qos >= 1 ? "qos1" : "qos0";
   }
+  if (o_.scenario == "login") r.mode = o_.login_mode;
   return r;
 }
 

@@ -77,6 +77,9 @@ double DeadlineSeconds(const Options& o) {
   using imbench::SetupSeconds;
   if (o.scenario == "sync") return 2 * (60 + o.backlog / 1000.0) + 3 * SetupSeconds(1) + 30;
   if (o.scenario == "idle") return SetupSeconds(static_cast<size_t>(o.connections)) + 30;
+  // established: the last round's connects and logins in flight (each phase gives up after
+  // 5 s without progress), its close, and setting up the first round.
+  if (o.scenario == "login" && o.login_mode == "established") return o.warmup + o.seconds + 45;
   if (o.scenario == "login") return o.warmup + o.seconds + 30;
   size_t clients = o.scenario == "chat" ? 2 * static_cast<size_t>(o.pairs)
                                         : static_cast<size_t>(o.online < 0 ? o.members : o.online);
@@ -106,7 +109,8 @@ int RunScenario(Options& o) {
   }
   if (o.seconds <= 0 || o.warmup < 0 || o.threads < 1 || o.window < 1 || o.body < 24 ||
       o.body > 16000 || o.pairs < 1 || o.concurrency < 1 || o.members < 2 || o.senders < 1 ||
-      o.backlog < 1 || o.connections < 1 || o.rate < 0 || (o.qos != 0 && o.qos != 1)) {
+      o.backlog < 1 || o.connections < 1 || o.login_connections < 1 || o.rate < 0 ||
+      (o.qos != 0 && o.qos != 1)) {
     std::fprintf(stderr,
                  "im-bench: bad flag value (seconds > 0, threads/window/pairs/concurrency/"
                  "senders/backlog/connections >= 1, members >= 2, body 24..16000, qos 0|1)\n");
@@ -168,9 +172,17 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Options o;
 
-  auto* login = app.add_subcommand("login", "connect, log in, close; in a loop");
+  auto* login = app.add_subcommand("login", "log in: connection churn or on open connections");
   AddCommon(login, &o);
-  login->add_option("--concurrency", o.concurrency, "workers, each its own users (default 64)");
+  login->add_option("--mode", o.login_mode,
+                    "churn: connect, log in, close, in a loop (default); established: rounds "
+                    "of N open connections each logging in once")
+      ->check(CLI::IsMember({"churn", "established"}));
+  login->add_option("--concurrency", o.concurrency,
+                    "churn: workers, each its own users (default 64); established: logins in "
+                    "flight (default 256)");
+  login->add_option("--connections", o.login_connections,
+                    "established: connections opened per round (default 5000)");
 
   auto* chat = app.add_subcommand("chat", "1:1 messages from senders to receivers");
   AddCommon(chat, &o);
@@ -209,6 +221,9 @@ int main(int argc, char** argv) {
   if (*report) return imbench::RunReport(report_file);
   for (auto* sub : {login, chat, group, sync, idle}) {
     if (*sub) o.scenario = sub->get_name();
+  }
+  if (*login && o.login_mode == "established" && login->count("--concurrency") == 0) {
+    o.concurrency = 256;
   }
   return RunScenario(o);
 }

@@ -16,7 +16,7 @@ void CeilingClient::Reset() {
   joins_left_ = 0;
 }
 
-void CeilingClient::OnOpen() { Send("L" + config_.user); }
+void CeilingClient::SendLogin() { Send("L" + config_.user); }
 
 void CeilingClient::SendChat(const std::string& to, bool group, std::string_view payload,
                              uint64_t tag, int64_t sent_ns) {

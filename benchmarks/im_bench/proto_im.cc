@@ -31,6 +31,14 @@ void Client::MarkFailed(const std::string& why) {
   events_->OnFailed(*this, why);
 }
 
+void Client::OnOpen() {
+  if (config_.defer_login) {
+    events_->OnOpened(*this);
+    return;
+  }
+  SendLogin();
+}
+
 void Client::OnDown(const std::string& why) {
   if (!ready_) stats().failed.fetch_add(1, std::memory_order_relaxed);
   events_->OnFailed(*this, why);
@@ -89,7 +97,7 @@ void ImClient::Reset() {
   unacked_ = 0;
 }
 
-void ImClient::OnOpen() {
+void ImClient::SendLogin() {
   frame_ = "{\"id\":1,\"cmd\":\"login\",\"body\":{\"token\":\"" + config_.token +
            "\",\"device\":\"bench\"}}";
   Send(frame_);

@@ -47,7 +47,7 @@ uint16_t MqttClient::NextPacketId() {
   return next_packet_id_;
 }
 
-void MqttClient::OnOpen() {
+void MqttClient::SendLogin() {
   std::string body;
   PutString(&body, "MQTT");
   body.push_back(4);  // protocol level 3.1.1
@@ -83,7 +83,9 @@ void MqttClient::SendChat(const std::string& to, bool group, std::string_view pa
 }
 
 void MqttClient::Tick(int64_t now) {
-  if (is_open() && now - last_send_ns() >= kPingEveryNs) {
+  // Only once connected: a PINGREQ before CONNECT is a protocol error (a connection opened
+  // without a login yet, as `login --mode established` keeps them, must stay quiet).
+  if (is_open() && ready() && now - last_send_ns() >= kPingEveryNs) {
     const char ping[2] = {static_cast<char>(kPingreq << 4), 0};
     Send(std::string_view(ping, 2));
   }

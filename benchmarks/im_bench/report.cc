@@ -1,5 +1,7 @@
 // `im-bench report FILE.jsonl`: per scenario, each target's figures and its ratio to the mqtt
 // and ceiling rows of the same scenario; then the performance targets, each met or missed.
+// login has two tables, one per mode (churn, established); the logins/s target uses
+// established.
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -14,7 +16,7 @@ namespace imbench {
 namespace {
 
 struct Row {
-  std::string scenario;  // "chat", "chat@rate", ...
+  std::string scenario;  // "login@churn", "login@established", "chat", "chat@rate", ...
   std::string target;    // "im-tcp", "mqtt qos1", ...
   std::string unit;
   std::string params;
@@ -30,7 +32,15 @@ struct Row {
   double load1 = -1;
 };
 
-const char* kScenarioOrder[] = {"login", "chat", "chat@rate", "group", "sync", "idle"};
+const char* kScenarioOrder[] = {"login@established", "login@churn", "chat", "chat@rate",
+                                "group", "sync", "idle"};
+
+// The table's heading.
+std::string Title(const std::string& scenario) {
+  if (scenario == "login@established") return "login, established: log in on open connections";
+  if (scenario == "login@churn") return "login, churn: connect, log in, close";
+  return scenario;
+}
 const char* kTargetOrder[] = {"im-tcp", "im-ws", "mqtt", "mqtt qos1", "mqtt qos0", "ceiling"};
 
 std::string Num(double v) {
@@ -65,7 +75,11 @@ bool ReadRows(const std::string& path, std::vector<Row>* rows) {
     }
     Row r;
     r.scenario = d["scenario"].GetString();
-    if (d.HasMember("mode") && std::string(d["mode"].GetString()) == "rate") r.scenario += "@rate";
+    const std::string mode =
+        d.HasMember("mode") && d["mode"].IsString() ? d["mode"].GetString() : "";
+    if (mode == "rate") r.scenario += "@rate";
+    // Older files have no login mode: churn was the only one.
+    if (r.scenario == "login") r.scenario += mode == "established" ? "@established" : "@churn";
     r.target = d["target"].GetString();
     if (d.HasMember("variant") && d["variant"].GetStringLength() > 0) {
       r.target += std::string(" ") + d["variant"].GetString();
@@ -191,7 +205,7 @@ int RunReport(const std::string& path) {
       if (r->target.rfind("mqtt", 0) == 0 || r->target == "ceiling") refs.push_back(r);
     }
     const std::string unit = present.front()->unit;
-    std::printf("\n== %s (%s%s) ==\n", scenario, unit.c_str(),
+    std::printf("\n== %s (%s%s) ==\n", Title(scenario).c_str(), unit.c_str(),
                 unit == "KiB/conn" ? ", lower is better" : "");
     std::printf("%-10s %12s %9s %9s %9s %9s %7s", "target", "figure", "p50 ms", "p99 ms",
                 "p999 ms", "ack99 ms", "errors");
@@ -208,6 +222,15 @@ int RunReport(const std::string& path) {
       std::printf("  %s\n", r->params.c_str());
       if (!r->note.empty()) std::printf("%10s note: %s\n", "", r->note.c_str());
     }
+    if (std::string(scenario) == "login@churn") {
+      const Row* ceiling = Find(rows, scenario, "ceiling");
+      const std::string figure =
+          ceiling != nullptr ? " (the bare ceiling server: " + Num(ceiling->rate) + " logins/s)"
+                             : "";
+      std::printf("note: churn is capped by connection setup on one client thread%s; "
+                  "information only, the logins/s target uses established\n",
+                  figure.c_str());
+    }
   }
 
   std::vector<Check> checks;
@@ -219,10 +242,10 @@ int RunReport(const std::string& path) {
         "mqtt qos0", 3, &checks);
   Ratio(rows, "group fan-out, 1000 online: im-ws >= 3x mosquitto QoS0", "group", "im-ws",
         "mqtt qos0", 3, &checks);
-  Absolute(rows, "logins/s, im-tcp >= 20000", "login", "im-tcp", false, 20000, false, "logins/s",
-           &checks);
-  Absolute(rows, "logins/s, im-ws >= 20000", "login", "im-ws", false, 20000, false, "logins/s",
-           &checks);
+  Absolute(rows, "logins/s (established), im-tcp >= 20000", "login@established", "im-tcp", false,
+           20000, false, "logins/s", &checks);
+  Absolute(rows, "logins/s (established), im-ws >= 20000", "login@established", "im-ws", false,
+           20000, false, "logins/s", &checks);
   Absolute(rows, "p99 delivery at half the max rate, im-tcp <= 5 ms", "chat@rate", "im-tcp", true,
            5, true, "ms", &checks);
   Absolute(rows, "idle memory per TCP session <= 4 KiB", "idle", "im-tcp", false, 4, true, "KiB",

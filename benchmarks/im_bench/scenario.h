@@ -82,6 +82,11 @@ class Harness {
 // Setup time allowed for logging in n clients (the watchdog in main.cc allows more).
 inline double SetupSeconds(size_t n) { return 20 + static_cast<double>(n) / 200; }
 
+// Connections to the server on 127.0.0.1:`port` (or ::1) it has not accepted yet: the length of
+// its listening socket's accept queue, plus with `half_open` the handshakes it has not finished
+// (SYN_RECV). Read with sock_diag (Linux); -1 when that fails or nothing listens on `port`.
+long NotAccepted(int port, bool half_open);
+
 // Sleeps until the steady-clock time `ns`.
 void SleepUntil(int64_t ns);
 

@@ -1,5 +1,5 @@
-// The load scenarios: login (connect, log in, close, in a loop), chat (sender -> receiver pairs)
-// and group (senders -> one group, every online member receives).
+// The load scenarios: chat (sender -> receiver pairs) and group (senders -> one group, every
+// online member receives). login is in scenario_login.cc.
 #include <cmath>
 #include <cstdio>
 #include <thread>
@@ -9,81 +9,6 @@
 namespace imbench {
 
 namespace {
-
-// ---- login ----
-
-constexpr int kUsersPerWorker = 8;  // each worker logs in its own users in turn
-
-class LoginRun final : public ClientEvents {
- public:
-  explicit LoginRun(Harness& h) : h_(h) {
-    const Options& o = h.options();
-    users_.resize(static_cast<size_t>(o.concurrency));
-    tokens_.resize(users_.size());
-    for (size_t w = 0; w < users_.size(); ++w) {
-      for (int k = 0; k < kUsersPerWorker; ++k) {
-        std::string user = RunId() + "l" + std::to_string(w) + "x" + std::to_string(k);
-        tokens_[w].push_back(h.Token(user));
-        users_[w].push_back(std::move(user));
-      }
-    }
-    attempts_.assign(users_.size(), 0);
-  }
-
-  void CreateClients() {
-    for (size_t w = 0; w < users_.size(); ++w) {
-      ClientConfig config;
-      config.user = users_[w][0];
-      config.token = tokens_[w][0];
-      h_.AddClient(w, this, config);
-    }
-    for (auto& c : h_.clients()) {
-      timers_.push_back(std::make_unique<asio::steady_timer>(c->thread().io()));
-    }
-  }
-
-  void OnReady(Client& c) override {
-    const int64_t now = NowNs();
-    ThreadStats& st = c.stats();
-    if (g_run.InWindow(now)) {
-      st.logins++;
-      st.login.Record(now - c.start_ns());
-    }
-    c.Close();
-    Next(c);
-  }
-
-  void OnFailed(Client& c, const std::string& why) override {
-    if (g_run.stopping.load(std::memory_order_relaxed)) return;
-    c.stats().Error(why);
-    c.Close();
-    // Try again a little later so a refusing server does not make this spin.
-    auto& timer = *timers_[c.index()];
-    timer.expires_after(std::chrono::milliseconds(10));
-    timer.async_wait([this, &c](const asio::error_code& ec) {
-      if (!ec) Next(c);
-    });
-  }
-
-  void OnChat(Client&, std::string_view) override {}
-  void OnSendDone(Client&, uint64_t, bool, int64_t) override {}
-
- private:
-  void Next(Client& c) {
-    if (g_run.stopping.load(std::memory_order_relaxed)) return;
-    const size_t w = c.index();
-    const size_t k = static_cast<size_t>(++attempts_[w] % kUsersPerWorker);
-    c.mutable_config().user = users_[w][k];
-    c.mutable_config().token = tokens_[w][k];
-    c.Start(h_.server());
-  }
-
-  Harness& h_;
-  std::vector<std::vector<std::string>> users_;
-  std::vector<std::vector<std::string>> tokens_;
-  std::vector<uint64_t> attempts_;
-  std::vector<std::unique_ptr<asio::steady_timer>> timers_;
-};
 
 // ---- chat and group ----
 
@@ -431,37 +356,6 @@ class ChatRun final : public ClientEvents {
 };
 
 }  // namespace
-
-int RunLogin(const Options& o, RunResult* r) {
-  Harness h(o);
-  LoginRun run(h);
-  run.CreateClients();
-  h.StartThreads();
-  const int64_t start = NowNs() + static_cast<int64_t>(o.warmup * 1e9);
-  g_run.measure_start_ns.store(start);
-  g_run.measure_end_ns.store(start + static_cast<int64_t>(o.seconds * 1e9));
-  for (auto& c : h.clients()) {
-    Client* cp = c.get();
-    asio::post(cp->thread().io(), [cp, &h] { cp->Start(h.server()); });
-  }
-  SleepUntil(g_run.measure_end_ns.load());
-  g_run.stopping.store(true);
-  h.Shutdown(false);
-  *r = h.NewResult();
-  r->Param("concurrency", o.concurrency);
-  if (o.threads > 1) r->Param("threads", o.threads);
-  r->seconds = o.seconds;
-  r->unit = "logins/s";
-  r->rate = static_cast<double>(h.SumLogins()) / o.seconds;
-  h.MergeInto(r, false, false, true);
-  r->errors = h.Errors();
-  if (!h.FirstError().empty()) r->note = "first error: " + h.FirstError();
-  if (h.SumLogins() == 0) {
-    std::fprintf(stderr, "im-bench: no login succeeded: %s\n", h.FirstError().c_str());
-    return 1;
-  }
-  return 0;
-}
 
 int RunChat(const Options& o, bool group, RunResult* r) {
   Harness h(o);

@@ -72,7 +72,7 @@ struct RunResult {
   std::string target;    // im-tcp, im-ws, mqtt, ceiling
   std::string scenario;  // login, chat, group, sync, idle
   std::string variant;   // "qos0"/"qos1" for mqtt, "" otherwise
-  std::string mode;      // chat: "window" or "rate"
+  std::string mode;      // chat: "window" or "rate"; login: "churn" or "established"
   std::string label;
   // Parameters as (name, JSON value) and their short text for the table.
   std::vector<std::pair<std::string, std::string>> params;
