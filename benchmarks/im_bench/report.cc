@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "stats.h"
+
 namespace imbench {
 
 namespace {
@@ -42,16 +44,6 @@ std::string Title(const std::string& scenario) {
   return scenario;
 }
 const char* kTargetOrder[] = {"im-tcp", "im-ws", "mqtt", "mqtt qos1", "mqtt qos0", "ceiling"};
-
-std::string Num(double v) {
-  char text[32];
-  if (v >= 100) {
-    std::snprintf(text, sizeof text, "%.0f", v);
-  } else {
-    std::snprintf(text, sizeof text, "%.2f", v);
-  }
-  return text;
-}
 
 std::string Ms(double us) {
   char text[32];
@@ -97,7 +89,7 @@ bool ReadRows(const std::string& path, std::vector<Row>* rows) {
         } else if (m.value.IsInt64()) {
           value = std::to_string(m.value.GetInt64());
         } else {
-          value = Num(m.value.GetDouble());
+          value = Figure(m.value.GetDouble());
         }
         r.params += std::string(m.name.GetString()) + "=" + value;
         if (std::string(m.name.GetString()) == "members") r.members = m.value.GetDouble();
@@ -149,9 +141,9 @@ void Ratio(const std::vector<Row>& rows, const std::string& what, const std::str
     double x = a->rate / b->rate;
     char ratio[32];
     std::snprintf(ratio, sizeof ratio, "%.3f", x);
-    c.measured = Num(a->rate) + " / " + Num(b->rate) + " = " + ratio + "x (need >= " +
-                 Num(need) + "x)";
-    if (scenario == "group" && a->members < 1000) c.measured += " [members " + Num(a->members) + "]";
+    c.measured = Figure(a->rate) + " / " + Figure(b->rate) + " = " + ratio + "x (need >= " +
+                 Figure(need) + "x)";
+    if (scenario == "group" && a->members < 1000) c.measured += " [members " + Figure(a->members) + "]";
     c.state = x >= need ? 1 : 0;
   } else {
     c.measured = "not measured";
@@ -167,7 +159,7 @@ void Absolute(const std::vector<Row>& rows, const std::string& what, const std::
   const Row* a = Find(rows, scenario, target);
   if (a != nullptr && (!latency_p99 || a->has_latency)) {
     double v = latency_p99 ? a->p99 / 1000 : a->rate;
-    c.measured = Num(v) + " " + unit + " (need " + (at_most ? "<= " : ">= ") + Num(limit) + ")";
+    c.measured = Figure(v) + " " + unit + " (need " + (at_most ? "<= " : ">= ") + Figure(limit) + ")";
     if (latency_p99) c.measured += " [" + a->params + "]";
     c.state = at_most ? (v <= limit ? 1 : 0) : (v >= limit ? 1 : 0);
   } else {
@@ -212,12 +204,12 @@ int RunReport(const std::string& path) {
     for (const Row* ref : refs) std::printf(" %12s", ("x " + ref->target).c_str());
     std::printf("  parameters\n");
     for (const Row* r : present) {
-      std::printf("%-10s %12s %9s %9s %9s %9s %7.0f", r->target.c_str(), Num(r->rate).c_str(),
+      std::printf("%-10s %12s %9s %9s %9s %9s %7.0f", r->target.c_str(), Figure(r->rate).c_str(),
                   r->has_latency ? Ms(r->p50).c_str() : "-", r->has_latency ? Ms(r->p99).c_str() : "-",
                   r->has_latency ? Ms(r->p999).c_str() : "-", r->has_ack ? Ms(r->ack99).c_str() : "-",
                   r->errors);
       for (const Row* ref : refs) {
-        std::printf(" %12s", ref->rate > 0 ? (Num(r->rate / ref->rate) + "x").c_str() : "-");
+        std::printf(" %12s", ref->rate > 0 ? (Figure(r->rate / ref->rate) + "x").c_str() : "-");
       }
       std::printf("  %s\n", r->params.c_str());
       if (!r->note.empty()) std::printf("%10s note: %s\n", "", r->note.c_str());
@@ -225,7 +217,7 @@ int RunReport(const std::string& path) {
     if (std::string(scenario) == "login@churn") {
       const Row* ceiling = Find(rows, scenario, "ceiling");
       const std::string figure =
-          ceiling != nullptr ? " (the bare ceiling server: " + Num(ceiling->rate) + " logins/s)"
+          ceiling != nullptr ? " (the bare ceiling server: " + Figure(ceiling->rate) + " logins/s)"
                              : "";
       std::printf("note: churn is capped by connection setup on one client thread%s; "
                   "information only, the logins/s target uses established\n",

@@ -91,16 +91,6 @@ std::string Ms(int64_t ns) {
   return text;
 }
 
-std::string Figure(double v) {
-  char text[32];
-  if (v >= 100) {
-    std::snprintf(text, sizeof text, "%.0f", v);
-  } else {
-    std::snprintf(text, sizeof text, "%.2f", v);
-  }
-  return text;
-}
-
 void WriteHistogram(rapidjson::Writer<rapidjson::StringBuffer>& w, const Histogram& h) {
   w.StartObject();
   w.Key("count");
@@ -116,6 +106,16 @@ void WriteHistogram(rapidjson::Writer<rapidjson::StringBuffer>& w, const Histogr
 }
 
 }  // namespace
+
+std::string Figure(double v) {
+  char text[32];
+  if (v >= 100) {
+    std::snprintf(text, sizeof text, "%.0f", v);
+  } else {
+    std::snprintf(text, sizeof text, "%.2f", v);
+  }
+  return text;
+}
 
 void PrintTableHeader() {
   std::printf("%-8s %-9s %-44s %12s %-13s %9s %9s %9s %9s %6s\n", "target", "scenario", "parameters",

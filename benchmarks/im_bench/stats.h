@@ -93,6 +93,9 @@ struct RunResult {
   void Param(const std::string& name, const std::string& v);
 };
 
+// A rate or size as the tables print it: no decimals from 100 up, two below.
+std::string Figure(double v);
+
 void PrintTableHeader();
 void PrintTableRow(const RunResult& r);
 // Appends `r` as one JSON line to `path`; false (with a message) on failure.
