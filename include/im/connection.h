@@ -40,6 +40,7 @@ namespace close_code {
 inline constexpr int kNormal = 1000;
 inline constexpr int kGoingAway = 1001;  // server draining
 inline constexpr int kTooBig = 1009;     // frame over max_frame_bytes
+inline constexpr int kTryAgainLater = 1013;  // max_connections open (server full)
 inline constexpr int kKicked = 4001;     // logged in elsewhere
 inline constexpr int kUnauthenticated = 4002;  // not authenticated in time / token expired
 inline constexpr int kProtocolViolation = 4003;

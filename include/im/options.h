@@ -29,6 +29,9 @@ struct ServerOptions {
   int64_t login_timeout_ms = 10000;    // a socket not logged in by then is closed (4002)
   int heartbeat_s = 30;                // told to clients; no traffic for 3x closes the session
   size_t send_queue_bytes = 1 << 20;   // per connection; over it: close 4004
+  // Open connections (TCP and WebSocket, logged in or not); one more is closed at once with
+  // 1013 "server full" (the client backs off and retries, or goes to another node).
+  size_t max_connections = 50000;
   KickPolicy kick_policy = KickPolicy::kPerDevice;
   // A session is closed (session.kicked "token_expired", 4002) this long after its token's exp
   // unless the client logged in again with a fresh token. Match the verifier's leeway.

@@ -178,9 +178,18 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
 }
 
 void Server::Impl::OnOpen(const std::shared_ptr<Connection>& connection) {
+  const bool tcp = connection->transport() == TransportKind::kTcp;
+  if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
+    // Over the bound: never registered, so its OnClose finds nothing to forget.
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    metrics_.ConnectionRefused(!tcp);
+    IM_LOG_DEBUG("connection {} from {} refused: {} open (max_connections)", connection->id(),
+                 connection->remote_address(), options_.max_connections);
+    connection->Close(close_code::kTryAgainLater, "server full");
+    return;
+  }
   IM_LOG_DEBUG("connection {} opened from {} ({})", connection->id(),
-               connection->remote_address(),
-               connection->transport() == TransportKind::kTcp ? "tcp" : "ws");
+               connection->remote_address(), tcp ? "tcp" : "ws");
   conns_.Add(std::make_shared<ConnState>(connection, *workers_, clock_->NowMs()));
 }
 
@@ -212,6 +221,7 @@ void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection, std::s
 void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
   std::shared_ptr<ConnState> state = conns_.Take(connection->id());
   if (!state) return;
+  open_connections_.fetch_sub(1, std::memory_order_relaxed);
   IM_LOG_DEBUG("connection {} closed", connection->id());
   state->closed = true;
   // On the strand, after any command of this connection still running (e.g. a login).

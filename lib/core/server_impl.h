@@ -129,6 +129,7 @@ class Server::Impl final : public internal::TransportHandler {
   std::unique_ptr<internal::WsServer> ws_;
   std::unique_ptr<asio::steady_timer> sweep_timer_;
   internal::ConnRegistry conns_;
+  std::atomic<size_t> open_connections_{0};  // admitted by OnOpen, not yet closed
   std::unique_ptr<internal::EventLog> events_;
   internal::Metrics metrics_;
   internal::TransportCounters tcp_counters_;

@@ -66,6 +66,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                    .Register(*registry_);
   slow_tcp_ = &slow.Add({{"transport", "tcp"}});
   slow_ws_ = &slow.Add({{"transport", "ws"}});
+  auto& refused = BuildCounter()
+                      .Name("im_connections_refused_total")
+                      .Help("Connections closed at once (1013) because max_connections were open")
+                      .Register(*registry_);
+  refused_tcp_ = &refused.Add({{"transport", "tcp"}});
+  refused_ws_ = &refused.Add({{"transport", "ws"}});
   auto& bytes_in = BuildCounter()
                        .Name("im_bytes_received_total")
                        .Help("Frame bytes read from clients, by transport")

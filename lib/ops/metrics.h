@@ -32,6 +32,7 @@ class Metrics {
   void MessageMasked() { messages_masked_->Increment(); }
   void MessagesSynced(size_t n) { synced_->Increment(static_cast<double>(n)); }
   void SlowConsumer(bool websocket) { (websocket ? slow_ws_ : slow_tcp_)->Increment(); }
+  void ConnectionRefused(bool websocket) { (websocket ? refused_ws_ : refused_tcp_)->Increment(); }
   // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
   // created on first use, then stable: callers keep the pointer.
   prometheus::Histogram* StoreOp(const std::string& op);
@@ -66,6 +67,8 @@ class Metrics {
   prometheus::Counter* synced_;  // im_messages_out_total{via="sync"}
   prometheus::Counter* slow_tcp_;
   prometheus::Counter* slow_ws_;
+  prometheus::Counter* refused_tcp_;
+  prometheus::Counter* refused_ws_;
   struct Monotonic {  // a counter that follows a total kept elsewhere
     prometheus::Counter* counter;
     double seen = 0;

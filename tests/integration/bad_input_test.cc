@@ -4,6 +4,7 @@
 #include <asio.hpp>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -233,6 +234,36 @@ TEST_CASE("framing: many frames in one write - frames over 16 KiB - split frames
   c.SendRaw(tail + Header(0));
   CHECK(c.WaitClosed() == 4003);
   CheckStillServing(ts);
+}
+
+TEST_CASE("limits: past max_connections a new connection is closed with 1013 - a freed slot is reused") {
+  im::ServerOptions o;
+  o.max_connections = 2;
+  TestServer ts(o);
+  auto first = std::make_unique<RawClient>(ts.TcpUrl());
+  RawClient second(ts.WsUrl());
+  REQUIRE(first->Login(ts.Token("a")) == 0);
+  REQUIRE(second.Login(ts.Token("b")) == 0);
+  RawClient over_tcp(ts.TcpUrl()), over_ws(ts.WsUrl());
+  CHECK(over_tcp.WaitClosed() == 1013);
+  CHECK(over_ws.WaitClosed() == 1013);
+  // The admitted ones carry on.
+  rapidjson::Document d;
+  REQUIRE(second.Call(1, "ping", "", &d));
+  CHECK(CodeOf(d) == 0);
+  std::map<std::string, double> m;
+  REQUIRE(im::test::ScrapeMetrics(ts.server().http_port(), &m));
+  CHECK(m["im_connections_refused_total{transport=\"tcp\"}"] == 1);
+  CHECK(m["im_connections_refused_total{transport=\"ws\"}"] == 1);
+  // A closed connection frees its slot (the transport reports the close asynchronously).
+  first.reset();
+  bool admitted = false;
+  for (int i = 0; i < 50 && !admitted; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    RawClient again(ts.TcpUrl());
+    admitted = again.Login(ts.Token("c")) == 0;
+  }
+  CHECK(admitted);
 }
 
 TEST_CASE("limits: a socket that never logs in is closed after the login timeout") {
