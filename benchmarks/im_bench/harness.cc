@@ -195,29 +195,9 @@ std::string Harness::FirstError() const {
   }
   return "";
 }
-uint64_t Harness::SumDelivered() const {
+uint64_t Harness::Sum(uint64_t ThreadStats::*field) const {
   uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.delivered;
-  return n;
-}
-uint64_t Harness::SumAcked() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.acked;
-  return n;
-}
-uint64_t Harness::SumLogins() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.logins;
-  return n;
-}
-uint64_t Harness::SumSent() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.sent_total;
-  return n;
-}
-uint64_t Harness::SumAckedTotal() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.acked_total;
+  for (auto& t : threads_) n += t->stats.*field;
   return n;
 }
 

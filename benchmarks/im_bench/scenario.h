@@ -56,11 +56,8 @@ class Harness {
   std::string FirstError() const;
   // Merges the threads' counters into r (after Shutdown): delivery/ack/login histograms.
   void MergeInto(RunResult* r, bool delivery, bool ack, bool login) const;
-  uint64_t SumDelivered() const;
-  uint64_t SumAcked() const;
-  uint64_t SumLogins() const;
-  uint64_t SumSent() const;
-  uint64_t SumAckedTotal() const;
+  // A ThreadStats counter summed over the client threads, e.g. Sum(&ThreadStats::delivered).
+  uint64_t Sum(uint64_t ThreadStats::*field) const;
 
   // A token for `user` (im targets), "" for the others.
   std::string Token(const std::string& user) const;

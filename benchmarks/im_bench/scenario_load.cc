@@ -195,14 +195,14 @@ class ChatRun final : public ClientEvents {
     if (o.threads > 1) r->Param("threads", o.threads);
     r->seconds = o.seconds;
     r->unit = "deliveries/s";
-    r->rate = static_cast<double>(h_.SumDelivered()) / o.seconds;
+    r->rate = static_cast<double>(h_.Sum(&ThreadStats::delivered)) / o.seconds;
     h_.MergeInto(r, true, !in_process_ || o.target == "ceiling", false);
-    const uint64_t sent = h_.SumSent();
-    const uint64_t acked = h_.SumAckedTotal();
+    const uint64_t sent = h_.Sum(&ThreadStats::sent_total);
+    const uint64_t acked = h_.Sum(&ThreadStats::acked_total);
     const uint64_t delivered = h_.DeliveredTotal();
     const uint64_t expected = (in_process_ ? sent : acked) * receivers_per_msg_;
     r->errors = h_.Errors() + stalled_;
-    r->extra.emplace_back("sends_per_s", static_cast<double>(h_.SumDelivered()) /
+    r->extra.emplace_back("sends_per_s", static_cast<double>(h_.Sum(&ThreadStats::delivered)) /
                                              static_cast<double>(receivers_per_msg_) / o.seconds);
     r->extra.emplace_back("sent", static_cast<double>(sent));
     r->extra.emplace_back("acked", static_cast<double>(acked));

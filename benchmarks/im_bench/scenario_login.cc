@@ -495,11 +495,11 @@ int RunChurn(const Options& o, RunResult* r) {
   if (o.threads > 1) r->Param("threads", o.threads);
   r->seconds = o.seconds;
   r->unit = "logins/s";
-  r->rate = static_cast<double>(h.SumLogins()) / o.seconds;
+  r->rate = static_cast<double>(h.Sum(&ThreadStats::logins)) / o.seconds;
   h.MergeInto(r, false, false, true);
   r->errors = h.Errors();
   if (!h.FirstError().empty()) r->note = "first error: " + h.FirstError();
-  if (h.SumLogins() == 0) {
+  if (h.Sum(&ThreadStats::logins) == 0) {
     std::fprintf(stderr, "im-bench: no login succeeded: %s\n", h.FirstError().c_str());
     return 1;
   }

@@ -3,6 +3,7 @@
 // by the io thread), authentication, field validation, then permission and existence.
 #include <asio/post.hpp>
 
+#include "core/receipt_json.h"
 #include "core/server_impl.h"
 #include "ops/log.h"
 #include "protocol/json.h"
@@ -226,14 +227,8 @@ void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
                        state->conn->Send(Frame::FromString(internal::EncodeError(*req, r.status())));
                        return;
                      }
-                     JsonWriter w;
-                     w.StartObject();
-                     w.Key("mid");
-                     w.Id64(r->mid);
-                     w.Field("seq", r->seq);
-                     w.Field("ts", static_cast<int64_t>(r->ts));
-                     w.EndObject();
-                     state->conn->Send(Frame::FromString(internal::EncodeResponse(*req, w.view())));
+                     state->conn->Send(Frame::FromString(internal::EncodeResponse(
+                         *req, internal::ReceiptJson(*r, /*with_duplicate=*/false))));
                    });
   if (!s.ok()) ReplyError(*state, *req, s);
 }

@@ -9,6 +9,7 @@
 
 #include "core/server_impl.h"
 #include "core/group_json.h"
+#include "core/receipt_json.h"
 #include "ops/log.h"
 #include "protocol/json.h"
 
@@ -421,15 +422,7 @@ HttpResponse Server::Impl::HttpSendMessage(const HttpCaller& caller, const Field
   if (!s.ok()) return Error(s);
   Result<SendReceipt> r = future.get();
   if (!r.ok()) return Error(r.status());
-  JsonWriter w;
-  w.StartObject();
-  w.Key("mid");
-  w.Id64(r->mid);
-  w.Field("seq", r->seq);
-  w.Field("ts", static_cast<int64_t>(r->ts));
-  w.Field("duplicate", r->duplicate);
-  w.EndObject();
-  return Ok(w.str());
+  return Ok(internal::ReceiptJson(*r, /*with_duplicate=*/true));
 }
 
 }  // namespace im
