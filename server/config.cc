@@ -20,8 +20,13 @@ class Reader {
     seen_.insert(key);
     const toml::node* n = t_.get(key);
     if (n == nullptr || !status_.ok()) return;
+    // Exact types only: toml++'s value<T>() would also turn 1 into true and 2.0 into 2.
+    bool exact = true;
+    if constexpr (std::is_same_v<T, bool>) exact = n->is_boolean();
+    if constexpr (std::is_same_v<T, int64_t>) exact = n->is_integer();
+    if constexpr (std::is_same_v<T, std::string>) exact = n->is_string();
     auto v = n->value<T>();
-    if (!v) {
+    if (!exact || !v) {
       status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
       return;
     }
@@ -118,6 +123,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     if (o.io_threads < 1 || o.worker_threads < 1) {
       return im::Status::BadRequest("server.io_threads and server.worker_threads must be >= 1");
     }
+    if (o.max_connections < 1) return im::Status::BadRequest("server.max_connections must be >= 1");
     if (o.event_log_max_file_bytes < 1024 || o.event_log_max_files < 1) {
       return im::Status::BadRequest(
           "server.event_log_max_file_bytes must be >= 1024 and event_log_max_files >= 1");

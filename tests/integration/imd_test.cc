@@ -85,6 +85,13 @@ TEST_CASE("imd: a bad config file is refused with the key named") {
   std::ofstream(dir + "/bad.toml") << "[server]\nheartbeat_s = -5\n";
   ChildProcess imd2({IMD_PATH, "--config", dir + "/bad.toml", "--data", dir});
   CHECK(imd2.Wait(10000) == 1);
+  for (const char* bad : {"[server]\nmax_connections = 0\n", "[log]\nlevel = \"loud\"\n",
+                          "[log]\nmax_file_bytes = 10\n", "[storage]\ncompression = 1\n",
+                          "[server]\nheartbeat_s = 2.5\n"}) {
+    std::ofstream(dir + "/bad2.toml") << bad;
+    ChildProcess imd3({IMD_PATH, "--config", dir + "/bad2.toml", "--data", dir});
+    CHECK_MESSAGE(imd3.Wait(10000) == 1, bad);
+  }
   (void)rc;
   std::filesystem::remove_all(dir);
 }
