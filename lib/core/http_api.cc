@@ -61,33 +61,78 @@ std::string UserJson(const UserRecord& u) {
   return w.str();
 }
 
-// Splits "/v1/groups/g1/members" into {"v1","groups","g1","members"}.
-std::vector<std::string> PathParts(const std::string& path) {
-  std::vector<std::string> parts;
+// RFC 3986 percent-decoding of one path segment or query component; in a query, '+' is a space
+// (HTML forms). False on a '%' that is not followed by two hex digits.
+bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (in.size() - i < 3) return false;
+      const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (in[i] == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+  return true;
+}
+
+const Status kBadPercent =
+    Status::BadRequest("malformed percent-encoding ('%' must be followed by two hex digits)");
+
+// Splits "/v1/groups/g1/members" into {"v1","groups","g1","members"}, each segment
+// percent-decoded (so an id may hold '/', '?', spaces or any UTF-8 as %XX).
+Status PathParts(const std::string& path, std::vector<std::string>* parts) {
+  parts->clear();
   size_t i = 0;
   while (i < path.size()) {
     size_t j = path.find('/', i);
     if (j == std::string::npos) j = path.size();
-    if (j > i) parts.push_back(path.substr(i, j - i));
+    if (j > i) {
+      std::string segment;
+      if (!PercentDecode(std::string_view(path).substr(i, j - i), false, &segment)) {
+        return kBadPercent;
+      }
+      parts->push_back(std::move(segment));
+    }
     i = j + 1;
   }
-  return parts;
+  return Status::OK();
 }
 
-std::string QueryParam(const std::string& target, const std::string& name) {
+// The decoded value of query parameter `name` ("" when absent).
+Status QueryParam(const std::string& target, std::string_view name, std::string* value) {
+  value->clear();
   size_t q = target.find('?');
-  if (q == std::string::npos) return "";
-  std::string query = target.substr(q + 1);
+  if (q == std::string::npos) return Status::OK();
+  std::string_view query = std::string_view(target).substr(q + 1);
   size_t i = 0;
+  std::string key;
   while (i <= query.size()) {
     size_t j = query.find('&', i);
-    if (j == std::string::npos) j = query.size();
-    std::string kv = query.substr(i, j - i);
+    if (j == std::string_view::npos) j = query.size();
+    std::string_view kv = query.substr(i, j - i);
     size_t eq = kv.find('=');
-    if (eq != std::string::npos && kv.substr(0, eq) == name) return kv.substr(eq + 1);
+    if (eq != std::string_view::npos) {
+      if (!PercentDecode(kv.substr(0, eq), true, &key)) return kBadPercent;
+      if (key == name) {
+        return PercentDecode(kv.substr(eq + 1), true, value) ? Status::OK() : kBadPercent;
+      }
+    }
     i = j + 1;
   }
-  return "";
+  return Status::OK();
 }
 
 }  // namespace
@@ -131,7 +176,8 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
 
 HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
   const std::string path = req.target.substr(0, req.target.find('?'));
-  const std::vector<std::string> p = PathParts(path);
+  std::vector<std::string> p;
+  const Status parsed = PathParts(path, &p);
   auto method_is = [&](const char* m) { return req.method == m; };
   auto wrong_method = [] {
     return Error(Status::Error(Code::kMethodNotAllowed, "method_not_allowed",
@@ -176,6 +222,7 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     if (!probe.ok()) return Error(Status::Unavailable("storage: " + probe.status().ToString()));
     return Ok(R"({"status":"ready"})");
   }
+  if (!parsed.ok()) return Error(parsed);
   if (p.size() < 2 || p[0] != "v1") return Error(Status::NotFound("no such path: " + path));
 
   // Every /v1 body is a JSON object (or empty).
@@ -235,7 +282,10 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
       }
     }
     uint64_t limit = 100;
-    std::string l = QueryParam(req.target, "limit");
+    std::string l, after;
+    Status q = QueryParam(req.target, "limit", &l);
+    if (q.ok()) q = QueryParam(req.target, "after", &after);
+    if (!q.ok()) return Error(q);
     if (!l.empty()) {
       char* end = nullptr;
       limit = std::strtoull(l.c_str(), &end, 10);
@@ -243,7 +293,7 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
         return Error(Status::BadRequest("'limit' must be 1..500"));
       }
     }
-    Result<MemberPage> page = deps_.groups->Members(key, QueryParam(req.target, "after"),
+    Result<MemberPage> page = deps_.groups->Members(key, after,
                                                     static_cast<size_t>(limit));
     if (!page.ok()) return Error(page.status());
     return Ok(internal::MemberPageJson(*page));

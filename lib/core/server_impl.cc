@@ -228,6 +228,11 @@ void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
   asio::post(state->strand, [this, state] { EndSession(*state); });
 }
 
+void Server::Impl::OnTraffic(const Connection& connection) {
+  std::shared_ptr<ConnState> state = conns_.Find(connection.id());
+  if (state) state->last_seen_ms.store(clock_->NowMs(), std::memory_order_relaxed);
+}
+
 void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
   const bool ws = connection.transport() == TransportKind::kWebSocket;
   metrics_.SlowConsumer(ws);

@@ -61,6 +61,7 @@ class Server::Impl final : public internal::TransportHandler {
   void OnOpen(const std::shared_ptr<Connection>& connection) override;
   void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) override;
   void OnClose(const std::shared_ptr<Connection>& connection) override;
+  void OnTraffic(const Connection& connection) override;
   void OnSlowConsumer(const Connection& connection, size_t queued_bytes) override;
 
  private:

@@ -27,6 +27,8 @@ class TransportHandler {
   // The transport is closing `connection` (4004) because its send queue passed the bound with
   // `queued_bytes` waiting. Called once, from the thread whose Send hit the bound; OnClose
   // still follows.
+  // Traffic that carries no frame (a WebSocket ping or pong): the peer is alive.
+  virtual void OnTraffic(const Connection& connection) { (void)connection; }
   virtual void OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
     (void)connection;
     (void)queued_bytes;

@@ -364,6 +364,18 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       self->OnMessage(hdl, std::move(msg));
     });
     con->set_http_handler([self](websocketpp::connection_hdl hdl) { self->OnHttp(hdl); });
+    // Control frames are traffic for the idle timeout; websocketpp answers a ping with a pong.
+    con->set_ping_handler([self](websocketpp::connection_hdl hdl, std::string) {
+      self->OnControl(hdl);
+      return true;
+    });
+    con->set_pong_handler(
+        [self](websocketpp::connection_hdl hdl, std::string) { self->OnControl(hdl); });
+  }
+
+  void OnControl(websocketpp::connection_hdl hdl) {
+    ServerConPtr con = Con(hdl);
+    if (con && con->conn) handler_->OnTraffic(*con->conn);
   }
 
   ServerConPtr Con(websocketpp::connection_hdl hdl) {

@@ -1,7 +1,9 @@
 // Every bad input gets the documented answer, and the server keeps serving others.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <asio.hpp>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -25,6 +27,49 @@ std::string Header(uint32_t n) {
   h[2] = static_cast<char>(n >> 8);
   h[3] = static_cast<char>(n);
   return h;
+}
+
+// A masked client WebSocket frame (RFC 6455 5.2) of any size under 64 KiB.
+std::string WsClientFrame(uint8_t opcode, const std::string& payload) {
+  const uint8_t mask[4] = {0x5a, 0x01, 0xc3, 0x7e};
+  std::string f;
+  f.push_back(static_cast<char>(0x80 | opcode));
+  if (payload.size() < 126) {
+    f.push_back(static_cast<char>(0x80 | payload.size()));
+  } else {
+    f.push_back(static_cast<char>(0x80 | 126));
+    f.push_back(static_cast<char>(payload.size() >> 8));
+    f.push_back(static_cast<char>(payload.size() & 0xff));
+  }
+  for (uint8_t m : mask) f.push_back(static_cast<char>(m));
+  for (size_t i = 0; i < payload.size(); ++i) {
+    f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+  }
+  return f;
+}
+
+// Reads what has arrived within `ms`; false once the peer closed (EOF or error).
+bool ReadFor(asio::ip::tcp::socket& s, int ms, std::string* in) {
+  asio::io_context& io = static_cast<asio::io_context&>(s.get_executor().context());
+  std::array<char, 4096> buf;
+  bool open = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (open && std::chrono::steady_clock::now() < deadline) {
+    bool done = false;
+    s.async_read_some(asio::buffer(buf), [&](const asio::error_code& ec, size_t n) {
+      done = true;
+      if (ec && ec != asio::error::operation_aborted) open = false;
+      in->append(buf.data(), n);
+    });
+    io.restart();
+    io.run_until(deadline);
+    if (!done) {
+      s.cancel();
+      io.restart();
+      io.run();
+    }
+  }
+  return open;
 }
 
 // The server still serves: a fresh client logs in and pings.
@@ -294,6 +339,44 @@ TEST_CASE("limits: a silent session is closed after three missed heartbeats") {
   }
   CHECK(silent.WaitClosed(100) == 1000);
   CHECK_FALSE(chatty.closed());
+}
+
+TEST_CASE("limits: WebSocket pings are traffic for the idle timeout") {
+  im::ServerOptions o;
+  o.heartbeat_s = 1;
+  o.sweep_interval_ms = 100;
+  TestServer ts(o);
+  asio::io_context io;
+  asio::ip::tcp::socket ws(io);
+  ws.connect({asio::ip::make_address("127.0.0.1"), ts.server().http_port()});
+  asio::write(ws, asio::buffer(std::string(
+                      "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n")));
+  std::string in;
+  REQUIRE(ReadFor(ws, 300, &in));
+  REQUIRE(in.rfind("HTTP/1.1 101", 0) == 0);
+  const std::string login =
+      R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("pinger") + R"("}})";
+  asio::write(ws, asio::buffer(WsClientFrame(0x1, login)));
+  in.clear();
+  REQUIRE(ReadFor(ws, 300, &in));
+  REQUIRE(in.find("\"epoch\"") != std::string::npos);
+  // 4.5 s, past the 3 s timeout, with nothing but WebSocket pings; each is answered.
+  for (int i = 0; i < 9; ++i) {
+    asio::write(ws, asio::buffer(WsClientFrame(0x9, "hb")));
+    in.clear();
+    REQUIRE(ReadFor(ws, 500, &in));
+    CHECK(in.rfind("\x8a\x02hb", 0) == 0);
+  }
+  // Silence: closed within the timeout, with a close frame carrying 1000.
+  in.clear();
+  for (int i = 0; i < 50 && in.size() < 4; ++i) REQUIRE(ReadFor(ws, 100, &in));
+  REQUIRE(in.size() >= 4);
+  CHECK(static_cast<uint8_t>(in[0]) == 0x88);
+  CHECK(((static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3])) == 1000);
+  asio::write(ws, asio::buffer(WsClientFrame(0x8, in.substr(2, 2))));
+  CHECK_FALSE(ReadFor(ws, 3000, &in));
 }
 
 TEST_CASE("limits: a client that stops reading is closed at the queue bound - others chat on") {

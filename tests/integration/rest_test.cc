@@ -150,6 +150,47 @@ TEST_CASE("rest: groups over HTTP") {
   CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.size() == 2);
 }
 
+TEST_CASE("rest: ids in paths and queries are percent-decoded") {
+  TestServer ts;
+  uint16_t port = ts.server().http_port();
+  // An id may hold spaces, '/', '+', '%' and any UTF-8: clients send them percent-encoded.
+  auto r = Http(port, "POST", "/v1/users",
+                "{\"user\":\"ann lee/\u00fc+1%\",\"password\":\"correct horse\"}");
+  REQUIRE(r.status == 201);
+  const std::string user = Str(r.body, "user");
+  CHECK(user == "ann lee/\xc3\xbc+1%");
+  std::string token = ts.Token(user);
+  r = Http(port, "GET", "/v1/users/ann%20lee%2F%C3%BC+1%25", "", token);
+  CHECK(r.status == 200);
+  CHECK(Str(r.body, "user") == user);
+  CHECK(Http(port, "GET", "/v1/users/ann%20lee%2f%c3%bc+1%25", "", token).status == 200);
+  // Undecoded, the same bytes name somebody else.
+  CHECK(Http(port, "GET", "/v1/users/ann%20lee", "", token).status == 404);
+
+  r = Http(port, "POST", "/v1/groups", R"({"name":"a/b","gid":"team a/b","members":["bob","carl"]})",
+           ts.Token("alice"));
+  REQUIRE(r.status == 201);
+  r = Http(port, "GET", "/v1/groups/team%20a%2Fb", "", ts.Token("alice"));
+  CHECK(r.status == 200);
+  CHECK(Str(r.body, "gid") == "team a/b");
+  // In a query '+' is a space; after=bob skips alice and bob.
+  r = Http(port, "GET", "/v1/groups/team+a%2Fb", "", ts.Token("alice"));
+  CHECK(r.status == 404);  // '+' in a path is a plus sign: no such group
+  r = Http(port, "GET", "/v1/groups/team%20a%2Fb/members?after=b%6Fb&limit=%35", "",
+           ts.Token("alice"));
+  REQUIRE(r.status == 200);
+  REQUIRE(r.body["members"].Size() == 1);
+  CHECK(Str(r.body["members"][0], "user") == "carl");
+
+  // Malformed escapes are 400, in the path and in the query.
+  r = Http(port, "GET", "/v1/users/ann%2", "", token);
+  CHECK(r.status == 400);
+  CHECK(Str(r.body, "error") == "bad_request");
+  CHECK(Http(port, "GET", "/v1/users/%zz", "", token).status == 400);
+  CHECK(Http(port, "GET", "/v1/groups/team%20a%2Fb/members?limit=%G1", "", ts.Token("alice"))
+            .status == 400);
+}
+
 TEST_CASE("rest: bad requests get the protocol's codes") {
   TestServer ts;
   uint16_t port = ts.server().http_port();

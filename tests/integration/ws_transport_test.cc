@@ -69,6 +69,8 @@ class EchoHandler : public TransportHandler {
     std::lock_guard<std::mutex> lock(mu_);
     ++close_calls_[connection->id()];
   }
+  void OnTraffic(const Connection& /*connection*/) override { ++traffic_; }
+  int traffic() const { return traffic_.load(); }
 
   std::vector<std::shared_ptr<Connection>> Opened() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -88,6 +90,7 @@ class EchoHandler : public TransportHandler {
   std::mutex mu_;
   std::vector<std::shared_ptr<Connection>> opened_;
   std::map<uint64_t, int> close_calls_;
+  std::atomic<int> traffic_{0};
 };
 
 // A server on 127.0.0.1:0 with two io threads; HTTP answers come from a worker thread.
@@ -386,6 +389,28 @@ TEST_CASE("ws: binary messages close with 4003") {
   CHECK(static_cast<uint8_t>(in[0]) == 0x88);  // FIN + close
   REQUIRE((in[1] & 0x7f) >= 2);
   CHECK(((static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3])) == 4003);
+}
+
+TEST_CASE("ws: a ping is answered with a pong carrying its payload and counts as traffic") {
+  WsFixture f;
+  RawClient raw(f.port);
+  REQUIRE(raw.Handshake().rfind("HTTP/1.1 101", 0) == 0);
+  CHECK(f.handler.traffic() == 0);
+  raw.Write(ClientFrame(0x9, "are you there"));
+  REQUIRE(raw.ReadUntil([](const std::string& s) {
+    return s.size() >= 2 && s.size() >= 2 + static_cast<size_t>(s[1] & 0x7f);
+  }));
+  const std::string& in = raw.in();
+  CHECK(static_cast<uint8_t>(in[0]) == 0x8a);  // FIN + pong, unmasked from the server
+  CHECK(in.substr(2, static_cast<size_t>(in[1] & 0x7f)) == "are you there");
+  CHECK(WaitFor([&] { return f.handler.traffic() == 1; }));
+  raw.Write(ClientFrame(0xa, ""));  // an unsolicited pong counts too
+  CHECK(WaitFor([&] { return f.handler.traffic() == 2; }));
+  // Text still flows.
+  raw.in().clear();
+  raw.Write(ClientFrame(0x1, "{}"));
+  REQUIRE(raw.ReadUntil([](const std::string& s) { return s.size() >= 4; }));
+  CHECK(raw.in() == std::string("\x81\x02{}", 4));
 }
 
 TEST_CASE("http: GET /healthz - 404 - headers - and a body over the limit") {
