@@ -95,6 +95,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
     r.Get<int64_t>("heartbeat_s", &o.heartbeat_s);
     r.Get<int64_t>("send_queue_bytes", &o.send_queue_bytes);
     r.Get<int64_t>("max_connections", &o.max_connections);
+    r.Get<int64_t>("max_devices_per_user", &o.max_devices_per_user);
     r.Get<int64_t>("max_body_bytes", &o.max_body_bytes);
     r.Get<int64_t>("max_extra_bytes", &o.max_extra_bytes);
     r.Get<int64_t>("commit_queue_limit", &o.commit_queue_limit);

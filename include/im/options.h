@@ -33,6 +33,11 @@ struct ServerOptions {
   // 1013 "server full" (the client backs off and retries, or goes to another node).
   size_t max_connections = 50000;
   KickPolicy kick_policy = KickPolicy::kPerDevice;
+  // Sessions one user may have online at once (one per device under the per-device kick
+  // policy); a login on one more device gets 429 too_many_devices (a login on a device already
+  // online replaces that session as usual). 0 = no bound. Checked per node, before the
+  // session is stored: concurrent logins on new devices may pass it together.
+  size_t max_devices_per_user = 16;
   // A session is closed (session.kicked "token_expired", 4002) this long after its token's exp
   // unless the client logged in again with a fresh token. Match the verifier's leeway.
   int64_t token_grace_ms = 30000;

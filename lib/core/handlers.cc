@@ -131,6 +131,18 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
   session.connection_id = state->conn->id();
   session.login_ms = clock_->NowMs();
 
+  if (options_.max_devices_per_user > 0 && options_.kick_policy == KickPolicy::kPerDevice) {
+    Result<std::vector<SessionInfo>> online = deps_.sessions->Find(session.user);
+    if (!online.ok()) return ReplyError(*state, req, online.status());
+    size_t others = 0;
+    for (const SessionInfo& s : *online) others += s.device != device ? 1 : 0;
+    if (others >= options_.max_devices_per_user) {
+      return ReplyError(*state, req,
+                        Status::Error(Code::kRateLimited, "too_many_devices",
+                                      "this user is online on " + std::to_string(others) +
+                                          " devices, the most allowed; log out of one first"));
+    }
+  }
   Result<std::vector<SessionInfo>> displaced = deps_.sessions->Put(session, options_.kick_policy);
   if (!displaced.ok()) return ReplyError(*state, req, displaced.status());
   {

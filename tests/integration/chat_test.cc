@@ -129,6 +129,35 @@ TEST_CASE("kick: other devices stay - per-account policy kicks them too") {
   }
 }
 
+TEST_CASE("limits: a user online on max_devices_per_user devices cannot add one more") {
+  im::ServerOptions o;
+  o.max_devices_per_user = 2;
+  TestServer ts(o);
+  RawClient phone(ts.TcpUrl()), laptop(ts.WsUrl()), tablet(ts.TcpUrl());
+  REQUIRE(phone.Login(ts.Token("alice"), "phone") == 0);
+  REQUIRE(laptop.Login(ts.Token("alice"), "laptop") == 0);
+  rapidjson::Document d;
+  REQUIRE(tablet.Call(1, "login", R"({"token":")" + ts.Token("alice") + R"(","device":"tablet"})",
+                      &d));
+  CHECK(CodeOf(d) == 429);
+  CHECK(ErrorOf(d) == "too_many_devices");
+  CHECK(tablet.WaitClosed(200) == -1);  // open for another try
+  CHECK(ts.deps().sessions->Find({"default", "alice"})->size() == 2);
+  // Other users are not affected, and a device already online may log in again (a kick).
+  RawClient bob(ts.TcpUrl());
+  CHECK(bob.Login(ts.Token("bob"), "tablet") == 0);
+  RawClient phone2(ts.WsUrl());
+  REQUIRE(phone2.Login(ts.Token("alice"), "phone") == 0);
+  CHECK(phone.WaitClosed() == 4001);
+  // Once a device logs out, the tablet gets in on the same connection.
+  REQUIRE(laptop.Call(2, "logout", "", &d));
+  CHECK(laptop.WaitClosed() == 1000);
+  REQUIRE(tablet.Call(3, "login", R"({"token":")" + ts.Token("alice") + R"(","device":"tablet"})",
+                      &d));
+  CHECK(CodeOf(d) == 0);
+  CHECK(ts.deps().sessions->Find({"default", "alice"})->size() == 2);
+}
+
 TEST_CASE("chat: 1:1 both ways across TCP and WebSocket - with seqs - echo to other devices") {
   TestServer ts;
   RawClient alice(ts.TcpUrl()), alice_tab(ts.WsUrl()), bob(ts.WsUrl());
