@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "im/content_filter.h"
 
@@ -295,6 +297,17 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   REQUIRE(d["body"]["messages"].Size() == 3);
   auto after = scrape();
   auto delta = [&](const std::string& k) { return after[k] - before[k]; };
+  // Two figures settle after the client saw the effect: the kicked WebSocket session counts
+  // until the server has finished closing it, and the fan-out counter moves after the push
+  // was written. Scrape again until they settle (or 2 s pass), then check everything.
+  for (int i = 0; i < 100; ++i) {
+    if (after["im_sessions_online{tenant=\"default\",transport=\"ws\"}"] == 0 &&
+        delta("im_fanout_deliveries_total") >= 5) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    after = scrape();
+  }
   CHECK(delta("im_logins_total{result=\"ok\"}") == 3);
   CHECK(delta("im_logins_total{result=\"failed\"}") == 1);
   CHECK(delta("im_kicks_total{reason=\"login_elsewhere\"}") == 1);
