@@ -45,4 +45,20 @@ Status GroupFull(const GroupLimits& limits) {
                                              std::to_string(limits.max_members) + " members");
 }
 
+Status ValidateGroupCreate(const GroupKey& key, const std::string& name, const std::string& owner,
+                           const std::vector<std::string>& members, const GroupLimits& limits,
+                           std::set<std::string_view>* others) {
+  if (Status s = ValidateGroupKey(key); !s.ok()) return s;
+  if (Status s = ValidateGroupName(name, limits); !s.ok()) return s;
+  if (!IsValidId(owner)) return Status::BadRequest("invalid owner id");
+  for (const std::string& member : members) {
+    if (Status s = ValidateGroupUser(member); !s.ok()) return s;
+  }
+  others->clear();
+  others->insert(members.begin(), members.end());
+  others->erase(owner);
+  if (others->size() + 1 > limits.max_members) return GroupFull(limits);
+  return Status::OK();
+}
+
 }  // namespace im::internal

@@ -1,6 +1,9 @@
 #include "im/offline_queue.h"
 
+#include <algorithm>
 #include <vector>
+
+#include "store/append_rules.h"
 
 namespace im {
 
@@ -15,4 +18,25 @@ std::vector<Result<AppendResult>> OfflineQueue::AppendBatch(
   return results;
 }
 
+namespace internal {
+
+Status ValidateAppendRequest(const AppendRequest& request) {
+  if (request.message == nullptr) return Status::BadRequest("append without a message");
+  const size_t n = request.recipients.size();
+  if (n == 0) return Status::BadRequest("append without recipients");
+  if (request.sender_index < -1 || request.sender_index >= static_cast<int64_t>(n)) {
+    return Status::BadRequest("sender_index out of range");
+  }
+  std::vector<const UserKey*> sorted;
+  sorted.reserve(n);
+  for (const UserKey& user : request.recipients) sorted.push_back(&user);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const UserKey* a, const UserKey* b) { return *a < *b; });
+  for (size_t i = 1; i < n; ++i) {
+    if (*sorted[i - 1] == *sorted[i]) return Status::BadRequest("duplicate recipient");
+  }
+  return Status::OK();
+}
+
+}  // namespace internal
 }  // namespace im

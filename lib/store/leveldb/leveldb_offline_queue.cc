@@ -39,6 +39,7 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "store/append_rules.h"
 #include "store/leveldb/db_util.h"
 #include "store/leveldb/keys.h"
 
@@ -210,24 +211,6 @@ class LevelDbOfflineQueue final : public OfflineQueue {
                       size_t* dropped);
   Status SweepTimeIndex(RecordType type, TimestampMs keep_from);
 
-  static Status Validate(const AppendRequest& request) {
-    if (request.message == nullptr) return Status::BadRequest("append without a message");
-    const size_t n = request.recipients.size();
-    if (n == 0) return Status::BadRequest("append without recipients");
-    if (request.sender_index < -1 || request.sender_index >= static_cast<int64_t>(n)) {
-      return Status::BadRequest("sender_index out of range");
-    }
-    std::vector<const UserKey*> sorted;
-    sorted.reserve(n);
-    for (const UserKey& user : request.recipients) sorted.push_back(&user);
-    std::sort(sorted.begin(), sorted.end(),
-              [](const UserKey* a, const UserKey* b) { return *a < *b; });
-    for (size_t i = 1; i < n; ++i) {
-      if (*sorted[i - 1] == *sorted[i]) return Status::BadRequest("duplicate recipient");
-    }
-    return Status::OK();
-  }
-
   bool IsFresh(TimestampMs recorded_ms, TimestampMs now) const {
     return recorded_ms > SaturatingSub(now, options_.dedup_window_ms);
   }
@@ -333,7 +316,7 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     bool needs_write = false;  // its answer holds only if the batch is written
   };
   std::vector<Outcome> outcomes(count);
-  for (size_t i = 0; i < count; ++i) outcomes[i].status = Validate(requests[i]);
+  for (size_t i = 0; i < count; ++i) outcomes[i].status = ValidateAppendRequest(requests[i]);
 
   std::lock_guard<std::mutex> lock(write_mu_);
   const TimestampMs now = clock_->NowMs();

@@ -37,16 +37,11 @@ class MemoryGroupService final : public GroupService {
 
   Result<GroupInfo> Create(const GroupKey& key, const std::string& name, const std::string& owner,
                            const std::vector<std::string>& members, TimestampMs now) override {
-    if (Status s = ValidateGroupKey(key); !s.ok()) return s;
-    if (Status s = ValidateGroupName(name, limits_); !s.ok()) return s;
-    if (!IsValidId(owner)) return Status::BadRequest("invalid owner id");
-    for (const std::string& member : members) {
-      if (Status s = ValidateGroupUser(member); !s.ok()) return s;
+    // Checked before any lock: the size check depends on the request alone.
+    std::set<std::string_view> others;
+    if (Status s = ValidateGroupCreate(key, name, owner, members, limits_, &others); !s.ok()) {
+      return s;
     }
-    // Deduplicated before any lock: the size check depends on the request alone.
-    std::set<std::string_view> others(members.begin(), members.end());
-    others.erase(owner);
-    if (others.size() + 1 > limits_.max_members) return GroupFull(limits_);
 
     Group group;
     group.name = name;

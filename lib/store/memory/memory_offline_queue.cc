@@ -21,6 +21,7 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "store/append_rules.h"
 
 namespace im {
 namespace internal {
@@ -108,7 +109,7 @@ class MemoryOfflineQueue final : public OfflineQueue {
       : options_(options), clock_(options.clock ? options.clock : SystemClock()) {}
 
   Result<AppendResult> Append(const AppendRequest& request) override {
-    Status invalid = Validate(request);
+    Status invalid = ValidateAppendRequest(request);
     if (!invalid.ok()) return invalid;
     const Message& message = *request.message;
     const TimestampMs now = clock_->NowMs();
@@ -257,25 +258,6 @@ class MemoryOfflineQueue final : public OfflineQueue {
     std::mutex mu;
     std::unordered_map<std::string, DedupRecord> keys;  // by DedupMapKey
   };
-
-  static Status Validate(const AppendRequest& request) {
-    if (request.message == nullptr) return Status::BadRequest("append without a message");
-    const size_t n = request.recipients.size();
-    if (n == 0) return Status::BadRequest("append without recipients");
-    if (request.sender_index < -1 || request.sender_index >= static_cast<int64_t>(n)) {
-      return Status::BadRequest("sender_index out of range");
-    }
-    // A repeated recipient would get the message twice under two seqs; the contract forbids it.
-    std::vector<const UserKey*> sorted;
-    sorted.reserve(n);
-    for (const UserKey& user : request.recipients) sorted.push_back(&user);
-    std::sort(sorted.begin(), sorted.end(),
-              [](const UserKey* a, const UserKey* b) { return *a < *b; });
-    for (size_t i = 1; i < n; ++i) {
-      if (*sorted[i - 1] == *sorted[i]) return Status::BadRequest("duplicate recipient");
-    }
-    return Status::OK();
-  }
 
   // Dedup keys are scoped by tenant, so that two tenants' callers choosing the same key (same
   // user id and cid) never see each other's messages. Ids cannot hold NUL, so the join is
