@@ -1,86 +1,19 @@
 #include "store/leveldb/keys.h"
 
+#include "store/leveldb/coding.h"
+
 namespace im::internal::leveldb_queue {
 namespace {
 
+using coding::GetBigEndian;
+using coding::GetLengthPrefixed;
+using coding::GetTimestamp;
+using coding::PutBigEndian;
+using coding::PutLengthPrefixed;
+using coding::PutTimestamp;
+
 // Bumped when a value layout changes, so that a newer reader can tell old records apart.
 constexpr char kValueVersion = 1;
-constexpr uint64_t kSignBit = uint64_t{1} << 63;
-
-void PutVarint32(std::string* out, uint32_t value) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7F) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
-
-bool GetVarint32(std::string_view* in, uint32_t* value) {
-  uint32_t result = 0;
-  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint32_t>(byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-void PutLengthPrefixed(std::string* out, std::string_view text) {
-  PutVarint32(out, static_cast<uint32_t>(text.size()));
-  out->append(text);
-}
-
-bool GetLengthPrefixed(std::string_view* in, std::string_view* text) {
-  uint32_t size = 0;
-  if (!GetVarint32(in, &size) || in->size() < size) return false;
-  *text = in->substr(0, size);
-  in->remove_prefix(size);
-  return true;
-}
-
-bool GetLengthPrefixed(std::string_view* in, std::string* text) {
-  std::string_view view;
-  if (!GetLengthPrefixed(in, &view)) return false;
-  text->assign(view);
-  return true;
-}
-
-void PutBigEndian64(std::string* out, uint64_t value) {
-  char buf[8];
-  for (int i = 7; i >= 0; --i) {
-    buf[i] = static_cast<char>(value & 0xFF);
-    value >>= 8;
-  }
-  out->append(buf, sizeof buf);
-}
-
-bool GetBigEndian64(std::string_view* in, uint64_t* value) {
-  if (in->size() < 8) return false;
-  uint64_t result = 0;
-  for (int i = 0; i < 8; ++i) result = (result << 8) | static_cast<uint8_t>((*in)[i]);
-  in->remove_prefix(8);
-  *value = result;
-  return true;
-}
-
-// Values use the same fixed width as keys; they are not sorted, so the byte order is arbitrary.
-void PutFixed64(std::string* out, uint64_t value) { PutBigEndian64(out, value); }
-bool GetFixed64(std::string_view* in, uint64_t* value) { return GetBigEndian64(in, value); }
-
-void PutTimestamp(std::string* out, TimestampMs ts) {
-  PutBigEndian64(out, static_cast<uint64_t>(ts) ^ kSignBit);
-}
-
-bool GetTimestamp(std::string_view* in, TimestampMs* ts) {
-  uint64_t raw = 0;
-  if (!GetBigEndian64(in, &raw)) return false;
-  *ts = static_cast<TimestampMs>(raw ^ kSignBit);
-  return true;
-}
 
 std::string TenantPrefix(RecordType type, std::string_view tenant) {
   std::string key(1, type);
@@ -92,12 +25,6 @@ std::string TypedUserKey(RecordType type, const UserKey& user) {
   std::string key(1, type);
   key.append(UserPart(user));
   return key;
-}
-
-bool GetVersion(std::string_view* in) {
-  if (in->empty() || in->front() != kValueVersion) return false;
-  in->remove_prefix(1);
-  return true;
 }
 
 }  // namespace
@@ -124,7 +51,7 @@ std::string InboxKey(std::string_view inbox_prefix, uint64_t seq) {
   std::string key;
   key.reserve(inbox_prefix.size() + 8);
   key.append(inbox_prefix);
-  PutBigEndian64(&key, seq);
+  PutBigEndian(&key, seq);
   return key;
 }
 
@@ -133,7 +60,7 @@ bool ParseInboxKey(std::string_view key, std::string_view inbox_prefix, uint64_t
     return false;
   }
   key.remove_prefix(inbox_prefix.size());
-  return GetBigEndian64(&key, seq);
+  return GetBigEndian(&key, seq);
 }
 
 std::string AckKey(const UserKey& user, std::string_view device) {
@@ -144,14 +71,14 @@ std::string AckKey(const UserKey& user, std::string_view device) {
 
 std::string MessageKey(std::string_view tenant, uint64_t mid) {
   std::string key = TenantPrefix(kMessageRecord, tenant);
-  PutBigEndian64(&key, mid);
+  PutBigEndian(&key, mid);
   return key;
 }
 
 std::string MessageTimeKey(std::string_view tenant, TimestampMs ts, uint64_t mid) {
   std::string key = TenantPrefix(kMessageTimeRecord, tenant);
   PutTimestamp(&key, ts);
-  PutBigEndian64(&key, mid);
+  PutBigEndian(&key, mid);
   return key;
 }
 
@@ -209,15 +136,15 @@ std::string PrefixSuccessor(std::string_view prefix) {
 
 std::string EncodeHeader(const InboxHeader& header) {
   std::string value(1, kValueVersion);
-  PutFixed64(&value, header.first_seq);
-  PutFixed64(&value, header.last_seq);
+  PutBigEndian(&value, header.first_seq);
+  PutBigEndian(&value, header.last_seq);
   value.append(header.epoch);
   return value;
 }
 
 bool DecodeHeader(std::string_view value, InboxHeader* out) {
-  if (!GetVersion(&value) || !GetFixed64(&value, &out->first_seq) ||
-      !GetFixed64(&value, &out->last_seq)) {
+  if (!coding::GetVersion(&value, kValueVersion) || !GetBigEndian(&value, &out->first_seq) ||
+      !GetBigEndian(&value, &out->last_seq)) {
     return false;
   }
   out->epoch.assign(value);
@@ -227,14 +154,14 @@ bool DecodeHeader(std::string_view value, InboxHeader* out) {
 std::string EncodeEntry(const InboxEntryValue& entry) {
   std::string value;
   value.reserve(16);
-  PutFixed64(&value, entry.mid);
-  PutFixed64(&value, static_cast<uint64_t>(entry.ts));
+  PutBigEndian(&value, entry.mid);
+  PutBigEndian(&value, static_cast<uint64_t>(entry.ts));
   return value;
 }
 
 bool DecodeEntry(std::string_view value, InboxEntryValue* out) {
   uint64_t ts = 0;
-  if (value.size() != 16 || !GetFixed64(&value, &out->mid) || !GetFixed64(&value, &ts)) {
+  if (value.size() != 16 || !GetBigEndian(&value, &out->mid) || !GetBigEndian(&value, &ts)) {
     return false;
   }
   out->ts = static_cast<TimestampMs>(ts);
@@ -246,7 +173,7 @@ std::string EncodeMessage(const Message& message) {
   value.reserve(1 + 8 + 6 + message.from.size() + message.to.size() + message.group.size() +
                 message.type.size() + message.body.size() + message.extra.size() + 8);
   value.push_back(kValueVersion);
-  PutFixed64(&value, static_cast<uint64_t>(message.ts));
+  PutBigEndian(&value, static_cast<uint64_t>(message.ts));
   for (const std::string* field :
        {&message.from, &message.to, &message.group, &message.type, &message.body, &message.extra}) {
     PutLengthPrefixed(&value, *field);
@@ -258,7 +185,7 @@ std::shared_ptr<Message> DecodeMessage(std::string_view value, std::string_view 
                                        uint64_t mid) {
   auto message = std::make_shared<Message>();
   uint64_t ts = 0;
-  if (!GetVersion(&value) || !GetFixed64(&value, &ts)) return nullptr;
+  if (!coding::GetVersion(&value, kValueVersion) || !GetBigEndian(&value, &ts)) return nullptr;
   for (std::string* field : {&message->from, &message->to, &message->group, &message->type,
                              &message->body, &message->extra}) {
     if (!GetLengthPrefixed(&value, field)) return nullptr;
@@ -272,18 +199,19 @@ std::shared_ptr<Message> DecodeMessage(std::string_view value, std::string_view 
 
 std::string EncodeDedup(const DedupValue& dedup) {
   std::string value(1, kValueVersion);
-  PutFixed64(&value, dedup.mid);
-  PutFixed64(&value, static_cast<uint64_t>(dedup.ts));
-  PutFixed64(&value, dedup.sender_seq);
-  PutFixed64(&value, static_cast<uint64_t>(dedup.recorded_ms));
+  PutBigEndian(&value, dedup.mid);
+  PutBigEndian(&value, static_cast<uint64_t>(dedup.ts));
+  PutBigEndian(&value, dedup.sender_seq);
+  PutBigEndian(&value, static_cast<uint64_t>(dedup.recorded_ms));
   return value;
 }
 
 bool DecodeDedup(std::string_view value, DedupValue* out) {
   uint64_t ts = 0;
   uint64_t recorded = 0;
-  if (!GetVersion(&value) || !GetFixed64(&value, &out->mid) || !GetFixed64(&value, &ts) ||
-      !GetFixed64(&value, &out->sender_seq) || !GetFixed64(&value, &recorded) || !value.empty()) {
+  if (!coding::GetVersion(&value, kValueVersion) || !GetBigEndian(&value, &out->mid) ||
+      !GetBigEndian(&value, &ts) || !GetBigEndian(&value, &out->sender_seq) ||
+      !GetBigEndian(&value, &recorded) || !value.empty()) {
     return false;
   }
   out->ts = static_cast<TimestampMs>(ts);
@@ -293,12 +221,12 @@ bool DecodeDedup(std::string_view value, DedupValue* out) {
 
 std::string EncodeFixed64(uint64_t value) {
   std::string out;
-  PutFixed64(&out, value);
+  PutBigEndian(&out, value);
   return out;
 }
 
 bool DecodeFixed64(std::string_view value, uint64_t* out) {
-  return value.size() == 8 && GetFixed64(&value, out);
+  return value.size() == 8 && GetBigEndian(&value, out);
 }
 
 }  // namespace im::internal::leveldb_queue

@@ -41,6 +41,7 @@
 
 #include "im/backends.h"
 #include "store/group_rules.h"
+#include "store/leveldb/coding.h"
 #include "store/leveldb/db_util.h"
 #include "im/group_service.h"
 
@@ -62,53 +63,18 @@ constexpr size_t kLockStripes = 64;
 
 // Encoding.
 
-// Key components are ids, at most kMaxIdBytes (64) bytes once validated, so their length fits
-// one byte (which is also their varint32, as in store/leveldb/keys.h).
-static_assert(kMaxIdBytes < 0x80, "an id's length must fit one varint byte");
-void PutId(std::string* out, std::string_view id) {
-  out->push_back(static_cast<char>(id.size()));
-  out->append(id);
-}
-
-bool GetId(std::string_view* in, std::string* id) {
-  if (in->empty() || static_cast<uint8_t>(in->front()) > in->size() - 1) return false;
-  const size_t size = static_cast<uint8_t>(in->front());
-  id->assign(in->substr(1, size));
-  in->remove_prefix(1 + size);
-  return true;
-}
-
-// Values are not sorted; a fixed width keeps them simple to parse.
-void PutFixed64(std::string* out, uint64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(value >> shift));
-}
-
-bool GetFixed64(std::string_view* in, uint64_t* value) {
-  if (in->size() < 8) return false;
-  *value = 0;
-  for (int i = 0; i < 8; ++i) *value = (*value << 8) | static_cast<uint8_t>((*in)[i]);
-  in->remove_prefix(8);
-  return true;
-}
-
-bool GetVersion(std::string_view* in) {
-  if (in->empty() || in->front() != kValueVersion) return false;
-  in->remove_prefix(1);
-  return true;
-}
-
 std::string GroupRecordKey(const GroupKey& key) {
   std::string out(1, kGroupRecord);
-  PutId(&out, key.tenant);
-  PutId(&out, key.gid);
+  coding::PutLengthPrefixed(&out, key.tenant);
+  coding::PutLengthPrefixed(&out, key.gid);
   return out;
 }
 
 // Every member key of the group starts with this; the user id follows.
 std::string MemberPrefix(const GroupKey& key) {
   std::string out(1, kMemberRecord);
-  PutId(&out, key.tenant);
-  PutId(&out, key.gid);
+  coding::PutLengthPrefixed(&out, key.tenant);
+  coding::PutLengthPrefixed(&out, key.gid);
   return out;
 }
 
@@ -129,17 +95,18 @@ struct GroupRecord {
 // may change, so it gets no one-byte prefix).
 std::string EncodeGroup(const GroupRecord& group) {
   std::string value(1, kValueVersion);
-  PutFixed64(&value, static_cast<uint64_t>(group.created_ms));
-  PutFixed64(&value, group.member_count);
-  PutId(&value, group.owner);
+  coding::PutBigEndian(&value, static_cast<uint64_t>(group.created_ms));
+  coding::PutBigEndian(&value, group.member_count);
+  coding::PutLengthPrefixed(&value, group.owner);
   value.append(group.name);
   return value;
 }
 
 bool DecodeGroup(std::string_view value, GroupRecord* out) {
   uint64_t created = 0;
-  if (!GetVersion(&value) || !GetFixed64(&value, &created) ||
-      !GetFixed64(&value, &out->member_count) || !GetId(&value, &out->owner)) {
+  if (!coding::GetVersion(&value, kValueVersion) || !coding::GetBigEndian(&value, &created) ||
+      !coding::GetBigEndian(&value, &out->member_count) ||
+      !coding::GetLengthPrefixed(&value, &out->owner)) {
     return false;
   }
   out->created_ms = static_cast<TimestampMs>(created);
@@ -155,14 +122,17 @@ struct MemberRecord {
 // version | joined_ms | role (the rest).
 std::string EncodeMember(std::string_view role, TimestampMs joined_ms) {
   std::string value(1, kValueVersion);
-  PutFixed64(&value, static_cast<uint64_t>(joined_ms));
+  coding::PutBigEndian(&value, static_cast<uint64_t>(joined_ms));
   value.append(role);
   return value;
 }
 
 bool DecodeMember(std::string_view value, MemberRecord* out) {
   uint64_t joined = 0;
-  if (!GetVersion(&value) || !GetFixed64(&value, &joined) || value.empty()) return false;
+  if (!coding::GetVersion(&value, kValueVersion) || !coding::GetBigEndian(&value, &joined) ||
+      value.empty()) {
+    return false;
+  }
   out->joined_ms = static_cast<TimestampMs>(joined);
   out->role.assign(value);
   return true;

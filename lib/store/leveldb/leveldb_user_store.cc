@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "im/backends.h"
+#include "store/leveldb/coding.h"
 #include "store/leveldb/db_util.h"
 #include "im/user_store.h"
 #include "store/password_hash.h"
@@ -48,32 +49,11 @@ constexpr size_t kLockStripes = 64;
 
 // Encoding.
 
-// Ids are at most kMaxIdBytes (64) bytes once validated, so their length fits one byte.
-static_assert(kMaxIdBytes < 0x80, "an id's length must fit one byte");
-void PutId(std::string* out, std::string_view id) {
-  out->push_back(static_cast<char>(id.size()));
-  out->append(id);
-}
-
 std::string UserRecordKey(const UserKey& key) {
   std::string out(1, kUserRecord);
-  PutId(&out, key.tenant);
-  PutId(&out, key.user);
+  coding::PutLengthPrefixed(&out, key.tenant);
+  coding::PutLengthPrefixed(&out, key.user);
   return out;
-}
-
-void PutFixed(std::string* out, uint64_t value, int bytes) {
-  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>(value >> shift));
-  }
-}
-
-bool GetFixed(std::string_view* in, int bytes, uint64_t* value) {
-  if (in->size() < static_cast<size_t>(bytes)) return false;
-  *value = 0;
-  for (int i = 0; i < bytes; ++i) *value = (*value << 8) | static_cast<uint8_t>((*in)[i]);
-  in->remove_prefix(static_cast<size_t>(bytes));
-  return true;
 }
 
 struct Account {
@@ -85,20 +65,19 @@ struct Account {
 // length is a limit that may change).
 std::string EncodeAccount(const Account& account) {
   std::string value(1, kValueVersion);
-  PutFixed(&value, static_cast<uint64_t>(account.record.created_ms), 8);
-  PutFixed(&value, account.password_hash.size(), 4);
+  coding::PutBigEndian(&value, static_cast<uint64_t>(account.record.created_ms), 8);
+  coding::PutBigEndian(&value, account.password_hash.size(), 4);
   value.append(account.password_hash);
   value.append(account.record.display_name);
   return value;
 }
 
 bool DecodeAccount(std::string_view value, const UserKey& key, Account* out) {
-  if (value.empty() || value.front() != kValueVersion) return false;
-  value.remove_prefix(1);
+  if (!coding::GetVersion(&value, kValueVersion)) return false;
   uint64_t created = 0;
   uint64_t hash_size = 0;
-  if (!GetFixed(&value, 8, &created) || !GetFixed(&value, 4, &hash_size) || hash_size == 0 ||
-      hash_size > value.size()) {
+  if (!coding::GetBigEndian(&value, &created, 8) || !coding::GetBigEndian(&value, &hash_size, 4) ||
+      hash_size == 0 || hash_size > value.size()) {
     return false;
   }
   out->record.key = key;
