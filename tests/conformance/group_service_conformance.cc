@@ -16,6 +16,7 @@
 
 #include "im/backends.h"
 #include "im/group_service.h"
+#include "support/backends.h"
 #include "support/temp_dir.h"
 
 namespace im {
@@ -31,24 +32,12 @@ struct GroupServiceBackend {
 
 using im::test::TempDir;
 
-// Opens a LevelDB service in `dir`. The returned service holds the directory, and closes the
-// database before the directory may go.
+// Opens a LevelDB backend in `dir`; it holds the directory (test::HoldingDir).
 std::shared_ptr<GroupService> OpenLevelDbIn(std::shared_ptr<TempDir> dir, GroupLimits limits) {
-  Result<std::shared_ptr<GroupService>> opened = OpenLevelDbGroupService(dir->path(), limits);
-  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
-  std::shared_ptr<GroupService> service = std::move(opened).value();
-  GroupService* raw = service.get();
-  return std::shared_ptr<GroupService>(raw, [service, dir](GroupService*) mutable {
-    service.reset();
-    dir.reset();
-  });
+  return test::HoldingDir(OpenLevelDbGroupService(dir->path(), limits), dir);
 }
 
-// The directory of the last LevelDB `open`, kept for `reopen` until the end of the test.
-std::shared_ptr<TempDir>& LastLevelDbDir() {
-  static std::shared_ptr<TempDir> dir;
-  return dir;
-}
+using test::LastLevelDbDir;
 
 const std::vector<GroupServiceBackend>& GroupServiceBackends() {
   static const std::vector<GroupServiceBackend> backends = {
@@ -63,19 +52,9 @@ const std::vector<GroupServiceBackend>& GroupServiceBackends() {
   return backends;
 }
 
-// Runs `body` once per backend, each in its own SUBCASE so a failure names the backend. The
-// LevelDB directory goes when the body ends (and its services with it), even when it fails.
 template <typename Body>
 void ForEachBackend(Body body) {
-  struct ForgetDir {
-    ~ForgetDir() { LastLevelDbDir().reset(); }
-  };
-  for (const GroupServiceBackend& backend : GroupServiceBackends()) {
-    SUBCASE(backend.name) {
-      ForgetDir forget;
-      body(backend);
-    }
-  }
+  test::ForEachBackend(GroupServiceBackends(), body);
 }
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;

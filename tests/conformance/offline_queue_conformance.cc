@@ -22,6 +22,7 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "support/backends.h"
 #include "support/temp_dir.h"
 
 namespace im {
@@ -37,24 +38,12 @@ struct OfflineQueueBackend {
 
 using im::test::TempDir;
 
-// Opens a LevelDB queue in `dir`. The returned queue holds the directory, and closes the
-// database before the directory may go.
+// Opens a LevelDB backend in `dir`; it holds the directory (test::HoldingDir).
 std::shared_ptr<OfflineQueue> OpenLevelDbIn(std::shared_ptr<TempDir> dir, OfflineQueueOptions o) {
-  Result<std::shared_ptr<OfflineQueue>> opened = OpenLevelDbOfflineQueue(dir->path(), o);
-  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
-  std::shared_ptr<OfflineQueue> queue = std::move(opened).value();
-  OfflineQueue* raw = queue.get();
-  return std::shared_ptr<OfflineQueue>(raw, [queue, dir](OfflineQueue*) mutable {
-    queue.reset();
-    dir.reset();
-  });
+  return test::HoldingDir(OpenLevelDbOfflineQueue(dir->path(), o), dir);
 }
 
-// The directory of the last LevelDB `open`, kept for `reopen` until the next `open`.
-std::shared_ptr<TempDir>& LastLevelDbDir() {
-  static std::shared_ptr<TempDir> dir;
-  return dir;
-}
+using test::LastLevelDbDir;
 
 const std::vector<OfflineQueueBackend>& OfflineQueueBackends() {
   static const std::vector<OfflineQueueBackend> backends = {
@@ -69,12 +58,9 @@ const std::vector<OfflineQueueBackend>& OfflineQueueBackends() {
   return backends;
 }
 
-// Runs `body` once per backend, each in its own SUBCASE so a failure names the backend.
 template <typename Body>
 void ForEachBackend(Body body) {
-  for (const OfflineQueueBackend& backend : OfflineQueueBackends()) {
-    SUBCASE(backend.name) { body(backend); }
-  }
+  test::ForEachBackend(OfflineQueueBackends(), body);
 }
 
 class FakeClock final : public Clock {

@@ -22,6 +22,7 @@
 
 #include "im/backends.h"
 #include "im/user_store.h"
+#include "support/backends.h"
 #include "support/temp_dir.h"
 
 namespace im {
@@ -38,24 +39,12 @@ struct UserStoreBackend {
 
 using im::test::TempDir;
 
-// Opens a LevelDB store in `dir`. The returned store holds the directory, and closes the
-// database before the directory may go.
+// Opens a LevelDB backend in `dir`; it holds the directory (test::HoldingDir).
 std::shared_ptr<UserStore> OpenLevelDbIn(std::shared_ptr<TempDir> dir, PasswordHashOptions hash) {
-  Result<std::shared_ptr<UserStore>> opened = OpenLevelDbUserStore(dir->path(), hash);
-  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
-  std::shared_ptr<UserStore> store = std::move(opened).value();
-  UserStore* raw = store.get();
-  return std::shared_ptr<UserStore>(raw, [store, dir](UserStore*) mutable {
-    store.reset();
-    dir.reset();
-  });
+  return test::HoldingDir(OpenLevelDbUserStore(dir->path(), hash), dir);
 }
 
-// The directory of the last LevelDB `open`, kept for `reopen` until the end of the test.
-std::shared_ptr<TempDir>& LastLevelDbDir() {
-  static std::shared_ptr<TempDir> dir;
-  return dir;
-}
+using test::LastLevelDbDir;
 
 const std::vector<UserStoreBackend>& UserStoreBackends() {
   static const std::vector<UserStoreBackend> backends = {
@@ -72,19 +61,9 @@ const std::vector<UserStoreBackend>& UserStoreBackends() {
   return backends;
 }
 
-// Runs `body` once per backend, each in its own SUBCASE so a failure names the backend. The
-// LevelDB directory goes when the body ends (and its stores with it), even when it fails.
 template <typename Body>
 void ForEachBackend(Body body) {
-  struct ForgetDir {
-    ~ForgetDir() { LastLevelDbDir().reset(); }
-  };
-  for (const UserStoreBackend& backend : UserStoreBackends()) {
-    SUBCASE(backend.name) {
-      ForgetDir forget;
-      body(backend);
-    }
-  }
+  test::ForEachBackend(UserStoreBackends(), body);
 }
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
