@@ -65,6 +65,7 @@
 #include <vector>
 
 #include "im/auth.h"
+#include "im_bench/common.h"
 #include "im/backends.h"
 #include "im/server.h"
 #include "protocol/framing.h"
@@ -85,27 +86,9 @@ constexpr char kTenant[] = "default";
 constexpr char kGroup[] = "fanout";
 constexpr double kStallSeconds = 3;  // all acked, no push for this long: give up on the rest
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-bool Contains(std::string_view text, std::string_view what) {
-  return text.find(what) != std::string_view::npos;
-}
-
-// The unsigned integer right after `key` (e.g. `"id":`) in a flat JSON text; -1 when absent.
-int64_t IntAfter(std::string_view text, std::string_view key) {
-  size_t at = text.find(key);
-  if (at == std::string_view::npos) return -1;
-  at += key.size();
-  int64_t v = -1;
-  for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at) {
-    v = (v < 0 ? 0 : v * 10) + (text[at] - '0');
-  }
-  return v;
-}
+using imbench::Contains;
+using imbench::IntAfter;
+using imbench::NowNs;
 
 pid_t CurrentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 

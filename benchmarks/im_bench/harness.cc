@@ -168,26 +168,15 @@ bool Harness::WaitFor(double timeout_s, const std::function<bool()>& done) {
   return true;
 }
 
-uint64_t Harness::Ready() const {
+uint64_t Harness::SumAtomic(std::atomic<uint64_t> ThreadStats::*field) const {
   uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.ready.load(std::memory_order_relaxed);
+  for (auto& t : threads_) n += (t->stats.*field).load(std::memory_order_relaxed);
   return n;
 }
-uint64_t Harness::Failed() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.failed.load(std::memory_order_relaxed);
-  return n;
-}
-uint64_t Harness::Errors() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.errors.load(std::memory_order_relaxed);
-  return n;
-}
-uint64_t Harness::DeliveredTotal() const {
-  uint64_t n = 0;
-  for (auto& t : threads_) n += t->stats.delivered_total.load(std::memory_order_relaxed);
-  return n;
-}
+uint64_t Harness::Ready() const { return SumAtomic(&ThreadStats::ready); }
+uint64_t Harness::Failed() const { return SumAtomic(&ThreadStats::failed); }
+uint64_t Harness::Errors() const { return SumAtomic(&ThreadStats::errors); }
+uint64_t Harness::DeliveredTotal() const { return SumAtomic(&ThreadStats::delivered_total); }
 std::string Harness::FirstError() const {
   for (auto& t : threads_) {
     std::string e = t->stats.FirstError();

@@ -42,6 +42,14 @@ void AddCommon(CLI::App* sub, Options* o) {
   sub->add_option("--threads", o->threads, "client threads (default 1)");
 }
 
+// The load shape shared by chat and group: a window or a paced rate, the body size, MQTT QoS.
+void AddLoadOptions(CLI::App* sub, Options* o) {
+  sub->add_option("--window", o->window, "messages in flight per sender (default 16)");
+  sub->add_option("--body", o->body, "message body bytes (default 100)");
+  sub->add_option("--rate", o->rate, "total messages/s, paced evenly (instead of the window)");
+  sub->add_option("--qos", o->qos, "mqtt: QoS 0 or 1 (default 1)");
+}
+
 bool IsLoopback(const std::string& host) {
   asio::error_code ec;
   auto a = asio::ip::make_address(host, ec);
@@ -187,20 +195,14 @@ int main(int argc, char** argv) {
   auto* chat = app.add_subcommand("chat", "1:1 messages from senders to receivers");
   AddCommon(chat, &o);
   chat->add_option("--pairs", o.pairs, "sender -> receiver pairs (default 50)");
-  chat->add_option("--window", o.window, "messages in flight per sender (default 16)");
-  chat->add_option("--body", o.body, "message body bytes (default 100)");
-  chat->add_option("--rate", o.rate, "total messages/s, paced evenly (instead of the window)");
-  chat->add_option("--qos", o.qos, "mqtt: QoS 0 or 1 (default 1)");
+  AddLoadOptions(chat, &o);
 
   auto* group = app.add_subcommand("group", "senders to one group, every online member receives");
   AddCommon(group, &o);
   group->add_option("--members", o.members, "group members (default 1000)");
   group->add_option("--online", o.online, "members connected and logged in (default all)");
   group->add_option("--senders", o.senders, "online members that send (default 1)");
-  group->add_option("--window", o.window, "messages in flight per sender (default 16)");
-  group->add_option("--body", o.body, "message body bytes (default 100)");
-  group->add_option("--rate", o.rate, "total messages/s, paced evenly (instead of the window)");
-  group->add_option("--qos", o.qos, "mqtt: QoS 0 or 1 (default 1)");
+  AddLoadOptions(group, &o);
 
   auto* sync = app.add_subcommand("sync", "pull a backlog stored while offline");
   AddCommon(sync, &o);

@@ -66,6 +66,8 @@ class Harness {
   RunResult NewResult() const;
 
  private:
+  uint64_t SumAtomic(std::atomic<uint64_t> ThreadStats::*field) const;
+
   const Options& o_;
   asio::ip::tcp::endpoint server_;
   std::string raw_key_;
