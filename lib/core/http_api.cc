@@ -9,6 +9,7 @@
 
 #include "core/server_impl.h"
 #include "core/group_json.h"
+#include "core/http_path.h"
 #include "core/receipt_json.h"
 #include "ops/log.h"
 #include "protocol/json.h"
@@ -20,6 +21,8 @@ using internal::GroupJson;
 using internal::HttpRequest;
 using internal::HttpResponse;
 using internal::JsonWriter;
+using internal::PathParts;
+using internal::QueryParam;
 
 namespace {
 
@@ -59,80 +62,6 @@ std::string UserJson(const UserRecord& u) {
   w.Field("created_ms", static_cast<int64_t>(u.created_ms));
   w.EndObject();
   return w.str();
-}
-
-// RFC 3986 percent-decoding of one path segment or query component; in a query, '+' is a space
-// (HTML forms). False on a '%' that is not followed by two hex digits.
-bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  out->reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%') {
-      if (in.size() - i < 3) return false;
-      const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (in[i] == '+' && plus_is_space) {
-      out->push_back(' ');
-    } else {
-      out->push_back(in[i]);
-    }
-  }
-  return true;
-}
-
-const Status kBadPercent =
-    Status::BadRequest("malformed percent-encoding ('%' must be followed by two hex digits)");
-
-// Splits "/v1/groups/g1/members" into {"v1","groups","g1","members"}, each segment
-// percent-decoded (so an id may hold '/', '?', spaces or any UTF-8 as %XX).
-Status PathParts(const std::string& path, std::vector<std::string>* parts) {
-  parts->clear();
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) {
-      std::string segment;
-      if (!PercentDecode(std::string_view(path).substr(i, j - i), false, &segment)) {
-        return kBadPercent;
-      }
-      parts->push_back(std::move(segment));
-    }
-    i = j + 1;
-  }
-  return Status::OK();
-}
-
-// The decoded value of query parameter `name` ("" when absent).
-Status QueryParam(const std::string& target, std::string_view name, std::string* value) {
-  value->clear();
-  size_t q = target.find('?');
-  if (q == std::string::npos) return Status::OK();
-  std::string_view query = std::string_view(target).substr(q + 1);
-  size_t i = 0;
-  std::string key;
-  while (i <= query.size()) {
-    size_t j = query.find('&', i);
-    if (j == std::string_view::npos) j = query.size();
-    std::string_view kv = query.substr(i, j - i);
-    size_t eq = kv.find('=');
-    if (eq != std::string_view::npos) {
-      if (!PercentDecode(kv.substr(0, eq), true, &key)) return kBadPercent;
-      if (key == name) {
-        return PercentDecode(kv.substr(eq + 1), true, value) ? Status::OK() : kBadPercent;
-      }
-    }
-    i = j + 1;
-  }
-  return Status::OK();
 }
 
 }  // namespace

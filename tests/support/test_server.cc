@@ -1,13 +1,45 @@
 #include "support/test_server.h"
 
+#include <doctest/doctest.h>
+
 #include <asio.hpp>
 #include <sstream>
+
+#include "support/temp_dir.h"
 
 #include "transport/tcp_client.h"
 #include "transport/tcp_server.h"
 #include "transport/websocket.h"
 
 namespace im::test {
+
+std::function<void(ServerDeps&)> UseLevelDb(const std::string& dir) {
+  return [dir](ServerDeps& deps) {
+    PasswordHashOptions fast;
+    fast.ops_limit = 1;
+    fast.mem_limit = 8192;
+    auto inbox = OpenLevelDbOfflineQueue(dir + "/inbox");
+    auto groups = OpenLevelDbGroupService(dir + "/groups");
+    auto users = OpenLevelDbUserStore(dir + "/users", fast);
+    if (!inbox.ok() || !groups.ok() || !users.ok()) {
+      throw std::runtime_error("cannot open LevelDB under " + dir + ": " +
+                               (!inbox.ok() ? inbox.status() : !groups.ok() ? groups.status()
+                                                                            : users.status())
+                                   .ToString());
+    }
+    deps.inbox = std::move(*inbox);
+    deps.groups = std::move(*groups);
+    deps.users = std::move(*users);
+  };
+}
+
+void ForEachStorage(const std::function<void(const std::function<void(ServerDeps&)>&)>& body) {
+  SUBCASE("memory") { body(nullptr); }
+  SUBCASE("leveldb") {
+    TempDir dir;
+    body(UseLevelDb(dir.path()));
+  }
+}
 
 TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> customize) {
   keys_ = NewStaticKeyStore({{"default", std::string(32, 'k')}, {"acme", std::string(32, 'a')}});

@@ -29,7 +29,18 @@ class ClientTransport;
 
 namespace im::test {
 
-// A server with memory backends and a fixed key for tenants "default" and "acme".
+// Replaces a TestServer's memory inbox, groups and accounts with LevelDB databases under `dir`
+// (inbox/, groups/, users/, as imd lays them out). Pass it as TestServer's `customize`; a
+// server made later on the same `dir` (after the first is destroyed) reads the same data.
+std::function<void(ServerDeps&)> UseLevelDb(const std::string& dir);
+
+// Runs `body(customize)` once per storage, each in its own SUBCASE named "memory" or
+// "leveldb": `customize` is nullptr (memory backends) or UseLevelDb over a fresh directory
+// that lives until `body` returns. Call it from a doctest case.
+void ForEachStorage(const std::function<void(const std::function<void(ServerDeps&)>&)>& body);
+
+// A server with memory backends (unless `customize` replaces them) and a fixed key for
+// tenants "default" and "acme".
 class TestServer {
  public:
   static constexpr const char* kAdminKey = "admin-key-of-tenant-default";
