@@ -1,5 +1,6 @@
-// SessionStore conformance: every backend runs the same cases. To add a backend, add a factory
-// to SessionStoreBackends(); each call must return an empty store.
+// SessionStore conformance: every backend runs the same cases. To add a backend (Redis, say),
+// add one entry to SessionStoreBackends(): `open` must return an empty store, and a backend
+// with shared state (a server) clears it there.
 
 #include <doctest/doctest.h>
 
@@ -16,14 +17,18 @@
 
 #include "im/backends.h"
 #include "im/session_store.h"
+#include "support/backends.h"
 
 namespace im {
 namespace {
 
-using SessionStoreFactory = std::function<std::shared_ptr<SessionStore>()>;
+struct SessionStoreBackend {
+  const char* name;
+  std::function<std::shared_ptr<SessionStore>()> open;
+};
 
-const std::vector<std::pair<const char*, SessionStoreFactory>>& SessionStoreBackends() {
-  static const std::vector<std::pair<const char*, SessionStoreFactory>> backends = {
+const std::vector<SessionStoreBackend>& SessionStoreBackends() {
+  static const std::vector<SessionStoreBackend> backends = {
       {"memory", [] { return NewMemorySessionStore(); }},
   };
   return backends;
@@ -65,16 +70,14 @@ size_t MustCount(SessionStore& store, std::string_view tenant) {
   return *count;
 }
 
-// Runs `body` once per backend, each in its own SUBCASE so a failure names the backend.
+// Runs `body` on a fresh store of every backend, each in its own SUBCASE (test::ForEachBackend).
 template <typename Body>
 void ForEachBackend(Body body) {
-  for (const auto& [name, factory] : SessionStoreBackends()) {
-    SUBCASE(name) {
-      std::shared_ptr<SessionStore> store = factory();
-      REQUIRE(store.get() != nullptr);
-      body(*store);
-    }
-  }
+  test::ForEachBackend(SessionStoreBackends(), [&body](const SessionStoreBackend& backend) {
+    std::shared_ptr<SessionStore> store = backend.open();
+    REQUIRE(store.get() != nullptr);
+    body(*store);
+  });
 }
 
 TEST_CASE("SessionStore: put then find") {
