@@ -22,10 +22,12 @@
 
 #include "im/client.h"
 #include "support/child_process.h"
+#include "support/imd_process.h"
 #include "support/test_server.h"
 
 #ifdef IMD_PATH
 using im::test::ChildProcess;
+using im::test::ImdProcess;
 
 namespace {
 
@@ -47,32 +49,10 @@ std::unique_ptr<ChildProcess> StartImd(const std::string& data, uint16_t tcp, ui
 
 namespace {
 
-// An imd process on a LevelDB data dir with OS-chosen ports, read from its "serving" line, so
-// parallel test runs cannot collide.
-struct ImdInstance {
-  std::unique_ptr<ChildProcess> process;
-  std::string tcp_url;
-  // Wall clock just before the process existed: every message it stores has ts >= this.
-  int64_t spawned_ms = 0;
-};
-
-ImdInstance SpawnImd(const std::string& data) {
-  ImdInstance imd;
-  imd.spawned_ms = im::SystemClock()->NowMs();
-  imd.process = std::make_unique<ChildProcess>(std::vector<std::string>{
-      IMD_PATH, "--data", data, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"});
-  std::string serving = imd.process->WaitForLine("serving", 20000);
-  REQUIRE_FALSE(serving.empty());
-  std::smatch m;
-  REQUIRE(std::regex_search(serving, m, std::regex(R"(tcp://(127\.0\.0\.1:\d+))")));
-  imd.tcp_url = "tcp://" + m[1].str();
-  return imd;
-}
-
 // The imd the senders should talk to, or none while it is being killed and restarted.
 class LiveServer {
  public:
-  void Up(const ImdInstance& imd) {
+  void Up(const im::test::ImdProcess& imd) {
     std::lock_guard<std::mutex> lock(mu_);
     url_ = imd.tcp_url;
     spawned_ms_ = imd.spawned_ms;
@@ -302,7 +282,7 @@ TEST_CASE("crash: kill -9 under concurrent senders loses no acked message and st
   const std::string gid = "crashg";
 
   std::string data = im::test::MakeTempDir();
-  ImdInstance imd = SpawnImd(data);
+  ImdProcess imd = im::test::StartImd(IMD_PATH, data);
   std::map<std::string, std::string> tokens;
   for (const std::string& u : users) {
     int rc = 0;
@@ -371,7 +351,7 @@ TEST_CASE("crash: kill -9 under concurrent senders loses no acked message and st
     imd.process->Signal(SIGKILL);
     REQUIRE(imd.process->Wait(10000) == 128 + SIGKILL);
     ++kills;
-    imd = SpawnImd(data);
+    imd = im::test::StartImd(IMD_PATH, data);
     live.Up(imd);
   }
   stop_new = true;  // the senders finish their retries on the last server, then stop
