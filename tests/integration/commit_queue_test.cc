@@ -1,0 +1,158 @@
+// The commit queue's bound: with the committer stuck in a slow append and the queue full, sends
+// get 503 unavailable; afterwards a retry under the same cid stores the message exactly once,
+// and a retry of a send that was accepted but not yet acked gets the first send's answer.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "support/test_server.h"
+
+using im::test::CodeOf;
+using im::test::ErrorOf;
+using im::test::RawClient;
+
+namespace {
+
+// Appends wait while the gate is closed (a slow disk, a stalled replica); the rest passes.
+class GatedAppends final : public im::OfflineQueue {
+ public:
+  explicit GatedAppends(std::shared_ptr<im::OfflineQueue> inner) : inner_(std::move(inner)) {}
+
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Waits until an append is waiting at the closed gate.
+  bool WaitStuck(int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return stuck_ > 0; });
+  }
+
+  im::Result<im::AppendResult> Append(const im::AppendRequest& request) override {
+    Pass();
+    return inner_->Append(request);
+  }
+  std::vector<im::Result<im::AppendResult>> AppendBatch(
+      const std::vector<im::AppendRequest>& batch) override {
+    Pass();
+    return inner_->AppendBatch(batch);
+  }
+  im::Result<im::FetchResult> Fetch(const im::UserKey& user, uint64_t after,
+                                    size_t limit) override {
+    return inner_->Fetch(user, after, limit);
+  }
+  im::Result<im::InboxInfo> Info(const im::UserKey& user) override { return inner_->Info(user); }
+  im::Status Ack(const im::UserKey& user, const std::string& device, uint64_t seq) override {
+    return inner_->Ack(user, device, seq);
+  }
+  im::Result<uint64_t> Acked(const im::UserKey& user, const std::string& device) override {
+    return inner_->Acked(user, device);
+  }
+  im::Result<size_t> Expire(im::TimestampMs now) override { return inner_->Expire(now); }
+
+ private:
+  void Pass() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++stuck_;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::seconds(30), [this] { return open_; });
+    --stuck_;
+  }
+
+  std::shared_ptr<im::OfflineQueue> inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  int stuck_ = 0;
+};
+
+std::string Send(uint32_t id, const std::string& cid, const std::string& body) {
+  return R"({"id":)" + std::to_string(id) + R"(,"cmd":"chat.send","body":{"to":"bob","cid":")" +
+         cid + R"(","body":")" + body + R"("}})";
+}
+
+std::string Mid(const rapidjson::Document& d) {
+  return d.HasMember("body") && d["body"].HasMember("mid") ? d["body"]["mid"].GetString() : "";
+}
+
+}  // namespace
+
+TEST_CASE("commit queue: full - 503 unavailable; retries under the same cid store once") {
+  im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& storage) {
+    std::shared_ptr<GatedAppends> gate;
+    im::ServerOptions options;
+    options.commit_queue_limit = 2;
+    im::test::TestServer ts(options, [&](im::ServerDeps& deps) {
+      if (storage) storage(deps);
+      gate = std::make_shared<GatedAppends>(deps.inbox);
+      deps.inbox = gate;
+    });
+    RawClient alice(ts.TcpUrl()), alice_web(ts.WsUrl()), bob(ts.TcpUrl());
+    REQUIRE(alice.Login(ts.Token("alice"), "phone") == 0);
+    REQUIRE(alice_web.Login(ts.Token("alice"), "web") == 0);
+    REQUIRE(bob.Login(ts.Token("bob")) == 0);
+
+    // c1 reaches the committer, which sticks in its append; the queue then takes two more: a
+    // retry of c1 (accepted, not yet acked) and c2. c3 finds it full, and so does the other
+    // device: the bound is the server's.
+    gate->Close();
+    alice.Send(Send(1, "c1", "first"));
+    REQUIRE(gate->WaitStuck(10000));
+    alice.Send(Send(2, "c1", "first, again"));
+    alice.Send(Send(3, "c2", "second"));
+    alice.Send(Send(4, "c3", "third"));
+    rapidjson::Document d;
+    REQUIRE(alice.WaitResponse(4, &d, 10000));
+    CHECK(CodeOf(d) == 503);
+    CHECK(ErrorOf(d) == "unavailable");
+    REQUIRE(alice_web.Call(1, "chat.send", R"({"to":"bob","cid":"c4","body":"fourth"})", &d,
+                           10000));
+    CHECK(CodeOf(d) == 503);
+    CHECK(ErrorOf(d) == "unavailable");
+
+    gate->Open();
+    rapidjson::Document first, again, second;
+    REQUIRE(alice.WaitResponse(1, &first, 10000));
+    REQUIRE(alice.WaitResponse(2, &again, 10000));
+    REQUIRE(alice.WaitResponse(3, &second, 10000));
+    REQUIRE(CodeOf(first) == 0);
+    REQUIRE(CodeOf(again) == 0);
+    REQUIRE(CodeOf(second) == 0);
+    CHECK(Mid(again) == Mid(first));  // the first send's answer, nothing stored twice
+    CHECK(again["body"]["seq"].GetUint64() == first["body"]["seq"].GetUint64());
+    CHECK(Mid(second) != Mid(first));
+
+    // The 503'd c3, retried under its cid: stored now, and once.
+    alice.Send(Send(5, "c3", "third"));
+    REQUIRE(alice.WaitResponse(5, &d, 10000));
+    REQUIRE(CodeOf(d) == 0);
+    const std::string third = Mid(d);
+    alice.Send(Send(6, "c3", "third"));
+    REQUIRE(alice.WaitResponse(6, &d, 10000));
+    REQUIRE(CodeOf(d) == 0);
+    CHECK(Mid(d) == third);
+
+    // bob's inbox: c1, c2, c3 once each, in that order; c4 was refused and never retried.
+    REQUIRE(bob.Call(1, "chat.sync", R"({"after":0})", &d));
+    REQUIRE(CodeOf(d) == 0);
+    std::vector<std::string> bodies, mids;
+    for (const auto& m : d["body"]["messages"].GetArray()) {
+      bodies.push_back(m["body"].GetString());
+      mids.push_back(m["mid"].GetString());
+    }
+    CHECK(bodies == std::vector<std::string>{"first", "second", "third"});
+    CHECK(mids == std::vector<std::string>{Mid(first), Mid(second), third});
+    CHECK(d["body"]["last_seq"].GetUint64() == 3);
+  });
+}
