@@ -3,14 +3,12 @@
 // and a retry of a send that was accepted but not yet acked gets the first send's answer.
 #include <doctest/doctest.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "support/gate.h"
 #include "support/test_server.h"
 
 using im::test::CodeOf;
@@ -24,28 +22,15 @@ class GatedAppends final : public im::OfflineQueue {
  public:
   explicit GatedAppends(std::shared_ptr<im::OfflineQueue> inner) : inner_(std::move(inner)) {}
 
-  void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = false;
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  // Waits until an append is waiting at the closed gate.
-  bool WaitStuck(int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return stuck_ > 0; });
-  }
+  im::test::Gate& gate() { return gate_; }
 
   im::Result<im::AppendResult> Append(const im::AppendRequest& request) override {
-    Pass();
+    gate_.Pass();
     return inner_->Append(request);
   }
   std::vector<im::Result<im::AppendResult>> AppendBatch(
       const std::vector<im::AppendRequest>& batch) override {
-    Pass();
+    gate_.Pass();
     return inner_->AppendBatch(batch);
   }
   im::Result<im::FetchResult> Fetch(const im::UserKey& user, uint64_t after,
@@ -62,19 +47,8 @@ class GatedAppends final : public im::OfflineQueue {
   im::Result<size_t> Expire(im::TimestampMs now) override { return inner_->Expire(now); }
 
  private:
-  void Pass() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++stuck_;
-    cv_.notify_all();
-    cv_.wait_for(lock, std::chrono::seconds(30), [this] { return open_; });
-    --stuck_;
-  }
-
   std::shared_ptr<im::OfflineQueue> inner_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  int stuck_ = 0;
+  im::test::Gate gate_;
 };
 
 std::string Send(uint32_t id, const std::string& cid, const std::string& body) {
@@ -90,13 +64,13 @@ std::string Mid(const rapidjson::Document& d) {
 
 TEST_CASE("commit queue: full - 503 unavailable; retries under the same cid store once") {
   im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& storage) {
-    std::shared_ptr<GatedAppends> gate;
+    std::shared_ptr<GatedAppends> appends;
     im::ServerOptions options;
     options.commit_queue_limit = 2;
     im::test::TestServer ts(options, [&](im::ServerDeps& deps) {
       if (storage) storage(deps);
-      gate = std::make_shared<GatedAppends>(deps.inbox);
-      deps.inbox = gate;
+      appends = std::make_shared<GatedAppends>(deps.inbox);
+      deps.inbox = appends;
     });
     RawClient alice(ts.TcpUrl()), alice_web(ts.WsUrl()), bob(ts.TcpUrl());
     REQUIRE(alice.Login(ts.Token("alice"), "phone") == 0);
@@ -106,9 +80,9 @@ TEST_CASE("commit queue: full - 503 unavailable; retries under the same cid stor
     // c1 reaches the committer, which sticks in its append; the queue then takes two more: a
     // retry of c1 (accepted, not yet acked) and c2. c3 finds it full, and so does the other
     // device: the bound is the server's.
-    gate->Close();
+    appends->gate().Close();
     alice.Send(Send(1, "c1", "first"));
-    REQUIRE(gate->WaitStuck(10000));
+    REQUIRE(appends->gate().WaitHeld(10000));
     alice.Send(Send(2, "c1", "first, again"));
     alice.Send(Send(3, "c2", "second"));
     alice.Send(Send(4, "c3", "third"));
@@ -116,12 +90,12 @@ TEST_CASE("commit queue: full - 503 unavailable; retries under the same cid stor
     REQUIRE(alice.WaitResponse(4, &d, 10000));
     CHECK(CodeOf(d) == 503);
     CHECK(ErrorOf(d) == "unavailable");
-    REQUIRE(alice_web.Call(1, "chat.send", R"({"to":"bob","cid":"c4","body":"fourth"})", &d,
-                           10000));
+    REQUIRE(
+        alice_web.Call(1, "chat.send", R"({"to":"bob","cid":"c4","body":"fourth"})", &d, 10000));
     CHECK(CodeOf(d) == 503);
     CHECK(ErrorOf(d) == "unavailable");
 
-    gate->Open();
+    appends->gate().Open();
     rapidjson::Document first, again, second;
     REQUIRE(alice.WaitResponse(1, &first, 10000));
     REQUIRE(alice.WaitResponse(2, &again, 10000));

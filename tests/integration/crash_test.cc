@@ -97,7 +97,8 @@ struct SendOutcome {
 };
 
 std::string SendFrame(uint32_t id, const PlannedSend& s) {
-  std::string target = s.group.empty() ? "\"to\":\"" + s.to + "\"" : "\"group\":\"" + s.group + "\"";
+  std::string target =
+      s.group.empty() ? "\"to\":\"" + s.to + "\"" : "\"group\":\"" + s.group + "\"";
   return "{\"id\":" + std::to_string(id) + ",\"cmd\":\"chat.send\",\"body\":{" + target +
          ",\"cid\":\"" + s.cid + "\",\"body\":\"" + s.cid + "\"}}";
 }
@@ -109,8 +110,11 @@ std::string SendFrame(uint32_t id, const PlannedSend& s) {
 class Sender {
  public:
   Sender(std::string user, std::string token, std::vector<PlannedSend> plan, size_t window)
-      : user_(std::move(user)), token_(std::move(token)), plan_(std::move(plan)),
-        outcomes_(plan_.size()), window_(window) {}
+      : user_(std::move(user)),
+        token_(std::move(token)),
+        plan_(std::move(plan)),
+        outcomes_(plan_.size()),
+        window_(window) {}
 
   // Sends until `stop_new` and every started send is acked.
   void Run(LiveServer& live, const std::atomic<bool>& stop_new) {
@@ -284,20 +288,16 @@ TEST_CASE("crash: kill -9 under concurrent senders loses no acked message and st
   std::string data = im::test::MakeTempDir();
   ImdProcess imd = im::test::StartImd(IMD_PATH, data);
   std::map<std::string, std::string> tokens;
-  for (const std::string& u : users) {
-    int rc = 0;
-    tokens[u] = im::test::RunAndCapture({IMD_PATH, "token", "--user", u, "--data", data}, &rc);
-    REQUIRE(rc == 0);
-  }
+  for (const std::string& u : users) tokens[u] = im::test::ImdToken(IMD_PATH, data, u);
   std::map<std::string, std::string> epochs;
   for (const std::string& u : users) {
     im::test::RawClient c(imd.tcp_url);
     REQUIRE(c.Login(tokens[u]) == 0);
     rapidjson::Document d;
     if (u == users[0]) {
-      REQUIRE(c.Call(1, "group.create",
-                     "{\"name\":\"crash\",\"gid\":\"" + gid + "\",\"members\":[\"u1\",\"u2\",\"u3\"]}",
-                     &d));
+      REQUIRE(c.Call(
+          1, "group.create",
+          "{\"name\":\"crash\",\"gid\":\"" + gid + "\",\"members\":[\"u1\",\"u2\",\"u3\"]}", &d));
       REQUIRE(im::test::CodeOf(d) == 0);
     }
     REQUIRE(c.Call(2, "chat.sync", "{\"after\":0}", &d));
@@ -324,7 +324,8 @@ TEST_CASE("crash: kill -9 under concurrent senders loses no acked message and st
   live.Up(imd);
   std::atomic<bool> stop_new{false};
   std::vector<std::thread> threads;
-  for (auto& s : senders) threads.emplace_back([&live, &stop_new, s = s.get()] { s->Run(live, stop_new); });
+  for (auto& s : senders)
+    threads.emplace_back([&live, &stop_new, s = s.get()] { s->Run(live, stop_new); });
 
   auto dedup_hits = [&] {
     int n = 0;
@@ -390,7 +391,7 @@ TEST_CASE("crash: kill -9 under concurrent senders loses no acked message and st
   // Exactly once: each user's chat messages are exactly the acked sends it took part in, each
   // once (by mid and by cid, the body), at the seq its ack named in the sender's own inbox.
   std::map<uint64_t, std::pair<const PlannedSend*, std::string>> by_mid;  // mid -> send, sender
-  std::map<std::string, std::set<uint64_t>> expected;                    // user -> mids
+  std::map<std::string, std::set<uint64_t>> expected;                     // user -> mids
   for (auto& s : senders) {
     for (size_t i = 0; i < s->plan().size(); ++i) {
       const SendOutcome& o = s->outcomes()[i];

@@ -2,6 +2,8 @@
 // back the same after a crash; group_full at GroupLimits::max_members; a group send repeated
 // under its cid is stored once.
 #include <doctest/doctest.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <signal.h>
 
 #include <chrono>
@@ -13,9 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "support/child_process.h"
 #include "support/imd_process.h"
@@ -90,8 +89,8 @@ std::vector<std::string> MemberPages(Conn& c, const std::string& gid) {
   std::vector<std::string> pages;
   std::string after;
   for (;;) {
-    rapidjson::Document d = c.Call("group.members", R"({"gid":")" + gid + R"(","limit":2,"after":")" +
-                                                        after + R"("})");
+    rapidjson::Document d =
+        c.Call("group.members", R"({"gid":")" + gid + R"(","limit":2,"after":")" + after + R"("})");
     REQUIRE(CodeOf(d) == 0);
     const auto& members = d["body"]["members"];
     REQUIRE(members.Size() >= 1);
@@ -143,14 +142,11 @@ TEST_CASE("group storage: imd on LevelDB - groups, owners, members and events su
     config << "[storage]\nmax_group_members = 4\n";
   }
   const std::vector<std::string> config = {"--config", data + "/imd.toml"};
-  im::test::ImdProcess imd = im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", config);
+  im::test::ImdProcess imd =
+      im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", config);
   const std::vector<std::string> users = {"abe", "ann", "ben", "cat", "eve", "fay"};
   std::map<std::string, std::string> tokens;
-  for (const std::string& u : users) {
-    int rc = 0;
-    tokens[u] = im::test::RunAndCapture({IMD_PATH, "token", "--user", u, "--data", data}, &rc);
-    REQUIRE(rc == 0);
-  }
+  for (const std::string& u : users) tokens[u] = im::test::ImdToken(IMD_PATH, data, u);
   std::map<std::string, std::unique_ptr<Conn>> c;
   auto connect_all = [&] {
     c.clear();
@@ -176,7 +172,8 @@ TEST_CASE("group storage: imd on LevelDB - groups, owners, members and events su
   REQUIRE(CodeOf(d) == 0);
   const std::string k1 = Json(d["body"]);
   // A group emptied by its last member is deleted.
-  REQUIRE(CodeOf(c["fay"]->Call("group.create", R"({"name":"solo","gid":"g2","members":[]})")) == 0);
+  REQUIRE(CodeOf(c["fay"]->Call("group.create", R"({"name":"solo","gid":"g2","members":[]})")) ==
+          0);
   REQUIRE(CodeOf(c["fay"]->Call("group.quit", Gid("g2"))) == 0);
   CHECK(CodeOf(c["fay"]->Call("group.info", Gid("g2"))) == 404);
 
@@ -231,8 +228,8 @@ TEST_CASE("group storage: group_full at max_members on create and join, with its
     Conn ann(ts.TcpUrl(), ts.Token("ann")), dan(ts.WsUrl(), ts.Token("dan")),
         eve(ts.TcpUrl(), ts.Token("eve"));
     // Four members with the creator: refused, and nothing was created.
-    CheckGroupFull(ann.Call("group.create",
-                            R"({"name":"big","gid":"big","members":["b","c","d"]})"));
+    CheckGroupFull(
+        ann.Call("group.create", R"({"name":"big","gid":"big","members":["b","c","d"]})"));
     CHECK(CodeOf(ann.Call("group.info", Gid("big"))) == 404);
     REQUIRE(CodeOf(ann.Call("group.create", R"({"name":"ok","gid":"g","members":["b"]})")) == 0);
     REQUIRE(CodeOf(dan.Call("group.join", Gid("g"))) == 0);  // 3: the limit

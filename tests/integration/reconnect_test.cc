@@ -17,6 +17,7 @@
 
 #include "im/client.h"
 #include "support/child_process.h"
+#include "support/gate.h"
 #include "support/imd_process.h"
 #include "support/temp_dir.h"
 #include "support/test_server.h"
@@ -86,45 +87,11 @@ void ForEachKeptStorage(const std::function<void(const Customize&)>& body) {
   }
 }
 
-// Holds every login at its token check while closed, so a client that dialed in has no session
-// until Open().
-class LoginGate {
- public:
-  void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = false;
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void Pass() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++held_;
-    cv_.notify_all();
-    cv_.wait_for(lock, std::chrono::seconds(30), [this] { return open_; });
-  }
-  // Waits until a login has reached the gate since the last Close().
-  bool WaitHeld(int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return held_ > 0; });
-  }
-  void ResetHeld() {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_ = 0;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  int held_ = 0;
-};
-
+// Holds every login at its token check while the gate is closed, so a client that dialed in
+// has no session until the gate opens.
 class GatedVerifier final : public im::TokenVerifier {
  public:
-  GatedVerifier(std::shared_ptr<im::TokenVerifier> inner, std::shared_ptr<LoginGate> gate)
+  GatedVerifier(std::shared_ptr<im::TokenVerifier> inner, std::shared_ptr<im::test::Gate> gate)
       : inner_(std::move(inner)), gate_(std::move(gate)) {}
   im::Result<im::TokenClaims> Verify(std::string_view token) const override {
     gate_->Pass();
@@ -133,22 +100,18 @@ class GatedVerifier final : public im::TokenVerifier {
 
  private:
   std::shared_ptr<im::TokenVerifier> inner_;
-  std::shared_ptr<LoginGate> gate_;
+  std::shared_ptr<im::test::Gate> gate_;
 };
 
 }  // namespace
 
 #ifdef IMD_PATH
-TEST_CASE("reconnect: imd killed with SIGKILL mid-stream - sends retried, stored once, received once") {
+TEST_CASE(
+    "reconnect: imd killed with SIGKILL mid-stream - sends retried, stored once, received once") {
   const std::string data = im::test::MakeTempDir();
   im::test::ImdProcess imd = im::test::StartImd(IMD_PATH, data);
-  auto token = [&](const char* user) {
-    int rc = 0;
-    std::string t = im::test::RunAndCapture({IMD_PATH, "token", "--user", user, "--data", data}, &rc);
-    REQUIRE(rc == 0);
-    return t;
-  };
-  const std::string alice_token = token("alice"), bob_token = token("bob");
+  const std::string alice_token = im::test::ImdToken(IMD_PATH, data, "alice");
+  const std::string bob_token = im::test::ImdToken(IMD_PATH, data, "bob");
   im::ClientOptions co;
   co.reconnect_min_ms = 20;
   co.reconnect_max_ms = 200;
@@ -259,7 +222,7 @@ TEST_CASE("reconnect: imd killed with SIGKILL mid-stream - sends retried, stored
 
 TEST_CASE("reconnect: messages stored while the client had no session arrive by its resync") {
   ForEachKeptStorage([](const Customize& storage) {
-    auto gate = std::make_shared<LoginGate>();
+    auto gate = std::make_shared<im::test::Gate>();
     Customize customize = [&storage, gate](im::ServerDeps& deps) {
       storage(deps);
       deps.tokens = std::make_shared<GatedVerifier>(deps.tokens, gate);
@@ -283,7 +246,6 @@ TEST_CASE("reconnect: messages stored while the client had no session arrive by 
     // The server goes away without a drain; bob's client redials, and its login is held at the
     // token check of the next server on the same port and storage.
     gate->Close();
-    gate->ResetHeld();
     first.reset();
     REQUIRE(WaitUntil([&] { return inbox.reconnecting >= 1; }, 10000));
     im::test::TestServer second(same_port, customize);
@@ -302,7 +264,7 @@ TEST_CASE("reconnect: messages stored while the client had no session arrive by 
 
     std::vector<std::string> expected = {"m:live-before"};
     for (int i = 0; i < 20; ++i) expected.push_back("m:away" + std::to_string(i));
-    expected.push_back("reconnected");  // the resync delivered them, before this callback
+    expected.push_back("reconnected");   // the resync delivered them, before this callback
     expected.push_back("m:live-after");  // a push to the new session
     std::lock_guard<std::mutex> lock(inbox.mu);
     CHECK(inbox.events == expected);

@@ -29,4 +29,12 @@ ImdProcess StartImd(const std::string& imd_path, const std::string& data,
   return imd;
 }
 
+std::string ImdToken(const std::string& imd_path, const std::string& data,
+                     const std::string& user) {
+  int rc = 0;
+  std::string token = RunAndCapture({imd_path, "token", "--user", user, "--data", data}, &rc);
+  REQUIRE_MESSAGE(rc == 0, "imd token --user " << user << " exited " << rc);
+  return token;
+}
+
 }  // namespace im::test
