@@ -62,7 +62,7 @@ std::string Mid(const rapidjson::Document& d) {
 
 }  // namespace
 
-TEST_CASE("commit queue: full - 503 unavailable; retries under the same cid store once") {
+TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid store once") {
   im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& storage) {
     std::shared_ptr<GatedAppends> appends;
     im::ServerOptions options;
