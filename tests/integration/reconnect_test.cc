@@ -1,6 +1,7 @@
 // im::Client reconnects, resyncs and retries sends across a server crash: every message is acked
 // once, stored once, and reaches the receiver exactly once, in order; what was stored while the
-// client had no session arrives by its resync, not by a push.
+// client had no session arrives by its resync, not by a push; a crash that loses a memory inbox
+// is reported as an epoch gap.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -46,6 +48,7 @@ struct Collector {
   std::atomic<int> reconnected{0};
   std::atomic<int> closed{0};
   std::atomic<int> gaps{0};
+  std::vector<std::string> gap_reasons;
 
   void Attach(im::Client& c) {
     c.OnMessage([this](const im::ReceivedMessage& m) {
@@ -61,7 +64,11 @@ struct Collector {
       ++reconnected;
     });
     c.OnClosed([this](int, const std::string&) { ++closed; });
-    c.OnGap([this](const std::string&, uint64_t) { ++gaps; });
+    c.OnGap([this](const std::string& reason, uint64_t) {
+      std::lock_guard<std::mutex> lock(mu);
+      gap_reasons.push_back(reason);
+      ++gaps;
+    });
   }
   bool WaitCount(size_t n, int ms) {
     std::unique_lock<std::mutex> lock(mu);
@@ -214,6 +221,59 @@ TEST_CASE(
   alice.Close();
   bob.Close();
   reader.Close();
+  imd.process->Signal(SIGTERM);
+  CHECK(imd.process->Wait(15000) == 0);
+  std::filesystem::remove_all(data);
+}
+TEST_CASE("reconnect: imd on memory storage killed - the client reports an epoch gap and resyncs") {
+  const std::string data = im::test::MakeTempDir();
+  {
+    std::ofstream config(data + "/imd.toml");
+    config << "[storage]\ninbox = \"memory:\"\n";
+  }
+  const std::vector<std::string> config = {"--config", data + "/imd.toml"};
+  im::test::ImdProcess imd =
+      im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", config);
+  im::ClientOptions co;
+  co.reconnect_min_ms = 20;
+  co.reconnect_max_ms = 200;
+  co.url = imd.tcp_url;
+  im::Client alice(co);
+  co.url = imd.ws_url;
+  im::Client bob(co);
+  Collector alice_events, bob_inbox;
+  alice_events.Attach(alice);
+  bob_inbox.Attach(bob);
+  REQUIRE(alice.Connect().ok());
+  REQUIRE(bob.Connect().ok());
+  REQUIRE(alice.Login(im::test::ImdToken(IMD_PATH, data, "alice")).ok());
+  REQUIRE(bob.Login(im::test::ImdToken(IMD_PATH, data, "bob")).ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(alice.SendText("bob", "before" + std::to_string(i)).ok());
+  REQUIRE(bob_inbox.WaitCount(5, 10000));
+
+  // The crash takes the memory inboxes with it: the new process starts new epochs.
+  imd.process->Signal(SIGKILL);
+  REQUIRE(imd.process->Wait(10000) == 128 + SIGKILL);
+  imd = im::test::StartImd(IMD_PATH, data, imd.tcp_listen, imd.http_listen, config);
+  REQUIRE(WaitUntil([&] { return bob_inbox.reconnected >= 1 && alice_events.reconnected >= 1; },
+                    20000));
+  for (int i = 0; i < 3; ++i) {
+    auto ack = alice.SendText("bob", "after" + std::to_string(i));
+    REQUIRE(ack.ok());
+    CHECK(ack->seq == static_cast<uint64_t>(i + 1));  // alice's new inbox counts from 1
+  }
+  REQUIRE(bob_inbox.WaitCount(8, 10000));
+  CHECK(WaitUntil([&] { return bob.synced_seq() == 3; }, 10000));
+  std::lock_guard<std::mutex> lock(bob_inbox.mu);
+  CHECK(bob_inbox.gap_reasons == std::vector<std::string>{"epoch"});
+  REQUIRE(bob_inbox.got.size() == 8);
+  for (size_t i = 0; i < 8; ++i) {
+    CAPTURE(i);
+    // The new epoch's seqs start again at 1; the client delivers them all the same.
+    CHECK(bob_inbox.got[i].seq == (i < 5 ? i + 1 : i - 4));
+    CHECK(bob_inbox.got[i].message.body ==
+          (i < 5 ? "before" + std::to_string(i) : "after" + std::to_string(i - 5)));
+  }
   imd.process->Signal(SIGTERM);
   CHECK(imd.process->Wait(15000) == 0);
   std::filesystem::remove_all(data);
