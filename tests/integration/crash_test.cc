@@ -2,7 +2,8 @@
 // users send to each other and to a group with many sends in flight; after each restart on the
 // same data dir the unacked sends are retried under their cid. At the end every acked message is
 // in every participant's inbox exactly once, in the same conversation order, and no seq was
-// skipped or handed out twice.
+// skipped or handed out twice. The random seed (send plan, kill points) is printed; set
+// IM_CRASH_SEED=<seed> to run with a given one.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -154,7 +155,7 @@ class Sender {
         }
         if (pending.empty()) break;
         std::optional<std::string> text = c.NextText(15000);
-        if (!text) break;  // closed (killed); a silent live server fails the final checks
+        if (!text) break;  // closed (killed), or silent for 15 s: reconnect and retry
         rapidjson::Document d;
         if (!im::test::ParseJson(*text, &d) || !d.HasMember("id")) continue;  // a push
         auto it = pending.find(d["id"].GetUint());
@@ -274,7 +275,8 @@ uint64_t SeedFromEnv() {
 
 TEST_CASE("crash: kill -9 under concurrent senders loses no acked message and stores none twice") {
   const uint64_t seed = SeedFromEnv();
-  MESSAGE("crash test seed " << seed << " (IM_CRASH_SEED=" << seed << " repeats the plan)");
+  MESSAGE("crash test seed " << seed << " (IM_CRASH_SEED=" << seed
+                             << " repeats the plan and the kill points)");
   INFO("seed " << seed);
   // At least kMinKills kills; more (up to kMaxKills) until one of them has landed between a
   // store and its ack, so the retries' dedup is exercised.
