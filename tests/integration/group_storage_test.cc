@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -137,11 +136,8 @@ void ForEachGroupStorage(const im::GroupLimits& limits,
 #ifdef IMD_PATH
 TEST_CASE("group storage: imd on LevelDB - groups, owners, members and events survive SIGKILL") {
   const std::string data = im::test::MakeTempDir();
-  {
-    std::ofstream config(data + "/imd.toml");
-    config << "[storage]\nmax_group_members = 4\n";
-  }
-  const std::vector<std::string> config = {"--config", data + "/imd.toml"};
+  const std::vector<std::string> config =
+      im::test::WriteImdConfig(data, "[storage]\nmax_group_members = 4\n");
   im::test::ImdProcess imd =
       im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", config);
   const std::vector<std::string> users = {"abe", "ann", "ben", "cat", "eve", "fay"};

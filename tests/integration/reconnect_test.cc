@@ -9,7 +9,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -226,13 +225,11 @@ TEST_CASE(
   CHECK(imd.process->Wait(15000) == 0);
   std::filesystem::remove_all(data);
 }
+
 TEST_CASE("reconnect: imd on memory storage killed - the client reports an epoch gap and resyncs") {
   const std::string data = im::test::MakeTempDir();
-  {
-    std::ofstream config(data + "/imd.toml");
-    config << "[storage]\ninbox = \"memory:\"\n";
-  }
-  const std::vector<std::string> config = {"--config", data + "/imd.toml"};
+  const std::vector<std::string> config =
+      im::test::WriteImdConfig(data, "[storage]\ninbox = \"memory:\"\n");
   im::test::ImdProcess imd =
       im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", config);
   im::ClientOptions co;

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <regex>
 
 #include "im/types.h"
@@ -27,6 +28,15 @@ ImdProcess StartImd(const std::string& imd_path, const std::string& data,
   imd.tcp_url = "tcp://" + imd.tcp_listen;
   imd.ws_url = "ws://" + imd.http_listen + "/ws";
   return imd;
+}
+
+std::vector<std::string> WriteImdConfig(const std::string& data, const std::string& toml) {
+  const std::string path = data + "/imd.toml";
+  std::ofstream out(path);
+  out << toml;
+  out.close();
+  REQUIRE_MESSAGE(out.good(), "cannot write " << path);
+  return {"--config", path};
 }
 
 std::string ImdToken(const std::string& imd_path, const std::string& data,

@@ -29,6 +29,9 @@ ImdProcess StartImd(const std::string& imd_path, const std::string& data,
                     const std::string& http_listen = "127.0.0.1:0",
                     const std::vector<std::string>& extra_args = {});
 
+// Writes `toml` to <data>/imd.toml; the arguments that make StartImd read it (its extra_args).
+std::vector<std::string> WriteImdConfig(const std::string& data, const std::string& toml);
+
 // `imd token --user user --data data`: a token signed with the data dir's key. REQUIREs exit 0.
 std::string ImdToken(const std::string& imd_path, const std::string& data, const std::string& user);
 
