@@ -109,6 +109,7 @@ RawClient::RawClient(const std::string& url, size_t max_frame_bytes)
     transport_ = internal::NewWsClientTransport(*io_, url, max_frame_bytes);
   }
   transport_->on_message = [this](std::string text) {
+    bytes_received_ += text.size() + (is_tcp_ ? 4 : 0);
     std::lock_guard<std::mutex> lock(mu_);
     if (is_tcp_) {
       // TCP reports its close code in a session.closed push.
@@ -144,8 +145,14 @@ RawClient::~RawClient() {
   transport_.reset();
 }
 
-void RawClient::Send(const std::string& json) { transport_->Send(json); }
-void RawClient::SendRaw(const std::string& bytes) { transport_->SendRaw(bytes); }
+void RawClient::Send(const std::string& json) {
+  bytes_sent_ += json.size() + (is_tcp_ ? 4 : 0);
+  transport_->Send(json);
+}
+void RawClient::SendRaw(const std::string& bytes) {
+  bytes_sent_ += bytes.size();
+  transport_->SendRaw(bytes);
+}
 void RawClient::Close() { transport_->Close(); }
 
 std::optional<std::string> RawClient::NextText(int timeout_ms) {

@@ -3,6 +3,7 @@
 #ifndef IM_TESTS_SUPPORT_TEST_SERVER_H_
 #define IM_TESTS_SUPPORT_TEST_SERVER_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -38,6 +39,18 @@ std::function<void(ServerDeps&)> UseLevelDb(const std::string& dir);
 // "leveldb": `customize` is nullptr (memory backends) or UseLevelDb over a fresh directory
 // that lives until `body` returns. Call it from a doctest case.
 void ForEachStorage(const std::function<void(const std::function<void(ServerDeps&)>&)>& body);
+
+// A clock the test moves by hand, for deadlines that must not depend on the machine's speed
+// (token expiry, retention). Starts at the wall clock's now. Thread-safe.
+class FakeClock final : public Clock {
+ public:
+  FakeClock() : now_ms_(SystemClock()->NowMs()) {}
+  TimestampMs NowMs() const override { return now_ms_.load(); }
+  void Advance(int64_t ms) { now_ms_.fetch_add(ms); }
+
+ private:
+  std::atomic<TimestampMs> now_ms_;
+};
 
 // A server with memory backends (unless `customize` replaces them) and a fixed key for
 // tenants "default" and "acme".
@@ -92,6 +105,10 @@ class RawClient {
   int WaitClosed(int timeout_ms = 5000);
   bool closed();
   size_t queued();
+  // Bytes this client wrote and read, counted as the server's metrics count them: TCP frames
+  // with their 4-byte headers, WebSocket message payloads.
+  uint64_t bytes_sent() const { return bytes_sent_.load(); }
+  uint64_t bytes_received() const { return bytes_received_.load(); }
 
  private:
   bool WaitMatching(const std::function<bool(const rapidjson::Document&)>& match,
@@ -108,6 +125,8 @@ class RawClient {
   bool closed_ = false;
   int close_code_ = 0;
   uint32_t next_id_ = 1000000;
+  std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<uint64_t> bytes_received_{0};
 };
 
 // Parses text into a document; false when not JSON.
