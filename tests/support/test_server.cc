@@ -41,7 +41,8 @@ void ForEachStorage(const std::function<void(const std::function<void(ServerDeps
   }
 }
 
-TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> customize) {
+TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> customize,
+                       const std::function<void(Server&)>& before_start) {
   keys_ = NewStaticKeyStore({{"default", std::string(32, 'k')}, {"acme", std::string(32, 'a')}});
   deps_.sessions = NewMemorySessionStore();
   deps_.router = NewLocalRouter();
@@ -58,6 +59,7 @@ TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> c
   if (options.tcp_listen == ServerOptions{}.tcp_listen) options.tcp_listen = "127.0.0.1:0";
   if (options.http_listen == ServerOptions{}.http_listen) options.http_listen = "127.0.0.1:0";
   server_ = std::make_unique<Server>(options, deps_);
+  if (before_start) before_start(*server_);
   Status s = server_->Start();
   if (!s.ok()) throw std::runtime_error("test server failed to start: " + s.ToString());
 }

@@ -3,6 +3,8 @@
 #ifndef IM_TESTS_SUPPORT_TEST_SERVER_H_
 #define IM_TESTS_SUPPORT_TEST_SERVER_H_
 
+#include <rapidjson/document.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -14,8 +16,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <rapidjson/document.h>
 
 #include "im/auth.h"
 #include "im/backends.h"
@@ -53,12 +53,14 @@ class FakeClock final : public Clock {
 };
 
 // A server with memory backends (unless `customize` replaces them) and a fixed key for
-// tenants "default" and "acme".
+// tenants "default" and "acme". `before_start` runs between the server's construction and
+// Start(): the place to set hooks.
 class TestServer {
  public:
   static constexpr const char* kAdminKey = "admin-key-of-tenant-default";
   explicit TestServer(ServerOptions options = {},
-                      std::function<void(ServerDeps&)> customize = nullptr);
+                      std::function<void(ServerDeps&)> customize = nullptr,
+                      const std::function<void(Server&)>& before_start = nullptr);
   ~TestServer();
 
   std::string Token(const std::string& user, const std::string& tenant = "default",
