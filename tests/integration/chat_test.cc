@@ -16,6 +16,7 @@ using im::test::CodeOf;
 using im::test::ErrorOf;
 using im::test::ForEachStorage;
 using im::test::RawClient;
+using im::test::Str;
 using im::test::TestServer;
 using Storage = std::function<void(im::ServerDeps&)>;
 
@@ -23,10 +24,6 @@ namespace {
 
 std::string SendBody(const std::string& to, const std::string& cid, const std::string& body) {
   return R"({"to":")" + to + R"(","cid":")" + cid + R"(","body":")" + body + R"("})";
-}
-
-std::string Str(const rapidjson::Value& v, const char* k) {
-  return v.HasMember(k) && v[k].IsString() ? v[k].GetString() : "";
 }
 
 struct Pair {

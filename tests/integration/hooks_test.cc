@@ -17,13 +17,10 @@ using im::test::CodeOf;
 using im::test::ErrorOf;
 using im::test::GatedInbox;
 using im::test::RawClient;
+using im::test::Str;
 using im::test::TestServer;
 
 namespace {
-
-std::string Str(const rapidjson::Value& v, const char* k) {
-  return v.HasMember(k) && v[k].IsString() ? v[k].GetString() : "";
-}
 
 std::string SendBody(const std::string& to, const std::string& cid, const std::string& body) {
   return R"({"to":")" + to + R"(","cid":")" + cid + R"(","body":")" + body + R"("})";

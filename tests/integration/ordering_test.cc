@@ -18,13 +18,10 @@
 using im::test::CodeOf;
 using im::test::GatedInbox;
 using im::test::RawClient;
+using im::test::Str;
 using im::test::TestServer;
 
 namespace {
-
-std::string Str(const rapidjson::Value& v, const char* k) {
-  return v.HasMember(k) && v[k].IsString() ? v[k].GetString() : "";
-}
 
 // Forwards to the local router and records every Close (the session id), once it returned:
 // by then the notice is queued on the connection.

@@ -15,14 +15,11 @@
 
 using im::test::CodeOf;
 using im::test::RawClient;
+using im::test::Str;
 using im::test::TestServer;
 using Storage = std::function<void(im::ServerDeps&)>;
 
 namespace {
-
-std::string Str(const rapidjson::Value& v, const char* k) {
-  return v.HasMember(k) && v[k].IsString() ? v[k].GetString() : "";
-}
 
 // Runs `body` once per inbox backend, each in its own SUBCASE, with an inbox made with
 // `options`.

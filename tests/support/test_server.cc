@@ -94,6 +94,11 @@ int CodeOf(const rapidjson::Document& doc) {
   return it != doc.MemberEnd() && it->value.IsInt() ? it->value.GetInt() : -1;
 }
 
+std::string Str(const rapidjson::Value& v, const char* key) {
+  auto it = v.FindMember(key);
+  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+
 std::string ErrorOf(const rapidjson::Document& doc) {
   auto it = doc.FindMember("error");
   return it != doc.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";

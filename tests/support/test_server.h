@@ -142,6 +142,8 @@ std::string HttpRoundTrip(uint16_t port, const std::string& request);
 bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out);
 int CodeOf(const rapidjson::Document& doc);  // "code" member, -1 when absent
 std::string ErrorOf(const rapidjson::Document& doc);
+// The string member `key` of `v`; "" when absent or not a string.
+std::string Str(const rapidjson::Value& v, const char* key);
 
 }  // namespace im::test
 
