@@ -271,7 +271,7 @@ TEST_CASE("limits: commands past max_pending_commands get 429 rate_limited - the
     // A sync held in storage keeps this connection's worker busy; what follows waits.
     inbox->Close(GatedInbox::Op::kFetch);
     c.Send(R"({"id":1,"cmd":"chat.sync"})");
-    REQUIRE(inbox->WaitHeld(GatedInbox::Op::kFetch, 1));
+    REQUIRE(inbox->WaitHeld(GatedInbox::Op::kFetch));
     for (uint32_t id = 10; id < 20; ++id)
       c.Send(R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping"})");
     rapidjson::Document d;

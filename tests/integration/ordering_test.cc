@@ -100,7 +100,7 @@ TEST_CASE("ordering: within one storage batch every response goes before the bat
   // queue behind it and are stored together.
   inbox->Close(GatedInbox::Op::kAppend);
   carol.Send(R"({"id":1,"cmd":"chat.send","body":{"to":"dave","cid":"plug","body":"plug"}})");
-  REQUIRE(inbox->WaitHeld(GatedInbox::Op::kAppend, 1));
+  REQUIRE(inbox->WaitHeld(GatedInbox::Op::kAppend));
   alice.Send(R"({"id":1,"cmd":"chat.send","body":{"to":"bob","cid":"a","body":"from alice"}})");
   REQUIRE(WaitCommitQueue(ts, 1));
   bob.Send(R"({"id":2,"cmd":"chat.send","body":{"to":"alice","cid":"b","body":"from bob"}})");

@@ -4,8 +4,6 @@
 #ifndef IM_TESTS_SUPPORT_GATED_INBOX_H_
 #define IM_TESTS_SUPPORT_GATED_INBOX_H_
 
-#include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "im/offline_queue.h"
+#include "support/gate.h"
 
 namespace im::test {
 
@@ -24,21 +23,10 @@ class GatedInbox final : public OfflineQueue {
   explicit GatedInbox(std::shared_ptr<OfflineQueue> inner) : inner_(std::move(inner)) {}
 
   // Later calls of `op` wait at the gate until Open(op).
-  void Close(Op op) {
-    std::lock_guard<std::mutex> lock(mu_);
-    gate(op).closed = true;
-  }
-  void Open(Op op) {
-    std::lock_guard<std::mutex> lock(mu_);
-    gate(op).closed = false;
-    cv_.notify_all();
-  }
-  // Waits until `n` calls of `op` are held at the gate; false after `timeout_ms`.
-  bool WaitHeld(Op op, int n, int timeout_ms = 10000) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                        [&] { return gate(op).held >= n; });
-  }
+  void Close(Op op) { gate(op).Close(); }
+  void Open(Op op) { gate(op).Open(); }
+  // Waits until a call of `op` is held at the gate; false after `timeout_ms`.
+  bool WaitHeld(Op op, int timeout_ms = 10000) { return gate(op).WaitHeld(timeout_ms); }
   // The size of every AppendBatch call so far, in call order.
   std::vector<size_t> batch_sizes() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -53,11 +41,11 @@ class GatedInbox final : public OfflineQueue {
       std::lock_guard<std::mutex> lock(mu_);
       batch_sizes_.push_back(batch.size());
     }
-    Pass(Op::kAppend);
+    append_.Pass();
     return inner_->AppendBatch(batch);
   }
   Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) override {
-    Pass(Op::kFetch);
+    fetch_.Pass();
     return inner_->Fetch(user, after, limit);
   }
   Result<InboxInfo> Info(const UserKey& user) override { return inner_->Info(user); }
@@ -70,27 +58,12 @@ class GatedInbox final : public OfflineQueue {
   Result<size_t> Expire(TimestampMs now) override { return inner_->Expire(now); }
 
  private:
-  struct Gate {
-    bool closed = false;
-    int held = 0;
-  };
   Gate& gate(Op op) { return op == Op::kFetch ? fetch_ : append_; }
 
-  void Pass(Op op) {
-    std::unique_lock<std::mutex> lock(mu_);
-    Gate& g = gate(op);
-    if (!g.closed) return;
-    ++g.held;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return !g.closed; });
-    --g.held;
-  }
-
   std::shared_ptr<OfflineQueue> inner_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
   Gate fetch_, append_;
-  std::vector<size_t> batch_sizes_;
+  mutable std::mutex mu_;
+  std::vector<size_t> batch_sizes_;  // guarded by mu_
 };
 
 // Opens both gates when it goes out of scope, so a failed check cannot leave a server's threads
