@@ -412,6 +412,7 @@ TEST_CASE("events: the business log records login, kick, failures and rejections
     rapidjson::Document d;
     REQUIRE(second.Call(1, "chat.send", R"({"to":"bob","cid":"x","body":"a forbidden word"})", &d));
     CHECK(CodeOf(d) == 422);
+    CHECK(ErrorOf(d) == "content_rejected");
     REQUIRE(second.Call(2, "group.create", R"({"name":"g","members":[],"gid":"g1"})", &d));
     REQUIRE(second.Call(3, "logout", "", &d));
     CHECK(second.WaitClosed() == 1000);
