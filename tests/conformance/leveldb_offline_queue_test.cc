@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -167,21 +168,36 @@ TEST_CASE("LevelDbOfflineQueue: sweeps larger than one write batch") {
 TEST_CASE("LevelDbOfflineQueue: fetches see consistent pages while appends run") {
   TempDir dir;
   auto q = Open(dir.path());
+  constexpr int kReaders = 2;
+  constexpr uint64_t kAppends = 3000, kCheckpoint = 500;
+  std::atomic<int> ready{0};
   std::atomic<bool> stop{false};
   std::atomic<bool> bad{false};
+  // Reads that saw the writer part-way (0 < last_seq < kAppends): proof that they overlapped.
+  std::atomic<int> midway_reads{0};
   std::thread writer([&] {
-    for (uint64_t i = 1; i <= 3000; ++i) {
+    while (ready.load() < kReaders) std::this_thread::yield();  // start with the readers
+    for (uint64_t i = 1; i <= kAppends; ++i) {
       if (!q->Append(Req(i, {U("bob"), U("carol")})).ok()) bad = true;
+      if (i % kCheckpoint != 0 || i == kAppends) continue;
+      // At each checkpoint, let every reader see this state at least once (10 s at most).
+      const int target = midway_reads.load() + kReaders;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (midway_reads.load() < target && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
     }
     stop = true;
   });
   std::vector<std::thread> readers;
-  for (int t = 0; t < 2; ++t) {
+  for (int t = 0; t < kReaders; ++t) {
     readers.emplace_back([&] {
+      ++ready;
       while (!stop.load()) {
         Result<FetchResult> r = q->Fetch(U("bob"), 0, 500);
         if (!r.ok() || r->gap) bad = true;
         if (!r.ok()) continue;
+        if (r->last_seq > 0 && r->last_seq < kAppends) ++midway_reads;
         for (size_t i = 0; i < r->entries.size(); ++i) {
           if (r->entries[i].seq != i + 1 || r->entries[i].message->mid != i + 1) bad = true;
         }
@@ -192,7 +208,8 @@ TEST_CASE("LevelDbOfflineQueue: fetches see consistent pages while appends run")
   writer.join();
   for (std::thread& t : readers) t.join();
   CHECK_FALSE(bad.load());
-  CHECK(Must(q->Info(U("carol"))).last_seq == 3000);
+  CHECK(midway_reads.load() >= static_cast<int>(kAppends / kCheckpoint - 1) * kReaders);
+  CHECK(Must(q->Info(U("carol"))).last_seq == kAppends);
 }
 
 TEST_CASE("LevelDbOfflineQueue: durable through compactions with small buffers and sync") {

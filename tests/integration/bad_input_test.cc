@@ -1,10 +1,12 @@
 // Every bad input gets the documented answer, and the server keeps serving others.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <asio.hpp>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +74,38 @@ bool ReadFor(asio::ip::tcp::socket& s, int ms, std::string* in) {
   return open;
 }
 
+// Milliseconds since `t`.
+int64_t MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+// Reads until `done(*in)` holds (true), the peer closes or `timeout_ms` pass (false).
+bool ReadUntil(asio::ip::tcp::socket& s, int timeout_ms, std::string* in,
+               const std::function<bool(const std::string&)>& done) {
+  const auto began = std::chrono::steady_clock::now();
+  while (!done(*in)) {
+    const int64_t left = timeout_ms - MsSince(began);
+    if (left <= 0 || !ReadFor(s, static_cast<int>(std::min<int64_t>(left, 100)), in)) {
+      return done(*in);
+    }
+  }
+  return true;
+}
+
+// True once `in` starts with a whole unmasked server WebSocket frame (payload under 64 KiB).
+bool WholeWsFrame(const std::string& in) {
+  if (in.size() < 2) return false;
+  size_t len = static_cast<uint8_t>(in[1]) & 0x7f;
+  size_t header = 2;
+  if (len == 126) {
+    if (in.size() < 4) return false;
+    len = (static_cast<size_t>(static_cast<uint8_t>(in[2])) << 8) | static_cast<uint8_t>(in[3]);
+    header = 4;
+  }
+  return in.size() >= header + len;
+}
+
 // The server still serves: a fresh client logs in and pings.
 void CheckStillServing(TestServer& ts) {
   RawClient c(ts.TcpUrl());
@@ -104,27 +138,27 @@ TEST_CASE("bad input: broken JSON - wrong types - missing fields - unknown comma
       const char* cmd;
       const char* body;
       int code;
+      const char* error = "bad_request";
     };
-    for (Case k : {Case{"chat.send", R"({"to":5,"cid":"a","body":"x"})", 400},
-                   Case{"chat.send", R"({"to":"bob","cid":"a"})", 400},
-                   Case{"chat.send", R"({"to":"bob","body":"x"})", 400},
-                   Case{"chat.send", R"({"cid":"a","body":"x"})", 400},
-                   Case{"chat.send", R"({"to":"bob","group":"g","cid":"a","body":"x"})", 400},
-                   Case{"chat.send", R"({"to":"","cid":"a","body":"x"})", 400},
-                   Case{"chat.send", R"({"to":"bob","cid":"a","body":"x","extra":[1]})", 400},
-                   Case{"chat.send", R"({"to":"bob","cid":"a","body":"x","type":7})", 400},
-                   Case{"chat.send", R"({"to":"b\u0001ob","cid":"a","body":"x"})", 400},
-                   Case{"chat.sync", R"({"after":-1})", 400},
-                   Case{"chat.sync", R"({"limit":0})", 400},
-                   Case{"chat.sync", R"({"limit":501})", 400},
-                   Case{"chat.sync", R"({"after":"3"})", 400},
-                   Case{"chat.ack", R"({})", 400},
-                   Case{"chat.ack", R"({"seq":1.5})", 400},
-                   Case{"no.such.command", R"({})", 501}}) {
+    for (Case k :
+         {Case{"chat.send", R"({"to":5,"cid":"a","body":"x"})", 400},
+          Case{"chat.send", R"({"to":"bob","cid":"a"})", 400},
+          Case{"chat.send", R"({"to":"bob","body":"x"})", 400},
+          Case{"chat.send", R"({"cid":"a","body":"x"})", 400},
+          Case{"chat.send", R"({"to":"bob","group":"g","cid":"a","body":"x"})", 400},
+          Case{"chat.send", R"({"to":"","cid":"a","body":"x"})", 400},
+          Case{"chat.send", R"({"to":"bob","cid":"a","body":"x","extra":[1]})", 400},
+          Case{"chat.send", R"({"to":"bob","cid":"a","body":"x","type":7})", 400},
+          Case{"chat.send", R"({"to":"b\u0001ob","cid":"a","body":"x"})", 400},
+          Case{"chat.sync", R"({"after":-1})", 400}, Case{"chat.sync", R"({"limit":0})", 400},
+          Case{"chat.sync", R"({"limit":501})", 400}, Case{"chat.sync", R"({"after":"3"})", 400},
+          Case{"chat.ack", R"({})", 400}, Case{"chat.ack", R"({"seq":1.5})", 400},
+          Case{"no.such.command", R"({})", 501, "unknown_command"}}) {
       CAPTURE(k.cmd);
       CAPTURE(k.body);
       REQUIRE(c.Call(9, k.cmd, k.body, &d));
       CHECK(CodeOf(d) == k.code);
+      CHECK(ErrorOf(d) == k.error);
       CHECK(std::string(d["cmd"].GetString()) == k.cmd);
     }
     std::string big(20000, 'x');
@@ -165,10 +199,13 @@ TEST_CASE("bad input: login with wrong types or a bad device is 400 and stays op
   rapidjson::Document d;
   REQUIRE(c.Call(1, "login", R"({"token":5})", &d));
   CHECK(CodeOf(d) == 400);
+  CHECK(ErrorOf(d) == "bad_request");
   REQUIRE(c.Call(2, "login", R"({})", &d));
   CHECK(CodeOf(d) == 400);
+  CHECK(ErrorOf(d) == "bad_request");
   REQUIRE(c.Call(3, "login", R"({"token":")" + ts.Token("a") + R"(","device":""})", &d));
   CHECK(CodeOf(d) == 400);
+  CHECK(ErrorOf(d) == "bad_request");
   CHECK(c.Login(ts.Token("a")) == 0);
 }
 
@@ -184,6 +221,7 @@ TEST_CASE("bad input: any command before login is 401 and closes with 4002") {
       CHECK(CodeOf(d) == 0);
       REQUIRE(c.Call(2, cmd, R"({"to":"bob","cid":"x","body":"x","seq":1})", &d));
       CHECK(CodeOf(d) == 401);
+      CHECK(ErrorOf(d) == "unauthenticated");
       CHECK(c.WaitClosed() == 4002);
     }
   }
@@ -311,33 +349,46 @@ TEST_CASE("limits: past max_connections a new connection is closed with 1013 - a
   CHECK(admitted);
 }
 
-TEST_CASE("limits: a socket that never logs in is closed after the login timeout") {
+TEST_CASE("limits: a socket that never logs in is closed after the login timeout - not before") {
   im::ServerOptions o;
-  o.login_timeout_ms = 300;
+  o.login_timeout_ms = 1000;
   o.sweep_interval_ms = 50;
   TestServer ts(o);
+  const auto began = std::chrono::steady_clock::now();
   RawClient tcp(ts.TcpUrl()), ws(ts.WsUrl());
   RawClient good(ts.TcpUrl());
   REQUIRE(good.Login(ts.Token("a")) == 0);
-  CHECK(tcp.WaitClosed(3000) == 4002);
-  CHECK(ws.WaitClosed(3000) == 4002);
+  CHECK(tcp.WaitClosed(10000) == 4002);
+  CHECK(ws.WaitClosed(10000) == 4002);
+  // The server's clock started when it accepted the sockets, after `began`; the sweep may add
+  // up to one interval, and a loaded machine more.
+  const int64_t took_ms = MsSince(began);
+  CHECK(took_ms >= o.login_timeout_ms);
+  CHECK(took_ms < o.login_timeout_ms + 8000);
   CHECK_FALSE(good.closed());
 }
 
-TEST_CASE("limits: a silent session is closed after three missed heartbeats") {
+TEST_CASE("limits: a silent session is closed after three missed heartbeats - not before") {
   im::ServerOptions o;
   o.heartbeat_s = 1;
   o.sweep_interval_ms = 100;
   TestServer ts(o);
   RawClient silent(ts.TcpUrl()), chatty(ts.WsUrl());
-  REQUIRE(silent.Login(ts.Token("a")) == 0);
   REQUIRE(chatty.Login(ts.Token("b")) == 0);
+  // The server last heard from `silent` when its login arrived, after `began`.
+  const auto began = std::chrono::steady_clock::now();
+  REQUIRE(silent.Login(ts.Token("a")) == 0);
   rapidjson::Document d;
-  for (int i = 0; i < 8; ++i) {  // 4 s of pings every 0.5 s
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    REQUIRE(chatty.Call(static_cast<uint32_t>(i), "ping", "", &d));
+  uint32_t id = 0;
+  int close_code = -1;
+  while (close_code == -1 && MsSince(began) < 15000) {  // pings every 0.5 s meanwhile
+    REQUIRE(chatty.Call(id++, "ping", "", &d));
+    close_code = silent.WaitClosed(500);
   }
-  CHECK(silent.WaitClosed(100) == 1000);
+  const int64_t took_ms = MsSince(began);
+  CHECK(close_code == 1000);
+  CHECK(took_ms >= 3 * 1000 * o.heartbeat_s);
+  CHECK(took_ms < 3 * 1000 * o.heartbeat_s + 8000);
   CHECK_FALSE(chatty.closed());
 }
 
@@ -354,25 +405,26 @@ TEST_CASE("limits: WebSocket pings are traffic for the idle timeout") {
                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n")));
   std::string in;
-  REQUIRE(ReadFor(ws, 300, &in));
+  REQUIRE(ReadUntil(ws, 5000, &in,
+                    [](const std::string& t) { return t.find("\r\n\r\n") != std::string::npos; }));
   REQUIRE(in.rfind("HTTP/1.1 101", 0) == 0);
   const std::string login =
       R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("pinger") + R"("}})";
   asio::write(ws, asio::buffer(WsClientFrame(0x1, login)));
   in.clear();
-  REQUIRE(ReadFor(ws, 300, &in));
+  REQUIRE(ReadUntil(ws, 5000, &in, WholeWsFrame));
   REQUIRE(in.find("\"epoch\"") != std::string::npos);
-  // 4.5 s, past the 3 s timeout, with nothing but WebSocket pings; each is answered.
+  // 4.5 s, past the 3 s timeout, with nothing but WebSocket pings every 0.5 s; each is answered.
   for (int i = 0; i < 9; ++i) {
     asio::write(ws, asio::buffer(WsClientFrame(0x9, "hb")));
     in.clear();
-    REQUIRE(ReadFor(ws, 500, &in));
-    CHECK(in.rfind("\x8a\x02hb", 0) == 0);
+    REQUIRE(ReadUntil(ws, 5000, &in, WholeWsFrame));
+    CHECK(in == "\x8a\x02hb");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  // Silence: closed within the timeout, with a close frame carrying 1000.
+  // Silence: closed after the timeout, with a close frame carrying 1000.
   in.clear();
-  for (int i = 0; i < 50 && in.size() < 4; ++i) REQUIRE(ReadFor(ws, 100, &in));
-  REQUIRE(in.size() >= 4);
+  REQUIRE(ReadUntil(ws, 10000, &in, [](const std::string& t) { return t.size() >= 4; }));
   CHECK(static_cast<uint8_t>(in[0]) == 0x88);
   CHECK(((static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3])) == 1000);
   asio::write(ws, asio::buffer(WsClientFrame(0x8, in.substr(2, 2))));

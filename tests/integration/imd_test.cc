@@ -62,13 +62,32 @@ TEST_CASE("imd: creates a key on first start - imd token signs with it - chat wo
   REQUIRE(acme_page.ok());
   CHECK(acme_page->messages.empty());  // tenant acme's bob is someone else
 
-  // A token from another data dir's key is refused.
+  // A token from another data dir's key is refused for its signature: the server of that dir
+  // accepts it, so it is a well-formed, unexpired token of the same user and tenant.
   std::string other = im::test::MakeTempDir();
   std::string forged = im::test::RunAndCapture(
       {IMD_PATH, "token", "--user", "alice", "--data", other}, &rc);
+  REQUIRE(rc == 0);
   im::Client d(o);
   REQUIRE(d.Connect().ok());
-  CHECK(d.Login(forged).status().code() == im::Code::kUnauthenticated);
+  auto refused = d.Login(forged);
+  CHECK(refused.status().code() == im::Code::kUnauthenticated);
+  {
+    ChildProcess other_imd(
+        {IMD_PATH, "--data", other, "--http", "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
+    std::string other_serving = other_imd.WaitForLine("serving", 10000);
+    REQUIRE_FALSE(other_serving.empty());
+    REQUIRE(std::regex_search(other_serving, m, std::regex(R"(tcp://(127\.0\.0\.1:\d+))")));
+    im::ClientOptions other_options;
+    other_options.url = "tcp://" + m[1].str();
+    im::Client e(other_options);
+    REQUIRE(e.Connect().ok());
+    auto accepted = e.Login(forged);
+    REQUIRE(accepted.ok());
+    CHECK(accepted->user == "alice");
+    other_imd.Signal(SIGTERM);
+    CHECK(other_imd.Wait(10000) == 0);
+  }
 
   imd.Signal(SIGTERM);
   CHECK(imd.Wait(10000) == 0);

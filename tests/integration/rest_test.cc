@@ -1,19 +1,21 @@
 // The web service over real HTTP on 127.0.0.1.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "im/content_filter.h"
-
 #include "support/test_server.h"
 
 using im::test::RawClient;
@@ -282,6 +284,13 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   RawClient alice(ts.TcpUrl()), bob(ts.WsUrl()), bob2(ts.TcpUrl()), bad(ts.TcpUrl());
   REQUIRE(alice.Login(ts.Token("alice")) == 0);
   REQUIRE(bob.Login(ts.Token("bob")) == 0);
+  {
+    // The per-tenant gauge exists once a session was online at a scrape; it must read 0 later.
+    auto during = scrape();
+    const std::string ws_online = "im_sessions_online{tenant=\"default\",transport=\"ws\"}";
+    REQUIRE(during.count(ws_online) == 1);
+    CHECK(during.at(ws_online) == 1);
+  }
   REQUIRE(bob2.Login(ts.Token("bob")) == 0);  // kicks the first bob
   CHECK(bob.WaitClosed() == 4001);
   CHECK(bad.Login("x.y.z") == 401);
@@ -296,13 +305,32 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   REQUIRE(bob2.Call(21, "chat.sync", R"({"after":0,"limit":3})", &d));
   REQUIRE(d["body"]["messages"].Size() == 3);
   auto after = scrape();
-  auto delta = [&](const std::string& k) { return after[k] - before[k]; };
-  // Two figures settle after the client saw the effect: the kicked WebSocket session counts
-  // until the server has finished closing it, and the fan-out counter moves after the push
-  // was written. Scrape again until they settle (or 2 s pass), then check everything.
-  for (int i = 0; i < 100; ++i) {
-    if (after["im_sessions_online{tenant=\"default\",transport=\"ws\"}"] == 0 &&
-        delta("im_fanout_deliveries_total") >= 5) {
+  // A series missing from the scrape fails the check instead of reading as 0. One missing before
+  // the traffic (a label first used by it) started at 0.
+  auto get = [](const std::map<std::string, double>& m, const std::string& k) {
+    auto it = m.find(k);
+    return it == m.end() ? std::nan("") : it->second;
+  };
+  auto at = [&](const std::string& k) {
+    CHECK_MESSAGE(after.count(k) == 1, "missing series " << k);
+    return get(after, k);
+  };
+  auto delta = [&](const std::string& k) { return at(k) - (before.count(k) ? before.at(k) : 0.0); };
+  // What the clients wrote and read over TCP is what the server counted, headers included.
+  const double tcp_in =
+      static_cast<double>(alice.bytes_sent() + bob2.bytes_sent() + bad.bytes_sent());
+  const double tcp_out =
+      static_cast<double>(alice.bytes_received() + bob2.bytes_received() + bad.bytes_received());
+  // Three figures settle after the client saw the effect: the kicked WebSocket session counts
+  // until the server has finished closing it, the fan-out counter moves after the push was
+  // written, and TCP bytes are counted when a write completes. Scrape again until they settle
+  // (or 5 s pass), then check everything.
+  for (int i = 0; i < 250; ++i) {
+    if (get(after, "im_sessions_online{tenant=\"default\",transport=\"ws\"}") == 0 &&
+        get(after, "im_fanout_deliveries_total") - get(before, "im_fanout_deliveries_total") >= 5 &&
+        get(after, "im_bytes_sent_total{transport=\"tcp\"}") -
+                get(before, "im_bytes_sent_total{transport=\"tcp\"}") >=
+            tcp_out) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -314,30 +342,48 @@ TEST_CASE("metrics: counters and histograms move by the right amounts") {
   CHECK(delta("im_messages_in_total") == 5);
   CHECK(delta("im_messages_rejected_total") == 1);
   CHECK(delta("im_fanout_deliveries_total") == 5);
-  CHECK(delta("im_command_duration_seconds_count{cmd=\"chat.send\"}") == 6);
-  CHECK(delta("im_command_duration_seconds_count{cmd=\"login\"}") == 4);
-  CHECK(after["im_connections{transport=\"tcp\"}"] >= 3);
-  CHECK(after["im_sessions_online{tenant=\"default\",transport=\"tcp\"}"] == 2);
-  CHECK(after["im_sessions_online{tenant=\"default\",transport=\"ws\"}"] == 0);  // bob was kicked
+  CHECK(at("im_connections{transport=\"tcp\"}") == 3);  // alice, bob2 and the failed login
+  CHECK(at("im_sessions_online{tenant=\"default\",transport=\"tcp\"}") == 2);
+  CHECK(at("im_sessions_online{tenant=\"default\",transport=\"ws\"}") == 0);  // bob was kicked
   CHECK(delta("im_messages_out_total{via=\"push\"}") == 5);
   CHECK(delta("im_messages_out_total{via=\"sync\"}") == 3);
-  // Every frame both ways is counted: at least the 3 TCP logins, 6 sends and a sync, and their
-  // replies; the WebSocket login and its reply.
-  CHECK(delta("im_bytes_received_total{transport=\"tcp\"}") > 10 * 4);
-  CHECK(delta("im_bytes_sent_total{transport=\"tcp\"}") > delta("im_bytes_received_total{transport=\"tcp\"}") / 4);
-  CHECK(delta("im_bytes_received_total{transport=\"ws\"}") > 0);
-  CHECK(delta("im_bytes_sent_total{transport=\"ws\"}") > 0);
-  // Storage: one append per stored message (batches may merge them); the inbox read at each
-  // successful login; the fetch of the sync.
-  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.append\"}") >= 1);
-  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.append\"}") <= 5);
-  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.info\"}") == 3);
-  CHECK(delta("im_store_duration_seconds_count{op=\"inbox.fetch\"}") == 1);
-  CHECK(delta("im_store_duration_seconds_count{op=\"sessions.put\"}") == 3);
+  // Every frame both ways is counted, exactly.
+  CHECK(delta("im_bytes_received_total{transport=\"tcp\"}") == tcp_in);
+  CHECK(delta("im_bytes_sent_total{transport=\"tcp\"}") == tcp_out);
+  CHECK(delta("im_bytes_received_total{transport=\"ws\"}") ==
+        static_cast<double>(bob.bytes_sent()));
+  CHECK(delta("im_bytes_sent_total{transport=\"ws\"}") ==
+        static_cast<double>(bob.bytes_received()));
+  // Histograms: the count, the +Inf bucket and the sum of each series, and cumulative buckets.
+  auto check_histogram = [&](const std::string& name, const std::string& label, double count) {
+    CAPTURE(name);
+    CAPTURE(label);
+    CHECK(delta(name + "_count{" + label + "}") == count);
+    CHECK(delta(name + "_bucket{" + label + ",le=\"+Inf\"}") == count);
+    CHECK(delta(name + "_sum{" + label + "}") > 0);
+    // The buckets, by bound, are cumulative.
+    const std::string prefix = name + "_bucket{" + label + ",le=\"";
+    std::vector<std::pair<double, double>> buckets;  // (le, value)
+    for (auto it = after.lower_bound(prefix); it != after.end() && it->first.rfind(prefix, 0) == 0;
+         ++it) {
+      buckets.emplace_back(std::strtod(it->first.c_str() + prefix.size(), nullptr), it->second);
+    }
+    std::sort(buckets.begin(), buckets.end());
+    CHECK(buckets.size() > 2);
+    for (size_t b = 1; b < buckets.size(); ++b) CHECK(buckets[b - 1].second <= buckets[b].second);
+  };
+  check_histogram("im_command_duration_seconds", "cmd=\"chat.send\"", 6);
+  check_histogram("im_command_duration_seconds", "cmd=\"login\"", 4);
+  // Storage: one append per stored message (each send waited for its answer, so each was a batch
+  // of its own); the inbox read at each successful login; the fetch of the sync.
+  check_histogram("im_store_duration_seconds", "op=\"inbox.append\"", 5);
+  check_histogram("im_store_duration_seconds", "op=\"inbox.info\"", 3);
+  check_histogram("im_store_duration_seconds", "op=\"inbox.fetch\"", 1);
+  check_histogram("im_store_duration_seconds", "op=\"sessions.put\"", 3);
   CHECK(after.count("im_send_queue_bytes") == 1);
   CHECK(after.count("im_send_queue_max_bytes") == 1);
-  CHECK(after["im_slow_consumer_closes_total{transport=\"tcp\"}"] == 0);
-  CHECK(after["process_resident_memory_bytes"] > 0);
-  CHECK(after["process_threads"] > 1);
-  CHECK(after["process_open_fds"] > 3);
+  CHECK(at("im_slow_consumer_closes_total{transport=\"tcp\"}") == 0);
+  CHECK(at("process_resident_memory_bytes") > 0);
+  CHECK(at("process_threads") > 1);
+  CHECK(at("process_open_fds") > 3);
 }

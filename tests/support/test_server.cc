@@ -41,7 +41,8 @@ void ForEachStorage(const std::function<void(const std::function<void(ServerDeps
   }
 }
 
-TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> customize) {
+TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> customize,
+                       const std::function<void(Server&)>& before_start) {
   keys_ = NewStaticKeyStore({{"default", std::string(32, 'k')}, {"acme", std::string(32, 'a')}});
   deps_.sessions = NewMemorySessionStore();
   deps_.router = NewLocalRouter();
@@ -58,6 +59,7 @@ TestServer::TestServer(ServerOptions options, std::function<void(ServerDeps&)> c
   if (options.tcp_listen == ServerOptions{}.tcp_listen) options.tcp_listen = "127.0.0.1:0";
   if (options.http_listen == ServerOptions{}.http_listen) options.http_listen = "127.0.0.1:0";
   server_ = std::make_unique<Server>(options, deps_);
+  if (before_start) before_start(*server_);
   Status s = server_->Start();
   if (!s.ok()) throw std::runtime_error("test server failed to start: " + s.ToString());
 }
@@ -92,6 +94,11 @@ int CodeOf(const rapidjson::Document& doc) {
   return it != doc.MemberEnd() && it->value.IsInt() ? it->value.GetInt() : -1;
 }
 
+std::string Str(const rapidjson::Value& v, const char* key) {
+  auto it = v.FindMember(key);
+  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+
 std::string ErrorOf(const rapidjson::Document& doc) {
   auto it = doc.FindMember("error");
   return it != doc.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
@@ -109,6 +116,7 @@ RawClient::RawClient(const std::string& url, size_t max_frame_bytes)
     transport_ = internal::NewWsClientTransport(*io_, url, max_frame_bytes);
   }
   transport_->on_message = [this](std::string text) {
+    bytes_received_ += text.size() + (is_tcp_ ? 4 : 0);
     std::lock_guard<std::mutex> lock(mu_);
     if (is_tcp_) {
       // TCP reports its close code in a session.closed push.
@@ -144,8 +152,14 @@ RawClient::~RawClient() {
   transport_.reset();
 }
 
-void RawClient::Send(const std::string& json) { transport_->Send(json); }
-void RawClient::SendRaw(const std::string& bytes) { transport_->SendRaw(bytes); }
+void RawClient::Send(const std::string& json) {
+  bytes_sent_ += json.size() + (is_tcp_ ? 4 : 0);
+  transport_->Send(json);
+}
+void RawClient::SendRaw(const std::string& bytes) {
+  bytes_sent_ += bytes.size();
+  transport_->SendRaw(bytes);
+}
 void RawClient::Close() { transport_->Close(); }
 
 std::optional<std::string> RawClient::NextText(int timeout_ms) {

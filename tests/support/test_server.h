@@ -3,6 +3,9 @@
 #ifndef IM_TESTS_SUPPORT_TEST_SERVER_H_
 #define IM_TESTS_SUPPORT_TEST_SERVER_H_
 
+#include <rapidjson/document.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -13,8 +16,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <rapidjson/document.h>
 
 #include "im/auth.h"
 #include "im/backends.h"
@@ -39,13 +40,27 @@ std::function<void(ServerDeps&)> UseLevelDb(const std::string& dir);
 // that lives until `body` returns. Call it from a doctest case.
 void ForEachStorage(const std::function<void(const std::function<void(ServerDeps&)>&)>& body);
 
+// A clock the test moves by hand, for deadlines that must not depend on the machine's speed
+// (token expiry, retention). Starts at the wall clock's now. Thread-safe.
+class FakeClock final : public Clock {
+ public:
+  FakeClock() : now_ms_(SystemClock()->NowMs()) {}
+  TimestampMs NowMs() const override { return now_ms_.load(); }
+  void Advance(int64_t ms) { now_ms_.fetch_add(ms); }
+
+ private:
+  std::atomic<TimestampMs> now_ms_;
+};
+
 // A server with memory backends (unless `customize` replaces them) and a fixed key for
-// tenants "default" and "acme".
+// tenants "default" and "acme". `before_start` runs between the server's construction and
+// Start(): the place to set hooks.
 class TestServer {
  public:
   static constexpr const char* kAdminKey = "admin-key-of-tenant-default";
   explicit TestServer(ServerOptions options = {},
-                      std::function<void(ServerDeps&)> customize = nullptr);
+                      std::function<void(ServerDeps&)> customize = nullptr,
+                      const std::function<void(Server&)>& before_start = nullptr);
   ~TestServer();
 
   std::string Token(const std::string& user, const std::string& tenant = "default",
@@ -92,6 +107,10 @@ class RawClient {
   int WaitClosed(int timeout_ms = 5000);
   bool closed();
   size_t queued();
+  // Bytes this client wrote and read, counted as the server's metrics count them: TCP frames
+  // with their 4-byte headers, WebSocket message payloads.
+  uint64_t bytes_sent() const { return bytes_sent_.load(); }
+  uint64_t bytes_received() const { return bytes_received_.load(); }
 
  private:
   bool WaitMatching(const std::function<bool(const rapidjson::Document&)>& match,
@@ -108,6 +127,8 @@ class RawClient {
   bool closed_ = false;
   int close_code_ = 0;
   uint32_t next_id_ = 1000000;
+  std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<uint64_t> bytes_received_{0};
 };
 
 // Parses text into a document; false when not JSON.
@@ -121,6 +142,8 @@ std::string HttpRoundTrip(uint16_t port, const std::string& request);
 bool ScrapeMetrics(uint16_t port, std::map<std::string, double>* out);
 int CodeOf(const rapidjson::Document& doc);  // "code" member, -1 when absent
 std::string ErrorOf(const rapidjson::Document& doc);
+// The string member `key` of `v`; "" when absent or not a string.
+std::string Str(const rapidjson::Value& v, const char* key);
 
 }  // namespace im::test
 

@@ -130,13 +130,19 @@ TEST_CASE("LocalRouter: close sends the notice - then closes - then forgets") {
   CHECK(router->LocalCount() == 0);
   CHECK(router->Deliver(s, Frame::FromString("after")) == SendResult::kDropped);
 
-  // An empty notice closes without sending; an unknown target is a no-op.
+  // An empty notice closes without sending; an unknown target is a no-op, which leaves the
+  // session still attached alone.
   auto other = std::make_shared<FakeConnection>(2);
+  auto bystander = std::make_shared<FakeConnection>(3);
   router->Attach(Session("s2", 2), other);
+  router->Attach(Session("s3", 3), bystander);
   router->Close(Session("s2", 2), Frame{}, close_code::kGoingAway, "drain");
   CHECK(other->log() == Log{"close 1001 drain"});
-  router->Close(Session("nobody", 3), Frame::FromString("x"), close_code::kKicked, "admin");
-  CHECK(router->LocalCount() == 0);
+  router->Close(Session("nobody", 4), Frame::FromString("x"), close_code::kKicked, "admin");
+  CHECK(router->LocalCount() == 1);
+  CHECK(bystander->log().empty());
+  CHECK(router->Deliver(Session("s3", 3), Frame::FromString("still")) == SendResult::kOk);
+  CHECK(bystander->log() == Log{"send still"});
 }
 
 TEST_CASE("LocalRouter: a connection that is gone delivers kDropped") {
@@ -148,10 +154,22 @@ TEST_CASE("LocalRouter: a connection that is gone delivers kDropped") {
   }  // the transport dropped its last reference without a Detach
   CHECK(router->Deliver(s, Frame::FromString("m")) == SendResult::kDropped);
   CHECK(router->LocalCount() == 0);  // the dead entry was forgotten
-  // Closing a forgotten session is a no-op; attaching no connection is ignored.
+
+  // Closing a forgotten session is a no-op: a session attached since, under another id, stays.
+  auto live = std::make_shared<FakeConnection>(2);
+  const SessionInfo other = Session("s2", 2);
+  router->Attach(other, live);
   router->Close(s, Frame::FromString("x"), close_code::kKicked, "admin");
+  CHECK(router->LocalCount() == 1);
+  CHECK(live->log().empty());
+  // Attaching no connection is ignored: it neither adds an entry nor replaces a live one.
   router->Attach(s, nullptr);
-  CHECK(router->LocalCount() == 0);
+  CHECK(router->LocalCount() == 1);
+  CHECK(router->Deliver(s, Frame::FromString("none")) == SendResult::kDropped);
+  router->Attach(other, nullptr);
+  CHECK(router->LocalCount() == 1);
+  CHECK(router->Deliver(other, Frame::FromString("kept")) == SendResult::kOk);
+  CHECK(live->log() == Log{"send kept"});
 }
 
 }  // namespace

@@ -22,9 +22,20 @@ TEST_CASE("mid: increasing - unique - carries the node and the time") {
   // A clock stepping back never produces a smaller id.
   uint64_t before = gen.Next(now + 100);
   CHECK(gen.Next(now - 100000) > before);
-  // Two nodes never collide.
-  MidGenerator other(6);
-  CHECK(other.Next(now) != MidGenerator(5).Next(now));
+  // Two nodes never collide: each carries its own node number in every id, also when the
+  // counter runs over within a millisecond.
+  MidGenerator five(5), six(6);
+  std::set<uint64_t> from_five;
+  for (int i = 0; i < 10000; ++i) {
+    uint64_t m = five.Next(now);
+    CHECK(((m >> 12) & 0x3FF) == 5);
+    from_five.insert(m);
+  }
+  for (int i = 0; i < 10000; ++i) {
+    uint64_t m = six.Next(now);
+    CHECK(((m >> 12) & 0x3FF) == 6);
+    CHECK(from_five.count(m) == 0);
+  }
 }
 
 TEST_CASE("mid: unique across threads") {

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -236,25 +237,47 @@ TEST_CASE("word filter: reload while other threads check") {
   auto opened = im::OpenWordFilter({file.path(), FilterMode::kMask});
   REQUIRE(opened.ok());
   std::shared_ptr<WordFilter> filter = opened.value();
+  constexpr int kCheckers = 2;
+  std::atomic<int> ready{0};
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0};
+  std::atomic<int> checks{0}, saw_apple_list{0}, saw_banana_list{0};
   std::vector<std::thread> checkers;
-  for (int t = 0; t < 2; ++t) {
+  for (int t = 0; t < kCheckers; ++t) {
     checkers.emplace_back([&] {
+      ++ready;
       while (!stop) {
         FilterDecision d = filter->Check("t", "apple banana");
         // Either list is fine; a mix of both or a torn text is not.
-        if (d.text != "***** banana" && d.text != "apple ******") ++bad;
+        if (d.text == "***** banana") {
+          ++saw_apple_list;
+        } else if (d.text == "apple ******") {
+          ++saw_banana_list;
+        } else {
+          ++bad;
+        }
+        ++checks;
       }
     });
   }
+  while (ready.load() < kCheckers) std::this_thread::yield();  // reload while they check
   for (int i = 0; i < 20; ++i) {
     file.Write(i % 2 ? "apple\n" : "banana\n");
     CHECK(filter->Reload().ok());
+    // Let the checkers run against each list before the next reload (10 s at most).
+    const int target = checks.load() + kCheckers;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (checks.load() < target && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
   }
   stop = true;
   for (auto& t : checkers) t.join();
   CHECK(bad == 0);
+  // Both lists were in force while the checkers ran: the reloads overlapped the checks.
+  CHECK(saw_apple_list > 0);
+  CHECK(saw_banana_list > 0);
+  CHECK(checks >= 20 * kCheckers);
 }
 
 TEST_CASE("word filter: a 10000-word list agrees with a naive search") {
