@@ -28,7 +28,7 @@ namespace {
 
 HttpResponse Error(const Status& s) {
   if (static_cast<int>(s.code()) >= 500 && s.code() != Code::kUnavailable) {
-    IM_LOG_ERROR("http: {}", s.ToString());
+    IM_LOG_CLIENT_ERROR("http: {}", s.ToString());  // any client can repeat the request
   }
   HttpResponse r;
   r.status = static_cast<int>(s.code());

@@ -31,8 +31,9 @@ TEST_CASE("rest rules: an empty body is bad_json where a body is taken, ignored 
   for (const Case& c : {Case{"/v1/users", ""}, Case{"/v1/tokens", ""},
                         Case{"/v1/groups", token}, Case{"/v1/messages", TestServer::kAdminKey}}) {
     for (const char* body : {"", " \r\n\t "}) {
-      CAPTURE(c.path);
-      CAPTURE(body);
+      const std::string path = c.path, text = body;
+      CAPTURE(path);
+      CAPTURE(text);
       auto r = Http(port, "POST", c.path, body, c.bearer);
       CHECK(r.status == 400);
       CHECK(r.Str("error") == "bad_json");
