@@ -41,19 +41,16 @@ std::string EscapeLogText(std::string_view text);
 
 }  // namespace im::internal
 
-#define IM_LOG_AT(level, ...)                                                  \
+// Formats and hands the line to `write` (LogWrite or LogWriteClient) when `level` is enabled.
+#define IM_LOG_WITH(write, level, ...)                                         \
   do {                                                                         \
     if (::im::internal::LogEnabled(level)) {                                   \
-      ::im::internal::LogWrite(level, ::fmt::format(__VA_ARGS__));             \
+      ::im::internal::write(level, ::fmt::format(__VA_ARGS__));                \
     }                                                                          \
   } while (0)
+#define IM_LOG_AT(level, ...) IM_LOG_WITH(LogWrite, level, __VA_ARGS__)
 // For lines a client's input can trigger over and over (see LogWriteClient).
-#define IM_LOG_CLIENT_AT(level, ...)                                           \
-  do {                                                                         \
-    if (::im::internal::LogEnabled(level)) {                                   \
-      ::im::internal::LogWriteClient(level, ::fmt::format(__VA_ARGS__));       \
-    }                                                                          \
-  } while (0)
+#define IM_LOG_CLIENT_AT(level, ...) IM_LOG_WITH(LogWriteClient, level, __VA_ARGS__)
 #define IM_LOG_TRACE(...) IM_LOG_AT(::im::LogLevel::kTrace, __VA_ARGS__)
 #define IM_LOG_DEBUG(...) IM_LOG_AT(::im::LogLevel::kDebug, __VA_ARGS__)
 #define IM_LOG_INFO(...) IM_LOG_AT(::im::LogLevel::kInfo, __VA_ARGS__)

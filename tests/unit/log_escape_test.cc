@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -19,6 +20,26 @@
 namespace im::internal {
 namespace {
 
+// Collects the lines given to the log's sink while it lives.
+class SinkLines {
+ public:
+  SinkLines() {
+    SetLogSink([this](LogLevel, std::string_view m) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lines_.emplace_back(m);
+    });
+  }
+  ~SinkLines() { SetLogSink(nullptr); }
+  std::vector<std::string> lines() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
 TEST_CASE("log escape: control characters, DEL, C1 and invalid UTF-8 are escaped") {
   CHECK(EscapeLogText("plain text: 'ok' {1} [x]") == "plain text: 'ok' {1} [x]");
   CHECK(EscapeLogText("a\nb\rc\td") == "a\\nb\\rc\\td");
@@ -33,50 +54,38 @@ TEST_CASE("log escape: control characters, DEL, C1 and invalid UTF-8 are escaped
 
 TEST_CASE("log escape: a sink never sees a raw newline, whatever the message holds") {
   std::vector<std::string> got;
-  std::mutex mu;
-  SetLogSink([&](LogLevel, std::string_view m) {
-    std::lock_guard<std::mutex> lock(mu);
-    got.emplace_back(m);
-  });
-  IM_LOG_ERROR("cmd {} failed", "x\n2026-01-01T00:00:00.000Z error [1] FAKE");
-  SetLogSink(nullptr);
+  {
+    SinkLines sink;
+    IM_LOG_ERROR("cmd {} failed", "x\n2026-01-01T00:00:00.000Z error [1] FAKE");
+    got = sink.lines();
+  }
   REQUIRE(got.size() == 1);
   CHECK(got[0] == "cmd x\\n2026-01-01T00:00:00.000Z error [1] FAKE failed");
 }
 
 TEST_CASE("log escape: client-triggered lines pass a token bucket and report what was dropped") {
-  std::vector<std::string> got;
-  std::mutex mu;
-  SetLogSink([&](LogLevel, std::string_view m) {
-    std::lock_guard<std::mutex> lock(mu);
-    got.emplace_back(m);
-  });
+  auto sink = std::make_unique<SinkLines>();
   ResetClientLines();  // other cases in this process may have used the bucket
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 10000; ++i) IM_LOG_CLIENT_ERROR("bad thing {}", i);
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  size_t passed;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    passed = got.size();
-  }
+  const size_t passed = sink->lines().size();
   CHECK(passed >= kClientLinesBurst);
   CHECK(passed <= kClientLinesBurst + 1 + static_cast<size_t>(elapsed * kClientLinesPerSecond));
   // One token later, the next line says how many were dropped.
   std::this_thread::sleep_for(std::chrono::milliseconds(1000 / kClientLinesPerSecond + 50));
   IM_LOG_CLIENT_ERROR("bad thing {}", "last");
-  SetLogSink(nullptr);
+  const std::vector<std::string> got = sink->lines();
+  sink.reset();
   REQUIRE(got.size() == passed + 2);
   CHECK(got[passed] == "log: suppressed " + std::to_string(10000 - passed) +
                            " client-triggered line(s)");
   CHECK(got[passed + 1] == "bad thing last");
   // Ordinary lines are never limited.
-  std::vector<std::string> plain;
-  SetLogSink([&](LogLevel, std::string_view m) { plain.emplace_back(m); });
+  SinkLines plain;
   for (int i = 0; i < 1000; ++i) IM_LOG_ERROR("server thing {}", i);
-  SetLogSink(nullptr);
-  CHECK(plain.size() == 1000);
+  CHECK(plain.lines().size() == 1000);
 }
 
 TEST_CASE("event log: every line is one JSON object, whatever the fields hold") {
