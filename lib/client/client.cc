@@ -69,7 +69,7 @@ ReceivedMessage ParseMessage(const rapidjson::Value& m) {
 
 Status ParseBody(const Result<std::string>& r, rapidjson::Document* d) {
   if (!r.ok()) return r.status();
-  if (!internal::ParseJson(*r, d).ok() || !d->IsObject()) {
+  if (!internal::ParseJson(*r, d, internal::kMaxServerFrameDepth).ok() || !d->IsObject()) {
     return Status::Internal("malformed response body");
   }
   return Status::OK();
@@ -210,8 +210,12 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     w.Field("body", m.body);
     if (!m.extra.empty()) {
       rapidjson::Document check;
-      if (!internal::ParseJson(m.extra, &check).ok() || !check.IsObject()) {
-        return Status::BadRequest("extra must be a JSON object");
+      // Checked here: the server answers a frame nested too deep without an id, which would
+      // leave this request waiting for its timeout.
+      if (!internal::ParseJson(m.extra, &check, internal::kMaxExtraDepth).ok() ||
+          !check.IsObject()) {
+        return Status::BadRequest("extra must be a JSON object nested at most " +
+                                  std::to_string(internal::kMaxExtraDepth) + " deep");
       }
       w.Key("extra");
       w.Raw(m.extra);
@@ -412,7 +416,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   void OnText(uint64_t gen, const std::string& text) {
     rapidjson::Document d;
-    if (!internal::ParseJson(text, &d).ok() || !d.IsObject()) return;
+    if (!internal::ParseJson(text, &d, internal::kMaxServerFrameDepth).ok() || !d.IsObject()) {
+      return;
+    }
     auto id = d.FindMember("id");
     if (id != d.MemberEnd() && id->value.IsUint()) {
       std::lock_guard<std::mutex> lock(mu_);

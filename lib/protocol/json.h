@@ -65,6 +65,11 @@ std::string ToJson(const rapidjson::Value& value);
 // is an object holding `body` holding `extra`, so 32 leaves room for any real `extra` while a
 // text of 100,000 '[' is refused after 33 bytes.
 constexpr int kMaxJsonDepth = 32;
+// The deepest `extra` object a request can carry: the frame and its body are two levels.
+constexpr int kMaxExtraDepth = kMaxJsonDepth - 2;
+// What a server frame may nest: a chat.sync page holds `extra` two levels deeper (messages
+// array, message) than chat.send does, so a client reads server frames with this bound.
+constexpr int kMaxServerFrameDepth = kMaxJsonDepth + 2;
 
 // Parses `text` into `doc`, the one way every JSON text from outside (socket frames, REST bodies,
 // token header and claims, server frames read by the client) is parsed. Refuses, without

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "auth/jwt_internal.h"
+#include "im/client.h"
 #include "support/http.h"
 #include "support/test_server.h"
 
@@ -117,4 +118,29 @@ TEST_CASE("json depth: a correctly signed token with deep claims is 401 on socke
   CHECK(r.status == 401);
   CHECK(r.Str("error") == "invalid_token");
   CHECK(Http(port, "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("json depth: the client sends and reads back an extra nested to the bound") {
+  TestServer ts;
+  im::ClientOptions o;
+  o.url = ts.TcpUrl();
+  im::Client alice(o);
+  REQUIRE(alice.Connect().ok());
+  REQUIRE(alice.Login(ts.Token("alice")).ok());
+  // The deepest extra a request can carry: an object holding 29 nested arrays (30 levels).
+  im::OutgoingMessage m;
+  m.to = "bob";
+  m.body = "deep";
+  m.extra = R"({"x":)" + Nested(29) + "}";
+  auto ack = alice.Send(m);
+  REQUIRE(ack.ok());
+  // A chat.sync page holds it two levels deeper than the request did: still read.
+  auto page = alice.Sync(0);
+  REQUIRE(page.ok());
+  REQUIRE(page->messages.size() == 1);
+  CHECK(page->messages[0].message.extra == m.extra);
+  // One level more is refused by the client itself, at once, not by a timeout.
+  m.extra = R"({"x":)" + Nested(30) + "}";
+  auto refused = alice.Send(m);
+  CHECK(refused.status().code() == im::Code::kBadRequest);
 }
