@@ -119,3 +119,33 @@ TEST_CASE("rest rules: paging members by next visits ids holding '+' and spaces 
     CHECK(seen == std::multiset<std::string>(expected.begin(), expected.end()));
   }
 }
+
+TEST_CASE("rest rules: 7.0 and 1e2 are not integers, on the socket and on REST") {
+  TestServer ts;
+  RawClient c(ts.TcpUrl());
+  REQUIRE(c.Login(ts.Token("alice")) == 0);
+  rapidjson::Document d;
+  for (const char* id : {"7.0", "1e2", "-1"}) {
+    CAPTURE(id);
+    c.Send(std::string(R"({"id":)") + id + R"(,"cmd":"ping"})");
+    auto text = c.NextText();
+    REQUIRE(text.has_value());
+    REQUIRE(im::test::ParseJson(*text, &d));
+    CHECK(im::test::ErrorOf(d) == "bad_json");
+  }
+  for (const char* body : {R"({"after":1e2})", R"({"after":0.0})", R"({"limit":7.0})"}) {
+    CAPTURE(body);
+    REQUIRE(c.Call(9, "chat.sync", body, &d));
+    CHECK(im::test::CodeOf(d) == 400);
+    CHECK(im::test::ErrorOf(d) == "bad_request");
+  }
+  REQUIRE(c.Call(10, "chat.sync", R"({"after":0,"limit":7})", &d));
+  CHECK(im::test::CodeOf(d) == 0);
+  auto r = Http(ts.server().http_port(), "POST", "/v1/tokens",
+                R"({"user":"alice","ttl_s":1e2})", TestServer::kAdminKey);
+  CHECK(r.status == 400);
+  CHECK(r.Str("error") == "bad_request");
+  r = Http(ts.server().http_port(), "GET", "/v1/groups/g1/members?limit=1e2", "",
+           TestServer::kAdminKey);
+  CHECK(r.status == 400);
+}
