@@ -4,6 +4,8 @@
 
 #include "im/log.h"
 
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <type_traits>
 #include <sstream>
@@ -57,12 +59,82 @@ class Reader {
   im::Status status_;
 };
 
+// toml++ bounds nested arrays and inline tables (256 levels) but not dotted keys, and it
+// recurses once per key part: a key of 50,000 parts ("a.a.a...", also inside an inline table)
+// overflows the stack. A key and an inline table sit on one line, so a line may hold at most
+// kMaxDots dots outside strings and comments (as many as toml++'s own nesting bound; imd's keys
+// have two parts, a float one dot).
+constexpr int kMaxDots = 256;
+
+im::Status CheckDots(const std::string& text, const std::string& path) {
+  enum { kNormal, kBasic, kLiteral, kMultiBasic, kMultiLiteral, kComment } state = kNormal;
+  int dots = 0, line = 1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      dots = 0;
+      if (state == kComment || state == kBasic || state == kLiteral) state = kNormal;
+      continue;
+    }
+    switch (state) {
+      case kNormal:
+        if (text.compare(i, 3, "\"\"\"") == 0) {
+          state = kMultiBasic;
+          i += 2;
+        } else if (text.compare(i, 3, "'''") == 0) {
+          state = kMultiLiteral;
+          i += 2;
+        } else if (c == '"') {
+          state = kBasic;
+        } else if (c == '\'') {
+          state = kLiteral;
+        } else if (c == '#') {
+          state = kComment;
+        } else if (c == '.' && ++dots > kMaxDots) {
+          return im::Status::BadRequest(path + ": more than " + std::to_string(kMaxDots) +
+                                        " dots outside strings on line " + std::to_string(line) +
+                                        " (a key nested that deep is refused)");
+        }
+        break;
+      case kBasic:
+      case kMultiBasic:
+        if (c == '\\') {
+          ++i;  // an escaped character (a newline after '\\' only continues a multi-line one)
+          if (i < text.size() && text[i] == '\n') ++line;
+        } else if (state == kBasic && c == '"') {
+          state = kNormal;
+        } else if (state == kMultiBasic && text.compare(i, 3, "\"\"\"") == 0) {
+          state = kNormal;
+          i += 2;
+        }
+        break;
+      case kLiteral:
+        if (c == '\'') state = kNormal;
+        break;
+      case kMultiLiteral:
+        if (text.compare(i, 3, "'''") == 0) {
+          state = kNormal;
+          i += 2;
+        }
+        break;
+      case kComment:
+        break;
+    }
+  }
+  return im::Status::OK();
+}
+
 }  // namespace
 
 im::Status LoadConfigFile(const std::string& path, Config* c) {
   toml::table root;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return im::Status::BadRequest(path + ": cannot be read");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (im::Status s = CheckDots(text, path); !s.ok()) return s;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     std::ostringstream msg;
     msg << path << ": " << e.description() << " (line " << e.source().begin.line << ")";

@@ -5,7 +5,10 @@
 // The log is process-wide. Until ConfigureLogging is called it writes `info` and above to
 // standard error. Lines look like
 //   2026-11-27T16:20:00.123Z info [12345] tcp: listening on 127.0.0.1:7001
-// (UTC time, level, thread id, message).
+// (UTC time, level, thread id, message). A message is always one line: control characters and
+// bytes that are not well-formed UTF-8 are written as escapes (\n, \r, \t, \xNN), also to a sink,
+// so no string from a client can forge a line. Lines a client can trigger at will (failed
+// commands, slow consumers) are rate-limited (docs/operations.md section 5).
 //
 // Thread-safety: every function is safe from any thread.
 #ifndef IM_LOG_H_

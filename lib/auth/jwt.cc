@@ -15,6 +15,7 @@
 #include "auth/base64url.h"
 #include "auth/jwt_internal.h"
 #include "im/auth.h"
+#include "protocol/json.h"
 
 namespace im {
 namespace internal {
@@ -62,15 +63,10 @@ Status Invalid(const char* reason) { return Status::Unauthenticated("invalid_tok
 
 std::string_view StringOf(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
-// Parses one decoded segment; true only for a single well-formed JSON object.
+// Parses one decoded segment; true only for a single well-formed JSON object (no NUL byte, no
+// nesting deeper than kMaxJsonDepth, valid UTF-8).
 bool ParseObject(std::string_view json, rapidjson::Document* doc) {
-  // RapidJSON's memory stream takes a NUL byte for the end of input, so "{}\0junk" would pass.
-  if (json.find('\0') != std::string_view::npos) return false;
-  // Iterative: a deeply nested value cannot exhaust the stack.
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-  doc->Parse<kFlags>(json.data(), json.size());
-  return !doc->HasParseError() && doc->IsObject();
+  return internal::ParseJson(json, doc).ok() && doc->IsObject();
 }
 
 // Sets `*out` to the member `name` of `obj`, or nullptr when absent. False when the name occurs

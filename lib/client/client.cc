@@ -69,8 +69,9 @@ ReceivedMessage ParseMessage(const rapidjson::Value& m) {
 
 Status ParseBody(const Result<std::string>& r, rapidjson::Document* d) {
   if (!r.ok()) return r.status();
-  d->Parse(r->c_str(), r->size());
-  if (d->HasParseError() || !d->IsObject()) return Status::Internal("malformed response body");
+  if (!internal::ParseJson(*r, d, internal::kMaxServerFrameDepth).ok() || !d->IsObject()) {
+    return Status::Internal("malformed response body");
+  }
   return Status::OK();
 }
 
@@ -209,9 +210,12 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     w.Field("body", m.body);
     if (!m.extra.empty()) {
       rapidjson::Document check;
-      check.Parse(m.extra.c_str(), m.extra.size());
-      if (check.HasParseError() || !check.IsObject()) {
-        return Status::BadRequest("extra must be a JSON object");
+      // Checked here: the server answers a frame nested too deep without an id, which would
+      // leave this request waiting for its timeout.
+      if (!internal::ParseJson(m.extra, &check, internal::kMaxExtraDepth).ok() ||
+          !check.IsObject()) {
+        return Status::BadRequest("extra must be a JSON object nested at most " +
+                                  std::to_string(internal::kMaxExtraDepth) + " deep");
       }
       w.Key("extra");
       w.Raw(m.extra);
@@ -412,8 +416,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   void OnText(uint64_t gen, const std::string& text) {
     rapidjson::Document d;
-    d.Parse(text.c_str(), text.size());
-    if (d.HasParseError() || !d.IsObject()) return;
+    if (!internal::ParseJson(text, &d, internal::kMaxServerFrameDepth).ok() || !d.IsObject()) {
+      return;
+    }
     auto id = d.FindMember("id");
     if (id != d.MemberEnd() && id->value.IsUint()) {
       std::lock_guard<std::mutex> lock(mu_);

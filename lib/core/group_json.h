@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "core/http_path.h"
 #include "im/group_service.h"
 #include "protocol/json.h"
 
@@ -22,8 +23,9 @@ inline std::string GroupJson(const GroupInfo& g) {
   return w.str();
 }
 
-// {"members":[{"user","role","joined_ms"}...],"more"}
-inline std::string MemberPageJson(const MemberPage& page) {
+// {"members":[{"user","role","joined_ms"}...],"more"}; with `with_next` (REST) and more to come,
+// also "next": the last user id percent-encoded, the exact `after` query value of the next page.
+inline std::string MemberPageJson(const MemberPage& page, bool with_next = false) {
   JsonWriter w;
   w.StartObject();
   w.Key("members");
@@ -37,6 +39,9 @@ inline std::string MemberPageJson(const MemberPage& page) {
   }
   w.EndArray();
   w.Field("more", page.more);
+  if (with_next && page.more && !page.members.empty()) {
+    w.Field("next", PercentEncode(page.members.back().user));
+  }
   w.EndObject();
   return w.str();
 }

@@ -29,9 +29,14 @@ void Server::Impl::Reply(ConnState& state, const Request& req, std::string_view 
 void Server::Impl::ReplyError(ConnState& state, const Request& req, const Status& status) {
   ObserveLatency(req);
   // Client errors are the client's business (the reply says it all); server errors are ours.
-  // 503 is expected under load (overload, draining) and is counted, not logged.
-  if (static_cast<int>(status.code()) >= 500 && status.code() != Code::kUnavailable) {
-    IM_LOG_ERROR("{} on connection {} failed: {}", req.cmd, state.conn->id(), status.ToString());
+  // 503 is expected under load (overload, draining) and is counted, not logged. 501 (a command
+  // name the server does not know) is the client's error too. A client can repeat a failing
+  // command at will, so the line is rate-limited.
+  const Code code = status.code();
+  if (static_cast<int>(code) >= 500 && code != Code::kUnavailable &&
+      code != Code::kUnknownCommand) {
+    IM_LOG_CLIENT_ERROR("{} on connection {} failed: {}", req.cmd, state.conn->id(),
+                        status.ToString());
   }
   state.conn->Send(Frame::FromString(internal::EncodeError(req, status)));
 }
@@ -72,6 +77,7 @@ void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
     if (cmd == "group.create") return HandleGroupCreate(state, req);
     if (cmd == "group.join") return HandleGroupJoinQuit(state, req, true);
     if (cmd == "group.quit") return HandleGroupJoinQuit(state, req, false);
+    IM_LOG_DEBUG("connection {} sent unknown command '{}'", state->conn->id(), cmd);
     return ReplyError(*state, *req,
                       Status::Error(Code::kUnknownCommand, "unknown_command",
                                     "unknown command '" + cmd + "'"));

@@ -28,7 +28,7 @@ namespace {
 
 HttpResponse Error(const Status& s) {
   if (static_cast<int>(s.code()) >= 500 && s.code() != Code::kUnavailable) {
-    IM_LOG_ERROR("http: {}", s.ToString());
+    IM_LOG_CLIENT_ERROR("http: {}", s.ToString());  // any client can repeat the request
   }
   HttpResponse r;
   r.status = static_cast<int>(s.code());
@@ -62,6 +62,55 @@ std::string UserJson(const UserRecord& u) {
   w.Field("created_ms", static_cast<int64_t>(u.created_ms));
   w.EndObject();
   return w.str();
+}
+
+// The /v1 endpoints. Each has one method; its path decides it alone.
+enum class RouteKind {
+  kNone,
+  kCreateUser,
+  kGetUser,
+  kCreateToken,
+  kCreateGroup,
+  kGetGroup,
+  kGroupMembers,
+  kFilterReload,
+  kSendMessage,
+};
+struct Route {
+  RouteKind kind = RouteKind::kNone;
+  const char* method = "";
+};
+
+// The endpoint of a decoded path ({"v1","groups","g1"}), from the path alone.
+Route RouteOf(const std::vector<std::string>& p) {
+  const size_t n = p.size();
+  if (n < 2 || p[0] != "v1") return {};
+  const std::string& what = p[1];
+  if (what == "users" && n == 2) return {RouteKind::kCreateUser, "POST"};
+  if (what == "users" && n == 3) return {RouteKind::kGetUser, "GET"};
+  if (what == "tokens" && n == 2) return {RouteKind::kCreateToken, "POST"};
+  if (what == "groups" && n == 2) return {RouteKind::kCreateGroup, "POST"};
+  if (what == "groups" && n == 3) return {RouteKind::kGetGroup, "GET"};
+  if (what == "groups" && n == 4 && p[3] == "members") return {RouteKind::kGroupMembers, "GET"};
+  if (what == "admin" && n == 4 && p[2] == "filter" && p[3] == "reload") {
+    return {RouteKind::kFilterReload, "POST"};
+  }
+  if (what == "messages" && n == 2) return {RouteKind::kSendMessage, "POST"};
+  return {};
+}
+
+// A request body of an endpoint that takes one: a JSON object (`{}` at least). An empty body is
+// 400 bad_json like any other text that is not an object.
+Status ParseHttpBody(const std::string& body, rapidjson::Document* doc) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::Error(Code::kBadRequest, "bad_json",
+                         "the body is empty; it must be a JSON object ({} at least)");
+  }
+  if (Status s = internal::ParseJson(body, doc); !s.ok()) return s;
+  if (!doc->IsObject()) {
+    return Status::Error(Code::kBadRequest, "bad_json", "the body must be a JSON object");
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -152,101 +201,108 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
     return Ok(R"({"status":"ready"})");
   }
   if (!parsed.ok()) return Error(parsed);
-  if (p.size() < 2 || p[0] != "v1") return Error(Status::NotFound("no such path: " + path));
 
-  // Every /v1 body is a JSON object (or empty).
+  // Route first: an unknown path is 404 and a wrong method 405 before anything else is read.
+  const Route route = RouteOf(p);
+  if (route.kind == RouteKind::kNone) return Error(Status::NotFound("no such path: " + path));
+  if (!method_is(route.method)) return wrong_method();
+
+  // The body is parsed only for an endpoint that reads one, and after what can be checked
+  // without it (the credential, where it does not depend on the body).
   rapidjson::Document doc;
-  const rapidjson::Value* body = nullptr;
-  if (method_is("POST")) {
-    // An empty body is an empty object (e.g. POST /v1/admin/filter/reload).
-    if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) {
-      doc.Parse("{}");
-    } else {
-      doc.Parse<rapidjson::kParseValidateEncodingFlag>(req.body.data(), req.body.size());
+  auto read_body = [&](Fields* f) {
+    Status s = ParseHttpBody(req.body, &doc);
+    if (s.ok()) *f = Fields(&doc);
+    return s;
+  };
+  Fields f(nullptr);
+  switch (route.kind) {
+    case RouteKind::kCreateUser:
+    case RouteKind::kCreateToken: {
+      // Whether a credential is needed depends on the body (open registration, a password).
+      if (Status s = read_body(&f); !s.ok()) return Error(s);
+      return route.kind == RouteKind::kCreateUser ? HttpCreateUser(req, f)
+                                                  : HttpCreateToken(req, f);
     }
-    if (doc.HasParseError() || !doc.IsObject()) {
-      return Error(Status::Error(Code::kBadRequest, "bad_json", "the body must be a JSON object"));
+    case RouteKind::kGetUser: {
+      Result<HttpCaller> caller = Authenticate(req);
+      if (!caller.ok()) return Error(caller.status());
+      if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+      if (!IsValidId(p[2])) return Error(Status::BadRequest("bad user id"));
+      Result<UserRecord> u = deps_.users->Get(UserKey{caller->user.tenant, p[2]});
+      if (!u.ok()) return Error(u.status());
+      return Ok(UserJson(*u));
     }
-    body = &doc;
-  }
-  Fields f(body);
-
-  if (p[1] == "users" && p.size() == 2) {
-    if (!method_is("POST")) return wrong_method();
-    return HttpCreateUser(req, f);
-  }
-  if (p[1] == "users" && p.size() == 3) {
-    if (!method_is("GET")) return wrong_method();
-    Result<HttpCaller> caller = Authenticate(req);
-    if (!caller.ok()) return Error(caller.status());
-    if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
-    if (!IsValidId(p[2])) return Error(Status::BadRequest("bad user id"));
-    Result<UserRecord> u = deps_.users->Get(UserKey{caller->user.tenant, p[2]});
-    if (!u.ok()) return Error(u.status());
-    return Ok(UserJson(*u));
-  }
-  if (p[1] == "tokens" && p.size() == 2) {
-    if (!method_is("POST")) return wrong_method();
-    return HttpCreateToken(req, f);
-  }
-  if (p[1] == "groups" && (p.size() == 2 || p.size() == 3 || (p.size() == 4 && p[3] == "members"))) {
-    if (p.size() == 2 ? !method_is("POST") : !method_is("GET")) return wrong_method();
-    Result<HttpCaller> caller = Authenticate(req);
-    if (!caller.ok()) return Error(caller.status());
-    if (!deps_.groups) return Error(Status::Unavailable("groups are not enabled"));
-    if (p.size() == 2) return HttpCreateGroup(*caller, f);
-    if (!IsValidId(p[2])) return Error(Status::BadRequest("bad gid"));
-    GroupKey key{caller->user.tenant, p[2]};
-    if (p.size() == 3) {
-      Result<GroupInfo> g = deps_.groups->Get(key);
-      return g.ok() ? Ok(GroupJson(*g)) : Error(g.status());
-    }
-    if (!caller->admin) {
-      Result<bool> member = deps_.groups->IsMember(key, caller->user.user);
-      if (!member.ok() && member.status().code() != Code::kNotFound) {
-        return Error(member.status());
+    case RouteKind::kCreateGroup:
+    case RouteKind::kGetGroup:
+    case RouteKind::kGroupMembers: {
+      Result<HttpCaller> caller = Authenticate(req);
+      if (!caller.ok()) return Error(caller.status());
+      if (route.kind == RouteKind::kCreateGroup) {
+        if (Status s = read_body(&f); !s.ok()) return Error(s);
       }
-      if (!member.ok() || !*member) {
-        return Error(Status::Forbidden("not_member", "only members may list the members"));
+      if (!deps_.groups) return Error(Status::Unavailable("groups are not enabled"));
+      if (route.kind == RouteKind::kCreateGroup) return HttpCreateGroup(*caller, f);
+      if (!IsValidId(p[2])) return Error(Status::BadRequest("bad gid"));
+      GroupKey key{caller->user.tenant, p[2]};
+      if (route.kind == RouteKind::kGetGroup) {
+        Result<GroupInfo> g = deps_.groups->Get(key);
+        return g.ok() ? Ok(GroupJson(*g)) : Error(g.status());
       }
+      return HttpGroupMembers(*caller, key, req.target);
     }
-    uint64_t limit = 100;
-    std::string l, after;
-    Status q = QueryParam(req.target, "limit", &l);
-    if (q.ok()) q = QueryParam(req.target, "after", &after);
-    if (!q.ok()) return Error(q);
-    if (!l.empty()) {
-      char* end = nullptr;
-      limit = std::strtoull(l.c_str(), &end, 10);
-      if (*end != '\0' || limit < 1 || limit > 500) {
-        return Error(Status::BadRequest("'limit' must be 1..500"));
+    case RouteKind::kFilterReload: {
+      // Takes no body: whatever is sent is ignored, unread.
+      Result<HttpCaller> caller = Authenticate(req);
+      if (!caller.ok()) return Error(caller.status());
+      if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
+      if (!deps_.reload_filter) return Error(Status::Unavailable("no reloadable filter"));
+      Status s = deps_.reload_filter();
+      IM_LOG_INFO("filter reload by admin of tenant '{}': {}", caller->user.tenant,
+                  s.ToString());
+      return s.ok() ? Ok(R"({"reloaded":true})") : Error(s);
+    }
+    case RouteKind::kSendMessage: {
+      Result<HttpCaller> caller = Authenticate(req);
+      if (!caller.ok()) return Error(caller.status());
+      if (!caller->admin) {
+        return Error(Status::Forbidden("admin_only", "server-side sends need an admin key"));
       }
+      if (Status s = read_body(&f); !s.ok()) return Error(s);
+      return HttpSendMessage(*caller, f);
     }
-    Result<MemberPage> page = deps_.groups->Members(key, after,
-                                                    static_cast<size_t>(limit));
-    if (!page.ok()) return Error(page.status());
-    return Ok(internal::MemberPageJson(*page));
-  }
-  if (p[1] == "admin" && p.size() == 4 && p[2] == "filter" && p[3] == "reload") {
-    if (!method_is("POST")) return wrong_method();
-    Result<HttpCaller> caller = Authenticate(req);
-    if (!caller.ok()) return Error(caller.status());
-    if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
-    if (!deps_.reload_filter) return Error(Status::Unavailable("no reloadable filter"));
-    Status s = deps_.reload_filter();
-    IM_LOG_INFO("filter reload by admin of tenant '{}': {}", caller->user.tenant, s.ToString());
-    return s.ok() ? Ok(R"({"reloaded":true})") : Error(s);
-  }
-  if (p[1] == "messages" && p.size() == 2) {
-    if (!method_is("POST")) return wrong_method();
-    Result<HttpCaller> caller = Authenticate(req);
-    if (!caller.ok()) return Error(caller.status());
-    if (!caller->admin) {
-      return Error(Status::Forbidden("admin_only", "server-side sends need an admin key"));
-    }
-    return HttpSendMessage(*caller, f);
+    case RouteKind::kNone:
+      break;
   }
   return Error(Status::NotFound("no such path: " + path));
+}
+
+HttpResponse Server::Impl::HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
+                                            const std::string& target) {
+  if (!caller.admin) {
+    Result<bool> member = deps_.groups->IsMember(key, caller.user.user);
+    if (!member.ok() && member.status().code() != Code::kNotFound) {
+      return Error(member.status());
+    }
+    if (!member.ok() || !*member) {
+      return Error(Status::Forbidden("not_member", "only members may list the members"));
+    }
+  }
+  uint64_t limit = 100;
+  std::string l, after;
+  Status q = QueryParam(target, "limit", &l);
+  if (q.ok()) q = QueryParam(target, "after", &after);
+  if (!q.ok()) return Error(q);
+  if (!l.empty()) {
+    char* end = nullptr;
+    limit = std::strtoull(l.c_str(), &end, 10);
+    if (*end != '\0' || limit < 1 || limit > 500) {
+      return Error(Status::BadRequest("'limit' must be 1..500"));
+    }
+  }
+  Result<MemberPage> page = deps_.groups->Members(key, after, static_cast<size_t>(limit));
+  if (!page.ok()) return Error(page.status());
+  return Ok(internal::MemberPageJson(*page, /*with_next=*/true));
 }
 
 HttpResponse Server::Impl::HttpCreateUser(const HttpRequest& req, const Fields& f) {

@@ -16,6 +16,10 @@ namespace im::internal {
 // (HTML forms). False on a '%' that is not followed by two hex digits.
 bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out);
 
+// Percent-encodes every byte but RFC 3986's unreserved ones (A-Z a-z 0-9 - . _ ~): the result
+// decodes back to `in` as a path segment and as a query value alike.
+std::string PercentEncode(std::string_view in);
+
 // Splits "/v1/groups/g1/members" into {"v1","groups","g1","members"}, each segment
 // percent-decoded (so an id may hold '/', '?', spaces or any UTF-8 as %XX). 400 on a malformed
 // escape.

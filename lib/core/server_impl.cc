@@ -249,8 +249,8 @@ void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_by
   e.reason = "send queue over " + std::to_string(options_.send_queue_bytes) + " bytes (" +
              std::to_string(queued_bytes) + " queued)";
   events_->Emit(e);
-  IM_LOG_WARN("slow consumer: closing connection {} ({} user '{}') with {} bytes queued",
-              connection.id(), connection.remote_address(), e.user, queued_bytes);
+  IM_LOG_CLIENT_WARN("slow consumer: closing connection {} ({} user '{}') with {} bytes queued",
+                     connection.id(), connection.remote_address(), e.user, queued_bytes);
 }
 
 void Server::Impl::LogSession(const char* event, const SessionInfo& s, const std::string& remote,

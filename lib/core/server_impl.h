@@ -112,6 +112,9 @@ class Server::Impl final : public internal::TransportHandler {
   internal::HttpResponse HttpCreateToken(const internal::HttpRequest& req,
                                          const internal::Fields& f);
   internal::HttpResponse HttpCreateGroup(const HttpCaller& caller, const internal::Fields& f);
+  // GET /v1/groups/{gid}/members: the caller's permission, the query, one page.
+  internal::HttpResponse HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
+                                          const std::string& target);
   internal::HttpResponse HttpSendMessage(const HttpCaller& caller, const internal::Fields& f);
 
   ServerOptions options_;

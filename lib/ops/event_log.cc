@@ -4,9 +4,33 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 
+#include "base/utf8.h"
 #include "protocol/json.h"
 
 namespace im::internal {
+
+namespace {
+
+// `text` as well-formed UTF-8: each byte that is not part of a well-formed sequence becomes
+// U+FFFD, so every line stays valid JSON whatever a field holds. (RapidJSON's writer escapes
+// the control characters; it copies other bytes as they are.)
+std::string WellFormed(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp = 0;
+    const size_t len = DecodeUtf8(text, i, &cp);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path, std::string node,
                                                  Clock* clock, size_t max_file_bytes,
@@ -47,7 +71,7 @@ void EventLog::Emit(const BusinessEvent& e) {
   w.Field("event", e.event);
   w.Field("node", node_);
   auto opt = [&w](const char* k, const std::string& v) {
-    if (!v.empty()) w.Field(k, v);
+    if (!v.empty()) w.Field(k, WellFormed(v));
   };
   opt("tenant", e.tenant);
   opt("user", e.user);

@@ -5,8 +5,13 @@
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "base/utf8.h"
 
 namespace im {
 namespace internal {
@@ -53,7 +58,109 @@ LogState& State() {
 
 }  // namespace
 
+std::string EscapeLogText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  auto hex = [&out](unsigned char b) {
+    static const char kHex[] = "0123456789abcdef";
+    out += "\\x";
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  };
+  for (size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b >= 0x20 && b < 0x7F) {
+      out.push_back(static_cast<char>(b));
+      ++i;
+    } else if (b == '\n') {
+      out += "\\n";
+      ++i;
+    } else if (b == '\r') {
+      out += "\\r";
+      ++i;
+    } else if (b == '\t') {
+      out += "\\t";
+      ++i;
+    } else if (b < 0x80) {  // the other C0 controls and DEL
+      hex(b);
+      ++i;
+    } else {
+      uint32_t cp = 0;
+      const size_t len = DecodeUtf8(text, i, &cp);
+      if (len == 0) {  // not UTF-8: this byte alone
+        hex(b);
+        ++i;
+      } else if (cp <= 0x9F) {  // a C1 control
+        for (size_t k = 0; k < len; ++k) hex(static_cast<unsigned char>(text[i + k]));
+        i += len;
+      } else {
+        out.append(text, i, len);
+        i += len;
+      }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+bool NeedsEscape(std::string_view text) {
+  for (const char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b >= 0x7F) return true;
+  }
+  return false;
+}
+
+// The token bucket of client-triggered lines.
+struct ClientLines {
+  std::mutex mu;
+  double tokens = kClientLinesBurst;
+  std::chrono::steady_clock::time_point refilled = std::chrono::steady_clock::now();
+  uint64_t suppressed = 0;
+};
+
+ClientLines& Clients() {
+  static ClientLines* lines = new ClientLines;  // never destroyed, as State()
+  return *lines;
+}
+
+}  // namespace
+
+void ResetClientLines() {
+  ClientLines& cl = Clients();
+  std::lock_guard<std::mutex> lock(cl.mu);
+  cl.tokens = kClientLinesBurst;
+  cl.refilled = std::chrono::steady_clock::now();
+  cl.suppressed = 0;
+}
+
+void LogWriteClient(LogLevel level, std::string message) {
+  ClientLines& cl = Clients();
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard<std::mutex> lock(cl.mu);
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - cl.refilled).count();
+    cl.tokens = std::min<double>(kClientLinesBurst, cl.tokens + elapsed * kClientLinesPerSecond);
+    cl.refilled = now;
+    if (cl.tokens < 1) {
+      ++cl.suppressed;
+      return;
+    }
+    cl.tokens -= 1;
+    suppressed = cl.suppressed;
+    cl.suppressed = 0;
+  }
+  if (suppressed > 0) {
+    LogWrite(LogLevel::kWarn,
+             "log: suppressed " + std::to_string(suppressed) + " client-triggered line(s)");
+  }
+  LogWrite(level, std::move(message));
+}
+
 void LogWrite(LogLevel level, std::string message) {
+  if (NeedsEscape(message)) message = EscapeLogText(message);
   LogState& st = State();
   std::shared_ptr<spdlog::logger> logger;
   std::shared_ptr<const LogSink> sink;

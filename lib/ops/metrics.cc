@@ -142,16 +142,26 @@ void Metrics::Kick(const std::string& reason) {
 }
 
 void Metrics::CommandLatency(const std::string& cmd, double seconds) {
+  // Labels come from a fixed set: a client names any command it likes, and every distinct label
+  // would be a series kept forever and written on every scrape.
+  static const char* const kCommands[] = {"login",        "logout",     "ping",
+                                          "chat.send",    "chat.sync",  "chat.ack",
+                                          "group.create", "group.info", "group.join",
+                                          "group.quit",   "group.members"};
+  const char* label = "unknown";
+  for (const char* known : kCommands) {
+    if (cmd == known) label = known;
+  }
   prometheus::Histogram* h;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_cmd_.find(cmd);
+    auto it = by_cmd_.find(label);
     if (it == by_cmd_.end()) {
       // Buckets from 50 us to 2.5 s: a ping is microseconds, a stored group send milliseconds.
       static const prometheus::Histogram::BucketBoundaries kBuckets = {
           0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
           0.025,   0.05,   0.1,     0.25,   0.5,   1,     2.5};
-      it = by_cmd_.emplace(cmd, &latency_->Add({{"cmd", cmd}}, kBuckets)).first;
+      it = by_cmd_.emplace(label, &latency_->Add({{"cmd", label}}, kBuckets)).first;
     }
     h = it->second;
   }
@@ -198,7 +208,17 @@ std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
     bytes_out_ws_.Follow(s.ws_bytes_out);
     // A tenant that has gone offline reads 0 rather than its last value.
     for (auto& [key, gauge] : sessions_by_) gauge->Set(0);
+    // Tenants come from verified tokens, so only from tenants that have a signing key; still,
+    // past kMaxTenantLabels tenants the rest count under tenant="other" so that no key store
+    // can grow the series without bound. A tenant keeps the label it first got.
+    std::map<std::pair<std::string, std::string>, double> folded;
     for (const auto& [key, n] : s.sessions) {
+      const bool labelled = tenant_labels_.count(key.first) > 0;
+      if (!labelled && tenant_labels_.size() < kMaxTenantLabels) tenant_labels_.insert(key.first);
+      const bool own = labelled || tenant_labels_.count(key.first) > 0;
+      folded[{own ? key.first : std::string(kOtherTenants), key.second}] += n;
+    }
+    for (const auto& [key, n] : folded) {
       auto it = sessions_by_.find(key);
       if (it == sessions_by_.end()) {
         it = sessions_by_

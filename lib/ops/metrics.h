@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -26,6 +27,8 @@ class Metrics {
   Metrics();
 
   void Login(bool ok) { (ok ? logins_ok_ : logins_failed_)->Increment(); }
+  // `reason` is one the server itself gives (login_elsewhere, admin, token_expired, drain),
+  // never client input: the label set stays fixed.
   void Kick(const std::string& reason);
   void MessageIn() { messages_in_->Increment(); }
   void MessageRejected() { messages_rejected_->Increment(); }
@@ -36,8 +39,14 @@ class Metrics {
   // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
   // created on first use, then stable: callers keep the pointer.
   prometheus::Histogram* StoreOp(const std::string& op);
-  // Seconds a command took, from parse to reply.
+  // Seconds a command took, from parse to reply. Labelled by the command's name when it is one
+  // of the protocol's commands, else by "unknown".
   void CommandLatency(const std::string& cmd, double seconds);
+
+  // im_sessions_online is labelled by tenant for the first this many tenants seen; sessions of
+  // any further tenant count under tenant="other".
+  static constexpr size_t kMaxTenantLabels = 100;
+  static constexpr const char* kOtherTenants = "other";
 
   // State read at scrape time.
   struct Snapshot {
@@ -78,6 +87,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* store_latency_;
   prometheus::Family<prometheus::Gauge>* sessions_family_;
   std::map<std::pair<std::string, std::string>, prometheus::Gauge*> sessions_by_;
+  std::set<std::string> tenant_labels_;  // tenants with a label of their own (guarded by mu_)
   prometheus::Gauge* send_queue_;
   prometheus::Gauge* send_queue_max_;
   prometheus::Family<prometheus::Counter>* kicks_;

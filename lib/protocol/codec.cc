@@ -1,7 +1,5 @@
 #include "protocol/codec.h"
 
-#include <rapidjson/error/en.h>
-
 #include <limits>
 #include <string>
 
@@ -14,15 +12,8 @@ Status ParseRequest(std::string_view text, Request* out) {
   out->id = 0;
   out->cmd.clear();
   out->body = nullptr;
-  // Validate UTF-8 while parsing: nothing malformed is stored or relayed, never "repaired".
-  // Without kParseStopWhenDoneFlag, trailing non-whitespace is an error (root not singular).
-  out->doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
-  if (out->doc.HasParseError()) {
-    return Status::Error(Code::kBadRequest, "bad_json",
-                         std::string("invalid JSON: ") +
-                             rapidjson::GetParseError_En(out->doc.GetParseError()) +
-                             " at offset " + std::to_string(out->doc.GetErrorOffset()));
-  }
+  // UTF-8 is validated while parsing: nothing malformed is stored or relayed, never "repaired".
+  if (Status s = ParseJson(text, &out->doc); !s.ok()) return s;
   if (!out->doc.IsObject()) {
     return Status::Error(Code::kBadRequest, "bad_json", "a frame must be a JSON object");
   }

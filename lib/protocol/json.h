@@ -61,8 +61,29 @@ class JsonWriter {
 // Serializes a RapidJSON value.
 std::string ToJson(const rapidjson::Value& value);
 
+// The deepest nesting of arrays and objects any JSON text the library reads may have: a frame
+// is an object holding `body` holding `extra`, so 32 leaves room for any real `extra` while a
+// text of 100,000 '[' is refused after 33 bytes.
+constexpr int kMaxJsonDepth = 32;
+// The deepest `extra` object a request can carry: the frame and its body are two levels.
+constexpr int kMaxExtraDepth = kMaxJsonDepth - 2;
+// What a server frame may nest: a chat.sync page holds `extra` two levels deeper (messages
+// array, message) than chat.send does, so a client reads server frames with this bound.
+constexpr int kMaxServerFrameDepth = kMaxJsonDepth + 2;
+
+// Parses `text` into `doc`, the one way every JSON text from outside (socket frames, REST bodies,
+// token header and claims, server frames read by the client) is parsed. Refuses, without
+// parsing, a text that nests arrays and objects deeper than `max_depth` (counted outside
+// strings) or holds a NUL byte (RapidJSON's memory stream would take it for the end of the
+// input); then parses iteratively (no recursion, whatever the input) and validates UTF-8 (so
+// nothing malformed is stored or relayed; a lone surrogate escape is malformed too). Trailing
+// non-whitespace is an error. On failure: 400 bad_json saying what is wrong and where; `doc`
+// is then unspecified.
+Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth = kMaxJsonDepth);
+
 // Typed readers over a body object. `body` may be null (no body given): then every field is
-// missing. Each returns 400 bad_request naming the field on a wrong type or a missing required
+// missing. A member whose value is JSON null is missing too (an optional field given as null
+// counts as absent; a required one is "missing"). Each returns 400 bad_request naming the field on a wrong type or a missing required
 // field.
 class Fields {
  public:
@@ -74,7 +95,7 @@ class Fields {
   Status OptionalUint64(const char* name, uint64_t* out) const;
   // A non-null JSON object, serialized; keeps *out when absent.
   Status OptionalObject(const char* name, std::string* out) const;
-  // The member, or null when absent.
+  // The member, or null when absent or null.
   const rapidjson::Value* Get(const char* name) const;
   bool Has(const char* name) const { return Get(name) != nullptr; }
 

@@ -182,6 +182,7 @@ TEST_CASE("bad input: invalid UTF-8 in a body is refused and never stored or rep
   REQUIRE(im::test::ParseJson(*t, &d));
   CHECK(CodeOf(d) == 400);
   CHECK(ErrorOf(d) == "bad_json");
+  CHECK_FALSE(d.HasMember("id"));  // an envelope error (protocol.md section 3)
   CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.empty());
   // A lone surrogate escape is not valid text either.
   c.Send(R"({"id":4,"cmd":"chat.send","body":{"to":"bob","cid":"v","body":"x\ud800y"}})");
@@ -190,6 +191,7 @@ TEST_CASE("bad input: invalid UTF-8 in a body is refused and never stored or rep
   REQUIRE(im::test::ParseJson(*t, &d));
   CHECK(CodeOf(d) == 400);
   CHECK(ErrorOf(d) == "bad_json");
+  CHECK_FALSE(d.HasMember("id"));  // an envelope error (protocol.md section 3)
   CHECK(ts.deps().inbox->Fetch({"default", "bob"}, 0, 10)->entries.empty());
 }
 

@@ -1,0 +1,82 @@
+// ParseJson: the one parse every JSON text from outside goes through.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "protocol/codec.h"
+#include "protocol/json.h"
+
+namespace im::internal {
+namespace {
+
+std::string Nested(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// "ok" or the error's name and message, so that a CHECK shows what came back.
+std::string Outcome(std::string_view text, int max_depth = kMaxJsonDepth) {
+  rapidjson::Document doc;
+  Status s = ParseJson(text, &doc, max_depth);
+  return s.ok() ? "ok" : std::string(s.error()) + ": " + std::string(s.message());
+}
+
+bool Refused(std::string_view text, const char* why, int max_depth = kMaxJsonDepth) {
+  const std::string o = Outcome(text, max_depth);
+  return o.rfind("bad_json: ", 0) == 0 && o.find(why) != std::string::npos;
+}
+
+TEST_CASE("json: nesting is bounded at kMaxJsonDepth arrays and objects") {
+  CHECK(kMaxJsonDepth == 32);
+  CHECK(Outcome(Nested(32)) == "ok");
+  CHECK(Refused(Nested(33), "nested deeper than 32 arrays and objects at offset 32"));
+  CHECK(Outcome(R"({"a":{"b":)" + Nested(30) + "}}") == "ok");
+  CHECK(Refused(R"({"a":{"b":)" + Nested(31) + "}}", "nested deeper than 32"));
+  CHECK(Refused(std::string(1000000, '['), "at offset 32"));
+  CHECK(Refused(std::string(100000, '{'), "nested deeper"));
+  CHECK(Outcome(Nested(3), 3) == "ok");
+  CHECK(Refused(Nested(4), "nested deeper than 3", 3));
+}
+
+TEST_CASE("json: brackets inside strings do not count, escaped quotes do not end strings") {
+  const std::string many(1000, '[');
+  CHECK(Outcome(R"({"a":")" + many + R"("})") == "ok");
+  CHECK(Outcome(R"({"a":"\")" + many + R"(\""})") == "ok");
+  CHECK(Outcome(R"({"a":"\\"})") == "ok");  // an escaped backslash, then the closing quote
+  CHECK(Refused(R"({"a":"\\",)" + std::string(40, '[') + "}", "nested deeper"));
+}
+
+TEST_CASE("json: NUL bytes, trailing data, invalid UTF-8 and lone surrogates are bad_json") {
+  CHECK(Refused(std::string("{}\0junk", 7), "NUL byte at offset 2"));
+  CHECK(Refused(std::string("{\"a\":\"x\0\"}", 10), "NUL byte"));
+  CHECK(Refused("{} {}", "invalid JSON"));
+  CHECK(Refused("{\"a\":\"\xC3\"}", "invalid JSON"));
+  CHECK(Refused(R"({"a":"\ud800"})", "invalid JSON"));
+  CHECK(Outcome(R"({"a":"\ud83d\ude00"})") == "ok");  // a pair is fine
+}
+
+TEST_CASE("json: the envelope codec applies the bound and answers without id") {
+  Request r;
+  Status s = ParseRequest(R"({"id":7,"cmd":"ping","body":{"x":)" + Nested(31) + "}}", &r);
+  CHECK(s.error() == "bad_json");
+  CHECK_FALSE(r.has_id);
+  Request ok;
+  CHECK(ParseRequest(R"({"id":7,"cmd":"ping","body":{"x":)" + Nested(30) + "}}", &ok).ok());
+}
+
+TEST_CASE("json: a null member counts as absent for every field reader") {
+  rapidjson::Document doc;
+  REQUIRE(ParseJson(R"({"s":null,"n":null,"o":null})", &doc).ok());
+  Fields f(&doc);
+  std::string s = "kept";
+  uint64_t n = 7;
+  CHECK(f.OptionalString("s", &s).ok());
+  CHECK(s == "kept");
+  CHECK(f.OptionalUint64("n", &n).ok());
+  CHECK(n == 7);
+  CHECK(f.OptionalObject("o", &s).ok());
+  CHECK_FALSE(f.Has("s"));
+  CHECK(f.Get("o") == nullptr);
+  Status missing = f.RequiredString("s", &s);
+  CHECK(missing.message() == "missing field 's'");
+}
+
+}  // namespace
+}  // namespace im::internal
