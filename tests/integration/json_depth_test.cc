@@ -20,7 +20,7 @@ std::string Nested(int depth) { return std::string(depth, '[') + std::string(dep
 
 }  // namespace
 
-TEST_CASE("json depth: a REST body of 200,000 '[' is refused and the server keeps serving") {
+TEST_CASE("json depth: a REST body of 200,000 open brackets is refused and the server keeps serving") {
   TestServer ts;
   const uint16_t port = ts.server().http_port();
   const std::string deep(200000, '[');
