@@ -21,7 +21,7 @@ namespace im::internal {
 struct WsServerOptions {
   std::string listen = "127.0.0.1:7000";  // host:port; port 0 = chosen by the OS
   size_t max_frame_bytes = 65536;         // larger message: close 1009
-  size_t send_queue_bytes = 1 << 20;      // buffered bytes over it: close 4004
+  size_t send_queue_bytes = 1 << 20;      // queued bytes (pongs too) over it: close 4004
   size_t max_http_body_bytes = 1 << 20;   // larger HTTP request body: 413
   TransportCounters* counters = nullptr;  // bytes in/out of WebSockets; nullptr = not counted
 };

@@ -2,6 +2,7 @@
 // 127.0.0.1 with port 0, against a tiny echo TransportHandler.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <asio.hpp>
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/raw_socket.h"
 #include "transport/tcp_client.h"
 #include "transport/websocket.h"
 
@@ -71,6 +73,13 @@ class EchoHandler : public TransportHandler {
   }
   void OnTraffic(const Connection& /*connection*/) override { ++traffic_; }
   int traffic() const { return traffic_.load(); }
+  void OnSlowConsumer(const Connection& /*connection*/, size_t queued_bytes) override {
+    slow_queued_bytes_ = queued_bytes;
+    ++slow_consumers_;
+  }
+  int slow_consumers() const { return slow_consumers_.load(); }
+  // The queued bytes the last OnSlowConsumer reported.
+  size_t slow_queued_bytes() const { return slow_queued_bytes_.load(); }
 
   std::vector<std::shared_ptr<Connection>> Opened() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -91,6 +100,8 @@ class EchoHandler : public TransportHandler {
   std::vector<std::shared_ptr<Connection>> opened_;
   std::map<uint64_t, int> close_calls_;
   std::atomic<int> traffic_{0};
+  std::atomic<int> slow_consumers_{0};
+  std::atomic<size_t> slow_queued_bytes_{0};
 };
 
 // A server on 127.0.0.1:0 with two io threads; HTTP answers come from a worker thread.
@@ -193,6 +204,12 @@ class RawClient {
     socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   }
   void Write(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  // Like Write; false once the peer is gone.
+  bool TryWrite(const std::string& bytes) {
+    asio::error_code ec;
+    asio::write(socket_, asio::buffer(bytes), ec);
+    return !ec;
+  }
 
   // Reads until done(in()) holds; false on EOF or after `timeout`.
   bool ReadUntil(const std::function<bool(const std::string&)>& done,
@@ -268,6 +285,25 @@ std::string ClientFrame(uint8_t opcode, const std::string& payload) {
     f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
   }
   return f;
+}
+
+// Reads until the server's close frame and returns its code; every frame before it must have
+// opcode `before` (0 = any). -1 when no close frame came within 5 s or another frame did.
+int ReadCloseCode(RawClient& raw, uint8_t before = 0) {
+  int code = -1;
+  bool other = false;
+  raw.ReadUntil([&](const std::string& in) {
+    std::string copy = in;
+    for (const im::test::WsFrame& frame : im::test::TakeWsFrames(&copy)) {
+      if (frame.opcode == 0x8) {
+        code = im::test::WsCloseCode(frame);
+        return true;
+      }
+      if (before != 0 && frame.opcode != before) other = true;
+    }
+    return false;
+  });
+  return other ? -1 : code;
 }
 
 TEST_CASE("ws: echo round trip") {
@@ -493,9 +529,48 @@ TEST_CASE("ws: a slow reader is closed with 4004 while others are served") {
   REQUIRE(sink.WaitCount(1));
   CHECK(sink.messages()[0] == "still here");
 
+  // The slow reader, reading at last, finds its text frames and then the close frame: 4004.
+  CHECK(ReadCloseCode(slow, 0x1) == 4004);
   CHECK(WaitFor([&] { return f.handler.CloseCalls(conn->id()) == 1; }, 5000ms));
+  CHECK(f.handler.slow_consumers() == 1);
   CHECK(conn->Send(frame) == SendResult::kDropped);
   CHECK(sink.close_calls() == 0);
+}
+
+TEST_CASE("ws: a client that pings and never reads is closed at the queue bound with 4004") {
+  WsServerOptions options;
+  options.send_queue_bytes = 64 << 10;
+  WsFixture f(options);
+  RawClient flood(f.port, 4096);  // a small window: the pongs pile up on the server
+  REQUIRE(flood.Handshake().rfind("HTTP/1.1 101", 0) == 0);
+  REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
+  auto conn = f.handler.Opened()[0];
+
+  // Pings with the largest control payload (125 bytes), 64 per write, as fast as the socket
+  // takes them. Unbounded pongs would hold about 40 MiB before the loop gives up.
+  const std::string payload(125, 'p');
+  std::string batch;
+  for (int i = 0; i < 64; ++i) batch += ClientFrame(0x9, payload);
+  size_t max_queued = 0;
+  int pings = 0;
+  const auto deadline = Clock::now() + 30s;
+  while (f.handler.slow_consumers() == 0 && pings < 300000 && Clock::now() < deadline) {
+    if (!flood.TryWrite(batch)) break;
+    pings += 64;
+    max_queued = std::max(max_queued, conn->queued_bytes());
+  }
+  CAPTURE(pings);
+  REQUIRE(f.handler.slow_consumers() == 1);
+  // The pongs were counted up to the bound: the one that did not fit closed the connection.
+  CHECK(f.handler.slow_queued_bytes() <= options.send_queue_bytes);
+  CHECK(f.handler.slow_queued_bytes() + payload.size() + 1024 > options.send_queue_bytes);
+  CHECK(max_queued <= options.send_queue_bytes);
+  // Reading at last: pongs, then the close frame with 4004.
+  CHECK(ReadCloseCode(flood, 0xa) == 4004);
+  flood.TryWrite(ClientFrame(0x8, std::string("\x0f\xa4", 2)));  // acknowledge the close
+  CHECK(WaitFor([&] { return f.handler.CloseCalls(conn->id()) == 1; }));
+  CHECK(WaitFor([&] { return conn->queued_bytes() == 0; }));
+  CHECK(f.handler.slow_consumers() == 1);
 }
 
 TEST_CASE("ws: Stop closes every connection with its code and stops accepting") {
