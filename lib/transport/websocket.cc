@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -304,10 +305,16 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     return Status::OK();
   }
 
+  void RefuseHandshakes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    refuse_handshakes_ = true;
+  }
+
   void Stop(int code, const std::string& reason) {
     std::vector<std::shared_ptr<WsConnection>> open;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      refuse_handshakes_ = true;
       if (!stopped_) {
         stopped_ = true;
         stop_code_ = code;
@@ -316,13 +323,21 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       open.reserve(connections_.size());
       for (auto& entry : connections_) open.push_back(entry.second);
     }
-    asio::post(accept_strand_, [self = shared_from_this()] { self->CloseAcceptor(); });
     for (auto& ws : open) ws->Close(code, reason);
   }
 
-  // The facade is gone: stop accepting so the accept loop lets go of this state.
-  void Release() {
-    asio::post(accept_strand_, [self = shared_from_this()] { self->CloseAcceptor(); });
+  // Stops accepting; also when the facade is gone, so the accept loop lets go of this state.
+  // With `wait`, returns once the listener is closed (at most 1 s, in case `io` is not run):
+  // the owner may stop the io_context right after, and a listener left open would take
+  // connections into its backlog that nothing ever answers.
+  void StopListening(bool wait) {
+    auto closed = std::make_shared<std::promise<void>>();
+    std::future<void> done = closed->get_future();
+    asio::post(accept_strand_, [self = shared_from_this(), closed] {
+      self->CloseAcceptor();
+      closed->set_value();
+    });
+    if (wait) done.wait_for(std::chrono::seconds(1));
   }
 
   uint16_t port() const { return port_; }
@@ -428,7 +443,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     bool stopped;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stopped = stopped_;
+      stopped = refuse_handshakes_;
     }
     if (path == "/ws" && !stopped) return true;
     try {  // set_status only throws outside request processing, which this is not
@@ -562,6 +577,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   std::atomic<uint16_t> port_{0};
 
   std::mutex mu_;  // guards the fields below; taken on open/close, never per message
+  bool refuse_handshakes_ = false;  // handshakes get HTTP 503 (RefuseHandshakes or Stop)
   bool stopped_ = false;
   int stop_code_ = close_code::kGoingAway;
   std::string stop_reason_;
@@ -571,9 +587,11 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
 class WsServerImpl final : public WsServer {
  public:
   explicit WsServerImpl(std::shared_ptr<WsServerState> state) : state_(std::move(state)) {}
-  ~WsServerImpl() override { state_->Release(); }
+  ~WsServerImpl() override { state_->StopListening(/*wait=*/false); }
   Status Start() override { return state_->Start(); }
+  void RefuseHandshakes() override { state_->RefuseHandshakes(); }
   void Stop(int code, const std::string& reason) override { state_->Stop(code, reason); }
+  void StopListening() override { state_->StopListening(/*wait=*/true); }
   uint16_t port() const override { return state_->port(); }
 
  private:

@@ -573,7 +573,8 @@ TEST_CASE("ws: a client that pings and never reads is closed at the queue bound 
   CHECK(f.handler.slow_consumers() == 1);
 }
 
-TEST_CASE("ws: Stop closes every connection with its code and stops accepting") {
+TEST_CASE("ws: shutdown in steps - handshakes refused with 503, connections closed, HTTP served "
+          "until the listener stops") {
   WsFixture f;
   IoRunner cio;
   Sink sink;
@@ -581,15 +582,40 @@ TEST_CASE("ws: Stop closes every connection with its code and stops accepting") 
   sink.Attach(*t);
   REQUIRE(t->Connect(3000).ok());
   REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
+  const std::string healthz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+  // RefuseHandshakes: new WebSockets get 503; the open one and HTTP carry on.
+  f.server->RefuseHandshakes();
+  RawClient refused(f.port);
+  CHECK(refused.Handshake().rfind("HTTP/1.1 503", 0) == 0);
+  t->Send("still open");
+  REQUIRE(sink.WaitCount(1));
+  CHECK(HttpExchange(f.port, healthz).rfind("HTTP/1.1 200", 0) == 0);
+
+  // Stop: every connection closed with its code; handshakes still 503, HTTP still served.
   f.server->Stop(1001, "draining");
   REQUIRE(sink.WaitClosed());
   CHECK(sink.close_code() == 1001);
+  CHECK(sink.close_reason() == "draining");
   CHECK(WaitFor([&] { return f.handler.AllClosed(); }));
-
   Sink late_sink;
   auto late = NewWsClientTransport(cio.io(), f.Url(), 65536);
   late_sink.Attach(*late);
-  CHECK_FALSE(late->Connect(1000).ok());
+  Status s = late->Connect(3000);
+  CHECK_FALSE(s.ok());
+  CHECK(std::string(s.message()).find("HTTP 503") != std::string::npos);
+  CHECK(HttpExchange(f.port, healthz).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(f.handler.Opened().size() == 1);
+
+  // StopListening: connections are refused.
+  f.server->StopListening();
+  CHECK(WaitFor([&] {
+    asio::io_context io;
+    tcp::socket probe(io);
+    asio::error_code ec;
+    probe.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), f.port), ec);
+    return ec == asio::error::connection_refused;
+  }));
   CHECK(f.handler.Opened().size() == 1);
 }
 
