@@ -10,12 +10,14 @@ std::string StringField(const rapidjson::Value& v, const char* name) {
 
 }  // namespace
 
-bool SyncAll(RawClient& client, std::vector<SyncedMessage>* out, uint32_t first_id) {
+bool SyncAll(RawClient& client, std::vector<SyncedMessage>* out, int limit) {
   out->clear();
   uint64_t after = 0;
-  for (uint32_t id = first_id;; ++id) {
+  for (uint32_t id = 900000;; ++id) {
     rapidjson::Document d;
-    if (!client.Call(id, "chat.sync", "{\"after\":" + std::to_string(after) + ",\"limit\":500}",
+    if (!client.Call(id, "chat.sync",
+                     "{\"after\":" + std::to_string(after) +
+                         ",\"limit\":" + std::to_string(limit) + "}",
                      &d, 10000) ||
         CodeOf(d) != 0 || !d.HasMember("body") || !d["body"].IsObject()) {
       return false;

@@ -19,9 +19,9 @@ struct SyncedMessage {
 };
 
 // Every entry of the logged-in `client`'s inbox, in seq order, read with chat.sync pages of
-// 500 (request ids from `first_id` on). False when a page fails, times out, or its seqs do
-// not ascend.
-bool SyncAll(RawClient& client, std::vector<SyncedMessage>* out, uint32_t first_id = 900000);
+// `limit` entries (request ids from 900000 on; a page must fit the server's send_queue_bytes).
+// False when a page fails, times out, or its seqs do not ascend.
+bool SyncAll(RawClient& client, std::vector<SyncedMessage>* out, int limit = 500);
 
 }  // namespace im::test
 
