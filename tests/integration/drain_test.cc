@@ -23,6 +23,7 @@
 #include "support/raw_socket.h"
 #include "support/temp_dir.h"
 #include "support/test_server.h"
+#include "support/wait_until.h"
 
 namespace {
 
@@ -30,6 +31,7 @@ using im::test::CodeOf;
 using im::test::RawClient;
 using im::test::RawSocket;
 using im::test::TestServer;
+using im::test::WaitUntil;
 
 // Holds every append until opened, and counts the requests waiting.
 class GatedInbox final : public im::OfflineQueue {
@@ -87,15 +89,6 @@ class GatedInbox final : public im::OfflineQueue {
   size_t held_ = 0;
 };
 
-template <typename Pred>
-bool WaitUntil(Pred pred, int timeout_ms = 10000) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return pred();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 // The status line of GET `path` on the HTTP port; "" when the connection is refused.
 std::string HttpStatus(uint16_t port, const std::string& path) {
@@ -191,9 +184,10 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
 
   // Phase 2: the drain begins and waits for the queued sends.
   std::thread drainer([&] { ts->server().Drain(60000); });
-  REQUIRE(WaitUntil([&] { return HttpStatus(http, "/healthz") == "HTTP/1.1 503 Service Unavailable"; }));
-  CHECK(HttpStatus(http, "/readyz") == "HTTP/1.1 503 Service Unavailable");
-  CHECK(HandshakeStatus(http) == "HTTP/1.1 503 Service Unavailable");
+  const std::string kUnavailable = "HTTP/1.1 503 Service Unavailable";
+  REQUIRE(WaitUntil([&] { return HttpStatus(http, "/healthz") == kUnavailable; }));
+  CHECK(HttpStatus(http, "/readyz") == kUnavailable);
+  CHECK(HandshakeStatus(http) == kUnavailable);
   // A send now is refused with 503. One that raced in before the commit queue closed waits
   // behind the shut storage (no answer yet) and is settled with the others below.
   for (Sender& s : senders) {
@@ -251,9 +245,9 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
   CHECK(im::test::WsCloseCode(frames[1]) == 1001);
   CHECK(frames[1].payload.substr(2) == "server draining");
   // Connections are closing and the drain waits for the lingerer: still 503, not refused.
-  CHECK(HttpStatus(http, "/healthz") == "HTTP/1.1 503 Service Unavailable");
-  CHECK(HttpStatus(http, "/readyz") == "HTTP/1.1 503 Service Unavailable");
-  CHECK(HandshakeStatus(http) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(HttpStatus(http, "/healthz") == kUnavailable);
+  CHECK(HttpStatus(http, "/readyz") == kUnavailable);
+  CHECK(HandshakeStatus(http) == kUnavailable);
 
   // Phase 4: the last connection goes, the drain ends, the HTTP port stops answering.
   lingerer.Write(im::test::WsClientFrame(0x8, frames[1].payload.substr(0, 2)));

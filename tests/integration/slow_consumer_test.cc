@@ -17,6 +17,7 @@
 #include "support/raw_socket.h"
 #include "support/temp_dir.h"
 #include "support/test_server.h"
+#include "support/wait_until.h"
 
 namespace {
 
@@ -24,18 +25,10 @@ using im::test::CodeOf;
 using im::test::RawClient;
 using im::test::RawSocket;
 using im::test::TestServer;
+using im::test::WaitUntil;
 
 constexpr size_t kQueueBound = 64 * 1024;
 
-template <typename Pred>
-bool WaitUntil(Pred pred, int timeout_ms = 10000) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return pred();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 double SlowConsumerCloses(TestServer& ts, const char* transport) {
   std::map<std::string, double> m;
