@@ -65,9 +65,10 @@ class Server {
   Status Start();
   // Closes every connection (1001) and stops all threads. Idempotent.
   void Stop();
-  // Graceful shutdown: stops taking new work (readiness reports not ready), finishes the appends
-  // already queued (their senders get acks), sends session.kicked{reason:"drain"} and close 1001
-  // to every session, waits up to `deadline_ms` for the connections to close, then stops.
+  // Graceful shutdown: stops taking new work (health, readiness and WebSocket handshakes answer
+  // HTTP 503 until the drain ends), finishes the appends already queued (their senders get
+  // acks), sends session.kicked{reason:"drain"} to every logged-in session, closes every
+  // connection with 1001, waits up to `deadline_ms` for the closes, then stops.
   void Drain(int64_t deadline_ms = 10000);
 
   // Ports actually bound (useful with port 0). 0 when that listener is disabled or not started.

@@ -136,6 +136,9 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   IM_LOG_INFO("{}: {} connection(s), {} queued append(s)", drain ? "draining" : "stopping",
               conns_.Size(), committer_->depth());
   asio::post(io_, [this] { sweep_timer_->cancel(); });
+  // From here until the end, the HTTP port answers: /healthz and /readyz with 503 (running_),
+  // WebSocket handshakes with 503 (load balancers need an answer, not a refused connection).
+  if (ws_) ws_->RefuseHandshakes();
   // Finish the appends already queued while their senders are still connected (they get
   // their acks), refuse new ones; then close every connection.
   committer_->Stop();
@@ -163,6 +166,7 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   if (size_t left = conns_.Size(); left > 0) {
     IM_LOG_WARN("{} connection(s) still open after {} ms; closing them", left, deadline_ms);
   }
+  if (ws_) ws_->StopListening();
   workers_->join();
   work_.reset();
   io_.stop();

@@ -24,11 +24,11 @@ class TransportHandler {
   virtual void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) = 0;
   // The connection is gone; called once, after which it receives nothing more.
   virtual void OnClose(const std::shared_ptr<Connection>& connection) = 0;
-  // The transport is closing `connection` (4004) because its send queue passed the bound with
-  // `queued_bytes` waiting. Called once, from the thread whose Send hit the bound; OnClose
-  // still follows.
   // Traffic that carries no frame (a WebSocket ping or pong): the peer is alive.
   virtual void OnTraffic(const Connection& connection) { (void)connection; }
+  // The transport is closing `connection` (4004) because its send queue passed the bound with
+  // `queued_bytes` waiting. Called once, from the thread whose frame hit the bound (a Send, or
+  // an io thread answering a WebSocket ping); OnClose still follows.
   virtual void OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
     (void)connection;
     (void)queued_bytes;

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -84,34 +85,46 @@ ws_status::value SendableCloseCode(int code) {
   return value;
 }
 
-// Bytes of messages handed to websocketpp and not yet written and released by it (its own
-// get_buffered_amount() is read without its lock: a data race, and it misses the batch in
-// flight). Shared by a connection and the deleters of the messages it queued.
+// What a queued message costs against the send-queue bound: its payload plus a fixed
+// allowance for its frame header and websocketpp's bookkeeping (the message object, its
+// shared_ptr control block, its slot in the send queue). Without the allowance a flood of
+// empty pings would queue empty pongs (2 bytes on the wire, about 200 bytes of memory each)
+// far past the bound's memory.
+constexpr size_t kQueuedFrameOverhead = 192;
+static_assert(sizeof(ServerMessage) + 64 <= kQueuedFrameOverhead,
+              "the allowance must cover websocketpp's message object");
+
+// Bytes (payloads plus allowances) of messages handed to websocketpp and not yet written and
+// released by it. websocketpp's own get_buffered_amount() is read without its lock (a data
+// race), misses the batch in flight, and counts no per-message memory. Shared by a
+// connection and the deleters of the messages it queued.
 struct QueueMeter {
   std::atomic<size_t> bytes{0};
 };
 
-// A text message prepared for the wire, which websocketpp then queues as is: the payload is
-// copied once (head + tail), and websocketpp's own preparation (a second copy and a UTF-8 pass
-// over every outgoing byte) is skipped: the core only sends JSON it encoded from validated
-// strings. `mask_key` is for clients, which must mask (RFC 6455 5.3); null for the server.
+// A message prepared for the wire (a text message, or a pong answering a ping), which
+// websocketpp then queues as is: the payload is copied once (head + tail), and websocketpp's
+// own preparation (a second copy and a UTF-8 pass over every outgoing byte) is skipped: the
+// core only sends JSON it encoded from validated strings. Counted in `meter` until
+// websocketpp releases it. `mask_key` is for clients, which must mask (RFC 6455 5.3); null
+// for the server.
 template <typename Message>
-typename Message::ptr PrepareText(std::string_view head, const std::string* tail,
-                                  const std::shared_ptr<QueueMeter>& meter,
-                                  const uint32_t* mask_key) {
+typename Message::ptr PrepareFrame(websocketpp::frame::opcode::value opcode,
+                                   std::string_view head, const std::string* tail,
+                                   const std::shared_ptr<QueueMeter>& meter,
+                                   const uint32_t* mask_key) {
   const size_t size = head.size() + (tail ? tail->size() : 0);
-  typename Message::ptr msg(
-      new Message(typename Message::con_msg_man_ptr(), websocketpp::frame::opcode::text, size),
-      [meter, size](Message* m) {
-        meter->bytes.fetch_sub(size, std::memory_order_relaxed);
-        delete m;
-      });
-  meter->bytes.fetch_add(size, std::memory_order_relaxed);
+  const size_t cost = size + kQueuedFrameOverhead;
+  typename Message::ptr msg(new Message(typename Message::con_msg_man_ptr(), opcode, size),
+                            [meter, cost](Message* m) {
+                              meter->bytes.fetch_sub(cost, std::memory_order_relaxed);
+                              delete m;
+                            });
+  meter->bytes.fetch_add(cost, std::memory_order_relaxed);
   std::string& payload = msg->get_raw_payload();
   payload.append(head.data(), head.size());
   if (tail) payload.append(*tail);
-  websocketpp::frame::basic_header header(websocketpp::frame::opcode::text, size, true,
-                                          mask_key != nullptr);
+  websocketpp::frame::basic_header header(opcode, size, true, mask_key != nullptr);
   if (mask_key) {
     websocketpp::frame::masking_key_type key;
     key.i = *mask_key;
@@ -148,26 +161,13 @@ class WsConnection final : public Connection {
   const std::string& remote_address() const override { return remote_; }
 
   SendResult Send(Frame frame) override {
-    if (closing_.load(std::memory_order_acquire)) return SendResult::kDropped;
-    ServerConPtr con = con_.lock();
-    if (!con) return SendResult::kDropped;
-    const size_t queued = meter_->bytes.load(std::memory_order_relaxed);
-    if (queued + frame.size() > send_queue_bytes_) {
-      // Only the Send that starts the close reports the slow consumer.
-      if (!closing_.exchange(true, std::memory_order_acq_rel)) {
-        asio::post(*con->get_strand(),
-                   [con] { CloseOnStrand(con, close_code::kTooSlow, "too slow"); });
-        handler_->OnSlowConsumer(*this, queued);
-      }
-      return SendResult::kDropped;
-    }
-    // Thread-safe: websocketpp takes its write lock and posts the write to the strand, where
-    // everything queued meanwhile goes out in one gathered write.
-    websocketpp::lib::error_code ec =
-        con->send(PrepareText<ServerMessage>(frame.head, frame.tail.get(), meter_, nullptr));
-    if (ec) return SendResult::kDropped;  // closing; the message is already released
-    if (counters_) counters_->bytes_out.fetch_add(frame.size(), std::memory_order_relaxed);
-    return queued == 0 ? SendResult::kOk : SendResult::kQueued;
+    return Queue(websocketpp::frame::opcode::text, frame.head, frame.tail.get());
+  }
+
+  // Answers a ping (on the connection's strand, from its ping handler). The pong goes through
+  // the same bound as every other frame: a client that pings and never reads is a slow reader.
+  void Pong(const std::string& payload) {
+    (void)Queue(websocketpp::frame::opcode::pong, payload, nullptr);
   }
 
   void Close(int code, std::string_view reason) override {
@@ -189,6 +189,34 @@ class WsConnection final : public Connection {
   void MarkClosed() { closing_.store(true, std::memory_order_release); }
 
  private:
+  // Queues one frame unless it would take the queue over the bound; at the bound, closes the
+  // connection with 4004 instead (the close frame, one per connection, may pass the bound by
+  // its own size). Thread-safe.
+  SendResult Queue(websocketpp::frame::opcode::value opcode, std::string_view head,
+                   const std::string* tail) {
+    if (closing_.load(std::memory_order_acquire)) return SendResult::kDropped;
+    ServerConPtr con = con_.lock();
+    if (!con) return SendResult::kDropped;
+    const size_t size = head.size() + (tail ? tail->size() : 0);
+    const size_t queued = meter_->bytes.load(std::memory_order_relaxed);
+    if (queued + size + kQueuedFrameOverhead > send_queue_bytes_) {
+      // Only the frame that starts the close reports the slow consumer.
+      if (!closing_.exchange(true, std::memory_order_acq_rel)) {
+        asio::post(*con->get_strand(),
+                   [con] { CloseOnStrand(con, close_code::kTooSlow, "too slow"); });
+        handler_->OnSlowConsumer(*this, queued);
+      }
+      return SendResult::kDropped;
+    }
+    // Thread-safe: websocketpp takes its write lock and posts the write to the strand, where
+    // everything queued meanwhile goes out in one gathered write.
+    websocketpp::lib::error_code ec =
+        con->send(PrepareFrame<ServerMessage>(opcode, head, tail, meter_, nullptr));
+    if (ec) return SendResult::kDropped;  // closing; the message is already released
+    if (counters_) counters_->bytes_out.fetch_add(size, std::memory_order_relaxed);
+    return queued == 0 ? SendResult::kOk : SendResult::kQueued;
+  }
+
   static void CloseOnStrand(const ServerConPtr& con, int code, const std::string& reason) {
     if (code == close_code::kTooSlow) con->set_close_handshake_timeout(kTooSlowCloseTimeoutMs);
     websocketpp::lib::error_code ec;
@@ -277,10 +305,16 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     return Status::OK();
   }
 
+  void RefuseHandshakes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    refuse_handshakes_ = true;
+  }
+
   void Stop(int code, const std::string& reason) {
     std::vector<std::shared_ptr<WsConnection>> open;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      refuse_handshakes_ = true;
       if (!stopped_) {
         stopped_ = true;
         stop_code_ = code;
@@ -289,13 +323,21 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       open.reserve(connections_.size());
       for (auto& entry : connections_) open.push_back(entry.second);
     }
-    asio::post(accept_strand_, [self = shared_from_this()] { self->CloseAcceptor(); });
     for (auto& ws : open) ws->Close(code, reason);
   }
 
-  // The facade is gone: stop accepting so the accept loop lets go of this state.
-  void Release() {
-    asio::post(accept_strand_, [self = shared_from_this()] { self->CloseAcceptor(); });
+  // Stops accepting; also when the facade is gone, so the accept loop lets go of this state.
+  // With `wait`, returns once the listener is closed (at most 1 s, in case `io` is not run):
+  // the owner may stop the io_context right after, and a listener left open would take
+  // connections into its backlog that nothing ever answers.
+  void StopListening(bool wait) {
+    auto closed = std::make_shared<std::promise<void>>();
+    std::future<void> done = closed->get_future();
+    asio::post(accept_strand_, [self = shared_from_this(), closed] {
+      self->CloseAcceptor();
+      closed->set_value();
+    });
+    if (wait) done.wait_for(std::chrono::seconds(1));
   }
 
   uint16_t port() const { return port_; }
@@ -364,13 +406,21 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       self->OnMessage(hdl, std::move(msg));
     });
     con->set_http_handler([self](websocketpp::connection_hdl hdl) { self->OnHttp(hdl); });
-    // Control frames are traffic for the idle timeout; websocketpp answers a ping with a pong.
-    con->set_ping_handler([self](websocketpp::connection_hdl hdl, std::string) {
-      self->OnControl(hdl);
-      return true;
+    // Control frames are traffic for the idle timeout. A ping is answered by OnPing, not by
+    // websocketpp (returning false), whose pong would bypass the send-queue bound.
+    con->set_ping_handler([self](websocketpp::connection_hdl hdl, std::string payload) {
+      self->OnPing(hdl, payload);
+      return false;
     });
     con->set_pong_handler(
         [self](websocketpp::connection_hdl hdl, std::string) { self->OnControl(hdl); });
+  }
+
+  void OnPing(websocketpp::connection_hdl hdl, const std::string& payload) {
+    ServerConPtr con = Con(hdl);
+    if (!con || !con->conn) return;  // closing without ever opening to the core: no pong
+    handler_->OnTraffic(*con->conn);
+    static_cast<WsConnection*>(con->conn.get())->Pong(payload);
   }
 
   void OnControl(websocketpp::connection_hdl hdl) {
@@ -393,7 +443,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     bool stopped;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stopped = stopped_;
+      stopped = refuse_handshakes_;
     }
     if (path == "/ws" && !stopped) return true;
     try {  // set_status only throws outside request processing, which this is not
@@ -527,6 +577,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   std::atomic<uint16_t> port_{0};
 
   std::mutex mu_;  // guards the fields below; taken on open/close, never per message
+  bool refuse_handshakes_ = false;  // handshakes get HTTP 503 (RefuseHandshakes or Stop)
   bool stopped_ = false;
   int stop_code_ = close_code::kGoingAway;
   std::string stop_reason_;
@@ -536,9 +587,11 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
 class WsServerImpl final : public WsServer {
  public:
   explicit WsServerImpl(std::shared_ptr<WsServerState> state) : state_(std::move(state)) {}
-  ~WsServerImpl() override { state_->Release(); }
+  ~WsServerImpl() override { state_->StopListening(/*wait=*/false); }
   Status Start() override { return state_->Start(); }
+  void RefuseHandshakes() override { state_->RefuseHandshakes(); }
   void Stop(int code, const std::string& reason) override { state_->Stop(code, reason); }
+  void StopListening() override { state_->StopListening(/*wait=*/true); }
   uint16_t port() const override { return state_->port(); }
 
  private:
@@ -623,7 +676,8 @@ class WsClientState : public std::enable_shared_from_this<WsClientState> {
     const uint32_t mask_key = static_cast<uint32_t>(rng());
     // Thread-safe; an error only means the connection is closing, which on_close reports.
     websocketpp::lib::error_code ec = con->send(
-        PrepareText<ClientConfig::message_type>(std::string_view(), &text, meter_, &mask_key));
+        PrepareFrame<ClientConfig::message_type>(websocketpp::frame::opcode::text,
+                                                 std::string_view(), &text, meter_, &mask_key));
     (void)ec;
   }
 

@@ -21,7 +21,7 @@ namespace im::internal {
 struct WsServerOptions {
   std::string listen = "127.0.0.1:7000";  // host:port; port 0 = chosen by the OS
   size_t max_frame_bytes = 65536;         // larger message: close 1009
-  size_t send_queue_bytes = 1 << 20;      // buffered bytes over it: close 4004
+  size_t send_queue_bytes = 1 << 20;      // queued bytes (pongs too) over it: close 4004
   size_t max_http_body_bytes = 1 << 20;   // larger HTTP request body: 413
   TransportCounters* counters = nullptr;  // bytes in/out of WebSockets; nullptr = not counted
 };
@@ -30,16 +30,26 @@ struct WsServerOptions {
 // requests on every other path (one request per connection; a body over max_http_body_bytes
 // gets 413 without reaching the HttpHandler). Binary messages close with 4003.
 // Thread-safety: Start/Stop from one thread; connections' Send/Close from any thread. Stop
-// works by posting to `io`, so the io_context must run for it to take effect. `handler` and
-// `http` must stay valid while `io` runs.
+// and StopListening work by posting to `io`, so the io_context must run for them to take
+// effect. `handler` and `http` must stay valid while `io` runs.
+//
+// Shutting down is in steps, so that a draining server still answers HTTP (its /healthz and
+// /readyz say 503, and load balancers need that answer rather than a refused connection):
+// RefuseHandshakes, then Stop, then StopListening (or destroy the server).
 class WsServer {
  public:
   virtual ~WsServer() = default;
   // Binds and starts accepting on `io` (which the caller runs).
   virtual Status Start() = 0;
-  // Stops accepting and closes every connection with `code`; each then gets OnClose. Handshakes
-  // that complete afterwards are closed without OnOpen.
+  // From now on WebSocket handshakes get HTTP 503. Open connections and HTTP are unaffected.
+  virtual void RefuseHandshakes() = 0;
+  // Closes every connection with `code`; each then gets OnClose. Handshakes get HTTP 503, and
+  // those that complete afterwards are closed without OnOpen. HTTP requests are still served
+  // until StopListening.
   virtual void Stop(int code, const std::string& reason) = 0;
+  // Stops accepting, and returns once the listener is closed (at most 1 s, when `io` does not
+  // run). Destroying the server stops accepting too, without waiting.
+  virtual void StopListening() = 0;
   // The bound port (after Start).
   virtual uint16_t port() const = 0;
 };

@@ -2,6 +2,7 @@
 // 127.0.0.1 with port 0, against a tiny echo TransportHandler.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <asio.hpp>
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/raw_socket.h"
 #include "transport/tcp_client.h"
 #include "transport/websocket.h"
 
@@ -71,6 +73,13 @@ class EchoHandler : public TransportHandler {
   }
   void OnTraffic(const Connection& /*connection*/) override { ++traffic_; }
   int traffic() const { return traffic_.load(); }
+  void OnSlowConsumer(const Connection& /*connection*/, size_t queued_bytes) override {
+    slow_queued_bytes_ = queued_bytes;
+    ++slow_consumers_;
+  }
+  int slow_consumers() const { return slow_consumers_.load(); }
+  // The queued bytes the last OnSlowConsumer reported.
+  size_t slow_queued_bytes() const { return slow_queued_bytes_.load(); }
 
   std::vector<std::shared_ptr<Connection>> Opened() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -91,6 +100,8 @@ class EchoHandler : public TransportHandler {
   std::vector<std::shared_ptr<Connection>> opened_;
   std::map<uint64_t, int> close_calls_;
   std::atomic<int> traffic_{0};
+  std::atomic<int> slow_consumers_{0};
+  std::atomic<size_t> slow_queued_bytes_{0};
 };
 
 // A server on 127.0.0.1:0 with two io threads; HTTP answers come from a worker thread.
@@ -182,92 +193,33 @@ class Sink {
   std::string close_reason_;
 };
 
-// A plain socket with its own io_context; every read has a deadline.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port, int receive_buffer = 0) : socket_(io_) {
-    socket_.open(tcp::v4());
-    if (receive_buffer > 0) {
-      socket_.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
-    }
-    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  }
-  void Write(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
-
-  // Reads until done(in()) holds; false on EOF or after `timeout`.
-  bool ReadUntil(const std::function<bool(const std::string&)>& done,
-                 std::chrono::milliseconds timeout = 5000ms) {
-    const auto deadline = Clock::now() + timeout;
-    while (!done(in_)) {
-      if (eof_) return false;
-      bool completed = false;
-      asio::error_code read_ec;
-      size_t n = 0;
-      socket_.async_read_some(asio::buffer(buf_), [&](const asio::error_code& ec, size_t k) {
-        read_ec = ec;
-        n = k;
-        completed = true;
-      });
-      io_.restart();
-      io_.run_until(deadline);
-      if (!completed) {
-        asio::error_code ignored;
-        socket_.cancel(ignored);
-        io_.restart();
-        io_.run();
-        return false;
-      }
-      in_.append(buf_.data(), n);
-      if (read_ec) eof_ = true;
-    }
-    return true;
-  }
-  // Reads to EOF (or the timeout).
-  std::string ReadAll(std::chrono::milliseconds timeout = 5000ms) {
-    ReadUntil([](const std::string&) { return false; }, timeout);
-    return in_;
-  }
-  // Sends a WebSocket upgrade for `path`; returns the response's status line and leaves the
-  // bytes after the response head in in().
-  std::string Handshake(const std::string& path = "/ws") {
-    Write("GET " + path +
-          " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-    if (!ReadUntil([](const std::string& s) { return s.find("\r\n\r\n") != std::string::npos; })) {
-      return std::string();
-    }
-    const size_t end = in_.find("\r\n\r\n");
-    std::string status = in_.substr(0, in_.find("\r\n"));
-    in_.erase(0, end + 4);
-    return status;
-  }
-  std::string& in() { return in_; }
-
- private:
-  asio::io_context io_;
-  tcp::socket socket_;
-  std::array<char, 4096> buf_{};
-  std::string in_;
-  bool eof_ = false;
-};
+using im::test::RawSocket;
+using im::test::WsClientFrame;
 
 std::string HttpExchange(uint16_t port, const std::string& request) {
-  RawClient client(port);
+  RawSocket client(port);
   client.Write(request);
-  return client.ReadAll();
+  client.ReadToEof();
+  return client.in();
 }
 
-// A masked client frame (RFC 6455 5.3) with a payload under 126 bytes.
-std::string ClientFrame(uint8_t opcode, const std::string& payload) {
-  const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
-  std::string f;
-  f.push_back(static_cast<char>(0x80 | opcode));
-  f.push_back(static_cast<char>(0x80 | payload.size()));
-  for (uint8_t m : mask) f.push_back(static_cast<char>(m));
-  for (size_t i = 0; i < payload.size(); ++i) {
-    f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
-  }
-  return f;
+// Reads until the server's close frame and returns its code; every frame before it must have
+// opcode `before` (0 = any). -1 when no close frame came within 5 s or another frame did.
+int ReadCloseCode(RawSocket& raw, uint8_t before = 0) {
+  int code = -1;
+  bool other = false;
+  raw.ReadUntil([&](const std::string& in) {
+    std::string copy = in;
+    for (const im::test::WsFrame& frame : im::test::TakeWsFrames(&copy)) {
+      if (frame.opcode == 0x8) {
+        code = im::test::WsCloseCode(frame);
+        return true;
+      }
+      if (before != 0 && frame.opcode != before) other = true;
+    }
+    return false;
+  });
+  return other ? -1 : code;
 }
 
 TEST_CASE("ws: echo round trip") {
@@ -369,19 +321,19 @@ TEST_CASE("ws: a handshake on a path other than /ws is refused") {
   CHECK_FALSE(s.ok());
   CHECK(std::string(s.message()).find("404") != std::string::npos);
 
-  RawClient raw(f.port);
-  CHECK(raw.Handshake("/other").rfind("HTTP/1.1 404", 0) == 0);
-  RawClient ok(f.port);
-  CHECK(ok.Handshake("/ws?v=1").rfind("HTTP/1.1 101", 0) == 0);
+  RawSocket raw(f.port);
+  CHECK(raw.WsHandshake("/other").rfind("HTTP/1.1 404", 0) == 0);
+  RawSocket ok(f.port);
+  CHECK(ok.WsHandshake("/ws?v=1").rfind("HTTP/1.1 101", 0) == 0);
   CHECK(WaitFor([&] { return f.handler.Opened().size() == 1; }));
   CHECK(sink.close_calls() == 0);
 }
 
 TEST_CASE("ws: binary messages close with 4003") {
   WsFixture f;
-  RawClient raw(f.port);
-  REQUIRE(raw.Handshake().rfind("HTTP/1.1 101", 0) == 0);
-  raw.Write(ClientFrame(0x2, "hello"));
+  RawSocket raw(f.port);
+  REQUIRE(raw.WsHandshake().rfind("HTTP/1.1 101", 0) == 0);
+  raw.Write(WsClientFrame(0x2, "hello"));
   REQUIRE(raw.ReadUntil([](const std::string& s) {
     return s.size() >= 2 && s.size() >= 2 + static_cast<size_t>(s[1] & 0x7f);
   }));
@@ -393,10 +345,10 @@ TEST_CASE("ws: binary messages close with 4003") {
 
 TEST_CASE("ws: a ping is answered with a pong carrying its payload and counts as traffic") {
   WsFixture f;
-  RawClient raw(f.port);
-  REQUIRE(raw.Handshake().rfind("HTTP/1.1 101", 0) == 0);
+  RawSocket raw(f.port);
+  REQUIRE(raw.WsHandshake().rfind("HTTP/1.1 101", 0) == 0);
   CHECK(f.handler.traffic() == 0);
-  raw.Write(ClientFrame(0x9, "are you there"));
+  raw.Write(WsClientFrame(0x9, "are you there"));
   REQUIRE(raw.ReadUntil([](const std::string& s) {
     return s.size() >= 2 && s.size() >= 2 + static_cast<size_t>(s[1] & 0x7f);
   }));
@@ -404,11 +356,11 @@ TEST_CASE("ws: a ping is answered with a pong carrying its payload and counts as
   CHECK(static_cast<uint8_t>(in[0]) == 0x8a);  // FIN + pong, unmasked from the server
   CHECK(in.substr(2, static_cast<size_t>(in[1] & 0x7f)) == "are you there");
   CHECK(WaitFor([&] { return f.handler.traffic() == 1; }));
-  raw.Write(ClientFrame(0xa, ""));  // an unsolicited pong counts too
+  raw.Write(WsClientFrame(0xa, ""));  // an unsolicited pong counts too
   CHECK(WaitFor([&] { return f.handler.traffic() == 2; }));
   // Text still flows.
   raw.in().clear();
-  raw.Write(ClientFrame(0x1, "{}"));
+  raw.Write(WsClientFrame(0x1, "{}"));
   REQUIRE(raw.ReadUntil([](const std::string& s) { return s.size() >= 4; }));
   CHECK(raw.in() == std::string("\x81\x02{}", 4));
 }
@@ -463,8 +415,8 @@ TEST_CASE("ws: a slow reader is closed with 4004 while others are served") {
   options.send_queue_bytes = 256 << 10;
   WsFixture f(options);
 
-  RawClient slow(f.port, 4096);  // completes the handshake, then never reads
-  REQUIRE(slow.Handshake().rfind("HTTP/1.1 101", 0) == 0);
+  RawSocket slow(f.port, 4096);  // completes the handshake, then never reads
+  REQUIRE(slow.WsHandshake().rfind("HTTP/1.1 101", 0) == 0);
   REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
   auto conn = f.handler.Opened()[0];
 
@@ -493,12 +445,52 @@ TEST_CASE("ws: a slow reader is closed with 4004 while others are served") {
   REQUIRE(sink.WaitCount(1));
   CHECK(sink.messages()[0] == "still here");
 
+  // The slow reader, reading at last, finds its text frames and then the close frame: 4004.
+  CHECK(ReadCloseCode(slow, 0x1) == 4004);
   CHECK(WaitFor([&] { return f.handler.CloseCalls(conn->id()) == 1; }, 5000ms));
+  CHECK(f.handler.slow_consumers() == 1);
   CHECK(conn->Send(frame) == SendResult::kDropped);
   CHECK(sink.close_calls() == 0);
 }
 
-TEST_CASE("ws: Stop closes every connection with its code and stops accepting") {
+TEST_CASE("ws: a client that pings and never reads is closed at the queue bound with 4004") {
+  WsServerOptions options;
+  options.send_queue_bytes = 64 << 10;
+  WsFixture f(options);
+  RawSocket flood(f.port, 4096);  // a small window: the pongs pile up on the server
+  REQUIRE(flood.WsHandshake().rfind("HTTP/1.1 101", 0) == 0);
+  REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
+  auto conn = f.handler.Opened()[0];
+
+  // Pings with the largest control payload (125 bytes), 64 per write, as fast as the socket
+  // takes them. Unbounded pongs would hold about 40 MiB before the loop gives up.
+  const std::string payload(125, 'p');
+  std::string batch;
+  for (int i = 0; i < 64; ++i) batch += WsClientFrame(0x9, payload);
+  size_t max_queued = 0;
+  int pings = 0;
+  const auto deadline = Clock::now() + 30s;
+  while (f.handler.slow_consumers() == 0 && pings < 300000 && Clock::now() < deadline) {
+    if (!flood.Write(batch)) break;
+    pings += 64;
+    max_queued = std::max(max_queued, conn->queued_bytes());
+  }
+  CAPTURE(pings);
+  REQUIRE(f.handler.slow_consumers() == 1);
+  // The pongs were counted up to the bound: the one that did not fit closed the connection.
+  CHECK(f.handler.slow_queued_bytes() <= options.send_queue_bytes);
+  CHECK(f.handler.slow_queued_bytes() + payload.size() + 1024 > options.send_queue_bytes);
+  CHECK(max_queued <= options.send_queue_bytes);
+  // Reading at last: pongs, then the close frame with 4004.
+  CHECK(ReadCloseCode(flood, 0xa) == 4004);
+  flood.Write(WsClientFrame(0x8, std::string("\x0f\xa4", 2)));  // acknowledge the close
+  CHECK(WaitFor([&] { return f.handler.CloseCalls(conn->id()) == 1; }));
+  CHECK(WaitFor([&] { return conn->queued_bytes() == 0; }));
+  CHECK(f.handler.slow_consumers() == 1);
+}
+
+TEST_CASE("ws: shutdown in steps - handshakes refused with 503, connections closed, HTTP served "
+          "until the listener stops") {
   WsFixture f;
   IoRunner cio;
   Sink sink;
@@ -506,15 +498,40 @@ TEST_CASE("ws: Stop closes every connection with its code and stops accepting") 
   sink.Attach(*t);
   REQUIRE(t->Connect(3000).ok());
   REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
+  const std::string healthz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+  // RefuseHandshakes: new WebSockets get 503; the open one and HTTP carry on.
+  f.server->RefuseHandshakes();
+  RawSocket refused(f.port);
+  CHECK(refused.WsHandshake().rfind("HTTP/1.1 503", 0) == 0);
+  t->Send("still open");
+  REQUIRE(sink.WaitCount(1));
+  CHECK(HttpExchange(f.port, healthz).rfind("HTTP/1.1 200", 0) == 0);
+
+  // Stop: every connection closed with its code; handshakes still 503, HTTP still served.
   f.server->Stop(1001, "draining");
   REQUIRE(sink.WaitClosed());
   CHECK(sink.close_code() == 1001);
+  CHECK(sink.close_reason() == "draining");
   CHECK(WaitFor([&] { return f.handler.AllClosed(); }));
-
   Sink late_sink;
   auto late = NewWsClientTransport(cio.io(), f.Url(), 65536);
   late_sink.Attach(*late);
-  CHECK_FALSE(late->Connect(1000).ok());
+  Status s = late->Connect(3000);
+  CHECK_FALSE(s.ok());
+  CHECK(std::string(s.message()).find("HTTP 503") != std::string::npos);
+  CHECK(HttpExchange(f.port, healthz).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(f.handler.Opened().size() == 1);
+
+  // StopListening: connections are refused.
+  f.server->StopListening();
+  CHECK(WaitFor([&] {
+    asio::io_context io;
+    tcp::socket probe(io);
+    asio::error_code ec;
+    probe.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), f.port), ec);
+    return ec == asio::error::connection_refused;
+  }));
   CHECK(f.handler.Opened().size() == 1);
 }
 
