@@ -1,0 +1,220 @@
+// Damaged LevelDB storage is never silent: after each kind of damage (the log cut short, a table
+// file with flipped bytes, CURRENT or the MANIFEST deleted or damaged) the inbox database either
+// refuses to open with a message naming the directory and the repair, or opens with a new epoch,
+// or opens with everything it had. Never the same epoch with a lower last_seq or a missing
+// entry, which would hand seqs out again. Then the repair makes it open with a new epoch.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "im/backends.h"
+#include "im/client.h"
+#include "support/child_process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint64_t kPerSession = 150;
+const im::UserKey kAlice{"default", "alice"};
+const im::UserKey kBob{"default", "bob"};
+
+// alice -> bob, stored in both inboxes (as chat.send does), each message `mid`.
+void Send(im::OfflineQueue& queue, uint64_t mid) {
+  auto message = std::make_shared<im::Message>();
+  message->mid = mid;
+  message->tenant = "default";
+  message->from = "alice";
+  message->to = "bob";
+  message->ts = 1000 + static_cast<int64_t>(mid);
+  // Bodies that do not compress away, so the log holds many blocks.
+  for (uint64_t i = 0; i < 40; ++i) message->body += std::to_string(mid * 7919 + i * 104729);
+  im::AppendRequest request;
+  request.message = message;
+  request.recipients = {kBob, kAlice};
+  request.sender_index = 1;
+  auto result = queue.Append(request);
+  REQUIRE(result.ok());
+}
+
+struct InboxState {
+  std::string epoch;
+  uint64_t last_seq = 0;
+};
+
+// Two sessions: the first one's log becomes a table when the second opens the database; the
+// second one's writes stay in the log. Bob's inbox as it was when closed.
+InboxState Fill(const std::string& dir) {
+  InboxState state;
+  for (uint64_t session = 0; session < 2; ++session) {
+    auto queue = im::OpenLevelDbOfflineQueue(dir);
+    REQUIRE(queue.ok());
+    for (uint64_t i = 1; i <= kPerSession; ++i) Send(**queue, session * kPerSession + i);
+    auto info = (*queue)->Info(kBob);
+    REQUIRE(info.ok());
+    state = {info->epoch, info->last_seq};
+  }
+  REQUIRE(state.last_seq == 2 * kPerSession);
+  return state;
+}
+
+// Reopens after damage; "refused", "new epoch" or "intact", checking the contract on the way.
+std::string Reopen(const std::string& dir, const InboxState& before) {
+  auto queue = im::OpenLevelDbOfflineQueue(dir);
+  if (!queue.ok()) {
+    const std::string message(queue.status().message());
+    CHECK(queue.status().error() == "damaged");
+    CHECK(message.find(dir) != std::string::npos);
+    CHECK(message.find("imd repair") != std::string::npos);
+    CHECK(message.find("new epoch") != std::string::npos);
+    return "refused";
+  }
+  auto info = (*queue)->Info(kBob);
+  REQUIRE(info.ok());
+  auto page = (*queue)->Fetch(kBob, 0, 500);
+  REQUIRE(page.ok());
+  for (const im::InboxEntry& entry : page->entries) CHECK(entry.seq <= info->last_seq);
+  Send(**queue, 10 * kPerSession);  // a new mid
+  auto after = (*queue)->Info(kBob);
+  REQUIRE(after.ok());
+  CHECK(after->last_seq == info->last_seq + 1);
+  if (info->epoch != before.epoch) return "new epoch";
+  // Same epoch: nothing may be gone, or its seqs would be handed out again.
+  CHECK(info->last_seq >= before.last_seq);
+  CHECK(page->entries.size() == before.last_seq);
+  CHECK_FALSE(page->gap);
+  return "intact";
+}
+
+// After RepairLevelDbOfflineQueue: bob's inbox has a new epoch, holds no entry above its
+// last_seq, and the next append goes above everything present.
+void ExpectRepaired(const std::string& dir, const InboxState& before) {
+  auto renewed = im::RepairLevelDbOfflineQueue(dir);
+  REQUIRE(renewed.ok());
+  CHECK(*renewed == 2);  // alice and bob
+  auto queue = im::OpenLevelDbOfflineQueue(dir);
+  REQUIRE(queue.ok());
+  auto info = (*queue)->Info(kBob);
+  REQUIRE(info.ok());
+  CHECK(info->epoch != before.epoch);
+  uint64_t highest = 0;
+  for (uint64_t after = 0;;) {
+    auto page = (*queue)->Fetch(kBob, after, 500);
+    REQUIRE(page.ok());
+    for (const im::InboxEntry& entry : page->entries) highest = std::max(highest, entry.seq);
+    if (!page->more) break;
+    after = page->entries.back().seq;
+  }
+  CHECK(highest <= info->last_seq);
+  CHECK(highest > 0);  // the repair kept what the files still hold
+  Send(**queue, 20 * kPerSession);
+  auto next = (*queue)->Info(kBob);
+  REQUIRE(next.ok());
+  CHECK(next->last_seq == info->last_seq + 1);
+  CHECK(next->epoch == info->epoch);
+}
+
+std::vector<fs::path> FilesOf(const std::string& dir, const std::string& pattern) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (std::regex_match(entry.path().filename().string(), std::regex(pattern))) {
+      files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+void FlipBytes(const fs::path& file, size_t from, size_t count) {
+  std::fstream stream(file, std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(stream.good());
+  for (size_t i = from; i < from + count; ++i) {
+    stream.seekg(static_cast<std::streamoff>(i));
+    const char c = static_cast<char>(stream.get() ^ 0x5A);
+    stream.seekp(static_cast<std::streamoff>(i));
+    stream.put(c);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("storage damage: a log cut to half opens with a new epoch, never reused seqs") {
+  const std::string dir = im::test::MakeTempDir() + "/inbox";
+  const InboxState before = Fill(dir);
+  const std::vector<fs::path> logs = FilesOf(dir, R"(\d+\.log)");
+  REQUIRE(logs.size() == 1);
+  fs::resize_file(logs[0], fs::file_size(logs[0]) / 2);
+  CHECK(Reopen(dir, before) == "new epoch");
+  ExpectRepaired(dir, before);
+  fs::remove_all(fs::path(dir).parent_path());
+}
+
+TEST_CASE("storage damage: a table file with flipped bytes is refused") {
+  const std::string dir = im::test::MakeTempDir() + "/inbox";
+  const InboxState before = Fill(dir);
+  const std::vector<fs::path> tables = FilesOf(dir, R"(\d+\.(ldb|sst))");
+  REQUIRE_FALSE(tables.empty());
+  // The first block holds the inbox headers (key order: write count, acks, headers, entries).
+  for (const fs::path& table : tables) FlipBytes(table, 16, 8);
+  CHECK(Reopen(dir, before) == "refused");
+  ExpectRepaired(dir, before);
+  fs::remove_all(fs::path(dir).parent_path());
+}
+
+TEST_CASE("storage damage: a missing CURRENT is refused, not taken for a new database") {
+  const std::string dir = im::test::MakeTempDir() + "/inbox";
+  const InboxState before = Fill(dir);
+  fs::remove(dir + "/CURRENT");
+  CHECK(Reopen(dir, before) == "refused");
+  CHECK(FilesOf(dir, R"(\d+\.(ldb|sst))").size() >= 1);  // the tables were left alone
+  ExpectRepaired(dir, before);
+  fs::remove_all(fs::path(dir).parent_path());
+}
+
+TEST_CASE("storage damage: a deleted or damaged MANIFEST is refused") {
+  for (const char* damage : {"deleted", "flipped", "halved"}) {
+    CAPTURE(damage);
+    const std::string dir = im::test::MakeTempDir() + "/inbox";
+    const InboxState before = Fill(dir);
+    const std::vector<fs::path> manifests = FilesOf(dir, R"(MANIFEST-\d+)");
+    REQUIRE(manifests.size() == 1);
+    if (std::string(damage) == "deleted") {
+      fs::remove(manifests[0]);
+    } else if (std::string(damage) == "flipped") {
+      FlipBytes(manifests[0], 10, 4);
+    } else {
+      fs::resize_file(manifests[0], fs::file_size(manifests[0]) / 2);
+    }
+    const std::string outcome = Reopen(dir, before);
+    // A MANIFEST cut short may read as complete; LevelDB then opens from what it names.
+    if (std::string(damage) != "halved") CHECK(outcome == "refused");
+    ExpectRepaired(dir, before);
+    fs::remove_all(fs::path(dir).parent_path());
+  }
+}
+
+TEST_CASE("storage damage: repair refuses a database that is open") {
+  const std::string dir = im::test::MakeTempDir() + "/inbox";
+  auto queue = im::OpenLevelDbOfflineQueue(dir);
+  REQUIRE(queue.ok());
+  auto renewed = im::RepairLevelDbOfflineQueue(dir);
+  REQUIRE_FALSE(renewed.ok());
+  CHECK(renewed.status().code() == im::Code::kUnavailable);
+  CHECK(std::string(renewed.status().message()).find("in use") != std::string::npos);
+  fs::remove_all(fs::path(dir).parent_path());
+}
+
+TEST_CASE("storage damage: a database from before the write count opens as it was") {
+  const std::string dir = im::test::MakeTempDir() + "/inbox";
+  const InboxState before = Fill(dir);
+  fs::remove(dir + "/WRITE-COUNT");  // as an older version left it
+  CHECK(Reopen(dir, before) == "intact");
+  CHECK(fs::file_size(dir + "/WRITE-COUNT") == 16);
+  fs::remove_all(fs::path(dir).parent_path());
+}
