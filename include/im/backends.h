@@ -50,7 +50,7 @@ struct LevelDbOptions {
 // Damage is never silent. Every LevelDB database of this header is opened with paranoid checks
 // and read with block checksums verified. The open fails with 500 and the error name "damaged"
 // (a message naming `dir` and saying to repair it) when LevelDB reports corruption (a damaged
-// log record, MANIFEST or CURRENT), when `dir` holds table, log or MANIFEST files but no
+// log record, MANIFEST or CURRENT), when `dir` holds table files or a non-empty log but no
 // CURRENT (LevelDB would start an empty database over them), or, for the inbox database, when
 // an inbox header does not read back. Damage found later, by a read or a compaction, fails that
 // operation with 500 internal (LevelDB then refuses writes). A log cut short at its end opens

@@ -249,3 +249,99 @@ TEST_CASE("storage damage: a database from before the write count opens as it wa
   CHECK(fs::file_size(dir + "/WRITE-COUNT") == 16);
   fs::remove_all(fs::path(dir).parent_path());
 }
+
+#ifdef IMD_PATH
+namespace {
+
+// Runs imd with `args` to completion (at most 60 s) and returns stdout and stderr together.
+std::string RunImd(const std::string& args, int* exit_code) {
+  return im::test::RunAndCapture(
+      {"/bin/sh", "-c", std::string("timeout 60 '") + IMD_PATH + "' " + args + " 2>&1"},
+      exit_code);
+}
+
+// Starts imd on `data` and returns its TCP URL ("" when it did not start).
+std::string StartImd(im::test::ChildProcess& imd) {
+  std::string serving = imd.WaitForLine("serving", 20000);
+  std::smatch m;
+  if (!std::regex_search(serving, m, std::regex(R"(tcp://(127\.0\.0\.1:\d+))"))) return "";
+  return "tcp://" + m[1].str();
+}
+
+}  // namespace
+
+TEST_CASE("storage damage: imd refuses a damaged inbox, imd repair gives it a new epoch") {
+  const std::string data = im::test::MakeTempDir();
+  const std::vector<std::string> serve = {IMD_PATH, "--data", data, "--http", "127.0.0.1:0",
+                                          "--tcp", "127.0.0.1:0"};
+  int rc = 0;
+  std::string epoch;
+  {
+    im::test::ChildProcess imd(serve);
+    const std::string url = StartImd(imd);
+    REQUIRE_FALSE(url.empty());
+    const std::string alice = im::test::RunAndCapture(
+        {IMD_PATH, "token", "--user", "alice", "--data", data}, &rc);
+    REQUIRE(rc == 0);
+    const std::string bob = im::test::RunAndCapture(
+        {IMD_PATH, "token", "--user", "bob", "--data", data}, &rc);
+    REQUIRE(rc == 0);
+    im::ClientOptions options;
+    options.url = url;
+    im::Client a(options), b(options);
+    REQUIRE(a.Connect().ok());
+    REQUIRE(a.Login(alice).ok());
+    for (int i = 0; i < 20; ++i) REQUIRE(a.SendText("bob", "m" + std::to_string(i)).ok());
+    REQUIRE(b.Connect().ok());
+    auto login = b.Login(bob);
+    REQUIRE(login.ok());
+    CHECK(login->last_seq == 20);
+    epoch = login->epoch;
+
+    // The running imd holds the databases: repair is refused and changes nothing.
+    const std::string refused = RunImd("repair --data " + data, &rc);
+    CHECK(rc == 1);
+    CHECK(refused.find("in use") != std::string::npos);
+    imd.Signal(SIGTERM);
+    REQUIRE(imd.Wait(20000) == 0);
+  }
+
+  std::filesystem::remove(data + "/inbox/CURRENT");
+  const std::string output = RunImd("--data " + data + " --http 127.0.0.1:0 --tcp 127.0.0.1:0", &rc);
+  CAPTURE(output);
+  CHECK(rc == 1);
+  CHECK(output.find(data + "/inbox is damaged") != std::string::npos);
+  CHECK(output.find("refusing to start") != std::string::npos);
+  CHECK(output.find("`imd repair --data " + data + "`") != std::string::npos);
+  CHECK(output.find("serving") == std::string::npos);
+
+  const std::string repaired = RunImd("repair --data " + data, &rc);
+  CAPTURE(repaired);
+  CHECK(rc == 0);
+  CHECK(repaired.find("inbox: repaired " + data + "/inbox; 2 inboxes have a new epoch") !=
+        std::string::npos);
+  CHECK(repaired.find("groups: repaired " + data + "/groups") != std::string::npos);
+  CHECK(repaired.find("users: repaired " + data + "/users") != std::string::npos);
+
+  im::test::ChildProcess imd(serve);
+  const std::string url = StartImd(imd);
+  REQUIRE_FALSE(url.empty());
+  const std::string bob = im::test::RunAndCapture(
+      {IMD_PATH, "token", "--user", "bob", "--data", data}, &rc);
+  REQUIRE(rc == 0);
+  im::ClientOptions options;
+  options.url = url;
+  im::Client b(options);
+  REQUIRE(b.Connect().ok());
+  auto login = b.Login(bob);
+  REQUIRE(login.ok());
+  CHECK(login->epoch != epoch);
+  CHECK(login->last_seq == 20);
+  auto page = b.Sync(0);
+  REQUIRE(page.ok());
+  CHECK(page->messages.size() == 20);  // the repair recovered every message
+  imd.Signal(SIGTERM);
+  CHECK(imd.Wait(20000) == 0);
+  std::filesystem::remove_all(data);
+}
+#endif  // IMD_PATH

@@ -45,17 +45,19 @@ class BackgroundEnv final : public leveldb::EnvWrapper {
 };
 
 // LevelDB opens a directory without CURRENT as a new, empty database (create_if_missing), and
-// the tables of the old one are then deleted as obsolete: a lost CURRENT must stop the open.
+// the tables of the old one are then deleted as obsolete: a lost CURRENT must stop the open
+// when there is data to lose.
 Status CheckCurrent(const std::string& dir) {
   std::error_code error;
   if (std::filesystem::exists(dir + "/CURRENT", error)) return Status::OK();
   std::filesystem::directory_iterator it(dir, error);
   if (error) return Status::OK();  // no directory yet: a new database
   for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
-    const std::string name = it->path().filename().string();
+    // Only files that can hold data count: a MANIFEST or an empty log without CURRENT is
+    // what a crash while LevelDB created the database leaves behind.
     const std::string ext = it->path().extension().string();
-    if (ext == ".ldb" || ext == ".sst" || ext == ".log" || name.rfind("MANIFEST-", 0) == 0) {
-      return Damaged(dir, "it holds " + name + " but no CURRENT file");
+    if (ext == ".ldb" || ext == ".sst" || (ext == ".log" && it->file_size(error) > 0)) {
+      return Damaged(dir, "it holds " + it->path().filename().string() + " but no CURRENT file");
     }
   }
   return Status::OK();

@@ -34,7 +34,7 @@ leveldb::ReadOptions VerifiedRead();
 // database), with LevelDB's paranoid checks: a damaged log record, MANIFEST or table read at
 // open fails the open instead of being skipped. Creates missing parent directories when
 // create_if_missing (LevelDB creates only the last path component, and "leveldb:./data/inbox"
-// should just work). Refuses a directory that holds table, log or MANIFEST files but no
+// should just work). Refuses a directory that holds table files or a non-empty log but no
 // CURRENT, which LevelDB would otherwise treat as a new empty database. Damage (LevelDB's
 // corruption, a missing CURRENT) is Damaged(); an I/O error, which includes LevelDB's LOCK
 // held by another open, is 503 unavailable; other errors 500.
