@@ -9,9 +9,15 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <leveldb/env.h>
+#include <leveldb/options.h>
+#include <leveldb/table.h>
 
 #include "im/backends.h"
 #include "im/client.h"
@@ -24,20 +30,22 @@ namespace fs = std::filesystem;
 constexpr uint64_t kPerSession = 150;
 const im::UserKey kAlice{"default", "alice"};
 const im::UserKey kBob{"default", "bob"};
+// Gets messages in the first session only: her header and entries are then in a table alone.
+const im::UserKey kCarol{"default", "carol"};
 
-// alice -> bob, stored in both inboxes (as chat.send does), each message `mid`.
-void Send(im::OfflineQueue& queue, uint64_t mid) {
+// alice -> `to`, stored in both inboxes (as chat.send does), each message `mid`.
+void Send(im::OfflineQueue& queue, uint64_t mid, const im::UserKey& to = kBob) {
   auto message = std::make_shared<im::Message>();
   message->mid = mid;
   message->tenant = "default";
   message->from = "alice";
-  message->to = "bob";
+  message->to = to.user;
   message->ts = 1000 + static_cast<int64_t>(mid);
   // Bodies that do not compress away, so the log holds many blocks.
   for (uint64_t i = 0; i < 40; ++i) message->body += std::to_string(mid * 7919 + i * 104729);
   im::AppendRequest request;
   request.message = message;
-  request.recipients = {kBob, kAlice};
+  request.recipients = {to, kAlice};
   request.sender_index = 1;
   auto result = queue.Append(request);
   REQUIRE(result.ok());
@@ -61,6 +69,9 @@ Inboxes Fill(const std::string& dir) {
     auto queue = im::OpenLevelDbOfflineQueue(dir);
     REQUIRE(queue.ok());
     for (uint64_t i = 1; i <= kPerSession; ++i) Send(**queue, session * kPerSession + i);
+    if (session == 0) {
+      for (uint64_t i = 1; i <= kPerSession; ++i) Send(**queue, 100 * kPerSession + i, kCarol);
+    }
     for (auto [user, inbox] : {std::pair{kAlice, &state.alice}, std::pair{kBob, &state.bob}}) {
       auto info = (*queue)->Info(user);
       REQUIRE(info.ok());
@@ -68,6 +79,7 @@ Inboxes Fill(const std::string& dir) {
     }
   }
   REQUIRE(state.bob.last_seq == 2 * kPerSession);
+  REQUIRE(state.alice.last_seq == 3 * kPerSession);
   return state;
 }
 
@@ -111,20 +123,17 @@ std::string Reopen(const std::string& dir, const Inboxes& before) {
   return alice == bob ? bob : alice + ", " + bob;
 }
 
-// After RepairLevelDbOfflineQueue: bob's inbox has a new epoch, holds no entry above its
-// last_seq, and the next append goes above everything present.
-void ExpectRepaired(const std::string& dir, const Inboxes& before) {
-  auto renewed = im::RepairLevelDbOfflineQueue(dir);
-  REQUIRE(renewed.ok());
-  CHECK(*renewed == 2);  // alice and bob
-  auto queue = im::OpenLevelDbOfflineQueue(dir);
-  REQUIRE(queue.ok());
-  auto info = (*queue)->Info(kBob);
+// After RepairLevelDbOfflineQueue, an inbox has a new epoch (when `old_epoch` is given), holds
+// entries but none above its last_seq, and the next append goes above everything present.
+void ExpectRepairedInbox(im::OfflineQueue& queue, const im::UserKey& user,
+                         const std::string& old_epoch) {
+  CAPTURE(user.user);
+  auto info = queue.Info(user);
   REQUIRE(info.ok());
-  CHECK(info->epoch != before.bob.epoch);
+  if (!old_epoch.empty()) CHECK(info->epoch != old_epoch);
   uint64_t highest = 0;
   for (uint64_t after = 0;;) {
-    auto page = (*queue)->Fetch(kBob, after, 500);
+    auto page = queue.Fetch(user, after, 500);
     REQUIRE(page.ok());
     for (const im::InboxEntry& entry : page->entries) highest = std::max(highest, entry.seq);
     if (!page->more) break;
@@ -132,11 +141,22 @@ void ExpectRepaired(const std::string& dir, const Inboxes& before) {
   }
   CHECK(highest <= info->last_seq);
   CHECK(highest > 0);  // the repair kept what the files still hold
-  Send(**queue, 20 * kPerSession);
-  auto next = (*queue)->Info(kBob);
+  Send(queue, 20 * kPerSession + highest, user);
+  auto next = queue.Info(user);
   REQUIRE(next.ok());
   CHECK(next->last_seq == info->last_seq + 1);
   CHECK(next->epoch == info->epoch);
+}
+
+void ExpectRepaired(const std::string& dir, const Inboxes& before) {
+  auto renewed = im::RepairLevelDbOfflineQueue(dir);
+  REQUIRE(renewed.ok());
+  CHECK(*renewed == 3);  // alice, bob and carol
+  auto queue = im::OpenLevelDbOfflineQueue(dir);
+  REQUIRE(queue.ok());
+  ExpectRepairedInbox(**queue, kBob, before.bob.epoch);
+  // Carol's header may be lost with a damaged table; her entries then get a new one.
+  ExpectRepairedInbox(**queue, kCarol, "");
 }
 
 std::vector<fs::path> FilesOf(const std::string& dir, const std::string& pattern) {
@@ -159,6 +179,22 @@ void FlipBytes(const fs::path& file, size_t from, size_t count) {
     stream.seekp(static_cast<std::streamoff>(i));
     stream.put(c);
   }
+}
+
+// The file offsets of the data blocks holding `first` and `last` in the table `file`.
+std::pair<uint64_t, uint64_t> BlockRange(const fs::path& file, const std::string& first,
+                                         const std::string& last) {
+  leveldb::Env* env = leveldb::Env::Default();
+  leveldb::RandomAccessFile* raw = nullptr;
+  REQUIRE(env->NewRandomAccessFile(file.string(), &raw).ok());
+  std::unique_ptr<leveldb::RandomAccessFile> reader(raw);
+  leveldb::Table* table = nullptr;
+  REQUIRE(leveldb::Table::Open(leveldb::Options(), reader.get(), fs::file_size(file), &table)
+              .ok());
+  std::unique_ptr<leveldb::Table> owned(table);
+  // Table keys are internal keys (user key, then 8 bytes of sequence and type); the offsets
+  // only need to sort right.
+  return {table->ApproximateOffsetOf(first), table->ApproximateOffsetOf(last)};
 }
 
 }  // namespace
@@ -191,8 +227,12 @@ TEST_CASE("storage damage: a table file with flipped bytes is refused") {
   const Inboxes before = Fill(dir);
   const std::vector<fs::path> tables = FilesOf(dir, R"(\d+\.(ldb|sst))");
   REQUIRE_FALSE(tables.empty());
-  // The first block holds the inbox headers (key order: write count, acks, headers, entries).
-  for (const fs::path& table : tables) FlipBytes(table, 16, 8);
+  // The blocks holding inbox headers (record type 'h'), up to the first block with an inbox
+  // entry ('i'): carol's header then is lost, her entries are not.
+  for (const fs::path& table : tables) {
+    const auto [from, to] = BlockRange(table, "h", "i");
+    for (uint64_t at = from; at <= to; at += 128) FlipBytes(table, at, 1);
+  }
   CHECK(Reopen(dir, before) == "refused");
   ExpectRepaired(dir, before);
   fs::remove_all(fs::path(dir).parent_path());
