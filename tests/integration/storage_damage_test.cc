@@ -257,6 +257,39 @@ TEST_CASE("storage damage: a missing CURRENT is refused, not taken for a new dat
   fs::remove_all(fs::path(dir).parent_path());
 }
 
+TEST_CASE("storage damage: groups and users databases without CURRENT are refused too") {
+  const std::string root = im::test::MakeTempDir();
+  {
+    auto groups = im::OpenLevelDbGroupService(root + "/groups");
+    REQUIRE(groups.ok());
+    REQUIRE((*groups)->Create(im::GroupKey{"default", "g"}, "g", "alice", {"bob"}, 1000).ok());
+    auto users = im::OpenLevelDbUserStore(root + "/users");
+    REQUIRE(users.ok());
+    REQUIRE((*users)->Create(kAlice, "password1", "Alice", 1000).ok());
+  }
+  for (const char* name : {"groups", "users"}) {
+    CAPTURE(name);
+    const std::string dir = root + "/" + name;
+    fs::remove(dir + "/CURRENT");
+    const im::Status status = std::string(name) == "groups"
+                                  ? im::OpenLevelDbGroupService(dir).status()
+                                  : im::OpenLevelDbUserStore(dir).status();
+    CHECK(status.error() == "damaged");
+    CHECK(std::string(status.message()).find(dir + " is damaged") != std::string::npos);
+    CHECK(FilesOf(dir, R"(\d+\.log)").size() == 1);  // nothing was deleted
+    REQUIRE(im::RepairLevelDb(dir).ok());
+  }
+  auto groups = im::OpenLevelDbGroupService(root + "/groups");
+  REQUIRE(groups.ok());
+  auto members = (*groups)->AllMembers(im::GroupKey{"default", "g"});
+  REQUIRE(members.ok());
+  CHECK(members->size() == 2);
+  auto users = im::OpenLevelDbUserStore(root + "/users");
+  REQUIRE(users.ok());
+  CHECK((*users)->VerifyPassword(kAlice, "password1").ok());
+  fs::remove_all(root);
+}
+
 TEST_CASE("storage damage: a deleted or damaged MANIFEST is refused") {
   for (const char* damage : {"deleted", "flipped", "halved"}) {
     CAPTURE(damage);

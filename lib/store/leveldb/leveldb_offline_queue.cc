@@ -323,7 +323,7 @@ Status LevelDbOfflineQueue::Open(const std::string& dir, bool new_epochs, size_t
     size_t count = 0;
     if (status = NewEpochForAll(db_.get(), write_count_, &count); !status.ok()) return status;
     if (renewed != nullptr) *renewed = count;
-    if (lost) {
+    if (lost && !new_epochs) {  // a repair reports the new epochs itself
       IM_LOG_WARN("inbox database {} lost committed writes (write count {}, {} recorded in "
                   "WRITE-COUNT): a truncated or damaged log, or a machine crash without "
                   "sync_writes. {} inboxes have a new epoch; their clients resync from seq 0",
