@@ -86,7 +86,7 @@ int RunRepair(imd::Config c) {
       continue;
     }
     std::error_code ec;
-    if (!std::filesystem::is_directory(dir, ec)) {
+    if (!std::filesystem::is_directory(dir, ec) || std::filesystem::is_empty(dir, ec)) {
       std::printf("imd: %s: no database at %s, skipped\n", name, dir.c_str());
       continue;
     }

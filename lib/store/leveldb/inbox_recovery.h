@@ -12,7 +12,8 @@
 // The file is written after the database, so an intact database is never behind it; a file
 // count above the database's means committed writes are gone.
 //
-// Thread-safety: the functions are called at open and repair, before the queue is shared.
+// Thread-safety: the functions run at open and repair, before the queue is shared;
+// WriteCountFile::Store needs its caller to serialize calls (the queue's writer lock).
 #ifndef IM_STORE_LEVELDB_INBOX_RECOVERY_H_
 #define IM_STORE_LEVELDB_INBOX_RECOVERY_H_
 
