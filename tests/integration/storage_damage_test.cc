@@ -4,6 +4,9 @@
 // or opens with everything it had. Never the same epoch with a lower last_seq or a missing
 // entry, which would hand seqs out again. Then the repair makes it open with a new epoch.
 #include <doctest/doctest.h>
+#include <leveldb/env.h>
+#include <leveldb/options.h>
+#include <leveldb/table.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -15,10 +18,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <leveldb/env.h>
-#include <leveldb/options.h>
-#include <leveldb/table.h>
 
 #include "im/backends.h"
 #include "im/client.h"
@@ -86,8 +85,7 @@ Inboxes Fill(const std::string& dir) {
 
 // The contract for one inbox of an opened database: "new epoch", or "intact" (the same epoch,
 // every entry still there).
-std::string CheckInbox(im::OfflineQueue& queue, const im::UserKey& user,
-                       const InboxState& before) {
+std::string CheckInbox(im::OfflineQueue& queue, const im::UserKey& user, const InboxState& before) {
   CAPTURE(user.user);
   auto info = queue.Info(user);
   REQUIRE(info.ok());
@@ -195,8 +193,7 @@ std::pair<uint64_t, uint64_t> BlockRange(const fs::path& file, const std::string
   REQUIRE(env->NewRandomAccessFile(file.string(), &raw).ok());
   std::unique_ptr<leveldb::RandomAccessFile> reader(raw);
   leveldb::Table* table = nullptr;
-  REQUIRE(leveldb::Table::Open(leveldb::Options(), reader.get(), fs::file_size(file), &table)
-              .ok());
+  REQUIRE(leveldb::Table::Open(leveldb::Options(), reader.get(), fs::file_size(file), &table).ok());
   std::unique_ptr<leveldb::Table> owned(table);
   // Table keys are internal keys (user key, then 8 bytes of sequence and type); the offsets
   // only need to sort right.
@@ -255,9 +252,7 @@ TEST_CASE("storage damage: a table file with flipped bytes is refused") {
 }
 
 TEST_CASE("storage damage: a missing CURRENT is refused, not taken for a new database") {
-  DamageReopenRepair("refused", [](const std::string& dir) {
-    fs::remove(dir + "/CURRENT");
-  });
+  DamageReopenRepair("refused", [](const std::string& dir) { fs::remove(dir + "/CURRENT"); });
 }
 
 TEST_CASE("storage damage: groups and users databases without CURRENT are refused too") {
@@ -337,8 +332,7 @@ namespace {
 // Runs imd with `args` to completion (at most 60 s) and returns stdout and stderr together.
 std::string RunImd(const std::string& args, int* exit_code) {
   return im::test::RunAndCapture(
-      {"/bin/sh", "-c", std::string("timeout 60 '") + IMD_PATH + "' " + args + " 2>&1"},
-      exit_code);
+      {"/bin/sh", "-c", std::string("timeout 60 '") + IMD_PATH + "' " + args + " 2>&1"}, exit_code);
 }
 
 // Starts imd on `data` and returns its TCP URL ("" when it did not start).
@@ -370,8 +364,8 @@ std::unique_ptr<im::Client> LoggedIn(const std::string& url, const std::string& 
 
 TEST_CASE("storage damage: imd refuses a damaged inbox, imd repair gives it a new epoch") {
   const std::string data = im::test::MakeTempDir();
-  const std::vector<std::string> serve = {IMD_PATH, "--data", data, "--http", "127.0.0.1:0",
-                                          "--tcp", "127.0.0.1:0"};
+  const std::vector<std::string> serve = {IMD_PATH,      "--data", data,         "--http",
+                                          "127.0.0.1:0", "--tcp",  "127.0.0.1:0"};
   int rc = 0;
   std::string epoch;
   {
@@ -394,7 +388,8 @@ TEST_CASE("storage damage: imd refuses a damaged inbox, imd repair gives it a ne
   }
 
   std::filesystem::remove(data + "/inbox/CURRENT");
-  const std::string output = RunImd("--data " + data + " --http 127.0.0.1:0 --tcp 127.0.0.1:0", &rc);
+  const std::string output =
+      RunImd("--data " + data + " --http 127.0.0.1:0 --tcp 127.0.0.1:0", &rc);
   CAPTURE(output);
   CHECK(rc == 1);
   CHECK(output.find(data + "/inbox is damaged") != std::string::npos);
