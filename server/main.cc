@@ -1,4 +1,5 @@
-// imd: the reference server. `imd` serves; `imd token` prints a token for a user.
+// imd: the reference server. `imd` serves; `imd token` prints a token for a user; `imd repair`
+// repairs damaged LevelDB storage.
 #include <signal.h>
 #include <sodium.h>
 
@@ -6,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <string_view>
+#include <utility>
 
 #include "config.h"
 #include "im/auth.h"
@@ -39,6 +42,68 @@ im::Result<std::shared_ptr<im::KeyStore>> OpenKeys(const imd::Config& c, bool cr
 int Fail(const im::Status& s) {
   std::fprintf(stderr, "imd: %s\n", s.ToString().c_str());
   return 1;
+}
+
+// The repair command for this data dir (and config file), as the operator should type it.
+std::string RepairCommand(const imd::Config& c, const std::string& config_path) {
+  std::string command = "imd repair --data " + c.data_dir;
+  if (!config_path.empty()) command += " --config " + config_path;
+  return command;
+}
+
+// A storage open failure; for damage, also what to do about it.
+int FailOpen(const im::Status& s, const imd::Config& c, const std::string& config_path) {
+  Fail(s);
+  if (s.error() == "damaged") {
+    std::fprintf(stderr,
+                 "imd: refusing to start on damaged storage. Stop every imd using %s, then run "
+                 "`%s`: it recovers what it can and gives every inbox a new epoch, so clients "
+                 "resync from seq 0\n",
+                 c.data_dir.c_str(), RepairCommand(c, config_path).c_str());
+  }
+  return 1;
+}
+
+// The directory of a "leveldb:DIR" backend URI; empty for other backends.
+std::string LevelDbDir(const std::string& uri) {
+  constexpr std::string_view kScheme = "leveldb:";
+  return uri.rfind(kScheme, 0) == 0 ? uri.substr(kScheme.size()) : std::string();
+}
+
+// `imd repair`: LevelDB's RepairDB on the inbox, groups and users databases, then a new epoch for
+// every inbox. The databases must not be open: a running imd holds their LOCK and is refused.
+int RunRepair(imd::Config c) {
+  if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
+  if (c.groups.empty()) c.groups = "leveldb:" + c.data_dir + "/groups";
+  if (c.users.empty()) c.users = "leveldb:" + c.data_dir + "/users";
+  const std::pair<const char*, const std::string*> stores[] = {
+      {"inbox", &c.inbox}, {"groups", &c.groups}, {"users", &c.users}};
+  int repaired = 0;
+  for (const auto& [name, uri] : stores) {
+    const std::string dir = LevelDbDir(*uri);
+    if (dir.empty()) {
+      std::printf("imd: %s: %s is not LevelDB, skipped\n", name, uri->c_str());
+      continue;
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec) || std::filesystem::is_empty(dir, ec)) {
+      std::printf("imd: %s: no database at %s, skipped\n", name, dir.c_str());
+      continue;
+    }
+    if (std::string_view(name) == "inbox") {
+      auto renewed = im::RepairLevelDbOfflineQueue(dir, c.leveldb);
+      if (!renewed.ok()) return Fail(renewed.status());
+      std::printf("imd: inbox: repaired %s; %zu inboxes have a new epoch (clients resync from "
+                  "seq 0)\n", dir.c_str(), *renewed);
+    } else {
+      if (im::Status s = im::RepairLevelDb(dir); !s.ok()) return Fail(s);
+      std::printf("imd: %s: repaired %s\n", name, dir.c_str());
+    }
+    ++repaired;
+  }
+  std::printf("imd: repair done: %d LevelDB databases repaired; what LevelDB could not read is "
+              "in each database's lost/ directory and its LOG file\n", repaired);
+  return 0;
 }
 
 int RunToken(const imd::Config& c, const std::string& user, const std::string& tenant,
@@ -111,17 +176,17 @@ int RunServer(imd::Config c, const std::string& config_path) {
   if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
   const im::LevelDbOptions& db = c.leveldb;
   auto inbox = imd::OpenOfflineQueue(c.inbox, qo, db);
-  if (!inbox.ok()) return Fail(inbox.status());
+  if (!inbox.ok()) return FailOpen(inbox.status(), c, config_path);
 
   if (c.groups.empty()) c.groups = "leveldb:" + c.data_dir + "/groups";
   im::GroupLimits gl;
   gl.max_members = c.max_group_members;
   auto groups = imd::OpenGroupService(c.groups, gl, db);
-  if (!groups.ok()) return Fail(groups.status());
+  if (!groups.ok()) return FailOpen(groups.status(), c, config_path);
 
   if (c.users.empty()) c.users = "leveldb:" + c.data_dir + "/users";
   auto users = imd::OpenUserStore(c.users, db);
-  if (!users.ok()) return Fail(users.status());
+  if (!users.ok()) return FailOpen(users.status(), c, config_path);
 
   im::ServerDeps deps;
   deps.groups = *groups;
@@ -208,6 +273,10 @@ int main(int argc, char** argv) {
   token->add_option("--ttl", ttl, "lifetime in seconds (default 3600)");
   token->add_option("--data", data, "data directory (default ./data)");
   token->add_option("--config", config_path, "TOML config file");
+  CLI::App* repair = app.add_subcommand(
+      "repair", "repair damaged LevelDB storage (imd stopped); every inbox gets a new epoch");
+  repair->add_option("--data", data, "data directory (default ./data)");
+  repair->add_option("--config", config_path, "TOML config file");
   CLI11_PARSE(app, argc, argv);
 
   imd::Config c;
@@ -219,5 +288,6 @@ int main(int argc, char** argv) {
   if (!tcp.empty()) c.server.tcp_listen = tcp;
   if (!data.empty()) c.data_dir = data;
   if (*token) return RunToken(c, user, tenant, ttl);
+  if (*repair) return RunRepair(std::move(c));
   return RunServer(std::move(c), config_path);
 }

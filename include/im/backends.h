@@ -44,18 +44,43 @@ struct LevelDbOptions {
 // Durable inboxes in a LevelDB database at `dir` (created, with its parents, when missing and
 // db.create_if_missing). One process may open a directory at a time (LevelDB's lock): a second
 // open, also from the same process, fails with 503 unavailable and LevelDB's message; so does an
-// I/O error at open. Other open failures (corruption, a missing dir without create_if_missing)
-// are 500. The queue closes the database when the last reference is dropped. Every append batch
-// is one LevelDB write (see LevelDbOptions::sync_writes for what survives a crash).
+// I/O error at open. The queue closes the database when the last reference is dropped. Every
+// append batch is one LevelDB write (see LevelDbOptions::sync_writes for what survives a crash).
+//
+// Damage is never silent. Every LevelDB database of this header is opened with paranoid checks
+// and read with block checksums verified. The open fails with 500 and the error name "damaged"
+// (a message naming `dir` and saying to repair it) when LevelDB reports corruption (a damaged
+// log record, MANIFEST or CURRENT), when `dir` holds table files or a non-empty log but no
+// CURRENT (LevelDB would start an empty database over them), or, for the inbox database, when
+// an inbox header does not read back. Damage found later, by a read or a compaction, fails that
+// operation with 500 internal (LevelDB then refuses writes). A log cut short at its end opens
+// in LevelDB as an older database without any error; the inbox database notices it (a count of
+// committed writes kept in the database and in the file WRITE-COUNT beside it) and gives every
+// inbox a new epoch, logging a warning: seqs are never handed out twice in one epoch. A
+// directory written before WRITE-COUNT existed opens as before and gains the file.
+// Other open failures (a missing dir without create_if_missing) are 500 internal.
 // Thread-safety: the returned queue is safe from any thread.
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
                                                               OfflineQueueOptions options = {},
                                                               LevelDbOptions db = {});
 
+// Runs LevelDB's RepairDB on the database at `dir` (any of the LevelDB backends): it keeps what
+// the table and log files still hold and moves unreadable files to `dir`/lost. Refused with 503
+// unavailable while any process, this one included, has the database open; 404 when `dir` is
+// not a directory. Recovered data may be older than what was committed.
+Status RepairLevelDb(const std::string& dir);
+
+// RepairLevelDb on an inbox database, then every inbox gets a new epoch (clients that held the
+// old one resync from 0), each last_seq is raised to at least the highest seq still present
+// (an inbox whose header was lost gets one), and the acks of the old epochs are dropped.
+// Returns the number of inboxes given a new epoch.
+Result<size_t> RepairLevelDbOfflineQueue(const std::string& dir, LevelDbOptions db = {});
+
 // In-memory accounts. Passwords are hashed with Argon2id (libsodium crypto_pwhash).
 std::shared_ptr<UserStore> NewMemoryUserStore(PasswordHashOptions hash = {});
 
-// Durable accounts in a LevelDB database at `dir` (one process at a time).
+// Durable accounts in a LevelDB database at `dir` (one process at a time). Damage at open: as
+// for OpenLevelDbOfflineQueue (500 "damaged"); a log cut short at its end is not detected here.
 Result<std::shared_ptr<UserStore>> OpenLevelDbUserStore(const std::string& dir,
                                                         PasswordHashOptions hash = {},
                                                         LevelDbOptions db = {});
@@ -64,6 +89,8 @@ Result<std::shared_ptr<UserStore>> OpenLevelDbUserStore(const std::string& dir,
 std::shared_ptr<GroupService> NewMemoryGroupService(GroupLimits limits = {});
 
 // Durable groups in a LevelDB database at `dir` (created when missing; one process at a time).
+// Damage at open: as for OpenLevelDbOfflineQueue (500 "damaged"); a log cut short at its end is
+// not detected here.
 Result<std::shared_ptr<GroupService>> OpenLevelDbGroupService(const std::string& dir,
                                                               GroupLimits limits = {},
                                                               LevelDbOptions db = {});

@@ -44,6 +44,25 @@ class BackgroundEnv final : public leveldb::EnvWrapper {
   }
 };
 
+// LevelDB opens a directory without CURRENT as a new, empty database (create_if_missing), and
+// the tables of the old one are then deleted as obsolete: a lost CURRENT must stop the open
+// when there is data to lose.
+Status CheckCurrent(const std::string& dir) {
+  std::error_code error;
+  if (std::filesystem::exists(dir + "/CURRENT", error)) return Status::OK();
+  std::filesystem::directory_iterator it(dir, error);
+  if (error) return Status::OK();  // no directory yet: a new database
+  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
+    // Only files that can hold data count: a MANIFEST or an empty log without CURRENT is
+    // what a crash while LevelDB created the database leaves behind.
+    const std::string ext = it->path().extension().string();
+    if (ext == ".ldb" || ext == ".sst" || (ext == ".log" && it->file_size(error) > 0)) {
+      return Damaged(dir, "it holds " + it->path().filename().string() + " but no CURRENT file");
+    }
+  }
+  return Status::OK();
+}
+
 leveldb::Env* Background() {
   static BackgroundEnv* env = new BackgroundEnv;  // never destroyed: databases may outlive main
   return env;
@@ -59,8 +78,23 @@ Status Corrupt(std::string_view what) {
   return Status::Internal("leveldb: corrupt " + std::string(what) + " record");
 }
 
+Status Damaged(const std::string& dir, std::string_view what) {
+  return Status::Error(Code::kInternal, std::string(kDamaged),
+                       "leveldb database " + dir + " is damaged (" + std::string(what) +
+                           "); it was not opened and nothing was changed. Repair it (imd "
+                           "repair): that recovers what it can and gives every inbox a new "
+                           "epoch, so clients resync");
+}
+
+leveldb::ReadOptions VerifiedRead() {
+  leveldb::ReadOptions options;
+  options.verify_checksums = true;
+  return options;
+}
+
 Status OpenDb(const std::string& dir, const LevelDbOptions& o, leveldb::Cache* cache,
               const leveldb::FilterPolicy* filter, std::unique_ptr<leveldb::DB>* db) {
+  if (Status s = CheckCurrent(dir); !s.ok()) return s;
   if (o.create_if_missing) {
     std::error_code error;
     std::filesystem::create_directories(dir, error);
@@ -72,12 +106,16 @@ Status OpenDb(const std::string& dir, const LevelDbOptions& o, leveldb::Cache* c
   options.max_file_size = o.max_file_bytes;
   options.compression = o.compression ? leveldb::kSnappyCompression : leveldb::kNoCompression;
   options.block_cache = cache;
+  // A damaged log record fails the open instead of being dropped, and a damaged block found by
+  // a compaction stops writes instead of being compacted away.
+  options.paranoid_checks = true;
   options.env = Background();
   // Most lookups of a miss (an unknown user, a new dedup key) then cost a memory check.
   options.filter_policy = filter;
   leveldb::DB* raw = nullptr;
   leveldb::Status status = leveldb::DB::Open(options, dir, &raw);
   if (!status.ok()) {
+    if (status.IsCorruption()) return Damaged(dir, status.ToString());
     if (status.IsIOError()) return Status::Unavailable("leveldb: " + status.ToString());
     return FromLevelDb(status);
   }
@@ -85,4 +123,30 @@ Status OpenDb(const std::string& dir, const LevelDbOptions& o, leveldb::Cache* c
   return Status::OK();
 }
 
+Status RepairDb(const std::string& dir) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(dir, error)) {
+    return Status::NotFound(dir + " is not a directory");
+  }
+  leveldb::Env* env = leveldb::Env::Default();
+  leveldb::FileLock* lock = nullptr;
+  leveldb::Status status = env->LockFile(dir + "/LOCK", &lock);
+  if (!status.ok()) {
+    return Status::Unavailable(dir + " is in use (" + status.ToString() +
+                               "): stop the process that has it open, then repair");
+  }
+  leveldb::Options options;
+  options.paranoid_checks = true;
+  // RepairDB takes no lock of its own; ours keeps every other open out while it runs.
+  status = leveldb::RepairDB(dir, options);
+  (void)env->UnlockFile(lock);
+  return status.ok() ? Status::OK() : FromLevelDb(status);
+}
+
 }  // namespace im::internal
+
+namespace im {
+
+Status RepairLevelDb(const std::string& dir) { return internal::RepairDb(dir); }
+
+}  // namespace im

@@ -21,12 +21,30 @@ Status FromLevelDb(const leveldb::Status& status);
 // 500 internal for a record that does not decode.
 Status Corrupt(std::string_view what);
 
+// The error name of a database found damaged at open.
+inline constexpr std::string_view kDamaged = "damaged";
+
+// 500 `damaged`: the database at `dir` is damaged (`what`), was not opened, and what to do.
+Status Damaged(const std::string& dir, std::string_view what);
+
+// Reads that verify block checksums: a damaged table block is an error, never wrong data.
+leveldb::ReadOptions VerifiedRead();
+
 // Opens the database at `dir` with `cache` and `filter` (owned by the caller, outliving the
-// database). Creates missing parent directories when create_if_missing (LevelDB creates only
-// the last path component, and "leveldb:./data/inbox" should just work). An I/O error, which
-// includes LevelDB's LOCK held by another open, is 503 unavailable; other errors 500.
+// database), with LevelDB's paranoid checks: a damaged log record, MANIFEST or table read at
+// open fails the open instead of being skipped. Creates missing parent directories when
+// create_if_missing (LevelDB creates only the last path component, and "leveldb:./data/inbox"
+// should just work). Refuses a directory that holds table files or a non-empty log but no
+// CURRENT, which LevelDB would otherwise treat as a new empty database. Damage (LevelDB's
+// corruption, a missing CURRENT) is Damaged(); an I/O error, which includes LevelDB's LOCK
+// held by another open, is 503 unavailable; other errors 500.
 Status OpenDb(const std::string& dir, const LevelDbOptions& options, leveldb::Cache* cache,
               const leveldb::FilterPolicy* filter, std::unique_ptr<leveldb::DB>* db);
+
+// Runs LevelDB's RepairDB on `dir` while holding its LOCK, so that a database another
+// process (or this one) has open is refused with 503 unavailable instead of being rewritten
+// under it. 404 when `dir` is not a directory.
+Status RepairDb(const std::string& dir);
 
 }  // namespace im::internal
 

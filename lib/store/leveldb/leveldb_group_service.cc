@@ -159,7 +159,7 @@ class ScopedSnapshot {
   ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
 
   leveldb::ReadOptions Options() const {
-    leveldb::ReadOptions options;
+    leveldb::ReadOptions options = VerifiedRead();
     options.snapshot = snapshot_;
     return options;
   }
@@ -194,7 +194,7 @@ class LevelDbGroupService final : public GroupService {
   Result<GroupInfo> Get(const GroupKey& key) override {
     if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     GroupRecord group;
-    if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
+    if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
     return InfoOf(key, group);
   }
 
@@ -314,7 +314,7 @@ Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::st
 
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord existing;
-  Status s = LoadGroup(leveldb::ReadOptions(), key, &existing);
+  Status s = LoadGroup(VerifiedRead(), key, &existing);
   if (s.ok()) return Status::Error(Code::kConflict, "group_exists", "group " + key.gid + " exists");
   if (s.code() != Code::kNotFound) return s;
   // A deleted group left no member records behind (Quit deletes the last one with the group), so
@@ -329,10 +329,10 @@ Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, T
   const std::string member_key = MemberKey(MemberPrefix(key), user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
+  if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
   MemberRecord member;
   bool found = false;
-  if (Status s = LoadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
+  if (Status s = LoadMember(VerifiedRead(), member_key, &member, &found); !s.ok()) {
     return s;
   }
   if (found) return Status::Error(Code::kConflict, "already_member", user + " is already a member");
@@ -351,10 +351,10 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
   const std::string member_key = MemberKey(prefix, user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  if (Status s = LoadGroup(leveldb::ReadOptions(), key, &group); !s.ok()) return s;
+  if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
   MemberRecord member;
   bool found = false;
-  if (Status s = LoadMember(leveldb::ReadOptions(), member_key, &member, &found); !s.ok()) {
+  if (Status s = LoadMember(VerifiedRead(), member_key, &member, &found); !s.ok()) {
     return s;
   }
   if (!found) return Status::Forbidden("not_member", user + " is not a member");
@@ -372,7 +372,7 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
     // quit rarely, and an index by join time would cost every join a second record.
     std::string heir;
     MemberRecord heir_record;
-    Status s = ScanMembers(leveldb::ReadOptions(), prefix, prefix,
+    Status s = ScanMembers(VerifiedRead(), prefix, prefix,
                            [&](std::string_view other, MemberRecord&& record) {
                              // Ascending ids: on a joined_ms tie the smaller id stays.
                              if (other != user && (heir.empty() || record.joined_ms <

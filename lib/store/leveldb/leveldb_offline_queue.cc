@@ -39,8 +39,10 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "ops/log.h"
 #include "store/append_rules.h"
 #include "store/leveldb/db_util.h"
+#include "store/leveldb/inbox_recovery.h"
 #include "store/leveldb/keys.h"
 
 namespace im {
@@ -67,16 +69,6 @@ TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
   if (duration > 0 && now < kMin + duration) return kMin;
   if (duration < 0 && now > kMax + duration) return kMax;
   return now - duration;
-}
-
-// 16 random hex chars. Random rather than time-based, so that a wiped directory, or two
-// processes started in the same millisecond, never reuse an epoch.
-std::string NewEpoch() {
-  unsigned char raw[8];
-  randombytes_buf(raw, sizeof raw);
-  char hex[2 * sizeof raw + 1];
-  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
-  return std::string(hex, 2 * sizeof raw);
 }
 
 // A write batch that counts its operations, for the sweep's bound and to skip empty writes.
@@ -176,9 +168,10 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     write_options_.sync = db_options.sync_writes;
   }
 
-  Status Open(const std::string& dir) {
-    return OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
-  }
+  // Opens the database at `dir`, checks every inbox header, and compares the write counts
+  // (store/leveldb/inbox_recovery.h): when committed writes are gone, or when `new_epochs`,
+  // every inbox gets a new epoch (*renewed: how many; may be null).
+  Status Open(const std::string& dir, bool new_epochs, size_t* renewed);
 
   Result<AppendResult> Append(const AppendRequest& request) override {
     return std::move(AppendMany(&request, 1).front());
@@ -227,7 +220,7 @@ class LevelDbOfflineQueue final : public OfflineQueue {
       }
     }
     std::string value;
-    leveldb::Status status = db_->Get(leveldb::ReadOptions(), key, &value);
+    leveldb::Status status = db_->Get(VerifiedRead(), key, &value);
     *found = status.ok();
     if (status.IsNotFound()) return Status::OK();
     if (!status.ok()) return FromLevelDb(status);
@@ -284,8 +277,10 @@ class LevelDbOfflineQueue final : public OfflineQueue {
       if (staged.dirty) batch->Put(key, EncodeHeader(staged.header));
     }
     if (batch->ops > 0) {
+      batch->Put(WriteCountKey(), EncodeFixed64(write_count_ + 1));
       leveldb::Status status = db_->Write(options, &batch->batch);
       if (!status.ok()) return FromLevelDb(status);
+      write_count_file_.Store(++write_count_);
     }
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [key, staged] : *staging) cache_.Put(key, staged.header);
@@ -303,10 +298,42 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   std::unique_ptr<leveldb::DB> db_;  // closed first, by the destructor
 
   std::mutex write_mu_;
+  uint64_t write_count_ = 0;  // batches committed; guarded by write_mu_
+  WriteCountFile write_count_file_;  // written under write_mu_
   std::mutex ack_mu_;
   std::mutex mu_;
   HeaderCache cache_;  // guarded by mu_
 };
+
+Status LevelDbOfflineQueue::Open(const std::string& dir, bool new_epochs, size_t* renewed) {
+  Status status = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+  if (!status.ok()) return status;
+  if (status = VerifyHeaders(db_.get(), dir); !status.ok()) return status;
+  uint64_t in_db = 0;
+  if (status = ReadWriteCount(db_.get(), &in_db); !status.ok()) return status;
+  uint64_t in_file = 0;
+  bool valid = true;
+  if (status = write_count_file_.Open(dir, &in_file, &valid); !status.ok()) return status;
+  // Absent from both (a database written before the counts existed): nothing to compare, and
+  // no loss assumed. A damaged file proves nothing either way, so it counts as a loss.
+  const bool lost = in_file > in_db || !valid;
+  write_count_ = std::max(in_db, valid ? in_file : 0);
+  if (lost || new_epochs) {
+    ++write_count_;  // above the file's count, so the next open compares against this one
+    size_t count = 0;
+    if (status = NewEpochForAll(db_.get(), write_count_, &count); !status.ok()) return status;
+    if (renewed != nullptr) *renewed = count;
+    if (lost && !new_epochs) {  // a repair reports the new epochs itself
+      IM_LOG_WARN("inbox database {} lost committed writes (write count {}, {} recorded in "
+                  "WRITE-COUNT): a truncated or damaged log, or a machine crash without "
+                  "sync_writes. {} inboxes have a new epoch; their clients resync from seq 0",
+                  dir, in_db, valid ? std::to_string(in_file) : std::string("a damaged count"),
+                  count);
+    }
+  }
+  write_count_file_.Store(write_count_);
+  return Status::OK();
+}
 
 std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRequest* requests,
                                                                   size_t count) {
@@ -345,7 +372,7 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
         outcome.needs_write = true;
         continue;
       }
-      leveldb::Status status = db_->Get(leveldb::ReadOptions(), dedup_key, &value);
+      leveldb::Status status = db_->Get(VerifiedRead(), dedup_key, &value);
       if (status.ok()) {
         DedupValue record;
         if (!DecodeDedup(value, &record)) {
@@ -440,7 +467,7 @@ Result<FetchResult> LevelDbOfflineQueue::Fetch(const UserKey& user, uint64_t aft
   // except those a concurrent sweep has deleted since; those show up as holes, reported as gap.
   // Entries past last_seq (appended since) are left for the next fetch.
   ScopedSnapshot snapshot(db_.get());
-  leveldb::ReadOptions read;
+  leveldb::ReadOptions read = VerifiedRead();
   read.snapshot = snapshot.get();
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
   const std::string prefix = InboxPrefix(user);
@@ -493,7 +520,7 @@ Status LevelDbOfflineQueue::Ack(const UserKey& user, const std::string& device, 
 
 Result<uint64_t> LevelDbOfflineQueue::Acked(const UserKey& user, const std::string& device) {
   std::string value;
-  leveldb::Status status = db_->Get(leveldb::ReadOptions(), AckKey(user, device), &value);
+  leveldb::Status status = db_->Get(VerifiedRead(), AckKey(user, device), &value);
   if (status.IsNotFound()) return uint64_t{0};
   if (!status.ok()) return FromLevelDb(status);
   uint64_t acked = 0;
@@ -508,7 +535,7 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
   // more than max_inbox entries or its first entry is too old. Most do not, and cost one read.
   {
     ScopedSnapshot snapshot(db_.get());
-    leveldb::ReadOptions read;
+    leveldb::ReadOptions read = VerifiedRead();
     read.snapshot = snapshot.get();
     read.fill_cache = false;  // a sweep should not evict what Fetch needs
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
@@ -562,7 +589,7 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
     Staging staging;
     Batch batch;
     size_t deleted = 0;
-    leveldb::ReadOptions read;
+    leveldb::ReadOptions read = VerifiedRead();
     read.fill_cache = false;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     while (next < header_keys.size() && batch.ops < kSweepBatchKeys) {
@@ -630,7 +657,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
     std::lock_guard<std::mutex> lock(write_mu_);
     Batch batch;
     bool more = false;
-    leveldb::ReadOptions read;
+    leveldb::ReadOptions read = VerifiedRead();
     read.fill_cache = false;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     it->Seek(cursor);
@@ -684,9 +711,19 @@ Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string&
                                                               LevelDbOptions db) {
   if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
   auto queue = std::make_shared<internal::leveldb_queue::LevelDbOfflineQueue>(options, db);
-  Status status = queue->Open(dir);
+  Status status = queue->Open(dir, /*new_epochs=*/false, nullptr);
   if (!status.ok()) return status;
   return std::shared_ptr<OfflineQueue>(std::move(queue));
+}
+
+Result<size_t> RepairLevelDbOfflineQueue(const std::string& dir, LevelDbOptions db) {
+  if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
+  if (Status s = internal::RepairDb(dir); !s.ok()) return s;
+  db.create_if_missing = false;
+  internal::leveldb_queue::LevelDbOfflineQueue queue({}, db);
+  size_t renewed = 0;
+  if (Status s = queue.Open(dir, /*new_epochs=*/true, &renewed); !s.ok()) return s;
+  return renewed;
 }
 
 }  // namespace im

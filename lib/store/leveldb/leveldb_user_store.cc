@@ -158,7 +158,7 @@ class LevelDbUserStore final : public UserStore {
   // when there is none.
   Status Load(const std::string& record_key, const UserKey& key, Account* account, bool* found) {
     std::string value;
-    leveldb::Status status = db_->Get(leveldb::ReadOptions(), record_key, &value);
+    leveldb::Status status = db_->Get(VerifiedRead(), record_key, &value);
     *found = status.ok();
     if (status.IsNotFound()) return Status::OK();
     if (!status.ok()) return FromLevelDb(status);
