@@ -27,26 +27,7 @@
 #include "support/test_server.h"
 
 #ifdef IMD_PATH
-using im::test::ChildProcess;
 using im::test::ImdProcess;
-
-namespace {
-
-uint16_t FreePort() {
-  asio::io_context io;
-  asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
-std::unique_ptr<ChildProcess> StartImd(const std::string& data, uint16_t tcp, uint16_t http) {
-  auto p = std::make_unique<ChildProcess>(std::vector<std::string>{
-      IMD_PATH, "--data", data, "--tcp", "127.0.0.1:" + std::to_string(tcp), "--http",
-      "127.0.0.1:" + std::to_string(http)});
-  REQUIRE_FALSE(p->WaitForLine("serving", 10000).empty());
-  return p;
-}
-
-}  // namespace
 
 namespace {
 
