@@ -497,6 +497,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
           if (!response.content_type.empty()) {
             con->append_header("Content-Type", response.content_type);
           }
+          for (const auto& [name, value] : response.headers) con->append_header(name, value);
         } catch (...) {
           // Invalid state: the connection ended while the response was being made.
           return;
@@ -509,10 +510,10 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       if (http_) {
         http_(std::move(request), respond);
       } else {
-        respond(HttpResponse{404, "text/plain", "not found"});
+        respond(HttpResponse{404, "text/plain", "not found", {}});
       }
     } catch (...) {
-      respond(HttpResponse{500, "text/plain", "internal error"});
+      respond(HttpResponse{500, "text/plain", "internal error", {}});
     }
   }
 
