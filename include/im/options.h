@@ -72,11 +72,12 @@ struct ServerOptions {
   // POST /v1/users without an admin key (open registration), per remote address.
   double register_address_rate = 0.1;
   size_t register_address_burst = 30;
-  // chat.send per connection, and per user over all of the user's connections.
-  double chat_connection_rate = 100;
-  size_t chat_connection_burst = 1000;
-  double chat_user_rate = 200;
-  size_t chat_user_burst = 2000;
+  // chat.send per connection, and per user over all of the user's connections. A flood bound,
+  // not a pace for people: one connection gets a few percent of what the server can store.
+  double chat_connection_rate = 1000;
+  size_t chat_connection_burst = 2000;
+  double chat_user_rate = 2000;
+  size_t chat_user_burst = 4000;
   // Keys each limit above tracks at most (about 150 bytes each plus the key); at the bound,
   // new keys share a few overflow buckets (ops/rate_limit.h) instead of growing the table.
   size_t rate_limit_max_keys = 65536;

@@ -1,7 +1,8 @@
 // The web service on the HTTP port: accounts, tokens, groups, server-side sends, health.
 // Requests are parsed on the io thread and handled on the worker pool, but for the two that
-// hash a password (tens of milliseconds each), which run on the hashing pool (HandleHttp). JSON errors use the protocol's codes and names; the HTTP status is the
-// code (200/201 for success).
+// hash a password (tens of milliseconds each), which run on the hashing pool (HandleHttp).
+// JSON errors use the protocol's codes and names; the HTTP status is the code (200/201 for
+// success).
 #include <asio/post.hpp>
 #include <sodium.h>
 

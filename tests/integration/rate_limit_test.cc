@@ -2,18 +2,23 @@
 // 429 rate_limited with retry_after_ms (per account and per address), a chat.send flood gets
 // 429 on an open connection, and a crowd of password guessers does not slow a 1:1 chat down.
 #include <doctest/doctest.h>
+#include <signal.h>
 
 #include <asio.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "im/backends.h"
+#include "support/child_process.h"
 #include "support/test_server.h"
 
 namespace {
@@ -420,3 +425,46 @@ TEST_CASE("rate limit: 32 password guessers with the default limits get 429 quic
   CHECK(statuses[401] <= static_cast<int>(ServerOptions{}.login_account_burst));
   CHECK(statuses[429] > 100);
 }
+
+#ifdef IMD_PATH
+TEST_CASE("rate limit: imd reads [limits] strictly and applies it") {
+  using im::test::ChildProcess;
+  const std::string dir = im::test::MakeTempDir();
+  for (const char* bad :
+       {"[limits]\nno_such_key = 1\n", "[limits]\nchat_user_burst = 0\n",
+        "[limits]\nlogin_account_rate = -1.0\n", "[limits]\nlogin_address_rate = \"fast\"\n",
+        "[limits]\nchat_connection_rate = nan\n", "[limits]\nchat_connection_burst = 2.5\n",
+        "[limits]\nmax_keys = 10\n", "[limits]\nhash_threads = 0\n"}) {
+    std::ofstream(dir + "/bad.toml") << bad;
+    ChildProcess imd({IMD_PATH, "--config", dir + "/bad.toml", "--data", dir, "--http",
+                      "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
+    CHECK_MESSAGE(imd.Wait(10000) == 1, bad);
+  }
+  // A rate may be an integer or a decimal; 2 sends at once, then one every 2 s.
+  std::ofstream(dir + "/imd.toml") << "[limits]\nchat_connection_burst = 2\n"
+                                      "chat_connection_rate = 0.5\nchat_user_rate = 0\n"
+                                      "login_account_rate = 1\nhash_threads = 2\n";
+  ChildProcess imd({IMD_PATH, "--config", dir + "/imd.toml", "--data", dir, "--http",
+                    "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
+  const std::string serving = imd.WaitForLine("serving", 10000);
+  std::smatch m;
+  REQUIRE(std::regex_search(serving, m, std::regex(R"(tcp://(127\.0\.0\.1:\d+))")));
+  int rc = 0;
+  const std::string token =
+      im::test::RunAndCapture({IMD_PATH, "token", "--user", "alice", "--data", dir}, &rc);
+  REQUIRE(rc == 0);
+  RawClient alice("tcp://" + m[1].str());
+  REQUIRE(alice.Login(token) == 0);
+  rapidjson::Document d;
+  for (uint32_t i = 1; i <= 2; ++i) {
+    REQUIRE(alice.Call(i, "chat.send", SendBody("bob", "c" + std::to_string(i)), &d));
+    CHECK(CodeOf(d) == 0);
+  }
+  REQUIRE(alice.Call(3, "chat.send", SendBody("bob", "c3"), &d));
+  CHECK(CodeOf(d) == 429);
+  CHECK(RetryAfterMs(d) > 1000);
+  imd.Signal(SIGTERM);
+  CHECK(imd.Wait(10000) == 0);
+  std::filesystem::remove_all(dir);
+}
+#endif
