@@ -4,8 +4,6 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
-#include <asio.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -36,31 +34,16 @@ struct HttpReply {
   rapidjson::Document body;
 };
 
-// POST `body` to `path` from the local address `from` (any 127.x.y.z reaches the server on
-// loopback, and the server sees it as the client's address).
+// POST `body` to `path` from the local address `from` (see HttpRoundTrip).
 HttpReply Post(uint16_t port, const std::string& path, const std::string& body,
                const std::string& from = "127.0.0.1") {
   HttpReply reply;
-  asio::io_context io;
-  asio::ip::tcp::socket s(io);
-  asio::error_code ec;
-  s.open(asio::ip::tcp::v4(), ec);
-  if (!ec) s.bind({asio::ip::make_address(from), 0}, ec);
-  if (!ec) s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-  if (ec) return reply;
-  timeval timeout{30, 0};  // an answer that never comes fails the test instead of hanging it
-  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  const std::string request = "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
-                              "Content-Type: application/json\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
-  asio::write(s, asio::buffer(request), ec);
-  std::string resp;
-  char buf[4096];
-  for (;;) {
-    size_t n = s.read_some(asio::buffer(buf), ec);
-    resp.append(buf, n);
-    if (ec) break;
-  }
+  const std::string resp = im::test::HttpRoundTrip(
+      port,
+      "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+          "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\n\r\n" + body,
+      from);
   const size_t head_end = resp.find("\r\n\r\n");
   if (resp.compare(0, 9, "HTTP/1.1 ") != 0 || head_end == std::string::npos) return reply;
   reply.status = std::stoi(resp.substr(9, 3));
