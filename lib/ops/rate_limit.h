@@ -48,9 +48,9 @@
 namespace im::internal {
 
 struct BucketLimit {
-  double rate_per_s = 0;  // tokens added per second; 0 (or less) = no limit at all
+  double rate_per_s = 0;  // tokens added per second; 0 (or less, or NaN) = no limit at all
   double burst = 1;       // the most tokens a bucket holds (at least 1 is used)
-  bool unlimited() const { return rate_per_s <= 0; }
+  bool unlimited() const { return !(rate_per_s > 0); }
 };
 
 class RateLimiter {
