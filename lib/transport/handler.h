@@ -61,7 +61,7 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;  // more headers (name, value)
+  std::vector<std::pair<std::string, std::string>> headers = {};  // more headers (name, value)
 };
 
 // Handles one HTTP request (any path but /ws). `respond` may be called later from any thread,

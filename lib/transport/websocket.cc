@@ -510,10 +510,10 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       if (http_) {
         http_(std::move(request), respond);
       } else {
-        respond(HttpResponse{404, "text/plain", "not found", {}});
+        respond(HttpResponse{404, "text/plain", "not found"});
       }
     } catch (...) {
-      respond(HttpResponse{500, "text/plain", "internal error", {}});
+      respond(HttpResponse{500, "text/plain", "internal error"});
     }
   }
 
