@@ -4,6 +4,7 @@
 
 #include "im/log.h"
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -26,8 +27,11 @@ class Reader {
     bool exact = true;
     if constexpr (std::is_same_v<T, bool>) exact = n->is_boolean();
     if constexpr (std::is_same_v<T, int64_t>) exact = n->is_integer();
+    // A rate may be written 2 or 0.5.
+    if constexpr (std::is_same_v<T, double>) exact = n->is_floating_point() || n->is_integer();
     if constexpr (std::is_same_v<T, std::string>) exact = n->is_string();
     auto v = n->value<T>();
+    if constexpr (std::is_same_v<T, double>) exact = exact && v && std::isfinite(*v);
     if (!exact || !v) {
       status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
       return;
@@ -150,6 +154,7 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   top.Skip("filter");
   top.Skip("admin_keys");
   top.Skip("log");
+  top.Skip("limits");
   im::Status s = top.Finish();
   if (!s.ok()) return s;
 
@@ -201,6 +206,33 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
       return im::Status::BadRequest(
           "server.event_log_max_file_bytes must be >= 1024 and event_log_max_files >= 1");
     }
+  }
+  if (auto* t = root["limits"].as_table()) {
+    im::ServerOptions& o = c->server;
+    Reader r(*t, "limits.");
+    r.Get<double>("login_address_rate", &o.login_address_rate);
+    r.Get<int64_t>("login_address_burst", &o.login_address_burst);
+    r.Get<double>("login_account_rate", &o.login_account_rate);
+    r.Get<int64_t>("login_account_burst", &o.login_account_burst);
+    r.Get<double>("register_address_rate", &o.register_address_rate);
+    r.Get<int64_t>("register_address_burst", &o.register_address_burst);
+    r.Get<double>("chat_connection_rate", &o.chat_connection_rate);
+    r.Get<int64_t>("chat_connection_burst", &o.chat_connection_burst);
+    r.Get<double>("chat_user_rate", &o.chat_user_rate);
+    r.Get<int64_t>("chat_user_burst", &o.chat_user_burst);
+    r.Get<int64_t>("max_keys", &o.rate_limit_max_keys);
+    r.Get<int64_t>("hash_threads", &o.hash_threads);
+    r.Get<int64_t>("hash_queue", &o.hash_queue);
+    s = r.Finish();
+    if (!s.ok()) return s;
+    if (o.login_address_burst < 1 || o.login_account_burst < 1 || o.register_address_burst < 1 ||
+        o.chat_connection_burst < 1 || o.chat_user_burst < 1) {
+      return im::Status::BadRequest("limits: every *_burst must be >= 1");
+    }
+    if (o.rate_limit_max_keys < 1024) {
+      return im::Status::BadRequest("limits.max_keys must be >= 1024");
+    }
+    if (o.hash_threads < 1) return im::Status::BadRequest("limits.hash_threads must be >= 1");
   }
   if (auto* t = root["log"].as_table()) {
     Reader r(*t, "log.");

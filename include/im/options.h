@@ -58,6 +58,38 @@ struct ServerOptions {
   // Per-connection commands waiting for a worker; beyond it the command gets 429 rate_limited.
   size_t max_pending_commands = 256;
 
+  // Rate limits, as token buckets: a bucket holds up to `*_burst` tokens and gains `*_rate`
+  // tokens a second; `*_rate` = 0 turns that limit off. Over a limit the request is answered
+  // 429 rate_limited with retry_after_ms (REST: also Retry-After) and the connection stays open.
+  // Failed logins, per remote address (IPv4 address, IPv6 /64), socket `login` and
+  // POST /v1/tokens alike: each attempt holds a token and a successful one gives it back.
+  double login_address_rate = 0.2;
+  size_t login_address_burst = 20;
+  // Failed passwords per account (tenant and user named in POST /v1/tokens), from any address;
+  // while the bucket is empty even the right password is refused.
+  double login_account_rate = 1.0 / 60;
+  size_t login_account_burst = 5;
+  // POST /v1/users without an admin key (open registration), per remote address.
+  double register_address_rate = 0.1;
+  size_t register_address_burst = 30;
+  // chat.send per connection, and per user over all of the user's connections. A flood bound,
+  // not a pace for people: one connection gets a few percent of what the server can store.
+  double chat_connection_rate = 1000;
+  size_t chat_connection_burst = 2000;
+  double chat_user_rate = 2000;
+  size_t chat_user_burst = 4000;
+  // Keys each limit above tracks at most (about 150 bytes each plus the key); at the bound,
+  // new keys share a few overflow buckets (ops/rate_limit.h) instead of growing the table.
+  size_t rate_limit_max_keys = 65536;
+
+  // Password hashing (POST /v1/users, POST /v1/tokens) runs on its own threads, so that a
+  // flood of it never delays chat on the workers. Each hash holds the UserStore's Argon2 memory
+  // (64 MiB at the default cost) while it runs.
+  int hash_threads = 1;
+  // Requests waiting for a hashing thread (not counting the ones running); one more is
+  // answered 503 unavailable with retry_after_ms.
+  size_t hash_queue = 32;
+
   // Business event log (JSON lines: login, logout, kick, login_failed, group_*,
   // message_rejected, slow_consumer_closed); "" = off. Size-rotated: past
   // event_log_max_file_bytes, events.log becomes events.1.log (events.1.log becomes

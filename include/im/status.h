@@ -6,6 +6,7 @@
 #ifndef IM_STATUS_H_
 #define IM_STATUS_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,12 +71,26 @@ class [[nodiscard]] Status {
   static Status Unauthenticated(std::string error, std::string message) {
     return Status(Code::kUnauthenticated, std::move(error), std::move(message));
   }
+  // 429 rate_limited: try again in `retry_after_ms` (sent to the client as `retry_after_ms`).
+  static Status RateLimited(std::string message, int64_t retry_after_ms) {
+    return Status(Code::kRateLimited, "rate_limited", std::move(message))
+        .WithRetryAfter(retry_after_ms);
+  }
+
+  // The same error with a hint for the client: retry after this many milliseconds. Ignored on
+  // an OK status; a value below 1 clears the hint.
+  Status WithRetryAfter(int64_t retry_after_ms) && {
+    if (rep_) rep_->retry_after_ms = retry_after_ms > 0 ? retry_after_ms : 0;
+    return std::move(*this);
+  }
 
   bool ok() const { return rep_ == nullptr; }
   Code code() const { return rep_ ? rep_->code : Code::kOk; }
   // The snake_case error name; "ok" when ok().
   std::string_view error() const { return rep_ ? std::string_view(rep_->error) : "ok"; }
   std::string_view message() const { return rep_ ? std::string_view(rep_->message) : ""; }
+  // Milliseconds the client should wait before trying again; 0 = no hint.
+  int64_t retry_after_ms() const { return rep_ ? rep_->retry_after_ms : 0; }
   // "403 not_member: the sender is not a member", or "ok".
   std::string ToString() const;
 
@@ -84,6 +99,7 @@ class [[nodiscard]] Status {
     Code code;
     std::string error;
     std::string message;
+    int64_t retry_after_ms = 0;
   };
   Status(Code code, std::string error, std::string message);
   std::unique_ptr<Rep> rep_;

@@ -96,7 +96,14 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state, const Re
   }
   if (!s.ok()) return ReplyError(*state, req, s);
 
+  // Failed logins per address: every attempt holds a token, a good token gives it back. There
+  // is no per-account limit here: a refused token names no account that can be trusted (anyone
+  // can write any `sub`), and keying by it would let anyone lock a user out.
+  const LimitKey address = LoginAddress(state->conn->remote_address());
+  s = TakeLimits({address});
+  if (!s.ok()) return ReplyError(*state, req, s);
   Result<TokenClaims> claims = deps_.tokens->Verify(token);
+  if (claims.ok()) RefundLimits({address});
   if (!claims.ok()) {
     internal::BusinessEvent e;
     e.event = "login_failed";
@@ -219,10 +226,22 @@ void Server::Impl::HandlePing(const std::shared_ptr<ConnState>& state, const Req
 
 void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
                                   const std::shared_ptr<Request>& req) {
+  SessionInfo sender;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    sender = state->session;
+  }
+  // Every send attempt counts, well-formed or not: a flood costs the server either way.
+  Status s = TakeLimits(
+      {{chat_connection_limit_.get(), internal::Metrics::Limit::kChatConnection,
+        std::to_string(state->conn->id())},
+       {chat_user_limit_.get(), internal::Metrics::Limit::kChatUser,
+        sender.user.tenant + '\x1f' + sender.user.user}});
+  if (!s.ok()) return ReplyError(*state, *req, s);
   Fields f(req->body);
   auto message = std::make_shared<Message>();
   std::string cid;
-  Status s = f.OptionalString("to", &message->to);
+  s = f.OptionalString("to", &message->to);
   if (s.ok()) s = f.OptionalString("group", &message->group);
   if (s.ok()) s = f.RequiredString("cid", &cid);
   if (s.ok()) s = f.OptionalString("type", &message->type);
@@ -233,11 +252,6 @@ void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
     s = Status::BadRequest("give exactly one of 'to' and 'group'");
   }
   if (!s.ok()) return ReplyError(*state, *req, s);
-  SessionInfo sender;
-  {
-    std::lock_guard<std::mutex> lock(state->mu);
-    sender = state->session;
-  }
   s = SubmitDirect(&sender, std::move(message), cid,
                    [this, state, req](const Result<SendReceipt>& r) {
                      ObserveLatency(*req);

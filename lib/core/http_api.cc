@@ -1,12 +1,14 @@
 // The web service on the HTTP port: accounts, tokens, groups, server-side sends, health.
-// Requests are parsed on the io thread and handled on the worker pool (password hashing takes
-// tens of milliseconds). JSON errors use the protocol's codes and names; the HTTP status is the
-// code (200/201 for success).
+// Requests are parsed on the io thread and handled on the worker pool, but for the two that
+// hash a password (tens of milliseconds each), which run on the hashing pool (HandleHttp).
+// JSON errors use the protocol's codes and names; the HTTP status is the code (200/201 for
+// success).
 #include <asio/post.hpp>
 #include <sodium.h>
 
 #include <future>
 
+#include "base/thread_name.h"
 #include "core/server_impl.h"
 #include "core/group_json.h"
 #include "core/http_path.h"
@@ -37,6 +39,12 @@ HttpResponse Error(const Status& s) {
   w.Field("code", static_cast<int>(s.code()));
   w.Field("error", s.error());
   w.Field("message", s.message());
+  if (s.retry_after_ms() > 0) {
+    w.Field("retry_after_ms", s.retry_after_ms());
+    // HTTP's Retry-After counts whole seconds: round up, so a client that honours it is not
+    // refused again for being early.
+    r.headers.emplace_back("Retry-After", std::to_string((s.retry_after_ms() + 999) / 1000));
+  }
   w.EndObject();
   r.body = w.str();
   return r;
@@ -144,10 +152,47 @@ Result<Server::Impl::HttpCaller> Server::Impl::Authenticate(const HttpRequest& r
 }
 
 void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpResponse)> respond) {
-  // Off the io thread: handlers hash passwords and call storage.
-  asio::post(*workers_, [this, request = std::move(request), respond = std::move(respond)] {
+  // The two requests that hash a password (tens of milliseconds of CPU and Argon2's memory
+  // each) run on their own small pool, so a flood of them never delays chat on the workers.
+  // Decided from the method and the decoded path alone, before any body is parsed.
+  std::vector<std::string> p;
+  const bool hashing =
+      request.method == "POST" &&
+      PathParts(request.target.substr(0, request.target.find('?')), &p).ok() && p.size() == 2 &&
+      p[0] == "v1" && (p[1] == "users" || p[1] == "tokens");
+  if (!hashing) {
+    // Off the io thread: handlers call storage.
+    asio::post(*workers_, [this, request = std::move(request), respond = std::move(respond)] {
+      HttpResponse r = RouteHttp(request);
+      if (r.content_type.empty()) r.content_type = "application/json";
+      respond(std::move(r));
+    });
+    return;
+  }
+  // A client already over its address limit is refused here, without taking a queue slot.
+  // (Admins creating accounts are not limited.)
+  const bool register_limited =
+      p[1] == "users" && options_.open_registration &&
+      (!request.header || request.header("Authorization").empty());
+  if (p[1] == "tokens" || register_limited) {
+    Status limited = PeekLimit(p[1] == "tokens" ? LoginAddress(request.remote_address)
+                                                : RegisterAddress(request.remote_address));
+    if (!limited.ok()) return respond(Error(limited));
+  }
+  if (hash_pending_.fetch_add(1) >= static_cast<size_t>(options_.hash_threads) +
+                                        options_.hash_queue) {
+    hash_pending_.fetch_sub(1);
+    metrics_.HashRejected();
+    return respond(Error(Status::Unavailable("too many password requests waiting; retry later")
+                             .WithRetryAfter(1000)));
+  }
+  metrics_.HashQueued(1);
+  asio::post(*hash_pool_, [this, request = std::move(request), respond = std::move(respond)] {
+    internal::NameThisThreadOnce("im-hash");
     HttpResponse r = RouteHttp(request);
     if (r.content_type.empty()) r.content_type = "application/json";
+    hash_pending_.fetch_sub(1);
+    metrics_.HashQueued(-1);
     respond(std::move(r));
   });
 }
@@ -324,6 +369,10 @@ HttpResponse Server::Impl::HttpCreateUser(const HttpRequest& req, const Fields& 
       return Error(Status::Forbidden("forbidden", "an admin key creates users of its tenant"));
     }
     tenant = caller->user.tenant;
+  } else {
+    // Open registration: every attempt from an address counts.
+    s = TakeLimits({RegisterAddress(req.remote_address)});
+    if (!s.ok()) return Error(s);
   }
   if (!IsValidId(tenant)) return Error(Status::BadRequest("bad tenant id"));
   Result<UserRecord> u = deps_.users->Create(UserKey{tenant, user}, password, display_name,
@@ -349,12 +398,29 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
     if (!s.ok()) return Error(s);
     if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
     if (!IsValidId(tenant) || !IsValidId(user)) return Error(Status::BadRequest("bad id"));
+    // Failed passwords per address and per account: each attempt holds a token of both, a
+    // right password gives them back. While either bucket is empty the password is not even
+    // checked, so the right one is refused too until the wait is over.
+    const LimitKey address = LoginAddress(req.remote_address);
+    const LimitKey account = LoginAccount(tenant, user);
+    s = TakeLimits({address, account});
+    if (!s.ok()) {
+      sodium_memzero(password.data(), password.size());
+      return Error(s);
+    }
     Result<UserRecord> u = deps_.users->VerifyPassword(UserKey{tenant, user}, password);
     sodium_memzero(password.data(), password.size());
+    // Only a wrong password is the caller's failure; a storage error costs nothing.
+    if (u.ok() || u.status().code() != Code::kUnauthenticated) RefundLimits({address, account});
     if (!u.ok()) return Error(u.status());
   } else {
-    // No password: an admin mints a token for any user of its tenant.
+    // No password: an admin mints a token for any user of its tenant. A refused credential
+    // counts as a failed login of the address.
+    const LimitKey address = LoginAddress(req.remote_address);
+    s = TakeLimits({address});
+    if (!s.ok()) return Error(s);
     Result<HttpCaller> caller = Authenticate(req);
+    if (caller.ok()) RefundLimits({address});
     if (!caller.ok()) return Error(caller.status());
     if (!caller->admin) {
       return Error(Status::Forbidden("admin_only", "give a password or use an admin key"));

@@ -43,6 +43,7 @@ Server::Impl::Impl(ServerOptions options, ServerDeps deps)
   deps_.sessions = internal::TimeSessionStore(std::move(deps_.sessions), metrics_);
   token_expired_notice_ =
       Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"token_expired"})"));
+  MakeLimits();
 }
 
 Server::Impl::~Impl() { Stop(); }
@@ -55,8 +56,8 @@ Status Server::Impl::Start() {
   if (!deps_.sessions || !deps_.router || !deps_.inbox || !deps_.tokens) {
     return Status::BadRequest("ServerDeps needs sessions, router, inbox and tokens");
   }
-  if (options_.io_threads < 1 || options_.worker_threads < 1) {
-    return Status::BadRequest("io_threads and worker_threads must be at least 1");
+  if (options_.io_threads < 1 || options_.worker_threads < 1 || options_.hash_threads < 1) {
+    return Status::BadRequest("io_threads, worker_threads and hash_threads must be at least 1");
   }
   auto events = internal::EventLog::Open(options_.event_log_path, node_id_, clock_,
                                          options_.event_log_max_file_bytes,
@@ -64,6 +65,7 @@ Status Server::Impl::Start() {
   if (!events.ok()) return events.status();
   events_ = std::move(*events);
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
+  hash_pool_ = std::make_unique<asio::thread_pool>(options_.hash_threads);
   committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
       options_.node_number, options_.commit_queue_limit, options_.commit_batch_max});
@@ -168,6 +170,7 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   }
   if (ws_) ws_->StopListening();
   workers_->join();
+  hash_pool_->join();
   work_.reset();
   io_.stop();
   for (auto& t : io_threads_) t.join();

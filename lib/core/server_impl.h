@@ -12,6 +12,7 @@
 #include <asio/thread_pool.hpp>
 
 #include <atomic>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "core/conn_state.h"
 #include "ops/event_log.h"
 #include "ops/metrics.h"
+#include "ops/rate_limit.h"
 #include "im/server.h"
 #include "protocol/codec.h"
 #include "protocol/json.h"
@@ -101,7 +103,24 @@ class Server::Impl final : public internal::TransportHandler {
   void ScheduleSweep();
   void Sweep();
 
-  // http_api.cc (REST; worker pool).
+  // rate_limits.cc: the server's rate limits (ServerOptions' login_*, register_*, chat_*).
+  struct LimitKey {
+    internal::RateLimiter* limiter;
+    internal::Metrics::Limit limit;
+    std::string key;
+  };
+  void MakeLimits();
+  // Takes a token from each bucket in order. When one is empty: gives back the tokens taken,
+  // counts the refusal under that limit and returns 429 rate_limited with the longest wait.
+  Status TakeLimits(std::initializer_list<LimitKey> keys);
+  void RefundLimits(std::initializer_list<LimitKey> keys);
+  // 429 when `key`'s bucket is empty now (taking nothing), counted under its limit.
+  Status PeekLimit(const LimitKey& key);
+  LimitKey LoginAddress(const std::string& remote_address);
+  LimitKey LoginAccount(const std::string& tenant, const std::string& user);
+  LimitKey RegisterAddress(const std::string& remote_address);
+
+  // http_api.cc (REST; worker pool, password hashing on hash_pool_).
   struct HttpCaller;
   void HandleHttp(internal::HttpRequest request,
                   std::function<void(internal::HttpResponse)> respond);
@@ -129,6 +148,15 @@ class Server::Impl final : public internal::TransportHandler {
   std::vector<std::thread> io_threads_;
   std::unique_ptr<asio::thread_pool> workers_;
   std::unique_ptr<internal::Committer> committer_;
+  // Password hashing (POST /v1/users, /v1/tokens): hash_threads threads; hash_pending_ counts
+  // the requests queued or running there, at most hash_threads + hash_queue.
+  std::unique_ptr<asio::thread_pool> hash_pool_;
+  std::atomic<size_t> hash_pending_{0};
+  std::unique_ptr<internal::RateLimiter> login_address_limit_;
+  std::unique_ptr<internal::RateLimiter> login_account_limit_;
+  std::unique_ptr<internal::RateLimiter> register_address_limit_;
+  std::unique_ptr<internal::RateLimiter> chat_connection_limit_;
+  std::unique_ptr<internal::RateLimiter> chat_user_limit_;
   std::unique_ptr<internal::TcpServer> tcp_;
   std::unique_ptr<internal::WsServer> ws_;
   std::unique_ptr<asio::steady_timer> sweep_timer_;

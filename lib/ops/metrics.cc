@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iterator>
+#include <type_traits>
 #include <fstream>
 #include <sstream>
 
@@ -72,6 +74,26 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Register(*registry_);
   refused_tcp_ = &refused.Add({{"transport", "tcp"}});
   refused_ws_ = &refused.Add({{"transport", "ws"}});
+  auto& limited = BuildCounter()
+                     .Name("im_rate_limited_total")
+                     .Help("Requests refused with 429 rate_limited, by the limit that refused them")
+                     .Register(*registry_);
+  static const char* const kLimitNames[] = {"login_address", "login_account", "register_address",
+                                            "chat_connection", "chat_user"};
+  static_assert(std::size(kLimitNames) == std::extent_v<decltype(rate_limited_)>);
+  for (size_t i = 0; i < std::size(kLimitNames); ++i) {
+    rate_limited_[i] = &limited.Add({{"limit", kLimitNames[i]}});
+  }
+  hash_depth_ = &BuildGauge()
+                     .Name("im_password_hash_queue_depth")
+                     .Help("Password-hashing requests queued or running on the hashing pool")
+                     .Register(*registry_)
+                     .Add({});
+  hash_rejected_ = &BuildCounter()
+                        .Name("im_password_hash_rejected_total")
+                        .Help("Password-hashing requests refused (503) because the queue was full")
+                        .Register(*registry_)
+                        .Add({});
   auto& bytes_in = BuildCounter()
                        .Name("im_bytes_received_total")
                        .Help("Frame bytes read from clients, by transport")

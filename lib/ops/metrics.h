@@ -36,6 +36,13 @@ class Metrics {
   void MessagesSynced(size_t n) { synced_->Increment(static_cast<double>(n)); }
   void SlowConsumer(bool websocket) { (websocket ? slow_ws_ : slow_tcp_)->Increment(); }
   void ConnectionRefused(bool websocket) { (websocket ? refused_ws_ : refused_tcp_)->Increment(); }
+  // A request refused (429) by one of the server's rate limits; the labels are this fixed set.
+  enum class Limit { kLoginAddress, kLoginAccount, kRegisterAddress, kChatConnection, kChatUser };
+  void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
+  // Password-hashing pool: requests queued or running (+1 when queued, -1 when done), and
+  // requests refused (503) because hash_queue were waiting.
+  void HashQueued(int delta) { hash_depth_->Increment(static_cast<double>(delta)); }
+  void HashRejected() { hash_rejected_->Increment(); }
   // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
   // created on first use, then stable: callers keep the pointer.
   prometheus::Histogram* StoreOp(const std::string& op);
@@ -78,6 +85,9 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
+  prometheus::Counter* rate_limited_[5];
+  prometheus::Gauge* hash_depth_;
+  prometheus::Counter* hash_rejected_;
   struct Monotonic {  // a counter that follows a total kept elsewhere
     prometheus::Counter* counter;
     double seen = 0;

@@ -64,6 +64,7 @@ std::string EncodeError(bool has_id, uint32_t id, std::string_view cmd, const St
   w.Field("code", static_cast<int>(status.code()));
   w.Field("error", status.error());
   w.Field("message", status.message());
+  if (status.retry_after_ms() > 0) w.Field("retry_after_ms", status.retry_after_ms());
   w.EndObject();
   return w.str();
 }

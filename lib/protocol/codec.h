@@ -49,7 +49,7 @@ Status ParseRequest(std::string_view text, Request* out);
 // no body.
 std::string EncodeResponse(const Request& request, std::string_view body_json);
 // {"id":7,"cmd":"chat.send","code":403,"error":"not_member","message":"..."}; id and cmd are
-// omitted when unknown.
+// omitted when unknown. A status with a retry hint adds "retry_after_ms" after "message".
 std::string EncodeError(bool has_id, uint32_t id, std::string_view cmd, const Status& status);
 inline std::string EncodeError(const Request& request, const Status& status) {
   return EncodeError(request.has_id, request.id, request.cmd, status);

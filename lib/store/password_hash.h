@@ -35,7 +35,8 @@ Status BadCredentials();
 //
 // Memory: crypto_pwhash allocates options.mem_limit bytes for the duration of every Hash and
 // Verify call (64 MiB at the default cost), and nothing bounds them here: N concurrent calls use
-// N * mem_limit. The server bounds N by the size of the worker pool that runs account requests.
+// N * mem_limit. The server bounds N by its hashing pool (ServerOptions::hash_threads), which
+// runs the account requests.
 // Callers must not hold locks across these calls: each takes tens of milliseconds.
 //
 // Thread-safety: immutable after construction; every method is safe from any thread.

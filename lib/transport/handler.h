@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "im/connection.h"
 
@@ -59,6 +61,7 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // more headers (name, value)
 };
 
 // Handles one HTTP request (any path but /ws). `respond` may be called later from any thread,

@@ -547,6 +547,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
           if (!response.content_type.empty()) {
             con->append_header("Content-Type", response.content_type);
           }
+          for (const auto& [name, value] : response.headers) con->append_header(name, value);
         } catch (...) {
           // Invalid state: the connection ended while the response was being made.
           return;

@@ -1,6 +1,8 @@
 #include "support/test_server.h"
 
 #include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <asio.hpp>
 #include <sstream>
@@ -263,12 +265,16 @@ bool ParsePrometheus(const std::string& text, std::map<std::string, double>* out
 }
 }  // namespace
 
-std::string HttpRoundTrip(uint16_t port, const std::string& request) {
+std::string HttpRoundTrip(uint16_t port, const std::string& request, const std::string& from) {
   asio::io_context io;
   asio::ip::tcp::socket s(io);
   asio::error_code ec;
-  s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+  s.open(asio::ip::tcp::v4(), ec);
+  if (!ec) s.bind({asio::ip::make_address(from), 0}, ec);
+  if (!ec) s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
   if (ec) return "";
+  timeval timeout{30, 0};  // an answer that never comes fails the test instead of hanging it
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   asio::write(s, asio::buffer(request), ec);  // the server may answer (413) before reading it all
   std::string resp;
   char buf[4096];

@@ -134,8 +134,11 @@ class RawClient {
 // Parses text into a document; false when not JSON.
 bool ParseJson(const std::string& text, rapidjson::Document* doc);
 // Sends `request` (a whole HTTP/1.1 request, "Connection: close") to 127.0.0.1:port on a fresh
-// connection and returns everything read until EOF ("" when the connection fails).
-std::string HttpRoundTrip(uint16_t port, const std::string& request);
+// connection from the local address `from` (any 127.x.y.z reaches the server, which sees it as
+// the client's address) and returns everything read until EOF or 30 s of silence ("" when the
+// connection fails).
+std::string HttpRoundTrip(uint16_t port, const std::string& request,
+                          const std::string& from = "127.0.0.1");
 // GET /metrics from 127.0.0.1:port, parsed from the Prometheus text format into
 // "name{labels}" -> value. False when the content type is not "text/plain; version=0.0.4" or a
 // sample line is malformed.
