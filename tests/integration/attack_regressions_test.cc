@@ -231,7 +231,7 @@ TEST_CASE("attack: slowloris - HTTP requests whose headers or body never finish 
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  double latest = 0;
+  double latest = -1;  // ms from connect to close, of the last to close
   for (const Slow& s : slow) latest = std::max(latest, s.closed_after_ms);
   INFO(open << " of " << slow.size() << " still open; the last closed after " << latest
             << " ms; /healthz meanwhile: " << healthz.status << " in " << healthz_ms << " ms");

@@ -229,13 +229,14 @@ struct Canary::State {
     return r;
   }
 
-  // Waits until every sent message was pushed or its deadline passed.
+  // Waits until every sent message was pushed and acked, or its deadline passed (the ack and the
+  // push travel on different connections: either may come first).
   void WaitOutstanding(std::unique_lock<std::mutex>& lock) {
     const auto deadline_after = std::chrono::milliseconds(options.deadline_ms);
     for (;;) {
       std::optional<Clock::time_point> last;
       for (const Entry& e : entries) {
-        if (!e.pushed) last = e.sent + deadline_after;
+        if (!e.pushed || !e.acked) last = e.sent + deadline_after;
       }
       if (!last || Clock::now() >= *last) return;
       cv.wait_until(lock, *last);

@@ -30,7 +30,7 @@ struct CanaryOptions {
   std::string receiver_user;  // the receiver's user id: the sender's `to`
   int interval_ms = 50;       // one send per interval (sends are not bunched up after a stall)
   // A message whose push has not arrived this long after its send when Stop() gives up
-  // counts as lost. Stop() waits at most this long for the last pushes.
+  // counts as lost. Stop() waits at most this long for the last pushes and acks.
   int deadline_ms = 3000;
   int connect_timeout_ms = 5000;  // connect and log in, each connection
 };
