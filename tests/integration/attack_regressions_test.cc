@@ -24,11 +24,11 @@
 #include <vector>
 
 #include "support/attack.h"
+#include "support/attack_socket.h"
 #include "support/canary.h"
-#include "support/raw_socket.h"
 #include "support/test_server.h"
 
-namespace im::test {
+namespace im::test::attack {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -62,7 +62,7 @@ TEST_CASE("attack: framing abuse - TCP length 0 or over the limit - WebSocket le
   while (rounds < 30 || Clock::now() - start < kMinAttackTime) {
     ++rounds;
     for (const Abuse& a : abuses) {
-      RawSocket s(a.ws ? ts.server().http_port() : ts.server().tcp_port());
+      Socket s(a.ws ? ts.server().http_port() : ts.server().tcp_port());
       REQUIRE(s.ok());
       if (a.ws) REQUIRE(s.UpgradeToWebSocket());
       REQUIRE(s.Write(a.header));
@@ -104,7 +104,7 @@ TEST_CASE("attack: 2000 connections that never log in are closed by the login ti
   Canary canary(CanaryFor(ts));  // logged in before the attack
   REQUIRE(canary.Start());
   struct Silent {
-    std::unique_ptr<RawSocket> socket;
+    std::unique_ptr<Socket> socket;
     bool ws;
     std::optional<int> code;  // the close code the server sent
     bool closed = false;
@@ -113,7 +113,7 @@ TEST_CASE("attack: 2000 connections that never log in are closed by the login ti
   silent.reserve(kSilentConnections);
   for (size_t i = 0; i < kSilentConnections; ++i) {
     const bool ws = i % 4 == 0;
-    auto s = std::make_unique<RawSocket>(ws ? ts.server().http_port() : ts.server().tcp_port());
+    auto s = std::make_unique<Socket>(ws ? ts.server().http_port() : ts.server().tcp_port());
     REQUIRE(s->ok());
     if (ws) REQUIRE(s->UpgradeToWebSocket());
     silent.push_back(Silent{std::move(s), ws, std::nullopt, false});
@@ -178,14 +178,14 @@ TEST_CASE("attack: slowloris - HTTP requests whose headers or body never finish 
   Canary canary(CanaryFor(ts));
   REQUIRE(canary.Start());
   struct Slow {
-    std::unique_ptr<RawSocket> socket;
+    std::unique_ptr<Socket> socket;
     std::string trickle;  // sent again and again, never finishing the request
     Clock::time_point opened;
     double closed_after_ms = -1;
   };
   std::vector<Slow> slow;
   for (size_t i = 0; i < kSlowRequests; ++i) {
-    auto s = std::make_unique<RawSocket>(ts.server().http_port());
+    auto s = std::make_unique<Socket>(ts.server().http_port());
     REQUIRE(s->ok());
     const auto opened = Clock::now();
     std::string head, trickle;
@@ -259,10 +259,10 @@ TEST_CASE("attack: slow readers over TCP and WebSocket are closed at the send qu
   Canary canary(CanaryFor(ts));
   REQUIRE(canary.Start());
   // Log in, then never read again, behind a small receive window.
-  RawSocket slow_tcp(ts.server().tcp_port(), 4096);
+  Socket slow_tcp(ts.server().tcp_port(), 4096);
   REQUIRE(slow_tcp.Write(
       TcpFrame(R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("slow-tcp") + R"("}})")));
-  RawSocket slow_ws(ts.server().http_port(), 4096);
+  Socket slow_ws(ts.server().http_port(), 4096);
   REQUIRE(slow_ws.UpgradeToWebSocket());
   REQUIRE(slow_ws.Write(WsClientFrame(
       0x1, R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("slow-ws") + R"("}})")));
@@ -339,4 +339,4 @@ TEST_CASE("attack: commands before login are refused with 401 and close 4002") {
 }
 
 }  // namespace
-}  // namespace im::test
+}  // namespace im::test::attack

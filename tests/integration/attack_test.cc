@@ -43,11 +43,11 @@
 
 #include "im/backends.h"
 #include "im/log.h"
+#include "support/attack_socket.h"
 #include "support/canary.h"
-#include "support/raw_socket.h"
 #include "support/test_server.h"
 
-namespace im::test {
+namespace im::test::attack {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -159,7 +159,7 @@ TEST_CASE("attack: WebSocket ping flood from a client that never reads") {
   Canary canary(CanaryFor(ts));
   REQUIRE(canary.Start());
   const size_t rss_before = ResidentBytes();
-  RawSocket flood(ts.server().http_port(), 4096);
+  Socket flood(ts.server().http_port(), 4096);
   REQUIRE(flood.UpgradeToWebSocket());
   std::string batch;
   for (int i = 0; i < 512; ++i) batch += WsClientFrame(0x9, std::string(125, 'p'));
@@ -503,4 +503,4 @@ TEST_CASE("attack: password guessing on POST /v1/tokens from 32 threads") {
 }
 
 }  // namespace
-}  // namespace im::test
+}  // namespace im::test::attack

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "support/raw_socket.h"
+#include "support/attack_socket.h"
 
-namespace im::test {
+namespace im::test::attack {
 
 using Clock = std::chrono::steady_clock;
 
@@ -61,7 +61,7 @@ HttpAnswer Http(uint16_t port, const std::string& method, const std::string& tar
   }
   request += "Connection: close\r\n\r\n" + body;
   HttpAnswer a;
-  RawSocket s(port);
+  Socket s(port);
   if (!s.ok()) return a;
   // The server may answer (413) before it read the whole request: read the answer anyway.
   s.Write(request, timeout_ms);
@@ -157,4 +157,4 @@ std::map<int, size_t> Pipeline(RawClient& c, const std::vector<std::string>& fra
   return codes;
 }
 
-}  // namespace im::test
+}  // namespace im::test::attack

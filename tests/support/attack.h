@@ -15,7 +15,7 @@
 #include "support/canary.h"
 #include "support/test_server.h"
 
-namespace im::test {
+namespace im::test::attack {
 
 // The canary's worst send-to-push and send-to-ack latency while an attack runs. Unloaded, both
 // take about a millisecond on loopback; the bound is a thousand times that, for a shared
@@ -95,6 +95,6 @@ std::string PercentEncode(const std::string& s);
 // frame (there must be no pushes to `c`): how many answers had each code (-1: no answer).
 std::map<int, size_t> Pipeline(RawClient& c, const std::vector<std::string>& frames);
 
-}  // namespace im::test
+}  // namespace im::test::attack
 
 #endif  // IM_TESTS_SUPPORT_ATTACK_H_

@@ -1,4 +1,4 @@
-#include "support/raw_socket.h"
+#include "support/attack_socket.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +14,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace im::test {
+namespace im::test::attack {
 
 namespace {
 
@@ -28,7 +28,7 @@ int MsLeft(Clock::time_point deadline) {
 
 }  // namespace
 
-RawSocket::RawSocket(uint16_t port, int receive_buffer) {
+Socket::Socket(uint16_t port, int receive_buffer) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
   if (receive_buffer > 0) {
@@ -47,11 +47,11 @@ RawSocket::RawSocket(uint16_t port, int receive_buffer) {
   fd_ = fd;
 }
 
-RawSocket::~RawSocket() {
+Socket::~Socket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool RawSocket::Write(const std::string& bytes, int timeout_ms) {
+bool Socket::Write(const std::string& bytes, int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   size_t done = 0;
   while (done < bytes.size()) {
@@ -67,7 +67,7 @@ bool RawSocket::Write(const std::string& bytes, int timeout_ms) {
   return true;
 }
 
-long RawSocket::TryWrite(const char* data, size_t size) {
+long Socket::TryWrite(const char* data, size_t size) {
   if (fd_ < 0) return -1;
   for (;;) {
     ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -77,7 +77,7 @@ long RawSocket::TryWrite(const char* data, size_t size) {
   }
 }
 
-bool RawSocket::ReadOnce(int timeout_ms) {
+bool Socket::ReadOnce(int timeout_ms) {
   pollfd p{fd_, POLLIN, 0};
   int r = ::poll(&p, 1, timeout_ms);
   if (r <= 0) return false;
@@ -91,7 +91,7 @@ bool RawSocket::ReadOnce(int timeout_ms) {
   return true;
 }
 
-bool RawSocket::ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms) {
+bool Socket::ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   while (!done(in_)) {
     if (peer_closed_ || fd_ < 0 || Clock::now() >= deadline) return false;
@@ -100,18 +100,18 @@ bool RawSocket::ReadUntil(const std::function<bool(const std::string&)>& done, i
   return true;
 }
 
-bool RawSocket::ReadAvailable() {
+bool Socket::ReadAvailable() {
   while (fd_ >= 0 && !peer_closed_ && ReadOnce(0)) {
   }
   return fd_ >= 0 && !peer_closed_;
 }
 
-bool RawSocket::ReadUntilClosed(int timeout_ms) {
+bool Socket::ReadUntilClosed(int timeout_ms) {
   ReadUntil([](const std::string&) { return false; }, timeout_ms);
   return peer_closed_;
 }
 
-bool RawSocket::UpgradeToWebSocket(int timeout_ms) {
+bool Socket::UpgradeToWebSocket(int timeout_ms) {
   if (!Write("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
              "Sec-WebSocket-Version: 13\r\n\r\n",
@@ -242,4 +242,4 @@ std::string JsonQuote(const std::string& s) {
   return out + "\"";
 }
 
-}  // namespace im::test
+}  // namespace im::test::attack

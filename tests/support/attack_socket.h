@@ -1,10 +1,10 @@
-// A blocking POSIX TCP socket to 127.0.0.1 for attack tests: full control of the bytes, of the
+// A blocking POSIX TCP socket to 127.0.0.1 for the attack suite: full control of the bytes, of the
 // receive buffer, and of whether anything is read at all (a client that never reads). Plus the
 // WebSocket client frames and the server frames such a test writes and parses by hand.
 //
 // Thread-safety: one socket per thread.
-#ifndef IM_TESTS_SUPPORT_RAW_SOCKET_H_
-#define IM_TESTS_SUPPORT_RAW_SOCKET_H_
+#ifndef IM_TESTS_SUPPORT_ATTACK_SOCKET_H_
+#define IM_TESTS_SUPPORT_ATTACK_SOCKET_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -12,16 +12,16 @@
 #include <optional>
 #include <string>
 
-namespace im::test {
+namespace im::test::attack {
 
-class RawSocket {
+class Socket {
  public:
   // Connects to 127.0.0.1:port. `receive_buffer` > 0 sets SO_RCVBUF before the connect (a
   // small window that fills up when the client stops reading). ok() tells whether it worked.
-  explicit RawSocket(uint16_t port, int receive_buffer = 0);
-  ~RawSocket();
-  RawSocket(const RawSocket&) = delete;
-  RawSocket& operator=(const RawSocket&) = delete;
+  explicit Socket(uint16_t port, int receive_buffer = 0);
+  ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
 
   bool ok() const { return fd_ >= 0; }
   int fd() const { return fd_; }
@@ -74,6 +74,6 @@ size_t ResidentBytes();
 // other bytes as they are.
 std::string JsonQuote(const std::string& s);
 
-}  // namespace im::test
+}  // namespace im::test::attack
 
-#endif  // IM_TESTS_SUPPORT_RAW_SOCKET_H_
+#endif  // IM_TESTS_SUPPORT_ATTACK_SOCKET_H_
