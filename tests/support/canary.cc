@@ -85,64 +85,54 @@ struct Canary::State {
 
   explicit State(CanaryOptions o) : options(std::move(o)) {}
 
-  // Both on the io thread.
-  void OnSenderFrame(const std::string& text) {
+  // On the io thread: a frame from the sender's or the receiver's connection.
+  void OnFrame(bool from_sender, const std::string& text) {
     rapidjson::Document d;
     d.Parse(text.c_str(), text.size());
     if (d.HasParseError() || !d.IsObject()) return;
     const auto now = Clock::now();
+    const bool response =
+        d.HasMember("id") && d["id"].IsUint() && d.HasMember("code") && d["code"].IsInt();
     std::lock_guard<std::mutex> lock(mu);
     if (IsClose(d)) {
-      sender_closed = true;
-    } else if (d.HasMember("id") && d["id"].IsUint() && d.HasMember("code") && d["code"].IsInt()) {
-      const uint32_t id = d["id"].GetUint();
-      const int code = d["code"].GetInt();
-      if (id == 0) {
-        sender_login = code;
-      } else if (id <= entries.size() && !entries[id - 1].acked) {
-        entries[id - 1].acked = now;
-        if (code != 0) {
-          ++refused;
-          if (first_error == 0) {
-            first_error = code;
-            if (d.HasMember("error") && d["error"].IsString())
-              first_error_name = d["error"].GetString();
-          }
-        }
-      }
+      (from_sender ? sender_closed : receiver_closed) = true;
+    } else if (response && d["id"].GetUint() == 0) {
+      (from_sender ? sender_login : receiver_login) = d["code"].GetInt();
+    } else if (response && from_sender) {
+      OnAck(d, now);
+    } else if (!from_sender && !response && d.HasMember("cmd") && d["cmd"].IsString() &&
+               std::string(d["cmd"].GetString()) == "chat.message" && d.HasMember("body") &&
+               d["body"].IsObject() && d["body"].HasMember("body") &&
+               d["body"]["body"].IsString()) {
+      OnPush(d["body"]["body"].GetString(), now);
     }
     cv.notify_all();
   }
 
-  void OnReceiverFrame(const std::string& text) {
-    rapidjson::Document d;
-    d.Parse(text.c_str(), text.size());
-    if (d.HasParseError() || !d.IsObject()) return;
-    const auto now = Clock::now();
-    std::lock_guard<std::mutex> lock(mu);
-    if (IsClose(d)) {
-      receiver_closed = true;
-    } else if (d.HasMember("id") && d["id"].IsUint() && d["id"].GetUint() == 0 &&
-               d.HasMember("code") && d["code"].IsInt()) {
-      receiver_login = d["code"].GetInt();
-    } else if (!d.HasMember("id") && d.HasMember("cmd") && d["cmd"].IsString() &&
-               std::string(d["cmd"].GetString()) == "chat.message" && d.HasMember("body") &&
-               d["body"].IsObject() && d["body"].HasMember("body") &&
-               d["body"]["body"].IsString()) {
-      const std::string body = d["body"]["body"].GetString();
-      const size_t prefix = std::char_traits<char>::length(kBodyPrefix);
-      if (body.compare(0, prefix, kBodyPrefix) == 0) {
-        const size_t n = std::strtoull(body.c_str() + prefix, nullptr, 10);
-        if (n >= 1 && n <= entries.size()) {
-          if (entries[n - 1].pushed) {
-            ++duplicates;
-          } else {
-            entries[n - 1].pushed = now;
-          }
-        }
-      }
+  // The response to send n (its id); mu held.
+  void OnAck(const rapidjson::Document& d, Clock::time_point now) {
+    const uint32_t id = d["id"].GetUint();
+    if (id > entries.size() || entries[id - 1].acked) return;
+    entries[id - 1].acked = now;
+    const int code = d["code"].GetInt();
+    if (code == 0) return;
+    ++refused;
+    if (first_error != 0) return;
+    first_error = code;
+    if (d.HasMember("error") && d["error"].IsString()) first_error_name = d["error"].GetString();
+  }
+
+  // A canary message pushed to the receiver, by its body "canary <n>"; mu held.
+  void OnPush(const std::string& body, Clock::time_point now) {
+    const size_t prefix = std::char_traits<char>::length(kBodyPrefix);
+    if (body.compare(0, prefix, kBodyPrefix) != 0) return;
+    const size_t n = std::strtoull(body.c_str() + prefix, nullptr, 10);
+    if (n < 1 || n > entries.size()) return;
+    if (entries[n - 1].pushed) {
+      ++duplicates;
+    } else {
+      entries[n - 1].pushed = now;
     }
-    cv.notify_all();
   }
 
   static bool IsClose(const rapidjson::Document& d) {
@@ -155,9 +145,7 @@ struct Canary::State {
   bool Connect(std::unique_ptr<internal::ClientTransport>* t, const std::string& url,
                const std::string& token, bool sender) {
     *t = NewTransport(io, url);
-    (*t)->on_message = [this, sender](std::string text) {
-      sender ? OnSenderFrame(text) : OnReceiverFrame(text);
-    };
+    (*t)->on_message = [this, sender](std::string text) { OnFrame(sender, text); };
     (*t)->on_close = [this, sender](int, std::string) {
       std::lock_guard<std::mutex> lock(mu);
       (sender ? sender_closed : receiver_closed) = true;
