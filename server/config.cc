@@ -57,6 +57,15 @@ class Reader {
   im::Status status_;
 };
 
+// A TOML syntax error, naming the source and the line.
+im::Status ParseError(std::string_view source, const toml::parse_error& e) {
+  std::ostringstream msg;
+  msg << source << ": " << e.description() << " (line " << e.source().begin.line << ")";
+  return im::Status::BadRequest(msg.str());
+}
+
+im::Status ApplyConfig(const toml::table& root, Config* c);
+
 }  // namespace
 
 im::Status LoadConfigFile(const std::string& path, Config* c) {
@@ -64,10 +73,24 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    std::ostringstream msg;
-    msg << path << ": " << e.description() << " (line " << e.source().begin.line << ")";
-    return im::Status::BadRequest(msg.str());
+    return ParseError(path, e);
   }
+  return ApplyConfig(root, c);
+}
+
+im::Status LoadConfigText(std::string_view text, std::string_view source, Config* c) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return ParseError(source, e);
+  }
+  return ApplyConfig(root, c);
+}
+
+namespace {
+
+im::Status ApplyConfig(const toml::table& root, Config* c) {
   Reader top(root, "");
   top.Get<std::string>("data", &c->data_dir);
   top.Skip("server");
@@ -208,4 +231,5 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   return im::Status::OK();
 }
 
+}  // namespace
 }  // namespace imd
