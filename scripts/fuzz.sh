@@ -16,6 +16,8 @@ if command -v ccache >/dev/null; then ARGS+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccach
 cmake -S . -B "$BUILD" "${ARGS[@]}" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 
+# UBSan findings with their stack, like ASan's.
+export UBSAN_OPTIONS=print_stacktrace=1
 RUN="$BUILD/fuzz-run"
 rm -rf "$RUN"
 failed=()

@@ -4,6 +4,7 @@
 
 #include "im/log.h"
 
+#include <optional>
 #include <set>
 #include <type_traits>
 #include <sstream>
@@ -25,8 +26,11 @@ class Reader {
     if constexpr (std::is_same_v<T, bool>) exact = n->is_boolean();
     if constexpr (std::is_same_v<T, int64_t>) exact = n->is_integer();
     if constexpr (std::is_same_v<T, std::string>) exact = n->is_string();
-    auto v = n->value<T>();
-    if (!exact || !v) {
+    // Converted only when exact: toml++ turns a float too large for int64 into one by a cast
+    // that is undefined behaviour.
+    std::optional<T> v;
+    if (exact) v = n->value<T>();
+    if (!v) {
       status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
       return;
     }

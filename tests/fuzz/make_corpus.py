@@ -209,6 +209,7 @@ ops = "a-long-admin-key-0123456789"
     "inline_table": 'server = { io_threads = 2, tcp = "x" }\n',
     "dates": "data = 1979-05-27T07:32:00Z\n",
     "floats": "[server]\nio_threads = 2.0\nheartbeat_s = inf\n",
+    "float_too_big": "[server]\nio_threads = 2" + "8" * 63 + ".1\n",
     "multiline": 'data = """\nx\\\n  y"""\n[log]\nfile = \'\'\'raw\\path\'\'\'\n',
     "bad_utf8": b'data = "\xff"\n',
     "dotted_keys": 'server.io_threads = 2\nlog.level = "warn"\n',
