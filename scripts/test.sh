@@ -8,7 +8,8 @@ BUILD=build
 ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "${IM_SANITIZE:-0}" = "1" ]; then
   BUILD=build-asan
-  ARGS=(-DCMAKE_BUILD_TYPE=Debug -DIM_SANITIZE=ON -DIM_BUILD_BENCHMARKS=OFF)
+  ARGS=(-DCMAKE_BUILD_TYPE=Debug -DIM_SANITIZE=ON -DIM_BUILD_BENCHMARKS=OFF -DIM_BUILD_EXAMPLES=OFF)
+  export UBSAN_OPTIONS=print_stacktrace=1  # a UBSan finding shows where, as ASan's do
 fi
 cmake -S . -B "$BUILD" "${ARGS[@]}" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"

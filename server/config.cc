@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <set>
 #include <type_traits>
 #include <sstream>
@@ -30,9 +31,14 @@ class Reader {
     // A rate may be written 2 or 0.5.
     if constexpr (std::is_same_v<T, double>) exact = n->is_floating_point() || n->is_integer();
     if constexpr (std::is_same_v<T, std::string>) exact = n->is_string();
-    auto v = n->value<T>();
-    if constexpr (std::is_same_v<T, double>) exact = exact && v && std::isfinite(*v);
-    if (!exact || !v) {
+    // Converted only when exact: toml++ turns a float too large for int64 into one by a cast
+    // that is undefined behaviour.
+    std::optional<T> v;
+    if (exact) v = n->value<T>();
+    if constexpr (std::is_same_v<T, double>) {
+      if (v && !std::isfinite(*v)) v.reset();
+    }
+    if (!v) {
       status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
       return;
     }
@@ -129,21 +135,38 @@ im::Status CheckDots(const std::string& text, const std::string& path) {
   return im::Status::OK();
 }
 
+// A TOML syntax error, naming the source and the line.
+im::Status ParseError(std::string_view source, const toml::parse_error& e) {
+  std::ostringstream msg;
+  msg << source << ": " << e.description() << " (line " << e.source().begin.line << ")";
+  return im::Status::BadRequest(msg.str());
+}
+
+im::Status ApplyConfig(const toml::table& root, Config* c);
+
 }  // namespace
 
 im::Status LoadConfigFile(const std::string& path, Config* c) {
-  toml::table root;
   std::ifstream in(path, std::ios::binary);
   if (!in) return im::Status::BadRequest(path + ": cannot be read");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (im::Status s = CheckDots(text, path); !s.ok()) return s;
+  return LoadConfigText(text, path, c);
+}
+
+im::Status LoadConfigText(std::string_view text, std::string_view source, Config* c) {
+  if (im::Status s = CheckDots(std::string(text), std::string(source)); !s.ok()) return s;
+  toml::table root;
   try {
-    root = toml::parse(text, path);
+    root = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
-    std::ostringstream msg;
-    msg << path << ": " << e.description() << " (line " << e.source().begin.line << ")";
-    return im::Status::BadRequest(msg.str());
+    return ParseError(source, e);
   }
+  return ApplyConfig(root, c);
+}
+
+namespace {
+
+im::Status ApplyConfig(const toml::table& root, Config* c) {
   Reader top(root, "");
   top.Get<std::string>("data", &c->data_dir);
   top.Skip("server");
@@ -312,4 +335,5 @@ im::Status LoadConfigFile(const std::string& path, Config* c) {
   return im::Status::OK();
 }
 
+}  // namespace
 }  // namespace imd

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "im/backends.h"
 #include "im/options.h"
@@ -43,6 +44,8 @@ struct Config {
 // Reads `path` into `config` (keys not in the file keep their values). 400 on a syntax error,
 // an unknown key or a wrong type, naming the key.
 im::Status LoadConfigFile(const std::string& path, Config* config);
+// The same for a TOML text; `source` names it in error messages.
+im::Status LoadConfigText(std::string_view text, std::string_view source, Config* config);
 
 }  // namespace imd
 

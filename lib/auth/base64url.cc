@@ -9,6 +9,11 @@ namespace {
 
 constexpr int kVariant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
 
+bool IsAlphabet(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
 }  // namespace
 
 std::string Base64UrlEncode(std::string_view bin) {
@@ -21,6 +26,11 @@ std::string Base64UrlEncode(std::string_view bin) {
 }
 
 bool Base64UrlDecode(std::string_view text, std::string* out) {
+  // libsodium 1.0.18 decodes every byte from 0x80 up as '_' (its character test sees a negative
+  // char), so it cannot be the only check.
+  for (char c : text) {
+    if (!IsAlphabet(c)) return false;
+  }
   std::string bin(text.size() / 4 * 3 + 3, '\0');
   size_t bin_len = 0;
   // A null `b64_end` makes libsodium fail on any character it did not consume, and it rejects

@@ -1,0 +1,59 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "auth/base64url.h"
+#include "im/auth.h"
+
+namespace im {
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+class FixedClock final : public Clock {
+ public:
+  TimestampMs NowMs() const override { return 1'700'000'000'000; }
+};
+
+TEST_CASE("base64url: every byte outside the alphabet is refused, wherever it stands") {
+  const std::string alphabet(kAlphabet);
+  std::string out = "untouched";
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    if (alphabet.find(c) != std::string::npos) continue;
+    for (const std::string& text : {std::string(1, c) + "bcd", "ab" + std::string(1, c) + "d",
+                                    "abc" + std::string(1, c)}) {
+      INFO("byte " << b);
+      CHECK_FALSE(internal::Base64UrlDecode(text, &out));
+    }
+  }
+  CHECK(out == "untouched");
+  REQUIRE(internal::Base64UrlDecode("abcd", &out));
+  CHECK(internal::Base64UrlEncode(out) == "abcd");
+}
+
+TEST_CASE("base64url: a token respelled with a non-ASCII byte does not verify") {
+  // libsodium 1.0.18 reads every byte from 0x80 up as '_', which would give each token with a
+  // '_' many spellings that verify.
+  FixedClock clock;
+  auto keys = NewStaticKeyStore({{"default", std::string(32, 'k')}});
+  auto verifier = NewHs256Verifier(keys, {30, &clock});
+  std::string token;
+  for (int i = 0; token.find('_') == std::string::npos; ++i) {
+    REQUIRE(i < 1000);
+    Result<std::string> t =
+        SignHs256Token(*keys, {"default", "u" + std::to_string(i)}, 3600, clock.NowMs());
+    REQUIRE(t.ok());
+    token = *t;
+  }
+  REQUIRE(verifier->Verify(token).ok());
+  for (int b = 0x80; b < 0x100; ++b) {
+    std::string respelled = token;
+    respelled[token.find('_')] = static_cast<char>(b);
+    INFO("byte " << b);
+    CHECK_FALSE(verifier->Verify(respelled).ok());
+  }
+}
+
+}  // namespace
+}  // namespace im
