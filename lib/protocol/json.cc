@@ -2,6 +2,7 @@
 
 #include <rapidjson/error/en.h>
 
+#include <cmath>
 #include <string>
 
 namespace im::internal {
@@ -19,29 +20,80 @@ Status BadJson(std::string message) {
   return Status::Error(Code::kBadRequest, "bad_json", std::move(message));
 }
 
-// The offset at which `text` opens an array or object nested deeper than `max_depth`, outside
-// strings; npos when it does not. The scan sees strings as the parser does for every prefix the
-// parser accepts, so the parser never nests deeper than this count.
-size_t FirstTooDeep(std::string_view text, int max_depth) {
+// The value of the four hex digits at text[i..i+4), or -1.
+int Hex4(std::string_view text, size_t i) {
+  if (i + 4 > text.size()) return -1;
+  int v = 0;
+  for (size_t k = i; k < i + 4; ++k) {
+    const char c = text[k];
+    const int d = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+// Checks what the parser does not: arrays and objects nested deeper than `max_depth` (outside
+// strings), and an escaped low surrogate (\uDC00-\uDFFF) that does not follow an escaped high
+// one, which RapidJSON would store as bytes that are not UTF-8. The scan sees strings as the
+// parser does for every prefix the parser accepts, so the parser never nests deeper than this
+// count.
+Status ScanJson(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false;
+  bool after_high = false;  // the previous string character was an escaped high surrogate
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
+      bool high = false;
       if (c == '\\') {
+        if (i + 1 < text.size() && text[i + 1] == 'u') {
+          const int u = Hex4(text, i + 2);
+          if (u >= 0xDC00 && u <= 0xDFFF && !after_high) {
+            return BadJson("invalid JSON: a lone low surrogate escape at offset " +
+                           std::to_string(i));
+          }
+          high = u >= 0xD800 && u <= 0xDBFF;
+          if (u >= 0) i += 4;  // the hex digits are not characters of their own
+        }
         ++i;  // the escaped character cannot end the string
       } else if (c == '"') {
         in_string = false;
       }
+      after_high = high;
     } else if (c == '"') {
       in_string = true;
+      after_high = false;
     } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return i;
+      if (++depth > max_depth) {
+        return BadJson("invalid JSON: nested deeper than " + std::to_string(max_depth) +
+                       " arrays and objects at offset " + std::to_string(i));
+      }
     } else if (c == ']' || c == '}') {
       --depth;
     }
   }
-  return std::string_view::npos;
+  return Status::OK();
+}
+
+// True when `v` holds a number the parser took as infinite (a literal beyond the range of a
+// double, e.g. 1e309): RapidJSON reads it without an error but cannot write it back. Recurses
+// at most as deep as the scan allowed.
+bool HasNonFinite(const rapidjson::Value& v) {
+  if (v.IsDouble()) return !std::isfinite(v.GetDouble());
+  if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) {
+      if (HasNonFinite(e)) return true;
+    }
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (HasNonFinite(m.value)) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -50,10 +102,7 @@ Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth)
   if (const size_t nul = text.find('\0'); nul != std::string_view::npos) {
     return BadJson("invalid JSON: NUL byte at offset " + std::to_string(nul));
   }
-  if (const size_t deep = FirstTooDeep(text, max_depth); deep != std::string_view::npos) {
-    return BadJson("invalid JSON: nested deeper than " + std::to_string(max_depth) +
-                   " arrays and objects at offset " + std::to_string(deep));
-  }
+  if (Status s = ScanJson(text, max_depth); !s.ok()) return s;
   constexpr unsigned kFlags =
       rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
   doc->Parse<kFlags>(text.data(), text.size());
@@ -61,6 +110,7 @@ Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth)
     return BadJson(std::string("invalid JSON: ") + rapidjson::GetParseError_En(doc->GetParseError()) +
                    " at offset " + std::to_string(doc->GetErrorOffset()));
   }
+  if (HasNonFinite(*doc)) return BadJson("invalid JSON: a number beyond the range of a double");
   return Status::OK();
 }
 

@@ -50,6 +50,22 @@ TEST_CASE("json: NUL bytes, trailing data, invalid UTF-8 and lone surrogates are
   CHECK(Refused("{\"a\":\"\xC3\"}", "invalid JSON"));
   CHECK(Refused(R"({"a":"\ud800"})", "invalid JSON"));
   CHECK(Outcome(R"({"a":"\ud83d\ude00"})") == "ok");  // a pair is fine
+  // A lone low surrogate: RapidJSON would store it as bytes that are not UTF-8.
+  CHECK(Refused(R"({"a":"\udc00"})", "lone low surrogate escape at offset 6"));
+  CHECK(Refused(R"({"a":"x\uDFFFy"})", "lone low surrogate"));
+  CHECK(Refused(R"({"a":"\ud83d\\\ude00"})", "invalid JSON"));  // the pair is broken up
+  CHECK(Refused(R"({"a":"\\\udc00"})", "lone low surrogate"));   // after an escaped backslash
+  CHECK(Outcome(R"({"a":"\\udc00"})") == "ok");                   // an escaped backslash, then text
+}
+
+TEST_CASE("json: a number beyond the range of a double is bad_json, not infinity") {
+  CHECK(Refused(R"({"a":2.5e308})", "beyond the range of a double"));
+  CHECK(Refused(R"({"a":[1,{"b":-1.5e309}]})", "beyond the range of a double"));
+  CHECK(Outcome(R"({"a":1.7e308,"b":-1e-400})") == "ok");  // the largest finite; an underflow is 0
+  // What a refusal prevents: a stored value that writes back as broken JSON.
+  Request r;
+  CHECK(ParseRequest(R"({"cmd":"chat.send","body":{"extra":{"n":1e309}}})", &r).error() ==
+        "bad_json");
 }
 
 TEST_CASE("json: the envelope codec applies the bound and answers without id") {
