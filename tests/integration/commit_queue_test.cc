@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "support/gate.h"
+#include "support/gated_inbox.h"
 #include "support/test_server.h"
 
 using im::test::CodeOf;
@@ -16,40 +16,6 @@ using im::test::ErrorOf;
 using im::test::RawClient;
 
 namespace {
-
-// Appends wait while the gate is closed (a slow disk, a stalled replica); the rest passes.
-class GatedAppends final : public im::OfflineQueue {
- public:
-  explicit GatedAppends(std::shared_ptr<im::OfflineQueue> inner) : inner_(std::move(inner)) {}
-
-  im::test::Gate& gate() { return gate_; }
-
-  im::Result<im::AppendResult> Append(const im::AppendRequest& request) override {
-    gate_.Pass();
-    return inner_->Append(request);
-  }
-  std::vector<im::Result<im::AppendResult>> AppendBatch(
-      const std::vector<im::AppendRequest>& batch) override {
-    gate_.Pass();
-    return inner_->AppendBatch(batch);
-  }
-  im::Result<im::FetchResult> Fetch(const im::UserKey& user, uint64_t after,
-                                    size_t limit) override {
-    return inner_->Fetch(user, after, limit);
-  }
-  im::Result<im::InboxInfo> Info(const im::UserKey& user) override { return inner_->Info(user); }
-  im::Status Ack(const im::UserKey& user, const std::string& device, uint64_t seq) override {
-    return inner_->Ack(user, device, seq);
-  }
-  im::Result<uint64_t> Acked(const im::UserKey& user, const std::string& device) override {
-    return inner_->Acked(user, device);
-  }
-  im::Result<size_t> Expire(im::TimestampMs now) override { return inner_->Expire(now); }
-
- private:
-  std::shared_ptr<im::OfflineQueue> inner_;
-  im::test::Gate gate_;
-};
 
 std::string Send(uint32_t id, const std::string& cid, const std::string& body) {
   return R"({"id":)" + std::to_string(id) + R"(,"cmd":"chat.send","body":{"to":"bob","cid":")" +
@@ -64,12 +30,12 @@ std::string Mid(const rapidjson::Document& d) {
 
 TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid store once") {
   im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& storage) {
-    std::shared_ptr<GatedAppends> appends;
+    std::shared_ptr<im::test::GatedInbox> appends;
     im::ServerOptions options;
     options.commit_queue_limit = 2;
     im::test::TestServer ts(options, [&](im::ServerDeps& deps) {
       if (storage) storage(deps);
-      appends = std::make_shared<GatedAppends>(deps.inbox);
+      appends = std::make_shared<im::test::GatedInbox>(deps.inbox);
       deps.inbox = appends;
     });
     RawClient alice(ts.TcpUrl()), alice_web(ts.WsUrl()), bob(ts.TcpUrl());
@@ -80,9 +46,9 @@ TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid sto
     // c1 reaches the committer, which sticks in its append; the queue then takes two more: a
     // retry of c1 (accepted, not yet acked) and c2. c3 finds it full, and so does the other
     // device: the bound is the server's.
-    appends->gate().Close();
+    appends->Close(im::test::GatedInbox::Op::kAppend);
     alice.Send(Send(1, "c1", "first"));
-    REQUIRE(appends->gate().WaitHeld(10000));
+    REQUIRE(appends->WaitHeld(im::test::GatedInbox::Op::kAppend));
     alice.Send(Send(2, "c1", "first, again"));
     alice.Send(Send(3, "c2", "second"));
     alice.Send(Send(4, "c3", "third"));
@@ -95,7 +61,7 @@ TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid sto
     CHECK(CodeOf(d) == 503);
     CHECK(ErrorOf(d) == "unavailable");
 
-    appends->gate().Open();
+    appends->Open(im::test::GatedInbox::Op::kAppend);
     rapidjson::Document first, again, second;
     REQUIRE(alice.WaitResponse(1, &first, 10000));
     REQUIRE(alice.WaitResponse(2, &again, 10000));

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/gated_inbox.h"
 #include "support/inbox_read.h"
 #include "support/raw_socket.h"
 #include "support/temp_dir.h"
@@ -28,67 +29,11 @@
 namespace {
 
 using im::test::CodeOf;
+using im::test::GatedInbox;
 using im::test::RawClient;
 using im::test::RawSocket;
 using im::test::TestServer;
 using im::test::WaitUntil;
-
-// Holds every append until opened, and counts the requests waiting.
-class GatedInbox final : public im::OfflineQueue {
- public:
-  explicit GatedInbox(std::shared_ptr<im::OfflineQueue> inner) : inner_(std::move(inner)) {}
-
-  void Shut() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = false;
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  size_t held() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_;
-  }
-
-  im::Result<im::AppendResult> Append(const im::AppendRequest& request) override {
-    Pass(1);
-    return inner_->Append(request);
-  }
-  std::vector<im::Result<im::AppendResult>> AppendBatch(
-      const std::vector<im::AppendRequest>& batch) override {
-    Pass(batch.size());
-    return inner_->AppendBatch(batch);
-  }
-  im::Result<im::FetchResult> Fetch(const im::UserKey& user, uint64_t after,
-                                    size_t limit) override {
-    return inner_->Fetch(user, after, limit);
-  }
-  im::Result<im::InboxInfo> Info(const im::UserKey& user) override { return inner_->Info(user); }
-  im::Status Ack(const im::UserKey& user, const std::string& device, uint64_t seq) override {
-    return inner_->Ack(user, device, seq);
-  }
-  im::Result<uint64_t> Acked(const im::UserKey& user, const std::string& device) override {
-    return inner_->Acked(user, device);
-  }
-  im::Result<size_t> Expire(im::TimestampMs now) override { return inner_->Expire(now); }
-
- private:
-  void Pass(size_t n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    held_ += n;
-    cv_.wait(lock, [this] { return open_; });
-    held_ -= n;
-  }
-
-  const std::shared_ptr<im::OfflineQueue> inner_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  size_t held_ = 0;
-};
-
 
 // The status line of GET `path` on the HTTP port; "" when the connection is refused.
 std::string HttpStatus(uint16_t port, const std::string& path) {
@@ -167,7 +112,7 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
   frames.clear();
 
   // Phase 1: storage shut, kQueued sends per sender queued for it.
-  gate->Shut();
+  gate->Close(GatedInbox::Op::kAppend);
   for (Sender& s : senders) {
     for (int k = 0; k < kQueued; ++k) {
       const uint32_t id = static_cast<uint32_t>(k + 1);
@@ -179,7 +124,7 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
   REQUIRE(WaitUntil([&] {
     std::map<std::string, double> m;
     return im::test::ScrapeMetrics(http, &m) && m.count("im_commit_queue_depth") == 1 &&
-           m["im_commit_queue_depth"] + static_cast<double>(gate->held()) == 2 * kQueued;
+           m["im_commit_queue_depth"] + static_cast<double>(gate->held_appends()) == 2 * kQueued;
   }));
 
   // Phase 2: the drain begins and waits for the queued sends.
@@ -208,7 +153,7 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
   }
 
   // Phase 3: storage open. Every send has an answer: the queued ones acked, the rest 503.
-  gate->Open();
+  gate->Open(GatedInbox::Op::kAppend);
   for (Sender& s : senders) {
     CAPTURE(s.user);
     for (const auto& [id, cid] : s.sent) {

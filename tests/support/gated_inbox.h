@@ -27,6 +27,11 @@ class GatedInbox final : public OfflineQueue {
   void Open(Op op) { gate(op).Open(); }
   // Waits until a call of `op` is held at the gate; false after `timeout_ms`.
   bool WaitHeld(Op op, int timeout_ms = 10000) { return gate(op).WaitHeld(timeout_ms); }
+  // The append requests of AppendBatch calls waiting at the gate now.
+  size_t held_appends() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_appends_;
+  }
   // The size of every AppendBatch call so far, in call order.
   std::vector<size_t> batch_sizes() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -40,8 +45,13 @@ class GatedInbox final : public OfflineQueue {
     {
       std::lock_guard<std::mutex> lock(mu_);
       batch_sizes_.push_back(batch.size());
+      held_appends_ += batch.size();
     }
     append_.Pass();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_appends_ -= batch.size();
+    }
     return inner_->AppendBatch(batch);
   }
   Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) override {
@@ -64,6 +74,7 @@ class GatedInbox final : public OfflineQueue {
   Gate fetch_, append_;
   mutable std::mutex mu_;
   std::vector<size_t> batch_sizes_;  // guarded by mu_
+  size_t held_appends_ = 0;          // guarded by mu_
 };
 
 // Opens both gates when it goes out of scope, so a failed check cannot leave a server's threads
