@@ -40,7 +40,9 @@ struct ClientOptions {
   bool auto_reconnect = true;
   int64_t reconnect_min_ms = 100;     // first backoff; doubles per failed attempt
   int64_t reconnect_max_ms = 10000;   // backoff cap; each delay gets +-25% jitter
-  // Send() keeps retrying (same cid) across timeouts and reconnects for this long.
+  // Send() keeps retrying (same cid) across timeouts and reconnects for this long. After the
+  // server's 429 rate_limited or 503 it waits the answer's retry_after_ms (at least 50 ms)
+  // before it sends again.
   int64_t send_timeout_ms = 30000;
   // Pushes are deduplicated by mid over this many recent messages.
   size_t dedup_window = 8192;

@@ -93,6 +93,16 @@ bool Retryable(const Status& s) {
   return s.code() == Code::kUnavailable || s.code() == Code::kRateLimited;
 }
 
+// A retryable status this client made itself (no connection, no answer in time), rather than
+// one the server sent.
+bool IsLocal(const Status& s) {
+  return s.error() == "disconnected" || s.error() == "reconnecting" || s.error() == "timeout";
+}
+
+// The shortest wait before resending after the server's own 429 or 503 (one without
+// retry_after_ms: commands in flight, a full commit queue).
+constexpr int64_t kServerRetryMs = 50;
+
 std::string RandomCid() {
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng(std::random_device{}());
@@ -239,8 +249,17 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       if (!Retryable(s) || !options_.auto_reconnect || Clock::now() >= deadline) return s;
       std::unique_lock<std::mutex> lock(mu_);
       if (final_) return s;
-      cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50)),
-                     [this] { return (connected_ && authenticated_) || final_; });
+      if (IsLocal(s)) {
+        // Not connected (or no answer): retry as soon as the session is back.
+        cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50)),
+                       [this] { return (connected_ && authenticated_) || final_; });
+      } else {
+        // The server answered 429 or 503 on a live session: wait as long as it asked (at
+        // least kServerRetryMs), never in a tight loop.
+        const int64_t wait_ms = std::max<int64_t>(s.retry_after_ms(), kServerRetryMs);
+        cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(wait_ms)),
+                       [this] { return final_; });
+      }
     }
   }
 
@@ -427,7 +446,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       Pending& p = *it->second;
       int code = d.HasMember("code") && d["code"].IsInt() ? d["code"].GetInt() : 500;
       if (code != 0) {
-        p.status = Status::Error(static_cast<Code>(code), Str(d, "error"), Str(d, "message"));
+        p.status = Status::Error(static_cast<Code>(code), Str(d, "error"), Str(d, "message"))
+                       .WithRetryAfter(I64(d, "retry_after_ms"));
       } else if (d.HasMember("body") && d["body"].IsObject()) {
         p.body = internal::ToJson(d["body"]);
       }

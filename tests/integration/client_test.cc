@@ -4,6 +4,7 @@
 #include <asio.hpp>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -153,4 +154,33 @@ TEST_CASE("client: a refused login can be retried and requests time out") {
   CHECK_FALSE(nowhere.Connect().ok());
   im::Client bad_url(Url("http://x"));
   CHECK(bad_url.Connect().code() == im::Code::kBadRequest);
+}
+
+TEST_CASE("client: a send over the server's rate limit waits retry_after_ms and is stored once") {
+  im::ServerOptions o;
+  o.chat_connection_burst = 2;  // two sends at once, then one every 200 ms
+  o.chat_connection_rate = 5;
+  TestServer ts(o);
+  im::Client alice(Url(ts.TcpUrl()));
+  REQUIRE(alice.Connect().ok());
+  REQUIRE(alice.Login(ts.Token("alice")).ok());
+  const auto began = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    auto ack = alice.SendText("bob", "r" + std::to_string(i));
+    REQUIRE_MESSAGE(ack.ok(), ack.status().ToString());
+    CHECK(ack->seq == static_cast<uint64_t>(i) + 1);  // each stored once, in order
+  }
+  // Four sends past the burst at 5/s: about 800 ms of waiting, told by the server.
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - began)
+                        .count();
+  CHECK(took >= 600);
+  std::map<std::string, double> m;
+  REQUIRE(im::test::ScrapeMetrics(ts.server().http_port(), &m));
+  const auto it = m.find(R"(im_rate_limited_total{limit="chat_connection"})");
+  REQUIRE(it != m.end());
+  // A client that resent at once would be refused hundreds of times; one that waits the
+  // retry_after_ms it was given, about once per send past the burst.
+  CHECK(it->second >= 4);
+  CHECK(it->second <= 12);
 }
