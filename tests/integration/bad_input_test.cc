@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "support/temp_dir.h"
+#include "support/raw_socket.h"
 #include "support/test_server.h"
 
 using im::test::CodeOf;
@@ -21,34 +22,6 @@ using im::test::RawClient;
 using im::test::TestServer;
 
 namespace {
-
-std::string Header(uint32_t n) {
-  std::string h(4, '\0');
-  h[0] = static_cast<char>(n >> 24);
-  h[1] = static_cast<char>(n >> 16);
-  h[2] = static_cast<char>(n >> 8);
-  h[3] = static_cast<char>(n);
-  return h;
-}
-
-// A masked client WebSocket frame (RFC 6455 5.2) of any size under 64 KiB.
-std::string WsClientFrame(uint8_t opcode, const std::string& payload) {
-  const uint8_t mask[4] = {0x5a, 0x01, 0xc3, 0x7e};
-  std::string f;
-  f.push_back(static_cast<char>(0x80 | opcode));
-  if (payload.size() < 126) {
-    f.push_back(static_cast<char>(0x80 | payload.size()));
-  } else {
-    f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(payload.size() >> 8));
-    f.push_back(static_cast<char>(payload.size() & 0xff));
-  }
-  for (uint8_t m : mask) f.push_back(static_cast<char>(m));
-  for (size_t i = 0; i < payload.size(); ++i) {
-    f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
-  }
-  return f;
-}
 
 // Reads what has arrived within `ms`; false once the peer closed (EOF or error).
 bool ReadFor(asio::ip::tcp::socket& s, int ms, std::string* in) {
@@ -243,17 +216,17 @@ TEST_CASE("bad input: oversize frames close the connection") {
   {
     RawClient c(ts.TcpUrl());
     REQUIRE(c.Login(ts.Token("a")) == 0);
-    c.SendRaw(Header(4097) + std::string(100, 'x'));
+    c.SendRaw(im::test::TcpHeader(4097) + std::string(100, 'x'));
     CHECK(c.WaitClosed() == 1009);
   }
   {
     RawClient c(ts.TcpUrl());
-    c.SendRaw(Header(0xFFFFFFFFu));
+    c.SendRaw(im::test::TcpHeader(0xFFFFFFFFu));
     CHECK(c.WaitClosed() == 1009);
   }
   {
     RawClient c(ts.TcpUrl());
-    c.SendRaw(Header(0));
+    c.SendRaw(im::test::TcpHeader(0));
     CHECK(c.WaitClosed() == 4003);
   }
   CheckStillServing(ts);
@@ -263,7 +236,7 @@ TEST_CASE("bad input: a frame trickled one byte at a time is understood") {
   TestServer ts;
   RawClient c(ts.TcpUrl());
   std::string json = R"({"id":42,"cmd":"login","body":{"token":")" + ts.Token("slowpoke") + R"("}})";
-  std::string frame = Header(static_cast<uint32_t>(json.size())) + json;
+  std::string frame = im::test::TcpHeader(static_cast<uint32_t>(json.size())) + json;
   for (char ch : frame) {
     c.SendRaw(std::string(1, ch));
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -285,20 +258,20 @@ TEST_CASE("framing: many frames in one write - frames over 16 KiB - split frames
   std::string burst;
   for (uint32_t id = 200; id < 400; ++id) {
     std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping"})";
-    burst += Header(static_cast<uint32_t>(json.size())) + json;
+    burst += im::test::TcpHeader(static_cast<uint32_t>(json.size())) + json;
   }
   c.SendRaw(burst);
   for (uint32_t id : {400u, 401u}) {
     std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping","body":{"pad":")" +
                        std::string(id == 400 ? 20000 : 50000, 'p') + R"("}})";
-    c.SendRaw(Header(static_cast<uint32_t>(json.size())) + json);
+    c.SendRaw(im::test::TcpHeader(static_cast<uint32_t>(json.size())) + json);
   }
   std::string mixed;
   for (uint32_t id = 402; id < 420; ++id) {
     std::string pad(id % 3 == 0 ? 30000 : 10 * id, 'q');
     std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping","body":{"pad":")" +
                        pad + R"("}})";
-    mixed += Header(static_cast<uint32_t>(json.size())) + json;
+    mixed += im::test::TcpHeader(static_cast<uint32_t>(json.size())) + json;
   }
   for (size_t at = 0; at < mixed.size(); at += 7919) {
     c.SendRaw(mixed.substr(at, 7919));
@@ -314,9 +287,9 @@ TEST_CASE("framing: many frames in one write - frames over 16 KiB - split frames
   std::string tail;
   for (uint32_t id = 500; id < 503; ++id) {
     std::string json = R"({"id":)" + std::to_string(id) + R"(,"cmd":"ping"})";
-    tail += Header(static_cast<uint32_t>(json.size())) + json;
+    tail += im::test::TcpHeader(static_cast<uint32_t>(json.size())) + json;
   }
-  c.SendRaw(tail + Header(0));
+  c.SendRaw(tail + im::test::TcpHeader(0));
   CHECK(c.WaitClosed() == 4003);
   CheckStillServing(ts);
 }
@@ -412,13 +385,13 @@ TEST_CASE("limits: WebSocket pings are traffic for the idle timeout") {
   REQUIRE(in.rfind("HTTP/1.1 101", 0) == 0);
   const std::string login =
       R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("pinger") + R"("}})";
-  asio::write(ws, asio::buffer(WsClientFrame(0x1, login)));
+  asio::write(ws, asio::buffer(im::test::WsClientFrame(0x1, login)));
   in.clear();
   REQUIRE(ReadUntil(ws, 5000, &in, WholeWsFrame));
   REQUIRE(in.find("\"epoch\"") != std::string::npos);
   // 4.5 s, past the 3 s timeout, with nothing but WebSocket pings every 0.5 s; each is answered.
   for (int i = 0; i < 9; ++i) {
-    asio::write(ws, asio::buffer(WsClientFrame(0x9, "hb")));
+    asio::write(ws, asio::buffer(im::test::WsClientFrame(0x9, "hb")));
     in.clear();
     REQUIRE(ReadUntil(ws, 5000, &in, WholeWsFrame));
     CHECK(in == "\x8a\x02hb");
@@ -429,6 +402,6 @@ TEST_CASE("limits: WebSocket pings are traffic for the idle timeout") {
   REQUIRE(ReadUntil(ws, 10000, &in, [](const std::string& t) { return t.size() >= 4; }));
   CHECK(static_cast<uint8_t>(in[0]) == 0x88);
   CHECK(((static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3])) == 1000);
-  asio::write(ws, asio::buffer(WsClientFrame(0x8, in.substr(2, 2))));
+  asio::write(ws, asio::buffer(im::test::WsClientFrame(0x8, in.substr(2, 2))));
   CHECK_FALSE(ReadFor(ws, 3000, &in));
 }

@@ -128,34 +128,6 @@ bool Socket::UpgradeToWebSocket(int timeout_ms) {
   return upgraded;
 }
 
-std::string WsClientHeader(uint8_t opcode, uint64_t length) {
-  std::string f;
-  f.push_back(static_cast<char>(0x80 | opcode));
-  if (length < 126) {
-    f.push_back(static_cast<char>(0x80 | length));
-  } else if (length <= 0xffff) {
-    f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(length >> 8));
-    f.push_back(static_cast<char>(length & 0xff));
-  } else {
-    f.push_back(static_cast<char>(0x80 | 127));
-    for (int shift = 56; shift >= 0; shift -= 8) {
-      f.push_back(static_cast<char>((length >> shift) & 0xff));
-    }
-  }
-  for (uint8_t m : {0x5a, 0x01, 0xc3, 0x7e}) f.push_back(static_cast<char>(m));
-  return f;
-}
-
-std::string WsClientFrame(uint8_t opcode, const std::string& payload) {
-  static const uint8_t kMask[4] = {0x5a, 0x01, 0xc3, 0x7e};  // as in WsClientHeader
-  std::string f = WsClientHeader(opcode, payload.size());
-  for (size_t i = 0; i < payload.size(); ++i) {
-    f.push_back(static_cast<char>(payload[i] ^ kMask[i % 4]));
-  }
-  return f;
-}
-
 std::optional<int> WsCloseCode(const std::string& bytes) {
   size_t at = 0;
   while (at + 2 <= bytes.size()) {
@@ -180,19 +152,6 @@ std::optional<int> WsCloseCode(const std::string& bytes) {
     at += header + static_cast<size_t>(length);
   }
   return std::nullopt;
-}
-
-std::string TcpHeader(uint32_t n) {
-  std::string h(4, '\0');
-  h[0] = static_cast<char>(n >> 24);
-  h[1] = static_cast<char>(n >> 16);
-  h[2] = static_cast<char>(n >> 8);
-  h[3] = static_cast<char>(n);
-  return h;
-}
-
-std::string TcpFrame(const std::string& payload) {
-  return TcpHeader(static_cast<uint32_t>(payload.size())) + payload;
 }
 
 std::optional<int> TcpClosedCode(const std::string& bytes) {

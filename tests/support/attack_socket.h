@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "support/raw_socket.h"
+
 namespace im::test::attack {
 
 class Socket {
@@ -53,17 +55,16 @@ class Socket {
   std::string in_;
 };
 
-// A masked client WebSocket frame (RFC 6455 5.2), FIN set.
-std::string WsClientFrame(uint8_t opcode, const std::string& payload);
-// A masked client frame header announcing `length` payload bytes; no payload follows.
-std::string WsClientHeader(uint8_t opcode, uint64_t length);
+// Frame builders shared with the other raw-socket tests (support/raw_socket.h).
+using im::test::TcpFrame;
+using im::test::TcpHeader;
+using im::test::WsClientFrame;
+using im::test::WsClientHeader;
+
 // The close code of the first close frame among the server frames in `bytes`; nullopt when
 // there is none (yet).
 std::optional<int> WsCloseCode(const std::string& bytes);
 
-// A TCP frame: the 4-byte big-endian length, then `payload`.
-std::string TcpFrame(const std::string& payload);
-std::string TcpHeader(uint32_t length);
 // The code of the session.closed push among the TCP frames in `bytes`; nullopt when none.
 std::optional<int> TcpClosedCode(const std::string& bytes);
 

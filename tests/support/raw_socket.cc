@@ -82,34 +82,44 @@ std::string RawSocket::WsHandshake(const std::string& path) {
   return status;
 }
 
-std::string WsClientFrame(uint8_t opcode, const std::string& payload) {
-  const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+namespace {
+const uint8_t kClientMask[4] = {0x12, 0x34, 0x56, 0x78};
+}  // namespace
+
+std::string WsClientHeader(uint8_t opcode, uint64_t length) {
   std::string f;
   f.push_back(static_cast<char>(0x80 | opcode));
-  if (payload.size() < 126) {
-    f.push_back(static_cast<char>(0x80 | payload.size()));
-  } else if (payload.size() <= 0xffff) {
+  if (length < 126) {
+    f.push_back(static_cast<char>(0x80 | length));
+  } else if (length <= 0xffff) {
     f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(payload.size() >> 8));
-    f.push_back(static_cast<char>(payload.size() & 0xff));
+    f.push_back(static_cast<char>(length >> 8));
+    f.push_back(static_cast<char>(length & 0xff));
   } else {
     f.push_back(static_cast<char>(0x80 | 127));
     for (int shift = 56; shift >= 0; shift -= 8) {
-      f.push_back(static_cast<char>((static_cast<uint64_t>(payload.size()) >> shift) & 0xff));
+      f.push_back(static_cast<char>((length >> shift) & 0xff));
     }
   }
-  for (uint8_t m : mask) f.push_back(static_cast<char>(m));
+  for (uint8_t m : kClientMask) f.push_back(static_cast<char>(m));
+  return f;
+}
+
+std::string WsClientFrame(uint8_t opcode, const std::string& payload) {
+  std::string f = WsClientHeader(opcode, payload.size());
   for (size_t i = 0; i < payload.size(); ++i) {
-    f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+    f.push_back(static_cast<char>(payload[i] ^ kClientMask[i % 4]));
   }
   return f;
 }
 
+std::string TcpHeader(uint32_t n) {
+  return {static_cast<char>(n >> 24), static_cast<char>((n >> 16) & 0xff),
+          static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)};
+}
+
 std::string TcpFrame(const std::string& payload) {
-  const auto n = static_cast<uint32_t>(payload.size());
-  std::string f = {static_cast<char>(n >> 24), static_cast<char>((n >> 16) & 0xff),
-                   static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)};
-  return f + payload;
+  return TcpHeader(static_cast<uint32_t>(payload.size())) + payload;
 }
 
 std::vector<WsFrame> TakeWsFrames(std::string* in) {

@@ -45,8 +45,12 @@ class RawSocket {
 
 // A masked, final client WebSocket frame (RFC 6455 5.2/5.3) of any payload size.
 std::string WsClientFrame(uint8_t opcode, const std::string& payload);
+// A masked client frame header announcing `length` payload bytes; no payload follows.
+std::string WsClientHeader(uint8_t opcode, uint64_t length);
 // A TCP protocol frame: a 4-byte big-endian length, then the payload.
 std::string TcpFrame(const std::string& payload);
+// The 4-byte big-endian length of a TCP frame alone (any value, for tests of bad lengths).
+std::string TcpHeader(uint32_t length);
 
 struct WsFrame {
   uint8_t opcode = 0;  // 0x1 text, 0x8 close, 0x9 ping, 0xa pong
