@@ -1,12 +1,14 @@
 // The web service on the HTTP port: accounts, tokens, groups, server-side sends, health.
-// Requests are parsed on the io thread and handled on the worker pool, but for the two that
-// hash a password (tens of milliseconds each), which run on the hashing pool (HandleHttp).
+// A thin front: it parses, authenticates and calls the services (ChatService, GroupOps) that the
+// socket commands and the host API call too. Requests are parsed on the io thread and routed on
+// the worker pool, but for the two that hash a password (tens of milliseconds each), which run
+// on the hashing pool (HandleHttp). No handler waits for the committer: the two that store
+// answer from its callback.
 // JSON errors use the protocol's codes and names; the HTTP status is the code (200/201 for
 // success).
 #include <asio/post.hpp>
 #include <sodium.h>
 
-#include <future>
 
 #include "base/thread_name.h"
 #include "core/server_impl.h"
@@ -54,6 +56,13 @@ HttpResponse Ok(std::string body, int status = 200) {
   HttpResponse r;
   r.status = status;
   r.body = std::move(body);
+  return r;
+}
+
+// RouteHttpNow's "the answer comes later, through `respond`".
+HttpResponse Handed() {
+  HttpResponse r;
+  r.status = 0;
   return r;
 }
 
@@ -160,12 +169,16 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
       request.method == "POST" &&
       PathParts(request.target.substr(0, request.target.find('?')), &p).ok() && p.size() == 2 &&
       p[0] == "v1" && (p[1] == "users" || p[1] == "tokens");
+  // Every answer gets a content type; `respond` may run on the committer thread (the endpoints
+  // that store something answer from there, so no worker waits for the committer).
+  auto finish = [respond = std::move(respond)](HttpResponse r) {
+    if (r.content_type.empty()) r.content_type = "application/json";
+    respond(std::move(r));
+  };
   if (!hashing) {
     // Off the io thread: handlers call storage.
-    asio::post(*workers_, [this, request = std::move(request), respond = std::move(respond)] {
-      HttpResponse r = RouteHttp(request);
-      if (r.content_type.empty()) r.content_type = "application/json";
-      respond(std::move(r));
+    asio::post(*workers_, [this, request = std::move(request), finish = std::move(finish)] {
+      RouteHttp(request, finish);
     });
     return;
   }
@@ -175,29 +188,64 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
       p[1] == "users" && options_.open_registration &&
       (!request.header || request.header("Authorization").empty());
   if (p[1] == "tokens" || register_limited) {
-    Status limited = PeekLimit(p[1] == "tokens" ? LoginAddress(request.remote_address)
-                                                : RegisterAddress(request.remote_address));
-    if (!limited.ok()) return respond(Error(limited));
+    Status limited = limits_->Peek(p[1] == "tokens"
+                                       ? limits_->LoginAddress(request.remote_address)
+                                       : limits_->RegisterAddress(request.remote_address));
+    if (!limited.ok()) return finish(Error(limited));
   }
   if (hash_pending_.fetch_add(1) >= static_cast<size_t>(options_.hash_threads) +
                                         options_.hash_queue) {
     hash_pending_.fetch_sub(1);
     metrics_.HashRejected();
-    return respond(Error(Status::Unavailable("too many password requests waiting; retry later")
-                             .WithRetryAfter(1000)));
+    return finish(Error(Status::Unavailable("too many password requests waiting; retry later")
+                            .WithRetryAfter(1000)));
   }
   metrics_.HashQueued(1);
-  asio::post(*hash_pool_, [this, request = std::move(request), respond = std::move(respond)] {
+  asio::post(*hash_pool_, [this, request = std::move(request), finish = std::move(finish)] {
     internal::NameThisThreadOnce("im-hash");
-    HttpResponse r = RouteHttp(request);
-    if (r.content_type.empty()) r.content_type = "application/json";
-    hash_pending_.fetch_sub(1);
-    metrics_.HashQueued(-1);
-    respond(std::move(r));
+    RouteHttp(request, [this, finish](HttpResponse r) {
+      hash_pending_.fetch_sub(1);
+      metrics_.HashQueued(-1);
+      finish(std::move(r));
+    });
   });
 }
 
-HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
+HttpResponse Server::Impl::HttpMetrics() {
+  HttpResponse r = Ok(metrics_.Scrape([this] {
+    internal::Metrics::Snapshot s;
+    conns_.ForEach([&s](const std::shared_ptr<ConnState>& c) {
+      const bool tcp = c->conn->transport() == TransportKind::kTcp;
+      (tcp ? s.tcp_connections : s.ws_connections) += 1;
+      const double queued = static_cast<double>(c->conn->queued_bytes());
+      s.send_queue_bytes += queued;
+      s.send_queue_max_bytes = std::max(s.send_queue_max_bytes, queued);
+      if (c->logged_in.load()) {
+        std::lock_guard<std::mutex> lock(c->mu);
+        s.sessions[{c->session.user.tenant, tcp ? "tcp" : "ws"}] += 1;
+      }
+    });
+    s.commit_queue_depth = static_cast<double>(committer_->depth());
+    s.deliveries_total = static_cast<double>(committer_->deliveries());
+    s.tcp_bytes_in = static_cast<double>(tcp_counters_.bytes_in.load());
+    s.tcp_bytes_out = static_cast<double>(tcp_counters_.bytes_out.load());
+    s.ws_bytes_in = static_cast<double>(ws_counters_.bytes_in.load());
+    s.ws_bytes_out = static_cast<double>(ws_counters_.bytes_out.load());
+    return s;
+  }));
+  r.content_type = "text/plain; version=0.0.4";
+  return r;
+}
+
+// Routes one request and answers through `respond`, exactly once: at once for most endpoints,
+// from the committer thread for the two that store (POST /v1/groups, POST /v1/messages).
+void Server::Impl::RouteHttp(const HttpRequest& req, Respond respond) {
+  const HttpResponse r = RouteHttpNow(req, respond);
+  if (r.status != 0) respond(r);
+}
+
+// The synchronous part of RouteHttp: the answer, or status 0 when `respond` was handed on.
+HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond) {
   const std::string path = req.target.substr(0, req.target.find('?'));
   std::vector<std::string> p;
   const Status parsed = PathParts(path, &p);
@@ -213,29 +261,7 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
   }
   if (path == "/metrics") {
     if (!method_is("GET")) return wrong_method();
-    HttpResponse r = Ok(metrics_.Scrape([this] {
-      internal::Metrics::Snapshot s;
-      conns_.ForEach([&s](const std::shared_ptr<ConnState>& c) {
-        const bool tcp = c->conn->transport() == TransportKind::kTcp;
-        (tcp ? s.tcp_connections : s.ws_connections) += 1;
-        const double queued = static_cast<double>(c->conn->queued_bytes());
-        s.send_queue_bytes += queued;
-        s.send_queue_max_bytes = std::max(s.send_queue_max_bytes, queued);
-        if (c->logged_in.load()) {
-          std::lock_guard<std::mutex> lock(c->mu);
-          s.sessions[{c->session.user.tenant, tcp ? "tcp" : "ws"}] += 1;
-        }
-      });
-      s.commit_queue_depth = static_cast<double>(committer_->depth());
-      s.deliveries_total = static_cast<double>(committer_->deliveries());
-      s.tcp_bytes_in = static_cast<double>(tcp_counters_.bytes_in.load());
-      s.tcp_bytes_out = static_cast<double>(tcp_counters_.bytes_out.load());
-      s.ws_bytes_in = static_cast<double>(ws_counters_.bytes_in.load());
-      s.ws_bytes_out = static_cast<double>(ws_counters_.bytes_out.load());
-      return s;
-    }));
-    r.content_type = "text/plain; version=0.0.4";
-    return r;
+    return HttpMetrics();
   }
   if (path == "/readyz") {
     if (!method_is("GET")) return wrong_method();
@@ -287,11 +313,14 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
         if (Status s = read_body(&f); !s.ok()) return Error(s);
       }
       if (!deps_.groups) return Error(Status::Unavailable("groups are not enabled"));
-      if (route.kind == RouteKind::kCreateGroup) return HttpCreateGroup(*caller, f);
+      if (route.kind == RouteKind::kCreateGroup) {
+        HttpCreateGroup(*caller, f, std::move(respond));
+        return Handed();
+      }
       if (!IsValidId(p[2])) return Error(Status::BadRequest("bad gid"));
       GroupKey key{caller->user.tenant, p[2]};
       if (route.kind == RouteKind::kGetGroup) {
-        Result<GroupInfo> g = deps_.groups->Get(key);
+        Result<GroupInfo> g = groups_->Info(key);
         return g.ok() ? Ok(GroupJson(*g)) : Error(g.status());
       }
       return HttpGroupMembers(*caller, key, req.target);
@@ -314,7 +343,8 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
         return Error(Status::Forbidden("admin_only", "server-side sends need an admin key"));
       }
       if (Status s = read_body(&f); !s.ok()) return Error(s);
-      return HttpSendMessage(*caller, f);
+      HttpSendMessage(*caller, f, std::move(respond));
+      return Handed();
     }
     case RouteKind::kNone:
       break;
@@ -324,15 +354,6 @@ HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
 
 HttpResponse Server::Impl::HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
                                             const std::string& target) {
-  if (!caller.admin) {
-    Result<bool> member = deps_.groups->IsMember(key, caller.user.user);
-    if (!member.ok() && member.status().code() != Code::kNotFound) {
-      return Error(member.status());
-    }
-    if (!member.ok() || !*member) {
-      return Error(Status::Forbidden("not_member", "only members may list the members"));
-    }
-  }
   uint64_t limit = 100;
   std::string l, after;
   Status q = QueryParam(target, "limit", &l);
@@ -345,7 +366,8 @@ HttpResponse Server::Impl::HttpGroupMembers(const HttpCaller& caller, const Grou
       return Error(Status::BadRequest("'limit' must be 1..500"));
     }
   }
-  Result<MemberPage> page = deps_.groups->Members(key, after, static_cast<size_t>(limit));
+  Result<MemberPage> page = groups_->Members(key, caller.admin ? nullptr : &caller.user.user,
+                                             after, static_cast<size_t>(limit));
   if (!page.ok()) return Error(page.status());
   return Ok(internal::MemberPageJson(*page, /*with_next=*/true));
 }
@@ -371,7 +393,7 @@ HttpResponse Server::Impl::HttpCreateUser(const HttpRequest& req, const Fields& 
     tenant = caller->user.tenant;
   } else {
     // Open registration: every attempt from an address counts.
-    s = TakeLimits({RegisterAddress(req.remote_address)});
+    s = limits_->Take({limits_->RegisterAddress(req.remote_address)});
     if (!s.ok()) return Error(s);
   }
   if (!IsValidId(tenant)) return Error(Status::BadRequest("bad tenant id"));
@@ -401,9 +423,9 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
     // Failed passwords per address and per account: each attempt holds a token of both, a
     // right password gives them back. While either bucket is empty the password is not even
     // checked, so the right one is refused too until the wait is over.
-    const LimitKey address = LoginAddress(req.remote_address);
-    const LimitKey account = LoginAccount(tenant, user);
-    s = TakeLimits({address, account});
+    const internal::RateLimits::Key address = limits_->LoginAddress(req.remote_address);
+    const internal::RateLimits::Key account = limits_->LoginAccount(tenant, user);
+    s = limits_->Take({address, account});
     if (!s.ok()) {
       sodium_memzero(password.data(), password.size());
       return Error(s);
@@ -411,16 +433,18 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
     Result<UserRecord> u = deps_.users->VerifyPassword(UserKey{tenant, user}, password);
     sodium_memzero(password.data(), password.size());
     // Only a wrong password is the caller's failure; a storage error costs nothing.
-    if (u.ok() || u.status().code() != Code::kUnauthenticated) RefundLimits({address, account});
+    if (u.ok() || u.status().code() != Code::kUnauthenticated) {
+      limits_->Refund({address, account});
+    }
     if (!u.ok()) return Error(u.status());
   } else {
     // No password: an admin mints a token for any user of its tenant. A refused credential
     // counts as a failed login of the address.
-    const LimitKey address = LoginAddress(req.remote_address);
-    s = TakeLimits({address});
+    const internal::RateLimits::Key address = limits_->LoginAddress(req.remote_address);
+    s = limits_->Take({address});
     if (!s.ok()) return Error(s);
     Result<HttpCaller> caller = Authenticate(req);
-    if (caller.ok()) RefundLimits({address});
+    if (caller.ok()) limits_->Refund({address});
     if (!caller.ok()) return Error(caller.status());
     if (!caller->admin) {
       return Error(Status::Forbidden("admin_only", "give a password or use an admin key"));
@@ -445,56 +469,23 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
   return Ok(w.str(), 201);
 }
 
-HttpResponse Server::Impl::HttpCreateGroup(const HttpCaller& caller, const Fields& f) {
+void Server::Impl::HttpCreateGroup(const HttpCaller& caller, const Fields& f, Respond respond) {
   if (caller.admin) {
-    return Error(Status::Forbidden("user_only", "a group is created by its owner's token"));
+    return respond(
+        Error(Status::Forbidden("user_only", "a group is created by its owner's token")));
   }
-  std::string name, gid;
-  std::vector<std::string> members;
-  Status s = f.RequiredString("name", &name);
-  if (s.ok()) s = f.OptionalString("gid", &gid);
-  if (s.ok() && f.Has("gid") && !IsValidId(gid)) s = Status::BadRequest("bad gid");
+  internal::GroupOps::CreateArgs args;
+  Status s = internal::GroupOps::ParseCreate(f, /*members_required=*/false, &args);
   if (s.ok()) {
-    const rapidjson::Value* list = f.Get("members");
-    if (list != nullptr && !list->IsArray()) s = Status::BadRequest("'members' must be an array");
-    for (size_t i = 0; s.ok() && list != nullptr && i < list->Size(); ++i) {
-      const auto& v = (*list)[static_cast<rapidjson::SizeType>(i)];
-      if (!v.IsString() || !IsValidId(std::string_view(v.GetString(), v.GetStringLength()))) {
-        s = Status::BadRequest("'members' must be an array of user ids");
-      } else {
-        members.emplace_back(v.GetString(), v.GetStringLength());
-      }
-    }
+    // Answered from the committer thread once the group and its event are stored.
+    s = groups_->Create(caller.user, std::move(args), [respond](const Result<GroupInfo>& g) {
+      respond(g.ok() ? Ok(GroupJson(*g), 201) : Error(g.status()));
+    });
   }
-  if (s.ok()) {
-    FilterDecision d = deps_.filter->Check(caller.user.tenant, name);
-    if (d.action == FilterAction::kReject) {
-      s = Status::Error(Code::kContentRejected, "content_rejected",
-                        "the group name contains words that are not allowed");
-    } else if (d.action == FilterAction::kMask) {
-      name = std::move(d.text);
-    }
-  }
-  if (!s.ok()) return Error(s);
-  if (gid.empty()) gid = "g" + std::to_string(group_ids_.Next(clock_->NowMs()));
-  auto promise = std::make_shared<std::promise<Result<GroupInfo>>>();
-  auto future = promise->get_future();
-  s = committer_->SubmitOp([this, promise, caller, gid, name, members](internal::Committer& c) {
-    GroupKey key{caller.user.tenant, gid};
-    Result<GroupInfo> g =
-        deps_.groups->Create(key, name, caller.user.user, members, clock_->NowMs());
-    if (g.ok()) {
-      auto all = deps_.groups->AllMembers(key);
-      if (all.ok()) AppendGroupEvent(c, key, caller.user.user, "created", *all);
-    }
-    promise->set_value(std::move(g));
-  });
-  if (!s.ok()) return Error(s);
-  Result<GroupInfo> g = future.get();
-  return g.ok() ? Ok(GroupJson(*g), 201) : Error(g.status());
+  if (!s.ok()) respond(Error(s));
 }
 
-HttpResponse Server::Impl::HttpSendMessage(const HttpCaller& caller, const Fields& f) {
+void Server::Impl::HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond) {
   auto message = std::make_shared<Message>();
   std::string cid;
   Status s = f.OptionalString("to", &message->to);
@@ -510,20 +501,18 @@ HttpResponse Server::Impl::HttpSendMessage(const HttpCaller& caller, const Field
   if (s.ok() && !message->from.empty() && !IsValidId(message->from)) {
     s = Status::BadRequest("bad 'from' id");
   }
-  if (!s.ok()) return Error(s);
+  if (!s.ok()) return respond(Error(s));
   message->tenant = caller.user.tenant;
-  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
-  auto future = promise->get_future();
   SessionInfo sender;
   sender.user = UserKey{caller.user.tenant, message->from};
   // From a user (1:1): that user's inbox gets it too, as if sent from one of their devices.
   const bool as_user = !message->from.empty() && message->group.empty();
-  s = SubmitDirect(as_user ? &sender : nullptr, std::move(message), cid,
-                   [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
-  if (!s.ok()) return Error(s);
-  Result<SendReceipt> r = future.get();
-  if (!r.ok()) return Error(r.status());
-  return Ok(internal::ReceiptJson(*r, /*with_duplicate=*/true));
+  s = chat_->Send(as_user ? &sender : nullptr, std::move(message), cid,
+                  [respond](const Result<SendReceipt>& r) {
+                    respond(r.ok() ? Ok(internal::ReceiptJson(*r, /*with_duplicate=*/true))
+                                   : Error(r.status()));
+                  });
+  if (!s.ok()) respond(Error(s));
 }
 
 }  // namespace im

@@ -1,18 +1,9 @@
-// The server's rate limits: one keyed token-bucket table (ops/rate_limit.h) per limit, and the
-// 429 answer a client gets at one. Where each applies: HandleLogin (login_address),
-// HttpCreateToken (login_address, login_account), HttpCreateUser (register_address),
-// HandleChatSend (chat_connection, chat_user), and HandleHttp's early refusal before a request
-// waits for the hashing pool.
+#include "core/rate_limits.h"
+
 #include <algorithm>
 #include <string>
 
-#include "core/server_impl.h"
-
-namespace im {
-
-using internal::BucketLimit;
-using internal::Metrics;
-using internal::RateLimiter;
+namespace im::internal {
 
 namespace {
 
@@ -35,39 +26,46 @@ Status Refusal(Metrics::Limit limit, int64_t wait_ms) {
 
 }  // namespace
 
-void Server::Impl::MakeLimits() {
-  auto make = [this](double rate, size_t burst) {
+RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics)
+    : metrics_(metrics) {
+  auto make = [&](double rate, size_t burst) {
     return std::make_unique<RateLimiter>(BucketLimit{rate, static_cast<double>(burst)},
-                                         options_.rate_limit_max_keys, clock_);
+                                         options.rate_limit_max_keys, clock);
   };
-  login_address_limit_ = make(options_.login_address_rate, options_.login_address_burst);
-  login_account_limit_ = make(options_.login_account_rate, options_.login_account_burst);
-  register_address_limit_ =
-      make(options_.register_address_rate, options_.register_address_burst);
-  chat_connection_limit_ = make(options_.chat_connection_rate, options_.chat_connection_burst);
-  chat_user_limit_ = make(options_.chat_user_rate, options_.chat_user_burst);
+  login_address_ = make(options.login_address_rate, options.login_address_burst);
+  login_account_ = make(options.login_account_rate, options.login_account_burst);
+  register_address_ = make(options.register_address_rate, options.register_address_burst);
+  chat_connection_ = make(options.chat_connection_rate, options.chat_connection_burst);
+  chat_user_ = make(options.chat_user_rate, options.chat_user_burst);
 }
 
-Server::Impl::LimitKey Server::Impl::LoginAddress(const std::string& remote_address) {
-  return {login_address_limit_.get(), Metrics::Limit::kLoginAddress,
-          internal::AddressKey(remote_address)};
+RateLimits::Key RateLimits::LoginAddress(const std::string& remote_address) {
+  return {login_address_.get(), Metrics::Limit::kLoginAddress, AddressKey(remote_address)};
 }
 
-Server::Impl::LimitKey Server::Impl::LoginAccount(const std::string& tenant,
-                                                  const std::string& user) {
-  return {login_account_limit_.get(), Metrics::Limit::kLoginAccount, tenant + '\x1f' + user};
+RateLimits::Key RateLimits::LoginAccount(const std::string& tenant, const std::string& user) {
+  return {login_account_.get(), Metrics::Limit::kLoginAccount, tenant + '\x1f' + user};
 }
 
-Server::Impl::LimitKey Server::Impl::RegisterAddress(const std::string& remote_address) {
-  return {register_address_limit_.get(), Metrics::Limit::kRegisterAddress,
-          internal::AddressKey(remote_address)};
+RateLimits::Key RateLimits::RegisterAddress(const std::string& remote_address) {
+  return {register_address_.get(), Metrics::Limit::kRegisterAddress,
+          AddressKey(remote_address)};
 }
 
-Status Server::Impl::TakeLimits(std::initializer_list<LimitKey> keys) {
+RateLimits::Key RateLimits::ChatConnection(uint64_t connection_id) {
+  return {chat_connection_.get(), Metrics::Limit::kChatConnection,
+          std::to_string(connection_id)};
+}
+
+RateLimits::Key RateLimits::ChatUser(const UserKey& user) {
+  return {chat_user_.get(), Metrics::Limit::kChatUser, user.tenant + '\x1f' + user.user};
+}
+
+Status RateLimits::Take(std::initializer_list<Key> keys) {
   for (auto it = keys.begin(); it != keys.end(); ++it) {
     int64_t wait = it->limiter->Take(it->key);
     if (wait == 0) continue;
-    metrics_.RateLimited(it->limit);
+    metrics_->RateLimited(it->limit);
     for (auto taken = keys.begin(); taken != it; ++taken) taken->limiter->Refund(taken->key);
     // Retrying sooner than the slowest bucket allows would only be refused again.
     for (auto rest = it + 1; rest != keys.end(); ++rest) {
@@ -78,15 +76,15 @@ Status Server::Impl::TakeLimits(std::initializer_list<LimitKey> keys) {
   return Status::OK();
 }
 
-void Server::Impl::RefundLimits(std::initializer_list<LimitKey> keys) {
-  for (const LimitKey& k : keys) k.limiter->Refund(k.key);
+void RateLimits::Refund(std::initializer_list<Key> keys) {
+  for (const Key& k : keys) k.limiter->Refund(k.key);
 }
 
-Status Server::Impl::PeekLimit(const LimitKey& key) {
+Status RateLimits::Peek(const Key& key) {
   const int64_t wait = key.limiter->Peek(key.key);
   if (wait == 0) return Status::OK();
-  metrics_.RateLimited(key.limit);
+  metrics_->RateLimited(key.limit);
   return Refusal(key.limit, wait);
 }
 
-}  // namespace im
+}  // namespace im::internal

@@ -43,7 +43,7 @@ Server::Impl::Impl(ServerOptions options, ServerDeps deps)
   deps_.sessions = internal::TimeSessionStore(std::move(deps_.sessions), metrics_);
   token_expired_notice_ =
       Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"token_expired"})"));
-  MakeLimits();
+  limits_ = std::make_unique<internal::RateLimits>(options_, clock_, &metrics_);
 }
 
 Server::Impl::~Impl() { Stop(); }
@@ -69,6 +69,15 @@ Status Server::Impl::Start() {
   committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
       options_.node_number, options_.commit_queue_limit, options_.commit_batch_max});
+  sessions_ = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
+      deps_.sessions.get(), deps_.router.get(), deps_.inbox.get(), deps_.tokens.get(),
+      limits_.get(), events_.get(), &metrics_, &hooks_, &options_, clock_, node_id_,
+      session_prefix_});
+  chat_ = std::make_unique<internal::ChatService>(internal::ChatService::Deps{
+      deps_.inbox.get(), deps_.groups.get(), committer_.get(), deps_.filter.get(), limits_.get(),
+      events_.get(), &metrics_, &hooks_, &options_});
+  groups_ = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
+      deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_});
   if (!options_.tcp_listen.empty()) {
     internal::TcpServerOptions t;
     t.listen = options_.tcp_listen;
@@ -152,7 +161,7 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
       if (!s->logged_in.load()) return;
       {
         std::lock_guard<std::mutex> lock(s->mu);
-        LogSession("kick", s->session, s->conn->remote_address(), "drain");
+        sessions_->LogKick(s->session, s->conn->remote_address(), "drain");
       }
       s->conn->Send(notice);
     });
@@ -260,20 +269,6 @@ void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_by
                      connection.id(), connection.remote_address(), e.user, queued_bytes);
 }
 
-void Server::Impl::LogSession(const char* event, const SessionInfo& s, const std::string& remote,
-                              const std::string& reason) {
-  internal::BusinessEvent e;
-  e.event = event;
-  e.tenant = s.user.tenant;
-  e.user = s.user.user;
-  e.device = s.device;
-  e.session = s.session_id;
-  e.remote = remote;
-  e.reason = reason;
-  events_->Emit(e);
-  if (std::string_view(event) == "kick") metrics_.Kick(reason);
-}
-
 void Server::Impl::EndSession(ConnState& state, const char* reason) {
   if (!state.logged_in.exchange(false)) return;
   SessionInfo session;
@@ -281,11 +276,7 @@ void Server::Impl::EndSession(ConnState& state, const char* reason) {
     std::lock_guard<std::mutex> lock(state.mu);
     session = state.session;
   }
-  deps_.router->Detach(session);
-  // Compare-and-delete: a kicked connection never removes the session that replaced it.
-  (void)deps_.sessions->Remove(session);
-  LogSession("logout", session, state.conn->remote_address(), reason);
-  if (on_logout_) on_logout_(session);
+  sessions_->End(session, state.conn->remote_address(), reason);
 }
 
 void Server::Impl::ScheduleSweep() {
@@ -310,7 +301,7 @@ void Server::Impl::Sweep() {
       // The token ran out and no fresh login came: the client must get a new token.
       if (!s->closed.load()) {
         std::lock_guard<std::mutex> lock(s->mu);
-        LogSession("kick", s->session, s->conn->remote_address(), "token_expired");
+        sessions_->LogKick(s->session, s->conn->remote_address(), "token_expired");
       }
       s->conn->Send(token_expired_notice_);
       s->conn->Close(close_code::kUnauthenticated, "token expired");
@@ -333,57 +324,50 @@ void Server::Impl::Sweep() {
 }
 
 
+// The host API waits here for the committer: it blocks the host's thread, and must not be
+// called from a hook (a hook runs on a worker or on the committer thread, which would then
+// wait for itself or hold up the pool).
+Result<SendReceipt> Server::Impl::SendAndWait(const SessionInfo* sender,
+                                              std::shared_ptr<Message> message,
+                                              const std::string& cid) {
+  if (!running_) return Status::Unavailable("server not running");
+  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
+  auto future = promise->get_future();
+  Status s = chat_->Send(sender, std::move(message), cid,
+                         [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
+  if (!s.ok()) return s;
+  return future.get();
+}
+
 Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::string& from,
                                              std::string body, std::string type,
                                              std::string cid) {
-  if (!running_) return Status::Unavailable("server not running");
   auto message = std::make_shared<Message>();
   message->tenant = to.tenant;
   message->from = from;
   message->to = to.user;
   message->type = std::move(type);
   message->body = std::move(body);
-  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
-  auto future = promise->get_future();
   SessionInfo sender;
   sender.user = UserKey{to.tenant, from};
-  Status s = SubmitDirect(from.empty() ? nullptr : &sender, std::move(message), cid,
-                          [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
-  if (!s.ok()) return s;
-  return future.get();
+  return SendAndWait(from.empty() ? nullptr : &sender, std::move(message), cid);
 }
 
 Result<SendReceipt> Server::Impl::SendToGroup(const GroupKey& group, const std::string& from,
                                               std::string body, std::string type,
                                               std::string cid) {
-  if (!running_) return Status::Unavailable("server not running");
   auto message = std::make_shared<Message>();
   message->tenant = group.tenant;
   message->from = from;
   message->group = group.gid;
   message->type = std::move(type);
   message->body = std::move(body);
-  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
-  auto future = promise->get_future();
-  Status s = SubmitDirect(nullptr, std::move(message), cid,
-                          [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
-  if (!s.ok()) return s;
-  return future.get();
+  return SendAndWait(nullptr, std::move(message), cid);
 }
 
 Status Server::Impl::Kick(const UserKey& user) {
-  Result<std::vector<SessionInfo>> found = deps_.sessions->Find(user);
-  if (!found.ok()) return found.status();
-  internal::JsonWriter w;
-  w.StartObject();
-  w.Field("reason", "admin");
-  w.EndObject();
-  Frame notice = Frame::FromString(internal::EncodePush("session.kicked", w.view()));
-  for (const SessionInfo& s : *found) {
-    LogSession("kick", s, "", "admin");
-    deps_.router->Close(s, notice, close_code::kKicked, "kicked by admin");
-  }
-  return Status::OK();
+  if (!sessions_) return Status::Unavailable("server not running");
+  return sessions_->Kick(user, "admin");
 }
 
 size_t Server::Impl::OnlineCount() const { return deps_.router->LocalCount(); }
@@ -409,8 +393,8 @@ Result<SendReceipt> Server::SendToGroup(const GroupKey& group, const std::string
 }
 Status Server::Kick(const UserKey& user) { return impl_->Kick(user); }
 size_t Server::OnlineCount() const { return impl_->OnlineCount(); }
-void Server::SetBeforeSend(BeforeSendHook hook) { impl_->before_send_ = std::move(hook); }
-void Server::SetOnLogin(SessionHook hook) { impl_->on_login_ = std::move(hook); }
-void Server::SetOnLogout(SessionHook hook) { impl_->on_logout_ = std::move(hook); }
+void Server::SetBeforeSend(BeforeSendHook hook) { impl_->SetBeforeSend(std::move(hook)); }
+void Server::SetOnLogin(SessionHook hook) { impl_->SetOnLogin(std::move(hook)); }
+void Server::SetOnLogout(SessionHook hook) { impl_->SetOnLogout(std::move(hook)); }
 
 }  // namespace im

@@ -1,4 +1,7 @@
-// Server::Impl: wires transports, the command handlers, the committer and the timers.
+// Server::Impl: wires the transports, the services (SessionService, ChatService, GroupOps), the
+// committer and the timers. Its fronts are thin: the socket commands (handlers.cc,
+// group_handlers.cc), the REST endpoints (http_api.cc) and the host API parse, call a service
+// and answer.
 //
 // Threads: `io_threads` run the io_context (sockets, parsing, serialization, timers);
 // `worker_threads` run command handlers, one strand per connection so that the commands of a
@@ -12,14 +15,19 @@
 #include <asio/thread_pool.hpp>
 
 #include <atomic>
-#include <initializer_list>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/chat_service.h"
 #include "core/committer.h"
 #include "core/conn_state.h"
+#include "core/group_ops.h"
+#include "core/hooks.h"
+#include "core/rate_limits.h"
+#include "core/session_service.h"
 #include "ops/event_log.h"
 #include "ops/metrics.h"
 #include "ops/rate_limit.h"
@@ -48,6 +56,7 @@ class Server::Impl final : public internal::TransportHandler {
   uint16_t http_port() const { return ws_ ? ws_->port() : 0; }
   const std::string& node_id() const { return node_id_; }
 
+  // Host API: blocks the caller until the message is stored (or refused).
   Result<SendReceipt> SendToUser(const UserKey& to, const std::string& from, std::string body,
                                  std::string type, std::string cid);
   Result<SendReceipt> SendToGroup(const GroupKey& group, const std::string& from,
@@ -55,9 +64,9 @@ class Server::Impl final : public internal::TransportHandler {
   Status Kick(const UserKey& user);
   size_t OnlineCount() const;
 
-  BeforeSendHook before_send_;
-  SessionHook on_login_;
-  SessionHook on_logout_;
+  void SetBeforeSend(BeforeSendHook hook) { hooks_.before_send = std::move(hook); }
+  void SetOnLogin(SessionHook hook) { hooks_.on_login = std::move(hook); }
+  void SetOnLogout(SessionHook hook) { hooks_.on_logout = std::move(hook); }
 
   // TransportHandler (io threads).
   void OnOpen(const std::shared_ptr<Connection>& connection) override;
@@ -67,74 +76,70 @@ class Server::Impl final : public internal::TransportHandler {
   void OnSlowConsumer(const Connection& connection, size_t queued_bytes) override;
 
  private:
-  // handlers.cc (worker strands).
+  // The socket front (handlers.cc, group_handlers.cc): a table of commands, each parsing its
+  // body, calling a service and answering. They run on the connection's strand.
+  using Handler = void (Impl::*)(const std::shared_ptr<ConnState>& state,
+                                 const std::shared_ptr<Request>& req);
+  struct Command {
+    const char* name;
+    Handler handler;
+    bool needs_login;
+    bool chat_limits;  // takes a token of chat_connection and chat_user first
+  };
+  static const Command* FindCommand(const std::string& name);
   void Dispatch(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
-  void HandleLogin(const std::shared_ptr<ConnState>& state, const Request& req);
-  void HandleLogout(const std::shared_ptr<ConnState>& state, const Request& req);
-  void HandlePing(const std::shared_ptr<ConnState>& state, const Request& req);
+  void HandleLogin(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
+  void HandleLogout(const std::shared_ptr<ConnState>& state,
+                    const std::shared_ptr<Request>& req);
+  void HandlePing(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
   void HandleChatSend(const std::shared_ptr<ConnState>& state,
                       const std::shared_ptr<Request>& req);
-  void HandleChatSync(const std::shared_ptr<ConnState>& state, const Request& req);
-  void HandleChatAck(const std::shared_ptr<ConnState>& state, const Request& req);
-  // group_handlers.cc
+  void HandleChatSync(const std::shared_ptr<ConnState>& state,
+                      const std::shared_ptr<Request>& req);
+  void HandleChatAck(const std::shared_ptr<ConnState>& state,
+                     const std::shared_ptr<Request>& req);
   void HandleGroupCreate(const std::shared_ptr<ConnState>& state,
                          const std::shared_ptr<Request>& req);
-  void HandleGroupInfo(const std::shared_ptr<ConnState>& state, const Request& req);
-  void HandleGroupJoinQuit(const std::shared_ptr<ConnState>& state,
-                           const std::shared_ptr<Request>& req, bool join);
-  void HandleGroupMembers(const std::shared_ptr<ConnState>& state, const Request& req);
-  void AppendGroupEvent(internal::Committer& committer, const GroupKey& group,
-                        const std::string& actor, const std::string& event,
-                        const std::vector<std::string>& members);
-  // Validates and stores `message` (to `message->to`), then calls `done` (committer thread).
-  Status SubmitDirect(const SessionInfo* sender, std::shared_ptr<Message> message,
-                      const std::string& cid,
-                      std::function<void(const Result<SendReceipt>&)> done);
-  std::string LoginBody(const SessionInfo& session, const InboxInfo& inbox, uint64_t acked);
+  void HandleGroupInfo(const std::shared_ptr<ConnState>& state,
+                       const std::shared_ptr<Request>& req);
+  void HandleGroupJoin(const std::shared_ptr<ConnState>& state,
+                       const std::shared_ptr<Request>& req);
+  void HandleGroupQuit(const std::shared_ptr<ConnState>& state,
+                       const std::shared_ptr<Request>& req);
+  void HandleGroupChange(const std::shared_ptr<ConnState>& state,
+                         const std::shared_ptr<Request>& req, bool join);
+  void HandleGroupMembers(const std::shared_ptr<ConnState>& state,
+                          const std::shared_ptr<Request>& req);
   void ObserveLatency(const Request& req);
   void Reply(ConnState& state, const Request& req, std::string_view body_json);
   void ReplyError(ConnState& state, const Request& req, const Status& status);
-  // Forgets the session of a closed or logged-out connection (compare-and-delete).
+  // Forgets the session of a closed or logged-out connection (on its strand).
   void EndSession(ConnState& state, const char* reason = "closed");
-  void LogSession(const char* event, const SessionInfo& s, const std::string& remote,
-                  const std::string& reason);
+  // A host-side send, waited for.
+  Result<SendReceipt> SendAndWait(const SessionInfo* sender, std::shared_ptr<Message> message,
+                                  const std::string& cid);
 
   void Shutdown(bool drain, int64_t deadline_ms);
   void ScheduleSweep();
   void Sweep();
 
-  // rate_limits.cc: the server's rate limits (ServerOptions' login_*, register_*, chat_*).
-  struct LimitKey {
-    internal::RateLimiter* limiter;
-    internal::Metrics::Limit limit;
-    std::string key;
-  };
-  void MakeLimits();
-  // Takes a token from each bucket in order. When one is empty: gives back the tokens taken,
-  // counts the refusal under that limit and returns 429 rate_limited with the longest wait.
-  Status TakeLimits(std::initializer_list<LimitKey> keys);
-  void RefundLimits(std::initializer_list<LimitKey> keys);
-  // 429 when `key`'s bucket is empty now (taking nothing), counted under its limit.
-  Status PeekLimit(const LimitKey& key);
-  LimitKey LoginAddress(const std::string& remote_address);
-  LimitKey LoginAccount(const std::string& tenant, const std::string& user);
-  LimitKey RegisterAddress(const std::string& remote_address);
-
-  // http_api.cc (REST; worker pool, password hashing on hash_pool_).
+  // http_api.cc: the REST front (worker pool; password hashing on hash_pool_).
   struct HttpCaller;
-  void HandleHttp(internal::HttpRequest request,
-                  std::function<void(internal::HttpResponse)> respond);
-  internal::HttpResponse RouteHttp(const internal::HttpRequest& req);
+  using Respond = std::function<void(internal::HttpResponse)>;
+  void HandleHttp(internal::HttpRequest request, Respond respond);
+  void RouteHttp(const internal::HttpRequest& req, Respond respond);
+  internal::HttpResponse RouteHttpNow(const internal::HttpRequest& req, Respond& respond);
   Result<HttpCaller> Authenticate(const internal::HttpRequest& req);
+  internal::HttpResponse HttpMetrics();
   internal::HttpResponse HttpCreateUser(const internal::HttpRequest& req,
                                         const internal::Fields& f);
   internal::HttpResponse HttpCreateToken(const internal::HttpRequest& req,
                                          const internal::Fields& f);
-  internal::HttpResponse HttpCreateGroup(const HttpCaller& caller, const internal::Fields& f);
+  void HttpCreateGroup(const HttpCaller& caller, const internal::Fields& f, Respond respond);
   // GET /v1/groups/{gid}/members: the caller's permission, the query, one page.
   internal::HttpResponse HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
                                           const std::string& target);
-  internal::HttpResponse HttpSendMessage(const HttpCaller& caller, const internal::Fields& f);
+  void HttpSendMessage(const HttpCaller& caller, const internal::Fields& f, Respond respond);
 
   ServerOptions options_;
   ServerDeps deps_;
@@ -152,11 +157,12 @@ class Server::Impl final : public internal::TransportHandler {
   // the requests queued or running there, at most hash_threads + hash_queue.
   std::unique_ptr<asio::thread_pool> hash_pool_;
   std::atomic<size_t> hash_pending_{0};
-  std::unique_ptr<internal::RateLimiter> login_address_limit_;
-  std::unique_ptr<internal::RateLimiter> login_account_limit_;
-  std::unique_ptr<internal::RateLimiter> register_address_limit_;
-  std::unique_ptr<internal::RateLimiter> chat_connection_limit_;
-  std::unique_ptr<internal::RateLimiter> chat_user_limit_;
+  internal::Hooks hooks_;
+  std::unique_ptr<internal::RateLimits> limits_;
+  // The services every front calls (made in Start, after the committer).
+  std::unique_ptr<internal::SessionService> sessions_;
+  std::unique_ptr<internal::ChatService> chat_;
+  std::unique_ptr<internal::GroupOps> groups_;
   std::unique_ptr<internal::TcpServer> tcp_;
   std::unique_ptr<internal::WsServer> ws_;
   std::unique_ptr<asio::steady_timer> sweep_timer_;
@@ -166,7 +172,6 @@ class Server::Impl final : public internal::TransportHandler {
   internal::Metrics metrics_;
   internal::TransportCounters tcp_counters_;
   internal::TransportCounters ws_counters_;
-  internal::MidGenerator group_ids_{0};  // generated gids: "g" + a time-ordered id
   TimestampMs last_expire_ms_ = 0;
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}
   std::atomic<bool> running_{false};

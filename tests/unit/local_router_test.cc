@@ -9,50 +9,12 @@
 #include "im/backends.h"
 #include "im/connection.h"
 #include "im/router.h"
+#include "support/fake_connection.h"
 
 namespace im {
 namespace {
 
-// Records what the router does to a connection. Every call is recorded in one log so tests can
-// check the order of sends and closes.
-//
-// Thread-safety: every method is safe from any thread.
-class FakeConnection final : public Connection {
- public:
-  explicit FakeConnection(uint64_t id) : id_(id) {}
-
-  uint64_t id() const override { return id_; }
-  TransportKind transport() const override { return TransportKind::kInternal; }
-  const std::string& remote_address() const override { return address_; }
-
-  SendResult Send(Frame frame) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return SendResult::kDropped;
-    log_.push_back("send " + frame.ToString());
-    return SendResult::kOk;
-  }
-
-  void Close(int code, std::string_view reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
-    closed_ = true;
-    log_.push_back("close " + std::to_string(code) + " " + std::string(reason));
-  }
-
-  size_t queued_bytes() const override { return 0; }
-
-  std::vector<std::string> log() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return log_;
-  }
-
- private:
-  const uint64_t id_;
-  const std::string address_ = "127.0.0.1:1";
-  mutable std::mutex mu_;
-  bool closed_ = false;
-  std::vector<std::string> log_;
-};
+using test::FakeConnection;
 
 SessionInfo Session(const std::string& session_id, uint64_t connection_id) {
   SessionInfo s;

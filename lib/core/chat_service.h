@@ -1,0 +1,78 @@
+// ChatService: sends, sync pages and acks, the same for every front. chat.send (socket),
+// POST /v1/messages (REST) and Server::SendToUser / SendToGroup (host API) all call Send.
+//
+// Send checks the addressing and the content (protocol limits), runs the content filter
+// (reject: 422 content_rejected; mask: the masked text is stored), then the before_send hook
+// (it may veto, or rewrite the content but not the addressing; what it wrote is checked again),
+// builds the dedup key from the sender and the cid, and submits to the committer. `done` is
+// called once on the committer thread with the receipt or the error, unless Send returns an
+// error (then never).
+//
+// Thread-safety: every method is safe from any thread. Sync and Ack block on storage (a worker,
+// never an io thread). Send never waits for the store.
+#ifndef IM_CORE_CHAT_SERVICE_H_
+#define IM_CORE_CHAT_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/committer.h"
+#include "core/hooks.h"
+#include "core/rate_limits.h"
+#include "im/content_filter.h"
+#include "im/group_service.h"
+#include "im/offline_queue.h"
+#include "im/options.h"
+#include "ops/event_log.h"
+#include "ops/metrics.h"
+
+namespace im::internal {
+
+class ChatService {
+ public:
+  struct Deps {
+    OfflineQueue* inbox;
+    GroupService* groups;  // may be null: group sends get 503
+    Committer* committer;
+    ContentFilter* filter;
+    RateLimits* limits;
+    EventLog* events;
+    Metrics* metrics;
+    const Hooks* hooks;
+    const ServerOptions* options;  // max_cid_bytes, max_type_bytes, max_body_bytes, ...
+  };
+  using Done = std::function<void(const Result<SendReceipt>&)>;
+
+  // One sync page (protocol: chat.sync), at most max_sync_bytes (at least one message).
+  struct SyncPage {
+    std::string json;  // {"messages":[...],"epoch","last_seq","first_seq","more","gap"}
+    size_t count = 0;  // messages in it
+    bool more = false;
+  };
+
+  explicit ChatService(Deps deps) : deps_(std::move(deps)) {}
+
+  // The per-connection and per-user chat limits; every send attempt of a client takes a token
+  // of each, well-formed or not. 429 rate_limited when one is empty.
+  Status TakeSendLimits(uint64_t connection_id, const UserKey& user);
+
+  // Stores `message` (to `message->to`, or to `message->group`) and calls `done`.
+  // `sender`: the sending session (its user is the sender; its inbox gets 1:1 messages too,
+  // and it is not pushed the copy), or null for a server-side send from `message->from`.
+  // `cid` "" = no dedup.
+  Status Send(const SessionInfo* sender, std::shared_ptr<Message> message,
+              const std::string& cid, Done done);
+
+  Result<SyncPage> Sync(const UserKey& user, uint64_t after, size_t limit);
+  Status Ack(const SessionInfo& session, uint64_t seq);
+
+ private:
+  Status CheckContent(const Message& m) const;
+
+  Deps deps_;
+};
+
+}  // namespace im::internal
+
+#endif  // IM_CORE_CHAT_SERVICE_H_

@@ -1,0 +1,132 @@
+#include "core/group_ops.h"
+
+namespace im::internal {
+
+namespace {
+
+Status NoGroups() { return Status::Unavailable("groups are not enabled on this server"); }
+
+}  // namespace
+
+Status GroupOps::ParseCreate(const Fields& f, bool members_required, CreateArgs* args) {
+  Status s = f.RequiredString("name", &args->name);
+  if (s.ok()) s = f.OptionalString("gid", &args->gid);
+  if (s.ok() && f.Has("gid") && !IsValidId(args->gid)) {
+    s = Status::BadRequest("'gid' must be 1-64 bytes without control characters");
+  }
+  if (!s.ok()) return s;
+  const rapidjson::Value* list = f.Get("members");
+  if (list == nullptr) {
+    return members_required ? Status::BadRequest("missing field 'members'") : Status::OK();
+  }
+  const Status bad = Status::BadRequest("field 'members' must be an array of user ids");
+  if (!list->IsArray()) return bad;
+  for (const auto& v : list->GetArray()) {
+    if (!v.IsString() || !IsValidId(std::string_view(v.GetString(), v.GetStringLength()))) {
+      return bad;
+    }
+    args->members.emplace_back(v.GetString(), v.GetStringLength());
+  }
+  return Status::OK();
+}
+
+Status GroupOps::Create(const UserKey& owner, CreateArgs args, CreateDone done) {
+  if (!deps_.groups) return NoGroups();
+  FilterDecision d = deps_.filter->Check(owner.tenant, args.name);
+  if (d.action == FilterAction::kReject) {
+    return Status::Error(Code::kContentRejected, "content_rejected",
+                         "the group name contains words that are not allowed");
+  }
+  if (d.action == FilterAction::kMask) args.name = std::move(d.text);
+  if (args.gid.empty()) args.gid = "g" + std::to_string(group_ids_.Next(deps_.clock->NowMs()));
+  return deps_.committer->SubmitOp(
+      [this, owner, args = std::move(args), done = std::move(done)](Committer& c) {
+        GroupKey key{owner.tenant, args.gid};
+        Result<GroupInfo> g = deps_.groups->Create(key, args.name, owner.user, args.members,
+                                                   deps_.clock->NowMs());
+        if (g.ok()) AppendEvent(c, key, owner.user, "created");
+        done(g);
+      });
+}
+
+Result<GroupInfo> GroupOps::Info(const GroupKey& key) {
+  if (!deps_.groups) return NoGroups();
+  return deps_.groups->Get(key);
+}
+
+Status GroupOps::Join(const GroupKey& key, const std::string& user, ChangeDone done) {
+  return Change(key, user, /*join=*/true, std::move(done));
+}
+
+Status GroupOps::Quit(const GroupKey& key, const std::string& user, ChangeDone done) {
+  return Change(key, user, /*join=*/false, std::move(done));
+}
+
+Status GroupOps::Change(const GroupKey& key, const std::string& user, bool join,
+                        ChangeDone done) {
+  if (!deps_.groups) return NoGroups();
+  return deps_.committer->SubmitOp(
+      [this, key, user, join, done = std::move(done)](Committer& c) {
+        Status r = join ? deps_.groups->Join(key, user, deps_.clock->NowMs())
+                        : deps_.groups->Quit(key, user);
+        if (r.ok()) AppendEvent(c, key, user, join ? "joined" : "quit");
+        done(r);
+      });
+}
+
+Result<MemberPage> GroupOps::Members(const GroupKey& key, const std::string* member,
+                                     const std::string& after, size_t limit) {
+  if (!deps_.groups) return NoGroups();
+  if (member != nullptr) {
+    // Permission before existence: a non-member learns nothing, not even whether the group
+    // exists.
+    Result<bool> is = deps_.groups->IsMember(key, *member);
+    if (!is.ok() && is.status().code() != Code::kNotFound) return is.status();
+    if (!is.ok() || !*is) {
+      return Status::Forbidden("not_member", "only members may list the members");
+    }
+  }
+  return deps_.groups->Members(key, after, limit);
+}
+
+// The event goes to the members after the change (the newcomer included; not the one who
+// quit), stored and pushed in the same committer step.
+void GroupOps::AppendEvent(Committer& committer, const GroupKey& group, const std::string& actor,
+                           const std::string& event) {
+  BusinessEvent be;
+  be.event = event == "created" ? "group_created" : event == "joined" ? "group_joined"
+                                                                       : "group_quit";
+  be.tenant = group.tenant;
+  be.user = actor;
+  be.group = group.gid;
+  deps_.events->Emit(be);
+  Result<std::vector<std::string>> members = deps_.groups->AllMembers(group);
+  if (!members.ok() || members->empty()) return;
+  auto m = std::make_shared<Message>();
+  m->tenant = group.tenant;
+  m->from = actor;
+  m->group = group.gid;
+  m->type = "system";
+  if (event == "created") {
+    m->body = actor + " created the group";
+  } else if (event == "joined") {
+    m->body = actor + " joined the group";
+  } else {
+    m->body = actor + " left the group";
+  }
+  JsonWriter w;
+  w.StartObject();
+  w.Field("event", event);
+  w.Field("user", actor);
+  w.EndObject();
+  m->extra = w.str();
+  PendingSend p;
+  for (const std::string& u : *members) p.recipients.push_back(UserKey{group.tenant, u});
+  p.message = std::move(m);
+  p.done = [](const Result<SendReceipt>&) {};
+  std::vector<PendingSend> batch;
+  batch.push_back(std::move(p));
+  committer.CommitNow(batch);
+}
+
+}  // namespace im::internal
