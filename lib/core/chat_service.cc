@@ -5,9 +5,8 @@
 
 namespace im::internal {
 
-Status ChatService::TakeSendLimits(uint64_t connection_id, const UserKey& user) {
-  return deps_.limits->Take(
-      {deps_.limits->ChatConnection(connection_id), deps_.limits->ChatUser(user)});
+Status ChatService::TakeSendLimits(TokenBucket& connection, const UserKey& user) {
+  return deps_.limits->TakeChat(connection, user);
 }
 
 Status ChatService::CheckContent(const Message& m) const {

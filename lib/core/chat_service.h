@@ -54,8 +54,9 @@ class ChatService {
   explicit ChatService(Deps deps) : deps_(std::move(deps)) {}
 
   // The per-connection and per-user chat limits; every send attempt of a client takes a token
-  // of each, well-formed or not. 429 rate_limited when one is empty.
-  Status TakeSendLimits(uint64_t connection_id, const UserKey& user);
+  // of each, well-formed or not. 429 rate_limited when one is empty. `connection` is the
+  // sending connection's own bucket (used by one thread at a time).
+  Status TakeSendLimits(TokenBucket& connection, const UserKey& user);
 
   // Stores `message` (to `message->to`, or to `message->group`) and calls `done`.
   // `sender`: the sending session (its user is the sender; its inbox gets 1:1 messages too,

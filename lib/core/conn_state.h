@@ -1,7 +1,12 @@
 // Per-connection state of the core, and the sharded registry of all connections on this node.
 //
+// The transport keeps a connection's ConnState as its context (TransportHandler::OnOpen) and
+// hands it back with every frame, so the per-frame path looks nothing up; the registry is for
+// what walks every connection (the sweep, metrics, drain) and for the close.
+//
 // Thread-safety: ConnState's atomics may be read from any thread; `session`/`logged_in` are
-// written only on the connection's strand (worker pool) and read by the sweeper under `mu`.
+// written only on the connection's strand (worker pool) and read by the sweeper under `mu`;
+// `chat_bucket` is used only on the strand.
 #ifndef IM_CORE_CONN_STATE_H_
 #define IM_CORE_CONN_STATE_H_
 
@@ -16,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/rate_limits.h"
 #include "im/connection.h"
 #include "im/types.h"
 
@@ -38,6 +44,7 @@ struct ConnState {
 
   std::mutex mu;  // guards `session`
   SessionInfo session;
+  TokenBucket chat_bucket;  // chat_connection_rate/burst; on the strand only
 };
 
 // Connections by id, sharded to keep lock contention off the per-frame path.

@@ -89,7 +89,7 @@ void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
       std::lock_guard<std::mutex> lock(state->mu);
       user = state->session.user;
     }
-    Status s = chat_->TakeSendLimits(state->conn->id(), user);
+    Status s = chat_->TakeSendLimits(state->chat_bucket, user);
     if (!s.ok()) return ReplyError(*state, *req, s);
   }
   (this->*command->handler)(state, req);

@@ -1,6 +1,7 @@
 #include "core/rate_limits.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace im::internal {
@@ -26,8 +27,37 @@ Status Refusal(Metrics::Limit limit, int64_t wait_ms) {
 
 }  // namespace
 
+int64_t TokenBucket::Take(const BucketLimit& limit, TimestampMs now) {
+  if (limit.unlimited()) return 0;
+  const double burst = std::max(1.0, limit.burst);
+  if (tokens_ < 0) {
+    tokens_ = burst;
+    updated_ = now;
+  } else if (now > updated_) {  // a clock that steps back adds nothing
+    tokens_ = std::min(burst, tokens_ + static_cast<double>(now - updated_) *
+                                            limit.rate_per_s / 1000.0);
+    updated_ = now;
+  }
+  // A hair of tolerance, as in RateLimiter: after the wait it was told, a caller finds the
+  // token there even when the float arithmetic lands a rounding error short.
+  const double missing = 1.0 - tokens_;
+  if (missing <= 1e-6) {
+    tokens_ -= 1.0;
+    return 0;
+  }
+  const double ms = std::ceil(missing * 1000.0 / limit.rate_per_s - 1e-6);
+  return std::max<int64_t>(1, static_cast<int64_t>(std::min(ms, 1e15)));
+}
+
+void TokenBucket::Refund(const BucketLimit& limit) {
+  if (tokens_ >= 0) tokens_ = std::min(std::max(1.0, limit.burst), tokens_ + 1.0);
+}
+
 RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics)
-    : metrics_(metrics) {
+    : metrics_(metrics),
+      clock_(clock),
+      chat_connection_{options.chat_connection_rate,
+                       static_cast<double>(options.chat_connection_burst)} {
   auto make = [&](double rate, size_t burst) {
     return std::make_unique<RateLimiter>(BucketLimit{rate, static_cast<double>(burst)},
                                          options.rate_limit_max_keys, clock);
@@ -35,7 +65,6 @@ RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metr
   login_address_ = make(options.login_address_rate, options.login_address_burst);
   login_account_ = make(options.login_account_rate, options.login_account_burst);
   register_address_ = make(options.register_address_rate, options.register_address_burst);
-  chat_connection_ = make(options.chat_connection_rate, options.chat_connection_burst);
   chat_user_ = make(options.chat_user_rate, options.chat_user_burst);
 }
 
@@ -50,11 +79,6 @@ RateLimits::Key RateLimits::LoginAccount(const std::string& tenant, const std::s
 RateLimits::Key RateLimits::RegisterAddress(const std::string& remote_address) {
   return {register_address_.get(), Metrics::Limit::kRegisterAddress,
           AddressKey(remote_address)};
-}
-
-RateLimits::Key RateLimits::ChatConnection(uint64_t connection_id) {
-  return {chat_connection_.get(), Metrics::Limit::kChatConnection,
-          std::to_string(connection_id)};
 }
 
 RateLimits::Key RateLimits::ChatUser(const UserKey& user) {
@@ -72,6 +96,24 @@ Status RateLimits::Take(std::initializer_list<Key> keys) {
       wait = std::max(wait, rest->limiter->Peek(rest->key));
     }
     return Refusal(it->limit, wait);
+  }
+  return Status::OK();
+}
+
+Status RateLimits::TakeChat(TokenBucket& connection, const UserKey& user) {
+  const Key user_key = ChatUser(user);
+  int64_t wait = connection.Take(chat_connection_, clock_->NowMs());
+  if (wait > 0) {
+    metrics_->RateLimited(Metrics::Limit::kChatConnection);
+    // Retrying sooner than the slowest bucket allows would only be refused again.
+    return Refusal(Metrics::Limit::kChatConnection,
+                   std::max(wait, user_key.limiter->Peek(user_key.key)));
+  }
+  wait = user_key.limiter->Take(user_key.key);
+  if (wait > 0) {
+    connection.Refund(chat_connection_);
+    metrics_->RateLimited(Metrics::Limit::kChatUser);
+    return Refusal(Metrics::Limit::kChatUser, wait);
   }
   return Status::OK();
 }

@@ -3,6 +3,8 @@
 // applies: SessionService::Login (login_address), the REST token and user endpoints
 // (login_address, login_account, register_address, and the early refusal before a request
 // waits for the hashing pool), ChatService::TakeSendLimits (chat_connection, chat_user).
+// chat_connection is one TokenBucket on each connection's state, not a keyed table: a
+// connection's sends take it on the connection's strand, without a lookup or a lock.
 //
 // Thread-safety: every method is safe from any thread.
 #ifndef IM_CORE_RATE_LIMITS_H_
@@ -19,6 +21,21 @@
 #include "ops/rate_limit.h"
 
 namespace im::internal {
+
+// One token bucket with no key and no lock, for state that one thread at a time uses (a
+// connection's strand). Same arithmetic as a RateLimiter bucket: full at first, `burst`
+// tokens at most, `rate_per_s` a second; unlimited when the rate is not positive.
+class TokenBucket {
+ public:
+  // Takes a token: 0; otherwise takes nothing and returns the milliseconds until one is there.
+  int64_t Take(const BucketLimit& limit, TimestampMs now);
+  // Gives back a token an earlier Take took.
+  void Refund(const BucketLimit& limit);
+
+ private:
+  double tokens_ = -1;  // < 0: never used (a full bucket)
+  TimestampMs updated_ = 0;
+};
 
 class RateLimits {
  public:
@@ -39,18 +56,22 @@ class RateLimits {
   // 429 when `key`'s bucket is empty now (taking nothing), counted under its limit.
   Status Peek(const Key& key);
 
+  // chat.send: a token of the connection's bucket, then of the user's; 429 when either is
+  // empty (the first given back), counted under that limit.
+  Status TakeChat(TokenBucket& connection, const UserKey& user);
+
   Key LoginAddress(const std::string& remote_address);
   Key LoginAccount(const std::string& tenant, const std::string& user);
   Key RegisterAddress(const std::string& remote_address);
-  Key ChatConnection(uint64_t connection_id);
   Key ChatUser(const UserKey& user);
 
  private:
   Metrics* const metrics_;
+  Clock* const clock_;
+  const BucketLimit chat_connection_;
   std::unique_ptr<RateLimiter> login_address_;
   std::unique_ptr<RateLimiter> login_account_;
   std::unique_ptr<RateLimiter> register_address_;
-  std::unique_ptr<RateLimiter> chat_connection_;
   std::unique_ptr<RateLimiter> chat_user_;
 };
 

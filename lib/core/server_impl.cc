@@ -193,25 +193,28 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
                   .count());
 }
 
-void Server::Impl::OnOpen(const std::shared_ptr<Connection>& connection) {
+internal::ConnectionContext Server::Impl::OnOpen(const std::shared_ptr<Connection>& connection) {
   const bool tcp = connection->transport() == TransportKind::kTcp;
   if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
-    // Over the bound: never registered, so its OnClose finds nothing to forget.
+    // Over the bound: never registered and no context, so its OnClose finds nothing to forget.
     open_connections_.fetch_sub(1, std::memory_order_relaxed);
     metrics_.ConnectionRefused(!tcp);
     IM_LOG_DEBUG("connection {} from {} refused: {} open (max_connections)", connection->id(),
                  connection->remote_address(), options_.max_connections);
     connection->Close(close_code::kTryAgainLater, "server full");
-    return;
+    return nullptr;
   }
   IM_LOG_DEBUG("connection {} opened from {} ({})", connection->id(),
                connection->remote_address(), tcp ? "tcp" : "ws");
-  conns_.Add(std::make_shared<ConnState>(connection, *workers_, clock_->NowMs()));
+  auto state = std::make_shared<ConnState>(connection, *workers_, clock_->NowMs());
+  conns_.Add(state);
+  return state;
 }
 
-void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) {
-  std::shared_ptr<ConnState> state = conns_.Find(connection->id());
-  if (!state) return;
+void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection,
+                           const internal::ConnectionContext& context, std::string payload) {
+  if (!context) return;
+  std::shared_ptr<ConnState> state = std::static_pointer_cast<ConnState>(context);
   state->last_seen_ms.store(clock_->NowMs(), std::memory_order_relaxed);
   auto req = std::make_shared<Request>();
   Status s = internal::ParseRequest(payload, req.get());
@@ -234,7 +237,10 @@ void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection, std::s
   });
 }
 
-void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
+void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection,
+                           const internal::ConnectionContext& /*context*/) {
+  // Taken from the registry (not from the context, which a connection closed before it started
+  // reading may not carry): whatever is registered is forgotten exactly once.
   std::shared_ptr<ConnState> state = conns_.Take(connection->id());
   if (!state) return;
   open_connections_.fetch_sub(1, std::memory_order_relaxed);
@@ -244,9 +250,12 @@ void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection) {
   asio::post(state->strand, [this, state] { EndSession(*state); });
 }
 
-void Server::Impl::OnTraffic(const Connection& connection) {
-  std::shared_ptr<ConnState> state = conns_.Find(connection.id());
-  if (state) state->last_seen_ms.store(clock_->NowMs(), std::memory_order_relaxed);
+void Server::Impl::OnTraffic(const Connection& /*connection*/,
+                             const internal::ConnectionContext& context) {
+  if (context) {
+    static_cast<ConnState*>(context.get())->last_seen_ms.store(clock_->NowMs(),
+                                                               std::memory_order_relaxed);
+  }
 }
 
 void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
@@ -254,6 +263,7 @@ void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_by
   metrics_.SlowConsumer(ws);
   internal::BusinessEvent e;
   e.event = "slow_consumer_closed";
+  // Rare (once per closed connection), and from any thread: the registry, not the context.
   if (std::shared_ptr<ConnState> state = conns_.Find(connection.id())) {
     std::lock_guard<std::mutex> lock(state->mu);
     e.tenant = state->session.user.tenant;

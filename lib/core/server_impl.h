@@ -69,10 +69,14 @@ class Server::Impl final : public internal::TransportHandler {
   void SetOnLogout(SessionHook hook) { hooks_.on_logout = std::move(hook); }
 
   // TransportHandler (io threads).
-  void OnOpen(const std::shared_ptr<Connection>& connection) override;
-  void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) override;
-  void OnClose(const std::shared_ptr<Connection>& connection) override;
-  void OnTraffic(const Connection& connection) override;
+  // The context of a connection is its ConnState.
+  internal::ConnectionContext OnOpen(const std::shared_ptr<Connection>& connection) override;
+  void OnFrame(const std::shared_ptr<Connection>& connection,
+               const internal::ConnectionContext& context, std::string payload) override;
+  void OnClose(const std::shared_ptr<Connection>& connection,
+               const internal::ConnectionContext& context) override;
+  void OnTraffic(const Connection& connection,
+                 const internal::ConnectionContext& context) override;
   void OnSlowConsumer(const Connection& connection, size_t queued_bytes) override;
 
  private:

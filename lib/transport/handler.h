@@ -17,20 +17,33 @@
 
 namespace im::internal {
 
+// What a handler keeps on a connection (muduo's setContext, uWS's per-socket user data): set
+// from OnOpen's result, kept by the transport on its connection object, and handed back with
+// every later call for that connection, so the handler finds its state without a lookup. The
+// transport drops it after OnClose.
+using ConnectionContext = std::shared_ptr<void>;
+
 class TransportHandler {
  public:
   virtual ~TransportHandler() = default;
-  // A connection was accepted (before its first frame).
-  virtual void OnOpen(const std::shared_ptr<Connection>& connection) = 0;
+  // A connection was accepted (before its first frame). Returns the connection's context (null
+  // when the handler keeps none, e.g. it refused the connection and closes it).
+  virtual ConnectionContext OnOpen(const std::shared_ptr<Connection>& connection) = 0;
   // One complete frame (a JSON text, not validated yet).
-  virtual void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) = 0;
+  virtual void OnFrame(const std::shared_ptr<Connection>& connection,
+                       const ConnectionContext& context, std::string payload) = 0;
   // The connection is gone; called once, after which it receives nothing more.
-  virtual void OnClose(const std::shared_ptr<Connection>& connection) = 0;
+  virtual void OnClose(const std::shared_ptr<Connection>& connection,
+                       const ConnectionContext& context) = 0;
   // Traffic that carries no frame (a WebSocket ping or pong): the peer is alive.
-  virtual void OnTraffic(const Connection& connection) { (void)connection; }
+  virtual void OnTraffic(const Connection& connection, const ConnectionContext& context) {
+    (void)connection;
+    (void)context;
+  }
   // The transport is closing `connection` (4004) because its send queue passed the bound with
   // `queued_bytes` waiting. Called once, from the thread whose frame hit the bound (a Send, or
-  // an io thread answering a WebSocket ping); OnClose still follows.
+  // an io thread answering a WebSocket ping); OnClose still follows. No context: it may come
+  // from any thread, while the context is read only on the connection's own io strand.
   virtual void OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
     (void)connection;
     (void)queued_bytes;

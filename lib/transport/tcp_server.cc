@@ -123,8 +123,14 @@ class TcpConnection final : public Connection,
     });
   }
 
-  void Start() {
-    asio::post(strand_, [self = shared_from_this()] { self->ReadSome(); });
+  // `context` is the handler's, from OnOpen: set, read and dropped only on the strand (a
+  // refused connection may already be closing there).
+  void Start(ConnectionContext context) {
+    asio::post(strand_, [self = shared_from_this(), context = std::move(context)]() mutable {
+      if (self->closed_) return;  // closed before it started: OnClose came without it
+      self->context_ = std::move(context);
+      self->ReadSome();
+    });
   }
 
   // Runs on the strand.
@@ -235,7 +241,7 @@ class TcpConnection final : public Connection,
       options_.counters->bytes_in.fetch_add(payload.size() + kFrameHeaderBytes,
                                             std::memory_order_relaxed);
     }
-    if (!IsClosing()) handler_->OnFrame(shared_from_this(), std::move(payload));
+    if (!IsClosing()) handler_->OnFrame(shared_from_this(), context_, std::move(payload));
   }
 
   // After a violation: discard input until the peer closes or the linger timer fires.
@@ -320,6 +326,7 @@ class TcpConnection final : public Connection,
   const TcpServerOptions& options_;
   TransportHandler* handler_;
   TcpServerImpl* server_;
+  ConnectionContext context_;  // the handler's; set by Start, dropped after OnClose
   static constexpr size_t kSmallRead = 512;
   static constexpr size_t kLargeRead = 16384;
   std::array<char, kSmallRead> small_;
@@ -417,8 +424,7 @@ class TcpServerImpl final : public TcpServer {
           if (stopped_) return;
           connections_[conn->id()] = conn;
         }
-        handler_->OnOpen(conn);
-        conn->Start();
+        conn->Start(handler_->OnOpen(conn));
       }
       Accept();
     });
@@ -439,7 +445,9 @@ void TcpConnection::NotifyClosed() {
   if (notified_) return;
   notified_ = true;
   server_->Forget(id_);
-  handler_->OnClose(shared_from_this());
+  // Dropped here: the handler's context may hold this connection (a cycle until now).
+  ConnectionContext context = std::move(context_);
+  handler_->OnClose(shared_from_this(), context);
 }
 
 }  // namespace

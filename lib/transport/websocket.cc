@@ -44,6 +44,8 @@ struct ServerConfig : public websocketpp::config::asio {
   struct connection_base {
     // The WsConnection, as the core holds it; set on open, reset on close (on the strand).
     std::shared_ptr<Connection> conn;
+    // The handler's context (TransportHandler::OnOpen), the same life (on the strand).
+    ConnectionContext context;
   };
 };
 
@@ -419,13 +421,13 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   void OnPing(websocketpp::connection_hdl hdl, const std::string& payload) {
     ServerConPtr con = Con(hdl);
     if (!con || !con->conn) return;  // closing without ever opening to the core: no pong
-    handler_->OnTraffic(*con->conn);
+    handler_->OnTraffic(*con->conn, con->context);
     static_cast<WsConnection*>(con->conn.get())->Pong(payload);
   }
 
   void OnControl(websocketpp::connection_hdl hdl) {
     ServerConPtr con = Con(hdl);
-    if (con && con->conn) handler_->OnTraffic(*con->conn);
+    if (con && con->conn) handler_->OnTraffic(*con->conn, con->context);
   }
 
   ServerConPtr Con(websocketpp::connection_hdl hdl) {
@@ -478,7 +480,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     }
     con->conn = ws;
     try {
-      handler_->OnOpen(con->conn);
+      con->context = handler_->OnOpen(con->conn);
     } catch (...) {
       ws->CloseNow(1011, "internal error");
     }
@@ -489,6 +491,8 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     if (!con) return;
     std::shared_ptr<Connection> conn = std::move(con->conn);
     con->conn.reset();
+    ConnectionContext context = std::move(con->context);
+    con->context.reset();
     if (!conn) return;  // never opened (handshake failed, HTTP) or already reported
     static_cast<WsConnection*>(conn.get())->MarkClosed();
     {
@@ -496,7 +500,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       connections_.erase(conn->id());
     }
     try {
-      handler_->OnClose(conn);
+      handler_->OnClose(conn, context);
     } catch (...) {
     }
   }
@@ -515,7 +519,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     }
     try {
       // The message is ours alone (no recycling manager): take its payload without a copy.
-      handler_->OnFrame(conn, std::move(msg->get_raw_payload()));
+      handler_->OnFrame(conn, con->context, std::move(msg->get_raw_payload()));
     } catch (...) {
       ws->CloseNow(1011, "internal error");
     }

@@ -60,18 +60,27 @@ bool WaitFor(Pred pred, std::chrono::milliseconds timeout = 5000ms) {
 // Echoes every frame back through Connection::Send and records opens and closes.
 class EchoHandler : public TransportHandler {
  public:
-  void OnOpen(const std::shared_ptr<Connection>& connection) override {
+  ConnectionContext OnOpen(const std::shared_ptr<Connection>& connection) override {
     std::lock_guard<std::mutex> lock(mu_);
     opened_.push_back(connection);
+    return std::make_shared<uint64_t>(connection->id());
   }
-  void OnFrame(const std::shared_ptr<Connection>& connection, std::string payload) override {
+  void OnFrame(const std::shared_ptr<Connection>& connection, const ConnectionContext& context,
+               std::string payload) override {
+    // The context OnOpen gave comes back with the connection's frames.
+    if (!context || *static_cast<uint64_t*>(context.get()) != connection->id()) return;
     connection->Send(Frame::FromString(std::move(payload)));
   }
-  void OnClose(const std::shared_ptr<Connection>& connection) override {
+  void OnClose(const std::shared_ptr<Connection>& connection,
+               const ConnectionContext& context) override {
     std::lock_guard<std::mutex> lock(mu_);
-    ++close_calls_[connection->id()];
+    if (context && *static_cast<uint64_t*>(context.get()) == connection->id()) {
+      ++close_calls_[connection->id()];
+    }
   }
-  void OnTraffic(const Connection& /*connection*/) override { ++traffic_; }
+  void OnTraffic(const Connection& /*connection*/, const ConnectionContext& context) override {
+    if (context) ++traffic_;
+  }
   int traffic() const { return traffic_.load(); }
   void OnSlowConsumer(const Connection& /*connection*/, size_t queued_bytes) override {
     slow_queued_bytes_ = queued_bytes;

@@ -173,11 +173,12 @@ TEST_CASE("ChatService: sync pages, acks, and the per-connection send limit") {
   REQUIRE(acked.ok());
   CHECK(*acked == 3);
 
-  for (int i = 0; i < 3; ++i) CHECK(w.chat->TakeSendLimits(7, alice.session.user).ok());
-  Status limited = w.chat->TakeSendLimits(7, alice.session.user);
+  internal::TokenBucket first, second;
+  for (int i = 0; i < 3; ++i) CHECK(w.chat->TakeSendLimits(first, alice.session.user).ok());
+  Status limited = w.chat->TakeSendLimits(first, alice.session.user);
   CHECK(limited.code() == Code::kRateLimited);
   CHECK(limited.retry_after_ms() > 0);
-  CHECK(w.chat->TakeSendLimits(8, alice.session.user).ok());  // another connection
+  CHECK(w.chat->TakeSendLimits(second, alice.session.user).ok());  // another connection
 }
 
 }  // namespace
