@@ -1,17 +1,12 @@
 // The socket front's group commands: each parses its body and calls GroupOps (the same calls as
 // the REST /v1/groups endpoints). Reads (info, members) answer on the connection's strand;
 // membership changes (create, join, quit) answer from the committer thread.
-#include "core/server_impl.h"
+#include "core/socket_front.h"
 #include "core/group_json.h"
 #include "protocol/json.h"
 
-namespace im {
+namespace im::internal {
 
-using internal::ConnState;
-using internal::Fields;
-using internal::GroupJson;
-using internal::GroupOps;
-using internal::Request;
 
 namespace {
 
@@ -30,12 +25,12 @@ UserKey UserOf(ConnState& state) {
 
 }  // namespace
 
-void Server::Impl::HandleGroupCreate(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleGroupCreate(const std::shared_ptr<ConnState>& state,
                                      const std::shared_ptr<Request>& req) {
   GroupOps::CreateArgs args;
   Status s = GroupOps::ParseCreate(Fields(req->body), /*members_required=*/true, &args);
   if (s.ok()) {
-    s = groups_->Create(UserOf(*state), std::move(args),
+    s = deps_.groups->Create(UserOf(*state), std::move(args),
                         [this, state, req](const Result<GroupInfo>& g) {
                           if (!g.ok()) return ReplyError(*state, *req, g.status());
                           Reply(*state, *req, GroupJson(*g));
@@ -44,27 +39,27 @@ void Server::Impl::HandleGroupCreate(const std::shared_ptr<ConnState>& state,
   if (!s.ok()) ReplyError(*state, *req, s);
 }
 
-void Server::Impl::HandleGroupInfo(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleGroupInfo(const std::shared_ptr<ConnState>& state,
                                    const std::shared_ptr<Request>& req) {
   std::string gid;
   Status s = ReadGid(Fields(req->body), &gid);
   if (!s.ok()) return ReplyError(*state, *req, s);
-  Result<GroupInfo> g = groups_->Info(GroupKey{UserOf(*state).tenant, gid});
+  Result<GroupInfo> g = deps_.groups->Info(GroupKey{UserOf(*state).tenant, gid});
   if (!g.ok()) return ReplyError(*state, *req, g.status());
   Reply(*state, *req, GroupJson(*g));
 }
 
-void Server::Impl::HandleGroupJoin(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleGroupJoin(const std::shared_ptr<ConnState>& state,
                                    const std::shared_ptr<Request>& req) {
   HandleGroupChange(state, req, /*join=*/true);
 }
 
-void Server::Impl::HandleGroupQuit(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleGroupQuit(const std::shared_ptr<ConnState>& state,
                                    const std::shared_ptr<Request>& req) {
   HandleGroupChange(state, req, /*join=*/false);
 }
 
-void Server::Impl::HandleGroupChange(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleGroupChange(const std::shared_ptr<ConnState>& state,
                                      const std::shared_ptr<Request>& req, bool join) {
   std::string gid;
   Status s = ReadGid(Fields(req->body), &gid);
@@ -75,12 +70,12 @@ void Server::Impl::HandleGroupChange(const std::shared_ptr<ConnState>& state,
       Reply(*state, *req, "");
     };
     const GroupKey key{me.tenant, gid};
-    s = join ? groups_->Join(key, me.user, done) : groups_->Quit(key, me.user, done);
+    s = join ? deps_.groups->Join(key, me.user, done) : deps_.groups->Quit(key, me.user, done);
   }
   if (!s.ok()) ReplyError(*state, *req, s);
 }
 
-void Server::Impl::HandleGroupMembers(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleGroupMembers(const std::shared_ptr<ConnState>& state,
                                       const std::shared_ptr<Request>& req) {
   Fields f(req->body);
   std::string gid;
@@ -93,9 +88,9 @@ void Server::Impl::HandleGroupMembers(const std::shared_ptr<ConnState>& state,
   if (!s.ok()) return ReplyError(*state, *req, s);
   const UserKey me = UserOf(*state);
   Result<MemberPage> page =
-      groups_->Members(GroupKey{me.tenant, gid}, &me.user, after, static_cast<size_t>(limit));
+      deps_.groups->Members(GroupKey{me.tenant, gid}, &me.user, after, static_cast<size_t>(limit));
   if (!page.ok()) return ReplyError(*state, *req, page.status());
-  Reply(*state, *req, internal::MemberPageJson(*page));
+  Reply(*state, *req, MemberPageJson(*page));
 }
 
-}  // namespace im
+}  // namespace im::internal

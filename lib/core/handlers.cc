@@ -1,33 +1,29 @@
-// The socket front: the command table and its handlers. They run on the connection's strand in
-// the worker pool, parse the body, call a service (which may call storage synchronously) and
-// answer. Checks run in the protocol's order: envelope (already done
-// by the io thread), authentication, field validation, then permission and existence.
+// SocketFront's command table and its handlers. They run on the connection's strand in the
+// worker pool, parse the body, call a service (which may call storage synchronously) and
+// answer. Checks run in the protocol's order: envelope (already done by the io thread),
+// authentication, field validation, then permission and existence.
 #include <asio/post.hpp>
 
 #include "core/receipt_json.h"
-#include "core/server_impl.h"
+#include "core/socket_front.h"
 #include "ops/log.h"
 #include "protocol/json.h"
 
-namespace im {
+namespace im::internal {
 
-using internal::ConnState;
-using internal::Fields;
-using internal::JsonWriter;
-using internal::Request;
 
-void Server::Impl::ObserveLatency(const Request& req) {
-  metrics_.CommandLatency(
+void SocketFront::ObserveLatency(const Request& req) {
+  deps_.metrics->CommandLatency(
       req.cmd, std::chrono::duration<double>(std::chrono::steady_clock::now() - req.received)
                    .count());
 }
 
-void Server::Impl::Reply(ConnState& state, const Request& req, std::string_view body_json) {
+void SocketFront::Reply(ConnState& state, const Request& req, std::string_view body_json) {
   ObserveLatency(req);
-  state.conn->Send(Frame::FromString(internal::EncodeResponse(req, body_json)));
+  state.conn->Send(Frame::FromString(EncodeResponse(req, body_json)));
 }
 
-void Server::Impl::ReplyError(ConnState& state, const Request& req, const Status& status) {
+void SocketFront::ReplyError(ConnState& state, const Request& req, const Status& status) {
   ObserveLatency(req);
   // Client errors are the client's business (the reply says it all); server errors are ours.
   // 503 is expected under load (overload, draining) and is counted, not logged. 501 (a command
@@ -39,25 +35,25 @@ void Server::Impl::ReplyError(ConnState& state, const Request& req, const Status
     IM_LOG_CLIENT_ERROR("{} on connection {} failed: {}", req.cmd, state.conn->id(),
                         status.ToString());
   }
-  state.conn->Send(Frame::FromString(internal::EncodeError(req, status)));
+  state.conn->Send(Frame::FromString(EncodeError(req, status)));
 }
 
 // The socket commands. Unknown commands answer 501 unknown_command; a command that needs a
 // login answers 401 unauthenticated before a login and closes with 4002 (checked before the
 // command name: an unknown command of a client that has not logged in is refused the same).
-const Server::Impl::Command* Server::Impl::FindCommand(const std::string& name) {
+const SocketFront::Command* SocketFront::FindCommand(const std::string& name) {
   static const Command kCommands[] = {
-      {"login", &Impl::HandleLogin, false, false},
-      {"ping", &Impl::HandlePing, false, false},
-      {"logout", &Impl::HandleLogout, true, false},
-      {"chat.send", &Impl::HandleChatSend, true, true},
-      {"chat.sync", &Impl::HandleChatSync, true, false},
-      {"chat.ack", &Impl::HandleChatAck, true, false},
-      {"group.create", &Impl::HandleGroupCreate, true, false},
-      {"group.info", &Impl::HandleGroupInfo, true, false},
-      {"group.join", &Impl::HandleGroupJoin, true, false},
-      {"group.quit", &Impl::HandleGroupQuit, true, false},
-      {"group.members", &Impl::HandleGroupMembers, true, false},
+      {"login", &SocketFront::HandleLogin, false, false},
+      {"ping", &SocketFront::HandlePing, false, false},
+      {"logout", &SocketFront::HandleLogout, true, false},
+      {"chat.send", &SocketFront::HandleChatSend, true, true},
+      {"chat.sync", &SocketFront::HandleChatSync, true, false},
+      {"chat.ack", &SocketFront::HandleChatAck, true, false},
+      {"group.create", &SocketFront::HandleGroupCreate, true, false},
+      {"group.info", &SocketFront::HandleGroupInfo, true, false},
+      {"group.join", &SocketFront::HandleGroupJoin, true, false},
+      {"group.quit", &SocketFront::HandleGroupQuit, true, false},
+      {"group.members", &SocketFront::HandleGroupMembers, true, false},
   };
   for (const Command& c : kCommands) {
     if (name == c.name) return &c;
@@ -65,7 +61,7 @@ const Server::Impl::Command* Server::Impl::FindCommand(const std::string& name) 
   return nullptr;
 }
 
-void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
+void SocketFront::Dispatch(const std::shared_ptr<ConnState>& state,
                             const std::shared_ptr<Request>& req) {
   if (state->closed.load()) return;
   const Command* command = FindCommand(req->cmd);
@@ -89,16 +85,16 @@ void Server::Impl::Dispatch(const std::shared_ptr<ConnState>& state,
       std::lock_guard<std::mutex> lock(state->mu);
       user = state->session.user;
     }
-    Status s = chat_->TakeSendLimits(state->chat_bucket, user);
+    Status s = deps_.chat->TakeSendLimits(state->chat_bucket, user);
     if (!s.ok()) return ReplyError(*state, *req, s);
   }
   (this->*command->handler)(state, req);
 }
 
-void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleLogin(const std::shared_ptr<ConnState>& state,
                                const std::shared_ptr<Request>& req) {
   Fields f(req->body);
-  internal::SessionService::LoginRequest login;
+  SessionService::LoginRequest login;
   login.device = std::string(kDefaultDevice);
   Status s = f.RequiredString("token", &login.token);
   if (s.ok()) s = f.OptionalString("device", &login.device);
@@ -111,36 +107,36 @@ void Server::Impl::HandleLogin(const std::shared_ptr<ConnState>& state,
     current = state->session;
     login.current = &current;
   }
-  Result<internal::SessionService::LoginResult> r = sessions_->Login(login);
+  Result<SessionService::LoginResult> r = deps_.sessions->Login(login);
   if (!r.ok()) return ReplyError(*state, *req, r.status());  // stays open for a retry
   state->token_expires_ms = r->token_expires_ms;
-  if (r->refreshed) return Reply(*state, *req, sessions_->LoginJson(*r));
+  if (r->refreshed) return Reply(*state, *req, deps_.sessions->LoginJson(*r));
   {
     std::lock_guard<std::mutex> lock(state->mu);
     state->session = r->session;
   }
   state->logged_in = true;
-  Reply(*state, *req, sessions_->LoginJson(*r));
-  sessions_->Welcome(r->session, login.remote_address);
+  Reply(*state, *req, deps_.sessions->LoginJson(*r));
+  deps_.sessions->Welcome(r->session, login.remote_address);
 }
 
-void Server::Impl::HandleLogout(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleLogout(const std::shared_ptr<ConnState>& state,
                                 const std::shared_ptr<Request>& req) {
   Reply(*state, *req, "");
   EndSession(*state, "logout");
   state->conn->Close(close_code::kNormal, "logout");
 }
 
-void Server::Impl::HandlePing(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandlePing(const std::shared_ptr<ConnState>& state,
                               const std::shared_ptr<Request>& req) {
   JsonWriter w;
   w.StartObject();
-  w.Field("server_ms", static_cast<int64_t>(clock_->NowMs()));
+  w.Field("server_ms", static_cast<int64_t>(deps_.clock->NowMs()));
   w.EndObject();
   Reply(*state, *req, w.view());
 }
 
-void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleChatSend(const std::shared_ptr<ConnState>& state,
                                   const std::shared_ptr<Request>& req) {
   Fields f(req->body);
   auto message = std::make_shared<Message>();
@@ -161,21 +157,21 @@ void Server::Impl::HandleChatSend(const std::shared_ptr<ConnState>& state,
     std::lock_guard<std::mutex> lock(state->mu);
     sender = state->session;
   }
-  s = chat_->Send(&sender, std::move(message), cid,
+  s = deps_.chat->Send(&sender, std::move(message), cid,
                   [this, state, req](const Result<SendReceipt>& r) {
                     ObserveLatency(*req);
                     if (!r.ok()) {
                       state->conn->Send(
-                          Frame::FromString(internal::EncodeError(*req, r.status())));
+                          Frame::FromString(EncodeError(*req, r.status())));
                       return;
                     }
-                    state->conn->Send(Frame::FromString(internal::EncodeResponse(
-                        *req, internal::ReceiptJson(*r, /*with_duplicate=*/false))));
+                    state->conn->Send(Frame::FromString(EncodeResponse(
+                        *req, ReceiptJson(*r, /*with_duplicate=*/false))));
                   });
   if (!s.ok()) ReplyError(*state, *req, s);
 }
 
-void Server::Impl::HandleChatSync(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleChatSync(const std::shared_ptr<ConnState>& state,
                                   const std::shared_ptr<Request>& req) {
   Fields f(req->body);
   uint64_t after = 0;
@@ -189,13 +185,13 @@ void Server::Impl::HandleChatSync(const std::shared_ptr<ConnState>& state,
     std::lock_guard<std::mutex> lock(state->mu);
     user = state->session.user;
   }
-  Result<internal::ChatService::SyncPage> page =
-      chat_->Sync(user, after, static_cast<size_t>(limit));
+  Result<ChatService::SyncPage> page =
+      deps_.chat->Sync(user, after, static_cast<size_t>(limit));
   if (!page.ok()) return ReplyError(*state, *req, page.status());
   Reply(*state, *req, page->json);
 }
 
-void Server::Impl::HandleChatAck(const std::shared_ptr<ConnState>& state,
+void SocketFront::HandleChatAck(const std::shared_ptr<ConnState>& state,
                                  const std::shared_ptr<Request>& req) {
   Fields f(req->body);
   uint64_t seq = 0;
@@ -206,9 +202,9 @@ void Server::Impl::HandleChatAck(const std::shared_ptr<ConnState>& state,
     std::lock_guard<std::mutex> lock(state->mu);
     session = state->session;
   }
-  s = chat_->Ack(session, seq);
+  s = deps_.chat->Ack(session, seq);
   if (!s.ok()) return ReplyError(*state, *req, s);
   Reply(*state, *req, "");
 }
 
-}  // namespace im
+}  // namespace im::internal

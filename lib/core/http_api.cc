@@ -1,4 +1,5 @@
-// The web service on the HTTP port: accounts, tokens, groups, server-side sends, health.
+// HttpFront (core/http_front.h): the web service on the HTTP port: accounts, tokens, groups,
+// server-side sends, health.
 // A thin front: it parses, authenticates and calls the services (ChatService, GroupOps) that the
 // socket commands and the host API call too. Requests are parsed on the io thread and routed on
 // the worker pool, but for the two that hash a password (tens of milliseconds each), which run
@@ -11,22 +12,15 @@
 
 
 #include "base/thread_name.h"
-#include "core/server_impl.h"
+#include "core/http_front.h"
 #include "core/group_json.h"
 #include "core/http_path.h"
 #include "core/receipt_json.h"
 #include "ops/log.h"
 #include "protocol/json.h"
 
-namespace im {
+namespace im::internal {
 
-using internal::Fields;
-using internal::GroupJson;
-using internal::HttpRequest;
-using internal::HttpResponse;
-using internal::JsonWriter;
-using internal::PathParts;
-using internal::QueryParam;
 
 namespace {
 
@@ -123,7 +117,7 @@ Status ParseHttpBody(const std::string& body, rapidjson::Document* doc) {
     return Status::Error(Code::kBadRequest, "bad_json",
                          "the body is empty; it must be a JSON object ({} at least)");
   }
-  if (Status s = internal::ParseJson(body, doc); !s.ok()) return s;
+  if (Status s = ParseJson(body, doc); !s.ok()) return s;
   if (!doc->IsObject()) {
     return Status::Error(Code::kBadRequest, "bad_json", "the body must be a JSON object");
   }
@@ -133,12 +127,12 @@ Status ParseHttpBody(const std::string& body, rapidjson::Document* doc) {
 }  // namespace
 
 // Who is calling: a user (bearer JWT) or a tenant admin (bearer admin key).
-struct Server::Impl::HttpCaller {
+struct HttpFront::HttpCaller {
   bool admin = false;
   UserKey user;  // for an admin, only the tenant
 };
 
-Result<Server::Impl::HttpCaller> Server::Impl::Authenticate(const HttpRequest& req) {
+Result<HttpFront::HttpCaller> HttpFront::Authenticate(const HttpRequest& req) {
   std::string auth = req.header ? req.header("Authorization") : "";
   const std::string kBearer = "Bearer ";
   if (auth.compare(0, kBearer.size(), kBearer) != 0) {
@@ -153,14 +147,14 @@ Result<Server::Impl::HttpCaller> Server::Impl::Authenticate(const HttpRequest& r
       return c;
     }
   }
-  Result<TokenClaims> claims = deps_.tokens->Verify(credential);
+  Result<TokenClaims> claims = deps_.deps->tokens->Verify(credential);
   if (!claims.ok()) return claims.status();
   HttpCaller c;
   c.user = claims->user;
   return c;
 }
 
-void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpResponse)> respond) {
+void HttpFront::HandleHttp(HttpRequest request, std::function<void(HttpResponse)> respond) {
   // The two requests that hash a password (tens of milliseconds of CPU and Argon2's memory
   // each) run on their own small pool, so a flood of them never delays chat on the workers.
   // Decided from the method and the decoded path alone, before any body is parsed.
@@ -177,7 +171,7 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
   };
   if (!hashing) {
     // Off the io thread: handlers call storage.
-    asio::post(*workers_, [this, request = std::move(request), finish = std::move(finish)] {
+    asio::post(*deps_.workers, [this, request = std::move(request), finish = std::move(finish)] {
       RouteHttp(request, finish);
     });
     return;
@@ -188,64 +182,44 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
       p[1] == "users" && options_.open_registration &&
       (!request.header || request.header("Authorization").empty());
   if (p[1] == "tokens" || register_limited) {
-    Status limited = limits_->Peek(p[1] == "tokens"
-                                       ? limits_->LoginAddress(request.remote_address)
-                                       : limits_->RegisterAddress(request.remote_address));
+    Status limited = deps_.limits->Peek(p[1] == "tokens"
+                                       ? deps_.limits->LoginAddress(request.remote_address)
+                                       : deps_.limits->RegisterAddress(request.remote_address));
     if (!limited.ok()) return finish(Error(limited));
   }
   if (hash_pending_.fetch_add(1) >= static_cast<size_t>(options_.hash_threads) +
                                         options_.hash_queue) {
     hash_pending_.fetch_sub(1);
-    metrics_.HashRejected();
+    deps_.metrics->HashRejected();
     return finish(Error(Status::Unavailable("too many password requests waiting; retry later")
                             .WithRetryAfter(1000)));
   }
-  metrics_.HashQueued(1);
-  asio::post(*hash_pool_, [this, request = std::move(request), finish = std::move(finish)] {
-    internal::NameThisThreadOnce("im-hash");
+  deps_.metrics->HashQueued(1);
+  asio::post(*deps_.hash_pool, [this, request = std::move(request), finish = std::move(finish)] {
+    NameThisThreadOnce("im-hash");
     RouteHttp(request, [this, finish](HttpResponse r) {
       hash_pending_.fetch_sub(1);
-      metrics_.HashQueued(-1);
+      deps_.metrics->HashQueued(-1);
       finish(std::move(r));
     });
   });
 }
 
-HttpResponse Server::Impl::HttpMetrics() {
-  HttpResponse r = Ok(metrics_.Scrape([this] {
-    internal::Metrics::Snapshot s;
-    conns_.ForEach([&s](const std::shared_ptr<ConnState>& c) {
-      const bool tcp = c->conn->transport() == TransportKind::kTcp;
-      (tcp ? s.tcp_connections : s.ws_connections) += 1;
-      const double queued = static_cast<double>(c->conn->queued_bytes());
-      s.send_queue_bytes += queued;
-      s.send_queue_max_bytes = std::max(s.send_queue_max_bytes, queued);
-      if (c->logged_in.load()) {
-        std::lock_guard<std::mutex> lock(c->mu);
-        s.sessions[{c->session.user.tenant, tcp ? "tcp" : "ws"}] += 1;
-      }
-    });
-    s.commit_queue_depth = static_cast<double>(committer_->depth());
-    s.deliveries_total = static_cast<double>(committer_->deliveries());
-    s.tcp_bytes_in = static_cast<double>(tcp_counters_.bytes_in.load());
-    s.tcp_bytes_out = static_cast<double>(tcp_counters_.bytes_out.load());
-    s.ws_bytes_in = static_cast<double>(ws_counters_.bytes_in.load());
-    s.ws_bytes_out = static_cast<double>(ws_counters_.bytes_out.load());
-    return s;
-  }));
+HttpResponse HttpFront::HttpMetrics() {
+  HttpResponse r = Ok(deps_.metrics->Scrape(deps_.snapshot));
   r.content_type = "text/plain; version=0.0.4";
   return r;
 }
 
 // Routes one request and answers through `respond`, exactly once: at once for most endpoints,
 // from the committer thread for the two that store (POST /v1/groups, POST /v1/messages).
-void Server::Impl::RouteHttp(const HttpRequest& req, Respond respond) {
+void HttpFront::RouteHttp(const HttpRequest& req, Respond respond) {
   const HttpResponse r = RouteHttpNow(req, respond);
   if (r.status != 0) respond(r);
 }
 
 // The synchronous part of RouteHttp: the answer, or status 0 when `respond` was handed on.
-HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond) {
+HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
   const std::string path = req.target.substr(0, req.target.find('?'));
   std::vector<std::string> p;
   const Status parsed = PathParts(path, &p);
@@ -256,7 +230,7 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
   };
   if (path == "/healthz") {
     if (!method_is("GET")) return wrong_method();
-    if (!running_) return Error(Status::Unavailable("stopping"));
+    if (!deps_.running->load()) return Error(Status::Unavailable("stopping"));
     return Ok(R"({"status":"ok"})");
   }
   if (path == "/metrics") {
@@ -266,8 +240,8 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
   if (path == "/readyz") {
     if (!method_is("GET")) return wrong_method();
     // Ready: serving, and the storage answers.
-    if (!running_) return Error(Status::Unavailable("draining"));
-    Result<InboxInfo> probe = deps_.inbox->Info(UserKey{"_", "_readyz"});
+    if (!deps_.running->load()) return Error(Status::Unavailable("draining"));
+    Result<InboxInfo> probe = deps_.deps->inbox->Info(UserKey{"_", "_readyz"});
     if (!probe.ok()) return Error(Status::Unavailable("storage: " + probe.status().ToString()));
     return Ok(R"({"status":"ready"})");
   }
@@ -298,9 +272,9 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
     case RouteKind::kGetUser: {
       Result<HttpCaller> caller = Authenticate(req);
       if (!caller.ok()) return Error(caller.status());
-      if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+      if (!deps_.deps->users) return Error(Status::Unavailable("accounts are not enabled"));
       if (!IsValidId(p[2])) return Error(Status::BadRequest("bad user id"));
-      Result<UserRecord> u = deps_.users->Get(UserKey{caller->user.tenant, p[2]});
+      Result<UserRecord> u = deps_.deps->users->Get(UserKey{caller->user.tenant, p[2]});
       if (!u.ok()) return Error(u.status());
       return Ok(UserJson(*u));
     }
@@ -312,7 +286,7 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
       if (route.kind == RouteKind::kCreateGroup) {
         if (Status s = read_body(&f); !s.ok()) return Error(s);
       }
-      if (!deps_.groups) return Error(Status::Unavailable("groups are not enabled"));
+      if (!deps_.deps->groups) return Error(Status::Unavailable("groups are not enabled"));
       if (route.kind == RouteKind::kCreateGroup) {
         HttpCreateGroup(*caller, f, std::move(respond));
         return Handed();
@@ -320,7 +294,7 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
       if (!IsValidId(p[2])) return Error(Status::BadRequest("bad gid"));
       GroupKey key{caller->user.tenant, p[2]};
       if (route.kind == RouteKind::kGetGroup) {
-        Result<GroupInfo> g = groups_->Info(key);
+        Result<GroupInfo> g = deps_.groups->Info(key);
         return g.ok() ? Ok(GroupJson(*g)) : Error(g.status());
       }
       return HttpGroupMembers(*caller, key, req.target);
@@ -330,8 +304,8 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
       Result<HttpCaller> caller = Authenticate(req);
       if (!caller.ok()) return Error(caller.status());
       if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
-      if (!deps_.reload_filter) return Error(Status::Unavailable("no reloadable filter"));
-      Status s = deps_.reload_filter();
+      if (!deps_.deps->reload_filter) return Error(Status::Unavailable("no reloadable filter"));
+      Status s = deps_.deps->reload_filter();
       IM_LOG_INFO("filter reload by admin of tenant '{}': {}", caller->user.tenant,
                   s.ToString());
       return s.ok() ? Ok(R"({"reloaded":true})") : Error(s);
@@ -352,7 +326,7 @@ HttpResponse Server::Impl::RouteHttpNow(const HttpRequest& req, Respond& respond
   return Error(Status::NotFound("no such path: " + path));
 }
 
-HttpResponse Server::Impl::HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
+HttpResponse HttpFront::HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
                                             const std::string& target) {
   uint64_t limit = 100;
   std::string l, after;
@@ -366,20 +340,20 @@ HttpResponse Server::Impl::HttpGroupMembers(const HttpCaller& caller, const Grou
       return Error(Status::BadRequest("'limit' must be 1..500"));
     }
   }
-  Result<MemberPage> page = groups_->Members(key, caller.admin ? nullptr : &caller.user.user,
+  Result<MemberPage> page = deps_.groups->Members(key, caller.admin ? nullptr : &caller.user.user,
                                              after, static_cast<size_t>(limit));
   if (!page.ok()) return Error(page.status());
-  return Ok(internal::MemberPageJson(*page, /*with_next=*/true));
+  return Ok(MemberPageJson(*page, /*with_next=*/true));
 }
 
-HttpResponse Server::Impl::HttpCreateUser(const HttpRequest& req, const Fields& f) {
+HttpResponse HttpFront::HttpCreateUser(const HttpRequest& req, const Fields& f) {
   std::string user, password, display_name, tenant(kDefaultTenant);
   Status s = f.RequiredString("user", &user);
   if (s.ok()) s = f.RequiredString("password", &password);
   if (s.ok()) s = f.OptionalString("display_name", &display_name);
   if (s.ok()) s = f.OptionalString("tenant", &tenant);
   if (!s.ok()) return Error(s);
-  if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+  if (!deps_.deps->users) return Error(Status::Unavailable("accounts are not enabled"));
   if (!options_.open_registration || (req.header && !req.header("Authorization").empty())) {
     // Closed registration (or an explicit credential): only the tenant's admin creates users.
     Result<HttpCaller> caller = Authenticate(req);
@@ -393,18 +367,18 @@ HttpResponse Server::Impl::HttpCreateUser(const HttpRequest& req, const Fields& 
     tenant = caller->user.tenant;
   } else {
     // Open registration: every attempt from an address counts.
-    s = limits_->Take({limits_->RegisterAddress(req.remote_address)});
+    s = deps_.limits->Take({deps_.limits->RegisterAddress(req.remote_address)});
     if (!s.ok()) return Error(s);
   }
   if (!IsValidId(tenant)) return Error(Status::BadRequest("bad tenant id"));
-  Result<UserRecord> u = deps_.users->Create(UserKey{tenant, user}, password, display_name,
-                                             clock_->NowMs());
+  Result<UserRecord> u = deps_.deps->users->Create(UserKey{tenant, user}, password, display_name,
+                                             deps_.clock->NowMs());
   sodium_memzero(password.data(), password.size());
   if (!u.ok()) return Error(u.status());
   return Ok(UserJson(*u), 201);
 }
 
-HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields& f) {
+HttpResponse HttpFront::HttpCreateToken(const HttpRequest& req, const Fields& f) {
   std::string user, password, tenant(kDefaultTenant);
   uint64_t ttl = static_cast<uint64_t>(options_.default_token_ttl_s);
   Status s = f.RequiredString("user", &user);
@@ -414,37 +388,37 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
     s = Status::BadRequest("'ttl_s' must be 1.." + std::to_string(options_.max_token_ttl_s));
   }
   if (!s.ok()) return Error(s);
-  if (!deps_.token_keys) return Error(Status::Unavailable("token minting is not enabled"));
+  if (!deps_.deps->token_keys) return Error(Status::Unavailable("token minting is not enabled"));
   if (f.Has("password")) {
     s = f.RequiredString("password", &password);
     if (!s.ok()) return Error(s);
-    if (!deps_.users) return Error(Status::Unavailable("accounts are not enabled"));
+    if (!deps_.deps->users) return Error(Status::Unavailable("accounts are not enabled"));
     if (!IsValidId(tenant) || !IsValidId(user)) return Error(Status::BadRequest("bad id"));
     // Failed passwords per address and per account: each attempt holds a token of both, a
     // right password gives them back. While either bucket is empty the password is not even
     // checked, so the right one is refused too until the wait is over.
-    const internal::RateLimits::Key address = limits_->LoginAddress(req.remote_address);
-    const internal::RateLimits::Key account = limits_->LoginAccount(tenant, user);
-    s = limits_->Take({address, account});
+    const RateLimits::Key address = deps_.limits->LoginAddress(req.remote_address);
+    const RateLimits::Key account = deps_.limits->LoginAccount(tenant, user);
+    s = deps_.limits->Take({address, account});
     if (!s.ok()) {
       sodium_memzero(password.data(), password.size());
       return Error(s);
     }
-    Result<UserRecord> u = deps_.users->VerifyPassword(UserKey{tenant, user}, password);
+    Result<UserRecord> u = deps_.deps->users->VerifyPassword(UserKey{tenant, user}, password);
     sodium_memzero(password.data(), password.size());
     // Only a wrong password is the caller's failure; a storage error costs nothing.
     if (u.ok() || u.status().code() != Code::kUnauthenticated) {
-      limits_->Refund({address, account});
+      deps_.limits->Refund({address, account});
     }
     if (!u.ok()) return Error(u.status());
   } else {
     // No password: an admin mints a token for any user of its tenant. A refused credential
     // counts as a failed login of the address.
-    const internal::RateLimits::Key address = limits_->LoginAddress(req.remote_address);
-    s = limits_->Take({address});
+    const RateLimits::Key address = deps_.limits->LoginAddress(req.remote_address);
+    s = deps_.limits->Take({address});
     if (!s.ok()) return Error(s);
     Result<HttpCaller> caller = Authenticate(req);
-    if (caller.ok()) limits_->Refund({address});
+    if (caller.ok()) deps_.limits->Refund({address});
     if (!caller.ok()) return Error(caller.status());
     if (!caller->admin) {
       return Error(Status::Forbidden("admin_only", "give a password or use an admin key"));
@@ -455,8 +429,8 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
     tenant = caller->user.tenant;
     if (!IsValidId(user)) return Error(Status::BadRequest("bad user id"));
   }
-  TimestampMs now = clock_->NowMs();
-  Result<std::string> token = SignHs256Token(*deps_.token_keys, UserKey{tenant, user},
+  TimestampMs now = deps_.clock->NowMs();
+  Result<std::string> token = SignHs256Token(*deps_.deps->token_keys, UserKey{tenant, user},
                                              static_cast<int64_t>(ttl), now);
   if (!token.ok()) return Error(token.status());
   JsonWriter w;
@@ -469,23 +443,23 @@ HttpResponse Server::Impl::HttpCreateToken(const HttpRequest& req, const Fields&
   return Ok(w.str(), 201);
 }
 
-void Server::Impl::HttpCreateGroup(const HttpCaller& caller, const Fields& f, Respond respond) {
+void HttpFront::HttpCreateGroup(const HttpCaller& caller, const Fields& f, Respond respond) {
   if (caller.admin) {
     return respond(
         Error(Status::Forbidden("user_only", "a group is created by its owner's token")));
   }
-  internal::GroupOps::CreateArgs args;
-  Status s = internal::GroupOps::ParseCreate(f, /*members_required=*/false, &args);
+  GroupOps::CreateArgs args;
+  Status s = GroupOps::ParseCreate(f, /*members_required=*/false, &args);
   if (s.ok()) {
     // Answered from the committer thread once the group and its event are stored.
-    s = groups_->Create(caller.user, std::move(args), [respond](const Result<GroupInfo>& g) {
+    s = deps_.groups->Create(caller.user, std::move(args), [respond](const Result<GroupInfo>& g) {
       respond(g.ok() ? Ok(GroupJson(*g), 201) : Error(g.status()));
     });
   }
   if (!s.ok()) respond(Error(s));
 }
 
-void Server::Impl::HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond) {
+void HttpFront::HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond) {
   auto message = std::make_shared<Message>();
   std::string cid;
   Status s = f.OptionalString("to", &message->to);
@@ -507,12 +481,12 @@ void Server::Impl::HttpSendMessage(const HttpCaller& caller, const Fields& f, Re
   sender.user = UserKey{caller.user.tenant, message->from};
   // From a user (1:1): that user's inbox gets it too, as if sent from one of their devices.
   const bool as_user = !message->from.empty() && message->group.empty();
-  s = chat_->Send(as_user ? &sender : nullptr, std::move(message), cid,
+  s = deps_.chat->Send(as_user ? &sender : nullptr, std::move(message), cid,
                   [respond](const Result<SendReceipt>& r) {
-                    respond(r.ok() ? Ok(internal::ReceiptJson(*r, /*with_duplicate=*/true))
+                    respond(r.ok() ? Ok(ReceiptJson(*r, /*with_duplicate=*/true))
                                    : Error(r.status()));
                   });
   if (!s.ok()) respond(Error(s));
 }
 
-}  // namespace im
+}  // namespace im::internal

@@ -30,7 +30,8 @@ Status Refusal(Metrics::Limit limit, int64_t wait_ms) {
 int64_t TokenBucket::Take(const BucketLimit& limit, TimestampMs now) {
   if (limit.unlimited()) return 0;
   const double burst = std::max(1.0, limit.burst);
-  if (tokens_ < 0) {
+  if (!used_) {
+    used_ = true;
     tokens_ = burst;
     updated_ = now;
   } else if (now > updated_) {  // a clock that steps back adds nothing
@@ -50,7 +51,7 @@ int64_t TokenBucket::Take(const BucketLimit& limit, TimestampMs now) {
 }
 
 void TokenBucket::Refund(const BucketLimit& limit) {
-  if (tokens_ >= 0) tokens_ = std::min(std::max(1.0, limit.burst), tokens_ + 1.0);
+  if (used_) tokens_ = std::min(std::max(1.0, limit.burst), tokens_ + 1.0);
 }
 
 RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics)

@@ -33,7 +33,8 @@ class TokenBucket {
   void Refund(const BucketLimit& limit);
 
  private:
-  double tokens_ = -1;  // < 0: never used (a full bucket)
+  bool used_ = false;  // false: a full bucket (tokens_ is not set yet)
+  double tokens_ = 0;  // may be a hair below zero (the float tolerance of Take)
   TimestampMs updated_ = 0;
 };
 

@@ -12,10 +12,6 @@
 
 namespace im {
 
-using internal::ConnState;
-using internal::EncodeError;
-using internal::Request;
-
 namespace {
 std::string Base36(uint64_t v) {
   static const char* kDigits = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -41,8 +37,6 @@ Server::Impl::Impl(ServerOptions options, ServerDeps deps)
   deps_.groups = internal::TimeGroupService(std::move(deps_.groups), metrics_);
   deps_.users = internal::TimeUserStore(std::move(deps_.users), metrics_);
   deps_.sessions = internal::TimeSessionStore(std::move(deps_.sessions), metrics_);
-  token_expired_notice_ =
-      Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"token_expired"})"));
   limits_ = std::make_unique<internal::RateLimits>(options_, clock_, &metrics_);
 }
 
@@ -78,13 +72,29 @@ Status Server::Impl::Start() {
       events_.get(), &metrics_, &hooks_, &options_});
   groups_ = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
       deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_});
+  socket_front_ = std::make_unique<internal::SocketFront>(internal::SocketFront::Deps{
+      &options_, clock_, workers_.get(), sessions_.get(), chat_.get(), groups_.get(),
+      events_.get(), &metrics_});
+  http_front_ = std::make_unique<internal::HttpFront>(internal::HttpFront::Deps{
+      &options_, &deps_, clock_, workers_.get(), hash_pool_.get(), chat_.get(), groups_.get(),
+      limits_.get(), &metrics_, &running_, [this] {
+        internal::Metrics::Snapshot s;
+        socket_front_->AddToSnapshot(s);
+        s.commit_queue_depth = static_cast<double>(committer_->depth());
+        s.deliveries_total = static_cast<double>(committer_->deliveries());
+        s.tcp_bytes_in = static_cast<double>(tcp_counters_.bytes_in.load());
+        s.tcp_bytes_out = static_cast<double>(tcp_counters_.bytes_out.load());
+        s.ws_bytes_in = static_cast<double>(ws_counters_.bytes_in.load());
+        s.ws_bytes_out = static_cast<double>(ws_counters_.bytes_out.load());
+        return s;
+      }});
   if (!options_.tcp_listen.empty()) {
     internal::TcpServerOptions t;
     t.listen = options_.tcp_listen;
     t.max_frame_bytes = options_.max_frame_bytes;
     t.send_queue_bytes = options_.send_queue_bytes;
     t.counters = &tcp_counters_;
-    tcp_ = internal::NewTcpServer(io_, t, this);
+    tcp_ = internal::NewTcpServer(io_, t, socket_front_.get());
     Status s = tcp_->Start();
     if (!s.ok()) {
       IM_LOG_ERROR("tcp: cannot listen on {}: {}", t.listen, s.ToString());
@@ -99,8 +109,9 @@ Status Server::Impl::Start() {
     w.send_queue_bytes = options_.send_queue_bytes;
     w.counters = &ws_counters_;
     ws_ = internal::NewWsServer(
-        io_, w, this, [this](internal::HttpRequest req, std::function<void(internal::HttpResponse)> r) {
-          HandleHttp(std::move(req), std::move(r));
+        io_, w, socket_front_.get(),
+        [this](internal::HttpRequest req, std::function<void(internal::HttpResponse)> r) {
+          http_front_->HandleHttp(std::move(req), std::move(r));
         });
     Status s = ws_->Start();
     if (!s.ok()) {
@@ -145,7 +156,7 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   running_ = false;
   const auto began = std::chrono::steady_clock::now();
   IM_LOG_INFO("{}: {} connection(s), {} queued append(s)", drain ? "draining" : "stopping",
-              conns_.Size(), committer_->depth());
+              socket_front_->ConnectionCount(), committer_->depth());
   asio::post(io_, [this] { sweep_timer_->cancel(); });
   // From here until the end, the HTTP port answers: /healthz and /readyz with 503 (running_),
   // WebSocket handshakes with 503 (load balancers need an answer, not a refused connection).
@@ -153,28 +164,16 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   // Finish the appends already queued while their senders are still connected (they get
   // their acks), refuse new ones; then close every connection.
   committer_->Stop();
-  if (drain) {
-    // Tell every session to move to another node; its client reconnects and resyncs.
-    Frame notice =
-        Frame::FromString(internal::EncodePush("session.kicked", R"({"reason":"drain"})"));
-    conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
-      if (!s->logged_in.load()) return;
-      {
-        std::lock_guard<std::mutex> lock(s->mu);
-        sessions_->LogKick(s->session, s->conn->remote_address(), "drain");
-      }
-      s->conn->Send(notice);
-    });
-  }
+  if (drain) socket_front_->NoticeDrain();
   const char* reason = drain ? "server draining" : "server stopping";
   if (tcp_) tcp_->Stop(close_code::kGoingAway, reason);
   if (ws_) ws_->Stop(close_code::kGoingAway, reason);
   // Let close frames flush and the transports report the closes, for a bounded time.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
-  while (conns_.Size() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (socket_front_->ConnectionCount() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  if (size_t left = conns_.Size(); left > 0) {
+  if (size_t left = socket_front_->ConnectionCount(); left > 0) {
     IM_LOG_WARN("{} connection(s) still open after {} ms; closing them", left, deadline_ms);
   }
   if (ws_) ws_->StopListening();
@@ -193,102 +192,6 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
                   .count());
 }
 
-internal::ConnectionContext Server::Impl::OnOpen(const std::shared_ptr<Connection>& connection) {
-  const bool tcp = connection->transport() == TransportKind::kTcp;
-  if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
-    // Over the bound: never registered and no context, so its OnClose finds nothing to forget.
-    open_connections_.fetch_sub(1, std::memory_order_relaxed);
-    metrics_.ConnectionRefused(!tcp);
-    IM_LOG_DEBUG("connection {} from {} refused: {} open (max_connections)", connection->id(),
-                 connection->remote_address(), options_.max_connections);
-    connection->Close(close_code::kTryAgainLater, "server full");
-    return nullptr;
-  }
-  IM_LOG_DEBUG("connection {} opened from {} ({})", connection->id(),
-               connection->remote_address(), tcp ? "tcp" : "ws");
-  auto state = std::make_shared<ConnState>(connection, *workers_, clock_->NowMs());
-  conns_.Add(state);
-  return state;
-}
-
-void Server::Impl::OnFrame(const std::shared_ptr<Connection>& connection,
-                           const internal::ConnectionContext& context, std::string payload) {
-  if (!context) return;
-  std::shared_ptr<ConnState> state = std::static_pointer_cast<ConnState>(context);
-  state->last_seen_ms.store(clock_->NowMs(), std::memory_order_relaxed);
-  auto req = std::make_shared<Request>();
-  Status s = internal::ParseRequest(payload, req.get());
-  if (!s.ok()) {
-    // The framing is intact, so the connection stays open; without a cmd there is no id either.
-    connection->Send(Frame::FromString(EncodeError(false, 0, "", s)));
-    return;
-  }
-  if (state->pending.load(std::memory_order_relaxed) >= options_.max_pending_commands) {
-    connection->Send(Frame::FromString(EncodeError(
-        *req, Status::Error(Code::kRateLimited, "rate_limited",
-                            "too many commands in flight on this connection"))));
-    return;
-  }
-  state->pending.fetch_add(1, std::memory_order_relaxed);
-  asio::post(state->strand, [this, state, req] {
-    internal::NameThisThreadOnce("im-worker");
-    state->pending.fetch_sub(1, std::memory_order_relaxed);
-    Dispatch(state, req);
-  });
-}
-
-void Server::Impl::OnClose(const std::shared_ptr<Connection>& connection,
-                           const internal::ConnectionContext& /*context*/) {
-  // Taken from the registry (not from the context, which a connection closed before it started
-  // reading may not carry): whatever is registered is forgotten exactly once.
-  std::shared_ptr<ConnState> state = conns_.Take(connection->id());
-  if (!state) return;
-  open_connections_.fetch_sub(1, std::memory_order_relaxed);
-  IM_LOG_DEBUG("connection {} closed", connection->id());
-  state->closed = true;
-  // On the strand, after any command of this connection still running (e.g. a login).
-  asio::post(state->strand, [this, state] { EndSession(*state); });
-}
-
-void Server::Impl::OnTraffic(const Connection& /*connection*/,
-                             const internal::ConnectionContext& context) {
-  if (context) {
-    static_cast<ConnState*>(context.get())->last_seen_ms.store(clock_->NowMs(),
-                                                               std::memory_order_relaxed);
-  }
-}
-
-void Server::Impl::OnSlowConsumer(const Connection& connection, size_t queued_bytes) {
-  const bool ws = connection.transport() == TransportKind::kWebSocket;
-  metrics_.SlowConsumer(ws);
-  internal::BusinessEvent e;
-  e.event = "slow_consumer_closed";
-  // Rare (once per closed connection), and from any thread: the registry, not the context.
-  if (std::shared_ptr<ConnState> state = conns_.Find(connection.id())) {
-    std::lock_guard<std::mutex> lock(state->mu);
-    e.tenant = state->session.user.tenant;
-    e.user = state->session.user.user;
-    e.device = state->session.device;
-    e.session = state->session.session_id;
-  }
-  e.remote = connection.remote_address();
-  e.reason = "send queue over " + std::to_string(options_.send_queue_bytes) + " bytes (" +
-             std::to_string(queued_bytes) + " queued)";
-  events_->Emit(e);
-  IM_LOG_CLIENT_WARN("slow consumer: closing connection {} ({} user '{}') with {} bytes queued",
-                     connection.id(), connection.remote_address(), e.user, queued_bytes);
-}
-
-void Server::Impl::EndSession(ConnState& state, const char* reason) {
-  if (!state.logged_in.exchange(false)) return;
-  SessionInfo session;
-  {
-    std::lock_guard<std::mutex> lock(state.mu);
-    session = state.session;
-  }
-  sessions_->End(session, state.conn->remote_address(), reason);
-}
-
 void Server::Impl::ScheduleSweep() {
   if (!running_) return;
   sweep_timer_->expires_after(std::chrono::milliseconds(options_.sweep_interval_ms));
@@ -301,25 +204,7 @@ void Server::Impl::ScheduleSweep() {
 
 void Server::Impl::Sweep() {
   TimestampMs now = clock_->NowMs();
-  const int64_t idle_ms = int64_t{options_.heartbeat_s} * 3 * 1000;
-  conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
-    if (!s->logged_in.load()) {
-      if (now - s->opened_ms > options_.login_timeout_ms) {
-        s->conn->Close(close_code::kUnauthenticated, "login timeout");
-      }
-    } else if (TimestampMs exp = s->token_expires_ms.load(); exp > 0 && now > exp + options_.token_grace_ms) {
-      // The token ran out and no fresh login came: the client must get a new token.
-      if (!s->closed.load()) {
-        std::lock_guard<std::mutex> lock(s->mu);
-        sessions_->LogKick(s->session, s->conn->remote_address(), "token_expired");
-      }
-      s->conn->Send(token_expired_notice_);
-      s->conn->Close(close_code::kUnauthenticated, "token expired");
-    } else if (now - s->last_seen_ms.load(std::memory_order_relaxed) > idle_ms) {
-      // No traffic for three heartbeats: a half-open socket or a dead client.
-      s->conn->Close(close_code::kNormal, "heartbeat timeout");
-    }
-  });
+  socket_front_->Sweep(now);
   if (options_.retention_sweep_ms > 0 && now - last_expire_ms_ >= options_.retention_sweep_ms) {
     last_expire_ms_ = now;
     asio::post(*workers_, [this, now] {

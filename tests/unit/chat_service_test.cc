@@ -183,3 +183,23 @@ TEST_CASE("ChatService: sync pages, acks, and the per-connection send limit") {
 
 }  // namespace
 }  // namespace im
+
+namespace im {
+namespace {
+
+TEST_CASE("TokenBucket: the per-connection chat bucket - burst, refill, refund, no reset") {
+  internal::TokenBucket b;
+  const internal::BucketLimit limit{0.9999995, 1};
+  CHECK(b.Take(limit, 0) == 0);     // full at first
+  CHECK(b.Take(limit, 0) > 990);    // then about a second until the next token
+  // Refilled to a hair under one token: taken (the float tolerance), which leaves the bucket a
+  // hair below zero; that must still be an empty bucket, not a new full one.
+  CHECK(b.Take(limit, 1000) == 0);
+  CHECK(b.Take(limit, 1000) > 990);
+  b.Refund(limit);
+  CHECK(b.Take(limit, 1000) == 0);
+  CHECK(internal::TokenBucket().Take(internal::BucketLimit{0, 1}, 0) == 0);  // unlimited
+}
+
+}  // namespace
+}  // namespace im

@@ -1,0 +1,116 @@
+// SocketFront: the protocol's front on the socket transports (TCP and WebSocket). It is the
+// TransportHandler: it keeps each connection's state (ConnState, the transport's context), cuts
+// commands into the connection's strand on the worker pool, and runs them from a table (name,
+// handler, needs login, chat limits). Each handler parses the body, calls a service
+// (SessionService, ChatService, GroupOps) and answers; what is stored (sends, group changes)
+// is answered from the committer thread. It also owns the node's one registry of connections:
+// the sweep (login timeout, token expiry, heartbeats), the metrics, the drain and the close.
+//
+// Unknown commands, commands before login and every error reply follow docs/protocol.md.
+//
+// Thread-safety: the TransportHandler methods run on io threads and never block; the command
+// handlers on the connection's strand; Sweep on the io thread of the timer; the rest anywhere.
+#ifndef IM_CORE_SOCKET_FRONT_H_
+#define IM_CORE_SOCKET_FRONT_H_
+
+#include <asio/thread_pool.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "core/chat_service.h"
+#include "core/conn_state.h"
+#include "core/group_ops.h"
+#include "core/session_service.h"
+#include "im/options.h"
+#include "ops/event_log.h"
+#include "ops/metrics.h"
+#include "protocol/codec.h"
+#include "transport/handler.h"
+
+namespace im::internal {
+
+class SocketFront final : public TransportHandler {
+ public:
+  struct Deps {
+    const ServerOptions* options;
+    Clock* clock;
+    asio::thread_pool* workers;  // the connections' strands
+    SessionService* sessions;
+    ChatService* chat;
+    GroupOps* groups;
+    EventLog* events;
+    Metrics* metrics;
+  };
+  explicit SocketFront(Deps deps);
+
+  // TransportHandler (io threads). The context of a connection is its ConnState.
+  ConnectionContext OnOpen(const std::shared_ptr<Connection>& connection) override;
+  void OnFrame(const std::shared_ptr<Connection>& connection, const ConnectionContext& context,
+               std::string payload) override;
+  void OnClose(const std::shared_ptr<Connection>& connection,
+               const ConnectionContext& context) override;
+  void OnTraffic(const Connection& connection, const ConnectionContext& context) override;
+  void OnSlowConsumer(const Connection& connection, size_t queued_bytes) override;
+
+  // Closes connections that did not log in in time, whose token ran out, or that went quiet.
+  void Sweep(TimestampMs now);
+  // session.kicked{reason:"drain"} to every logged-in session (the drain closes them next).
+  void NoticeDrain();
+  // Connections open now (registered, not yet closed).
+  size_t ConnectionCount() { return conns_.Size(); }
+  // The connection and session figures of a metrics scrape.
+  void AddToSnapshot(Metrics::Snapshot& s);
+
+ private:
+  using Handler = void (SocketFront::*)(const std::shared_ptr<ConnState>& state,
+                                        const std::shared_ptr<Request>& req);
+  struct Command {
+    const char* name;
+    Handler handler;
+    bool needs_login;
+    bool chat_limits;  // takes a token of chat_connection and chat_user first
+  };
+  static const Command* FindCommand(const std::string& name);
+  void Dispatch(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
+  void HandleLogin(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
+  void HandleLogout(const std::shared_ptr<ConnState>& state,
+                    const std::shared_ptr<Request>& req);
+  void HandlePing(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
+  void HandleChatSend(const std::shared_ptr<ConnState>& state,
+                      const std::shared_ptr<Request>& req);
+  void HandleChatSync(const std::shared_ptr<ConnState>& state,
+                      const std::shared_ptr<Request>& req);
+  void HandleChatAck(const std::shared_ptr<ConnState>& state,
+                     const std::shared_ptr<Request>& req);
+  // group_handlers.cc
+  void HandleGroupCreate(const std::shared_ptr<ConnState>& state,
+                         const std::shared_ptr<Request>& req);
+  void HandleGroupInfo(const std::shared_ptr<ConnState>& state,
+                       const std::shared_ptr<Request>& req);
+  void HandleGroupJoin(const std::shared_ptr<ConnState>& state,
+                       const std::shared_ptr<Request>& req);
+  void HandleGroupQuit(const std::shared_ptr<ConnState>& state,
+                       const std::shared_ptr<Request>& req);
+  void HandleGroupChange(const std::shared_ptr<ConnState>& state,
+                         const std::shared_ptr<Request>& req, bool join);
+  void HandleGroupMembers(const std::shared_ptr<ConnState>& state,
+                          const std::shared_ptr<Request>& req);
+
+  void ObserveLatency(const Request& req);
+  void Reply(ConnState& state, const Request& req, std::string_view body_json);
+  void ReplyError(ConnState& state, const Request& req, const Status& status);
+  // Forgets the session of a closed or logged-out connection (on its strand).
+  void EndSession(ConnState& state, const char* reason = "closed");
+
+  const Deps deps_;
+  const ServerOptions& options_;
+  ConnRegistry conns_;
+  std::atomic<size_t> open_connections_{0};  // admitted by OnOpen, not yet closed
+  Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}
+};
+
+}  // namespace im::internal
+
+#endif  // IM_CORE_SOCKET_FRONT_H_
