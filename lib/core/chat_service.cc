@@ -99,6 +99,17 @@ Status ChatService::Send(const SessionInfo* sender, std::shared_ptr<Message> mes
   return submitted;
 }
 
+Result<SendReceipt> ChatService::SendAndWait(const SessionInfo* sender,
+                                             std::shared_ptr<Message> message,
+                                             const std::string& cid) {
+  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
+  auto future = promise->get_future();
+  Status s = Send(sender, std::move(message), cid,
+                  [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
+  if (!s.ok()) return s;
+  return future.get();
+}
+
 Result<ChatService::SyncPage> ChatService::Sync(const UserKey& user, uint64_t after,
                                                 size_t limit) {
   Result<FetchResult> r = deps_.inbox->Fetch(user, after, limit);

@@ -14,6 +14,7 @@
 #define IM_CORE_CHAT_SERVICE_H_
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -64,6 +65,12 @@ class ChatService {
   // `cid` "" = no dedup.
   Status Send(const SessionInfo* sender, std::shared_ptr<Message> message,
               const std::string& cid, Done done);
+
+  // Send, then waits for the committer's answer: blocks the calling thread until the message is
+  // stored or refused. For the host API on the host's own threads; never from a hook, a worker
+  // answering a client, or the committer thread (which would wait for itself).
+  Result<SendReceipt> SendAndWait(const SessionInfo* sender, std::shared_ptr<Message> message,
+                                  const std::string& cid);
 
   Result<SyncPage> Sync(const UserKey& user, uint64_t after, size_t limit);
   Status Ack(const SessionInfo& session, uint64_t seq);

@@ -3,7 +3,6 @@
 #include <asio/post.hpp>
 
 #include <chrono>
-#include <future>
 
 #include "base/thread_name.h"
 #include "ops/log.h"
@@ -226,12 +225,7 @@ Result<SendReceipt> Server::Impl::SendAndWait(const SessionInfo* sender,
                                               std::shared_ptr<Message> message,
                                               const std::string& cid) {
   if (!running_) return Status::Unavailable("server not running");
-  auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
-  auto future = promise->get_future();
-  Status s = chat_->Send(sender, std::move(message), cid,
-                         [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
-  if (!s.ok()) return s;
-  return future.get();
+  return chat_->SendAndWait(sender, std::move(message), cid);
 }
 
 Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::string& from,

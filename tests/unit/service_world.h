@@ -80,12 +80,7 @@ class ServiceWorld {
   // A send waited for (the committer's answer, or Send's own refusal).
   Result<SendReceipt> SendWait(const SessionInfo* sender, std::shared_ptr<Message> m,
                                const std::string& cid = "") {
-    auto promise = std::make_shared<std::promise<Result<SendReceipt>>>();
-    auto future = promise->get_future();
-    Status s = chat->Send(sender, std::move(m), cid,
-                          [promise](const Result<SendReceipt>& r) { promise->set_value(r); });
-    if (!s.ok()) return s;
-    return future.get();
+    return chat->SendAndWait(sender, std::move(m), cid);
   }
 
   // Every line of the business event log so far.
