@@ -83,6 +83,9 @@ class ServiceWorld {
     return chat->SendAndWait(sender, std::move(m), cid);
   }
 
+  internal::EventLog* events() { return events_.get(); }
+  internal::Metrics* metrics() { return &metrics_; }
+
   // Every line of the business event log so far.
   std::vector<std::string> Events() const {
     std::vector<std::string> lines;
