@@ -29,8 +29,10 @@ struct FrontWorld {
     return conn->log()[before];
   }
 
-  ServiceWorld world;
+  // Before the world: the committer may hold a send's callback, and with it a connection's
+  // state (and its strand), until the world stops it; the pool must outlive both.
   asio::thread_pool workers{2};
+  ServiceWorld world;
   internal::SocketFront front;
   std::shared_ptr<FakeConnection> conn = std::make_shared<FakeConnection>(1);
   internal::ConnectionContext context = front.OnOpen(conn);
