@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <list>
 #include <memory>
@@ -44,6 +45,7 @@
 #include "store/leveldb/db_util.h"
 #include "store/leveldb/inbox_recovery.h"
 #include "store/leveldb/keys.h"
+#include "store/leveldb/write_stats.h"
 
 namespace im {
 namespace internal::leveldb_queue {
@@ -278,8 +280,8 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     }
     if (batch->ops > 0) {
       batch->Put(WriteCountKey(), EncodeFixed64(write_count_ + 1));
-      leveldb::Status status = db_->Write(options, &batch->batch);
-      if (!status.ok()) return FromLevelDb(status);
+      Status status = Write(options, batch);
+      if (!status.ok()) return status;
       write_count_file_.Store(++write_count_);
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -287,6 +289,26 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     return Status::OK();
   }
 
+  // Writes `batch` and counts it in the write stats.
+  Status Write(const leveldb::WriteOptions& options, Batch* batch) {
+    leveldb::Status status = db_->Write(options, &batch->batch);
+    if (!status.ok()) return FromLevelDb(status);
+    written_batches_.fetch_add(1, std::memory_order_relaxed);
+    written_records_.fetch_add(batch->ops, std::memory_order_relaxed);
+    written_bytes_.fetch_add(batch->batch.ApproximateSize(), std::memory_order_relaxed);
+    return Status::OK();
+  }
+
+ public:
+  LevelDbWriteStats WriteStats() const {
+    LevelDbWriteStats stats;
+    stats.batches = written_batches_.load(std::memory_order_relaxed);
+    stats.records = written_records_.load(std::memory_order_relaxed);
+    stats.bytes = written_bytes_.load(std::memory_order_relaxed);
+    return stats;
+  }
+
+ private:
   const OfflineQueueOptions options_;
   const LevelDbOptions db_options_;
   Clock* const clock_;
@@ -303,6 +325,9 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   std::mutex ack_mu_;
   std::mutex mu_;
   HeaderCache cache_;  // guarded by mu_
+  std::atomic<uint64_t> written_batches_{0};
+  std::atomic<uint64_t> written_records_{0};
+  std::atomic<uint64_t> written_bytes_{0};
 };
 
 Status LevelDbOfflineQueue::Open(const std::string& dir, bool new_epochs, size_t* renewed) {
@@ -514,8 +539,9 @@ Status LevelDbOfflineQueue::Ack(const UserKey& user, const std::string& device, 
   Result<uint64_t> acked = Acked(user, device);
   if (!acked.ok()) return acked.status();
   if (seq <= *acked) return Status::OK();
-  leveldb::Status written = db_->Put(write_options_, AckKey(user, device), EncodeFixed64(seq));
-  return written.ok() ? Status::OK() : FromLevelDb(written);
+  Batch batch;
+  batch.Put(AckKey(user, device), EncodeFixed64(seq));
+  return Write(write_options_, &batch);
 }
 
 Result<uint64_t> LevelDbOfflineQueue::Acked(const UserKey& user, const std::string& device) {
@@ -696,8 +722,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
     if (!it->status().ok()) return FromLevelDb(it->status());
     it.reset();
     if (batch.ops > 0) {
-      leveldb::Status status = db_->Write(sweep_options, &batch.batch);
-      if (!status.ok()) return FromLevelDb(status);
+      if (Status status = Write(sweep_options, &batch); !status.ok()) return status;
     }
     if (!more) return Status::OK();
   }
@@ -705,6 +730,17 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
 
 }  // namespace
 }  // namespace internal::leveldb_queue
+
+namespace internal {
+
+bool GetLevelDbWriteStats(const OfflineQueue& queue, LevelDbWriteStats* out) {
+  const auto* leveldb_queue = dynamic_cast<const leveldb_queue::LevelDbOfflineQueue*>(&queue);
+  if (leveldb_queue == nullptr) return false;
+  *out = leveldb_queue->WriteStats();
+  return true;
+}
+
+}  // namespace internal
 
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
                                                               OfflineQueueOptions options,
