@@ -1,11 +1,16 @@
 // The LevelDB OfflineQueue: durable per-user inboxes with the semantics of the memory backend
 // (lib/store/memory/memory_offline_queue.cc). Record layout: store/leveldb/keys.h.
 //
-// A message body is stored once, whatever the fan-out; an inbox entry is a 16-byte pointer
-// (mid, ts) under (tenant, user, seq). Each inbox has a header (epoch, first_seq, last_seq),
-// written in the same batch as the entries it describes, so the persisted high-water mark can
-// never fall behind a persisted entry and seqs are never handed out twice, across restarts and
-// after retention emptied the inbox.
+// A message body is stored once, whatever the fan-out, under a key that starts with its ts; an
+// inbox entry is a 16-byte pointer (mid, ts) under (tenant, user, seq). An append writes the
+// message, one entry per recipient inbox and the batch's write count, plus a dedup record and its
+// time index when it has a dedup key: nothing per inbox but its entry. Each inbox has a header
+// (epoch, and a last_seq), written when the inbox is created and when an inbox is emptied, in the
+// same batch as the deletes: an inbox's high-water mark is the larger of the header's last_seq
+// and its highest entry seq, so it can never fall behind a persisted entry and seqs are never
+// handed out twice, across restarts (kill -9 included) and after retention emptied the inbox.
+// The state of recently used inboxes is kept in memory; an inbox not in memory costs one read
+// and two seeks.
 //
 // Retention: Append trims an inbox beyond max_inbox right away, deleting its known oldest seqs.
 // Expire drops, in write batches of at most kSweepBatchKeys deletions: inbox entries from the
@@ -13,7 +18,8 @@
 // one), message records older than retention through their time index (however many inboxes
 // still point at them: such entries are skipped by Fetch and reported as `gap`), and dedup
 // records older than the window through theirs. A message trimmed from every inbox by max_inbox
-// keeps its record until retention removes it.
+// keeps its record until retention removes it. Messages have no time index of their own: their
+// keys sort by ts within a tenant.
 //
 // Mids must be unique per tenant (ARCHITECTURE section 2): appending two different messages
 // under one mid keeps the later body for both.
@@ -45,6 +51,7 @@
 #include "store/leveldb/db_util.h"
 #include "store/leveldb/inbox_recovery.h"
 #include "store/leveldb/keys.h"
+#include "store/leveldb/migration.h"
 #include "store/leveldb/write_stats.h"
 
 namespace im {
@@ -58,8 +65,8 @@ constexpr size_t kSweepBatchKeys = 10000;
 // Inboxes found to need a sweep are collected this many at a time, bounding the sweep's memory
 // whatever the number of users.
 constexpr size_t kSweepCandidates = 1024;
-// Headers kept in memory, least recently used first out (roughly 200 bytes each, so ~13 MB). An
-// evicted header costs one LevelDB read on its next use, never correctness.
+// Inbox states kept in memory, least recently used first out (roughly 200 bytes each, so ~13 MB).
+// An evicted one costs one LevelDB read and two seeks on its next use, never correctness.
 constexpr size_t kHeaderCacheCapacity = size_t{1} << 16;
 
 std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
@@ -139,11 +146,13 @@ class HeaderCache {
   std::unordered_map<std::string_view, Lru::iterator> index_;  // views into lru_'s keys
 };
 
-// Headers read or changed by one write, by header key. They reach the cache only once the write
-// has succeeded: a failed write leaves the cache as it was, which is the rollback.
+// Inbox states read or changed by one write, by header key. They reach the cache only once the
+// write has succeeded: a failed write leaves the cache as it was, which is the rollback.
 struct StagedHeader {
   InboxHeader header;
-  bool dirty = false;  // to be written with the batch
+  // The header record is to be written with the batch: a new inbox. An inbox the batch empties
+  // gets its header written too (see CommitLocked).
+  bool dirty = false;
 };
 using Staging = std::unordered_map<std::string, StagedHeader>;
 
@@ -170,7 +179,8 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     write_options_.sync = db_options.sync_writes;
   }
 
-  // Opens the database at `dir`, checks every inbox header, and compares the write counts
+  // Opens the database at `dir`, checks every inbox header, migrates an older record layout
+  // (store/leveldb/migration.h), and compares the write counts
   // (store/leveldb/inbox_recovery.h): when committed writes are gone, or when `new_epochs`,
   // every inbox gets a new epoch (*renewed: how many; may be null).
   Status Open(const std::string& dir, bool new_epochs, size_t* renewed);
@@ -210,8 +220,9 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     return recorded_ms > SaturatingSub(now, options_.dedup_window_ms);
   }
 
-  // The header at `key` as committed: from the cache, else from LevelDB (without caching it:
-  // only writers fill the cache, so it never holds a header older than a published one).
+  // The state of the inbox whose header key is `key` as committed: from the cache, else read
+  // from LevelDB (without caching it: only writers fill the cache, so it never holds a state
+  // older than a published one). *found is false when the inbox has no header.
   Status PeekHeader(const std::string& key, InboxHeader* header, bool* found) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -221,12 +232,37 @@ class LevelDbOfflineQueue final : public OfflineQueue {
         return Status::OK();
       }
     }
+    // One snapshot for the header and the entries: a sweep that empties an inbox writes its
+    // header in the same batch as the deletes.
+    ScopedSnapshot snapshot(db_.get());
+    leveldb::ReadOptions read = VerifiedRead();
+    read.snapshot = snapshot.get();
+    return ReadInbox(read, key, header, found);
+  }
+
+  // The inbox state at `key` as `read` sees it: the header record, with first_seq and last_seq
+  // raised to the entries present. Without a header (*found false), the epoch is empty and the
+  // seqs still cover any entry present, so that a header created now never reuses one.
+  Status ReadInbox(const leveldb::ReadOptions& read, const std::string& key, InboxHeader* header,
+                   bool* found) {
     std::string value;
-    leveldb::Status status = db_->Get(VerifiedRead(), key, &value);
+    leveldb::Status status = db_->Get(read, key, &value);
     *found = status.ok();
-    if (status.IsNotFound()) return Status::OK();
-    if (!status.ok()) return FromLevelDb(status);
-    return DecodeHeader(value, header) ? Status::OK() : Corrupt("inbox header");
+    *header = InboxHeader();
+    if (!status.ok() && !status.IsNotFound()) return FromLevelDb(status);
+    if (*found && !DecodeHeader(value, header)) return Corrupt("inbox header");
+    header->stored_last_seq = header->last_seq;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    uint64_t low = 0;
+    uint64_t high = 0;
+    if (InboxSeqRange(it.get(), InboxPrefixOfHeader(key), &low, &high)) {
+      header->first_seq = low;
+      header->last_seq = std::max(header->last_seq, high);
+    } else {
+      if (!it->status().ok()) return FromLevelDb(it->status());
+      header->first_seq = header->last_seq + 1;
+    }
+    return Status::OK();
   }
 
   // The header of `user`, created with a new epoch and persisted on first touch.
@@ -265,18 +301,23 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     if (!found) {
       *out = nullptr;
       if (!create) return Status::OK();
-      staged.header.epoch = NewEpoch();
+      staged.header.epoch = NewEpoch();  // its seqs still cover any entry present
       staged.dirty = true;
     }
     *out = &staging->emplace(key, std::move(staged)).first->second;
     return Status::OK();
   }
 
-  // Adds the dirty headers to `batch`, writes it, and publishes the staged headers to the cache.
-  // On failure nothing is published. Requires write_mu_.
+  // Adds to `batch` the headers of new inboxes, and of emptied inboxes whose last_seq is above
+  // their header's (no entry holds it any more), writes the batch, and publishes the staged
+  // states to the cache. On failure nothing is published. Requires write_mu_.
   Status CommitLocked(Staging* staging, Batch* batch, const leveldb::WriteOptions& options) {
-    for (const auto& [key, staged] : *staging) {
-      if (staged.dirty) batch->Put(key, EncodeHeader(staged.header));
+    for (auto& [key, staged] : *staging) {
+      InboxHeader& header = staged.header;
+      if (staged.dirty || (header.empty() && header.last_seq > header.stored_last_seq)) {
+        batch->Put(key, EncodeHeader(header));
+        header.stored_last_seq = header.last_seq;
+      }
     }
     if (batch->ops > 0) {
       batch->Put(WriteCountKey(), EncodeFixed64(write_count_ + 1));
@@ -334,6 +375,8 @@ Status LevelDbOfflineQueue::Open(const std::string& dir, bool new_epochs, size_t
   Status status = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
   if (!status.ok()) return status;
   if (status = VerifyHeaders(db_.get(), dir); !status.ok()) return status;
+  size_t migrated = 0;
+  if (status = MigrateToCurrentFormat(db_.get(), dir, &migrated); !status.ok()) return status;
   uint64_t in_db = 0;
   if (status = ReadWriteCount(db_.get(), &in_db); !status.ok()) return status;
   uint64_t in_file = 0;
@@ -430,8 +473,7 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     }
     if (!outcome.status.ok()) continue;
 
-    batch.Put(MessageKey(message.tenant, message.mid), EncodeMessage(message));
-    batch.Put(MessageTimeKey(message.tenant, message.ts, message.mid), leveldb::Slice());
+    batch.Put(MessageKey(message.tenant, message.ts, message.mid), EncodeMessage(message));
     const std::string entry = EncodeEntry(InboxEntryValue{message.mid, message.ts});
     result.mid = message.mid;
     result.ts = message.ts;
@@ -439,7 +481,6 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     for (auto& [header_key, staged] : inboxes) {
       const std::string prefix = InboxPrefixOfHeader(header_key);
       InboxHeader& header = staged->header;
-      staged->dirty = true;
       const uint64_t seq = ++header.last_seq;
       batch.Put(InboxKey(prefix, seq), entry);
       // Retained seqs are consecutive, so the oldest ones are known without a scan.
@@ -456,8 +497,8 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     }
     outcome.needs_write = true;
   }
-  // One write for the whole batch: every message, index entry, header and dedup record of every
-  // request becomes durable together, or none does.
+  // One write for the whole batch: every message, index entry, new header and dedup record of
+  // every request becomes durable together, or none does.
   const Status committed = CommitLocked(&staging, &batch, write_options_);
 
   std::vector<Result<AppendResult>> results;
@@ -509,13 +550,13 @@ Result<FetchResult> LevelDbOfflineQueue::Fetch(const UserKey& user, uint64_t aft
     expected = seq + 1;
     InboxEntryValue entry;
     if (!DecodeEntry(View(it->value()), &entry)) return Corrupt("inbox entry");
-    leveldb::Status status = db_->Get(read, MessageKey(user.tenant, entry.mid), &value);
+    leveldb::Status status = db_->Get(read, MessageKey(user.tenant, entry.ts, entry.mid), &value);
     if (status.IsNotFound()) {  // retention dropped the message before this inbox's entry
       result.gap = true;
       continue;
     }
     if (!status.ok()) return FromLevelDb(status);
-    std::shared_ptr<Message> message = DecodeMessage(value, user.tenant, entry.mid);
+    std::shared_ptr<Message> message = DecodeMessage(value, user.tenant, entry.ts, entry.mid);
     if (message == nullptr) return Corrupt("message");
     result.entries.push_back(InboxEntry{seq, std::move(message)});
   }
@@ -565,23 +606,24 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
     read.snapshot = snapshot.get();
     read.fill_cache = false;  // a sweep should not evict what Fetch needs
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    std::unique_ptr<leveldb::Iterator> entries(db_->NewIterator(read));
     std::vector<std::string> candidates;
     std::string value;
     for (it->Seek(std::string(1, kHeaderRecord)); it->Valid() && it->key()[0] == kHeaderRecord;
          it->Next()) {
-      InboxHeader header;
-      if (!DecodeHeader(View(it->value()), &header)) return Corrupt("inbox header");
-      if (header.empty()) continue;
-      bool expired = header.size() > options_.max_inbox;
-      if (!expired) {
-        const std::string first = InboxKey(InboxPrefixOfHeader(View(it->key())), header.first_seq);
-        leveldb::Status status = db_->Get(read, first, &value);
-        InboxEntryValue entry;
-        if (status.ok() && !DecodeEntry(value, &entry)) return Corrupt("inbox entry");
-        if (!status.ok() && !status.IsNotFound()) return FromLevelDb(status);
-        expired = status.IsNotFound() || entry.ts < cutoff;
+      uint64_t first = 0;
+      uint64_t last = 0;
+      if (!InboxSeqRange(entries.get(), InboxPrefixOfHeader(View(it->key())), &first, &last,
+                         &value)) {
+        if (!entries->status().ok()) return FromLevelDb(entries->status());
+        continue;  // empty
       }
-      if (expired) candidates.push_back(it->key().ToString());
+      InboxEntryValue entry;
+      if (!DecodeEntry(value, &entry)) return Corrupt("inbox entry");
+      // Holes only make the count too high, and pass 2 counts again.
+      if (last - first >= options_.max_inbox || entry.ts < cutoff) {
+        candidates.push_back(it->key().ToString());
+      }
       if (candidates.size() == kSweepCandidates) {
         Status swept = SweepInboxes(candidates, cutoff, &dropped);
         if (!swept.ok()) return swept;
@@ -592,7 +634,7 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
     Status swept = SweepInboxes(candidates, cutoff, &dropped);
     if (!swept.ok()) return swept;
   }
-  Status swept = SweepTimeIndex(kMessageTimeRecord, cutoff);
+  Status swept = SweepTimeIndex(kMessageRecord, cutoff);
   if (!swept.ok()) return swept;
   // A dedup record is fresh while recorded_ms > now - window: kept from (now - window) + 1.
   const TimestampMs dedup_cutoff = SaturatingSub(now, options_.dedup_window_ms);
@@ -639,13 +681,9 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
         if (!it->Valid() || !ParseInboxKey(View(it->key()), prefix, &seq) ||
             seq > header.last_seq) {
           header.first_seq = header.last_seq + 1;  // the rest is already gone
-          staged->dirty = true;
           break;
         }
-        if (seq > header.first_seq) {  // a hole: nothing to delete up to seq
-          header.first_seq = seq;
-          staged->dirty = true;
-        }
+        if (seq > header.first_seq) header.first_seq = seq;  // a hole: nothing to delete up to seq
         InboxEntryValue entry;
         if (!DecodeEntry(View(it->value()), &entry)) return Corrupt("inbox entry");
         // Stops at the first young entry even if older ones follow (ts is taken before the
@@ -655,7 +693,6 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
         batch.Delete(it->key());
         ++deleted;
         ++header.first_seq;
-        staged->dirty = true;
         it->Next();
       }
       if (!it->status().ok()) return FromLevelDb(it->status());
@@ -669,9 +706,9 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
   return Status::OK();
 }
 
-// Deletes the entries of a time index (messages or dedup keys) older than `keep_from`, with the
-// records they point to, one tenant after another: a tenant's scan stops at its first young
-// entry and seeks to the next tenant.
+// Deletes the message records, or the entries of the dedup time index with the dedup records they
+// point to, older than `keep_from`, one tenant after another: a tenant's scan stops at its first
+// young key and seeks to the next tenant.
 Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_from) {
   const leveldb::WriteOptions sweep_options;
   std::string cursor(1, type);
@@ -701,10 +738,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
         it->Seek(next_tenant);
         continue;
       }
-      if (type == kMessageTimeRecord) {
-        if (!MessageKeyOfTimeKey(key, &target)) return Corrupt("time index");
-        batch.Delete(target);
-      } else {
+      if (type == kDedupTimeRecord) {
         // The record may have been written again since (expired at lookup, then re-recorded):
         // only the record this entry indexes goes.
         target = DedupKeyOfTimeKey(key);

@@ -1,10 +1,13 @@
 // Writes the inbox database of tests/data/leveldb_inbox_v1/inbox and its expected answers
 // (expected.txt) through the public OfflineQueue API. Built against the code of the first record
 // layout (format 1: one header write per append, time index records), it made the committed
-// fixture that the migration test opens with the current code. Not part of the build:
+// fixture that the migration test opens with the current code (built at commit db674c3, the last
+// one writing format 1; the program also builds and runs against later code, but then writes
+// the later format). Not part of the build:
 //
 //   g++ -std=c++17 -DFMT_SHARED -Iinclude -Ilib tests/data/leveldb_inbox_v1/make_fixture.cc
-//       build/libim.a -lleveldb -lsnappy -lsodium -lspdlog -lfmt -lprometheus-cpp-core -lutf8proc -o make_fixture
+//       build/libim.a -lleveldb -lsnappy -lsodium -lspdlog -lfmt -lprometheus-cpp-core -lutf8proc
+//       -o make_fixture
 //   ./make_fixture OUT_DIR   # writes OUT_DIR/inbox and OUT_DIR/expected.txt
 //
 // What it holds: two tenants; 1:1 messages with dedup keys; a group message indexed into four
@@ -75,8 +78,8 @@ void Dump(im::OfflineQueue& queue, const std::string& path) {
   // inbox TENANT USER EPOCH FIRST_SEQ LAST_SEQ, then its entries:
   // entry SEQ MID TS FROM|TO|GROUP|TYPE|BODY|EXTRA
   const std::vector<std::pair<std::string, std::string>> users = {
-      {"default", "alice"}, {"default", "bob"},  {"default", "carol"}, {"default", "dave"},
-      {"default", "erin"},  {"default", "frank"}, {"acme", "alice"},   {"acme", "bob"}};
+      {"default", "alice"}, {"default", "bob"},   {"default", "carol"}, {"default", "dave"},
+      {"default", "erin"},  {"default", "frank"}, {"acme", "alice"},    {"acme", "bob"}};
   for (const auto& [tenant, user] : users) {
     auto info = queue.Info({tenant, user});
     auto page = queue.Fetch({tenant, user}, 0, 500);
@@ -90,9 +93,11 @@ void Dump(im::OfflineQueue& queue, const std::string& path) {
     }
   }
   // ack TENANT USER DEVICE SEQ
-  for (auto [tenant, user, device] :
-       {std::tuple{"default", "bob", "phone"}, {"default", "bob", "laptop"},
-        {"default", "alice", "phone"}, {"acme", "alice", "web"}, {"default", "dave", "phone"}}) {
+  for (auto [tenant, user, device] : {std::tuple{"default", "bob", "phone"},
+                                      {"default", "bob", "laptop"},
+                                      {"default", "alice", "phone"},
+                                      {"acme", "alice", "web"},
+                                      {"default", "dave", "phone"}}) {
     auto acked = queue.Acked({tenant, user}, device);
     if (!acked.ok()) Die("acked");
     expected << "ack " << tenant << " " << user << " " << device << " " << *acked << "\n";
@@ -137,8 +142,8 @@ int main(int argc, char** argv) {
       Append(q, ++mid, "default", "", "frank", "", {"frank"}, -1, 0, "");
       auto dropped = q.Expire(kT0);
       if (!dropped.ok() || *dropped != 3) Die("expire");
-      for (auto [user, device, seq] : {std::tuple{"bob", "phone", 7}, {"bob", "laptop", 4},
-                                       {"alice", "phone", 2}}) {
+      for (auto [user, device, seq] :
+           {std::tuple{"bob", "phone", 7}, {"bob", "laptop", 4}, {"alice", "phone", 2}}) {
         if (!q.Ack({"default", user}, device, seq).ok()) Die("ack");
       }
     } else {
@@ -150,4 +155,3 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
-
