@@ -24,8 +24,6 @@ constexpr size_t kWriteCountBytes = 16;  // the count, then its complement, both
 // Keys per write batch while giving new epochs: bounds the memory of one batch.
 constexpr size_t kBatchKeys = 10000;
 
-std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
-
 void PutBig(uint64_t value, unsigned char* out) {
   for (int i = 7; i >= 0; --i, value >>= 8) out[i] = static_cast<unsigned char>(value);
 }
@@ -61,12 +59,6 @@ class BatchWriter {
   leveldb::WriteBatch batch_;
   size_t ops_ = 0;
 };
-
-leveldb::ReadOptions ScanRead() {
-  leveldb::ReadOptions read = VerifiedRead();
-  read.fill_cache = false;  // a one-off scan should not evict what Fetch needs
-  return read;
-}
 
 }  // namespace
 

@@ -69,8 +69,6 @@ constexpr size_t kSweepCandidates = 1024;
 // An evicted one costs one LevelDB read and two seeks on its next use, never correctness.
 constexpr size_t kHeaderCacheCapacity = size_t{1} << 16;
 
-std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
-
 // `now - duration`, saturating instead of overflowing for absurd option values.
 TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
   constexpr TimestampMs kMin = std::numeric_limits<TimestampMs>::min();
@@ -602,9 +600,8 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
   // more than max_inbox entries or its first entry is too old. Most do not, and cost one read.
   {
     ScopedSnapshot snapshot(db_.get());
-    leveldb::ReadOptions read = VerifiedRead();
+    leveldb::ReadOptions read = ScanRead();
     read.snapshot = snapshot.get();
-    read.fill_cache = false;  // a sweep should not evict what Fetch needs
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     std::unique_ptr<leveldb::Iterator> entries(db_->NewIterator(read));
     std::vector<std::string> candidates;
@@ -657,8 +654,7 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
     Staging staging;
     Batch batch;
     size_t deleted = 0;
-    leveldb::ReadOptions read = VerifiedRead();
-    read.fill_cache = false;
+    leveldb::ReadOptions read = ScanRead();
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     while (next < header_keys.size() && batch.ops < kSweepBatchKeys) {
       StagedHeader* staged = nullptr;
@@ -720,8 +716,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
     std::lock_guard<std::mutex> lock(write_mu_);
     Batch batch;
     bool more = false;
-    leveldb::ReadOptions read = VerifiedRead();
-    read.fill_cache = false;
+    leveldb::ReadOptions read = ScanRead();
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     it->Seek(cursor);
     while (it->Valid() && it->key()[0] == type) {

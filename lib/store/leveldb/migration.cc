@@ -16,14 +16,6 @@ namespace {
 // Messages moved per write batch (three keys each): bounds the memory of one batch.
 constexpr size_t kBatchMessages = 2000;
 
-std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
-
-leveldb::ReadOptions ScanRead() {
-  leveldb::ReadOptions read = VerifiedRead();
-  read.fill_cache = false;
-  return read;
-}
-
 Status Write(leveldb::DB* db, leveldb::WriteBatch* batch, bool sync) {
   leveldb::WriteOptions options;
   options.sync = sync;
