@@ -158,8 +158,9 @@ using Staging = std::unordered_map<std::string, StagedHeader>;
 // lookup and the LevelDB write of an AppendBatch are one critical section: concurrent appends
 // are ordered the same way in every inbox, and a repeated dedup key sees the first record.
 // `mu_` guards the header cache only and is held for a map lookup at a time: the cache reflects
-// committed writes only (headers are published after DB::Write returns), so a reader that copies
-// a header and then reads LevelDB sees at least everything the header describes. Fetch, Info
+// committed writes only (states are published after DB::Write returns, and a reader caches what
+// it read only when no write was published meanwhile), so a reader that copies a state and then
+// reads LevelDB sees at least everything the state describes. Fetch, Info
 // and Acked never wait for `write_mu_` (except once, to create a new inbox's epoch); a sweep
 // holds it for one bounded batch at a time. `ack_mu_` serializes the read-modify-write of acks.
 // Lock order: write_mu_ or ack_mu_, then mu_.
@@ -219,9 +220,11 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   }
 
   // The state of the inbox whose header key is `key` as committed: from the cache, else read
-  // from LevelDB (without caching it: only writers fill the cache, so it never holds a state
-  // older than a published one). *found is false when the inbox has no header.
+  // from LevelDB and cached, unless a writer published a state since the read began (which may
+  // be newer than what the read saw: the cache never holds a state older than a published one).
+  // *found is false when the inbox has no header.
   Status PeekHeader(const std::string& key, InboxHeader* header, bool* found) {
+    uint64_t publications = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (const InboxHeader* cached = cache_.Find(key)) {
@@ -229,13 +232,19 @@ class LevelDbOfflineQueue final : public OfflineQueue {
         *found = true;
         return Status::OK();
       }
+      publications = publications_;
     }
     // One snapshot for the header and the entries: a sweep that empties an inbox writes its
     // header in the same batch as the deletes.
     ScopedSnapshot snapshot(db_.get());
     leveldb::ReadOptions read = VerifiedRead();
     read.snapshot = snapshot.get();
-    return ReadInbox(read, key, header, found);
+    Status status = ReadInbox(read, key, header, found);
+    if (status.ok() && *found) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (publications_ == publications && cache_.Find(key) == nullptr) cache_.Put(key, *header);
+    }
+    return status;
   }
 
   // The inbox state at `key` as `read` sees it: the header record, with first_seq and last_seq
@@ -324,6 +333,7 @@ class LevelDbOfflineQueue final : public OfflineQueue {
       write_count_file_.Store(++write_count_);
     }
     std::lock_guard<std::mutex> lock(mu_);
+    ++publications_;
     for (const auto& [key, staged] : *staging) cache_.Put(key, staged.header);
     return Status::OK();
   }
@@ -363,7 +373,8 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   WriteCountFile write_count_file_;  // written under write_mu_
   std::mutex ack_mu_;
   std::mutex mu_;
-  HeaderCache cache_;  // guarded by mu_
+  HeaderCache cache_;         // guarded by mu_
+  uint64_t publications_ = 0;  // writes published to cache_; guarded by mu_
   std::atomic<uint64_t> written_batches_{0};
   std::atomic<uint64_t> written_records_{0};
   std::atomic<uint64_t> written_bytes_{0};
