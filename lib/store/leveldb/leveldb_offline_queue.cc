@@ -15,14 +15,14 @@
 // Retention: Append trims an inbox beyond max_inbox right away, deleting its known oldest seqs.
 // Expire drops, in write batches of at most kSweepBatchKeys deletions: inbox entries from the
 // front of each inbox while they are too old or too many (never scanning past the first kept
-// one), message records older than retention through their time index (however many inboxes
-// still point at them: such entries are skipped by Fetch and reported as `gap`), and dedup
-// records older than the window through theirs. A message trimmed from every inbox by max_inbox
-// keeps its record until retention removes it. Messages have no time index of their own: their
-// keys sort by ts within a tenant.
+// one), message records older than retention from the front of each tenant's range, which their
+// keys keep in ts order (however many inboxes still point at them: such entries are skipped by
+// Fetch and reported as `gap`), and dedup records older than the window through their time
+// index. A message trimmed from every inbox by max_inbox keeps its record until retention
+// removes it.
 //
 // Mids must be unique per tenant (ARCHITECTURE section 2): appending two different messages
-// under one mid keeps the later body for both.
+// under one mid and ts keeps the later body for both.
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
@@ -160,9 +160,9 @@ using Staging = std::unordered_map<std::string, StagedHeader>;
 // `mu_` guards the header cache only and is held for a map lookup at a time: the cache reflects
 // committed writes only (states are published after DB::Write returns, and a reader caches what
 // it read only when no write was published meanwhile), so a reader that copies a state and then
-// reads LevelDB sees at least everything the state describes. Fetch, Info
-// and Acked never wait for `write_mu_` (except once, to create a new inbox's epoch); a sweep
-// holds it for one bounded batch at a time. `ack_mu_` serializes the read-modify-write of acks.
+// reads LevelDB sees at least everything the state describes. Fetch, Info and Acked never wait
+// for `write_mu_` (except once, to create a new inbox's epoch); a sweep holds it for one bounded
+// batch at a time. `ack_mu_` serializes the read-modify-write of acks.
 // Lock order: write_mu_ or ack_mu_, then mu_.
 //
 // Thread-safety: every method is safe from any thread.
@@ -208,6 +208,15 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   Status Ack(const UserKey& user, const std::string& device, uint64_t seq) override;
   Result<uint64_t> Acked(const UserKey& user, const std::string& device) override;
   Result<size_t> Expire(TimestampMs now) override;
+
+  // What this queue has written since it was opened (store/leveldb/write_stats.h).
+  LevelDbWriteStats WriteStats() const {
+    LevelDbWriteStats stats;
+    stats.batches = written_batches_.load(std::memory_order_relaxed);
+    stats.records = written_records_.load(std::memory_order_relaxed);
+    stats.bytes = written_bytes_.load(std::memory_order_relaxed);
+    return stats;
+  }
 
  private:
   std::vector<Result<AppendResult>> AppendMany(const AppendRequest* requests, size_t count);
@@ -348,16 +357,6 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     return Status::OK();
   }
 
- public:
-  LevelDbWriteStats WriteStats() const {
-    LevelDbWriteStats stats;
-    stats.batches = written_batches_.load(std::memory_order_relaxed);
-    stats.records = written_records_.load(std::memory_order_relaxed);
-    stats.bytes = written_bytes_.load(std::memory_order_relaxed);
-    return stats;
-  }
-
- private:
   const OfflineQueueOptions options_;
   const LevelDbOptions db_options_;
   Clock* const clock_;
@@ -608,7 +607,7 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
   const TimestampMs cutoff = SaturatingSub(now, options_.retention_ms);
   size_t dropped = 0;
   // Pass 1 judges each inbox on a snapshot, without locks: an inbox needs a sweep when it holds
-  // more than max_inbox entries or its first entry is too old. Most do not, and cost one read.
+  // more than max_inbox entries or its first entry is too old. Most do not, and cost two seeks.
   {
     ScopedSnapshot snapshot(db_.get());
     leveldb::ReadOptions read = ScanRead();
