@@ -1,5 +1,18 @@
-// storage_bench: OfflineQueue throughput, in the style of LevelDB's db_bench. Each case runs for
-// about --seconds against a fresh queue and prints one row:
+// storage_bench: what the LevelDB OfflineQueue writes per message, then OfflineQueue throughput in
+// the style of LevelDB's db_bench.
+//
+// The first table counts, for a fixed number of appends against a fresh LevelDB queue, the
+// LevelDB records (puts and deletes) and bytes (write batches as encoded into LevelDB's log) the
+// queue wrote, divided by the number of messages:
+//
+//   case  messages  records/msg  bytes/msg
+//
+// "1:1" is chat.send between two users (the receiver's and the sender's inbox) with a dedup key;
+// "group N" indexes one message into N inboxes (the sender's among them), with a dedup key.
+// Appends go one at a time (one write batch each) unless the case says batch=64. Every inbox
+// exists before the count starts (creating one writes its header once).
+//
+// Then each throughput case runs for about --seconds against a fresh queue and prints one row:
 //
 //   backend  case  ops/s  entries/s  MB/s  us/op
 //
@@ -30,6 +43,7 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
+#include "store/leveldb/write_stats.h"
 
 namespace {
 
@@ -151,6 +165,54 @@ Measurement RunFetches(im::OfflineQueue& queue, double seconds) {
   return m;
 }
 
+// Appends `messages` messages of `recipients` inboxes each to a fresh LevelDB queue in `dir`, in
+// batches of `batch_size`, and prints what it wrote per message. False when an append failed.
+bool PrintWritesPerMessage(const std::string& dir, const std::string& name, size_t recipients,
+                           size_t messages, size_t batch_size) {
+  static const std::vector<im::UserKey> users = Users();
+  std::error_code error;
+  fs::remove_all(dir, error);
+  std::string failure;
+  im::internal::LevelDbWriteStats stats;
+  {
+    im::Result<std::shared_ptr<im::OfflineQueue>> queue = im::OpenLevelDbOfflineQueue(dir);
+    if (!queue.ok()) {
+      failure = queue.status().ToString();
+    } else {
+      // Every inbox exists before the count starts: what an append costs between known users,
+      // not the one-time creation of an inbox.
+      for (const im::UserKey& user : users) {
+        if (failure.empty() && !(*queue)->Info(user).ok()) failure = "info failed";
+      }
+      im::internal::LevelDbWriteStats before;
+      if (!im::internal::GetLevelDbWriteStats(**queue, &before)) failure = "no write stats";
+      std::mt19937_64 rng(11);
+      std::vector<im::AppendRequest> batch;
+      for (uint64_t mid = 1; mid <= messages && failure.empty(); ++mid) {
+        batch.push_back(MakeRequest(mid, users, rng() % kUsers, recipients));
+        if (batch.size() < batch_size && mid < messages) continue;
+        for (const auto& r : (*queue)->AppendBatch(batch)) {
+          if (!r.ok()) failure = r.status().ToString();
+        }
+        batch.clear();
+      }
+      if (!im::internal::GetLevelDbWriteStats(**queue, &stats)) failure = "no write stats";
+      stats.records -= before.records;
+      stats.bytes -= before.bytes;
+    }
+  }
+  fs::remove_all(dir, error);
+  if (!failure.empty()) {
+    std::printf("%-24s error: %s\n", name.c_str(), failure.c_str());
+    return false;
+  }
+  const double n = static_cast<double>(messages);
+  std::printf("%-24s %9zu %12.2f %10.1f\n", name.c_str(), messages,
+              static_cast<double>(stats.records) / n, static_cast<double>(stats.bytes) / n);
+  std::fflush(stdout);
+  return true;
+}
+
 void PrintRow(const char* backend, const std::string& name, const Measurement& m) {
   if (!m.error.empty()) {
     std::printf("%-8s %-28s error: %s\n", backend, name.c_str(), m.error.c_str());
@@ -211,10 +273,19 @@ int main(int argc, char** argv) {
 
   std::printf("storage_bench: %.1f s per case, %zu-byte bodies, %zu users, leveldb in %s\n",
               flags.seconds, kBodyBytes, kUsers, base.c_str());
+
+  bool failed = false;
+  std::printf("%-24s %9s %12s %10s\n", "leveldb writes", "messages", "records/msg", "bytes/msg");
+  const std::string writes_dir = base + "/writes";
+  failed |= !PrintWritesPerMessage(writes_dir, "1:1", 2, 2000, 1);
+  failed |= !PrintWritesPerMessage(writes_dir, "1:1 batch=64", 2, 2048, 64);
+  failed |= !PrintWritesPerMessage(writes_dir, "group 10", 10, 1000, 1);
+  failed |= !PrintWritesPerMessage(writes_dir, "group 1000", 1000, 100, 1);
+  std::printf("\n");
+
   std::printf("%-8s %-28s %12s %12s %8s %9s\n", "backend", "case", "ops/s", "entries/s", "MB/s",
               "us/op");
 
-  bool failed = false;
   int case_number = 0;
   auto run = [&](const char* backend, const std::string& name, bool sync,
                  const std::function<Measurement(im::OfflineQueue&)>& body) {

@@ -58,6 +58,9 @@ struct LevelDbOptions {
 // committed writes kept in the database and in the file WRITE-COUNT beside it) and gives every
 // inbox a new epoch, logging a warning: seqs are never handed out twice in one epoch. A
 // directory written before WRITE-COUNT existed opens as before and gains the file.
+// A directory of an older record format is migrated in place at open (resumable when the open is
+// killed; operations.md, the inbox database's records); a format newer than this version reads is
+// refused with 500 internal, unchanged. Older versions refuse a migrated directory as damaged.
 // Other open failures (a missing dir without create_if_missing) are 500 internal.
 // Thread-safety: the returned queue is safe from any thread.
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,

@@ -235,20 +235,17 @@ TEST_CASE("storage damage: a log with flipped bytes in its middle is refused") {
 }
 
 TEST_CASE("storage damage: a table file with flipped bytes is refused") {
-  // Every block holding inbox headers (record type 'h'), up to the first block with an inbox
-  // entry ('i'): carol's header is then lost, her entries are not. Or all but that last block,
-  // which holds only the oldest versions of her header: her last_seq then is behind her entries.
-  for (const bool last_block : {true, false}) {
-    CAPTURE(last_block);
-    DamageReopenRepair("refused", [last_block](const std::string& dir) {
-      const std::vector<fs::path> tables = FilesOf(dir, R"(\d+\.(ldb|sst))");
-      REQUIRE(tables.size() == 1);
-      const auto [from, to] = BlockRange(tables[0], "h", "i");
-      REQUIRE(from < to);
-      for (uint64_t at = from; at < to; at += 128) FlipBytes(tables[0], at, 1);
-      if (last_block) FlipBytes(tables[0], to, 1);
-    });
-  }
+  // Every block holding inbox headers (record type 'h'), up to and with the first block with an
+  // inbox entry ('i'): every header is then lost (a header is written once per inbox, so they
+  // share a block), carol's entries are not.
+  DamageReopenRepair("refused", [](const std::string& dir) {
+    const std::vector<fs::path> tables = FilesOf(dir, R"(\d+\.(ldb|sst))");
+    REQUIRE(tables.size() == 1);
+    const auto [from, to] = BlockRange(tables[0], "h", "i");
+    REQUIRE(from <= to);
+    for (uint64_t at = from; at < to; at += 128) FlipBytes(tables[0], at, 1);
+    FlipBytes(tables[0], to, 1);
+  });
 }
 
 TEST_CASE("storage damage: a missing CURRENT is refused, not taken for a new database") {

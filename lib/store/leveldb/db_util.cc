@@ -92,6 +92,12 @@ leveldb::ReadOptions VerifiedRead() {
   return options;
 }
 
+leveldb::ReadOptions ScanRead() {
+  leveldb::ReadOptions options = VerifiedRead();
+  options.fill_cache = false;
+  return options;
+}
+
 Status OpenDb(const std::string& dir, const LevelDbOptions& o, leveldb::Cache* cache,
               const leveldb::FilterPolicy* filter, std::unique_ptr<leveldb::DB>* db) {
   if (Status s = CheckCurrent(dir); !s.ok()) return s;

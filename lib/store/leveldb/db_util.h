@@ -30,6 +30,13 @@ Status Damaged(const std::string& dir, std::string_view what);
 // Reads that verify block checksums: a damaged table block is an error, never wrong data.
 leveldb::ReadOptions VerifiedRead();
 
+// VerifiedRead() for a one-off scan (open, repair, migration, sweeps): it does not fill the block
+// cache, so it never evicts what lookups need.
+leveldb::ReadOptions ScanRead();
+
+// The bytes of a LevelDB slice.
+inline std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
+
 // Opens the database at `dir` with `cache` and `filter` (owned by the caller, outliving the
 // database), with LevelDB's paranoid checks: a damaged log record, MANIFEST or table read at
 // open fails the open instead of being skipped. Creates missing parent directories when

@@ -24,8 +24,6 @@ constexpr size_t kWriteCountBytes = 16;  // the count, then its complement, both
 // Keys per write batch while giving new epochs: bounds the memory of one batch.
 constexpr size_t kBatchKeys = 10000;
 
-std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
-
 void PutBig(uint64_t value, unsigned char* out) {
   for (int i = 7; i >= 0; --i, value >>= 8) out[i] = static_cast<unsigned char>(value);
 }
@@ -62,11 +60,13 @@ class BatchWriter {
   size_t ops_ = 0;
 };
 
-// The lowest and highest seq present under `prefix`, read with `it` (two seeks, whatever the
-// number of entries). False when there is none.
-bool SeqRange(leveldb::Iterator* it, const std::string& prefix, uint64_t* low, uint64_t* high) {
+}  // namespace
+
+bool InboxSeqRange(leveldb::Iterator* it, const std::string& prefix, uint64_t* low, uint64_t* high,
+                   std::string* first_value) {
   it->Seek(prefix);
   if (!it->Valid() || !ParseInboxKey(View(it->key()), prefix, low)) return false;
+  if (first_value != nullptr) first_value->assign(it->value().data(), it->value().size());
   const std::string next = PrefixSuccessor(prefix);
   if (next.empty()) {
     it->SeekToLast();
@@ -80,14 +80,6 @@ bool SeqRange(leveldb::Iterator* it, const std::string& prefix, uint64_t* low, u
   }
   return it->Valid() && ParseInboxKey(View(it->key()), prefix, high);
 }
-
-leveldb::ReadOptions ScanRead() {
-  leveldb::ReadOptions read = VerifiedRead();
-  read.fill_cache = false;  // a one-off scan should not evict what Fetch needs
-  return read;
-}
-
-}  // namespace
 
 std::string NewEpoch() {
   unsigned char raw[8];
@@ -165,7 +157,7 @@ Status NewEpochForAll(leveldb::DB* db, uint64_t write_count, size_t* inboxes) {
     header.epoch = NewEpoch();
     uint64_t low = 0;
     uint64_t high = 0;
-    if (SeqRange(entries.get(), InboxPrefixOfHeader(View(headers->key())), &low, &high)) {
+    if (InboxSeqRange(entries.get(), InboxPrefixOfHeader(View(headers->key())), &low, &high)) {
       header.last_seq = std::max(header.last_seq, high);
       header.first_seq = low;
     } else {
@@ -191,7 +183,7 @@ Status NewEpochForAll(leveldb::DB* db, uint64_t write_count, size_t* inboxes) {
     if (found.IsNotFound()) {
       InboxHeader header;
       header.epoch = NewEpoch();
-      if (!SeqRange(entries.get(), prefix, &header.first_seq, &header.last_seq)) {
+      if (!InboxSeqRange(entries.get(), prefix, &header.first_seq, &header.last_seq)) {
         return Corrupt("inbox entry key");
       }
       if (Status s = writer.Put(header_key, EncodeHeader(header)); !s.ok()) return s;

@@ -18,6 +18,7 @@
 #define IM_STORE_LEVELDB_INBOX_RECOVERY_H_
 
 #include <leveldb/db.h>
+#include <leveldb/iterator.h>
 
 #include <cstdint>
 #include <string>
@@ -25,6 +26,12 @@
 #include "im/status.h"
 
 namespace im::internal::leveldb_queue {
+
+// The lowest and highest seq present under the inbox key prefix `prefix`, read with `it` (two
+// seeks, whatever the number of entries), and the value of the lowest entry when `first_value`
+// is not null. False when there is none (or the iterator failed: check its status).
+bool InboxSeqRange(leveldb::Iterator* it, const std::string& prefix, uint64_t* low, uint64_t* high,
+                   std::string* first_value = nullptr);
 
 // 16 random hex chars. Random rather than time-based, so that a wiped directory, or two
 // processes started in the same millisecond, never reuse an epoch.

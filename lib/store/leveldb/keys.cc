@@ -1,5 +1,7 @@
 #include "store/leveldb/keys.h"
 
+#include <array>
+
 #include "store/leveldb/coding.h"
 
 namespace im::internal::leveldb_queue {
@@ -14,6 +16,24 @@ using coding::PutTimestamp;
 
 // Bumped when a value layout changes, so that a newer reader can tell old records apart.
 constexpr char kValueVersion = 1;
+// Message values without the ts (format 2), which their key holds.
+constexpr char kMessageVersion = 2;
+// Headers of format 2, whose seqs are floors (keys.h). The same bytes as version 1, under another
+// version so that an older reader, which would take them for the inbox's current seqs and hand
+// seqs out again, refuses them as damaged instead.
+constexpr char kHeaderVersion = 2;
+
+// The message fields a value holds, in order.
+constexpr std::array<std::string Message::*, 6> kMessageFields = {
+    &Message::from, &Message::to, &Message::group, &Message::type, &Message::body, &Message::extra};
+
+// Decodes the fields of kMessageFields from `value`, which must hold nothing else.
+bool DecodeMessageFields(std::string_view value, Message* message) {
+  for (std::string Message::*field : kMessageFields) {
+    if (!GetLengthPrefixed(&value, &(message->*field))) return false;
+  }
+  return value.empty();
+}
 
 std::string TenantPrefix(RecordType type, std::string_view tenant) {
   std::string key(1, type);
@@ -69,14 +89,26 @@ std::string AckKey(const UserKey& user, std::string_view device) {
   return key;
 }
 
-std::string MessageKey(std::string_view tenant, uint64_t mid) {
+const std::string& FormatKey() {
+  static const std::string* key = new std::string("!format");
+  return *key;
+}
+
+std::string MessageKey(std::string_view tenant, TimestampMs ts, uint64_t mid) {
   std::string key = TenantPrefix(kMessageRecord, tenant);
+  PutTimestamp(&key, ts);
   PutBigEndian(&key, mid);
   return key;
 }
 
-std::string MessageTimeKey(std::string_view tenant, TimestampMs ts, uint64_t mid) {
-  std::string key = TenantPrefix(kMessageTimeRecord, tenant);
+std::string OldMessageKey(std::string_view tenant, uint64_t mid) {
+  std::string key = TenantPrefix(kOldMessageRecord, tenant);
+  PutBigEndian(&key, mid);
+  return key;
+}
+
+std::string OldMessageTimeKey(std::string_view tenant, TimestampMs ts, uint64_t mid) {
+  std::string key = TenantPrefix(kOldMessageTimeRecord, tenant);
   PutTimestamp(&key, ts);
   PutBigEndian(&key, mid);
   return key;
@@ -96,6 +128,12 @@ std::string DedupTimeKey(std::string_view tenant, TimestampMs recorded_ms,
   return key;
 }
 
+bool ParseOldMessageKey(std::string_view key, std::string_view* tenant, uint64_t* mid) {
+  if (key.empty() || key[0] != kOldMessageRecord) return false;
+  key.remove_prefix(1);
+  return GetLengthPrefixed(&key, tenant) && GetBigEndian(&key, mid) && key.empty();
+}
+
 bool ParseTimeKey(std::string_view key, TimeKey* out) {
   if (key.empty()) return false;
   std::string_view in = key.substr(1);
@@ -104,14 +142,6 @@ bool ParseTimeKey(std::string_view key, TimeKey* out) {
   out->tenant_prefix = key.substr(0, key.size() - in.size());
   if (!GetTimestamp(&in, &out->ts)) return false;
   out->rest = in;
-  return true;
-}
-
-bool MessageKeyOfTimeKey(const TimeKey& key, std::string* message_key) {
-  if (key.rest.size() != 8) return false;
-  message_key->assign(key.tenant_prefix);
-  (*message_key)[0] = kMessageRecord;
-  message_key->append(key.rest);
   return true;
 }
 
@@ -135,7 +165,7 @@ std::string PrefixSuccessor(std::string_view prefix) {
 }
 
 std::string EncodeHeader(const InboxHeader& header) {
-  std::string value(1, kValueVersion);
+  std::string value(1, kHeaderVersion);
   PutBigEndian(&value, header.first_seq);
   PutBigEndian(&value, header.last_seq);
   value.append(header.epoch);
@@ -143,8 +173,9 @@ std::string EncodeHeader(const InboxHeader& header) {
 }
 
 bool DecodeHeader(std::string_view value, InboxHeader* out) {
-  if (!coding::GetVersion(&value, kValueVersion) || !GetBigEndian(&value, &out->first_seq) ||
-      !GetBigEndian(&value, &out->last_seq)) {
+  // Version 1 (format 1) reads the same way: its seqs were exact, which floors also are.
+  if (!(coding::GetVersion(&value, kHeaderVersion) || coding::GetVersion(&value, kValueVersion)) ||
+      !GetBigEndian(&value, &out->first_seq) || !GetBigEndian(&value, &out->last_seq)) {
     return false;
   }
   out->epoch.assign(value);
@@ -170,27 +201,33 @@ bool DecodeEntry(std::string_view value, InboxEntryValue* out) {
 
 std::string EncodeMessage(const Message& message) {
   std::string value;
-  value.reserve(1 + 8 + 6 + message.from.size() + message.to.size() + message.group.size() +
+  value.reserve(1 + 6 + message.from.size() + message.to.size() + message.group.size() +
                 message.type.size() + message.body.size() + message.extra.size() + 8);
-  value.push_back(kValueVersion);
-  PutBigEndian(&value, static_cast<uint64_t>(message.ts));
-  for (const std::string* field :
-       {&message.from, &message.to, &message.group, &message.type, &message.body, &message.extra}) {
-    PutLengthPrefixed(&value, *field);
-  }
+  value.push_back(kMessageVersion);
+  for (std::string Message::*field : kMessageFields) PutLengthPrefixed(&value, message.*field);
   return value;
 }
 
 std::shared_ptr<Message> DecodeMessage(std::string_view value, std::string_view tenant,
-                                       uint64_t mid) {
+                                       TimestampMs ts, uint64_t mid) {
+  auto message = std::make_shared<Message>();
+  if (!coding::GetVersion(&value, kMessageVersion) || !DecodeMessageFields(value, message.get())) {
+    return nullptr;
+  }
+  message->mid = mid;
+  message->tenant.assign(tenant);
+  message->ts = ts;
+  return message;
+}
+
+std::shared_ptr<Message> DecodeOldMessage(std::string_view value, std::string_view tenant,
+                                          uint64_t mid) {
   auto message = std::make_shared<Message>();
   uint64_t ts = 0;
-  if (!coding::GetVersion(&value, kValueVersion) || !GetBigEndian(&value, &ts)) return nullptr;
-  for (std::string* field : {&message->from, &message->to, &message->group, &message->type,
-                             &message->body, &message->extra}) {
-    if (!GetLengthPrefixed(&value, field)) return nullptr;
+  if (!coding::GetVersion(&value, kValueVersion) || !GetBigEndian(&value, &ts) ||
+      !DecodeMessageFields(value, message.get())) {
+    return nullptr;
   }
-  if (!value.empty()) return nullptr;
   message->mid = mid;
   message->tenant.assign(tenant);
   message->ts = static_cast<TimestampMs>(ts);

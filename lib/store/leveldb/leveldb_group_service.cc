@@ -138,8 +138,6 @@ bool DecodeMember(std::string_view value, MemberRecord* out) {
   return true;
 }
 
-std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
-
 GroupInfo InfoOf(const GroupKey& key, const GroupRecord& group) {
   GroupInfo info;
   info.key = key;

@@ -1,22 +1,28 @@
 // The LevelDB OfflineQueue: durable per-user inboxes with the semantics of the memory backend
 // (lib/store/memory/memory_offline_queue.cc). Record layout: store/leveldb/keys.h.
 //
-// A message body is stored once, whatever the fan-out; an inbox entry is a 16-byte pointer
-// (mid, ts) under (tenant, user, seq). Each inbox has a header (epoch, first_seq, last_seq),
-// written in the same batch as the entries it describes, so the persisted high-water mark can
-// never fall behind a persisted entry and seqs are never handed out twice, across restarts and
-// after retention emptied the inbox.
+// A message body is stored once, whatever the fan-out, under a key that starts with its ts; an
+// inbox entry is a 16-byte pointer (mid, ts) under (tenant, user, seq). An append writes the
+// message, one entry per recipient inbox and the batch's write count, plus a dedup record and its
+// time index when it has a dedup key: nothing per inbox but its entry. Each inbox has a header
+// (epoch, and a last_seq), written when the inbox is created and when an inbox is emptied, in the
+// same batch as the deletes: an inbox's high-water mark is the larger of the header's last_seq
+// and its highest entry seq, so it can never fall behind a persisted entry and seqs are never
+// handed out twice, across restarts (kill -9 included) and after retention emptied the inbox.
+// The state of recently used inboxes is kept in memory; an inbox not in memory costs one read
+// and two seeks.
 //
 // Retention: Append trims an inbox beyond max_inbox right away, deleting its known oldest seqs.
 // Expire drops, in write batches of at most kSweepBatchKeys deletions: inbox entries from the
 // front of each inbox while they are too old or too many (never scanning past the first kept
-// one), message records older than retention through their time index (however many inboxes
-// still point at them: such entries are skipped by Fetch and reported as `gap`), and dedup
-// records older than the window through theirs. A message trimmed from every inbox by max_inbox
-// keeps its record until retention removes it.
+// one), message records older than retention from the front of each tenant's range, which their
+// keys keep in ts order (however many inboxes still point at them: such entries are skipped by
+// Fetch and reported as `gap`), and dedup records older than the window through their time
+// index. A message trimmed from every inbox by max_inbox keeps its record until retention
+// removes it.
 //
 // Mids must be unique per tenant (ARCHITECTURE section 2): appending two different messages
-// under one mid keeps the later body for both.
+// under one mid and ts keeps the later body for both.
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
@@ -26,6 +32,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <list>
 #include <memory>
@@ -44,6 +51,8 @@
 #include "store/leveldb/db_util.h"
 #include "store/leveldb/inbox_recovery.h"
 #include "store/leveldb/keys.h"
+#include "store/leveldb/migration.h"
+#include "store/leveldb/write_stats.h"
 
 namespace im {
 namespace internal::leveldb_queue {
@@ -56,11 +65,9 @@ constexpr size_t kSweepBatchKeys = 10000;
 // Inboxes found to need a sweep are collected this many at a time, bounding the sweep's memory
 // whatever the number of users.
 constexpr size_t kSweepCandidates = 1024;
-// Headers kept in memory, least recently used first out (roughly 200 bytes each, so ~13 MB). An
-// evicted header costs one LevelDB read on its next use, never correctness.
+// Inbox states kept in memory, least recently used first out (roughly 200 bytes each, so ~13 MB).
+// An evicted one costs one LevelDB read and two seeks on its next use, never correctness.
 constexpr size_t kHeaderCacheCapacity = size_t{1} << 16;
-
-std::string_view View(const leveldb::Slice& slice) { return {slice.data(), slice.size()}; }
 
 // `now - duration`, saturating instead of overflowing for absurd option values.
 TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
@@ -137,11 +144,13 @@ class HeaderCache {
   std::unordered_map<std::string_view, Lru::iterator> index_;  // views into lru_'s keys
 };
 
-// Headers read or changed by one write, by header key. They reach the cache only once the write
-// has succeeded: a failed write leaves the cache as it was, which is the rollback.
+// Inbox states read or changed by one write, by header key. They reach the cache only once the
+// write has succeeded: a failed write leaves the cache as it was, which is the rollback.
 struct StagedHeader {
   InboxHeader header;
-  bool dirty = false;  // to be written with the batch
+  // The header record is to be written with the batch: a new inbox. An inbox the batch empties
+  // gets its header written too (see CommitLocked).
+  bool dirty = false;
 };
 using Staging = std::unordered_map<std::string, StagedHeader>;
 
@@ -149,10 +158,11 @@ using Staging = std::unordered_map<std::string, StagedHeader>;
 // lookup and the LevelDB write of an AppendBatch are one critical section: concurrent appends
 // are ordered the same way in every inbox, and a repeated dedup key sees the first record.
 // `mu_` guards the header cache only and is held for a map lookup at a time: the cache reflects
-// committed writes only (headers are published after DB::Write returns), so a reader that copies
-// a header and then reads LevelDB sees at least everything the header describes. Fetch, Info
-// and Acked never wait for `write_mu_` (except once, to create a new inbox's epoch); a sweep
-// holds it for one bounded batch at a time. `ack_mu_` serializes the read-modify-write of acks.
+// committed writes only (states are published after DB::Write returns, and a reader caches what
+// it read only when no write was published meanwhile), so a reader that copies a state and then
+// reads LevelDB sees at least everything the state describes. Fetch, Info and Acked never wait
+// for `write_mu_` (except once, to create a new inbox's epoch); a sweep holds it for one bounded
+// batch at a time. `ack_mu_` serializes the read-modify-write of acks.
 // Lock order: write_mu_ or ack_mu_, then mu_.
 //
 // Thread-safety: every method is safe from any thread.
@@ -168,7 +178,8 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     write_options_.sync = db_options.sync_writes;
   }
 
-  // Opens the database at `dir`, checks every inbox header, and compares the write counts
+  // Opens the database at `dir`, checks every inbox header, migrates an older record layout
+  // (store/leveldb/migration.h), and compares the write counts
   // (store/leveldb/inbox_recovery.h): when committed writes are gone, or when `new_epochs`,
   // every inbox gets a new epoch (*renewed: how many; may be null).
   Status Open(const std::string& dir, bool new_epochs, size_t* renewed);
@@ -198,6 +209,15 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   Result<uint64_t> Acked(const UserKey& user, const std::string& device) override;
   Result<size_t> Expire(TimestampMs now) override;
 
+  // What this queue has written since it was opened (store/leveldb/write_stats.h).
+  LevelDbWriteStats WriteStats() const {
+    LevelDbWriteStats stats;
+    stats.batches = written_batches_.load(std::memory_order_relaxed);
+    stats.records = written_records_.load(std::memory_order_relaxed);
+    stats.bytes = written_bytes_.load(std::memory_order_relaxed);
+    return stats;
+  }
+
  private:
   std::vector<Result<AppendResult>> AppendMany(const AppendRequest* requests, size_t count);
   Status SweepInboxes(const std::vector<std::string>& header_keys, TimestampMs cutoff,
@@ -208,9 +228,12 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     return recorded_ms > SaturatingSub(now, options_.dedup_window_ms);
   }
 
-  // The header at `key` as committed: from the cache, else from LevelDB (without caching it:
-  // only writers fill the cache, so it never holds a header older than a published one).
+  // The state of the inbox whose header key is `key` as committed: from the cache, else read
+  // from LevelDB and cached, unless a writer published a state since the read began (which may
+  // be newer than what the read saw: the cache never holds a state older than a published one).
+  // *found is false when the inbox has no header.
   Status PeekHeader(const std::string& key, InboxHeader* header, bool* found) {
+    uint64_t publications = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (const InboxHeader* cached = cache_.Find(key)) {
@@ -218,13 +241,44 @@ class LevelDbOfflineQueue final : public OfflineQueue {
         *found = true;
         return Status::OK();
       }
+      publications = publications_;
     }
+    // One snapshot for the header and the entries: a sweep that empties an inbox writes its
+    // header in the same batch as the deletes.
+    ScopedSnapshot snapshot(db_.get());
+    leveldb::ReadOptions read = VerifiedRead();
+    read.snapshot = snapshot.get();
+    Status status = ReadInbox(read, key, header, found);
+    if (status.ok() && *found) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (publications_ == publications && cache_.Find(key) == nullptr) cache_.Put(key, *header);
+    }
+    return status;
+  }
+
+  // The inbox state at `key` as `read` sees it: the header record, with first_seq and last_seq
+  // raised to the entries present. Without a header (*found false), the epoch is empty and the
+  // seqs still cover any entry present, so that a header created now never reuses one.
+  Status ReadInbox(const leveldb::ReadOptions& read, const std::string& key, InboxHeader* header,
+                   bool* found) {
     std::string value;
-    leveldb::Status status = db_->Get(VerifiedRead(), key, &value);
+    leveldb::Status status = db_->Get(read, key, &value);
     *found = status.ok();
-    if (status.IsNotFound()) return Status::OK();
-    if (!status.ok()) return FromLevelDb(status);
-    return DecodeHeader(value, header) ? Status::OK() : Corrupt("inbox header");
+    *header = InboxHeader();
+    if (!status.ok() && !status.IsNotFound()) return FromLevelDb(status);
+    if (*found && !DecodeHeader(value, header)) return Corrupt("inbox header");
+    header->stored_last_seq = header->last_seq;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    uint64_t low = 0;
+    uint64_t high = 0;
+    if (InboxSeqRange(it.get(), InboxPrefixOfHeader(key), &low, &high)) {
+      header->first_seq = low;
+      header->last_seq = std::max(header->last_seq, high);
+    } else {
+      if (!it->status().ok()) return FromLevelDb(it->status());
+      header->first_seq = header->last_seq + 1;
+    }
+    return Status::OK();
   }
 
   // The header of `user`, created with a new epoch and persisted on first touch.
@@ -263,27 +317,43 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     if (!found) {
       *out = nullptr;
       if (!create) return Status::OK();
-      staged.header.epoch = NewEpoch();
+      staged.header.epoch = NewEpoch();  // its seqs still cover any entry present
       staged.dirty = true;
     }
     *out = &staging->emplace(key, std::move(staged)).first->second;
     return Status::OK();
   }
 
-  // Adds the dirty headers to `batch`, writes it, and publishes the staged headers to the cache.
-  // On failure nothing is published. Requires write_mu_.
+  // Adds to `batch` the headers of new inboxes, and of emptied inboxes whose last_seq is above
+  // their header's (no entry holds it any more), writes the batch, and publishes the staged
+  // states to the cache. On failure nothing is published. Requires write_mu_.
   Status CommitLocked(Staging* staging, Batch* batch, const leveldb::WriteOptions& options) {
-    for (const auto& [key, staged] : *staging) {
-      if (staged.dirty) batch->Put(key, EncodeHeader(staged.header));
+    for (auto& [key, staged] : *staging) {
+      InboxHeader& header = staged.header;
+      if (staged.dirty || (header.empty() && header.last_seq > header.stored_last_seq)) {
+        batch->Put(key, EncodeHeader(header));
+        header.stored_last_seq = header.last_seq;
+      }
     }
     if (batch->ops > 0) {
       batch->Put(WriteCountKey(), EncodeFixed64(write_count_ + 1));
-      leveldb::Status status = db_->Write(options, &batch->batch);
-      if (!status.ok()) return FromLevelDb(status);
+      Status status = Write(options, batch);
+      if (!status.ok()) return status;
       write_count_file_.Store(++write_count_);
     }
     std::lock_guard<std::mutex> lock(mu_);
+    ++publications_;
     for (const auto& [key, staged] : *staging) cache_.Put(key, staged.header);
+    return Status::OK();
+  }
+
+  // Writes `batch` and counts it in the write stats.
+  Status Write(const leveldb::WriteOptions& options, Batch* batch) {
+    leveldb::Status status = db_->Write(options, &batch->batch);
+    if (!status.ok()) return FromLevelDb(status);
+    written_batches_.fetch_add(1, std::memory_order_relaxed);
+    written_records_.fetch_add(batch->ops, std::memory_order_relaxed);
+    written_bytes_.fetch_add(batch->batch.ApproximateSize(), std::memory_order_relaxed);
     return Status::OK();
   }
 
@@ -302,13 +372,19 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   WriteCountFile write_count_file_;  // written under write_mu_
   std::mutex ack_mu_;
   std::mutex mu_;
-  HeaderCache cache_;  // guarded by mu_
+  HeaderCache cache_;         // guarded by mu_
+  uint64_t publications_ = 0;  // writes published to cache_; guarded by mu_
+  std::atomic<uint64_t> written_batches_{0};
+  std::atomic<uint64_t> written_records_{0};
+  std::atomic<uint64_t> written_bytes_{0};
 };
 
 Status LevelDbOfflineQueue::Open(const std::string& dir, bool new_epochs, size_t* renewed) {
   Status status = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
   if (!status.ok()) return status;
   if (status = VerifyHeaders(db_.get(), dir); !status.ok()) return status;
+  size_t migrated = 0;
+  if (status = MigrateToCurrentFormat(db_.get(), dir, &migrated); !status.ok()) return status;
   uint64_t in_db = 0;
   if (status = ReadWriteCount(db_.get(), &in_db); !status.ok()) return status;
   uint64_t in_file = 0;
@@ -405,8 +481,7 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     }
     if (!outcome.status.ok()) continue;
 
-    batch.Put(MessageKey(message.tenant, message.mid), EncodeMessage(message));
-    batch.Put(MessageTimeKey(message.tenant, message.ts, message.mid), leveldb::Slice());
+    batch.Put(MessageKey(message.tenant, message.ts, message.mid), EncodeMessage(message));
     const std::string entry = EncodeEntry(InboxEntryValue{message.mid, message.ts});
     result.mid = message.mid;
     result.ts = message.ts;
@@ -414,7 +489,6 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     for (auto& [header_key, staged] : inboxes) {
       const std::string prefix = InboxPrefixOfHeader(header_key);
       InboxHeader& header = staged->header;
-      staged->dirty = true;
       const uint64_t seq = ++header.last_seq;
       batch.Put(InboxKey(prefix, seq), entry);
       // Retained seqs are consecutive, so the oldest ones are known without a scan.
@@ -431,8 +505,8 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     }
     outcome.needs_write = true;
   }
-  // One write for the whole batch: every message, index entry, header and dedup record of every
-  // request becomes durable together, or none does.
+  // One write for the whole batch: every message, index entry, new header and dedup record of
+  // every request becomes durable together, or none does.
   const Status committed = CommitLocked(&staging, &batch, write_options_);
 
   std::vector<Result<AppendResult>> results;
@@ -484,13 +558,13 @@ Result<FetchResult> LevelDbOfflineQueue::Fetch(const UserKey& user, uint64_t aft
     expected = seq + 1;
     InboxEntryValue entry;
     if (!DecodeEntry(View(it->value()), &entry)) return Corrupt("inbox entry");
-    leveldb::Status status = db_->Get(read, MessageKey(user.tenant, entry.mid), &value);
+    leveldb::Status status = db_->Get(read, MessageKey(user.tenant, entry.ts, entry.mid), &value);
     if (status.IsNotFound()) {  // retention dropped the message before this inbox's entry
       result.gap = true;
       continue;
     }
     if (!status.ok()) return FromLevelDb(status);
-    std::shared_ptr<Message> message = DecodeMessage(value, user.tenant, entry.mid);
+    std::shared_ptr<Message> message = DecodeMessage(value, user.tenant, entry.ts, entry.mid);
     if (message == nullptr) return Corrupt("message");
     result.entries.push_back(InboxEntry{seq, std::move(message)});
   }
@@ -514,8 +588,9 @@ Status LevelDbOfflineQueue::Ack(const UserKey& user, const std::string& device, 
   Result<uint64_t> acked = Acked(user, device);
   if (!acked.ok()) return acked.status();
   if (seq <= *acked) return Status::OK();
-  leveldb::Status written = db_->Put(write_options_, AckKey(user, device), EncodeFixed64(seq));
-  return written.ok() ? Status::OK() : FromLevelDb(written);
+  Batch batch;
+  batch.Put(AckKey(user, device), EncodeFixed64(seq));
+  return Write(write_options_, &batch);
 }
 
 Result<uint64_t> LevelDbOfflineQueue::Acked(const UserKey& user, const std::string& device) {
@@ -532,30 +607,30 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
   const TimestampMs cutoff = SaturatingSub(now, options_.retention_ms);
   size_t dropped = 0;
   // Pass 1 judges each inbox on a snapshot, without locks: an inbox needs a sweep when it holds
-  // more than max_inbox entries or its first entry is too old. Most do not, and cost one read.
+  // more than max_inbox entries or its first entry is too old. Most do not, and cost two seeks.
   {
     ScopedSnapshot snapshot(db_.get());
-    leveldb::ReadOptions read = VerifiedRead();
+    leveldb::ReadOptions read = ScanRead();
     read.snapshot = snapshot.get();
-    read.fill_cache = false;  // a sweep should not evict what Fetch needs
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    std::unique_ptr<leveldb::Iterator> entries(db_->NewIterator(read));
     std::vector<std::string> candidates;
     std::string value;
     for (it->Seek(std::string(1, kHeaderRecord)); it->Valid() && it->key()[0] == kHeaderRecord;
          it->Next()) {
-      InboxHeader header;
-      if (!DecodeHeader(View(it->value()), &header)) return Corrupt("inbox header");
-      if (header.empty()) continue;
-      bool expired = header.size() > options_.max_inbox;
-      if (!expired) {
-        const std::string first = InboxKey(InboxPrefixOfHeader(View(it->key())), header.first_seq);
-        leveldb::Status status = db_->Get(read, first, &value);
-        InboxEntryValue entry;
-        if (status.ok() && !DecodeEntry(value, &entry)) return Corrupt("inbox entry");
-        if (!status.ok() && !status.IsNotFound()) return FromLevelDb(status);
-        expired = status.IsNotFound() || entry.ts < cutoff;
+      uint64_t first = 0;
+      uint64_t last = 0;
+      if (!InboxSeqRange(entries.get(), InboxPrefixOfHeader(View(it->key())), &first, &last,
+                         &value)) {
+        if (!entries->status().ok()) return FromLevelDb(entries->status());
+        continue;  // empty
       }
-      if (expired) candidates.push_back(it->key().ToString());
+      InboxEntryValue entry;
+      if (!DecodeEntry(value, &entry)) return Corrupt("inbox entry");
+      // Holes only make the count too high, and pass 2 counts again.
+      if (last - first >= options_.max_inbox || entry.ts < cutoff) {
+        candidates.push_back(it->key().ToString());
+      }
       if (candidates.size() == kSweepCandidates) {
         Status swept = SweepInboxes(candidates, cutoff, &dropped);
         if (!swept.ok()) return swept;
@@ -566,7 +641,7 @@ Result<size_t> LevelDbOfflineQueue::Expire(TimestampMs now) {
     Status swept = SweepInboxes(candidates, cutoff, &dropped);
     if (!swept.ok()) return swept;
   }
-  Status swept = SweepTimeIndex(kMessageTimeRecord, cutoff);
+  Status swept = SweepTimeIndex(kMessageRecord, cutoff);
   if (!swept.ok()) return swept;
   // A dedup record is fresh while recorded_ms > now - window: kept from (now - window) + 1.
   const TimestampMs dedup_cutoff = SaturatingSub(now, options_.dedup_window_ms);
@@ -589,8 +664,7 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
     Staging staging;
     Batch batch;
     size_t deleted = 0;
-    leveldb::ReadOptions read = VerifiedRead();
-    read.fill_cache = false;
+    leveldb::ReadOptions read = ScanRead();
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     while (next < header_keys.size() && batch.ops < kSweepBatchKeys) {
       StagedHeader* staged = nullptr;
@@ -613,13 +687,9 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
         if (!it->Valid() || !ParseInboxKey(View(it->key()), prefix, &seq) ||
             seq > header.last_seq) {
           header.first_seq = header.last_seq + 1;  // the rest is already gone
-          staged->dirty = true;
           break;
         }
-        if (seq > header.first_seq) {  // a hole: nothing to delete up to seq
-          header.first_seq = seq;
-          staged->dirty = true;
-        }
+        if (seq > header.first_seq) header.first_seq = seq;  // a hole: nothing to delete up to seq
         InboxEntryValue entry;
         if (!DecodeEntry(View(it->value()), &entry)) return Corrupt("inbox entry");
         // Stops at the first young entry even if older ones follow (ts is taken before the
@@ -629,7 +699,6 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
         batch.Delete(it->key());
         ++deleted;
         ++header.first_seq;
-        staged->dirty = true;
         it->Next();
       }
       if (!it->status().ok()) return FromLevelDb(it->status());
@@ -643,9 +712,9 @@ Status LevelDbOfflineQueue::SweepInboxes(const std::vector<std::string>& header_
   return Status::OK();
 }
 
-// Deletes the entries of a time index (messages or dedup keys) older than `keep_from`, with the
-// records they point to, one tenant after another: a tenant's scan stops at its first young
-// entry and seeks to the next tenant.
+// Deletes the message records, or the entries of the dedup time index with the dedup records they
+// point to, older than `keep_from`, one tenant after another: a tenant's scan stops at its first
+// young key and seeks to the next tenant.
 Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_from) {
   const leveldb::WriteOptions sweep_options;
   std::string cursor(1, type);
@@ -657,8 +726,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
     std::lock_guard<std::mutex> lock(write_mu_);
     Batch batch;
     bool more = false;
-    leveldb::ReadOptions read = VerifiedRead();
-    read.fill_cache = false;
+    leveldb::ReadOptions read = ScanRead();
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
     it->Seek(cursor);
     while (it->Valid() && it->key()[0] == type) {
@@ -675,10 +743,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
         it->Seek(next_tenant);
         continue;
       }
-      if (type == kMessageTimeRecord) {
-        if (!MessageKeyOfTimeKey(key, &target)) return Corrupt("time index");
-        batch.Delete(target);
-      } else {
+      if (type == kDedupTimeRecord) {
         // The record may have been written again since (expired at lookup, then re-recorded):
         // only the record this entry indexes goes.
         target = DedupKeyOfTimeKey(key);
@@ -696,8 +761,7 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
     if (!it->status().ok()) return FromLevelDb(it->status());
     it.reset();
     if (batch.ops > 0) {
-      leveldb::Status status = db_->Write(sweep_options, &batch.batch);
-      if (!status.ok()) return FromLevelDb(status);
+      if (Status status = Write(sweep_options, &batch); !status.ok()) return status;
     }
     if (!more) return Status::OK();
   }
@@ -705,6 +769,17 @@ Status LevelDbOfflineQueue::SweepTimeIndex(RecordType type, TimestampMs keep_fro
 
 }  // namespace
 }  // namespace internal::leveldb_queue
+
+namespace internal {
+
+bool GetLevelDbWriteStats(const OfflineQueue& queue, LevelDbWriteStats* out) {
+  const auto* leveldb_queue = dynamic_cast<const leveldb_queue::LevelDbOfflineQueue*>(&queue);
+  if (leveldb_queue == nullptr) return false;
+  *out = leveldb_queue->WriteStats();
+  return true;
+}
+
+}  // namespace internal
 
 Result<std::shared_ptr<OfflineQueue>> OpenLevelDbOfflineQueue(const std::string& dir,
                                                               OfflineQueueOptions options,
