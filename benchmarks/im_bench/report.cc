@@ -446,7 +446,9 @@ int RunRuns(const std::vector<std::string>& named_files) {
   for (size_t i = 0; i < runs.size(); ++i) {
     std::printf(" %9s", (runs[i].name + "#" + std::to_string(i + 1)).c_str());
   }
-  for (const std::string& n : names) std::printf("  %-26s", (n + " min/median/max").c_str());
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::printf(i + 1 < names.size() ? "  %-26s" : "  %s", (names[i] + " min/median/max").c_str());
+  }
   std::printf("\n");
   for (const std::string& figure : figures) {
     std::printf("%-62s", figure.c_str());
@@ -463,10 +465,11 @@ int RunRuns(const std::vector<std::string>& named_files) {
       std::printf(" %8s%s", Figure(found->value).c_str(), found->state == 1 ? " " : "!");
       by_name[run.name].push_back(found->value);
     }
-    for (const std::string& n : names) {
-      std::vector<double> v = by_name[n];
+    for (size_t i = 0; i < names.size(); ++i) {
+      const char* format = i + 1 < names.size() ? "  %-26s" : "  %s";
+      std::vector<double> v = by_name[names[i]];
       if (v.empty()) {
-        std::printf("  %-26s", "-");
+        std::printf(format, "-");
         continue;
       }
       std::sort(v.begin(), v.end());
@@ -474,7 +477,7 @@ int RunRuns(const std::vector<std::string>& named_files) {
           v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
       const std::string spread =
           Figure(v.front()) + " / " + Figure(median) + " / " + Figure(v.back());
-      std::printf("  %-26s", spread.c_str());
+      std::printf(format, spread.c_str());
     }
     std::printf("\n");
   }
