@@ -92,6 +92,8 @@ extern RunClock g_run;
 // A short id unique to this run (base36 milliseconds), prefixed to user ids, group ids and
 // cids so repeated runs against one server never collide.
 const std::string& RunId();
+// `v` in base 36 (digits, then lower-case letters).
+std::string Base36(uint64_t v);
 
 // HS256 JWT with sub=user, ten=tenant, exp=now+ttl (key: raw bytes).
 std::string MintToken(const std::string& raw_key, const std::string& user,

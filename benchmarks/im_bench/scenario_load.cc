@@ -22,15 +22,6 @@ constexpr int kShortIdMembers = 3000;
 // fairness: how long the end of a run waits for the probe messages still in flight.
 constexpr double kProbeDrainS = 15;
 
-std::string Base36(uint64_t v) {
-  std::string s;
-  do {
-    s.insert(s.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36]);
-    v /= 36;
-  } while (v != 0);
-  return s;
-}
-
 class ChatRun final : public ClientEvents {
  public:
   struct Slot {
