@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
   chat->add_option("--pairs", o.pairs, "sender -> receiver pairs (default 50)");
   AddLoadOptions(chat, &o);
   chat->add_flag("--sweep", o.sweep,
-                 "with --rate: a point of the fixed-rate sweep (scenario chat@sweep in the report)");
+                 "with --rate: a point of the fixed-rate sweep (chat@sweep in the report)");
 
   auto* group = app.add_subcommand("group", "senders to one group, every online member receives");
   AddCommon(group, &o);

@@ -86,7 +86,10 @@ void EventLog::Stop() {
     stopping_ = true;
   }
   wake_.notify_one();
-  if (writer_.joinable()) writer_.join();
+  // One join however many threads call Stop; the others wait until the last line is written.
+  std::call_once(joined_, [this] {
+    if (writer_.joinable()) writer_.join();
+  });
 }
 
 void EventLog::HoldWriterForTest(bool hold) {

@@ -95,6 +95,7 @@ class EventLog {
   std::atomic<uint64_t> unreported_{0};  // dropped since the last warning
   std::atomic<int64_t> next_warn_ms_{0};  // steady clock
   std::thread writer_;
+  std::once_flag joined_;
 };
 
 }  // namespace im::internal
