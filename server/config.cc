@@ -207,6 +207,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     c->event_log_set = t->contains("event_log");
     r.Get<int64_t>("event_log_max_file_bytes", &o.event_log_max_file_bytes);
     r.Get<int64_t>("event_log_max_files", &o.event_log_max_files);
+    r.Get<int64_t>("event_log_queue", &o.event_log_queue);
     r.Get<int64_t>("sweep_interval_ms", &o.sweep_interval_ms);
     r.Get<int64_t>("retention_sweep_ms", &o.retention_sweep_ms);
     std::string policy;
@@ -229,6 +230,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       return im::Status::BadRequest(
           "server.event_log_max_file_bytes must be >= 1024 and event_log_max_files >= 1");
     }
+    if (o.event_log_queue < 1) return im::Status::BadRequest("server.event_log_queue must be >= 1");
   }
   if (auto* t = root["limits"].as_table()) {
     im::ServerOptions& o = c->server;

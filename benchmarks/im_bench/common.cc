@@ -10,17 +10,18 @@ namespace imbench {
 
 RunClock g_run;
 
+std::string Base36(uint64_t v) {
+  std::string s;
+  do {
+    s.insert(s.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36]);
+    v /= 36;
+  } while (v != 0);
+  return s;
+}
+
 const std::string& RunId() {
-  static const std::string id = [] {
-    // Milliseconds since 2024 in base36: 6-7 characters, distinct for runs a millisecond apart.
-    uint64_t v = static_cast<uint64_t>(WallMs() - 1704067200000LL);
-    std::string s;
-    do {
-      s.insert(s.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36]);
-      v /= 36;
-    } while (v != 0);
-    return s;
-  }();
+  // Milliseconds since 2024 in base36: 6-7 characters, distinct for runs a millisecond apart.
+  static const std::string id = Base36(static_cast<uint64_t>(WallMs() - 1704067200000LL));
   return id;
 }
 

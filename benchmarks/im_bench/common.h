@@ -33,11 +33,14 @@ struct Options {
   int window = 16;
   int body = 100;
   double rate = 0;  // total messages/s; 0 = window mode
+  bool sweep = false;  // a point of the fixed-rate sweep (mode "sweep" instead of "rate")
   // group
   int members = 1000;
   int online = -1;  // -1 = all members
   int senders = 1;
   int qos = 1;
+  // fairness: a separate 1:1 pair sends one message every this many ms during a group flood
+  int probe_interval_ms = 20;
   // sync
   int backlog = 20000;
   // idle
@@ -89,6 +92,8 @@ extern RunClock g_run;
 // A short id unique to this run (base36 milliseconds), prefixed to user ids, group ids and
 // cids so repeated runs against one server never collide.
 const std::string& RunId();
+// `v` in base 36 (digits, then lower-case letters).
+std::string Base36(uint64_t v);
 
 // HS256 JWT with sub=user, ten=tenant, exp=now+ttl (key: raw bytes).
 std::string MintToken(const std::string& raw_key, const std::string& user,

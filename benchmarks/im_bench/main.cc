@@ -1,8 +1,9 @@
 // im-bench: load generator for the im server (TCP and WebSocket), mosquitto (MQTT 3.1.1) and
 // the bare ceiling server, on 127.0.0.1. See README.md beside this file.
 //
-//   im-bench <login|chat|group|sync|idle> --target im-tcp|im-ws|mqtt|ceiling --port P [...]
+//   im-bench <login|chat|group|fairness|sync|idle> --target im-tcp|im-ws|mqtt|ceiling --port P
 //   im-bench report FILE.jsonl
+//   im-bench runs NAME:FILE.jsonl ...
 #include <signal.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "common.h"
 #include "scenario.h"
@@ -20,6 +22,7 @@
 
 namespace imbench {
 int RunReport(const std::string& path);
+int RunRuns(const std::vector<std::string>& named_files);
 }
 
 namespace {
@@ -91,7 +94,7 @@ double DeadlineSeconds(const Options& o) {
   if (o.scenario == "login") return o.warmup + o.seconds + 30;
   size_t clients = o.scenario == "chat" ? 2 * static_cast<size_t>(o.pairs)
                                         : static_cast<size_t>(o.online < 0 ? o.members : o.online);
-  double setup = SetupSeconds(clients) + (o.scenario == "group" ? SetupSeconds(1) + 30 : 0);
+  double setup = SetupSeconds(clients) + (o.scenario != "chat" ? SetupSeconds(1) + 30 : 0);
   return o.warmup + o.seconds + setup + 30;
 }
 
@@ -118,10 +121,15 @@ int RunScenario(Options& o) {
   if (o.seconds <= 0 || o.warmup < 0 || o.threads < 1 || o.window < 1 || o.body < 24 ||
       o.body > 16000 || o.pairs < 1 || o.concurrency < 1 || o.members < 2 || o.senders < 1 ||
       o.backlog < 1 || o.connections < 1 || o.login_connections < 1 || o.rate < 0 ||
-      (o.qos != 0 && o.qos != 1)) {
+      (o.qos != 0 && o.qos != 1) || o.probe_interval_ms < 1 || (o.sweep && o.rate <= 0)) {
     std::fprintf(stderr,
                  "im-bench: bad flag value (seconds > 0, threads/window/pairs/concurrency/"
-                 "senders/backlog/connections >= 1, members >= 2, body 24..16000, qos 0|1)\n");
+                 "senders/backlog/connections >= 1, members >= 2, body 24..16000, qos 0|1, "
+                 "probe-interval-ms >= 1, --sweep needs --rate)\n");
+    return 2;
+  }
+  if (o.scenario == "fairness" && o.target != "im-tcp" && o.target != "im-ws") {
+    std::fprintf(stderr, "im-bench: fairness runs against im-tcp or im-ws only\n");
     return 2;
   }
   if (o.target == "im-tcp" || o.target == "im-ws") {
@@ -148,7 +156,7 @@ int RunScenario(Options& o) {
     rc = imbench::RunLogin(o, &result);
   } else if (o.scenario == "chat") {
     rc = imbench::RunChat(o, false, &result);
-  } else if (o.scenario == "group") {
+  } else if (o.scenario == "group" || o.scenario == "fairness") {
     rc = imbench::RunChat(o, true, &result);
   } else if (o.scenario == "sync") {
     rc = imbench::RunSync(o, &result, &skipped);
@@ -196,6 +204,8 @@ int main(int argc, char** argv) {
   AddCommon(chat, &o);
   chat->add_option("--pairs", o.pairs, "sender -> receiver pairs (default 50)");
   AddLoadOptions(chat, &o);
+  chat->add_flag("--sweep", o.sweep,
+                 "with --rate: a point of the fixed-rate sweep (chat@sweep in the report)");
 
   auto* group = app.add_subcommand("group", "senders to one group, every online member receives");
   AddCommon(group, &o);
@@ -203,6 +213,17 @@ int main(int argc, char** argv) {
   group->add_option("--online", o.online, "members connected and logged in (default all)");
   group->add_option("--senders", o.senders, "online members that send (default 1)");
   AddLoadOptions(group, &o);
+
+  auto* fairness = app.add_subcommand(
+      "fairness", "one sender floods a big group while a separate 1:1 pair sends at a fixed pace");
+  AddCommon(fairness, &o);
+  fairness->add_option("--members", o.members, "group members (default 5000)");
+  fairness->add_option("--online", o.online,
+                       "members connected and logged in (default: the flooding sender alone)");
+  fairness->add_option("--window", o.window, "flood messages in flight (default 16)");
+  fairness->add_option("--body", o.body, "message body bytes (default 100)");
+  fairness->add_option("--probe-interval-ms", o.probe_interval_ms,
+                       "the probe pair sends one message every this many ms (default 20)");
 
   auto* sync = app.add_subcommand("sync", "pull a backlog stored while offline");
   AddCommon(sync, &o);
@@ -219,11 +240,19 @@ int main(int argc, char** argv) {
   auto* report = app.add_subcommand("report", "summarise a JSON-lines file of results");
   report->add_option("file", report_file, "the file im-bench --json wrote")->required();
 
+  std::vector<std::string> run_files;
+  auto* runs = app.add_subcommand(
+      "runs", "the target figures of several runs side by side, and their spread per binary");
+  runs->add_option("files", run_files, "NAME:FILE.jsonl, one per run (NAME: the binary)")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
   if (*report) return imbench::RunReport(report_file);
-  for (auto* sub : {login, chat, group, sync, idle}) {
+  if (*runs) return imbench::RunRuns(run_files);
+  for (auto* sub : {login, chat, group, fairness, sync, idle}) {
     if (*sub) o.scenario = sub->get_name();
   }
+  if (*fairness && fairness->count("--members") == 0) o.members = 5000;
   if (*login && o.login_mode == "established" && login->count("--concurrency") == 0) {
     o.concurrency = 256;
   }

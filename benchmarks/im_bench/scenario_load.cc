@@ -1,5 +1,6 @@
-// The load scenarios: chat (sender -> receiver pairs) and group (senders -> one group, every
-// online member receives). login is in scenario_login.cc.
+// The load scenarios: chat (sender -> receiver pairs), group (senders -> one group, every
+// online member receives) and fairness (a group flood, and a separate 1:1 probe pair whose
+// latencies are the figure). login is in scenario_login.cc.
 #include <cmath>
 #include <cstdio>
 #include <thread>
@@ -15,6 +16,11 @@ namespace {
 constexpr uint32_t kSlots = 4096;       // in-process completion slots per sender
 constexpr int kRateCap = 1024;          // rate mode: most messages in flight per sender
 constexpr int64_t kStallNs = 3'000'000'000;
+// Past this many members the ids are short (a run tag, "m", base36 index), so that a
+// group.create carrying every member still fits in one 64 KiB frame (5,000 members: 45 KB).
+constexpr int kShortIdMembers = 3000;
+// fairness: how long the end of a run waits for the probe messages still in flight.
+constexpr double kProbeDrainS = 15;
 
 class ChatRun final : public ClientEvents {
  public:
@@ -35,7 +41,8 @@ class ChatRun final : public ClientEvents {
     std::string payload;  // built on the sender's thread
   };
 
-  ChatRun(Harness& h, bool group) : h_(h), o_(h.options()), group_(group) {}
+  ChatRun(Harness& h, bool group)
+      : h_(h), o_(h.options()), group_(group), fairness_(h.options().scenario == "fairness") {}
 
   // Builds clients and senders; returns an error text or "".
   std::string Build() {
@@ -60,11 +67,19 @@ class ChatRun final : public ClientEvents {
       receivers_per_msg_ = 1;
     } else {
       const int members = o.members;
-      const int online = o.online < 0 ? members : std::min(o.online, members);
+      // fairness: by default only the flooding sender is online (the members need not exist).
+      const int online = std::min(o.online < 0 ? (fairness_ ? o.senders : members) : o.online,
+                                  members);
       const int senders = std::min(o.senders, online);
-      if (online < 2) return "group needs at least 2 online members";
+      online_ = online;
+      if (online < (fairness_ ? 1 : 2)) return "group needs at least 2 online members";
       gid_ = RunId() + "g";
-      for (int i = 0; i < members; ++i) member_ids_.push_back(RunId() + "m" + std::to_string(i));
+      const std::string tag = RunId().substr(RunId().size() - 2);
+      for (int i = 0; i < members; ++i) {
+        member_ids_.push_back(members > kShortIdMembers
+                                  ? tag + "m" + Base36(static_cast<uint64_t>(i))
+                                  : RunId() + "m" + std::to_string(i));
+      }
       for (int i = 0; i < online; ++i) {
         ClientConfig c;
         c.user = member_ids_[static_cast<size_t>(i)];
@@ -77,12 +92,25 @@ class ChatRun final : public ClientEvents {
         if (i < senders) AddSender(client, gid_);
       }
       receivers_per_msg_ = o.target == "mqtt" ? online - senders : online - 1;
+      if (fairness_) {
+        // The probe pair: its own users, on thread 0, outside the group.
+        ClientConfig pc;
+        pc.user = RunId() + "ps";
+        pc.token = h_.Token(pc.user);
+        probe_sender_ = h_.AddClient(0, this, pc);
+        ClientConfig rc;
+        rc.user = RunId() + "pr";
+        rc.token = h_.Token(rc.user);
+        rc.auto_ack = true;
+        probe_receiver_ = h_.AddClient(0, this, rc);
+      }
     }
     in_process_ = !h_.clients().front()->AckFreesWindow();
     for (auto& s : senders_) {
       if (in_process_) s.slots = std::make_unique<Slot[]>(kSlots);
     }
     sender_of_.assign(h_.clients().size(), -1);
+    if (fairness_) probe_timer_ = std::make_unique<asio::steady_timer>(h_.thread(0).io());
     for (auto& s : senders_) sender_of_[s.client->index()] = static_cast<int>(s.idx);
     // Per-thread stall detection and (rate mode) pacing.
     for (size_t t = 0; t < h_.thread_count(); ++t) {
@@ -156,10 +184,24 @@ class ChatRun final : public ClientEvents {
         asio::post(h_.thread(t).io(), [this, t] { Pace(t); });
       }
     }
+    if (fairness_) {
+      asio::post(h_.thread(0).io(), [this] {
+        probe_next_ns_ = NowNs();
+        Probe();
+      });
+    }
   }
 
   // After the measured interval: waits until deliveries stop arriving (at most 3 s).
   void Drain() {
+    if (fairness_) {
+      // Every probe message is waited for (acked and pushed), or the slowest ones, those a
+      // flood holds up longest, would be missing from the figures.
+      h_.WaitFor(kProbeDrainS, [this] {
+        return probe_done_.load() == 2 * probe_sent_.load();
+      });
+      return;
+    }
     uint64_t last = h_.DeliveredTotal();
     int64_t quiet_since = NowNs();
     const int64_t deadline = NowNs() + 3'000'000'000;
@@ -177,10 +219,10 @@ class ChatRun final : public ClientEvents {
 
   void Fill(RunResult* r) {
     const Options& o = o_;
-    r->mode = rate_mode_ ? "rate" : "window";
+    r->mode = rate_mode_ ? (o.sweep ? "sweep" : "rate") : "window";
     if (group_) {
       r->Param("members", o.members);
-      r->Param("online", o.online < 0 ? o.members : o.online);
+      r->Param("online", online_);
       r->Param("senders", static_cast<double>(senders_.size()));
     } else {
       r->Param("pairs", o.pairs);
@@ -196,14 +238,50 @@ class ChatRun final : public ClientEvents {
     r->seconds = o.seconds;
     r->unit = "deliveries/s";
     r->rate = static_cast<double>(h_.Sum(&ThreadStats::delivered)) / o.seconds;
-    h_.MergeInto(r, true, !in_process_ || o.target == "ceiling", false);
+    if (fairness_) {
+      // The figure is the flood's sends/s; the latencies are the probe pair's alone:
+      // send -> push (delivery) and send -> ack.
+      r->Param("probe_interval_ms", o.probe_interval_ms);
+      r->unit = "flood sends/s";
+      r->rate = static_cast<double>(h_.Sum(&ThreadStats::acked)) / o.seconds;
+      r->has_latency = true;
+      r->latency_name = "delivery";
+      r->latency.Merge(probe_push_);
+      r->has_ack = true;
+      r->ack.Merge(probe_ack_);
+      // A probe message sent in the measured interval that never got its ack (or push) counts
+      // with the time it waited until the end, and as an error.
+      const int64_t end = NowNs();
+      uint64_t acked = 0, pushed = 0, missing = 0;
+      for (size_t i = 0; i < probe_sent_at_.size(); ++i) {
+        const bool in_window = g_run.InWindow(probe_sent_at_[i]);
+        if (probe_state_[i] & kProbeAcked) {
+          ++acked;
+        } else if (in_window) {
+          r->ack.Record(end - probe_sent_at_[i]);
+          ++missing;
+        }
+        if (probe_state_[i] & kProbePushed) {
+          ++pushed;
+        } else if (in_window) {
+          r->latency.Record(end - probe_sent_at_[i]);
+          ++missing;
+        }
+      }
+      r->extra.emplace_back("probe_sent", static_cast<double>(probe_sent_at_.size()));
+      r->extra.emplace_back("probe_acked", static_cast<double>(acked));
+      r->extra.emplace_back("probe_pushed", static_cast<double>(pushed));
+      r->errors += missing + probe_errors_;
+    } else {
+      h_.MergeInto(r, true, !in_process_ || o.target == "ceiling", false);
+    }
     const uint64_t sent = h_.Sum(&ThreadStats::sent_total);
     const uint64_t acked = h_.Sum(&ThreadStats::acked_total);
     const uint64_t delivered = h_.DeliveredTotal();
     const uint64_t expected = (in_process_ ? sent : acked) * receivers_per_msg_;
     r->errors = h_.Errors() + stalled_;
-    r->extra.emplace_back("sends_per_s", static_cast<double>(h_.Sum(&ThreadStats::delivered)) /
-                                             static_cast<double>(receivers_per_msg_) / o.seconds);
+    r->extra.emplace_back("sends_per_s",
+                          static_cast<double>(h_.Sum(&ThreadStats::acked)) / o.seconds);
     r->extra.emplace_back("sent", static_cast<double>(sent));
     r->extra.emplace_back("acked", static_cast<double>(acked));
     r->extra.emplace_back("delivered_total", static_cast<double>(delivered));
@@ -236,6 +314,14 @@ class ChatRun final : public ClientEvents {
     uint64_t seq = 0;
     if (!ParsePayload(payload, &sent_ns, &sender, &seq)) return;
     const int64_t now = NowNs();
+    if (&c == probe_receiver_) {  // on thread 0, as the probe sender
+      if (seq < probe_state_.size() && !(probe_state_[seq] & kProbePushed)) {
+        probe_state_[seq] |= kProbePushed;
+        probe_done_.fetch_add(1);
+        if (g_run.InWindow(sent_ns)) probe_push_.Record(now - sent_ns);
+      }
+      return;
+    }
     ThreadStats& st = c.stats();
     st.delivered_total.fetch_add(1, std::memory_order_relaxed);
     if (g_run.InWindow(now)) {
@@ -254,8 +340,17 @@ class ChatRun final : public ClientEvents {
     }
   }
 
-  void OnSendDone(Client& c, uint64_t /*tag*/, bool /*ok*/, int64_t sent_ns) override {
+  void OnSendDone(Client& c, uint64_t tag, bool ok, int64_t sent_ns) override {
     const int64_t now = NowNs();
+    if (&c == probe_sender_) {
+      if (tag < probe_state_.size() && !(probe_state_[tag] & kProbeAcked)) {
+        probe_state_[tag] |= kProbeAcked;
+        probe_done_.fetch_add(1);
+        if (!ok) ++probe_errors_;
+        if (g_run.InWindow(sent_ns)) probe_ack_.Record(now - sent_ns);
+      }
+      return;
+    }
     ThreadStats& st = c.stats();
     st.acked_total++;
     if (g_run.InWindow(now)) {
@@ -320,6 +415,29 @@ class ChatRun final : public ClientEvents {
     });
   }
 
+  // fairness: one probe message every probe_interval_ms, whatever is still in flight (a slow
+  // ack shows as latency, never as fewer probes).
+  void Probe() {
+    if (g_run.stopping.load(std::memory_order_relaxed) || !probe_sender_->is_open()) return;
+    const int64_t now = NowNs();
+    if (now >= probe_next_ns_) {
+      const uint64_t seq = probe_sent_at_.size();
+      probe_sent_at_.push_back(probe_next_ns_);
+      probe_state_.push_back(0);
+      BuildPayload(&probe_payload_, probe_next_ns_, UINT32_MAX, seq,
+                   static_cast<size_t>(o_.body));
+      probe_sender_->SendChat(probe_receiver_->config().user, false, probe_payload_, seq,
+                              probe_next_ns_);
+      probe_sent_.fetch_add(1);
+      probe_next_ns_ += static_cast<int64_t>(o_.probe_interval_ms) * 1'000'000;
+    }
+    probe_timer_->expires_after(std::chrono::nanoseconds(std::max<int64_t>(
+        probe_next_ns_ - NowNs(), 0)));
+    probe_timer_->async_wait([this](const asio::error_code& ec) {
+      if (!ec) Probe();
+    });
+  }
+
   void CheckStalls(ThreadCtx& thread, int64_t now) {
     for (auto& s : senders_) {
       if (&s.client->thread() != &thread || s.inflight == 0) continue;
@@ -342,9 +460,11 @@ class ChatRun final : public ClientEvents {
   Harness& h_;
   const Options& o_;
   const bool group_;
+  const bool fairness_;
   bool rate_mode_ = false;
   bool in_process_ = false;
   int receivers_per_msg_ = 1;
+  int online_ = 0;  // group members logged in
   double interval_ns_ = 0;
   std::string gid_;
   std::vector<std::string> member_ids_;
@@ -353,6 +473,19 @@ class ChatRun final : public ClientEvents {
   std::vector<std::unique_ptr<asio::steady_timer>> pacers_;
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> stalled_{0};
+  // fairness: the probe pair, on thread 0 (only that thread touches these).
+  Client* probe_sender_ = nullptr;
+  Client* probe_receiver_ = nullptr;
+  std::unique_ptr<asio::steady_timer> probe_timer_;
+  std::string probe_payload_;
+  int64_t probe_next_ns_ = 0;
+  static constexpr uint8_t kProbeAcked = 1, kProbePushed = 2;
+  std::vector<int64_t> probe_sent_at_;  // by probe seq: the scheduled send time
+  std::vector<uint8_t> probe_state_;    // by probe seq: kProbeAcked | kProbePushed
+  uint64_t probe_errors_ = 0;           // error responses to probe sends
+  std::atomic<uint64_t> probe_sent_{0};  // read by the main thread while draining
+  std::atomic<uint64_t> probe_done_{0};  // acks plus pushes received
+  Histogram probe_push_, probe_ack_;
 };
 
 }  // namespace

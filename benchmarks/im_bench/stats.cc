@@ -127,6 +127,7 @@ void PrintTableRow(const RunResult& r) {
   std::string target = r.target;
   if (!r.variant.empty()) target += "/" + r.variant.substr(r.variant.size() - 1);
   if (r.mode == "rate") scenario += "@rate";
+  if (r.mode == "sweep") scenario += "@sweep";
   if (r.mode == "established") scenario += "@est";
   std::string p50 = "-", p99 = "-", p999 = "-", ack = "-";
   if (r.has_latency && r.latency.count() > 0) {

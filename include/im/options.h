@@ -97,6 +97,9 @@ struct ServerOptions {
   std::string event_log_path = "";
   size_t event_log_max_file_bytes = 64 << 20;
   size_t event_log_max_files = 8;
+  // Events waiting for the event log's writer thread; one more is dropped and counted
+  // (im_event_log_dropped_total), so a stalled disk never holds up a network thread.
+  size_t event_log_queue = 8192;
 
   int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
   int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)

@@ -54,7 +54,8 @@ Status Server::Impl::Start() {
   }
   auto events = internal::EventLog::Open(options_.event_log_path, node_id_, clock_,
                                          options_.event_log_max_file_bytes,
-                                         options_.event_log_max_files);
+                                         options_.event_log_max_files,
+                                         {options_.event_log_queue, &metrics_});
   if (!events.ok()) return events.status();
   events_ = std::move(*events);
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);

@@ -4,7 +4,12 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 
+#include <utility>
+
+#include "base/thread_name.h"
 #include "base/utf8.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
 #include "protocol/json.h"
 
 namespace im::internal {
@@ -30,19 +35,29 @@ std::string WellFormed(const std::string& text) {
   return out;
 }
 
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path, std::string node,
                                                  Clock* clock, size_t max_file_bytes,
-                                                 size_t max_files) {
+                                                 size_t max_files, EventLogQueue queue) {
   std::shared_ptr<spdlog::logger> file;
   if (!path.empty()) {
     if (max_file_bytes == 0 || max_files == 0) {
       return Status::BadRequest("event log max_file_bytes and max_files must be positive");
     }
+    if (queue.limit == 0 || queue.flush_ms < 1) {
+      return Status::BadRequest("event log queue limit and flush_ms must be positive");
+    }
     try {
+      // Only the writer thread touches the sink: the single-threaded one suffices.
       auto sink =
-          std::make_shared<spdlog::sinks::rotating_file_sink_mt>(path, max_file_bytes, max_files);
+          std::make_shared<spdlog::sinks::rotating_file_sink_st>(path, max_file_bytes, max_files);
       file = std::make_shared<spdlog::logger>("events", std::move(sink));
     } catch (const std::exception& e) {
       return Status::Unavailable("cannot open event log " + path + ": " + e.what());
@@ -50,17 +65,39 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path, std::s
     file->set_formatter(std::make_unique<spdlog::pattern_formatter>(
         "%v", spdlog::pattern_time_type::utc, "\n"));
     file->set_level(spdlog::level::info);
-    // Every line is flushed: it is visible to tail -f and survives a crash of the process.
-    file->flush_on(spdlog::level::info);
+    // The writer flushes by time (EventLogQueue::flush_ms), not per line.
+    file->flush_on(spdlog::level::off);
   }
-  return std::unique_ptr<EventLog>(new EventLog(std::move(file), std::move(node), clock));
+  return std::unique_ptr<EventLog>(
+      new EventLog(std::move(file), std::move(node), clock, queue));
 }
 
-EventLog::EventLog(std::shared_ptr<spdlog::logger> file, std::string node, Clock* clock)
-    : file_(std::move(file)), node_(std::move(node)), clock_(clock) {}
+EventLog::EventLog(std::shared_ptr<spdlog::logger> file, std::string node, Clock* clock,
+                   EventLogQueue queue)
+    : file_(std::move(file)), node_(std::move(node)), clock_(clock), options_(queue) {
+  if (file_) writer_ = std::thread([this] { Run(); });
+}
 
-EventLog::~EventLog() {
-  if (file_) file_->flush();
+EventLog::~EventLog() { Stop(); }
+
+void EventLog::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  // One join however many threads call Stop; the others wait until the last line is written.
+  std::call_once(joined_, [this] {
+    if (writer_.joinable()) writer_.join();
+  });
+}
+
+void EventLog::HoldWriterForTest(bool hold) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = hold;
+  }
+  wake_.notify_one();
 }
 
 void EventLog::Emit(const BusinessEvent& e) {
@@ -81,7 +118,70 @@ void EventLog::Emit(const BusinessEvent& e) {
   opt("group", e.group);
   opt("reason", e.reason);
   w.EndObject();
-  file_->info("{}", w.view());
+  std::string line(w.view());
+  bool queued = false;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_ && queue_.size() < options_.limit) {
+      wake = queue_.empty();  // a non-empty queue already has the writer awake (or held)
+      queue_.push_back(std::move(line));
+      queued = true;
+    }
+  }
+  if (wake) wake_.notify_one();
+  if (!queued) Drop();
+}
+
+void EventLog::Drop() {
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  unreported_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.metrics != nullptr) options_.metrics->EventLogDropped();
+  // One warning per interval at most: a full queue means the disk is behind, and a line per
+  // dropped event would only add to the program log's own load.
+  const int64_t now = SteadyMs();
+  int64_t next = next_warn_ms_.load(std::memory_order_relaxed);
+  if (now < next ||
+      !next_warn_ms_.compare_exchange_strong(next, now + kDropWarnIntervalMs,
+                                             std::memory_order_relaxed)) {
+    return;
+  }
+  IM_LOG_WARN("event log: dropped {} event(s): {} lines waiting for the writer (the bound) or "
+              "the log stopped; see im_event_log_dropped_total",
+              unreported_.exchange(0, std::memory_order_relaxed), options_.limit);
+}
+
+void EventLog::Run() {
+  NameThisThread("im-events");
+  std::deque<std::string> batch;
+  bool unflushed = false;  // lines written since the last flush
+  std::chrono::steady_clock::time_point flush_at;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    auto ready = [this] { return stopping_ || (!held_ && !queue_.empty()); };
+    if (unflushed) {
+      wake_.wait_until(lock, flush_at, ready);
+    } else {
+      wake_.wait(lock, ready);
+    }
+    if (stopping_ || !held_) batch.swap(queue_);
+    const bool stop = stopping_;
+    lock.unlock();
+    for (const std::string& line : batch) file_->info("{}", line);
+    const auto now = std::chrono::steady_clock::now();
+    if (!batch.empty() && !unflushed) {
+      unflushed = true;
+      flush_at = now + std::chrono::milliseconds(options_.flush_ms);
+    }
+    batch.clear();
+    if (unflushed && (stop || now >= flush_at)) {
+      file_->flush();
+      unflushed = false;
+    }
+    // Emit queues nothing once stopping_ is set, so the swap above took the last lines.
+    if (stop) return;
+    lock.lock();
+  }
 }
 
 }  // namespace im::internal

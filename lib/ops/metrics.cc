@@ -94,6 +94,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Help("Password-hashing requests refused (503) because the queue was full")
                         .Register(*registry_)
                         .Add({});
+  event_log_dropped_ = &BuildCounter()
+                            .Name("im_event_log_dropped_total")
+                            .Help("Business events dropped because the event log's queue was full")
+                            .Register(*registry_)
+                            .Add({});
   auto& bytes_in = BuildCounter()
                        .Name("im_bytes_received_total")
                        .Help("Frame bytes read from clients, by transport")

@@ -43,6 +43,8 @@ class Metrics {
   // requests refused (503) because hash_queue were waiting.
   void HashQueued(int delta) { hash_depth_->Increment(static_cast<double>(delta)); }
   void HashRejected() { hash_rejected_->Increment(); }
+  // A business event dropped because the event log's queue was full (or the log stopped).
+  void EventLogDropped() { event_log_dropped_->Increment(); }
   // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
   // created on first use, then stable: callers keep the pointer.
   prometheus::Histogram* StoreOp(const std::string& op);
@@ -88,6 +90,7 @@ class Metrics {
   prometheus::Counter* rate_limited_[5];
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;
+  prometheus::Counter* event_log_dropped_;
   struct Monotonic {  // a counter that follows a total kept elsewhere
     prometheus::Counter* counter;
     double seen = 0;
