@@ -13,6 +13,7 @@
 #include "core/group_json.h"
 #include "core/http_path.h"
 #include "core/receipt_json.h"
+#include "core/static_files.h"
 #include "ops/log.h"
 #include "protocol/json.h"
 
@@ -198,6 +199,7 @@ void Server::Impl::HandleHttp(HttpRequest request, std::function<void(HttpRespon
 }
 
 HttpResponse Server::Impl::RouteHttp(const HttpRequest& req) {
+  if (auto file = ServeStaticFile(options_.static_dir, req)) return std::move(*file);
   const std::string path = req.target.substr(0, req.target.find('?'));
   std::vector<std::string> p;
   const Status parsed = PathParts(path, &p);
