@@ -174,6 +174,7 @@ export class ImClient {
   private readonly delivery: Delivery;
   private held: ImMessage[] = [];  // pushes that came before the login's sync finished
   private syncing = false;
+  private syncLimit: number;  // halved after each 4004, grown back after each full sync
   private acked = 0;
   private storeKey = '';
   private session: LoginInfo | null = null;
@@ -203,6 +204,7 @@ export class ImClient {
     this.timers = this.o.timers;
     this.token = options.token;
     this.delivery = new Delivery(this.o.maxWaiting);
+    this.syncLimit = this.o.syncLimit;
     this.events = new Emitter<ClientEvents>((error, event) => {
       if (event !== 'error') this.fail(new ImError(0, 'listener', String(error)));
     });
@@ -406,13 +408,13 @@ export class ImClient {
             this.token = await this.o.getToken();
           } catch (te) {
             this.fail(new ImError(401, err.error, `getToken failed: ${String(te)}`));
-            return this.terminal(g, 'token', 4002);
+            return this.terminal(g, err.error, 4002);
           }
           if (g !== this.gen) return;
           continue;
         }
         this.fail(err);
-        if (err.code === 401) return this.terminal(g, 'token', 4002);
+        if (err.code === 401) return this.terminal(g, err.error, 4002);
         return this.drop(g, 4000, `login refused: ${err.error}`, err.retryAfterMs);
       }
       if (g !== this.gen) return;
@@ -461,7 +463,7 @@ export class ImClient {
     try {
       for (;;) {
         const page = await this.request('chat.sync',
-                                        { after: this.delivery.seq, limit: this.o.syncLimit }, g);
+                                        { after: this.delivery.seq, limit: this.syncLimit }, g);
         if (g !== this.gen) return false;
         if (page.epoch !== this.delivery.epoch) {
           this.epochChanged(String(page.epoch));
@@ -477,6 +479,7 @@ export class ImClient {
         if (!page.more) break;
       }
       this.syncing = false;
+      this.syncLimit = Math.min(this.o.syncLimit, this.syncLimit * 2);
       for (const m of this.held.splice(0)) this.delivery.offer(m);
       this.deliver();
       return true;
@@ -571,12 +574,11 @@ export class ImClient {
     }
   }
 
-  private terminal(g: number, why: 'kicked' | 'token', code: number): void {
+  /** Stops for good after a refused login: `reason` is the refusal's error name. */
+  private terminal(g: number, reason: string, code: number): void {
     if (g !== this.gen) return;
     const ws = this.ws;
-    this.events.emit('kicked', {
-      reason: this.kickReason || (why === 'token' ? 'token_expired' : 'kicked'), code,
-    });
+    this.events.emit('kicked', { reason, code });
     this.stop();
     try {
       ws?.close(1000, 'stopped');
@@ -609,6 +611,8 @@ export class ImClient {
       return;
     }
     if (wasUpFor >= this.o.stableAfterMs && action.delay !== 'slow') this.attempt = 0;
+    // A sync page larger than the server's send queue would close every resync with 4004 again.
+    if (action.delay === 'slow') this.syncLimit = Math.max(1, Math.floor(this.syncLimit / 2));
     let delay = backoffDelay(this.attempt++, this.o.reconnectMinMs, this.o.reconnectMaxMs,
                              this.o.random);
     if (action.delay === 'drain' && this.attempt === 1) {

@@ -14,6 +14,9 @@ const files = suites.flatMap((s) => {
     ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => join(dir, f)) : [];
 });
 const r = spawnSync(process.execPath,
-                    ['--test', '--test-reporter=spec', '--test-concurrency=1', ...files],
+                    // Each test ends by itself (a mutated SDK that reconnects forever must not
+                    // hang the suite): a per-test timeout, and exit once the files are done.
+                    ['--test', '--test-reporter=spec', '--test-concurrency=1',
+                     '--test-timeout=120000', '--test-force-exit', ...files],
                     { stdio: 'inherit' });
 process.exit(r.status ?? 1);

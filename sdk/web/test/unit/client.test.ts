@@ -127,6 +127,7 @@ test('login refused 401: a fresh token is asked once on the same socket, then te
   assert.equal(h.sockets.length, 1);
   assert.equal(h.client.state, 'disconnected');
   assert.ok(h.errors.includes('invalid_token'));
+  assert.deepEqual(h.kicks, ['invalid_token/4002']);
 });
 
 test('close 1001 drain: the first retry is a jittered short wait', async () => {
@@ -152,6 +153,7 @@ test('close 4004: backs off without a reset, then resyncs from the position', as
   h.sock().reply('login', loginBody({ last_seq: 5 }));
   await settle();
   assert.equal(h.sock().last('chat.sync')?.body?.after, 3);
+  assert.equal(h.sock().last('chat.sync')?.body?.limit, 100);  // halved: pages that fit
   h.sock().reply('chat.sync', page([msg(4), msg(5)]));
   await settle();
   await h.timers.advance(10_000);
