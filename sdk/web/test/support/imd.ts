@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 export const kAdminKey = 'web-sdk-test-admin-key-0123456789';
@@ -12,6 +13,17 @@ export interface ImdOptions {
   server?: string[];
   /** Extra TOML appended as is (other tables). */
   toml?: string;
+  /** A fixed HTTP port (kept across restarts, for a page served by imd). Default: any. */
+  httpPort?: number;
+}
+
+/** A loopback port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 export class Imd {
@@ -22,7 +34,7 @@ export class Imd {
   private stderr = '';
 
   constructor(private readonly options: ImdOptions = {}) {
-    const server = ['http = "127.0.0.1:0"', 'tcp = "127.0.0.1:0"', ...(options.server ?? [])];
+    const server = [`http = "127.0.0.1:${options.httpPort ?? 0}"`, 'tcp = "127.0.0.1:0"', ...(options.server ?? [])];
     writeFileSync(join(this.dir, 'imd.toml'), [
       '[server]', ...server, '', '[admin_keys]', `default = "${kAdminKey}"`, '',
       '[log]', 'console = false', '', options.toml ?? '',
