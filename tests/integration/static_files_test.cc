@@ -33,8 +33,8 @@ std::string Header(const std::string& response, const std::string& name) {
 }
 
 std::string Get(uint16_t port, const std::string& target, const std::string& method = "GET") {
-  return HttpRoundTrip(port, method + " " + target +
-                                 " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  return HttpRoundTrip(
+      port, method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
 }
 
 }  // namespace
@@ -90,10 +90,10 @@ TEST_CASE("static files: traversal and symlink escapes are refused") {
   TestServer ts(o);
   const uint16_t port = ts.server().http_port();
 
-  for (const char* target : {"/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt",
-                             "/sub/%2E%2E/%2E%2E/secret.txt", "/..%2Fsecret.txt",
-                             "/sub%2F..%2F..%2Fsecret.txt", "/%5C..%5Csecret.txt",
-                             "/index.html%00.txt", "/./index.html"}) {
+  for (const char* target :
+       {"/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt",
+        "/sub/%2E%2E/%2E%2E/secret.txt", "/..%2Fsecret.txt", "/sub%2F..%2F..%2Fsecret.txt",
+        "/%5C..%5Csecret.txt", "/index.html%00.txt", "/./index.html"}) {
     CAPTURE(target);
     const auto r = Http(port, "GET", target);
     CHECK((r.status == 400 || r.status == 404));

@@ -134,14 +134,18 @@ export function makeClient(over: Partial<ClientOptions> = {}) {
   client.on('gap', (g) => gaps.push(`${g.reason}@${g.after}`));
   client.on('kicked', (k) => kicks.push(`${k.reason}/${k.code}`));
   const sock = () => sockets.at(-1)!;
-  /** Opens the newest socket and answers its login and one sync page. */
-  const up = async (loginOver: Record<string, unknown> = {},
-                    syncMessages: Record<string, unknown>[] = []) => {
+  /** Opens the newest socket and answers its login. */
+  const logIn = async (loginOver: Record<string, unknown> = {}) => {
     await settle();
     sock().open();
     await settle();
     sock().reply('login', loginBody(loginOver));
     await settle();
+  };
+  /** Opens the newest socket and answers its login and one sync page. */
+  const up = async (loginOver: Record<string, unknown> = {},
+                    syncMessages: Record<string, unknown>[] = []) => {
+    await logIn(loginOver);
     sock().reply('chat.sync', page(syncMessages, { epoch: loginOver.epoch ?? 'E1' }));
     await settle();
   };
@@ -152,5 +156,5 @@ export function makeClient(over: Partial<ClientOptions> = {}) {
     if (sockets.length === n) throw new Error('no reconnect within 60 s');
   };
   /** The delay of the pending reconnect (the last timer armed). */
-  return { client, timers, sockets, reconnect, win, doc, states, messages, errors, gaps, kicks, sock, up };
+  return { client, timers, sockets, reconnect, logIn, win, doc, states, messages, errors, gaps, kicks, sock, up };
 }

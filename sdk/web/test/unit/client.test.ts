@@ -147,11 +147,7 @@ test('close 4004: backs off without a reset, then resyncs from the position', as
   h.sock().serverClose(4004, 'too slow');
   assert.equal(h.timers.pendingDelays().at(-1), 999);
   await h.timers.advance(999);
-  await settle();
-  h.sock().open();
-  await settle();
-  h.sock().reply('login', loginBody({ last_seq: 5 }));
-  await settle();
+  await h.logIn({ last_seq: 5 });
   assert.equal(h.sock().last('chat.sync')?.body?.after, 3);
   assert.equal(h.sock().last('chat.sync')?.body?.limit, 100);  // halved: pages that fit
   h.sock().reply('chat.sync', page([msg(4), msg(5)]));
@@ -230,11 +226,7 @@ test('outbox: offline sends go after login and sync, in order; bounded', async (
   await assert.rejects(h.client.send({ to: 'bob', body: 'b4' }),
                        (e: ImError) => e.error === 'outbox_full');
   h.client.connect();
-  await settle();
-  h.sock().open();
-  await settle();
-  h.sock().reply('login', loginBody({ last_seq: 1 }));
-  await settle();
+  await h.logIn({ last_seq: 1 });
   assert.equal(h.sock().count('chat.send'), 0);  // not before the sync is done
   h.sock().reply('chat.sync', page([msg(1)]));
   await settle();
@@ -336,11 +328,7 @@ test('position: resumes from the store; an epoch change is a gap and a restart a
   store.save('default/alice/web', { epoch: 'E1', seq: 7 });
   const h = makeClient({ store });
   h.client.connect();
-  await settle();
-  h.sock().open();
-  await settle();
-  h.sock().reply('login', loginBody({ last_seq: 9, acked_seq: 2 }));
-  await settle();
+  await h.logIn({ last_seq: 9, acked_seq: 2 });
   assert.equal(h.sock().last('chat.sync')?.body?.after, 7);
   h.sock().reply('chat.sync', page([msg(8), msg(9)]));
   await settle();
@@ -348,11 +336,7 @@ test('position: resumes from the store; an epoch change is a gap and a restart a
   // The server lost its history: new epoch.
   h.sock().serverClose(1006);
   await h.reconnect();
-  await settle();
-  h.sock().open();
-  await settle();
-  h.sock().reply('login', loginBody({ epoch: 'E2', last_seq: 2 }));
-  await settle();
+  await h.logIn({ epoch: 'E2', last_seq: 2 });
   assert.deepEqual(h.gaps, ['epoch@0']);
   assert.equal(h.sock().last('chat.sync')?.body?.after, 0);
   h.sock().reply('chat.sync', page([msg(1), msg(2)], { epoch: 'E2' }));
@@ -365,11 +349,7 @@ test('position: retention gap skips to the first retained seq; paging until more
      async () => {
   const h = makeClient({ syncLimit: 2 });
   h.client.connect();
-  await settle();
-  h.sock().open();
-  await settle();
-  h.sock().reply('login', loginBody({ last_seq: 14 }));
-  await settle();
+  await h.logIn({ last_seq: 14 });
   h.sock().reply('chat.sync', page([msg(11), msg(12)], { first_seq: 11, gap: true, more: true }));
   await settle();
   assert.equal(h.sock().last('chat.sync')?.body?.after, 12);
