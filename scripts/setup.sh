@@ -19,6 +19,11 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# The web SDK's tests (sdk/web) need Node.js with npm, and Chromium for the browser test. A
+# Node.js installed another way (with its own npm) counts.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
+if ! command -v chromium >/dev/null; then missing+=(chromium); fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
   exit 0

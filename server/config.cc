@@ -174,6 +174,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
   top.Skip("keys");
   top.Skip("auth");
   top.Skip("web");
+  top.Skip("http");
   top.Skip("filter");
   top.Skip("admin_keys");
   top.Skip("log");
@@ -314,6 +315,12 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<bool>("open_registration", &c->server.open_registration);
     r.Get<int64_t>("default_token_ttl_s", &c->server.default_token_ttl_s);
     r.Get<int64_t>("max_token_ttl_s", &c->server.max_token_ttl_s);
+    s = r.Finish();
+    if (!s.ok()) return s;
+  }
+  if (auto* t = root["http"].as_table()) {
+    Reader r(*t, "http.");
+    r.Get<std::string>("static_dir", &c->server.static_dir);
     s = r.Finish();
     if (!s.ok()) return s;
   }

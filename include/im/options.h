@@ -111,6 +111,9 @@ struct ServerOptions {
   std::map<std::string, std::string> admin_keys;
   int64_t default_token_ttl_s = 3600;     // POST /v1/tokens without ttl_s
   int64_t max_token_ttl_s = 30LL * 86400;  // larger ttl_s: 400
+  // A directory of files served by GET and HEAD on the HTTP port (the web demo); "" = none.
+  // It never hides /ws, /v1/..., /metrics, /healthz or /readyz (docs/operations.md).
+  std::string static_dir = "";
 
   Clock* clock = nullptr;  // nullptr = SystemClock()
 };

@@ -16,6 +16,7 @@
 #include "core/group_json.h"
 #include "core/http_path.h"
 #include "core/receipt_json.h"
+#include "core/static_files.h"
 #include "ops/log.h"
 #include "protocol/json.h"
 
@@ -220,6 +221,7 @@ void HttpFront::RouteHttp(const HttpRequest& req, Respond respond) {
 
 // The synchronous part of RouteHttp: the answer, or status 0 when `respond` was handed on.
 HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
+  if (auto file = ServeStaticFile(options_.static_dir, req)) return std::move(*file);
   const std::string path = req.target.substr(0, req.target.find('?'));
   std::vector<std::string> p;
   const Status parsed = PathParts(path, &p);

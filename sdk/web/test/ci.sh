@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The web SDK's whole test run for CI (ctest "web_sdk"): installs the locked dev dependencies,
+# builds the SDK and the demo, runs the unit tests, the integration tests against IMD_PATH and
+# the browser test in Chromium. Usage: sdk/web/test/ci.sh path/to/imd
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export IMD_PATH="$(realpath "$1")"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1  # the system's Chromium is used, never a download
+# npm ci again only when the lock file changed since the last install.
+stamp=node_modules/.lock-stamp
+if ! cmp -s package-lock.json "$stamp" 2>/dev/null; then
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+npm test
