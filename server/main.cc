@@ -15,6 +15,7 @@
 #include "im/backends.h"
 #include "im/log.h"
 #include "im/server.h"
+#include "im/version.h"
 #include "ops/log.h"
 #include "registry.h"
 
@@ -260,6 +261,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
 int main(int argc, char** argv) {
   if (sodium_init() < 0) return Fail(im::Status::Internal("libsodium failed to initialise"));
   CLI::App app{"imd: the libim reference server"};
+  app.set_version_flag("--version", std::string("imd ") + im::LinkedVersion());
   std::string config_path, http, tcp, data;
   app.add_option("--config", config_path, "TOML config file");
   app.add_option("--http", http, "HTTP/WebSocket listen address (default 127.0.0.1:7000)");
