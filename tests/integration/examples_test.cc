@@ -83,6 +83,15 @@ TEST_CASE("Examples: embed_minimal serves a chat between alice and bob") {
   Message m = bob.First();
   CHECK(m.from == "alice");
   CHECK(m.body == "hi bob");
+  // im_chat, as the README runs it, confirms what it sent; end of input logs it out.
+  int rc = -1;
+  std::string out = test::RunAndCapture(
+      {"/bin/sh", "-c", "echo 'hi from im_chat' | " + std::string(IM_EXAMPLES_DIR) +
+                            "/im_chat --url " + host.tcp_url + " --token " + host.alice_token +
+                            " --to bob"},
+      &rc);
+  CHECK(rc == 0);
+  CHECK_MESSAGE(out.find("* sent to bob (your seq 2)") != std::string::npos, out);
   host.Stop();
 }
 
