@@ -2,36 +2,23 @@
 // runs: the directory lock, and a hashing cost libsodium refuses.
 
 #include <doctest/doctest.h>
-#include <sodium.h>
 
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "conformance/suites/suite.h"
 #include "im/backends.h"
 #include "support/temp_dir.h"
 
 namespace im {
 namespace {
 
+using conformance::internal::CheckError;
+using conformance::internal::FastHash;
 using im::test::TempDir;
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
-
-template <typename T>
-void CheckError(const Result<T>& r, Code code, std::string_view error) {
-  REQUIRE_FALSE(r.ok());
-  CHECK_MESSAGE(r.status().code() == code, r.status().ToString());
-  CHECK(r.status().error() == error);
-}
-
-// libsodium's minimum cost: tests need correct hashes, not slow ones.
-PasswordHashOptions FastHash() {
-  PasswordHashOptions options;
-  options.ops_limit = crypto_pwhash_OPSLIMIT_MIN;
-  options.mem_limit = crypto_pwhash_MEMLIMIT_MIN;
-  return options;
-}
 
 TEST_CASE("GroupService: leveldb refuses a second open of a live dir") {
   TempDir dir;

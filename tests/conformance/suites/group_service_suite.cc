@@ -20,47 +20,25 @@
 
 namespace im {
 namespace conformance::internal {
-
-std::vector<GroupServiceBackend>& GroupServiceBackends() {
-  static std::vector<GroupServiceBackend> backends;
-  return backends;
-}
-
+void LinkGroupServiceSuite() {}
 }  // namespace conformance::internal
 
 namespace {
 
 using conformance::GroupServiceBackend;
+using conformance::internal::CheckError;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 template <typename Body>
 void ForEachBackend(Body body) {
-  conformance::internal::ForEachBackend(conformance::internal::GroupServiceBackends(), body);
+  conformance::internal::ForEachBackend<GroupServiceBackend>(body);
 }
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 
 GroupKey G(const std::string& gid, const std::string& tenant = "default") {
   return GroupKey{tenant, gid};
-}
-
-// The value of a call that must succeed.
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
-
-void MustOk(const Status& s) { REQUIRE_MESSAGE(s.ok(), s.ToString()); }
-
-void CheckError(const Status& s, Code code, std::string_view error) {
-  CHECK_MESSAGE(s.code() == code, s.ToString());
-  CHECK(s.error() == error);
-}
-
-template <typename T>
-void CheckError(const Result<T>& r, Code code, std::string_view error) {
-  REQUIRE_FALSE(r.ok());
-  CheckError(r.status(), code, error);
 }
 
 // Every member, paging through Members.

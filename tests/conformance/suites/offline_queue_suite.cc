@@ -27,21 +27,19 @@
 
 namespace im {
 namespace conformance::internal {
-
-std::vector<OfflineQueueBackend>& OfflineQueueBackends() {
-  static std::vector<OfflineQueueBackend> backends;
-  return backends;
-}
-
+void LinkOfflineQueueSuite() {}
 }  // namespace conformance::internal
 
 namespace {
 
 using conformance::OfflineQueueBackend;
+using conformance::internal::CheckError;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 template <typename Body>
 void ForEachBackend(Body body) {
-  conformance::internal::ForEachBackend(conformance::internal::OfflineQueueBackends(), body);
+  conformance::internal::ForEachBackend<OfflineQueueBackend>(body);
 }
 
 class FakeClock final : public Clock {
@@ -79,13 +77,6 @@ AppendRequest Req(std::shared_ptr<const Message> message, std::vector<UserKey> r
   r.sender_index = sender_index;
   r.dedup_key = std::move(dedup_key);
   return r;
-}
-
-// The value of a call that must succeed.
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
 }
 
 FetchResult MustFetch(OfflineQueue& q, const UserKey& user, uint64_t after, size_t limit = 500) {

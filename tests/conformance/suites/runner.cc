@@ -20,10 +20,10 @@ int RunCases(const char* only, int argc, const char* const* argv) {
     context.addFilter("test-case", (std::string(only) + ": *").c_str());
   } else {
     const std::pair<const char*, bool> interfaces[] = {
-        {"SessionStore", !internal::SessionStoreBackends().empty()},
-        {"OfflineQueue", !internal::OfflineQueueBackends().empty()},
-        {"GroupService", !internal::GroupServiceBackends().empty()},
-        {"UserStore", !internal::UserStoreBackends().empty()},
+        {"SessionStore", !internal::Backends<SessionStoreBackend>().empty()},
+        {"OfflineQueue", !internal::Backends<OfflineQueueBackend>().empty()},
+        {"GroupService", !internal::Backends<GroupServiceBackend>().empty()},
+        {"UserStore", !internal::Backends<UserStoreBackend>().empty()},
     };
     bool any = false;
     for (const auto& [name, has_backend] : interfaces) {
@@ -41,16 +41,20 @@ int RunCases(const char* only, int argc, const char* const* argv) {
 }  // namespace
 
 void AddBackend(SessionStoreBackend backend) {
-  internal::SessionStoreBackends().push_back(std::move(backend));
+  internal::LinkSessionStoreSuite();
+  internal::Backends<SessionStoreBackend>().push_back(std::move(backend));
 }
 void AddBackend(OfflineQueueBackend backend) {
-  internal::OfflineQueueBackends().push_back(std::move(backend));
+  internal::LinkOfflineQueueSuite();
+  internal::Backends<OfflineQueueBackend>().push_back(std::move(backend));
 }
 void AddBackend(GroupServiceBackend backend) {
-  internal::GroupServiceBackends().push_back(std::move(backend));
+  internal::LinkGroupServiceSuite();
+  internal::Backends<GroupServiceBackend>().push_back(std::move(backend));
 }
 void AddBackend(UserStoreBackend backend) {
-  internal::UserStoreBackends().push_back(std::move(backend));
+  internal::LinkUserStoreSuite();
+  internal::Backends<UserStoreBackend>().push_back(std::move(backend));
 }
 
 int RunSessionStoreSuite(SessionStoreBackend backend, int argc, const char* const* argv) {

@@ -21,17 +21,15 @@
 
 namespace im {
 namespace conformance::internal {
-
-std::vector<SessionStoreBackend>& SessionStoreBackends() {
-  static std::vector<SessionStoreBackend> backends;
-  return backends;
-}
-
+void LinkSessionStoreSuite() {}
 }  // namespace conformance::internal
 
 namespace {
 
 using conformance::SessionStoreBackend;
+using conformance::internal::CheckError;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 SessionInfo MakeSession(const std::string& tenant, const std::string& user,
                         const std::string& device, const std::string& session_id) {
@@ -72,8 +70,8 @@ size_t MustCount(SessionStore& store, std::string_view tenant) {
 // Runs `body` on a fresh store of every backend, each in its own SUBCASE.
 template <typename Body>
 void ForEachBackend(Body body) {
-  conformance::internal::ForEachBackend(
-      conformance::internal::SessionStoreBackends(), [&body](const SessionStoreBackend& backend) {
+  conformance::internal::ForEachBackend<SessionStoreBackend>(
+      [&body](const SessionStoreBackend& backend) {
     std::shared_ptr<SessionStore> store = backend.open();
     REQUIRE(store.get() != nullptr);
     body(*store);

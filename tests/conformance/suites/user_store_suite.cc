@@ -27,53 +27,26 @@
 
 namespace im {
 namespace conformance::internal {
-
-std::vector<UserStoreBackend>& UserStoreBackends() {
-  static std::vector<UserStoreBackend> backends;
-  return backends;
-}
-
+void LinkUserStoreSuite() {}
 }  // namespace conformance::internal
 
 namespace {
 
 using conformance::UserStoreBackend;
+using conformance::internal::CheckError;
+using conformance::internal::FastHash;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 template <typename Body>
 void ForEachBackend(Body body) {
-  conformance::internal::ForEachBackend(conformance::internal::UserStoreBackends(), body);
+  conformance::internal::ForEachBackend<UserStoreBackend>(body);
 }
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 
-// libsodium's minimum cost: tests need correct hashes, not slow ones.
-PasswordHashOptions FastHash() {
-  PasswordHashOptions options;
-  options.ops_limit = crypto_pwhash_OPSLIMIT_MIN;
-  options.mem_limit = crypto_pwhash_MEMLIMIT_MIN;
-  return options;
-}
-
 UserKey U(const std::string& user, const std::string& tenant = "default") {
   return UserKey{tenant, user};
-}
-
-// The value of a call that must succeed.
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
-
-void CheckError(const Status& s, Code code, std::string_view error) {
-  CHECK_MESSAGE(s.code() == code, s.ToString());
-  CHECK(s.error() == error);
-}
-
-template <typename T>
-void CheckError(const Result<T>& r, Code code, std::string_view error) {
-  REQUIRE_FALSE(r.ok());
-  CheckError(r.status(), code, error);
 }
 
 void CheckRecord(const UserRecord& r, const UserKey& key, std::string_view name, TimestampMs ms) {
