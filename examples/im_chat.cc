@@ -92,7 +92,11 @@ int main(int argc, char** argv) {
         continue;
       }
       auto ack = client.SendText(peer, line);
-      if (!ack.ok()) Print("* send: " + ack.status().ToString());
+      if (ack.ok()) {
+        Print("* sent to " + peer + " (your seq " + std::to_string(ack->seq) + ")");
+      } else {
+        Print("* not sent: " + ack.status().ToString());
+      }
     }
   }
   (void)client.Logout();

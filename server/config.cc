@@ -4,13 +4,16 @@
 
 #include "im/log.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <set>
+#include <string>
 #include <type_traits>
 #include <sstream>
+#include <vector>
 
 namespace imd {
 namespace {
@@ -39,12 +42,16 @@ class Reader {
       if (v && !std::isfinite(*v)) v.reset();
     }
     if (!v) {
-      status_ = im::Status::BadRequest("config key " + section_ + key + " has the wrong type");
+      const char* expected = std::is_same_v<T, bool>      ? "a boolean (true or false)"
+                             : std::is_same_v<T, int64_t> ? "an integer"
+                             : std::is_same_v<T, double>  ? "a number"
+                                                          : "a string";
+      status_ = Error(*n, key, std::string("expected ") + expected + ", not " + TypeName(*n));
       return;
     }
     if constexpr (std::is_arithmetic_v<Out> && !std::is_same_v<Out, bool>) {
       if (*v < 0) {
-        status_ = im::Status::BadRequest("config key " + section_ + key + " must not be negative");
+        status_ = Error(*n, key, "must not be negative");
         return;
       }
     }
@@ -54,8 +61,12 @@ class Reader {
   im::Status Finish() {
     if (!status_.ok()) return status_;
     for (auto& [k, v] : t_) {
-      if (seen_.count(std::string(k.str())) == 0) {
-        return im::Status::BadRequest("unknown config key " + section_ + std::string(k.str()));
+      const std::string key(k.str());
+      if (seen_.count(key) == 0) {
+        std::string closest = Closest(key);
+        return Error(v, key, "unknown key" + (closest.empty() ? std::string()
+                                                             : "; did you mean " + section_ +
+                                                                   closest + "?"));
       }
     }
     return im::Status::OK();
@@ -63,6 +74,49 @@ class Reader {
   void Skip(const char* key) { seen_.insert(key); }
 
  private:
+  // "LINE: section.key: what"; LoadConfigText puts the file name in front.
+  im::Status Error(const toml::node& n, const std::string& key, const std::string& what) const {
+    return im::Status::BadRequest(std::to_string(n.source().begin.line) + ": " + section_ + key +
+                                  ": " + what);
+  }
+
+  static const char* TypeName(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      default: return "a date or time";
+    }
+  }
+
+  // The known key nearest to `key` by edit distance, when near enough to be a typo ("").
+  std::string Closest(const std::string& key) const {
+    std::string best;
+    size_t best_distance = std::max<size_t>(2, key.size() / 3) + 1;
+    for (const std::string& known : seen_) {
+      std::vector<size_t> row(known.size() + 1);
+      for (size_t j = 0; j <= known.size(); ++j) row[j] = j;
+      for (size_t i = 1; i <= key.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= known.size(); ++j) {
+          size_t up = row[j];
+          row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                             diagonal + (key[i - 1] == known[j - 1] ? 0 : 1)});
+          diagonal = up;
+        }
+      }
+      if (row[known.size()] < best_distance) {
+        best_distance = row[known.size()];
+        best = known;
+      }
+    }
+    return best;
+  }
+
   const toml::table& t_;
   std::string section_;
   std::set<std::string> seen_;
@@ -161,7 +215,12 @@ im::Status LoadConfigText(std::string_view text, std::string_view source, Config
   } catch (const toml::parse_error& e) {
     return ParseError(source, e);
   }
-  return ApplyConfig(root, c);
+  im::Status s = ApplyConfig(root, c);
+  if (s.ok()) return s;
+  // "FILE:LINE: key: what" when the error knows its line, else "FILE: what".
+  const std::string what(s.message());
+  const bool has_line = !what.empty() && what[0] >= '0' && what[0] <= '9';
+  return im::Status::BadRequest(std::string(source) + (has_line ? ":" : ": ") + what);
 }
 
 namespace {

@@ -2,11 +2,16 @@
 // repairs damaged LevelDB storage.
 #include <signal.h>
 #include <sodium.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -15,6 +20,7 @@
 #include "im/backends.h"
 #include "im/log.h"
 #include "im/server.h"
+#include "im/version.h"
 #include "ops/log.h"
 #include "registry.h"
 
@@ -39,9 +45,35 @@ im::Result<std::shared_ptr<im::KeyStore>> OpenKeys(const imd::Config& c, bool cr
   return im::NewStaticKeyStore(std::move(raw));
 }
 
-int Fail(const im::Status& s) {
-  std::fprintf(stderr, "imd: %s\n", s.ToString().c_str());
-  return 1;
+// Exit codes: 2 for a mistake on the command line, 1 for any other failure (a bad config file
+// included).
+constexpr int kUsageError = 2;
+
+// One line on stderr, without the protocol code (an HTTP status means nothing to a shell).
+int Fail(const im::Status& s, int exit_code = 1) {
+  const std::string what = s.message().empty() ? std::string(s.error()) : std::string(s.message());
+  std::fprintf(stderr, "imd: %s\n", what.c_str());
+  return exit_code;
+}
+
+// <data>/imd.pid while a server runs: its pid, and a fingerprint of the default tenant's
+// signing key, so `imd token` can tell when it would sign with another key.
+std::string PidFile(const imd::Config& c) { return c.data_dir + "/imd.pid"; }
+
+std::string Fingerprint(const std::string& key) {
+  unsigned char hash[8];
+  crypto_generichash(hash, sizeof(hash), reinterpret_cast<const unsigned char*>(key.data()),
+                     key.size(), nullptr, 0);
+  char hex[2 * sizeof(hash) + 1];
+  sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+  return hex;
+}
+
+// The absolute form of `dir`, for messages a user reads in another directory.
+std::string Absolute(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(dir, ec);
+  return ec ? dir : p.lexically_normal().string();
 }
 
 // The repair command for this data dir (and config file), as the operator should type it.
@@ -51,8 +83,17 @@ std::string RepairCommand(const imd::Config& c, const std::string& config_path) 
   return command;
 }
 
-// A storage open failure; for damage, also what to do about it.
-int FailOpen(const im::Status& s, const imd::Config& c, const std::string& config_path) {
+// The directory of a "leveldb:DIR" backend URI; empty for other backends.
+std::string LevelDbDir(const std::string& uri);
+
+// A storage open failure; for a held LOCK, who holds it; for damage, what to do about it.
+int FailOpen(const im::Status& s, const imd::Config& c, const std::string& config_path,
+             const std::string& uri) {
+  if (s.code() == im::Code::kUnavailable && !LevelDbDir(uri).empty()) {
+    std::fprintf(stderr, "imd: another imd is using %s (LOCK held)\n",
+                 Absolute(LevelDbDir(uri)).c_str());
+    return 1;
+  }
   Fail(s);
   if (s.error() == "damaged") {
     std::fprintf(stderr,
@@ -106,17 +147,53 @@ int RunRepair(imd::Config c) {
   return 0;
 }
 
+// What `imd token` tells on stderr (its stdout is the token alone): that it created a key, and
+// that a server running on the same data directory signs with another key.
+void ExplainTokenKey(const imd::Config& c, const std::string& tenant, bool created,
+                     im::KeyStore& keys) {
+  const std::string dir = Absolute(KeyDir(c));
+  if (created) {
+    std::fprintf(stderr,
+                 "imd token: created a new signing key for tenant '%s' in %s/ (a server on "
+                 "another data directory will refuse this token: pass --data DIR)\n",
+                 tenant.c_str(), dir.c_str());
+  }
+  std::ifstream in(PidFile(c));
+  std::string word, recorded_tenant, recorded;
+  long pid = 0;
+  if (!(in >> word >> pid) || word != "pid" || pid <= 0) return;
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return;  // not running
+  while (in >> word >> recorded_tenant >> recorded) {
+    if (word != "key" || recorded_tenant != tenant) continue;
+    auto key = keys.KeyFor(tenant);
+    if (key.ok() && Fingerprint(*key) != recorded) {
+      std::fprintf(stderr,
+                   "imd token: the imd running on %s (pid %ld) signs tenant '%s' with another "
+                   "key than %s/%s.key, and will refuse this token (the key file changed after "
+                   "it started: restart it)\n",
+                   Absolute(c.data_dir).c_str(), pid, tenant.c_str(), dir.c_str(),
+                   tenant.c_str());
+    }
+  }
+}
+
 int RunToken(const imd::Config& c, const std::string& user, const std::string& tenant,
              int64_t ttl) {
   if (!im::IsValidId(user) || !im::IsValidId(tenant)) {
     return Fail(im::Status::BadRequest("user and tenant must be 1-64 bytes without control "
-                                       "characters"));
+                                       "characters"), kUsageError);
   }
-  if (ttl <= 0) return Fail(im::Status::BadRequest("--ttl must be positive"));
+  if (ttl <= 0) return Fail(im::Status::BadRequest("--ttl must be positive"), kUsageError);
+  const bool had_key =
+      !c.keys.empty() || std::filesystem::exists(KeyDir(c) + "/" + tenant + ".key");
   auto keys = OpenKeys(c, /*create_missing=*/true);
   if (!keys.ok()) return Fail(keys.status());
   auto token = im::SignHs256Token(**keys, im::UserKey{tenant, user}, ttl,
                                   im::SystemClock()->NowMs());
+  if (token.ok()) {
+    ExplainTokenKey(c, tenant, !had_key && std::filesystem::exists(KeyDir(c) + "/" + tenant +
+                                                                   ".key"), **keys);
+  }
   if (!token.ok()) return Fail(token.status());
   std::printf("%s\n", token->c_str());
   return 0;
@@ -176,17 +253,17 @@ int RunServer(imd::Config c, const std::string& config_path) {
   if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
   const im::LevelDbOptions& db = c.leveldb;
   auto inbox = imd::OpenOfflineQueue(c.inbox, qo, db);
-  if (!inbox.ok()) return FailOpen(inbox.status(), c, config_path);
+  if (!inbox.ok()) return FailOpen(inbox.status(), c, config_path, c.inbox);
 
   if (c.groups.empty()) c.groups = "leveldb:" + c.data_dir + "/groups";
   im::GroupLimits gl;
   gl.max_members = c.max_group_members;
   auto groups = imd::OpenGroupService(c.groups, gl, db);
-  if (!groups.ok()) return FailOpen(groups.status(), c, config_path);
+  if (!groups.ok()) return FailOpen(groups.status(), c, config_path, c.groups);
 
   if (c.users.empty()) c.users = "leveldb:" + c.data_dir + "/users";
   auto users = imd::OpenUserStore(c.users, db);
-  if (!users.ok()) return FailOpen(users.status(), c, config_path);
+  if (!users.ok()) return FailOpen(users.status(), c, config_path, c.users);
 
   im::ServerDeps deps;
   deps.groups = *groups;
@@ -241,6 +318,12 @@ int RunServer(imd::Config c, const std::string& config_path) {
   std::printf(" (inbox %s, groups %s)\n", c.inbox.c_str(), c.groups.c_str());
   std::printf("imd: get a token with: imd token --user alice --data %s\n", c.data_dir.c_str());
   std::fflush(stdout);
+  {
+    std::ofstream pid_file(PidFile(c), std::ios::trunc);
+    pid_file << "pid " << getpid() << "\n";
+    auto key = (*keys)->KeyFor(im::kDefaultTenant);
+    if (key.ok()) pid_file << "key " << im::kDefaultTenant << " " << Fingerprint(*key) << "\n";
+  }
 
   int sig = 0;
   for (;;) {
@@ -251,6 +334,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
   IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
               c.drain_timeout_ms);
   server.Drain(c.drain_timeout_ms);
+  std::filesystem::remove(PidFile(c), ec);
   std::printf("imd: stopped\n");
   return 0;
 }
@@ -260,6 +344,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
 int main(int argc, char** argv) {
   if (sodium_init() < 0) return Fail(im::Status::Internal("libsodium failed to initialise"));
   CLI::App app{"imd: the libim reference server"};
+  app.set_version_flag("--version", std::string("imd ") + im::LinkedVersion());
   std::string config_path, http, tcp, data;
   app.add_option("--config", config_path, "TOML config file");
   app.add_option("--http", http, "HTTP/WebSocket listen address (default 127.0.0.1:7000)");
@@ -277,7 +362,20 @@ int main(int argc, char** argv) {
       "repair", "repair damaged LevelDB storage (imd stopped); every inbox gets a new epoch");
   repair->add_option("--data", data, "data directory (default ./data)");
   repair->add_option("--config", config_path, "TOML config file");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::fprintf(stderr, "imd: %s (imd --help shows the options)\n", what.c_str());
+    return kUsageError;
+  }
 
   imd::Config c;
   if (!config_path.empty()) {

@@ -96,10 +96,7 @@ Status Server::Impl::Start() {
     t.counters = &tcp_counters_;
     tcp_ = internal::NewTcpServer(io_, t, socket_front_.get());
     Status s = tcp_->Start();
-    if (!s.ok()) {
-      IM_LOG_ERROR("tcp: cannot listen on {}: {}", t.listen, s.ToString());
-      return s;
-    }
+    if (!s.ok()) return s;  // the caller reports it (logged here too, it was printed twice)
     IM_LOG_INFO("tcp: listening on port {}", tcp_->port());
   }
   if (!options_.http_listen.empty()) {
@@ -114,10 +111,7 @@ Status Server::Impl::Start() {
           http_front_->HandleHttp(std::move(req), std::move(r));
         });
     Status s = ws_->Start();
-    if (!s.ok()) {
-      IM_LOG_ERROR("http: cannot listen on {}: {}", w.listen, s.ToString());
-      return s;
-    }
+    if (!s.ok()) return s;  // the caller reports it (logged here too, it was printed twice)
     IM_LOG_INFO("http: listening on port {} (WebSocket at /ws)", ws_->port());
   }
   committer_->Start();

@@ -372,7 +372,16 @@ class TcpServerImpl final : public TcpServer {
     }
     asio::error_code ec;
     auto addr = asio::ip::make_address(host, ec);
-    if (ec) return Status::BadRequest("bad tcp listen host: " + host);
+    if (ec) {
+      // A host name (as the HTTP listener takes): its first address.
+      asio::ip::tcp::resolver resolver(acceptor_.get_executor());
+      auto found = resolver.resolve(host, std::to_string(port), ec);
+      if (ec || found.empty()) {
+        return Status::BadRequest("bad tcp listen host: " + host +
+                                  (ec ? " (" + ec.message() + ")" : std::string()));
+      }
+      addr = found.begin()->endpoint().address();
+    }
     asio::ip::tcp::endpoint ep(addr, port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);

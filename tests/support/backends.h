@@ -1,5 +1,5 @@
-// Test support for the conformance suites: each runs the same cases against every backend of
-// one interface (memory, LevelDB), and reopens a LevelDB backend on the directory it wrote.
+// Test support for the conformance runner (tests/conformance/main.cc): the LevelDB backends it
+// adds open a fresh directory, and reopen the one they wrote.
 #ifndef IM_TESTS_SUPPORT_BACKENDS_H_
 #define IM_TESTS_SUPPORT_BACKENDS_H_
 
@@ -26,27 +26,11 @@ std::shared_ptr<T> HoldingDir(Result<std::shared_ptr<T>> opened, std::shared_ptr
   });
 }
 
-// The directory of the last LevelDB backend a case opened, kept for reopening it until the
-// case ends (ForEachBackend forgets it).
+// The directory of the last LevelDB backend a case opened, kept for reopening it until the next
+// open replaces it (it goes when the backends opened in it are gone).
 inline std::shared_ptr<TempDir>& LastLevelDbDir() {
   static std::shared_ptr<TempDir> dir;
   return dir;
-}
-
-// Runs `body` once per entry of `backends` (each with a `name`), each in its own SUBCASE so a
-// failure names the backend. The last LevelDB directory goes when the body ends (and the
-// backends opened in it with it), even when it fails.
-template <typename Backends, typename Body>
-void ForEachBackend(const Backends& backends, Body body) {
-  struct ForgetDir {
-    ~ForgetDir() { LastLevelDbDir().reset(); }
-  };
-  for (const auto& backend : backends) {
-    SUBCASE(backend.name) {
-      ForgetDir forget;
-      body(backend);
-    }
-  }
 }
 
 }  // namespace im::test

@@ -1,7 +1,8 @@
-// UserStore conformance: every backend runs the same cases. To add a backend, add an entry to
-// UserStoreBackends(): `open` must return an empty store; a persistent backend also sets
-// `reopen`, which closes nothing itself (the caller drops the old instance first) and opens the
-// data of the last `open` again, and `data_dir`, the directory whose files hold that data.
+// UserStore conformance: every backend added (im::conformance::AddBackend or
+// RunUserStoreSuite) runs the same cases. `open` must return an empty store; a persistent
+// backend also sets `reopen`, which closes nothing itself (the caller drops the old instance
+// first) and opens the data of the last `open` again, and `data_dir`, the directory whose files
+// hold that data.
 //
 // Every store hashes at libsodium's minimum cost, so a hash takes microseconds, not tens of ms.
 
@@ -22,80 +23,30 @@
 
 #include "im/backends.h"
 #include "im/user_store.h"
-#include "support/backends.h"
-#include "support/temp_dir.h"
+#include "suites/suite.h"
 
 namespace im {
+namespace conformance::internal {
+void LinkUserStoreSuite() {}
+}  // namespace conformance::internal
+
 namespace {
 
-using UserStoreOpener = std::function<std::shared_ptr<UserStore>(PasswordHashOptions)>;
-
-struct UserStoreBackend {
-  const char* name;
-  UserStoreOpener open;
-  UserStoreOpener reopen;                 // null: the backend does not persist
-  std::function<std::string()> data_dir;  // null: the backend writes no files
-};
-
-using im::test::TempDir;
-
-// Opens a LevelDB backend in `dir`; it holds the directory (test::HoldingDir).
-std::shared_ptr<UserStore> OpenLevelDbIn(std::shared_ptr<TempDir> dir, PasswordHashOptions hash) {
-  return test::HoldingDir(OpenLevelDbUserStore(dir->path(), hash), dir);
-}
-
-using test::LastLevelDbDir;
-
-const std::vector<UserStoreBackend>& UserStoreBackends() {
-  static const std::vector<UserStoreBackend> backends = {
-      {"memory", [](PasswordHashOptions hash) { return NewMemoryUserStore(hash); }, nullptr,
-       nullptr},
-      {"leveldb",
-       [](PasswordHashOptions hash) {
-         LastLevelDbDir() = std::make_shared<TempDir>();
-         return OpenLevelDbIn(LastLevelDbDir(), hash);
-       },
-       [](PasswordHashOptions hash) { return OpenLevelDbIn(LastLevelDbDir(), hash); },
-       [] { return LastLevelDbDir()->path(); }},
-  };
-  return backends;
-}
+using conformance::UserStoreBackend;
+using conformance::internal::CheckError;
+using conformance::internal::FastHash;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 template <typename Body>
 void ForEachBackend(Body body) {
-  test::ForEachBackend(UserStoreBackends(), body);
+  conformance::internal::ForEachBackend<UserStoreBackend>(body);
 }
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 
-// libsodium's minimum cost: tests need correct hashes, not slow ones.
-PasswordHashOptions FastHash() {
-  PasswordHashOptions options;
-  options.ops_limit = crypto_pwhash_OPSLIMIT_MIN;
-  options.mem_limit = crypto_pwhash_MEMLIMIT_MIN;
-  return options;
-}
-
 UserKey U(const std::string& user, const std::string& tenant = "default") {
   return UserKey{tenant, user};
-}
-
-// The value of a call that must succeed.
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
-
-void CheckError(const Status& s, Code code, std::string_view error) {
-  CHECK_MESSAGE(s.code() == code, s.ToString());
-  CHECK(s.error() == error);
-}
-
-template <typename T>
-void CheckError(const Result<T>& r, Code code, std::string_view error) {
-  REQUIRE_FALSE(r.ok());
-  CheckError(r.status(), code, error);
 }
 
 void CheckRecord(const UserRecord& r, const UserKey& key, std::string_view name, TimestampMs ms) {
@@ -338,30 +289,6 @@ TEST_CASE("UserStore: accounts survive a reopen") {
     CheckRecord(Must(s->VerifyPassword(U("bob", "t1"), "password-d")), U("bob", "t1"), "Bob",
                 kT0 + 3);
   });
-}
-
-TEST_CASE("UserStore: leveldb refuses a second open of a live dir") {
-  const UserStoreBackend& leveldb = UserStoreBackends()[1];
-  REQUIRE(std::string(leveldb.name) == "leveldb");
-  std::shared_ptr<UserStore> s = leveldb.open(FastHash());
-  Result<std::shared_ptr<UserStore>> second =
-      OpenLevelDbUserStore(LastLevelDbDir()->path(), FastHash());
-  CheckError(second, Code::kUnavailable, "unavailable");
-  CHECK(second.status().message().find("leveldb") != std::string_view::npos);
-  s.reset();
-  LastLevelDbDir().reset();
-}
-
-TEST_CASE("UserStore: a cost libsodium refuses fails loudly") {
-  PasswordHashOptions broken = FastHash();
-  broken.mem_limit = 0;
-  // The memory factory cannot fail, so its Create does; the LevelDB one refuses to open.
-  std::shared_ptr<UserStore> memory = NewMemoryUserStore(broken);
-  CheckError(memory->Create(U("alice"), "password-1", "", kT0), Code::kInternal, "internal");
-  CheckError(memory->VerifyPassword(U("alice"), "password-1"), Code::kUnauthenticated,
-             "bad_credentials");
-  TempDir dir;
-  CheckError(OpenLevelDbUserStore(dir.path(), broken), Code::kInternal, "internal");
 }
 
 }  // namespace

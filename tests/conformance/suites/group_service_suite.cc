@@ -1,7 +1,7 @@
-// GroupService conformance: every backend runs the same cases. To add a backend, add an entry to
-// GroupServiceBackends(): `open` must return an empty service; a persistent backend also sets
-// `reopen`, which closes nothing itself (the caller drops the old instance first) and opens the
-// data of the last `open` again.
+// GroupService conformance: every backend added (im::conformance::AddBackend or
+// RunGroupServiceSuite) runs the same cases. `open` must return an empty service; a persistent
+// backend also sets `reopen`, which closes nothing itself (the caller drops the old instance
+// first) and opens the data of the last `open` again.
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -16,71 +16,29 @@
 
 #include "im/backends.h"
 #include "im/group_service.h"
-#include "support/backends.h"
-#include "support/temp_dir.h"
+#include "suites/suite.h"
 
 namespace im {
+namespace conformance::internal {
+void LinkGroupServiceSuite() {}
+}  // namespace conformance::internal
+
 namespace {
 
-using GroupServiceOpener = std::function<std::shared_ptr<GroupService>(GroupLimits)>;
-
-struct GroupServiceBackend {
-  const char* name;
-  GroupServiceOpener open;
-  GroupServiceOpener reopen;  // null: the backend does not persist (reopen cases are skipped)
-};
-
-using im::test::TempDir;
-
-// Opens a LevelDB backend in `dir`; it holds the directory (test::HoldingDir).
-std::shared_ptr<GroupService> OpenLevelDbIn(std::shared_ptr<TempDir> dir, GroupLimits limits) {
-  return test::HoldingDir(OpenLevelDbGroupService(dir->path(), limits), dir);
-}
-
-using test::LastLevelDbDir;
-
-const std::vector<GroupServiceBackend>& GroupServiceBackends() {
-  static const std::vector<GroupServiceBackend> backends = {
-      {"memory", [](GroupLimits limits) { return NewMemoryGroupService(limits); }, nullptr},
-      {"leveldb",
-       [](GroupLimits limits) {
-         LastLevelDbDir() = std::make_shared<TempDir>();
-         return OpenLevelDbIn(LastLevelDbDir(), limits);
-       },
-       [](GroupLimits limits) { return OpenLevelDbIn(LastLevelDbDir(), limits); }},
-  };
-  return backends;
-}
+using conformance::GroupServiceBackend;
+using conformance::internal::CheckError;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 template <typename Body>
 void ForEachBackend(Body body) {
-  test::ForEachBackend(GroupServiceBackends(), body);
+  conformance::internal::ForEachBackend<GroupServiceBackend>(body);
 }
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 
 GroupKey G(const std::string& gid, const std::string& tenant = "default") {
   return GroupKey{tenant, gid};
-}
-
-// The value of a call that must succeed.
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
-
-void MustOk(const Status& s) { REQUIRE_MESSAGE(s.ok(), s.ToString()); }
-
-void CheckError(const Status& s, Code code, std::string_view error) {
-  CHECK_MESSAGE(s.code() == code, s.ToString());
-  CHECK(s.error() == error);
-}
-
-template <typename T>
-void CheckError(const Result<T>& r, Code code, std::string_view error) {
-  REQUIRE_FALSE(r.ok());
-  CheckError(r.status(), code, error);
 }
 
 // Every member, paging through Members.
@@ -529,17 +487,6 @@ TEST_CASE("GroupService: groups survive a reopen") {
     CHECK(info.member_count == 3);
     CHECK(Must(s->AllMembers(G("g1"))) == std::vector<std::string>{"carol", "dave", "frank"});
   });
-}
-
-TEST_CASE("GroupService: leveldb refuses a second open of a live dir") {
-  const GroupServiceBackend& leveldb = GroupServiceBackends()[1];
-  REQUIRE(std::string(leveldb.name) == "leveldb");
-  std::shared_ptr<GroupService> s = leveldb.open({});
-  Result<std::shared_ptr<GroupService>> second = OpenLevelDbGroupService(LastLevelDbDir()->path());
-  CheckError(second, Code::kUnavailable, "unavailable");
-  CHECK(second.status().message().find("leveldb") != std::string_view::npos);
-  s.reset();
-  LastLevelDbDir().reset();
 }
 
 }  // namespace

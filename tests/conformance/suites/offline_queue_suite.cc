@@ -1,7 +1,8 @@
-// OfflineQueue conformance: every backend runs the same cases. To add a backend, add an entry to
-// OfflineQueueBackends(): `open` must return an empty queue; a persistent backend also sets
-// `reopen`, which closes nothing itself (the caller drops the old instance first) and opens the
-// data of the last `open` again. LevelDB-only cases live in leveldb_offline_queue_test.cc.
+// OfflineQueue conformance: every backend added (im::conformance::AddBackend or
+// RunOfflineQueueSuite) runs the same cases. `open` must return an empty queue; a persistent
+// backend also sets `reopen`, which closes nothing itself (the caller drops the old instance
+// first) and opens the data of the last `open` again. The project's LevelDB-only cases live in
+// tests/conformance/leveldb_offline_queue_test.cc.
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -22,45 +23,23 @@
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
-#include "support/backends.h"
-#include "support/temp_dir.h"
+#include "suites/suite.h"
 
 namespace im {
+namespace conformance::internal {
+void LinkOfflineQueueSuite() {}
+}  // namespace conformance::internal
+
 namespace {
 
-using OfflineQueueOpener = std::function<std::shared_ptr<OfflineQueue>(OfflineQueueOptions)>;
-
-struct OfflineQueueBackend {
-  const char* name;
-  OfflineQueueOpener open;
-  OfflineQueueOpener reopen;  // null: the backend does not persist (the reopen case is skipped)
-};
-
-using im::test::TempDir;
-
-// Opens a LevelDB backend in `dir`; it holds the directory (test::HoldingDir).
-std::shared_ptr<OfflineQueue> OpenLevelDbIn(std::shared_ptr<TempDir> dir, OfflineQueueOptions o) {
-  return test::HoldingDir(OpenLevelDbOfflineQueue(dir->path(), o), dir);
-}
-
-using test::LastLevelDbDir;
-
-const std::vector<OfflineQueueBackend>& OfflineQueueBackends() {
-  static const std::vector<OfflineQueueBackend> backends = {
-      {"memory", [](OfflineQueueOptions o) { return NewMemoryOfflineQueue(o); }, nullptr},
-      {"leveldb",
-       [](OfflineQueueOptions o) {
-         LastLevelDbDir() = std::make_shared<TempDir>();
-         return OpenLevelDbIn(LastLevelDbDir(), o);
-       },
-       [](OfflineQueueOptions o) { return OpenLevelDbIn(LastLevelDbDir(), o); }},
-  };
-  return backends;
-}
+using conformance::OfflineQueueBackend;
+using conformance::internal::CheckError;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 template <typename Body>
 void ForEachBackend(Body body) {
-  test::ForEachBackend(OfflineQueueBackends(), body);
+  conformance::internal::ForEachBackend<OfflineQueueBackend>(body);
 }
 
 class FakeClock final : public Clock {
@@ -98,13 +77,6 @@ AppendRequest Req(std::shared_ptr<const Message> message, std::vector<UserKey> r
   r.sender_index = sender_index;
   r.dedup_key = std::move(dedup_key);
   return r;
-}
-
-// The value of a call that must succeed.
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
 }
 
 FetchResult MustFetch(OfflineQueue& q, const UserKey& user, uint64_t after, size_t limit = 500) {

@@ -1,5 +1,5 @@
-// SessionStore conformance: every backend runs the same cases. To add a backend (Redis, say),
-// add one entry to SessionStoreBackends(): `open` must return an empty store, and a backend
+// SessionStore conformance: every backend added (im::conformance::AddBackend or
+// RunSessionStoreSuite) runs the same cases. `open` must return an empty store, and a backend
 // with shared state (a server) clears it there.
 
 #include <doctest/doctest.h>
@@ -17,22 +17,19 @@
 
 #include "im/backends.h"
 #include "im/session_store.h"
-#include "support/backends.h"
+#include "suites/suite.h"
 
 namespace im {
+namespace conformance::internal {
+void LinkSessionStoreSuite() {}
+}  // namespace conformance::internal
+
 namespace {
 
-struct SessionStoreBackend {
-  const char* name;
-  std::function<std::shared_ptr<SessionStore>()> open;
-};
-
-const std::vector<SessionStoreBackend>& SessionStoreBackends() {
-  static const std::vector<SessionStoreBackend> backends = {
-      {"memory", [] { return NewMemorySessionStore(); }},
-  };
-  return backends;
-}
+using conformance::SessionStoreBackend;
+using conformance::internal::CheckError;
+using conformance::internal::Must;
+using conformance::internal::MustOk;
 
 SessionInfo MakeSession(const std::string& tenant, const std::string& user,
                         const std::string& device, const std::string& session_id) {
@@ -70,10 +67,11 @@ size_t MustCount(SessionStore& store, std::string_view tenant) {
   return *count;
 }
 
-// Runs `body` on a fresh store of every backend, each in its own SUBCASE (test::ForEachBackend).
+// Runs `body` on a fresh store of every backend, each in its own SUBCASE.
 template <typename Body>
 void ForEachBackend(Body body) {
-  test::ForEachBackend(SessionStoreBackends(), [&body](const SessionStoreBackend& backend) {
+  conformance::internal::ForEachBackend<SessionStoreBackend>(
+      [&body](const SessionStoreBackend& backend) {
     std::shared_ptr<SessionStore> store = backend.open();
     REQUIRE(store.get() != nullptr);
     body(*store);
