@@ -92,6 +92,17 @@ void EventLog::Stop() {
   });
 }
 
+void EventLog::Flush() {
+  if (!file_) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (writer_done_) return;
+  const uint64_t target = queued_total_;
+  if (flushed_total_ >= target) return;
+  flush_now_ = true;
+  wake_.notify_one();
+  flushed_.wait(lock, [&] { return writer_done_ || flushed_total_ >= target; });
+}
+
 void EventLog::HoldWriterForTest(bool hold) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,6 +137,7 @@ void EventLog::Emit(const BusinessEvent& e) {
     if (!stopping_ && queue_.size() < options_.limit) {
       wake = queue_.empty();  // a non-empty queue already has the writer awake (or held)
       queue_.push_back(std::move(line));
+      ++queued_total_;
       queued = true;
     }
   }
@@ -155,10 +167,11 @@ void EventLog::Run() {
   NameThisThread("im-events");
   std::deque<std::string> batch;
   bool unflushed = false;  // lines written since the last flush
+  uint64_t taken = 0;      // lines taken from the queue so far
   std::chrono::steady_clock::time_point flush_at;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    auto ready = [this] { return stopping_ || (!held_ && !queue_.empty()); };
+    auto ready = [this] { return stopping_ || flush_now_ || (!held_ && !queue_.empty()); };
     if (unflushed) {
       wake_.wait_until(lock, flush_at, ready);
     } else {
@@ -166,7 +179,10 @@ void EventLog::Run() {
     }
     if (stopping_ || !held_) batch.swap(queue_);
     const bool stop = stopping_;
+    const bool flush_now = flush_now_;
+    flush_now_ = false;
     lock.unlock();
+    taken += batch.size();
     for (const std::string& line : batch) file_->info("{}", line);
     const auto now = std::chrono::steady_clock::now();
     if (!batch.empty() && !unflushed) {
@@ -174,13 +190,22 @@ void EventLog::Run() {
       flush_at = now + std::chrono::milliseconds(options_.flush_ms);
     }
     batch.clear();
-    if (unflushed && (stop || now >= flush_at)) {
+    const bool flush = unflushed && (stop || flush_now || now >= flush_at);
+    if (flush) {
       file_->flush();
       unflushed = false;
     }
-    // Emit queues nothing once stopping_ is set, so the swap above took the last lines.
-    if (stop) return;
     lock.lock();
+    if (flush || flush_now) {
+      if (!unflushed) flushed_total_ = taken;
+      flushed_.notify_all();
+    }
+    // Emit queues nothing once stopping_ is set, so the swap above took the last lines.
+    if (stop) {
+      writer_done_ = true;
+      flushed_.notify_all();
+      return;
+    }
   }
 }
 

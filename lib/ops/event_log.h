@@ -69,6 +69,10 @@ class EventLog {
   void Emit(const BusinessEvent& e);
   // Writes and flushes everything queued, then ends the writer thread. Idempotent.
   void Stop();
+  // Blocks until every line emitted before the call is written and flushed to the file (at
+  // once, not after flush_ms). A no-op for a log without a file or after Stop. Not while the
+  // writer is held.
+  void Flush();
   // Lines dropped at the queue bound or after Stop.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
@@ -91,6 +95,11 @@ class EventLog {
   std::deque<std::string> queue_;  // guarded by mu_
   bool stopping_ = false;          // guarded by mu_
   bool held_ = false;              // guarded by mu_
+  bool flush_now_ = false;         // guarded by mu_: a Flush waits
+  uint64_t queued_total_ = 0;      // guarded by mu_: lines ever queued
+  uint64_t flushed_total_ = 0;     // guarded by mu_: lines written and flushed
+  bool writer_done_ = false;       // guarded by mu_
+  std::condition_variable flushed_;
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> unreported_{0};  // dropped since the last warning
   std::atomic<int64_t> next_warn_ms_{0};  // steady clock

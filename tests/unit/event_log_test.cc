@@ -111,6 +111,22 @@ TEST_CASE("event log: a line reaches the file within flush_ms while the log runs
   CHECK(Reasons(Lines(path)) == std::vector<std::string>{"1", "2"});
 }
 
+TEST_CASE("event log: Flush returns once every line emitted before it is in the file") {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/events.log";
+  auto log = OpenLog(path, {1024, nullptr, 600000});  // no timed flush during the test
+  for (int i = 1; i <= 300; ++i) log->Emit(Numbered("alice", i));
+  log->Flush();
+  const auto reasons = Reasons(Lines(path));
+  REQUIRE(reasons.size() == 300);
+  CHECK(reasons.front() == "1");
+  CHECK(reasons.back() == "300");
+  log->Flush();  // nothing new: returns at once
+  log->Stop();
+  log->Flush();  // after Stop: a no-op
+  CHECK(Lines(path).size() == 300);
+}
+
 TEST_CASE("event log: past the queue bound events are dropped, counted and warned about once") {
   test::TempDir dir;
   const std::string path = dir.path() + "/events.log";

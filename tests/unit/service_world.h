@@ -88,6 +88,7 @@ class ServiceWorld {
 
   // Every line of the business event log so far.
   std::vector<std::string> Events() const {
+    events_->Flush();  // the writer thread writes them
     std::vector<std::string> lines;
     std::ifstream in(events_path_);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
