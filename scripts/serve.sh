@@ -6,15 +6,19 @@
 #                                    (its output in data/imd.out)
 #   scripts/serve.sh --stop          stops the imd running on ./data
 # Other arguments go to imd, e.g. scripts/serve.sh --http 127.0.0.1:8000
+# With npm at hand it also builds the web demo (examples/web-chat) and imd serves it at
+# http://127.0.0.1:7000/ (unless --config or --static-dir is given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=foreground
 args=()
+own_static=0
 for arg in "$@"; do
   case "$arg" in
     --background) mode=background ;;
     --stop) mode=stop ;;
+    --config|--config=*|--static-dir|--static-dir=*) own_static=1; args+=("$arg") ;;
     *) args+=("$arg") ;;
   esac
 done
@@ -47,6 +51,17 @@ fi
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target imd im_chat
+
+# The web demo: the SDK and the page, compiled by tsc (npm packages from the lockfile).
+if [ "$own_static" = 0 ] && command -v npm >/dev/null; then
+  if { [ -d sdk/web/node_modules ] || npm --prefix sdk/web ci --no-audit --no-fund >/dev/null; } &&
+    npm --prefix sdk/web run build:demo >/dev/null; then
+    args+=(--static-dir examples/web-chat/dist)
+    echo "serve: the web demo is at http://127.0.0.1:7000/ (unless --http moves it)"
+  else
+    echo "serve: could not build the web demo (npm); serving without it" >&2
+  fi
+fi
 
 if [ "$mode" = foreground ]; then
   exec build/server/imd --data ./data "${args[@]}"

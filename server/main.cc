@@ -345,11 +345,13 @@ int main(int argc, char** argv) {
   if (sodium_init() < 0) return Fail(im::Status::Internal("libsodium failed to initialise"));
   CLI::App app{"imd: the libim reference server"};
   app.set_version_flag("--version", std::string("imd ") + im::LinkedVersion());
-  std::string config_path, http, tcp, data;
+  std::string config_path, http, tcp, data, static_dir;
   app.add_option("--config", config_path, "TOML config file");
   app.add_option("--http", http, "HTTP/WebSocket listen address (default 127.0.0.1:7000)");
   app.add_option("--tcp", tcp, "TCP listen address (default 127.0.0.1:7001)");
   app.add_option("--data", data, "data directory (default ./data)");
+  app.add_option("--static-dir", static_dir,
+                 "serve the files of this directory on the HTTP port ([http] static_dir)");
   std::string user, tenant(im::kDefaultTenant);
   int64_t ttl = 3600;
   CLI::App* token = app.add_subcommand("token", "print a signed token for a user");
@@ -385,6 +387,7 @@ int main(int argc, char** argv) {
   if (!http.empty()) c.server.http_listen = http;
   if (!tcp.empty()) c.server.tcp_listen = tcp;
   if (!data.empty()) c.data_dir = data;
+  if (!static_dir.empty()) c.server.static_dir = static_dir;
   if (*token) return RunToken(c, user, tenant, ttl);
   if (*repair) return RunRepair(std::move(c));
   return RunServer(std::move(c), config_path);

@@ -12,6 +12,8 @@
 
 #include "im/client.h"
 #include "support/child_process.h"
+#include "support/http.h"
+#include "support/imd_process.h"
 
 #ifdef IMD_PATH
 using im::test::ChildProcess;
@@ -178,5 +180,24 @@ TEST_CASE("imd: program log file from [log] - SIGHUP applies a new level - drain
   CHECK(text.find("SIGTERM: draining") != std::string::npos);
   CHECK(text.find("drained in") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("imd: --static-dir serves a directory on the HTTP port, next to the Web API") {
+  const std::string data = im::test::MakeTempDir();
+  const std::string site = im::test::MakeTempDir();
+  std::ofstream(site + "/index.html") << "<title>demo</title>";
+  im::test::ImdProcess imd = im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0",
+                                                {"--static-dir", site});
+  const auto port = static_cast<uint16_t>(
+      std::stoi(imd.http_listen.substr(imd.http_listen.rfind(':') + 1)));
+  const std::string page = im::test::HttpRoundTrip(
+      port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  CHECK(page.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(page.find("<title>demo</title>") != std::string::npos);
+  CHECK(im::test::Http(port, "GET", "/healthz").status == 200);
+  CHECK(im::test::Http(port, "GET", "/nothing.html").status == 404);
+  imd.process.reset();
+  std::filesystem::remove_all(data);
+  std::filesystem::remove_all(site);
 }
 #endif

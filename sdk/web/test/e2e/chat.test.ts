@@ -27,7 +27,12 @@ before(async () => {
     httpPort: await freePort(), toml: `[http]\nstatic_dir = "${demoDir}"\n`,
   });
   browser = await chromium.launch({
-    executablePath: chromiumPath, headless: true, args: ['--no-sandbox'], timeout: kWait,
+    executablePath: chromiumPath, headless: true, args: [
+      // Headless as root in a closed network: no sandbox, and none of Chromium's own
+      // background connections (refused here, and noise in the console).
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ], timeout: kWait,
   });
 });
 after(async () => {
