@@ -43,6 +43,10 @@ class Metrics {
   // requests refused (503) because hash_queue were waiting.
   void HashQueued(int delta) { hash_depth_->Increment(static_cast<double>(delta)); }
   void HashRejected() { hash_rejected_->Increment(); }
+  // Fan-out stage: pushes waiting to be delivered (+n when handed over, -n when delivered).
+  void FanoutQueued(int64_t delta) { fanout_depth_->Increment(static_cast<double>(delta)); }
+  // A send refused (503) because its sender already had commit_lane_limit sends waiting.
+  void CommitLaneRejected() { lane_rejected_->Increment(); }
   // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
   // created on first use, then stable: callers keep the pointer.
   prometheus::Histogram* StoreOp(const std::string& op);
@@ -88,6 +92,8 @@ class Metrics {
   prometheus::Counter* rate_limited_[5];
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;
+  prometheus::Gauge* fanout_depth_;
+  prometheus::Counter* lane_rejected_;
   struct Monotonic {  // a counter that follows a total kept elsewhere
     prometheus::Counter* counter;
     double seen = 0;
