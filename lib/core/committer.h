@@ -31,24 +31,29 @@
 // over the next batch's pushes (so storage never runs unboundedly ahead of delivery), its queue
 // fills, and senders get 503 as above. Nothing acked is ever dropped.
 //
-// Ordering invariants, and the tests that prove them:
+// Ordering invariants, and the tests that prove them (unit/ = tests/unit/committer_test.cc,
+// the others under tests/integration/):
 // - A sender's sends (one lane) are stored, and acked, in Submit order; a group send set aside
-//   holds back the sends of its lane queued after it. (unit/committer: "lanes keep each
-//   sender's order", integration/ordering: per-sender order over many senders.)
+//   holds back the sends of its lane queued after it. (unit/ "lanes keep each sender's order,
+//   big group sends included"; chat "10000 messages arrive in order with increasing seq".)
 // - Every message is appended to all of its inboxes in one storage batch, and batches are
 //   stored one at a time by one thread, so the messages of a conversation (1:1 or group) have
-//   the same relative order in every inbox. (integration/ordering, integration/group.)
-// - An ack means stored: done() runs after AppendBatch returned. (integration/crash: kill -9
-//   after acks, every acked message is in every inbox.)
+//   the same relative order in every inbox. (crash "kill -9 under concurrent senders ...";
+//   group "1000 members with 300 online ... 500 messages from 10 senders".)
+// - An ack means stored: done() runs after AppendBatch returned; pushes are handed over after
+//   that and never awaited. (crash, as above; unit/ "acks do not wait for delivery".)
 // - A connection receives its pushes in increasing seq order: the fan-out stage delivers each
-//   user's pushes in commit order (fanout.h). (unit/committer: "pushes per connection in seq
-//   order" with a big group interleaved; integration/ordering.)
-// - Membership changes are barriers, as above. (unit/committer: "membership changes are
-//   barriers"; integration/group.)
-// - Fairness: a flood of group sends by one sender does not hold back another sender's 1:1
-//   ack or push by more than a bounded amount of work. (unit/committer: "a group flood does
-//   not delay another sender's 1:1 ack", "the per-lane bound refuses only the flooder";
-//   integration/fairness.)
+//   user's pushes in commit order (fanout.h). (unit/ "a big fan-out does not hold back a 1:1
+//   push, and push order holds"; group "1000 members ..."; chat "10000 messages ...".)
+// - Membership changes are barriers, as above. (unit/ "membership changes are barriers";
+//   group "quit and join racing with sends split the stream exactly".)
+// - Fairness: a flood of group sends by one sender holds back another sender's 1:1 ack by at
+//   most the append under way, and its push by about one fan-out slice. (unit/ "a group flood
+//   does not delay another sender's 1:1 ack", "the per-lane bound refuses only the sender over
+//   it", "a big fan-out does not hold back a 1:1 push ..."; fairness "a 5,000-member group
+//   flood does not hold back a 1:1 pair".)
+// - The fan-out bound drops nothing and holds the committer back. (unit/ "a full fan-out stage
+//   holds the committer back and drops nothing"; commit_queue "full - 503 unavailable ...".)
 //
 // Stop() finishes everything queued (acks included) on the committer thread, then stops the
 // fan-out stage, which delivers everything handed to it: committer first, fan-out second.

@@ -352,7 +352,8 @@ TEST_CASE("committer: membership changes are barriers") {
   REQUIRE(h.committer().SubmitOp(op("quit bob")).ok());
   REQUIRE(h.committer().Submit(h.GroupSend("alice", "g", "G3")).ok());
   h.inbox().Open(GatedInbox::Op::kAppend);
-  REQUIRE(WaitUntil([&] { return h.AckCount() == 8 && h.committer().depth() == 0; }));
+  REQUIRE(WaitUntil([&] { return h.AckCount() == 8; }));
+  CHECK(WaitUntil([&] { return h.committer().depth() == 0; }));
   CHECK(h.Inbox("bob") == std::vector<std::string>{"G1", "G2"});
   CHECK(h.Inbox("carol") == std::vector<std::string>{"G2", "G3"});
   CHECK(h.Inbox("alice") == std::vector<std::string>{"G1", "G2", "G3"});
@@ -408,7 +409,7 @@ TEST_CASE("committer: a full fan-out stage holds the committer back and drops no
   REQUIRE(h.router().WaitHeld());
   // m0 is being delivered; m1..m4 fill the stage (two pushes each, ten at most), m5 is stored
   // and acked but waits to hand its pushes over; the rest wait in the committer's queue.
-  REQUIRE(WaitUntil([&] { return h.AckCount() == 6; }));
+  REQUIRE(WaitUntil([&] { return h.AckCount() >= 6; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(h.AckCount() == 6);
   CHECK(h.committer().fanout_depth() == 10);
