@@ -13,9 +13,9 @@
 // per lane per turn, into a storage batch of at most `batch_max` sends and `batch_recipients`
 // inbox entries. A send too big for what is left of that budget (a large group) is set aside
 // with its lane paused, and the sends set aside are stored after the batch, in batches of their
-// own (again at most `batch_recipients` entries, but at least one send). So a 1:1 send waits
-// for at most the one batch being stored plus one batch of big sends, however much one sender
-// floods.
+// own (again at most `batch_recipients` entries, but at least one send). So before its own
+// batch a 1:1 send waits for at most the batch being stored and one batch of big sends, however
+// much one sender floods.
 //
 // Membership changes (SubmitOp) are barriers in queue order: the sends queued before one are
 // all stored before it runs, the sends queued after it are stored after it (a group's members
@@ -23,10 +23,14 @@
 // message is stored). So a member who quit receives nothing appended after the quit, and a new
 // member nothing appended before the join.
 //
+// The price: a barrier waits for everything queued before it, so while a sender floods a large
+// group, a membership change (and every send queued after it) waits for the flood's queued
+// sends, at most `lane_limit` of them.
+//
 // Bounds. At most `queue_limit` sends and membership changes wait server-wide, and at most
-// `lane_limit` sends of one lane; beyond either, Submit answers 503 unavailable (the lane's
-// with retry_after_ms) to that sender alone and stores nothing; the client retries under the
-// same cid (dedup: nothing is stored twice). The fan-out stage holds at most
+// `lane_limit` sends of one lane. Beyond the lane's bound that sender alone gets 503
+// unavailable with retry_after_ms; beyond the server-wide one every sender does. Nothing is
+// stored then; the client retries under the same cid (dedup: nothing is stored twice). The fan-out stage holds at most
 // `fanout_queue_limit` pushes; when it is full the committer waits for room before handing
 // over the next batch's pushes (so storage never runs unboundedly ahead of delivery), its queue
 // fills, and senders get 503 as above. Nothing acked is ever dropped.
