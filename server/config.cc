@@ -260,6 +260,9 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("max_extra_bytes", &o.max_extra_bytes);
     r.Get<int64_t>("commit_queue_limit", &o.commit_queue_limit);
     r.Get<int64_t>("commit_batch_max", &o.commit_batch_max);
+    r.Get<int64_t>("commit_batch_recipients", &o.commit_batch_recipients);
+    r.Get<int64_t>("fanout_queue_limit", &o.fanout_queue_limit);
+    r.Get<int64_t>("fanout_slice", &o.fanout_slice);
     r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);
     r.Get<int64_t>("max_sync_bytes", &o.max_sync_bytes);
     r.Get<int64_t>("drain_timeout_ms", &c->drain_timeout_ms);
@@ -286,6 +289,10 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       return im::Status::BadRequest("server.io_threads and server.worker_threads must be >= 1");
     }
     if (o.max_connections < 1) return im::Status::BadRequest("server.max_connections must be >= 1");
+    if (o.commit_batch_recipients < 1 || o.fanout_queue_limit < 1 || o.fanout_slice < 1) {
+      return im::Status::BadRequest(
+          "server.commit_batch_recipients, fanout_queue_limit and fanout_slice must be >= 1");
+    }
     if (o.event_log_max_file_bytes < 1024 || o.event_log_max_files < 1) {
       return im::Status::BadRequest(
           "server.event_log_max_file_bytes must be >= 1024 and event_log_max_files >= 1");
@@ -308,6 +315,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("max_keys", &o.rate_limit_max_keys);
     r.Get<int64_t>("hash_threads", &o.hash_threads);
     r.Get<int64_t>("hash_queue", &o.hash_queue);
+    r.Get<int64_t>("commit_lane_limit", &o.commit_lane_limit);
     s = r.Finish();
     if (!s.ok()) return s;
     if (o.login_address_burst < 1 || o.login_account_burst < 1 || o.register_address_burst < 1 ||
@@ -318,6 +326,9 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       return im::Status::BadRequest("limits.max_keys must be >= 1024");
     }
     if (o.hash_threads < 1) return im::Status::BadRequest("limits.hash_threads must be >= 1");
+    if (o.commit_lane_limit < 1) {
+      return im::Status::BadRequest("limits.commit_lane_limit must be >= 1");
+    }
   }
   if (auto* t = root["log"].as_table()) {
     Reader r(*t, "log.");

@@ -55,6 +55,20 @@ struct ServerOptions {
   size_t commit_queue_limit = 65536;
   // At most this many sends are appended as one storage batch.
   size_t commit_batch_max = 512;
+  // Fairness. Sends queue per sender (a user's own sends; server-side sends per `from`) and are
+  // stored round-robin, one per sender per turn. At most this many sends of one sender wait;
+  // one more gets 503 unavailable with retry_after_ms, and no other sender is affected.
+  size_t commit_lane_limit = 128;
+  // Inbox entries (recipients) one storage batch carries at most; a send with more (a large
+  // group) is stored in a batch of its own, after the smaller sends taken with it.
+  size_t commit_batch_recipients = 4096;
+  // Pushes of stored messages waiting for the fan-out thread. When full, the committer waits
+  // for room before storing more (its queue then fills and senders get 503); nothing is
+  // dropped.
+  size_t fanout_queue_limit = 65536;
+  // A fan-out to more recipients than this is delivered this many at a time, with the pushes
+  // of smaller messages in between.
+  size_t fanout_slice = 512;
   // Per-connection commands waiting for a worker; beyond it the command gets 429 rate_limited.
   size_t max_pending_commands = 256;
 

@@ -19,6 +19,7 @@
 #include "im/options.h"
 #include "im/result.h"
 #include "im/router.h"
+#include "im/send_receipt.h"
 #include "im/session_store.h"
 #include "im/user_store.h"
 
@@ -38,14 +39,6 @@ struct ServerDeps {
   std::shared_ptr<KeyStore> token_keys;
   // Reloads the content filter's word list (POST /v1/admin/filter/reload). Null: 503.
   std::function<Status()> reload_filter;
-};
-
-// The outcome of a send: the message id, the sender's seq (0 for server-side sends) and time.
-struct SendReceipt {
-  uint64_t mid = 0;
-  uint64_t seq = 0;
-  TimestampMs ts = 0;
-  bool duplicate = false;
 };
 
 // Called before a message is stored. Return a non-OK status to refuse it (the sender gets that

@@ -1,22 +1,47 @@
 #include "core/committer.h"
 
-#include <optional>
-#include <unordered_map>
+#include <algorithm>
+#include <utility>
 
 #include "base/thread_name.h"
 #include "ops/log.h"
-#include "protocol/codec.h"
+#include "ops/metrics.h"
 
 namespace im::internal {
 
-Committer::Committer(Deps deps) : deps_(deps), mids_(deps.node_number) {}
+namespace {
+
+// A user's own sends (from any of its sessions) share a lane; server-side sends (no session:
+// host API, REST) have lanes of their own, per sender name.
+std::string LaneOf(const PendingSend& p) {
+  std::string key(1, p.origin_session.empty() ? 's' : 'u');
+  key += p.message->tenant;
+  key += '\x1f';
+  key += p.sender;
+  return key;
+}
+
+}  // namespace
+
+Committer::Committer(Deps deps)
+    : deps_(deps),
+      mids_(deps.node_number),
+      fanout_(FanOut::Deps{deps.sessions, deps.router, deps.fanout_queue_limit,
+                           deps.fanout_slice, deps.metrics}) {
+  // Zero would refuse or stall everything; one is the least that works.
+  deps_.batch_max = std::max<size_t>(deps_.batch_max, 1);
+  deps_.lane_limit = std::max<size_t>(deps_.lane_limit, 1);
+  deps_.batch_recipients = std::max<size_t>(deps_.batch_recipients, 1);
+  segments_.emplace_back();
+}
 
 Committer::~Committer() { Stop(); }
 
 void Committer::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (started_) return;
+  if (started_ || stopping_) return;
   started_ = true;
+  fanout_.Start();
   thread_ = std::thread([this] {
     NameThisThread("im-commit");
     Run();
@@ -35,63 +60,181 @@ void Committer::Stop() {
   std::deque<Item> rest;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    rest.swap(queue_);
+    rest.swap(intake_);
+    lane_depth_.clear();
+    queued_ = 0;
   }
-  for (auto& item : rest) {
-    if (!item.op && item.send.done) item.send.done(Status::Unavailable("server stopping"));
+  Stage(rest);
+  for (Segment& segment : segments_) {
+    for (auto& [key, lane] : segment.lanes) {
+      for (PendingSend& p : lane.sends) {
+        if (p.done) p.done(Status::Unavailable("server stopping"));
+      }
+    }
   }
+  for (Parked& p : parked_) {
+    if (p.send.done) p.send.done(Status::Unavailable("server stopping"));
+  }
+  segments_.clear();
+  segments_.emplace_back();
+  parked_.clear();
+  // Then the pushes of everything stored.
+  fanout_.Stop();
 }
 
 Status Committer::Enqueue(Item item) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Status::Unavailable("server stopping");
-    if (queue_.size() >= deps_.queue_limit) {
+    if (queued_ >= deps_.queue_limit) {
       return Status::Unavailable("the server is overloaded; retry with the same cid");
     }
-    queue_.push_back(std::move(item));
+    if (!item.op) {
+      size_t& lane = lane_depth_[item.lane];
+      if (lane >= deps_.lane_limit) {
+        if (deps_.metrics != nullptr) deps_.metrics->CommitLaneRejected();
+        return Status::Unavailable(
+                   "too many of your sends are waiting to be stored; retry with the same cid")
+            .WithRetryAfter(kLaneRetryMs);
+      }
+      ++lane;
+    }
+    ++queued_;
+    intake_.push_back(std::move(item));
   }
   cv_.notify_one();
   return Status::OK();
 }
 
-Status Committer::Submit(PendingSend send) { return Enqueue(Item{std::move(send), nullptr}); }
+Status Committer::Submit(PendingSend send) {
+  if (!send.message) return Status::Internal("a send without a message");
+  std::string lane = LaneOf(send);
+  return Enqueue(Item{std::move(send), nullptr, std::move(lane)});
+}
 
-Status Committer::SubmitOp(PendingOp op) { return Enqueue(Item{PendingSend{}, std::move(op)}); }
+Status Committer::SubmitOp(PendingOp op) {
+  if (!op) return Status::Internal("an empty membership change");
+  return Enqueue(Item{PendingSend{}, std::move(op), {}});
+}
 
 size_t Committer::depth() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return queue_.size();
+  return queued_;
 }
 
 void Committer::Run() {
-  std::vector<Item> items;
-  std::vector<PendingSend> batch;
+  std::deque<Item> incoming;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      size_t n = std::min(queue_.size(), deps_.batch_max);
-      items.clear();
-      for (size_t i = 0; i < n; ++i) {
-        items.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      const bool busy = HasWork();
+      if (!busy) cv_.wait(lock, [this] { return stopping_ || !intake_.empty(); });
+      if (!busy && intake_.empty()) return;  // stopping, and everything stored
+      incoming.swap(intake_);
     }
-    // Sends between two membership changes go out as one storage batch.
-    batch.clear();
-    for (Item& item : items) {
-      if (item.op) {
-        if (!batch.empty()) Commit(batch);
-        batch.clear();
-        item.op(*this);
-      } else {
-        batch.push_back(std::move(item.send));
-      }
-    }
-    if (!batch.empty()) Commit(batch);
+    Stage(incoming);
+    incoming.clear();
+    Step();
   }
+}
+
+void Committer::Stage(std::deque<Item>& incoming) {
+  for (Item& item : incoming) {
+    if (item.op) {
+      segments_.back().barrier = std::move(item.op);
+      segments_.emplace_back();
+      continue;
+    }
+    Segment& segment = segments_.back();
+    auto [it, added] = segment.lanes.try_emplace(item.lane);
+    Lane& lane = it->second;
+    if (added) lane.key = std::move(item.lane);
+    lane.sends.push_back(std::move(item.send));
+    if (!lane.in_ring && !lane.parked) {
+      lane.in_ring = true;
+      segment.ring.push_back(&lane);
+    }
+  }
+}
+
+bool Committer::HasWork() const {
+  const Segment& front = segments_.front();
+  return !front.ring.empty() || !parked_.empty() || front.barrier != nullptr;
+}
+
+void Committer::Requeue(Segment& segment, Lane* lane) {
+  if (!lane->sends.empty()) {
+    lane->in_ring = true;
+    segment.ring.push_back(lane);
+  } else {
+    const std::string key = lane->key;  // the lane dies with the erase
+    segment.lanes.erase(key);
+  }
+}
+
+void Committer::Taken(const std::vector<std::string>& lanes, size_t ops) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& key : lanes) {
+    auto it = lane_depth_.find(key);
+    if (it != lane_depth_.end() && --it->second == 0) lane_depth_.erase(it);
+  }
+  queued_ -= std::min(queued_, lanes.size() + ops);
+}
+
+void Committer::Step() {
+  Segment& segment = segments_.front();
+  if (segment.ring.empty() && parked_.empty()) {
+    if (!segment.barrier) return;
+    // Everything queued before the barrier is stored: run it, then the next segment.
+    PendingOp op = std::move(segment.barrier);
+    segments_.pop_front();
+    Taken({}, 1);
+    op(*this);
+    return;
+  }
+  // Round-robin over the lanes, one send per lane per turn, within the batch's budget.
+  std::vector<PendingSend> batch;
+  std::vector<std::string> taken;
+  size_t recipients = 0;
+  while (!segment.ring.empty() && batch.size() < deps_.batch_max &&
+         recipients < deps_.batch_recipients) {
+    Lane* lane = segment.ring.front();
+    segment.ring.pop_front();
+    lane->in_ring = false;
+    PendingSend p = std::move(lane->sends.front());
+    lane->sends.pop_front();
+    taken.push_back(lane->key);
+    if (!p.message->group.empty() && !ResolveGroup(p)) {
+      Requeue(segment, lane);
+      continue;
+    }
+    if (recipients + p.recipients.size() > deps_.batch_recipients) {
+      // Too big for what is left: stored after this batch, and the lane waits for it.
+      lane->parked = true;
+      parked_.push_back(Parked{lane, std::move(p)});
+      continue;
+    }
+    recipients += p.recipients.size();
+    batch.push_back(std::move(p));
+    Requeue(segment, lane);
+  }
+  Taken(taken, 0);
+  if (!batch.empty()) Commit(batch);
+
+  // Then the sends set aside, in order, in batches of their own.
+  batch.clear();
+  recipients = 0;
+  while (!parked_.empty() && batch.size() < deps_.batch_max &&
+         (batch.empty() ||
+          recipients + parked_.front().send.recipients.size() <= deps_.batch_recipients)) {
+    Parked& p = parked_.front();
+    recipients += p.send.recipients.size();
+    batch.push_back(std::move(p.send));
+    p.lane->parked = false;
+    Requeue(segment, p.lane);
+    parked_.pop_front();
+  }
+  if (!batch.empty()) Commit(batch);
 }
 
 bool Committer::ResolveGroup(PendingSend& p) {
@@ -135,12 +278,12 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
   requests.reserve(batch.size());
   TimestampMs now = deps_.clock->NowMs();
   for (PendingSend& p : batch) {
-    if (!p.message->group.empty() && !ResolveGroup(p)) continue;
+    // Group sends queued by Submit were resolved when taken; CommitNow's come with recipients.
     p.message->mid = mids_.Next(now);
     p.message->ts = now;
     AppendRequest r;
     r.message = p.message;
-    r.recipients = p.recipients;
+    r.recipients = std::move(p.recipients);
     r.sender_index = p.sender_index;
     r.dedup_key = p.dedup_key;
     requests.push_back(std::move(r));
@@ -149,12 +292,14 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
   if (requests.empty()) return;
   std::vector<Result<AppendResult>> results = deps_.inbox->AppendBatch(requests);
   // The ack means stored: only now answer the senders.
+  std::vector<FanOutJob> jobs;
+  jobs.reserve(sends.size());
   for (size_t i = 0; i < sends.size(); ++i) {
     if (i >= results.size()) {
       sends[i]->done(Status::Internal("storage returned too few results"));
       continue;
     }
-    const Result<AppendResult>& r = results[i];
+    Result<AppendResult>& r = results[i];
     if (!r.ok()) {
       if (r.status().code() == Code::kInternal || r.status().code() == Code::kUnavailable) {
         IM_LOG_ERROR("storage append failed: {}", r.status().ToString());
@@ -168,49 +313,16 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
     receipt.ts = r->ts;
     receipt.duplicate = r->duplicate;
     sends[i]->done(receipt);
+    if (r->duplicate) continue;  // pushed when it was first stored
+    FanOutJob job;
+    job.message = sends[i]->message;
+    job.recipients = std::move(requests[i].recipients);
+    job.seqs = std::move(r->seqs);
+    job.origin_session = sends[i]->origin_session;
+    jobs.push_back(std::move(job));
   }
-  FanOut(sends, results);
-}
-
-void Committer::FanOut(const std::vector<PendingSend*>& sends,
-                       const std::vector<Result<AppendResult>>& results) {
-  // One session lookup for every recipient of the batch.
-  std::vector<UserKey> users;
-  std::unordered_map<UserKey, std::vector<SessionInfo>, UserKeyHash> online;
-  for (size_t i = 0; i < sends.size() && i < results.size(); ++i) {
-    if (!results[i].ok() || results[i]->duplicate) continue;
-    for (const UserKey& u : sends[i]->recipients) {
-      if (online.emplace(u, std::vector<SessionInfo>{}).second) users.push_back(u);
-    }
-  }
-  if (users.empty()) return;
-  Result<std::vector<SessionInfo>> found = deps_.sessions->FindMany(users);
-  if (!found.ok()) {
-    // Recipients will sync; nothing acked is lost.
-    IM_LOG_ERROR("session lookup for fan-out failed: {}", found.status().ToString());
-    return;
-  }
-  for (SessionInfo& s : *found) online[s.user].push_back(std::move(s));
-
-  uint64_t delivered = 0;
-  for (size_t i = 0; i < sends.size() && i < results.size(); ++i) {
-    if (!results[i].ok() || results[i]->duplicate) continue;
-    const PendingSend& p = *sends[i];
-    const AppendResult& r = *results[i];
-    std::optional<ChatPushEncoder> encoder;  // built on first use, shared by every receiver
-    for (size_t k = 0; k < p.recipients.size() && k < r.seqs.size(); ++k) {
-      auto it = online.find(p.recipients[k]);
-      if (it == online.end() || it->second.empty()) continue;
-      for (const SessionInfo& s : it->second) {
-        if (s.session_id == p.origin_session) continue;
-        if (!encoder) encoder.emplace(*p.message);
-        if (deps_.router->Deliver(s, encoder->ForSeq(r.seqs[k])) != SendResult::kDropped) {
-          ++delivered;
-        }
-      }
-    }
-  }
-  deliveries_.fetch_add(delivered, std::memory_order_relaxed);
+  // Delivery is the fan-out thread's; this waits only when that stage is full.
+  fanout_.Push(std::move(jobs));
 }
 
 }  // namespace im::internal

@@ -62,7 +62,9 @@ Status Server::Impl::Start() {
   hash_pool_ = std::make_unique<asio::thread_pool>(options_.hash_threads);
   committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
-      options_.node_number, options_.commit_queue_limit, options_.commit_batch_max});
+      options_.node_number, options_.commit_queue_limit, options_.commit_batch_max,
+      options_.commit_lane_limit, options_.commit_batch_recipients, options_.fanout_queue_limit,
+      options_.fanout_slice, &metrics_});
   sessions_ = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
       deps_.sessions.get(), deps_.router.get(), deps_.inbox.get(), deps_.tokens.get(),
       limits_.get(), events_.get(), &metrics_, &hooks_, &options_, clock_, node_id_,

@@ -146,6 +146,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Help("Sends and group changes waiting for the committer")
                        .Register(*registry_)
                        .Add({});
+  fanout_depth_ = &BuildGauge()
+                       .Name("im_fanout_queue_depth")
+                       .Help("Pushes of stored messages waiting for the fan-out thread")
+                       .Register(*registry_)
+                       .Add({});
+  lane_rejected_ = &BuildCounter()
+                        .Name("im_commit_lane_rejected_total")
+                        .Help("Sends refused because their sender had too many waiting")
+                        .Register(*registry_)
+                        .Add({});
   rss_ = &BuildGauge()
               .Name("process_resident_memory_bytes")
               .Help("Resident memory size in bytes")

@@ -45,6 +45,10 @@ class Metrics {
   void HashRejected() { hash_rejected_->Increment(); }
   // A business event dropped because the event log's queue was full (or the log stopped).
   void EventLogDropped() { event_log_dropped_->Increment(); }
+  // Fan-out stage: pushes waiting to be delivered (+n when handed over, -n when delivered).
+  void FanoutQueued(int64_t delta) { fanout_depth_->Increment(static_cast<double>(delta)); }
+  // A send refused (503) because its sender already had commit_lane_limit sends waiting.
+  void CommitLaneRejected() { lane_rejected_->Increment(); }
   // The latency histogram of one store operation ("inbox.append", "groups.members", ...);
   // created on first use, then stable: callers keep the pointer.
   prometheus::Histogram* StoreOp(const std::string& op);
@@ -91,6 +95,8 @@ class Metrics {
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;
   prometheus::Counter* event_log_dropped_;
+  prometheus::Gauge* fanout_depth_;
+  prometheus::Counter* lane_rejected_;
   struct Monotonic {  // a counter that follows a total kept elsewhere
     prometheus::Counter* counter;
     double seen = 0;

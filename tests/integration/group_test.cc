@@ -275,6 +275,7 @@ TEST_CASE("group: quit and join racing with sends split the stream exactly") {
     // wait for a worker, and this test is about the race, not that bound.
     im::ServerOptions o;
     o.max_pending_commands = 1024;
+    o.commit_lane_limit = 1024;  // nor the bound on one sender's sends waiting to be stored
     TestServer ts(o, storage);
     REQUIRE(
         ts.deps().groups->Create({"default", "race"}, "race", "owner", {"stay", "leaver"}, 1).ok());
