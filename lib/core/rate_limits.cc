@@ -1,7 +1,6 @@
 #include "core/rate_limits.h"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 
 namespace im::internal {
@@ -29,29 +28,18 @@ Status Refusal(Metrics::Limit limit, int64_t wait_ms) {
 
 int64_t TokenBucket::Take(const BucketLimit& limit, TimestampMs now) {
   if (limit.unlimited()) return 0;
-  const double burst = std::max(1.0, limit.burst);
   if (!used_) {
     used_ = true;
-    tokens_ = burst;
-    updated_ = now;
-  } else if (now > updated_) {  // a clock that steps back adds nothing
-    tokens_ = std::min(burst, tokens_ + static_cast<double>(now - updated_) *
-                                            limit.rate_per_s / 1000.0);
-    updated_ = now;
+    bucket_ = {std::max(1.0, limit.burst), now};
   }
-  // A hair of tolerance, as in RateLimiter: after the wait it was told, a caller finds the
-  // token there even when the float arithmetic lands a rounding error short.
-  const double missing = 1.0 - tokens_;
-  if (missing <= 1e-6) {
-    tokens_ -= 1.0;
-    return 0;
-  }
-  const double ms = std::ceil(missing * 1000.0 / limit.rate_per_s - 1e-6);
-  return std::max<int64_t>(1, static_cast<int64_t>(std::min(ms, 1e15)));
+  RateLimiter::Refill(bucket_, limit, now);
+  const int64_t wait = RateLimiter::WaitMs(bucket_, limit, 1.0);
+  if (wait == 0) bucket_.tokens -= 1.0;
+  return wait;
 }
 
 void TokenBucket::Refund(const BucketLimit& limit) {
-  if (used_) tokens_ = std::min(std::max(1.0, limit.burst), tokens_ + 1.0);
+  if (used_) bucket_.tokens = std::min(std::max(1.0, limit.burst), bucket_.tokens + 1.0);
 }
 
 RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics)

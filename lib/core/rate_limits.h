@@ -33,9 +33,8 @@ class TokenBucket {
   void Refund(const BucketLimit& limit);
 
  private:
-  bool used_ = false;  // false: a full bucket (tokens_ is not set yet)
-  double tokens_ = 0;  // may be a hair below zero (the float tolerance of Take)
-  TimestampMs updated_ = 0;
+  bool used_ = false;  // false: a full bucket (bucket_ is not set yet)
+  RateLimiter::Bucket bucket_;  // tokens may be a hair below zero (the float tolerance of Take)
 };
 
 class RateLimits {

@@ -77,15 +77,21 @@ class RateLimiter {
   void Refund(std::string_view key, double tokens = 1);
 
   const BucketLimit& limit() const { return limit_; }
+
+  // One bucket's arithmetic, shared with the keyless TokenBucket (core/rate_limits.h).
+  struct Bucket {
+    double tokens = 0;
+    TimestampMs updated = 0;
+  };
+  // Refills `b` to `now` under `limit`.
+  static void Refill(Bucket& b, const BucketLimit& limit, TimestampMs now);
+  // Milliseconds until `b` holds `cost` (0: now).
+  static int64_t WaitMs(const Bucket& b, const BucketLimit& limit, double cost);
   size_t max_keys() const { return per_shard_ * kShards; }
   // Keys held now (the overflow buckets not counted).
   size_t size() const;
 
  private:
-  struct Bucket {
-    double tokens = 0;
-    TimestampMs updated = 0;
-  };
   using Lru = std::list<std::pair<std::string, Bucket>>;  // most recently used first
   struct Shard {
     mutable std::mutex mu;
@@ -96,9 +102,6 @@ class RateLimiter {
   };
 
   Shard& ShardOf(std::string_view key) const;
-  // Refills `b` to `now` under `limit`.
-  static void Refill(Bucket& b, const BucketLimit& limit, TimestampMs now);
-  static int64_t WaitMs(const Bucket& b, const BucketLimit& limit, double cost);
   // The bucket of a key the shard does not hold: a new slot, or the overflow bucket.
   Bucket* Insert(Shard& s, std::string_view key, const BucketLimit& limit, TimestampMs now);
 
