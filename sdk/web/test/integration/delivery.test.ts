@@ -58,16 +58,21 @@ test('a slow consumer is closed 4004, backs off, resyncs: everything once, in or
   const alice = await connect(imd, 'ada');
   const bob = await connect(imd, 'bo');
   const socket = CountingSocket.sockets.at(-1)!;
-  socket.pause();  // bob stops reading: the server's send queue (64 KiB) fills
-  const body = 'x'.repeat(8000);
+  // bob stops reading. The kernel's buffers hold a few MiB first (loopback autotunes the send
+  // buffer up to 4 MiB), so 6 MB go out: past them, the server's send queue (64 KiB) fills.
+  socket.pause();
+  const count = 400;
+  const body = 'x'.repeat(15000);
   const sends = [];
-  for (let i = 0; i < 40; i++) sends.push(alice.client.send({ to: 'bo', body: `${i}:${body}` }));
+  for (let i = 0; i < count; i++) {
+    sends.push(alice.client.send({ to: 'bo', body: `${i}:${body}` }));
+  }
   await Promise.all(sends);
   socket.resume();
-  await waitFor('40 messages', () => bob.messages.length >= 40, 30000);
-  assert.equal(bob.messages.length, 40);
+  await waitFor(`${count} messages`, () => bob.messages.length >= count, 60000);
+  assert.equal(bob.messages.length, count);
   assert.deepEqual(bob.messages.map((m) => Number(m.body.split(':')[0])),
-                   Array.from({ length: 40 }, (_, i) => i));
+                   Array.from({ length: count }, (_, i) => i));
   assert.ok(contiguous(bob.messages));
   assert.equal(socket.closeCode, 4004);
   assert.ok(bob.states.filter((s) => s === 'ready').length >= 2, 'bob reconnected');
