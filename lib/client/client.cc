@@ -179,8 +179,19 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     w.Field("device", device);
     w.EndObject();
     rapidjson::Document d;
+    {
+      // Pushes may overtake the login response (a message stored just before the session was
+      // attached): they wait until the position in the inbox is known.
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      resyncing_ = true;
+    }
     Status s = ParseBody(Request("login", w.str()), &d);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      resyncing_ = false;
+      held_.clear();
+      return s;
+    }
     LoginInfo info = ParseLogin(d);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -193,7 +204,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       std::lock_guard<std::mutex> lock(seq_mu_);
       if (resume_set_ && resume_epoch_ == info.epoch) {
         tracker_.Reset(std::min(resume_seq_, info.last_seq));
-        // Catch up from the resume point in the background (delivered through OnMessage).
+        // Catch up from the resume point in the background (delivered through OnMessage),
+        // then the held pushes.
         if (tracker_.synced() < info.last_seq) need_resync_ = true;
       } else {
         // The backlog up to last_seq is the application's to sync; resume after it.
@@ -201,7 +213,12 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       }
       resume_set_ = false;
       epoch_ = info.epoch;
+      // Pushes that overtook the response go out from the catch-up sync (the client's own
+      // thread, in order after what it fetches); without any, nothing waits.
+      if (!held_.empty()) need_resync_ = true;
+      if (!need_resync_) resyncing_ = false;
     }
+    if (need_resync_) control_cv_.notify_all();
     StartHeartbeat(info.heartbeat_s);
     control_cv_.notify_all();
     return info;
@@ -467,6 +484,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
           held_.push_back(std::move(m));
           return;
         }
+        if (m.seq <= tracker_.synced()) return;  // delivered already, or the app's backlog
         tracker_.Mark(m.seq);
         if (!mids_.Insert(m.message.mid)) return;
       }
@@ -632,6 +650,23 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     });
   }
 
+  // The pushes held while the position was unknown, in seq order, without those at or below
+  // the synced seq (delivered already, or the application's backlog) and those seen already.
+  // Under seq_mu_.
+  std::vector<ReceivedMessage> TakeHeldLocked() {
+    std::vector<ReceivedMessage> held;
+    held.swap(held_);
+    std::sort(held.begin(), held.end(),
+              [](const ReceivedMessage& a, const ReceivedMessage& b) { return a.seq < b.seq; });
+    auto fresh_end = std::remove_if(held.begin(), held.end(), [this](const ReceivedMessage& m) {
+      if (m.seq <= tracker_.synced()) return true;
+      tracker_.Mark(m.seq);
+      return !mids_.Insert(m.message.mid);
+    });
+    held.erase(fresh_end, held.end());
+    return held;
+  }
+
   // A seq above a hole waited a full control tick: fetch what is missing.
   void FillHoles() {
     bool hole;
@@ -701,14 +736,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     {
       std::lock_guard<std::mutex> lock(seq_mu_);
       resyncing_ = false;
-      held.swap(held_);
-      std::sort(held.begin(), held.end(),
-                [](const ReceivedMessage& a, const ReceivedMessage& b) { return a.seq < b.seq; });
-      auto fresh_end = std::remove_if(held.begin(), held.end(), [this](const ReceivedMessage& m) {
-        tracker_.Mark(m.seq);
-        return !mids_.Insert(m.message.mid);
-      });
-      held.erase(fresh_end, held.end());
+      held = TakeHeldLocked();
     }
     for (const auto& m : held) {
       Emit([&] {

@@ -11,10 +11,14 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <asio.hpp>
+#include <rapidjson/document.h>
 
 #include "im/client.h"
 #include "support/child_process.h"
@@ -390,4 +394,120 @@ TEST_CASE("reconnect: ResumeFrom catches up from a saved position after login") 
     CHECK(inbox.got[2].message.body == "old4");
     CHECK(c.synced_seq() == 5);
   });
+}
+
+namespace {
+
+// A one-connection server that answers the client's login with a script: the frames of
+// `before` (pushes the server sent ahead of the response), the login response, then `after`.
+class ScriptedServer {
+ public:
+  ScriptedServer(std::vector<std::string> before, std::string login_body,
+                 std::vector<std::string> after)
+      : acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this, before = std::move(before), login_body = std::move(login_body),
+                           after = std::move(after)] {
+      asio::error_code ec;
+      asio::ip::tcp::socket s(io_);
+      acceptor_.accept(s, ec);
+      if (ec) return;
+      std::string login;
+      if (!ReadFrame(s, &login)) return;
+      rapidjson::Document d;
+      d.Parse(login.c_str());
+      const uint64_t id = d.IsObject() && d.HasMember("id") ? d["id"].GetUint64() : 0;
+      for (const std::string& f : before) WriteFrame(s, f);
+      WriteFrame(s, "{\"id\":" + std::to_string(id) + ",\"code\":0,\"body\":" + login_body + "}");
+      for (const std::string& f : after) WriteFrame(s, f);
+      // Answer every later request (syncs, pings) with an empty page until the client closes.
+      std::string req;
+      while (ReadFrame(s, &req)) {
+        rapidjson::Document r;
+        r.Parse(req.c_str());
+        if (!r.IsObject() || !r.HasMember("id") || r["id"].GetUint64() == 0) continue;
+        WriteFrame(s, "{\"id\":" + std::to_string(r["id"].GetUint64()) +
+                          R"(,"code":0,"body":{"messages":[],"epoch":"e1","last_seq":2,)"
+                          R"("first_seq":1,"more":false,"gap":false}})");
+      }
+    });
+  }
+  ~ScriptedServer() {
+    asio::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::string Url() const {
+    return "tcp://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+
+ private:
+  static bool ReadFrame(asio::ip::tcp::socket& s, std::string* out) {
+    unsigned char header[4];
+    asio::error_code ec;
+    asio::read(s, asio::buffer(header), ec);
+    if (ec) return false;
+    const uint32_t n = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
+                       (uint32_t{header[2]} << 8) | header[3];
+    out->resize(n);
+    asio::read(s, asio::buffer(*out), ec);
+    return !ec;
+  }
+  static void WriteFrame(asio::ip::tcp::socket& s, const std::string& text) {
+    const uint32_t n = static_cast<uint32_t>(text.size());
+    const unsigned char header[4] = {static_cast<unsigned char>(n >> 24),
+                                     static_cast<unsigned char>(n >> 16),
+                                     static_cast<unsigned char>(n >> 8),
+                                     static_cast<unsigned char>(n)};
+    asio::error_code ec;
+    asio::write(s, std::array<asio::const_buffer, 2>{asio::buffer(header), asio::buffer(text)},
+                ec);
+  }
+
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+std::string Push(uint64_t seq, uint64_t mid, const std::string& body) {
+  return R"({"cmd":"chat.message","body":{"seq":)" + std::to_string(seq) +
+         R"(,"mid":)" + std::to_string(mid) + R"(,"from":"eve","to":"fay","type":"text","body":")" +
+         body + R"(","ts":1700000000000}})";
+}
+
+const char* kLoginBody =
+    R"({"user":"fay","tenant":"default","session":"s1","node":"n1","epoch":"e1",)"
+    R"("last_seq":2,"acked_seq":0,"heartbeat_s":30,"server_ms":1700000000000})";
+
+}  // namespace
+
+// A message stored just before the session was attached may be pushed ahead of the login
+// response. Its seq is at or below the login's last_seq: the application's backlog (or, with
+// ResumeFrom, what the catch-up sync delivers), so the push must not also reach OnMessage. A
+// push above last_seq that overtook the response is delivered once, after the login.
+TEST_CASE("reconnect: pushes that overtake the login response are neither lost nor doubled") {
+  ScriptedServer server({Push(1, 101, "backlog1"), Push(2, 102, "backlog2"), Push(3, 103, "new3")},
+                        kLoginBody, {Push(4, 104, "new4"), Push(5, 105, "end")});
+  im::ClientOptions co;
+  co.url = server.Url();
+  co.auto_reconnect = false;
+  im::Client c(co);
+  Collector inbox;
+  inbox.Attach(c);
+  REQUIRE(c.Connect().ok());
+  auto info = c.Login("token");
+  REQUIRE(info.ok());
+  CHECK(info->last_seq == 2);
+  // "end" comes last on the wire: whatever else reaches OnMessage has come by then.
+  std::unique_lock<std::mutex> lock(inbox.mu);
+  REQUIRE(inbox.cv.wait_for(lock, std::chrono::seconds(10), [&] {
+    for (const auto& m : inbox.got) {
+      if (m.message.body == "end") return true;
+    }
+    return false;
+  }));
+  std::multiset<std::string> bodies;
+  for (const auto& m : inbox.got) bodies.insert(m.message.body);
+  CHECK(bodies == std::multiset<std::string>{"new3", "new4", "end"});
+  lock.unlock();
+  CHECK(c.synced_seq() == 5);
 }
