@@ -6,7 +6,8 @@
 //
 // Thread-safety: ConnState's atomics may be read from any thread; `session`/`logged_in` are
 // written only on the connection's strand (worker pool) and read by the sweeper under `mu`;
-// `chat_bucket` is used only on the strand.
+// `chat_bucket` is used only by the command being run (on the strand, or inline on the io
+// thread when nothing else of the connection is pending: SocketFront::OnFrame).
 #ifndef IM_CORE_CONN_STATE_H_
 #define IM_CORE_CONN_STATE_H_
 
@@ -36,7 +37,8 @@ struct ConnState {
   asio::strand<asio::thread_pool::executor_type> strand;
   const TimestampMs opened_ms;
   std::atomic<TimestampMs> last_seen_ms;
-  std::atomic<size_t> pending = 0;  // commands parsed and not yet handled
+  std::atomic<size_t> pending = 0;     // commands posted to the strand and not yet started
+  std::atomic<size_t> unfinished = 0;  // commands posted to the strand and not yet finished
   std::atomic<bool> closed = false;  // the transport reported the close
   std::atomic<bool> logged_in = false;
   // When the login token expires (0 = never). A login with a fresh token moves it.
@@ -44,7 +46,7 @@ struct ConnState {
 
   std::mutex mu;  // guards `session`
   SessionInfo session;
-  TokenBucket chat_bucket;  // chat_connection_rate/burst; on the strand only
+  TokenBucket chat_bucket;  // chat_connection_rate/burst; by the running command only
 };
 
 // Connections by id, sharded to keep lock contention off the per-frame path.

@@ -6,10 +6,11 @@
 #include "base/thread_name.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "route/local_router.h"
 
 namespace im::internal {
 
-FanOut::FanOut(Deps deps) : deps_(deps) {
+FanOut::FanOut(Deps deps) : deps_(deps), local_(dynamic_cast<LocalRouter*>(deps.router)) {
   if (deps_.slice == 0) deps_.slice = 1;
 }
 
@@ -165,7 +166,32 @@ void FanOut::DeliverSlice() {
   while (!active_.empty() && active_.front().left == 0) active_.pop_front();
 }
 
+void FanOut::DeliverLocal(const std::vector<PushRef>& pushes) {
+  std::vector<const UserKey*> users;
+  std::vector<LocalRouter::Target> targets;
+  uint64_t delivered = 0;
+  // One registry pass per run of pushes of the same job (they share the sender to skip).
+  for (size_t i = 0; i < pushes.size();) {
+    Job& job = *pushes[i].job;
+    size_t end = i;
+    users.clear();
+    for (; end < pushes.size() && pushes[end].job == &job; ++end) {
+      users.push_back(&job.job.recipients[pushes[end].k]);
+    }
+    targets.clear();
+    local_->CollectUsers(users.data(), users.size(), job.job.origin_session, &targets);
+    for (const LocalRouter::Target& t : targets) {
+      if (!job.encoder) job.encoder.emplace(*job.job.message);
+      const uint64_t seq = job.job.seqs[pushes[i + t.index].k];
+      if (t.connection->Send(job.encoder->ForSeq(seq)) != SendResult::kDropped) ++delivered;
+    }
+    i = end;
+  }
+  deliveries_.fetch_add(delivered, std::memory_order_relaxed);
+}
+
 void FanOut::Deliver(const std::vector<PushRef>& pushes) {
+  if (local_ != nullptr) return DeliverLocal(pushes);
   std::vector<UserKey> users;
   std::unordered_map<UserKey, std::vector<SessionInfo>, UserKeyHash> online;
   for (const PushRef& p : pushes) {

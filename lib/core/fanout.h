@@ -17,6 +17,11 @@
 // each of its recipients still waiting in an older job, that older push is delivered first
 // (pulled forward). Big jobs are delivered in commit order among themselves.
 //
+// Lookup: with the bundled LocalRouter every reachable session is in the router's own registry,
+// so the stage asks it for the recipients' connections directly (LocalRouter::CollectUsers: one
+// hash lookup per recipient). With any other router it asks the SessionStore for the recipients'
+// sessions (one FindMany per step) and hands each push to Router::Deliver.
+//
 // Bound: at most `queue_limit` pushes (recipients) wait in the stage. Push() of more waits until
 // the stage has room (backpressure on the committer, whose queue then fills and answers 503);
 // nothing is dropped. One job larger than the whole bound is taken when the stage is empty.
@@ -43,6 +48,7 @@
 
 namespace im::internal {
 
+class LocalRouter;
 class Metrics;
 
 // The pushes of one stored message.
@@ -102,9 +108,12 @@ class FanOut {
   void DeliverHere(std::vector<FanOutJob>& jobs);
   // One session lookup for every receiver of `pushes`, then the pushes in order.
   void Deliver(const std::vector<PushRef>& pushes);
+  // Deliver through the local router's registry.
+  void DeliverLocal(const std::vector<PushRef>& pushes);
   void Release(size_t pushes);
 
   Deps deps_;
+  LocalRouter* const local_;  // deps_.router when it is the bundled LocalRouter, else null
   mutable std::mutex mu_;
   std::condition_variable work_cv_;  // the thread waits for jobs
   std::condition_variable room_cv_;  // Push waits for room

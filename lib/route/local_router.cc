@@ -1,123 +1,112 @@
-// The single-node Router: a registry of this node's attached connections, sharded by session id.
+#include "route/local_router.h"
 
-#include <array>
-#include <atomic>
-#include <functional>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <unordered_map>
+#include <utility>
 
 #include "im/backends.h"
-#include "im/router.h"
 
 namespace im {
 namespace internal {
-namespace {
 
-// Connections are held weakly: the transport owns them, and a connection that died without a
-// Detach must not be kept alive by the registry. No lock is held while calling into a
-// Connection, so a Send or Close that re-enters the router cannot deadlock.
-//
-// Thread-safety: every method is safe from any thread.
-class LocalRouter final : public Router {
- public:
-  void Attach(const SessionInfo& session, std::shared_ptr<Connection> connection) override {
-    if (!connection) return;
-    Shard& shard = ShardOf(session.session_id);
-    std::lock_guard<std::mutex> lock(shard.mu);
-    const bool inserted =
-        shard.entries.insert_or_assign(session.session_id, Entry{session, connection}).second;
-    if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  // Also compares connection_id: the close path of an old connection may run after a new one
-  // attached under the same session id (a resumed session), and must not detach the new one.
-  void Detach(const SessionInfo& session) override {
-    Shard& shard = ShardOf(session.session_id);
-    std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.entries.find(session.session_id);
-    if (it == shard.entries.end() || it->second.session.connection_id != session.connection_id) {
+void LocalRouter::Attach(const SessionInfo& session, std::shared_ptr<Connection> connection) {
+  if (!connection) return;
+  Shard& shard = ShardOf(session.user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  Entries& entries = shard.users[session.user];
+  for (Entry& e : entries) {
+    if (e.session_id == session.session_id) {
+      e.connection_id = session.connection_id;
+      e.connection = std::move(connection);
       return;
     }
-    shard.entries.erase(it);
-    count_.fetch_sub(1, std::memory_order_relaxed);
   }
+  entries.push_back(Entry{session.session_id, session.connection_id, std::move(connection)});
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
 
-  SendResult Deliver(const SessionInfo& target, const Frame& frame) override {
-    Shard& shard = ShardOf(target.session_id);
-    std::weak_ptr<Connection> weak;
-    uint64_t connection_id = 0;
-    {
-      std::lock_guard<std::mutex> lock(shard.mu);
-      auto it = shard.entries.find(target.session_id);
-      if (it == shard.entries.end()) return SendResult::kDropped;
-      weak = it->second.connection;
-      connection_id = it->second.session.connection_id;
-    }
-    std::shared_ptr<Connection> connection = weak.lock();
-    if (!connection) {
-      ForgetExpired(shard, target.session_id, connection_id);
-      return SendResult::kDropped;
-    }
-    return connection->Send(frame);
+void LocalRouter::EraseLocked(Shard& shard,
+                              std::unordered_map<UserKey, Entries, UserKeyHash>::iterator it,
+                              size_t i) {
+  Entries& entries = it->second;
+  entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
+  if (entries.empty()) shard.users.erase(it);
+  count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void LocalRouter::Detach(const SessionInfo& session) {
+  Shard& shard = ShardOf(session.user);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.users.find(session.user);
+  if (it == shard.users.end()) return;
+  for (size_t i = 0; i < it->second.size(); ++i) {
+    const Entry& e = it->second[i];
+    if (e.session_id != session.session_id) continue;
+    if (e.connection_id == session.connection_id) EraseLocked(shard, it, i);
+    return;
   }
+}
 
-  void Close(const SessionInfo& target, const Frame& notice, int code,
-             std::string_view reason) override {
-    Shard& shard = ShardOf(target.session_id);
-    std::weak_ptr<Connection> weak;
-    {
-      std::lock_guard<std::mutex> lock(shard.mu);
-      auto it = shard.entries.find(target.session_id);
-      if (it == shard.entries.end()) return;
-      weak = std::move(it->second.connection);
-      shard.entries.erase(it);
-      count_.fetch_sub(1, std::memory_order_relaxed);
-    }
-    std::shared_ptr<Connection> connection = weak.lock();
-    if (!connection) return;
-    // The connection writes queued frames before closing, so the notice reaches the client.
-    if (notice.size() > 0) connection->Send(notice);
-    connection->Close(code, reason);
-  }
-
-  size_t LocalCount() const override { return count_.load(std::memory_order_relaxed); }
-
- private:
-  static constexpr size_t kShards = 16;
-
-  struct Entry {
-    SessionInfo session;
-    std::weak_ptr<Connection> connection;
-  };
-  struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Entry> entries;  // by session_id
-  };
-
-  Shard& ShardOf(const std::string& session_id) {
-    return shards_[std::hash<std::string>()(session_id) % kShards];
-  }
-
-  // Drops an entry whose connection is gone, unless it was re-attached in the meantime, so that
-  // LocalCount does not count connections that died without a Detach.
-  void ForgetExpired(Shard& shard, const std::string& session_id, uint64_t connection_id) {
+SendResult LocalRouter::Deliver(const SessionInfo& target, const Frame& frame) {
+  Shard& shard = ShardOf(target.user);
+  std::shared_ptr<Connection> connection;
+  {
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.entries.find(session_id);
-    if (it == shard.entries.end() || it->second.session.connection_id != connection_id ||
-        !it->second.connection.expired()) {
-      return;
+    auto it = shard.users.find(target.user);
+    if (it == shard.users.end()) return SendResult::kDropped;
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      if (it->second[i].session_id != target.session_id) continue;
+      connection = it->second[i].connection.lock();
+      // Gone without a Detach: forget it, so LocalCount does not count it.
+      if (!connection) EraseLocked(shard, it, i);
+      break;
     }
-    shard.entries.erase(it);
-    count_.fetch_sub(1, std::memory_order_relaxed);
   }
+  if (!connection) return SendResult::kDropped;
+  return connection->Send(frame);
+}
 
-  std::array<Shard, kShards> shards_;
-  std::atomic<size_t> count_{0};
-};
+void LocalRouter::Close(const SessionInfo& target, const Frame& notice, int code,
+                        std::string_view reason) {
+  Shard& shard = ShardOf(target.user);
+  std::shared_ptr<Connection> connection;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.users.find(target.user);
+    if (it == shard.users.end()) return;
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      if (it->second[i].session_id != target.session_id) continue;
+      connection = it->second[i].connection.lock();
+      EraseLocked(shard, it, i);
+      break;
+    }
+  }
+  if (!connection) return;
+  // The connection writes queued frames before closing, so the notice reaches the client.
+  if (notice.size() > 0) connection->Send(notice);
+  connection->Close(code, reason);
+}
 
-}  // namespace
+void LocalRouter::CollectUsers(const UserKey* const* users, size_t n, std::string_view skip,
+                               std::vector<Target>* out) {
+  for (size_t k = 0; k < n; ++k) {
+    Shard& shard = ShardOf(*users[k]);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.users.find(*users[k]);
+    if (it == shard.users.end()) continue;
+    for (size_t i = 0; i < it->second.size();) {
+      const Entry& e = it->second[i];
+      std::shared_ptr<Connection> c = e.connection.lock();
+      if (!c) {
+        const bool last = it->second.size() == 1;
+        EraseLocked(shard, it, i);
+        if (last) break;  // the user's entry is gone
+        continue;
+      }
+      if (e.session_id != skip) out->push_back(Target{k, std::move(c)});
+      ++i;
+    }
+  }
+}
+
 }  // namespace internal
 
 std::shared_ptr<Router> NewLocalRouter() { return std::make_shared<internal::LocalRouter>(); }

@@ -300,3 +300,40 @@ TEST_CASE("limits: commands past max_pending_commands get 429 rate_limited - the
     CHECK(CodeOf(d) == 0);
   }
 }
+
+// chat.send may skip the worker and run on the network thread, but only when nothing of its
+// connection is queued or running there: a send behind a held sync is answered after it, and
+// a send pipelined behind its login sees the login.
+TEST_CASE("commands: a chat.send keeps its place behind the connection's earlier commands") {
+  std::shared_ptr<GatedInbox> inbox;
+  TestServer ts({}, [&](im::ServerDeps& d) {
+    inbox = std::make_shared<GatedInbox>(d.inbox);
+    d.inbox = inbox;
+  });
+  im::test::OpenGatesOnExit open_gates(*inbox);
+  for (const std::string& url : {ts.TcpUrl(), ts.WsUrl()}) {
+    CAPTURE(url);
+    RawClient c(url);
+    // Pipelined: the send goes out before the login's answer came back.
+    c.Send(R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("alice") + R"("}})");
+    c.Send(R"({"id":2,"cmd":"chat.send","body":{"to":"bob","cid":"c1","body":"hi"}})");
+    rapidjson::Document d;
+    REQUIRE(c.WaitResponse(1, &d));
+    CHECK(CodeOf(d) == 0);
+    REQUIRE(c.WaitResponse(2, &d));
+    CHECK(CodeOf(d) == 0);
+
+    inbox->Close(GatedInbox::Op::kFetch);
+    c.Send(R"({"id":3,"cmd":"chat.sync"})");
+    REQUIRE(inbox->WaitHeld(GatedInbox::Op::kFetch));
+    c.Send(R"({"id":4,"cmd":"chat.send","body":{"to":"bob","cid":"c2","body":"after"}})");
+    // Not answered while the sync ahead of it is held.
+    CHECK_FALSE(c.WaitResponse(4, &d, 300));
+    inbox->Open(GatedInbox::Op::kFetch);
+    std::optional<std::string> next = c.NextText();  // the sync's answer, then the send's
+    REQUIRE(next);
+    CHECK(next->find(R"("id":3)") != std::string::npos);
+    REQUIRE(c.WaitResponse(4, &d));
+    CHECK(CodeOf(d) == 0);
+  }
+}

@@ -9,6 +9,7 @@
 #include "im/backends.h"
 #include "im/connection.h"
 #include "im/router.h"
+#include "route/local_router.h"
 #include "support/fake_connection.h"
 
 namespace im {
@@ -132,6 +133,56 @@ TEST_CASE("LocalRouter: a connection that is gone delivers kDropped") {
   CHECK(router->LocalCount() == 1);
   CHECK(router->Deliver(other, Frame::FromString("kept")) == SendResult::kOk);
   CHECK(live->log() == Log{"send kept"});
+}
+
+SessionInfo SessionOf(const std::string& user, const std::string& session_id,
+                      uint64_t connection_id) {
+  SessionInfo s = Session(session_id, connection_id);
+  s.user = UserKey{"default", user};
+  return s;
+}
+
+// What the fan-out stage asks: every live connection of a list of users, the sender's own
+// session skipped, in the order of the list.
+TEST_CASE("LocalRouter: CollectUsers finds every device of each user in order") {
+  internal::LocalRouter router;
+  auto alice_phone = std::make_shared<FakeConnection>(1);
+  auto alice_laptop = std::make_shared<FakeConnection>(2);
+  auto bob = std::make_shared<FakeConnection>(3);
+  router.Attach(SessionOf("alice", "a1", 1), alice_phone);
+  router.Attach(SessionOf("alice", "a2", 2), alice_laptop);
+  router.Attach(SessionOf("bob", "b1", 3), bob);
+  const UserKey u_bob{"default", "bob"}, u_alice{"default", "alice"}, u_carol{"default", "carol"},
+      u_other_tenant{"acme", "bob"};
+  const UserKey* users[] = {&u_bob, &u_carol, &u_alice, &u_other_tenant};
+  std::vector<internal::LocalRouter::Target> out;
+  router.CollectUsers(users, 4, "a2", &out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].index == 0);
+  CHECK(out[0].connection.get() == static_cast<Connection*>(bob.get()));
+  CHECK(out[1].index == 2);
+  CHECK(out[1].connection.get() == static_cast<Connection*>(alice_phone.get()));  // a2 is the sender's session: skipped
+
+  out.clear();
+  router.CollectUsers(users, 4, "", &out);
+  CHECK(out.size() == 3);
+
+  // A detached session and a dead connection are not found; the dead one is forgotten.
+  router.Detach(SessionOf("alice", "a1", 1));
+  bob.reset();
+  out.clear();
+  router.CollectUsers(users, 4, "", &out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].connection.get() == static_cast<Connection*>(alice_laptop.get()));
+  CHECK(router.LocalCount() == 1);
+  // The user's entry went with its last session: attaching again works from scratch.
+  auto bob2 = std::make_shared<FakeConnection>(4);
+  router.Attach(SessionOf("bob", "b2", 4), bob2);
+  out.clear();
+  router.CollectUsers(users, 1, "", &out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].connection.get() == static_cast<Connection*>(bob2.get()));
+  CHECK(router.LocalCount() == 2);
 }
 
 }  // namespace
