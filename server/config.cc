@@ -261,6 +261,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("commit_queue_limit", &o.commit_queue_limit);
     r.Get<int64_t>("commit_batch_max", &o.commit_batch_max);
     r.Get<int64_t>("commit_batch_recipients", &o.commit_batch_recipients);
+    r.Get<int64_t>("commit_inflight", &o.commit_inflight);
     r.Get<int64_t>("fanout_queue_limit", &o.fanout_queue_limit);
     r.Get<int64_t>("fanout_slice", &o.fanout_slice);
     r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);
@@ -289,9 +290,11 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       return im::Status::BadRequest("server.io_threads and server.worker_threads must be >= 1");
     }
     if (o.max_connections < 1) return im::Status::BadRequest("server.max_connections must be >= 1");
-    if (o.commit_batch_recipients < 1 || o.fanout_queue_limit < 1 || o.fanout_slice < 1) {
+    if (o.commit_batch_recipients < 1 || o.commit_inflight < 1 || o.fanout_queue_limit < 1 ||
+        o.fanout_slice < 1) {
       return im::Status::BadRequest(
-          "server.commit_batch_recipients, fanout_queue_limit and fanout_slice must be >= 1");
+          "server.commit_batch_recipients, commit_inflight, fanout_queue_limit and fanout_slice "
+          "must be >= 1");
     }
     if (o.event_log_max_file_bytes < 1024 || o.event_log_max_files < 1) {
       return im::Status::BadRequest(

@@ -11,6 +11,7 @@
 #define IM_OFFLINE_QUEUE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,17 @@ class OfflineQueue {
   // Appends many messages, in order, as one storage batch where the backend can. Results are in
   // request order; dedup applies within the batch too. The default loops over Append.
   virtual std::vector<Result<AppendResult>> AppendBatch(const std::vector<AppendRequest>& batch);
+
+  // AppendBatch without waiting for it: `done` gets what AppendBatch would return, once, on any
+  // thread, possibly before this returns. Batches are applied, and their `done` called, in call
+  // order: a batch handed over later never gets lower seqs in an inbox than an earlier one, and
+  // its `done` never runs first. `batch` stays alive until `done` returns. The committer keeps
+  // up to ServerOptions::commit_inflight batches in flight this way, so a backend with a network
+  // round trip overrides it to pipeline them instead of waiting for each. The default calls
+  // AppendBatch and then `done`, on the calling thread (one batch in flight).
+  using AppendDone = std::function<void(std::vector<Result<AppendResult>> results)>;
+  virtual void AppendBatchAsync(std::shared_ptr<const std::vector<AppendRequest>> batch,
+                                AppendDone done);
 
   // Entries of `user` with seq > after, ascending, at most `limit` (1..500).
   virtual Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) = 0;

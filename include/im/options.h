@@ -62,6 +62,12 @@ struct ServerOptions {
   // Inbox entries (recipients) one storage batch carries at most; a send with more (a large
   // group) is stored in a batch of its own, after the smaller sends taken with it.
   size_t commit_batch_recipients = 4096;
+  // Storage batches handed to OfflineQueue::AppendBatchAsync and not yet answered. A backend
+  // with a network round trip pipelines them (the bundled LevelDB and memory ones answer each
+  // batch before taking the next, so for them this changes nothing). At the bound the committer
+  // waits for the oldest batch's answer before storing more; membership changes wait for every
+  // batch in flight.
+  size_t commit_inflight = 4;
   // Pushes of stored messages waiting for the fan-out thread. When full, the committer waits
   // for room before storing more (its queue then fills and senders get 503); nothing is
   // dropped.

@@ -129,13 +129,14 @@ void Committer::Run() {
       std::unique_lock<std::mutex> lock(mu_);
       const bool busy = HasWork();
       if (!busy) cv_.wait(lock, [this] { return stopping_ || !intake_.empty(); });
-      if (!busy && intake_.empty()) return;  // stopping, and everything stored
+      if (!busy && intake_.empty()) break;  // stopping, and everything taken
       incoming.swap(intake_);
     }
     Stage(incoming);
     incoming.clear();
     Step();
   }
+  WaitInFlight(0);  // everything stored and acked
 }
 
 void Committer::Stage(std::deque<Item>& incoming) {
@@ -185,7 +186,9 @@ void Committer::Step() {
   Segment& segment = segments_.front();
   if (segment.ring.empty() && parked_.empty()) {
     if (!segment.barrier) return;
-    // Everything queued before the barrier is stored: run it, then the next segment.
+    // Everything queued before the barrier is taken: once it is stored, run the barrier, then
+    // the next segment.
+    WaitInFlight(0);
     PendingOp op = std::move(segment.barrier);
     segments_.pop_front();
     Taken({}, 1);
@@ -271,11 +274,21 @@ bool Committer::ResolveGroup(PendingSend& p) {
   return true;
 }
 
+struct Committer::Flight {
+  std::vector<PendingSend> sends;
+  std::shared_ptr<std::vector<AppendRequest>> requests;
+};
+
+void Committer::WaitInFlight(size_t n) {
+  std::unique_lock<std::mutex> lock(flight_mu_);
+  flight_cv_.wait(lock, [&] { return in_flight_ <= n; });
+}
+
 void Committer::Commit(std::vector<PendingSend>& batch) {
-  std::vector<PendingSend*> sends;
-  std::vector<AppendRequest> requests;
-  sends.reserve(batch.size());
-  requests.reserve(batch.size());
+  auto flight = std::make_shared<Flight>();
+  flight->requests = std::make_shared<std::vector<AppendRequest>>();
+  flight->sends.reserve(batch.size());
+  flight->requests->reserve(batch.size());
   TimestampMs now = deps_.clock->NowMs();
   for (PendingSend& p : batch) {
     // Group sends queued by Submit were resolved when taken; CommitNow's come with recipients.
@@ -286,17 +299,36 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
     r.recipients = std::move(p.recipients);
     r.sender_index = p.sender_index;
     r.dedup_key = p.dedup_key;
-    requests.push_back(std::move(r));
-    sends.push_back(&p);
+    flight->requests->push_back(std::move(r));
+    flight->sends.push_back(std::move(p));
   }
-  if (requests.empty()) return;
-  std::vector<Result<AppendResult>> results = deps_.inbox->AppendBatch(requests);
+  batch.clear();
+  if (flight->sends.empty()) return;
+  WaitInFlight(std::max<size_t>(deps_.inflight, 1) - 1);
+  {
+    std::lock_guard<std::mutex> lock(flight_mu_);
+    ++in_flight_;
+  }
+  deps_.inbox->AppendBatchAsync(flight->requests,
+                                [this, flight](std::vector<Result<AppendResult>> results) {
+                                  Answer(*flight, results);
+                                  {
+                                    std::lock_guard<std::mutex> lock(flight_mu_);
+                                    --in_flight_;
+                                  }
+                                  flight_cv_.notify_all();
+                                });
+}
+
+void Committer::Answer(Flight& flight, std::vector<Result<AppendResult>>& results) {
+  std::vector<PendingSend>& sends = flight.sends;
+  std::vector<AppendRequest>& requests = *flight.requests;
   // The ack means stored: only now answer the senders.
   std::vector<FanOutJob> jobs;
   jobs.reserve(sends.size());
   for (size_t i = 0; i < sends.size(); ++i) {
     if (i >= results.size()) {
-      sends[i]->done(Status::Internal("storage returned too few results"));
+      sends[i].done(Status::Internal("storage returned too few results"));
       continue;
     }
     Result<AppendResult>& r = results[i];
@@ -304,7 +336,7 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
       if (r.status().code() == Code::kInternal || r.status().code() == Code::kUnavailable) {
         IM_LOG_ERROR("storage append failed: {}", r.status().ToString());
       }
-      sends[i]->done(r.status());
+      sends[i].done(r.status());
       continue;
     }
     SendReceipt receipt;
@@ -312,13 +344,13 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
     receipt.seq = r->sender_seq;
     receipt.ts = r->ts;
     receipt.duplicate = r->duplicate;
-    sends[i]->done(receipt);
+    sends[i].done(receipt);
     if (r->duplicate) continue;  // pushed when it was first stored
     FanOutJob job;
-    job.message = sends[i]->message;
+    job.message = sends[i].message;
     job.recipients = std::move(requests[i].recipients);
     job.seqs = std::move(r->seqs);
-    job.origin_session = sends[i]->origin_session;
+    job.origin_session = sends[i].origin_session;
     jobs.push_back(std::move(job));
   }
   // Delivery is the fan-out thread's; this waits only when that stage is full.

@@ -17,6 +17,14 @@
 // batch a 1:1 send waits for at most the batch being stored and one batch of big sends, however
 // much one sender floods.
 //
+// Batches in flight. A batch is handed to OfflineQueue::AppendBatchAsync and the committer goes
+// on to the next without waiting for the answer, up to `inflight` unanswered batches: a backend
+// with a network round trip pipelines them, so the node stays busy while a batch travels. The
+// backend applies and answers batches in hand-over order (its contract), and each answer acks
+// its senders and hands its pushes on (on the thread that answers), so everything below holds
+// as with one batch at a time. The bundled backends answer each batch before AppendBatchAsync
+// returns: one in flight.
+//
 // Membership changes (SubmitOp) are barriers in queue order: the sends queued before one are
 // all stored before it runs, the sends queued after it are stored after it (a group's members
 // are read on the committer thread, within the same stretch between two barriers in which its
@@ -41,15 +49,19 @@
 //   holds back the sends of its lane queued after it. (unit/ "lanes keep each sender's order,
 //   big group sends included"; chat "10000 messages arrive in order with increasing seq".)
 // - Every message is appended to all of its inboxes in one storage batch, and batches are
-//   stored one at a time by one thread, so the messages of a conversation (1:1 or group) have
-//   the same relative order in every inbox. (crash "kill -9 under concurrent senders ...";
+//   applied one at a time in the order one thread hands them over (AppendBatchAsync's
+//   contract), so the messages of a conversation (1:1 or group) have the same relative order
+//   in every inbox. (crash "kill -9 under concurrent senders ...";
 //   group "1000 members with 300 online ... 500 messages from 10 senders".)
-// - An ack means stored: done() runs after AppendBatch returned; pushes are handed over after
-//   that and never awaited. (crash, as above; unit/ "acks do not wait for delivery".)
+// - An ack means stored: done() runs when the batch's answer came; pushes are handed over after
+//   that and never awaited; answers are handled in hand-over order. (crash, as above; unit/
+//   "acks do not wait for delivery", "batches in flight are answered in order".)
 // - A connection receives its pushes in increasing seq order: the fan-out stage delivers each
 //   user's pushes in commit order (fanout.h). (unit/ "a big fan-out does not hold back a 1:1
 //   push, and push order holds"; group "1000 members ..."; chat "10000 messages ...".)
-// - Membership changes are barriers, as above. (unit/ "membership changes are barriers";
+// - Membership changes are barriers, as above; one waits for every batch in flight before it
+//   runs. (unit/ "membership changes are barriers", "a barrier waits for the batches in
+//   flight";
 //   group "quit and join racing with sends split the stream exactly".)
 // - Fairness: a flood of group sends by one sender holds back another sender's 1:1 ack by at
 //   most the append under way, and its push by about one fan-out slice. (unit/ "a group flood
@@ -129,6 +141,7 @@ class Committer {
     size_t fanout_queue_limit = 65536;  // pushes waiting in the fan-out stage
     size_t fanout_slice = 512;          // recipients per step of a big fan-out
     Metrics* metrics = nullptr;         // may be null
+    size_t inflight = 4;                // storage batches handed over and not yet answered
   };
   explicit Committer(Deps deps);
   ~Committer();  // Stop()s.
@@ -146,8 +159,11 @@ class Committer {
   Status SubmitOp(PendingOp op);
 
   // Committer thread only (from a PendingOp): stores `batch` now, acks it and hands its pushes
-  // to the fan-out stage. Consumes the sends' recipients.
-  void CommitNow(std::vector<PendingSend>& batch) { Commit(batch); }
+  // to the fan-out stage, and returns once that is done. Consumes the sends.
+  void CommitNow(std::vector<PendingSend>& batch) {
+    Commit(batch);
+    WaitInFlight(0);
+  }
   const Deps& deps() const { return deps_; }
 
   // Sends and membership changes waiting (not yet taken into a storage batch).
@@ -191,7 +207,13 @@ class Committer {
   void Requeue(Segment& segment, Lane* lane);
   // The lanes of the sends taken out of the queue: they no longer count against the bounds.
   void Taken(const std::vector<std::string>& lanes, size_t ops);
+  // Hands `batch` to the store (waiting while `inflight` batches are unanswered); its answer
+  // acks the senders and hands the pushes on. Consumes the sends.
   void Commit(std::vector<PendingSend>& batch);
+  struct Flight;
+  void Answer(Flight& flight, std::vector<Result<AppendResult>>& results);
+  // Waits until at most `n` batches are in flight.
+  void WaitInFlight(size_t n);
   // Fills in the recipients of group sends from the current membership; false (and done()
   // called) when the send is refused.
   bool ResolveGroup(PendingSend& p);
@@ -210,6 +232,10 @@ class Committer {
   // Committer thread only.
   std::deque<Segment> segments_;  // front: being stored; back: open
   std::deque<Parked> parked_;     // sends of the front segment set aside, in order
+  // Batches handed to AppendBatchAsync and not yet answered.
+  std::mutex flight_mu_;
+  std::condition_variable flight_cv_;
+  size_t in_flight_ = 0;  // guarded by flight_mu_
 };
 
 }  // namespace im::internal

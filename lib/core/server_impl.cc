@@ -64,7 +64,7 @@ Status Server::Impl::Start() {
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
       options_.node_number, options_.commit_queue_limit, options_.commit_batch_max,
       options_.commit_lane_limit, options_.commit_batch_recipients, options_.fanout_queue_limit,
-      options_.fanout_slice, &metrics_});
+      options_.fanout_slice, &metrics_, options_.commit_inflight});
   sessions_ = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
       deps_.sessions.get(), deps_.router.get(), deps_.inbox.get(), deps_.tokens.get(),
       limits_.get(), events_.get(), &metrics_, &hooks_, &options_, clock_, node_id_,

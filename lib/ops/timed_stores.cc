@@ -37,6 +37,17 @@ class TimedOfflineQueue final : public OfflineQueue {
     Timer t(append_);
     return s_->AppendBatch(b);
   }
+  // The time from hand-over to the results: the batch's storage latency, pipelined or not.
+  void AppendBatchAsync(std::shared_ptr<const std::vector<AppendRequest>> b,
+                        AppendDone done) override {
+    auto start = std::chrono::steady_clock::now();
+    s_->AppendBatchAsync(std::move(b), [h = append_, start, done = std::move(done)](
+                                           std::vector<Result<AppendResult>> results) {
+      h->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      done(std::move(results));
+    });
+  }
   Result<FetchResult> Fetch(const UserKey& u, uint64_t after, size_t limit) override {
     Timer t(fetch_);
     return s_->Fetch(u, after, limit);

@@ -18,6 +18,11 @@ std::vector<Result<AppendResult>> OfflineQueue::AppendBatch(
   return results;
 }
 
+void OfflineQueue::AppendBatchAsync(std::shared_ptr<const std::vector<AppendRequest>> batch,
+                                    AppendDone done) {
+  done(AppendBatch(*batch));
+}
+
 namespace internal {
 
 Status ValidateAppendRequest(const AppendRequest& request) {

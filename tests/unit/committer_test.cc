@@ -8,6 +8,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,9 +96,13 @@ class RecordingRouter final : public Router {
 // committer answered them.
 class Harness {
  public:
-  explicit Harness(const std::function<void(Committer::Deps&)>& tune = nullptr) {
+  using Wrap = std::function<std::shared_ptr<OfflineQueue>(std::shared_ptr<OfflineQueue>)>;
+  // `wrap` may put another store in front of the gated memory inbox.
+  explicit Harness(const std::function<void(Committer::Deps&)>& tune = nullptr,
+                   const Wrap& wrap = nullptr) {
     inbox_ = std::make_shared<GatedInbox>(memory_);
-    Committer::Deps deps{inbox_.get(), sessions_.get(), &router_, groups_.get(), SystemClock(),
+    store_ = wrap ? wrap(inbox_) : inbox_;
+    Committer::Deps deps{store_.get(), sessions_.get(), &router_, groups_.get(), SystemClock(),
                          0,            65536,           512};
     if (tune) tune(deps);
     committer_ = std::make_unique<Committer>(deps);
@@ -185,6 +193,7 @@ class Harness {
  private:
   std::shared_ptr<OfflineQueue> memory_ = NewMemoryOfflineQueue();
   std::shared_ptr<GatedInbox> inbox_;
+  std::shared_ptr<OfflineQueue> store_;
   std::shared_ptr<SessionStore> sessions_ = NewMemorySessionStore();
   std::shared_ptr<GroupService> groups_ = NewMemoryGroupService();
   RecordingRouter router_;
@@ -422,4 +431,179 @@ TEST_CASE("committer: a full fan-out stage holds the committer back and drops no
   CheckIncreasing(h.router().All());
 }
 
+}  // namespace im::test
+
+namespace im::test {
+namespace {
+
+// A store with a round trip: AppendBatchAsync applies the batch at once (so batches are applied
+// in hand-over order, as the contract says) but answers only when the test says so, oldest
+// first, like a pipelined network store whose replies are still travelling.
+class PipelinedInbox final : public OfflineQueue {
+ public:
+  explicit PipelinedInbox(std::shared_ptr<OfflineQueue> inner) : inner_(std::move(inner)) {}
+
+  Result<AppendResult> Append(const AppendRequest& r) override { return inner_->Append(r); }
+  std::vector<Result<AppendResult>> AppendBatch(const std::vector<AppendRequest>& b) override {
+    return inner_->AppendBatch(b);
+  }
+  void AppendBatchAsync(std::shared_ptr<const std::vector<AppendRequest>> batch,
+                        AppendDone done) override {
+    std::vector<Result<AppendResult>> results = inner_->AppendBatch(*batch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++handed_;
+      cv_.notify_all();
+      if (!answer_at_once_) {
+        waiting_.push_back(Waiting{std::move(results), std::move(done)});
+        return;
+      }
+    }
+    done(std::move(results));
+  }
+  // From now on every batch is answered when handed over (a failed test must not leave the
+  // committer waiting for answers at its Stop).
+  void AnswerFromNowOn() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      answer_at_once_ = true;
+    }
+    AnswerAll();
+  }
+  Result<FetchResult> Fetch(const UserKey& u, uint64_t after, size_t limit) override {
+    return inner_->Fetch(u, after, limit);
+  }
+  Result<InboxInfo> Info(const UserKey& u) override { return inner_->Info(u); }
+  Status Ack(const UserKey& u, const std::string& device, uint64_t seq) override {
+    return inner_->Ack(u, device, seq);
+  }
+  Result<uint64_t> Acked(const UserKey& u, const std::string& device) override {
+    return inner_->Acked(u, device);
+  }
+  Result<size_t> Expire(TimestampMs now) override { return inner_->Expire(now); }
+
+  // Batches handed over so far, and how many of them are not answered yet.
+  size_t handed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return handed_;
+  }
+  size_t unanswered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiting_.size();
+  }
+  bool WaitHanded(size_t n, int ms = 10000) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return handed_ >= n; });
+  }
+  // Answers the oldest batch (on the calling thread, as a network store's reader would).
+  void AnswerOne() {
+    Waiting w;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (waiting_.empty()) return;
+      w = std::move(waiting_.front());
+      waiting_.pop_front();
+    }
+    w.done(std::move(w.results));
+  }
+  void AnswerAll() {
+    while (unanswered() > 0) AnswerOne();
+  }
+
+ private:
+  struct Waiting {
+    std::vector<Result<AppendResult>> results;
+    AppendDone done;
+  };
+  std::shared_ptr<OfflineQueue> inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Waiting> waiting_;
+  size_t handed_ = 0;
+  bool answer_at_once_ = false;
+};
+
+// Declared after the Harness: answers whatever is left before the committer stops.
+struct AnswerOnExit {
+  std::shared_ptr<PipelinedInbox>& store;
+  ~AnswerOnExit() {
+    if (store) store->AnswerFromNowOn();
+  }
+};
+
+Harness::Wrap Pipelined(std::shared_ptr<PipelinedInbox>* out) {
+  return [out](std::shared_ptr<OfflineQueue> inner) {
+    *out = std::make_shared<PipelinedInbox>(std::move(inner));
+    return *out;
+  };
+}
+
+TEST_CASE("committer: batches in flight are answered in order") {
+  std::shared_ptr<PipelinedInbox> store;
+  Harness h([](Committer::Deps& d) { d.inflight = 3; }, Pipelined(&store));
+  AnswerOnExit answer_on_exit{store};
+  h.Online("b");
+  // Four senders, each send in a batch of its own: the next is handed over while the earlier
+  // ones are still unanswered, up to three.
+  for (int i = 1; i <= 3; ++i) {
+    const std::string n = std::to_string(i);
+    REQUIRE(h.committer().Submit(h.Send("a" + n, "b", "m" + n)).ok());
+    REQUIRE(store->WaitHanded(static_cast<size_t>(i)));
+  }
+  CHECK(store->unanswered() == 3);
+  CHECK(h.AckCount() == 0);  // an ack means stored and answered
+  REQUIRE(h.committer().Submit(h.Send("a4", "b", "m4")).ok());
+  // The fourth waits for room: it is handed over only once the oldest is answered.
+  CHECK_FALSE(store->WaitHanded(4, 200));
+  store->AnswerOne();
+  REQUIRE(store->WaitHanded(4));
+  CHECK(h.Acks() == std::vector<std::string>{"m1"});
+  store->AnswerAll();
+  CHECK(h.Acks() == std::vector<std::string>{"m1", "m2", "m3", "m4"});
+  REQUIRE(WaitUntil([&] { return h.router().Count() == 4; }));
+  CHECK(h.router().Order() == std::vector<std::string>{"m1", "m2", "m3", "m4"});
+  CheckIncreasing(h.router().All());
+  CHECK(h.Inbox("b") == std::vector<std::string>{"m1", "m2", "m3", "m4"});
+}
+
+TEST_CASE("committer: with one batch in flight the next waits for the answer") {
+  std::shared_ptr<PipelinedInbox> store;
+  Harness h([](Committer::Deps& d) { d.inflight = 1; }, Pipelined(&store));
+  AnswerOnExit answer_on_exit{store};
+  REQUIRE(h.committer().Submit(h.Send("a1", "b", "m1")).ok());
+  REQUIRE(store->WaitHanded(1));
+  REQUIRE(h.committer().Submit(h.Send("a2", "b", "m2")).ok());
+  CHECK_FALSE(store->WaitHanded(2, 200));
+  store->AnswerOne();
+  REQUIRE(store->WaitHanded(2));
+  store->AnswerAll();
+  CHECK(h.Acks() == std::vector<std::string>{"m1", "m2"});
+}
+
+TEST_CASE("committer: a barrier waits for the batches in flight") {
+  std::shared_ptr<PipelinedInbox> store;
+  Harness h([](Committer::Deps& d) { d.inflight = 4; }, Pipelined(&store));
+  AnswerOnExit answer_on_exit{store};
+  REQUIRE(h.committer().Submit(h.Send("a1", "b", "m1")).ok());
+  REQUIRE(store->WaitHanded(1));
+  std::atomic<bool> ran{false};
+  std::atomic<size_t> acks_seen{0};
+  REQUIRE(h.committer()
+              .SubmitOp([&](Committer&) {
+                acks_seen = h.AckCount();
+                ran = true;
+              })
+              .ok());
+  REQUIRE(h.committer().Submit(h.Send("a2", "b", "m2")).ok());
+  // Neither the barrier nor the send queued after it runs while m1 is unanswered.
+  CHECK_FALSE(WaitUntil([&] { return ran.load() || store->handed() > 1; }, 200));
+  store->AnswerOne();
+  REQUIRE(WaitUntil([&] { return ran.load(); }));
+  CHECK(acks_seen == 1);
+  REQUIRE(store->WaitHanded(2));
+  store->AnswerAll();
+  CHECK(h.Acks() == std::vector<std::string>{"m1", "m2"});
+}
+
+}  // namespace
 }  // namespace im::test
