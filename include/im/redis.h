@@ -13,6 +13,8 @@
 #ifndef IM_REDIS_H_
 #define IM_REDIS_H_
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,6 +49,30 @@ struct RedisOptions {
 // libsodium refuses `hash`.
 Result<std::shared_ptr<UserStore>> OpenRedisUserStore(const RedisOptions& redis,
                                                       PasswordHashOptions hash = {});
+
+struct RedisSessionOptions {
+  // A session stays in Redis this long after it was put or last refreshed. The store refreshes
+  // the sessions put through it every refresh_interval_ms, from a thread of its own, as long as
+  // it lives (a destroyed store, like a dead node, leaves its sessions to expire). So a node
+  // that dies takes its sessions out of every Find within session_ttl_ms.
+  int64_t session_ttl_ms = 60'000;
+  // Below session_ttl_ms; a third of it leaves room for two failed refreshes.
+  int64_t refresh_interval_ms = 20'000;
+  // Called from the refresh thread with a session put through this store that is no longer in
+  // Redis: another node displaced it, or it expired (Redis was unreachable for longer than the
+  // TTL, or lost data). Its connection is not found by others any more; the owner should close
+  // it, so that the client logs in again. May be empty.
+  std::function<void(const SessionInfo&)> on_lost;
+};
+
+// Sessions in Redis, with the semantics of NewMemorySessionStore. One hash per user at
+// `im:{u:<tenant>/<user>}:sessions` (a field per device); Put applies the kick policy in one Lua
+// script, Remove is a compare-and-delete on the session id (one script), FindMany reads every
+// user in one round trip. Count reads a sorted set per tenant, `im:{t:<tenant>}:online`, and the
+// set of tenants `im:tenants`. Opening does not contact Redis; 400 for a bad URL or
+// refresh_interval_ms not in 1..session_ttl_ms-1.
+Result<std::shared_ptr<SessionStore>> OpenRedisSessionStore(const RedisOptions& redis,
+                                                            RedisSessionOptions sessions = {});
 
 }  // namespace im
 

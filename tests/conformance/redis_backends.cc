@@ -39,6 +39,10 @@ RedisServer& SharedRedisServer() {
 
 void AddRedisBackends() {
   using namespace im::conformance;  // NOLINT(build/namespaces)
+  AddBackend(SessionStoreBackend{"redis", [] {
+                                   SharedRedisServer().FlushAll();
+                                   return Must(OpenRedisSessionStore(Options()));
+                                 }});
   AddBackend(UserStoreBackend{
       "redis",
       [](const PasswordHashOptions& h) {

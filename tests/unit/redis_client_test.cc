@@ -87,7 +87,13 @@ TEST_CASE("Redis client: URLs parse, and a bad one is 400 naming the problem") {
     options.url = url;
     CHECK(RedisClient::Create(options).status().code() == Code::kBadRequest);
     CHECK(OpenRedisUserStore(options).status().code() == Code::kBadRequest);
+    CHECK(OpenRedisSessionStore(options).status().code() == Code::kBadRequest);
   }
+  RedisSessionOptions slow_refresh;
+  slow_refresh.session_ttl_ms = 1000;
+  slow_refresh.refresh_interval_ms = 1000;  // would let sessions lapse between refreshes
+  CHECK(OpenRedisSessionStore(RedisOptions(), slow_refresh).status().code() ==
+        Code::kBadRequest);
   RedisOptions no_pool;
   no_pool.pool_size = 0;
   CHECK(RedisClient::Create(no_pool).status().code() == Code::kBadRequest);

@@ -54,7 +54,9 @@ RedisReply Convert(const redisReply* reply) {
     case REDIS_REPLY_ARRAY:
       out.type = RedisReply::Type::kArray;
       out.elements.reserve(reply->elements);
-      for (size_t i = 0; i < reply->elements; ++i) out.elements.push_back(Convert(reply->element[i]));
+      for (size_t i = 0; i < reply->elements; ++i) {
+        out.elements.push_back(Convert(reply->element[i]));
+      }
       break;
     default:  // REDIS_REPLY_NIL
       break;
@@ -382,7 +384,7 @@ Result<RedisReply> RedisClient::Command(const RedisArgs& args) {
 }
 
 Result<std::vector<RedisReply>> RedisClient::Pipeline(const std::vector<RedisArgs>& commands) {
-  return Run(commands);
+  return RunWithScripts(commands);
 }
 
 Result<RedisReply> RedisClient::LoadScript(const RedisScript& script) {
@@ -390,37 +392,86 @@ Result<RedisReply> RedisClient::LoadScript(const RedisScript& script) {
   if (!sha.ok()) return sha;
   if (!sha->is_string()) return Status::Internal("redis: SCRIPT LOAD did not answer a SHA1");
   script.set_sha1(sha->str);
+  std::lock_guard<std::mutex> lock(scripts_mu_);
+  scripts_.emplace(sha->str, script.source());
   return sha;
+}
+
+Result<RedisArgs> RedisClient::EvalCommand(const RedisScript& script, const RedisArgs& keys,
+                                           const RedisArgs& args) {
+  std::string sha1 = script.sha1();
+  bool known = false;
+  if (!sha1.empty()) {
+    std::lock_guard<std::mutex> lock(scripts_mu_);
+    known = scripts_.count(sha1) != 0;
+  }
+  // Loaded through this client at least once, so a NOSCRIPT can be answered by a reload.
+  if (!known) {
+    Result<RedisReply> loaded = LoadScript(script);
+    if (!loaded.ok()) return loaded.status();
+    sha1 = loaded->str;
+  }
+  RedisArgs command;
+  command.reserve(3 + keys.size() + args.size());
+  command.push_back("EVALSHA");
+  command.push_back(std::move(sha1));
+  command.push_back(std::to_string(keys.size()));
+  command.insert(command.end(), keys.begin(), keys.end());
+  command.insert(command.end(), args.begin(), args.end());
+  return command;
+}
+
+Result<std::vector<RedisReply>> RedisClient::RunWithScripts(
+    const std::vector<RedisArgs>& commands) {
+  Result<std::vector<RedisReply>> replies = Run(commands);
+  if (!replies.ok()) return replies;
+  std::vector<size_t> again;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const RedisReply& reply = (*replies)[i];
+    if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0 && commands[i].size() >= 2 &&
+        commands[i][0] == "EVALSHA") {
+      again.push_back(i);
+    }
+  }
+  if (again.empty()) return replies;
+  std::vector<RedisArgs> retry;
+  std::vector<size_t> retry_index;
+  std::vector<std::string> loaded_sha1s;
+  for (size_t i : again) {
+    const std::string& sha1 = commands[i][1];
+    if (std::find(loaded_sha1s.begin(), loaded_sha1s.end(), sha1) == loaded_sha1s.end()) {
+      std::string source;
+      {
+        std::lock_guard<std::mutex> lock(scripts_mu_);
+        auto it = scripts_.find(sha1);
+        if (it != scripts_.end()) source = it->second;
+      }
+      if (source.empty()) continue;  // not loaded by this client: its NOSCRIPT reply stays
+      Result<RedisReply> loaded = Command({"SCRIPT", "LOAD", source});
+      if (!loaded.ok()) return loaded.status();
+      loaded_sha1s.push_back(sha1);
+    }
+    retry.push_back(commands[i]);
+    retry_index.push_back(i);
+  }
+  if (retry.empty()) return replies;
+  // Expected and handled here: not counted as errors.
+  metrics_.errors.fetch_sub(retry.size(), std::memory_order_relaxed);
+  Result<std::vector<RedisReply>> retried = Run(retry);
+  if (!retried.ok()) return retried;
+  for (size_t k = 0; k < retry.size(); ++k) (*replies)[retry_index[k]] = std::move((*retried)[k]);
+  return replies;
 }
 
 Result<RedisReply> RedisClient::Eval(const RedisScript& script, const RedisArgs& keys,
                                      const RedisArgs& args) {
-  for (int attempt = 0;; ++attempt) {
-    std::string sha1 = script.sha1();
-    if (sha1.empty()) {
-      Result<RedisReply> loaded = LoadScript(script);
-      if (!loaded.ok()) return loaded.status();
-      sha1 = loaded->str;
-    }
-    RedisArgs command;
-    command.reserve(3 + keys.size() + args.size());
-    command.push_back("EVALSHA");
-    command.push_back(std::move(sha1));
-    command.push_back(std::to_string(keys.size()));
-    command.insert(command.end(), keys.begin(), keys.end());
-    command.insert(command.end(), args.begin(), args.end());
-    Result<std::vector<RedisReply>> replies = Run({command});
-    if (!replies.ok()) return replies.status();
-    RedisReply& reply = replies->front();
-    if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0 && attempt == 0) {
-      // Not counted: the error was expected and is handled here.
-      metrics_.errors.fetch_sub(1, std::memory_order_relaxed);
-      script.set_sha1("");
-      continue;
-    }
-    if (reply.is_error()) return ErrorReply(reply);
-    return std::move(reply);
-  }
+  Result<RedisArgs> command = EvalCommand(script, keys, args);
+  if (!command.ok()) return command.status();
+  Result<std::vector<RedisReply>> replies = RunWithScripts({std::move(command).value()});
+  if (!replies.ok()) return replies.status();
+  RedisReply& reply = replies->front();
+  if (reply.is_error()) return ErrorReply(reply);
+  return std::move(reply);
 }
 
 }  // namespace im::internal

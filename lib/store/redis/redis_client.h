@@ -7,6 +7,7 @@
 //   Result<std::vector<RedisReply>> rs = (*client)->Pipeline({{"GET", a}, {"GET", b}});
 //   static RedisScript kScript("return redis.call('GET', KEYS[1])");
 //   Result<RedisReply> v = (*client)->Eval(kScript, {key}, {});  // EVALSHA, NOSCRIPT fallback
+//   Result<RedisArgs> call = (*client)->EvalCommand(kScript, {key}, {});  // for a Pipeline
 //
 // Errors (as im::Status, so they reach a client response untranslated):
 // - 503 "unavailable": Redis refused or dropped the connection, a connect or command timed out,
@@ -36,6 +37,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "im/redis.h"
@@ -127,12 +129,22 @@ class RedisClient {
   // reply per command, in order; an error reply of one command is returned in its place (type
   // kError), the others are unaffected. Commands run in order but not atomically (use a script
   // for that). A 503 means some, all or none of them may have run. An empty list: no round trip.
+  //
+  // Scripts in a pipeline: an EVALSHA built by EvalCommand that Redis answers with NOSCRIPT did
+  // not run; the script is loaded again and those commands alone are sent once more, in their
+  // order, in a second round trip (so they run after the rest of the pipeline). Their replies
+  // take their places.
   Result<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgs>& commands);
 
   // EVALSHA `script` with KEYS and ARGV. When Redis does not know the script (NOSCRIPT: never
   // loaded, restarted, SCRIPT FLUSH), loads it with SCRIPT LOAD and runs it again, once; a
   // script that did not run cannot have written anything. An error reply is 500 internal.
   Result<RedisReply> Eval(const RedisScript& script, const RedisArgs& keys, const RedisArgs& args);
+
+  // The EVALSHA command of `script` with KEYS and ARGV, for a Pipeline. Loads the script first
+  // (one round trip, 503 when that fails) when its SHA1 is not known yet.
+  Result<RedisArgs> EvalCommand(const RedisScript& script, const RedisArgs& keys,
+                                const RedisArgs& args);
 
   RedisMetrics& metrics() { return metrics_; }
   const RedisUrl& url() const { return url_; }
@@ -152,6 +164,9 @@ class RedisClient {
   Result<std::vector<RedisReply>> RoundTrip(Lease& lease, const std::vector<RedisArgs>& commands);
   Result<std::vector<RedisReply>> Run(const std::vector<RedisArgs>& commands);
   Result<RedisReply> LoadScript(const RedisScript& script);
+  // Runs `commands`, then once more those that were an EVALSHA of a known script answered
+  // with NOSCRIPT, after loading the script again.
+  Result<std::vector<RedisReply>> RunWithScripts(const std::vector<RedisArgs>& commands);
 
   const RedisOptions options_;
   const RedisUrl url_;
@@ -164,6 +179,10 @@ class RedisClient {
   uint64_t generation_ = 0;       // bumped when the server went away; guarded by mu_
   int connect_failures_ = 0;      // in a row; guarded by mu_
   std::chrono::steady_clock::time_point next_connect_{};  // backoff; guarded by mu_
+
+  std::mutex scripts_mu_;
+  // SHA1 -> source of every script this client loaded, to load one again on NOSCRIPT.
+  std::unordered_map<std::string, std::string> scripts_;  // guarded by scripts_mu_
 };
 
 }  // namespace im::internal
