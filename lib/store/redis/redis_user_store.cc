@@ -12,9 +12,11 @@
 
 #include <charconv>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "im/redis.h"
 #include "im/user_store.h"
@@ -41,10 +43,7 @@ return 1
 
 std::string AccountKey(const UserKey& key) { return UserKeyPrefix(key) + "account"; }
 
-struct Account {
-  UserRecord record;
-  std::string password_hash;
-};
+using Account = StoredAccount;
 
 // Thread-safety: every method is safe from any thread.
 class RedisUserStore final : public UserStore {
@@ -56,17 +55,12 @@ class RedisUserStore final : public UserStore {
 
   Result<UserRecord> Create(const UserKey& key, std::string_view password,
                             std::string_view display_name, TimestampMs now) override {
-    Account account;
-    Status s = ValidateNewUser(key, password, display_name, hasher_.options(),
-                               &account.record.display_name);
-    if (!s.ok()) return s;
-    account.record.key = key;
-    account.record.created_ms = now;
-    Result<std::string> hash = hasher_.Hash(password);
-    if (!hash.ok()) return hash.status();
+    Result<Account> prepared = PrepareNewAccount(hasher_, key, password, display_name, now);
+    if (!prepared.ok()) return prepared.status();
+    Account account = std::move(prepared).value();
     Result<RedisReply> created = client_->Eval(
         CreateScript(), {AccountKey(key)},
-        {std::string(kRecordVersion), std::to_string(now), std::move(hash).value(),
+        {std::string(kRecordVersion), std::to_string(now), std::move(account.password_hash),
          account.record.display_name});
     if (!created.ok()) return created.status();
     if (!created->is_integer()) return Status::Internal("redis: unexpected reply to a create");
@@ -75,41 +69,32 @@ class RedisUserStore final : public UserStore {
   }
 
   Result<UserRecord> Get(const UserKey& key) override {
-    if (Status s = ValidateUserKey(key); !s.ok()) return s;
-    Account account;
-    bool found = false;
-    if (Status s = Load(key, &account, &found); !s.ok()) return s;
-    if (!found) return UserNotFound(key);
-    return std::move(account.record);
+    Result<std::optional<Account>> account = Lookup(key);
+    if (!account.ok()) return account.status();
+    if (!account->has_value()) return UserNotFound(key);
+    return std::move((*account)->record);
   }
 
   Result<UserRecord> VerifyPassword(const UserKey& key, std::string_view password) override {
-    if (Status s = ValidateUserKey(key); !s.ok()) return s;
-    Account account;
-    bool found = false;
-    if (Status s = Load(key, &account, &found); !s.ok()) return s;
-    if (!found) {
-      hasher_.VerifyDummy(password);
-      return BadCredentials();
-    }
-    if (!hasher_.Verify(account.password_hash, password)) return BadCredentials();
-    return std::move(account.record);
+    Result<std::optional<Account>> account = Lookup(key);
+    if (!account.ok()) return account.status();
+    return VerifyAccount(hasher_, account->has_value() ? &**account : nullptr, password);
   }
 
  private:
-  // Reads the account of `key` into *account. *found is false, with OK, when there is none.
-  Status Load(const UserKey& key, Account* account, bool* found) {
+  // The account of `key` (400 for an invalid key); nullopt when there is none.
+  Result<std::optional<Account>> Lookup(const UserKey& key) {
+    if (Status s = ValidateUserKey(key); !s.ok()) return s;
     Result<RedisReply> reply =
         client_->Command({"HMGET", AccountKey(key), "v", "created_ms", "hash", "name"});
     if (!reply.ok()) return reply.status();
-    *found = false;
     if (!reply->is_array() || reply->elements.size() != 4) {
       return Status::Internal("redis: unexpected reply to HMGET");
     }
     const std::vector<RedisReply>& fields = reply->elements;
     bool all_nil = true;
     for (const RedisReply& field : fields) all_nil = all_nil && field.is_nil();
-    if (all_nil) return Status::OK();
+    if (all_nil) return std::optional<Account>();
     int64_t created = 0;
     const std::string& created_text = fields[1].str;
     auto [end, ec] =
@@ -119,12 +104,12 @@ class RedisUserStore final : public UserStore {
         fields[3].str.empty()) {
       return Status::Internal("redis: corrupt user record");
     }
-    *found = true;
-    account->record.key = key;
-    account->record.created_ms = created;
-    account->password_hash = fields[2].str;
-    account->record.display_name = fields[3].str;
-    return Status::OK();
+    Account account;
+    account.record.key = key;
+    account.record.created_ms = created;
+    account.password_hash = fields[2].str;
+    account.record.display_name = fields[3].str;
+    return std::optional<Account>(std::move(account));
   }
 
   const std::shared_ptr<RedisClient> client_;
