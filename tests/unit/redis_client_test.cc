@@ -167,6 +167,38 @@ TEST_CASE("Redis client: EVALSHA loads the script again after SCRIPT FLUSH") {
   CHECK(broken.status().message().find("BROKEN on purpose") != std::string_view::npos);
 }
 
+TEST_CASE("Redis client: many threads share a small pool without losing a command") {
+  RedisServer server;
+  RedisOptions options = OptionsFor(server);
+  options.pool_size = 3;
+  options.command_timeout_ms = 10000;  // waits for a connection are long on a loaded machine
+  std::shared_ptr<RedisClient> client = MustClient(options);
+  constexpr int kThreads = 12;
+  constexpr int kRounds = 100;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string mine = "list-" + std::to_string(t);
+      for (int i = 0; i < kRounds; ++i) {
+        // One plain command and one pipeline per round; each thread's list shows its own order.
+        if (!client->Command({"INCR", "total"}).ok()) ++failures;
+        Result<std::vector<RedisReply>> r =
+            client->Pipeline({{"RPUSH", mine, std::to_string(i)}, {"INCR", "total"}});
+        if (!r.ok() || (*r)[0].integer != i + 1) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK(failures.load() == 0);
+  CHECK(MustCommand(*client, {"GET", "total"}).str == std::to_string(2 * kThreads * kRounds));
+  CHECK(client->metrics().connects.load() <= 3);
+  CHECK(client->metrics().in_use.load() == 0);
+  RedisReply list = MustCommand(*client, {"LRANGE", "list-5", "0", "-1"});
+  REQUIRE(list.elements.size() == static_cast<size_t>(kRounds));
+  for (int i = 0; i < kRounds; ++i) CHECK(list.elements[i].str == std::to_string(i));
+}
+
 TEST_CASE("Redis client: a command that gets no reply in time is 503, then the client recovers") {
   RedisServer server;
   RedisOptions options = OptionsFor(server);

@@ -10,6 +10,8 @@
 // Redis connection held), then one Lua script checks that the key is absent and writes it:
 // check-and-insert is atomic in Redis, whichever node runs it. Reads are one HMGET.
 
+#include "store/redis/redis_user_store.h"
+
 #include <charconv>
 #include <memory>
 #include <optional>
@@ -117,17 +119,23 @@ class RedisUserStore final : public UserStore {
 };
 
 }  // namespace
+
+Result<std::shared_ptr<UserStore>> NewRedisUserStore(std::shared_ptr<RedisClient> client,
+                                                     const PasswordHashOptions& hash) {
+  auto store = std::make_shared<RedisUserStore>(std::move(client), hash);
+  // Caught here rather than at the first Create: a server should not start with a cost
+  // libsodium refuses.
+  if (!store->hasher_ok()) return Status::Internal("libsodium rejected the password hash options");
+  return std::shared_ptr<UserStore>(std::move(store));
+}
+
 }  // namespace internal
 
 Result<std::shared_ptr<UserStore>> OpenRedisUserStore(const RedisOptions& redis,
                                                       PasswordHashOptions hash) {
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
-  auto store = std::make_shared<internal::RedisUserStore>(std::move(client).value(), hash);
-  // Caught here rather than at the first Create: a server should not start with a cost
-  // libsodium refuses.
-  if (!store->hasher_ok()) return Status::Internal("libsodium rejected the password hash options");
-  return std::shared_ptr<UserStore>(std::move(store));
+  return internal::NewRedisUserStore(std::move(client).value(), hash);
 }
 
 }  // namespace im
