@@ -5,9 +5,10 @@
 //
 // What a caller sees when Redis is down or slow: every call answers 503 "unavailable" (a
 // refused or broken connection, a connect or command timeout, no free pooled connection within
-// command_timeout_ms), never blocks longer than about connect_timeout_ms + command_timeout_ms,
-// and works again by itself once Redis answers (reconnect with capped backoff). An error reply
-// of Redis itself (out of memory, a wrong key type) is 500 "internal" with Redis's text.
+// command_timeout_ms), and works again by itself once Redis answers (reconnect with capped
+// backoff). A round trip waits at most command_timeout_ms for a free connection, then
+// connect_timeout_ms to connect when it must, then command_timeout_ms for each reply. An error
+// reply of Redis itself (out of memory, a wrong key type) is 500 "internal" with Redis's text.
 //
 // Thread-safety: the returned backends are safe from any thread; calls block on Redis.
 #ifndef IM_REDIS_H_
