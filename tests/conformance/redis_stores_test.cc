@@ -61,6 +61,18 @@ TEST_CASE("UserStore: redis answers 503 while Redis is down and recovers by itse
   CHECK(Must(s->Get(alice)).display_name == "Alice");
 }
 
+TEST_CASE("UserStore: redis keeps an account under the user's escaped hash tag") {
+  test::SharedRedisServer().FlushAll();
+  std::shared_ptr<UserStore> s =
+      Must(OpenRedisUserStore(FastFailing(test::SharedRedisServer()), FastHash()));
+  Must(s->Create(UserKey{"t{1}", "a/b%"}, "password-1", "", kT0));
+  const std::string key = "im:{u:t%7B1%7D/a%2Fb%25}:account";
+  CHECK(test::SharedRedisServer().Command({"EXISTS", key}) == ":1");
+  CHECK(test::SharedRedisServer().Command({"HGET", key, "v"}) == "$1");  // the version, "1"
+  CHECK(test::SharedRedisServer().Command({"DBSIZE"}) == ":1");  // nothing else was written
+  CHECK(Must(s->Get(UserKey{"t{1}", "a/b%"})).display_name == "a/b%");
+}
+
 SessionInfo Session(const std::string& user, const std::string& device, const std::string& id,
                     const std::string& node) {
   SessionInfo s;
