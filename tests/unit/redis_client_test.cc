@@ -231,14 +231,14 @@ TEST_CASE("Redis client: callers beyond the pool wait at most the command timeou
   RedisServer server;
   RedisOptions options = OptionsFor(server);
   options.pool_size = 1;
-  options.command_timeout_ms = 400;
+  options.command_timeout_ms = 1000;
   std::shared_ptr<RedisClient> client = MustClient(options);
   MustCommand(*client, {"PING"});
 
-  // Five BLPOPs of 150 ms each hold the only connection for about 750 ms, each reply within the
-  // timeout.
+  // Five BLPOPs of 400 ms each hold the only connection for about 2 s, each reply well within
+  // the timeout.
   std::thread holder([&] {
-    std::vector<RedisArgs> slow(5, RedisArgs{"BLPOP", "empty", "0.15"});
+    std::vector<RedisArgs> slow(5, RedisArgs{"BLPOP", "empty", "0.4"});
     Result<std::vector<RedisReply>> r = client->Pipeline(slow);
     CHECK_MESSAGE(r.ok(), r.status().ToString());
   });
@@ -250,7 +250,7 @@ TEST_CASE("Redis client: callers beyond the pool wait at most the command timeou
   REQUIRE_FALSE(starved.ok());
   CheckUnavailable(starved.status());
   CHECK(starved.status().message().find("busy") != std::string_view::npos);
-  CHECK(waited >= 350);
+  CHECK(waited >= 950);
   CHECK(client->metrics().pool_waits.load() >= 1);
   CHECK(client->metrics().in_use.load() == 0);
   MustCommand(*client, {"PING"});  // the connection came back to the pool

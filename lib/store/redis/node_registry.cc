@@ -154,8 +154,10 @@ void RedisNodeRegistry::Loop() {
 
 Result<std::vector<NodeInfo>> RedisNodeRegistry::List() {
   const std::string nodes(kNodesKey);
+  // A node is live while its hash is (Redis expires it, in Redis's clock). The set only lists
+  // candidates; ids a whole TTL past their expiry there are surely gone and are pruned.
   Result<std::vector<RedisReply>> ids = client_->Pipeline(
-      {{"ZREMRANGEBYSCORE", nodes, "-inf", std::to_string(NowMs())},
+      {{"ZREMRANGEBYSCORE", nodes, "-inf", std::to_string(NowMs() - options_.ttl_ms)},
        {"ZRANGE", nodes, "0", "-1"}});
   if (!ids.ok()) return ids.status();
   const RedisReply& members = (*ids)[1];

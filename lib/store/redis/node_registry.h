@@ -7,7 +7,8 @@
 // Layout:
 //   im:node:<id>   hash: instance, tcp, ws, version, load, started_ms, heartbeat_ms (the node's
 //                  clock); expires ttl_ms after the last heartbeat
-//   im:nodes       sorted set: node ids scored by their expiry (the node's clock)
+//   im:nodes       sorted set: node ids scored by their expiry (the node's clock); List reads
+//                  the hashes of its ids and prunes ids a whole TTL past their score
 //
 // A node that stops heartbeating (it died, or cannot reach Redis) leaves List within ttl_ms. Two
 // live processes cannot hold one id: each registry has a random instance token, and a heartbeat
@@ -64,7 +65,7 @@ class RedisNodeRegistry {
   RedisNodeRegistry(const RedisNodeRegistry&) = delete;
   RedisNodeRegistry& operator=(const RedisNodeRegistry&) = delete;
 
-  // The live nodes (this one included), by id. Prunes expired ids from im:nodes.
+  // The live nodes (this one included: those whose hash has not expired), by id.
   Result<std::vector<NodeInfo>> List();
 
   // Stops heartbeating and leaves the entry to expire within ttl_ms, as a crash would (the
