@@ -10,7 +10,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/im DESTINATION ${CMAKE_INSTALL_I
 
 # One export set per component, so a host asking for the engine alone needs none of the
 # dependencies of the others.
-set(IM_COMPONENT_TARGETS im im_leveldb)
+set(IM_COMPONENT_TARGETS im im_leveldb ${IM_REDIS_TARGET})
 if(TARGET im_conformance)
   list(APPEND IM_COMPONENT_TARGETS im_conformance)
 endif()
@@ -65,6 +65,9 @@ im_pkg_config(libim "Embeddable C++17 instant-messaging engine" im
 # Debian's leveldb has no .pc file; its library needs snappy.
 im_pkg_config(libim-leveldb "libim's LevelDB backends" im_leveldb "libim libsodium fmt snappy"
   "-lleveldb")
+if(IM_WITH_REDIS)
+  im_pkg_config(libim-redis "libim's Redis backends" im_redis "libim libsodium fmt hiredis" "")
+endif()
 
 if(TARGET imd)
   install(TARGETS imd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -9,6 +9,7 @@ PACKAGES=(
   libsodium-dev libtomlplusplus-dev libcli11-dev libutf8proc-dev
   libleveldb-dev libsnappy-dev prometheus-cpp-dev libspdlog-dev
   libbenchmark-dev
+  libhiredis-dev redis-server  # the Redis backends and their tests
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and its sanitizers
 )
 

@@ -110,4 +110,29 @@ void PasswordHasher::VerifyDummy(std::string_view password) const {
   (void)Verify(dummy_hash_, password);
 }
 
+Result<StoredAccount> PrepareNewAccount(const PasswordHasher& hasher, const UserKey& key,
+                                        std::string_view password, std::string_view display_name,
+                                        TimestampMs now) {
+  StoredAccount account;
+  Status s = ValidateNewUser(key, password, display_name, hasher.options(),
+                             &account.record.display_name);
+  if (!s.ok()) return s;
+  account.record.key = key;
+  account.record.created_ms = now;
+  Result<std::string> hash = hasher.Hash(password);
+  if (!hash.ok()) return hash.status();
+  account.password_hash = std::move(hash).value();
+  return account;
+}
+
+Result<UserRecord> VerifyAccount(const PasswordHasher& hasher, StoredAccount* account,
+                                 std::string_view password) {
+  if (account == nullptr) {
+    hasher.VerifyDummy(password);
+    return BadCredentials();
+  }
+  if (!hasher.Verify(account->password_hash, password)) return BadCredentials();
+  return std::move(account->record);
+}
+
 }  // namespace im::internal

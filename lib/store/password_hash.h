@@ -31,6 +31,25 @@ Status UserNotFound(const UserKey& key);
 // the reply does not tell which accounts exist.
 Status BadCredentials();
 
+class PasswordHasher;
+
+// An account as the UserStore backends keep it.
+struct StoredAccount {
+  UserRecord record;
+  std::string password_hash;  // crypto_pwhash encoded string; never leaves the store
+};
+
+// ValidateNewUser, then the Argon2id hash of `password`: the account a Create stores (created at
+// `now`). Takes tens of milliseconds; call it without holding a lock.
+Result<StoredAccount> PrepareNewAccount(const PasswordHasher& hasher, const UserKey& key,
+                                        std::string_view password, std::string_view display_name,
+                                        TimestampMs now);
+
+// VerifyPassword's answer for `account` (null: no such user): its record when `password`
+// matches, else 401 bad_credentials, after about one hash's work in both cases.
+Result<UserRecord> VerifyAccount(const PasswordHasher& hasher, StoredAccount* account,
+                                 std::string_view password);
+
 // Argon2id hashing at one fixed cost.
 //
 // Memory: crypto_pwhash allocates options.mem_limit bytes for the duration of every Hash and

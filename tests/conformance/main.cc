@@ -1,5 +1,5 @@
 // The project's conformance runner: the conformance library (libim::conformance) over the
-// bundled backends, memory and LevelDB, through the entry points a backend author uses
+// bundled backends, memory and LevelDB (and Redis when built), through the entry points a backend author uses
 // (docs/embedding.md section 8). Each case becomes a ctest test (doctest_discover_tests).
 #include <functional>
 #include <memory>
@@ -10,6 +10,9 @@
 #include "im/conformance.h"
 #include "support/backends.h"
 #include "support/temp_dir.h"
+#ifdef IM_WITH_REDIS
+#include "conformance/redis_backends.h"
+#endif
 
 namespace {
 
@@ -64,5 +67,8 @@ int main(int argc, char** argv) {
       });
   AddBackend(UserStoreBackend{"leveldb", users.first, users.second,
                               [] { return LastLevelDbDir()->path(); }});
+#ifdef IM_WITH_REDIS
+  im::test::AddRedisBackends();
+#endif
   return Run(argc, argv);
 }

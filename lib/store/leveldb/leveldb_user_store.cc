@@ -56,10 +56,7 @@ std::string UserRecordKey(const UserKey& key) {
   return out;
 }
 
-struct Account {
-  UserRecord record;
-  std::string password_hash;
-};
+using Account = StoredAccount;
 
 // version | created_ms (fixed64) | hash length (fixed32) | hash | display name (the rest: its
 // length is a limit that may change).
@@ -107,22 +104,16 @@ class LevelDbUserStore final : public UserStore {
 
   Result<UserRecord> Create(const UserKey& key, std::string_view password,
                             std::string_view display_name, TimestampMs now) override {
-    Account account;
-    Status s = ValidateNewUser(key, password, display_name, hasher_.options(),
-                               &account.record.display_name);
-    if (!s.ok()) return s;
-    account.record.key = key;
-    account.record.created_ms = now;
-    Result<std::string> hash = hasher_.Hash(password);
-    if (!hash.ok()) return hash.status();
-    account.password_hash = std::move(hash).value();
+    Result<Account> prepared = PrepareNewAccount(hasher_, key, password, display_name, now);
+    if (!prepared.ok()) return prepared.status();
+    Account account = std::move(prepared).value();
     const std::string record_key = UserRecordKey(key);
     leveldb::WriteBatch batch;
     batch.Put(record_key, EncodeAccount(account));
 
     std::lock_guard<std::mutex> lock(StripeOf(key));
     bool found = false;
-    if (s = Load(record_key, key, nullptr, &found); !s.ok()) return s;
+    if (Status s = Load(record_key, key, nullptr, &found); !s.ok()) return s;
     if (found) return UserExists(key);
     leveldb::Status status = db_->Write(write_options_, &batch);
     if (!status.ok()) return FromLevelDb(status);
@@ -143,12 +134,7 @@ class LevelDbUserStore final : public UserStore {
     Account account;
     bool found = false;
     if (Status s = Load(UserRecordKey(key), key, &account, &found); !s.ok()) return s;
-    if (!found) {
-      hasher_.VerifyDummy(password);
-      return BadCredentials();
-    }
-    if (!hasher_.Verify(account.password_hash, password)) return BadCredentials();
-    return std::move(account.record);
+    return VerifyAccount(hasher_, found ? &account : nullptr, password);
   }
 
  private:

@@ -31,15 +31,9 @@ class MemoryUserStore final : public UserStore {
 
   Result<UserRecord> Create(const UserKey& key, std::string_view password,
                             std::string_view display_name, TimestampMs now) override {
-    Account account;
-    Status s = ValidateNewUser(key, password, display_name, hasher_.options(),
-                               &account.record.display_name);
-    if (!s.ok()) return s;
-    account.record.key = key;
-    account.record.created_ms = now;
-    Result<std::string> hash = hasher_.Hash(password);
-    if (!hash.ok()) return hash.status();
-    account.password_hash = std::move(hash).value();
+    Result<Account> prepared = PrepareNewAccount(hasher_, key, password, display_name, now);
+    if (!prepared.ok()) return prepared.status();
+    Account account = std::move(prepared).value();
 
     Shard& shard = ShardOf(key);
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -73,19 +67,11 @@ class MemoryUserStore final : public UserStore {
         found = true;
       }
     }
-    if (!found) {
-      hasher_.VerifyDummy(password);
-      return BadCredentials();
-    }
-    if (!hasher_.Verify(account.password_hash, password)) return BadCredentials();
-    return std::move(account.record);
+    return VerifyAccount(hasher_, found ? &account : nullptr, password);
   }
 
  private:
-  struct Account {
-    UserRecord record;
-    std::string password_hash;  // crypto_pwhash encoded string; never leaves this class
-  };
+  using Account = StoredAccount;
 
   struct Shard {
     std::mutex mu;

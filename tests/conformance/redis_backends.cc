@@ -1,0 +1,57 @@
+#include "conformance/redis_backends.h"
+
+#include <memory>
+#include <string>
+
+#include "im/conformance.h"
+#include "im/redis.h"
+#include "support/backends.h"
+
+namespace im::test {
+namespace {
+
+RedisOptions Options() {
+  RedisOptions options;
+  options.url = SharedRedisServer().url();
+  // Generous: the box running the tests may be loaded.
+  options.connect_timeout_ms = 5000;
+  options.command_timeout_ms = 5000;
+  return options;
+}
+
+template <typename T>
+std::shared_ptr<T> Must(Result<std::shared_ptr<T>> opened) {
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  return std::move(opened).value();
+}
+
+}  // namespace
+
+RedisServer& SharedRedisServer() {
+  static RedisServer* server = new RedisServer();  // stopped by its exit handler below
+  static const bool registered = [] {
+    std::atexit([] { delete server; });
+    return true;
+  }();
+  (void)registered;
+  return *server;
+}
+
+void AddRedisBackends() {
+  using namespace im::conformance;  // NOLINT(build/namespaces)
+  AddBackend(SessionStoreBackend{"redis", [] {
+                                   SharedRedisServer().FlushAll();
+                                   return Must(OpenRedisSessionStore(Options()));
+                                 }});
+  AddBackend(UserStoreBackend{
+      "redis",
+      [](const PasswordHashOptions& h) {
+        SharedRedisServer().FlushAll();
+        return Must(OpenRedisUserStore(Options(), h));
+      },
+      [](const PasswordHashOptions& h) { return Must(OpenRedisUserStore(Options(), h)); },
+      // The AOF: the password-in-clear case searches it.
+      [] { return SharedRedisServer().dir(); }});
+}
+
+}  // namespace im::test
