@@ -16,6 +16,8 @@
 #include <memory>
 #include <string>
 
+#include "im/group_service.h"
+#include "im/offline_queue.h"
 #include "im/result.h"
 #include "im/session_store.h"
 #include "im/user_store.h"
@@ -47,6 +49,17 @@ struct RedisOptions {
 // libsodium refuses `hash`.
 Result<std::shared_ptr<UserStore>> OpenRedisUserStore(const RedisOptions& redis,
                                                       PasswordHashOptions hash = {});
+
+// Inboxes in Redis, with the semantics of OpenLevelDbOfflineQueue: seqs from a per-user counter
+// that is never reused within an epoch, the message body stored once whatever the fan-out, each
+// AppendBatch one atomic Lua script (so every inbox holds a batch's messages in one relative
+// order), dedup keys with a TTL, retention by age and max_inbox (Expire), acks that only go
+// up. Every inbox epoch changes when Redis may have lost acknowledged writes (a restart without
+// appendonly yes and appendfsync always, a promoted replica, a flushed database). Needs every
+// key on one Redis (a standalone primary, not Redis Cluster). docs/operations.md, Redis
+// backends, has the key layout. Opening does not contact Redis.
+Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
+                                                            OfflineQueueOptions options = {});
 
 }  // namespace im
 

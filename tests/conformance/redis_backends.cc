@@ -48,6 +48,13 @@ void AddRedisBackends() {
       [](const PasswordHashOptions& h) { return Must(OpenRedisUserStore(Options(), h)); },
       // The AOF: the password-in-clear case searches it.
       [] { return SharedRedisServer().dir(); }});
+  AddBackend(OfflineQueueBackend{
+      "redis",
+      [](const OfflineQueueOptions& o) {
+        SharedRedisServer().FlushAll();
+        return Must(OpenRedisOfflineQueue(Options(), o));
+      },
+      [](const OfflineQueueOptions& o) { return Must(OpenRedisOfflineQueue(Options(), o)); }});
 }
 
 }  // namespace im::test
