@@ -61,6 +61,13 @@ Result<std::shared_ptr<UserStore>> OpenRedisUserStore(const RedisOptions& redis,
 Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
                                                             OfflineQueueOptions options = {});
 
+// Groups in Redis, with the semantics of OpenLevelDbGroupService: every mutation one Lua script
+// over the group's three keys (one hash-tag slot), so 409 group_exists, already_member,
+// group_full and the owner hand-over are decided atomically whichever node asks.
+// docs/operations.md, Redis backends, has the key layout. Opening does not contact Redis.
+Result<std::shared_ptr<GroupService>> OpenRedisGroupService(const RedisOptions& redis,
+                                                            GroupLimits limits = {});
+
 }  // namespace im
 
 #endif  // IM_REDIS_H_

@@ -55,6 +55,13 @@ void AddRedisBackends() {
         return Must(OpenRedisOfflineQueue(Options(), o));
       },
       [](const OfflineQueueOptions& o) { return Must(OpenRedisOfflineQueue(Options(), o)); }});
+  AddBackend(GroupServiceBackend{
+      "redis",
+      [](const GroupLimits& l) {
+        SharedRedisServer().FlushAll();
+        return Must(OpenRedisGroupService(Options(), l));
+      },
+      [](const GroupLimits& l) { return Must(OpenRedisGroupService(Options(), l)); }});
 }
 
 }  // namespace im::test
