@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "conformance/redis_test_options.h"
 #include "conformance/suites/suite.h"
 #include "im/redis.h"
 #include "support/redis_server.h"
@@ -23,13 +24,8 @@ constexpr TimestampMs kT0 = 1'700'000'000'000;
 
 TEST_CASE("GroupService: redis answers 503 while Redis is down and recovers by itself") {
   test::RedisServer server;
-  RedisOptions options;
-  options.url = server.url();
-  options.connect_timeout_ms = 2000;
-  options.command_timeout_ms = 2000;
-  options.reconnect_min_ms = 10;
-  options.reconnect_max_ms = 50;
-  std::shared_ptr<GroupService> s = Must(OpenRedisGroupService(options));
+  std::shared_ptr<GroupService> s =
+      Must(OpenRedisGroupService(test::FastFailingRedisOptions(server)));
   const GroupKey g{"default", "g1"};
   MustOk(s->Create(g, "G", "alice", {"bob"}, kT0).status());
 

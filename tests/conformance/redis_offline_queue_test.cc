@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "conformance/redis_test_options.h"
 #include "conformance/suites/suite.h"
 #include "im/redis.h"
 #include "support/redis_server.h"
@@ -28,16 +29,6 @@ using conformance::internal::Must;
 using conformance::internal::MustOk;
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
-
-RedisOptions FastFailing(const test::RedisServer& server) {
-  RedisOptions options;
-  options.url = server.url();
-  options.connect_timeout_ms = 2000;
-  options.command_timeout_ms = 2000;
-  options.reconnect_min_ms = 10;
-  options.reconnect_max_ms = 50;
-  return options;
-}
 
 UserKey U(const std::string& user) { return UserKey{"default", user}; }
 
@@ -85,20 +76,21 @@ class SeqWitness {
   std::map<std::pair<std::string, uint64_t>, uint64_t> seen_;
 };
 
-TEST_CASE("OfflineQueue: redis starts new epochs when the database lost everything") {
+// Appends to alice and bob, has `lose` make Redis lose everything, and checks that both inboxes
+// start again under new epochs.
+template <typename Lose>
+void CheckNewEpochsAfterTotalLoss(Lose lose) {
   test::RedisServer server(test::RedisServerOptions{"everysec", {"appendonly no"}});
-  std::shared_ptr<OfflineQueue> q = Must(OpenRedisOfflineQueue(FastFailing(server)));
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));
   SeqWitness witness;
   for (uint64_t mid = 1; mid <= 3; ++mid) Must(q->Append(Req(mid, {U("alice"), U("bob")})));
   const std::string epoch = Must(q->Info(U("alice"))).epoch;
   witness.See(*q, U("alice"));
 
-  SUBCASE("flushed") { server.FlushAll(); }
-  SUBCASE("restarted without persistence") {
-    server.Restart();
-    // The first call after the restart may see the dropped connection.
-    REQUIRE(test::WaitUntil([&] { return q->Info(U("alice")).ok(); }));
-  }
+  lose(server);
+  // The first call after a restart may see the dropped connection.
+  REQUIRE(test::WaitUntil([&] { return q->Info(U("alice")).ok(); }));
   InboxInfo info = Must(q->Info(U("alice")));
   CHECK(info.epoch != epoch);
   CHECK(info.last_seq == 0);
@@ -107,12 +99,21 @@ TEST_CASE("OfflineQueue: redis starts new epochs when the database lost everythi
   CHECK(Must(q->Info(U("bob"))).epoch != epoch);
 }
 
+TEST_CASE("OfflineQueue: redis starts new epochs after FLUSHALL") {
+  CheckNewEpochsAfterTotalLoss([](test::RedisServer& server) { server.FlushAll(); });
+}
+
+TEST_CASE("OfflineQueue: redis starts new epochs after a restart without persistence") {
+  CheckNewEpochsAfterTotalLoss([](test::RedisServer& server) { server.Restart(); });
+}
+
 // With appendfsync everysec a machine crash loses the writes not yet fsynced: simulated by
 // kill -9 and cutting the tail off the AOF. The counter comes back lower, so seqs are handed out
 // again: under a new epoch.
 TEST_CASE("OfflineQueue: redis changes the epoch when a restart may have lost acked appends") {
   test::RedisServer server;  // appendfsync everysec
-  std::shared_ptr<OfflineQueue> q = Must(OpenRedisOfflineQueue(FastFailing(server)));
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));
   SeqWitness witness;
   for (uint64_t mid = 1; mid <= 5; ++mid) Must(q->Append(Req(mid, {U("alice")})));
   const InboxInfo before = Must(q->Info(U("alice")));
@@ -135,8 +136,8 @@ TEST_CASE("OfflineQueue: redis changes the epoch when a restart may have lost ac
   CHECK(after.last_seq < before.last_seq);  // the loss happened
   CHECK(after.epoch != before.epoch);
   AppendResult next = Must(q->Append(Req(100, {U("alice")})));
-  CHECK(next.seqs[0] <= before.last_seq);  // a seq handed out again ...
-  witness.See(*q, U("alice"));             // ... but not under the old epoch
+  CHECK(next.seqs[0] <= before.last_seq);                 // a seq handed out again ...
+  witness.See(*q, U("alice"));                            // ... but not under the old epoch
   CHECK(Must(q->Info(U("alice"))).epoch == after.epoch);  // stable from then on
 }
 
@@ -144,7 +145,8 @@ TEST_CASE("OfflineQueue: redis changes the epoch when a restart may have lost ac
 // epoch stays (nothing acked can have been lost), and every batch is there whole or not at all.
 TEST_CASE("OfflineQueue: redis with appendfsync always keeps every acked batch across kill -9") {
   test::RedisServer server(test::RedisServerOptions{"always", {}});
-  std::shared_ptr<OfflineQueue> q = Must(OpenRedisOfflineQueue(FastFailing(server)));
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));
   const std::vector<UserKey> members = {U("m0"), U("m1"), U("m2"), U("m3")};
   const std::string epoch = Must(q->Info(U("m0"))).epoch;
 
@@ -204,7 +206,8 @@ TEST_CASE("OfflineQueue: redis with appendfsync always keeps every acked batch a
   for (size_t i = 1; i < inboxes.size(); ++i) CHECK(inboxes[i] == inboxes[0]);
   const std::set<uint64_t> stored(inboxes[0].begin(), inboxes[0].end());
   for (const std::vector<uint64_t>& batch : acked) {
-    for (uint64_t mid : batch) CHECK_MESSAGE(stored.count(mid) == 1, "acked mid " << mid << " lost");
+    for (uint64_t mid : batch)
+      CHECK_MESSAGE(stored.count(mid) == 1, "acked mid " << mid << " lost");
   }
   for (const std::vector<uint64_t>& batch : sent) {
     size_t present = 0;
@@ -215,12 +218,14 @@ TEST_CASE("OfflineQueue: redis with appendfsync always keeps every acked batch a
 
 TEST_CASE("OfflineQueue: redis answers 503 while Redis is down and recovers by itself") {
   test::RedisServer server;
-  std::shared_ptr<OfflineQueue> q = Must(OpenRedisOfflineQueue(FastFailing(server)));
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));
   Must(q->Append(Req(1, {U("alice"), U("bob")}, "alice/c1")));
   MustOk(q->Ack(U("alice"), "phone", 1));
   server.Stop();
   CheckError(q->Append(Req(2, {U("alice"), U("bob")})), Code::kUnavailable, "unavailable");
-  std::vector<Result<AppendResult>> batch = q->AppendBatch({Req(3, {U("alice")}), Req(4, {U("bob")})});
+  std::vector<Result<AppendResult>> batch =
+      q->AppendBatch({Req(3, {U("alice")}), Req(4, {U("bob")})});
   REQUIRE(batch.size() == 2);
   for (const auto& r : batch) CheckError(r, Code::kUnavailable, "unavailable");
   CheckError(q->Fetch(U("alice"), 0, 10), Code::kUnavailable, "unavailable");

@@ -202,8 +202,8 @@ class RedisGroupService final : public GroupService {
   Status Join(const GroupKey& key, const std::string& user, TimestampMs now) override {
     if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     if (Status s = ValidateGroupUser(user); !s.ok()) return s;
-    Result<RedisReply> r =
-        RunFound(JoinScript(), key, {user, std::to_string(now), std::to_string(limits_.max_members)});
+    Result<RedisReply> r = RunFound(
+        JoinScript(), key, {user, std::to_string(now), std::to_string(limits_.max_members)});
     if (!r.ok()) return r.status();
     if (Verdict(*r) == "member") {
       return Status::Error(Code::kConflict, "already_member", user + " is already a member");
@@ -217,7 +217,8 @@ class RedisGroupService final : public GroupService {
     if (Status s = ValidateGroupUser(user); !s.ok()) return s;
     Result<RedisReply> r = RunFound(QuitScript(), key, {user});
     if (!r.ok()) return r.status();
-    if (Verdict(*r) == "not_member") return Status::Forbidden("not_member", user + " is not a member");
+    if (Verdict(*r) == "not_member")
+      return Status::Forbidden("not_member", user + " is not a member");
     return Verdict(*r) == "ok" ? Status::OK() : Unexpected();
   }
 
@@ -274,7 +275,9 @@ class RedisGroupService final : public GroupService {
 
  private:
   static std::string_view Verdict(const RedisReply& reply) { return reply.elements[0].str; }
-  static Status Unexpected() { return Status::Internal("redis: unexpected reply of a group script"); }
+  static Status Unexpected() {
+    return Status::Internal("redis: unexpected reply of a group script");
+  }
 
   // Runs `script` over the group's keys; the reply is an array starting with a string.
   Result<RedisReply> Run(const RedisScript& script, const GroupKey& key, const RedisArgs& args) {
@@ -305,9 +308,8 @@ Result<std::shared_ptr<GroupService>> OpenRedisGroupService(const RedisOptions& 
                                                             GroupLimits limits) {
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
-  return std::shared_ptr<GroupService>(
-      std::make_shared<internal::redis_group::RedisGroupService>(std::move(client).value(),
-                                                                  limits));
+  return std::shared_ptr<GroupService>(std::make_shared<internal::redis_group::RedisGroupService>(
+      std::move(client).value(), limits));
 }
 
 }  // namespace im

@@ -466,8 +466,7 @@ class RedisOfflineQueue final : public OfflineQueue {
   // Eval of a script that starts with kInstancePrelude (keys[0] is im:instance; a fresh token
   // goes first in ARGV). When it reports a redis-server not adopted yet, adopts it and runs
   // the script again. The reply is an array whose first element is a string.
-  Result<RedisReply> RunChecked(const RedisScript& script, const RedisArgs& keys,
-                                RedisArgs args) {
+  Result<RedisReply> RunChecked(const RedisScript& script, const RedisArgs& keys, RedisArgs args) {
     args.insert(args.begin(), RandomToken());
     for (int attempt = 0; attempt < 3; ++attempt) {
       Result<RedisReply> reply = client_->Eval(script, keys, args);
@@ -485,24 +484,24 @@ class RedisOfflineQueue final : public OfflineQueue {
   // Records redis-server process `run_id` in im:instance, with a new token (every inbox a new
   // epoch) unless Redis says that an acked write cannot have been lost across the restart.
   Status Adopt(const std::string& run_id) {
-    Result<std::vector<RedisReply>> config = client_->Pipeline(
-        {{"CONFIG", "GET", "appendonly"}, {"CONFIG", "GET", "appendfsync"},
-         {"INFO", "replication"}});
+    Result<std::vector<RedisReply>> config = client_->Pipeline({{"CONFIG", "GET", "appendonly"},
+                                                                {"CONFIG", "GET", "appendfsync"},
+                                                                {"INFO", "replication"}});
     if (!config.ok()) return config.status();
     // A promoted replica (second_repl_offset set) may lack the old primary's last writes
     // whatever its own fsync policy. CONFIG refused (renamed, ACL): assume the worst.
     const bool durable = ConfigValue((*config)[0]) == "yes" &&
                          ConfigValue((*config)[1]) == "always" &&
                          (*config)[2].str.find("second_repl_offset:-1") != std::string::npos;
-    Result<RedisReply> adopted = client_->Eval(
-        AdoptScript(), {std::string(kRedisInstanceKey)}, {run_id, durable ? "1" : "0",
-                                                          RandomToken()});
+    Result<RedisReply> adopted = client_->Eval(AdoptScript(), {std::string(kRedisInstanceKey)},
+                                               {run_id, durable ? "1" : "0", RandomToken()});
     if (!adopted.ok()) return adopted.status();
     if (adopted->is_integer() && adopted->integer == 2) {
-      IM_LOG_WARN("redis {}:{} restarted (run_id {}) without appendonly yes and appendfsync "
-                  "always, or is a promoted replica: it may have lost acknowledged writes, so "
-                  "every inbox gets a new epoch and clients resync",
-                  client_->url().host, client_->url().port, run_id);
+      IM_LOG_WARN(
+          "redis {}:{} restarted (run_id {}) without appendonly yes and appendfsync "
+          "always, or is a promoted replica: it may have lost acknowledged writes, so "
+          "every inbox gets a new epoch and clients resync",
+          client_->url().host, client_->url().port, run_id);
     }
     return Status::OK();
   }
@@ -545,9 +544,9 @@ void RedisOfflineQueue::AppendChunk(const AppendRequest* requests,
   const TimestampMs now = clock_->NowMs();
   RedisArgs keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
                     std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
-  RedisArgs args = {std::to_string(now), std::to_string(options_.dedup_window_ms),
+  RedisArgs args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
                     std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
-                    RandomToken() + "-", std::to_string(indexes.size())};
+                    RandomToken() + "-",          std::to_string(indexes.size())};
   for (size_t i : indexes) {
     const AppendRequest& request = requests[i];
     const Message& message = *request.message;
@@ -605,11 +604,11 @@ void RedisOfflineQueue::AppendChunk(const AppendRequest* requests,
 
 Result<FetchResult> RedisOfflineQueue::FetchOrInfo(const UserKey& user, uint64_t after,
                                                    size_t limit) {
-  Result<RedisReply> reply = RunChecked(
-      FetchScript(),
-      {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxEntriesKey(user)},
-      {RandomToken(), std::to_string(after), std::to_string(limit),
-       MessageKeyPrefix(user.tenant), std::string(kMessageKeySuffix)});
+  Result<RedisReply> reply =
+      RunChecked(FetchScript(),
+                 {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxEntriesKey(user)},
+                 {RandomToken(), std::to_string(after), std::to_string(limit),
+                  MessageKeyPrefix(user.tenant), std::string(kMessageKeySuffix)});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& out = reply->elements;
   if (out.size() < 6 || (out.size() - 6) % 3 != 0) return Unexpected("a fetch");
@@ -634,10 +633,9 @@ Result<size_t> RedisOfflineQueue::Expire(TimestampMs now) {
   const TimestampMs cutoff = SaturatingSub(now, options_.retention_ms);
   size_t dropped = 0;
   for (;;) {
-    Result<RedisReply> r =
-        client_->Eval(SweepInboxesScript(), {std::string(kRedisInboxHeadsKey)},
-                      {std::to_string(cutoff), std::to_string(options_.max_inbox),
-                       std::to_string(kSweepBudget)});
+    Result<RedisReply> r = client_->Eval(
+        SweepInboxesScript(), {std::string(kRedisInboxHeadsKey)},
+        {std::to_string(cutoff), std::to_string(options_.max_inbox), std::to_string(kSweepBudget)});
     if (!r.ok()) return r.status();
     if (!r->is_array() || r->elements.size() != 2) return Unexpected("a sweep");
     dropped += static_cast<size_t>(r->elements[0].integer);
@@ -669,9 +667,8 @@ Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& 
   if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
-  return std::shared_ptr<OfflineQueue>(
-      std::make_shared<internal::redis_queue::RedisOfflineQueue>(std::move(client).value(),
-                                                                  options));
+  return std::shared_ptr<OfflineQueue>(std::make_shared<internal::redis_queue::RedisOfflineQueue>(
+      std::move(client).value(), options));
 }
 
 }  // namespace im
