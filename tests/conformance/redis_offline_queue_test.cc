@@ -216,6 +216,36 @@ TEST_CASE("OfflineQueue: redis with appendfsync always keeps every acked batch a
   }
 }
 
+// Expire works in bounded scripts (at most 100 inboxes and 2,000 deletions each) and loops until
+// nothing old is left: 3,000 entries over 150 inboxes, and 3,000 bodies, need several.
+TEST_CASE("OfflineQueue: redis Expire sweeps past one script's bound") {
+  test::RedisServer server;
+  OfflineQueueOptions options;
+  options.retention_ms = 1000;
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server), options));
+  std::vector<AppendRequest> batch;
+  uint64_t mid = 1;
+  for (int user = 0; user < 150; ++user) {
+    for (int i = 0; i < 20; ++i) batch.push_back(Req(mid++, {U("u" + std::to_string(user))}));
+  }
+  for (const auto& r : q->AppendBatch(batch)) MustOk(r.status());
+  AppendRequest young = Req(mid, {U("u1")});
+  auto message = std::make_shared<Message>(*young.message);
+  message->ts = kT0 + 5000;
+  young.message = message;
+  Must(q->Append(young));
+
+  CHECK(Must(q->Expire(kT0 + 2000)) == 3000);
+  for (int user = 0; user < 150; ++user) {
+    FetchResult r = Must(q->Fetch(U("u" + std::to_string(user)), 0, 500));
+    CHECK(r.gap);
+    CHECK(r.entries.size() == (user == 1 ? 1u : 0u));
+  }
+  CHECK(server.Command({"ZCARD", "im:inbox-heads"}) == ":1");
+  CHECK(server.Command({"ZCARD", "im:message-index"}) == ":1");
+}
+
 TEST_CASE("OfflineQueue: redis answers 503 while Redis is down and recovers by itself") {
   test::RedisServer server;
   std::shared_ptr<OfflineQueue> q =
