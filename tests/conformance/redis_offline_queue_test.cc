@@ -216,6 +216,61 @@ TEST_CASE("OfflineQueue: redis with appendfsync always keeps every acked batch a
   }
 }
 
+// Two queues on one Redis stand for two nodes: their senders race on overlapping inboxes, and
+// every pair of inboxes still holds the messages they share in one relative order.
+TEST_CASE("OfflineQueue: redis keeps one relative order across nodes") {
+  test::RedisServer server;
+  std::vector<std::shared_ptr<OfflineQueue>> nodes;
+  for (int n = 0; n < 2; ++n) {
+    nodes.push_back(Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server))));
+  }
+  constexpr int kUsers = 5;
+  std::atomic<uint64_t> next_mid{1};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 6; ++t) {
+    senders.emplace_back([&, t] {
+      OfflineQueue& q = *nodes[t % 2];
+      for (int i = 0; i < 150; ++i) {
+        std::vector<UserKey> to;  // a group of all, or a pair
+        const int a = (t + i) % kUsers;
+        to.push_back(U("u" + std::to_string(a)));
+        for (int b = 0; b < kUsers; ++b) {
+          if (b != a && (i % 3 == 0 || b == (a + 1) % kUsers))
+            to.push_back(U("u" + std::to_string(b)));
+        }
+        if (!q.Append(Req(next_mid++, to)).ok()) ++failed;
+      }
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  CHECK(failed.load() == 0);
+
+  std::vector<std::vector<uint64_t>> inboxes;
+  for (int u = 0; u < kUsers; ++u) {
+    std::vector<uint64_t> mids;
+    for (const InboxEntry& e : FetchAll(*nodes[u % 2], U("u" + std::to_string(u)))) {
+      mids.push_back(e.message->mid);
+    }
+    inboxes.push_back(std::move(mids));
+  }
+  for (int a = 0; a < kUsers; ++a) {
+    for (int b = a + 1; b < kUsers; ++b) {
+      const std::set<uint64_t> in_b(inboxes[b].begin(), inboxes[b].end());
+      const std::set<uint64_t> in_a(inboxes[a].begin(), inboxes[a].end());
+      std::vector<uint64_t> shared_a, shared_b;
+      for (uint64_t mid : inboxes[a]) {
+        if (in_b.count(mid)) shared_a.push_back(mid);
+      }
+      for (uint64_t mid : inboxes[b]) {
+        if (in_a.count(mid)) shared_b.push_back(mid);
+      }
+      CHECK_FALSE(shared_a.empty());
+      CHECK(shared_a == shared_b);
+    }
+  }
+}
+
 // Expire works in bounded scripts (at most 100 inboxes and 2,000 deletions each) and loops until
 // nothing old is left: 3,000 entries over 150 inboxes, and 3,000 bodies, need several.
 TEST_CASE("OfflineQueue: redis Expire sweeps past one script's bound") {
