@@ -19,6 +19,8 @@
 #include <memory>
 #include <string>
 
+#include "im/group_service.h"
+#include "im/offline_queue.h"
 #include "im/result.h"
 #include "im/session_store.h"
 #include "im/user_store.h"
@@ -74,6 +76,24 @@ struct RedisSessionOptions {
 // refresh_interval_ms not in 1..session_ttl_ms-1.
 Result<std::shared_ptr<SessionStore>> OpenRedisSessionStore(const RedisOptions& redis,
                                                             RedisSessionOptions sessions = {});
+
+// Inboxes in Redis, with the semantics of OpenLevelDbOfflineQueue: seqs from a per-user counter
+// that is never reused within an epoch, the message body stored once whatever the fan-out, each
+// AppendBatch one atomic Lua script (so every inbox holds a batch's messages in one relative
+// order), dedup keys with a TTL, retention by age and max_inbox (Expire), acks that only go
+// up. Every inbox epoch changes when Redis may have lost acknowledged writes (a restart without
+// appendonly yes and appendfsync always, a promoted replica, a flushed database). Needs every
+// key on one Redis (a standalone primary, not Redis Cluster). docs/operations.md, Redis
+// backends, has the key layout. Opening does not contact Redis.
+Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
+                                                            OfflineQueueOptions options = {});
+
+// Groups in Redis, with the semantics of OpenLevelDbGroupService: every mutation one Lua script
+// over the group's three keys (one hash-tag slot), so 409 group_exists, already_member,
+// group_full and the owner hand-over are decided atomically whichever node asks.
+// docs/operations.md, Redis backends, has the key layout. Opening does not contact Redis.
+Result<std::shared_ptr<GroupService>> OpenRedisGroupService(const RedisOptions& redis,
+                                                            GroupLimits limits = {});
 
 }  // namespace im
 

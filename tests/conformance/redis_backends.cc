@@ -52,6 +52,20 @@ void AddRedisBackends() {
       [](const PasswordHashOptions& h) { return Must(OpenRedisUserStore(Options(), h)); },
       // The AOF: the password-in-clear case searches it.
       [] { return SharedRedisServer().dir(); }});
+  AddBackend(OfflineQueueBackend{
+      "redis",
+      [](const OfflineQueueOptions& o) {
+        SharedRedisServer().FlushAll();
+        return Must(OpenRedisOfflineQueue(Options(), o));
+      },
+      [](const OfflineQueueOptions& o) { return Must(OpenRedisOfflineQueue(Options(), o)); }});
+  AddBackend(GroupServiceBackend{
+      "redis",
+      [](const GroupLimits& l) {
+        SharedRedisServer().FlushAll();
+        return Must(OpenRedisGroupService(Options(), l));
+      },
+      [](const GroupLimits& l) { return Must(OpenRedisGroupService(Options(), l)); }});
 }
 
 }  // namespace im::test

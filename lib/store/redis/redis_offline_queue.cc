@@ -1,0 +1,674 @@
+// The Redis OfflineQueue: per-user inboxes with the semantics of the LevelDB one
+// (lib/store/leveldb/leveldb_offline_queue.cc), shared by every node on one Redis.
+//
+// Layout (store/redis/redis_offline_queue.h; docs/operations.md, Redis backends): per user an
+// `inbox` hash (epoch, seq counter), an `entries` list ("<mid> <ts>" per retained seq, oldest
+// first) and an `acks` hash; per message one `body` key, whatever the fan-out; per dedup key one
+// string with a TTL. The retained seqs of an inbox are consecutive and end at its counter (an
+// append increments the counter and pushes the entry in one script; retention pops from the
+// front only), so first_seq = seq - LLEN + 1 and an entry's seq is its list index + first_seq.
+//
+// Every append, fetch, info, ack and acked is one Lua script (EVALSHA): one round trip, atomic.
+// AppendBatch is one script for the whole batch (split only past kMaxScriptRecipients
+// recipients, never inside a request), so every request is all or nothing, and the seqs of one
+// request are assigned in one step: any two messages are in the same relative order in every
+// inbox that holds both. The scripts touch keys in several hash-tag slots (every recipient's,
+// the body's, the sweep indexes): they need every key on one Redis (a standalone primary). A
+// Redis Cluster deployment needs another scheme (docs/operations.md says which).
+//
+// Epochs: an inbox's epoch is "<its own random part>.<instance token>". Each script first
+// compares the redis-server's run_id (INFO server) with the one recorded in im:instance: a
+// different one means Redis restarted (or a replica took over) since, and may have lost the
+// writes of its last moments, counters included. The script then does nothing and the node
+// "adopts" the new process: it keeps the token only when Redis says that nothing acked can have
+// been lost (appendonly yes, appendfsync always, not a promoted replica), and otherwise writes a
+// new token, which gives every inbox a new epoch: a seq handed out again after a loss is never
+// under the epoch it had before. A database without im:instance (new, flushed, restarted
+// without persistence) gets a new token too. Acks carry the token they were made under and
+// count as 0 under another one.
+//
+// Retention: an append trims its inboxes to max_inbox at once. Expire pops from the front of
+// the inboxes whose oldest entry is older than the retention period (found through
+// im:inbox-heads, so a sweep costs what it deletes, not the number of users), deletes message
+// bodies older than it (im:message-index; an entry whose body is gone is skipped by Fetch and
+// reported as `gap`, as in LevelDB) and dedup keys older than the window (im:dedup-index). Each
+// sweep script is bounded (kSweepBudget), so Redis is never blocked for long.
+
+#include "store/redis/redis_offline_queue.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "im/offline_queue.h"
+#include "im/redis.h"
+#include "ops/log.h"
+#include "store/append_rules.h"
+#include "store/leveldb/coding.h"
+#include "store/redis/redis_client.h"
+#include "store/redis/redis_keys.h"
+
+namespace im {
+namespace internal {
+
+std::string RedisInboxKey(const UserKey& user) { return UserKeyPrefix(user) + "inbox"; }
+std::string RedisInboxEntriesKey(const UserKey& user) { return UserKeyPrefix(user) + "entries"; }
+std::string RedisInboxAcksKey(const UserKey& user) { return UserKeyPrefix(user) + "acks"; }
+
+namespace {
+
+std::string MessageKeyPrefix(std::string_view tenant) {
+  return "im:{m:" + EscapeKeyPart(tenant) + "/";
+}
+constexpr std::string_view kMessageKeySuffix = "}:body";
+
+}  // namespace
+
+std::string RedisMessageKey(std::string_view tenant, uint64_t mid) {
+  return MessageKeyPrefix(tenant) + std::to_string(mid) + std::string(kMessageKeySuffix);
+}
+
+namespace redis_queue {
+namespace {
+
+constexpr size_t kMaxFetchLimit = 500;
+// One append script indexes at most this many entries (unless one request alone has more):
+// a script blocks Redis while it runs, about a microsecond per command.
+constexpr size_t kMaxScriptRecipients = 10000;
+// Deletions per sweep script.
+constexpr int kSweepBudget = 2000;
+// A dedup key's TTL is the window plus this: the node's clock decides freshness (the record
+// holds when it was made), the TTL only bounds memory, so clock differences between nodes
+// must not cut a window short.
+constexpr int64_t kDedupTtlGraceMs = 60'000;
+constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
+constexpr char kBodyVersion = 1;
+
+// `now - duration`, saturating instead of overflowing for absurd option values.
+TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
+  constexpr TimestampMs kMin = std::numeric_limits<TimestampMs>::min();
+  constexpr TimestampMs kMax = std::numeric_limits<TimestampMs>::max();
+  if (duration > 0 && now < kMin + duration) return kMin;
+  if (duration < 0 && now > kMax + duration) return kMax;
+  return now - duration;
+}
+
+// 16 random hex digits.
+std::string RandomToken() {
+  unsigned char raw[8];
+  randombytes_buf(raw, sizeof raw);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  }
+  return out;
+}
+
+// The prelude of every script that hands out or reports seqs. KEYS[1] is im:instance, ARGV[1]
+// a fresh token for a database that has none. Returns the token, or nil and the run_id when
+// this redis-server process has not been adopted yet.
+constexpr std::string_view kInstancePrelude = R"lua(
+local function instance()
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  local inst = redis.call('HMGET', KEYS[1], 'run', 'token')
+  if not inst[1] or not inst[2] then
+    redis.call('HSET', KEYS[1], 'run', run, 'token', ARGV[1])
+    return ARGV[1]
+  end
+  if inst[1] ~= run then return nil, run end
+  return inst[2]
+end
+local token, run = instance()
+if not token then return {'restarted', run} end
+)lua";
+
+// KEYS: instance, heads, message index, dedup index; then per request its body key, its dedup
+// key (when it has one), and per recipient its inbox and entries keys.
+// ARGV: token, now, dedup window, dedup TTL, max_inbox, epoch base, request count; then per
+// request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count.
+// Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
+// recipient.
+const RedisScript& AppendScript() {
+  static const RedisScript script(std::string(kInstancePrelude) + R"lua(
+local now = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local max = tonumber(ARGV[5])
+local out = {'ok'}
+local a = 8
+local k = 5
+local created = 0
+for r = 1, tonumber(ARGV[7]) do
+  local mid, ts, body = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local sender, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local body_key = KEYS[k]
+  k = k + 1
+  local dedup_key = nil
+  if ARGV[a + 4] == '1' then
+    dedup_key = KEYS[k]
+    k = k + 1
+  end
+  a = a + 6
+  local dup = nil
+  if dedup_key then
+    local d = redis.call('GET', dedup_key)
+    if d then
+      local dmid, dts, dseq, drec = string.match(d, '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
+      if drec and tonumber(drec) > now - window then dup = {dmid, dts, dseq} end
+    end
+  end
+  if dup then
+    out[#out + 1] = 'dup'
+    out[#out + 1] = dup[1]
+    out[#out + 1] = dup[2]
+    out[#out + 1] = dup[3]
+    k = k + 2 * n
+  else
+    redis.call('SET', body_key, body)
+    redis.call('ZADD', KEYS[3], ts, body_key)
+    local entry = mid .. ' ' .. ts
+    local sender_seq = 0
+    out[#out + 1] = 'new'
+    for i = 1, n do
+      local inbox, entries = KEYS[k], KEYS[k + 1]
+      k = k + 2
+      local seq = redis.call('HINCRBY', inbox, 'seq', 1)
+      if seq == 1 then
+        created = created + 1
+        redis.call('HSETNX', inbox, 'epoch', ARGV[6] .. created)
+      end
+      local len = redis.call('RPUSH', entries, entry)
+      if len > max then
+        redis.call('LTRIM', entries, len - max, -1)
+        local head = redis.call('LINDEX', entries, 0)
+        if head then
+          redis.call('ZADD', KEYS[2], string.match(head, ' (.*)$'), inbox)
+        else
+          redis.call('ZREM', KEYS[2], inbox)
+        end
+      elseif len == 1 then
+        redis.call('ZADD', KEYS[2], ts, inbox)
+      end
+      out[#out + 1] = seq
+      if i == sender + 1 then sender_seq = seq end
+    end
+    if dedup_key then
+      redis.call('SET', dedup_key, mid .. ' ' .. ts .. ' ' .. sender_seq .. ' ' .. ARGV[2],
+                 'PX', ARGV[4])
+      redis.call('ZADD', KEYS[4], ARGV[2], dedup_key)
+    end
+  end
+end
+return out
+)lua");
+  return script;
+}
+
+// KEYS: instance, inbox, entries. ARGV: token, epoch for a new inbox, after, limit (0: the
+// header only), message key prefix, message key suffix.
+// Returns 'ok', epoch, first_seq, last_seq, more, gap, then seq, mid, body per entry.
+const RedisScript& FetchScript() {
+  static const RedisScript script(std::string(kInstancePrelude) + R"lua(
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'seq')
+local epoch = meta[1]
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+local last = tonumber(meta[2] or '0')
+local len = redis.call('LLEN', KEYS[3])
+local first = last - len + 1
+local after, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local gap = after < last and after + 1 < first
+local out = {'ok', epoch .. '.' .. token, len > 0 and first or 0, last, 0, 0}
+if limit > 0 and after < last then
+  local index = math.max(after + 1, first) - first
+  local got = 0
+  while index < len and out[5] == 0 do
+    local chunk = redis.call('LRANGE', KEYS[3], index, index + limit - got)
+    if #chunk == 0 then break end
+    for _, e in ipairs(chunk) do
+      if got == limit then
+        out[5] = 1
+        break
+      end
+      local mid = string.match(e, '^(%d+) ')
+      local body = redis.call('GET', ARGV[5] .. mid .. ARGV[6])
+      if body then
+        out[#out + 1] = first + index
+        out[#out + 1] = mid
+        out[#out + 1] = body
+        got = got + 1
+      else
+        gap = true
+      end
+      index = index + 1
+    end
+  end
+end
+if gap then out[6] = 1 end
+return out
+)lua");
+  return script;
+}
+
+// KEYS: instance, inbox, acks. ARGV: token, device, seq. Returns 'ok', or 'beyond' and last_seq.
+const RedisScript& AckScript() {
+  static const RedisScript script(std::string(kInstancePrelude) + R"lua(
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local seq = tonumber(ARGV[3])
+if seq > last then return {'beyond', last} end
+if seq > 0 then
+  local cur = redis.call('HGET', KEYS[3], ARGV[2])
+  local cur_seq, cur_token = 0, nil
+  if cur then cur_seq, cur_token = string.match(cur, '^(%d+) (.*)$') end
+  if cur_token ~= token or seq > tonumber(cur_seq) then
+    redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. ' ' .. token)
+  end
+end
+return {'ok'}
+)lua");
+  return script;
+}
+
+// KEYS: instance, acks. ARGV: token, device. Returns 'ok' and the ack (0 when none, or made
+// under another instance token).
+const RedisScript& AckedScript() {
+  static const RedisScript script(std::string(kInstancePrelude) + R"lua(
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if not cur then return {'ok', 0} end
+local seq, at = string.match(cur, '^(%d+) (.*)$')
+if at ~= token then return {'ok', 0} end
+return {'ok', tonumber(seq)}
+)lua");
+  return script;
+}
+
+// KEYS: instance. ARGV: the run_id seen, keep the token (1/0), a new token. Returns 0 when the
+// run_id changed again meanwhile, 1 when adopted with the token kept (or already adopted), 2
+// when adopted with a new token.
+const RedisScript& AdoptScript() {
+  static const RedisScript script(R"lua(
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+if run ~= ARGV[1] then return 0 end
+local inst = redis.call('HMGET', KEYS[1], 'run', 'token')
+if inst[1] == run and inst[2] then return 1 end
+if ARGV[2] == '1' and inst[2] then
+  redis.call('HSET', KEYS[1], 'run', run)
+  return 1
+end
+redis.call('HSET', KEYS[1], 'run', run, 'token', ARGV[3])
+return 2
+)lua");
+  return script;
+}
+
+// KEYS: heads. ARGV: cutoff, max_inbox, budget. Pops entries older than the cutoff from the
+// front of the inboxes whose oldest entry is, stopping at the first young one. Returns the
+// number dropped and 1 when candidates may remain.
+const RedisScript& SweepInboxesScript() {
+  static const RedisScript script(R"lua(
+local cutoff, max, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local dropped = 0
+local candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 100)
+for _, inbox in ipairs(candidates) do
+  local entries = string.sub(inbox, 1, -6) .. 'entries'
+  local len = redis.call('LLEN', entries)
+  local head_ts = nil
+  while len > 0 do
+    head_ts = string.match(redis.call('LINDEX', entries, 0), ' (.*)$')
+    if (len <= max and tonumber(head_ts) >= cutoff) or dropped >= budget then break end
+    redis.call('LPOP', entries)
+    len = len - 1
+    dropped = dropped + 1
+  end
+  if len == 0 then
+    redis.call('ZREM', KEYS[1], inbox)
+  else
+    redis.call('ZADD', KEYS[1], head_ts, inbox)
+  end
+  if dropped >= budget then return {dropped, 1} end
+end
+return {dropped, #candidates == 100 and 1 or 0}
+)lua");
+  return script;
+}
+
+// KEYS: an index (message or dedup). ARGV: the score bound ('(' for exclusive), budget.
+// Deletes the indexed keys scored up to it. Returns how many.
+const RedisScript& SweepIndexScript() {
+  static const RedisScript script(R"lua(
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #keys > 0 then
+  redis.call('DEL', unpack(keys))
+  redis.call('ZREM', KEYS[1], unpack(keys))
+end
+return #keys
+)lua");
+  return script;
+}
+
+// version | ts | from | to | group | type | body | extra (length-prefixed). Tenant and mid are
+// in the key.
+std::string EncodeMessage(const Message& m) {
+  std::string out(1, kBodyVersion);
+  coding::PutBigEndian(&out, static_cast<uint64_t>(m.ts));
+  for (const std::string* field : {&m.from, &m.to, &m.group, &m.type, &m.body, &m.extra}) {
+    coding::PutLengthPrefixed(&out, *field);
+  }
+  return out;
+}
+
+std::shared_ptr<Message> DecodeMessage(std::string_view in, const std::string& tenant,
+                                       uint64_t mid) {
+  auto m = std::make_shared<Message>();
+  uint64_t ts = 0;
+  if (!coding::GetVersion(&in, kBodyVersion) || !coding::GetBigEndian(&in, &ts)) return nullptr;
+  for (std::string* field : {&m->from, &m->to, &m->group, &m->type, &m->body, &m->extra}) {
+    if (!coding::GetLengthPrefixed(&in, field)) return nullptr;
+  }
+  if (!in.empty()) return nullptr;
+  m->ts = static_cast<TimestampMs>(ts);
+  m->tenant = tenant;
+  m->mid = mid;
+  return m;
+}
+
+bool ParseU64(std::string_view text, uint64_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
+}
+
+bool ParseI64(std::string_view text, int64_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
+}
+
+Status Unexpected(std::string_view what) {
+  return Status::Internal("redis: unexpected reply to " + std::string(what));
+}
+
+// The value of a CONFIG GET reply ("" when refused or absent).
+std::string ConfigValue(const RedisReply& reply) {
+  if (!reply.is_array() || reply.elements.size() != 2) return "";
+  return reply.elements[1].str;
+}
+
+// Thread-safety: every method is safe from any thread (the state is in Redis).
+class RedisOfflineQueue final : public OfflineQueue {
+ public:
+  RedisOfflineQueue(std::shared_ptr<RedisClient> client, const OfflineQueueOptions& options)
+      : client_(std::move(client)),
+        options_(options),
+        clock_(options.clock ? options.clock : SystemClock()) {}
+
+  Result<AppendResult> Append(const AppendRequest& request) override {
+    return std::move(AppendMany(&request, 1).front());
+  }
+
+  std::vector<Result<AppendResult>> AppendBatch(const std::vector<AppendRequest>& batch) override {
+    if (batch.empty()) return {};
+    return AppendMany(batch.data(), batch.size());
+  }
+
+  Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) override {
+    if (limit < 1 || limit > kMaxFetchLimit) return Status::BadRequest("limit must be 1..500");
+    return FetchOrInfo(user, after, limit);
+  }
+
+  Result<InboxInfo> Info(const UserKey& user) override {
+    Result<FetchResult> r = FetchOrInfo(user, 0, 0);
+    if (!r.ok()) return r.status();
+    InboxInfo info;
+    info.epoch = std::move(r->epoch);
+    info.first_seq = r->first_seq;
+    info.last_seq = r->last_seq;
+    return info;
+  }
+
+  Status Ack(const UserKey& user, const std::string& device, uint64_t seq) override {
+    Result<RedisReply> r = RunChecked(
+        AckScript(), {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxAcksKey(user)},
+        {device, std::to_string(seq)});
+    if (!r.ok()) return r.status();
+    if (r->elements[0].str == "beyond" && r->elements.size() == 2) {
+      return Status::BadRequest("ack seq " + std::to_string(seq) + " is beyond last_seq " +
+                                std::to_string(r->elements[1].integer));
+    }
+    return Status::OK();
+  }
+
+  Result<uint64_t> Acked(const UserKey& user, const std::string& device) override {
+    Result<RedisReply> r = RunChecked(
+        AckedScript(), {std::string(kRedisInstanceKey), RedisInboxAcksKey(user)}, {device});
+    if (!r.ok()) return r.status();
+    if (r->elements.size() != 2 || !r->elements[1].is_integer()) return Unexpected("acked");
+    return static_cast<uint64_t>(r->elements[1].integer);
+  }
+
+  Result<size_t> Expire(TimestampMs now) override;
+
+ private:
+  std::vector<Result<AppendResult>> AppendMany(const AppendRequest* requests, size_t count);
+  // Runs the requests at `indexes` (valid ones) as one script; fills their results.
+  void AppendChunk(const AppendRequest* requests, const std::vector<size_t>& indexes,
+                   std::vector<Result<AppendResult>>* results);
+  Result<FetchResult> FetchOrInfo(const UserKey& user, uint64_t after, size_t limit);
+
+  // Eval of a script that starts with kInstancePrelude (keys[0] is im:instance; a fresh token
+  // goes first in ARGV). When it reports a redis-server not adopted yet, adopts it and runs
+  // the script again. The reply is an array whose first element is a string.
+  Result<RedisReply> RunChecked(const RedisScript& script, const RedisArgs& keys, RedisArgs args) {
+    args.insert(args.begin(), RandomToken());
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Result<RedisReply> reply = client_->Eval(script, keys, args);
+      if (!reply.ok()) return reply;
+      if (!reply->is_array() || reply->elements.empty() || !reply->elements[0].is_string()) {
+        return Unexpected("a script");
+      }
+      if (reply->elements[0].str != "restarted") return reply;
+      if (reply->elements.size() != 2) return Unexpected("a script");
+      if (Status s = Adopt(reply->elements[1].str); !s.ok()) return s;
+    }
+    return Status::Unavailable("redis: the server keeps restarting");
+  }
+
+  // Records redis-server process `run_id` in im:instance, with a new token (every inbox a new
+  // epoch) unless Redis says that an acked write cannot have been lost across the restart.
+  Status Adopt(const std::string& run_id) {
+    Result<std::vector<RedisReply>> config = client_->Pipeline({{"CONFIG", "GET", "appendonly"},
+                                                                {"CONFIG", "GET", "appendfsync"},
+                                                                {"INFO", "replication"}});
+    if (!config.ok()) return config.status();
+    // A promoted replica (second_repl_offset set) may lack the old primary's last writes
+    // whatever its own fsync policy. CONFIG refused (renamed, ACL): assume the worst.
+    const bool durable = ConfigValue((*config)[0]) == "yes" &&
+                         ConfigValue((*config)[1]) == "always" &&
+                         (*config)[2].str.find("second_repl_offset:-1") != std::string::npos;
+    Result<RedisReply> adopted = client_->Eval(AdoptScript(), {std::string(kRedisInstanceKey)},
+                                               {run_id, durable ? "1" : "0", RandomToken()});
+    if (!adopted.ok()) return adopted.status();
+    if (adopted->is_integer() && adopted->integer == 2) {
+      IM_LOG_WARN(
+          "redis {}:{} restarted (run_id {}) without appendonly yes and appendfsync "
+          "always, or is a promoted replica: it may have lost acknowledged writes, so "
+          "every inbox gets a new epoch and clients resync",
+          client_->url().host, client_->url().port, run_id);
+    }
+    return Status::OK();
+  }
+
+  TimestampMs DedupTtlMs() const {
+    return std::clamp<int64_t>(options_.dedup_window_ms, 0, kMaxTtlMs) + kDedupTtlGraceMs;
+  }
+
+  const std::shared_ptr<RedisClient> client_;
+  const OfflineQueueOptions options_;
+  Clock* const clock_;
+};
+
+std::vector<Result<AppendResult>> RedisOfflineQueue::AppendMany(const AppendRequest* requests,
+                                                                size_t count) {
+  std::vector<Result<AppendResult>> results;
+  results.reserve(count);
+  std::vector<size_t> chunk;
+  size_t chunk_recipients = 0;
+  for (size_t i = 0; i < count; ++i) {
+    Status invalid = ValidateAppendRequest(requests[i]);
+    results.emplace_back(invalid.ok() ? Result<AppendResult>(AppendResult()) : invalid);
+    if (!invalid.ok()) continue;
+    const size_t n = requests[i].recipients.size();
+    if (!chunk.empty() && chunk_recipients + n > kMaxScriptRecipients) {
+      AppendChunk(requests, chunk, &results);
+      chunk.clear();
+      chunk_recipients = 0;
+    }
+    chunk.push_back(i);
+    chunk_recipients += n;
+  }
+  if (!chunk.empty()) AppendChunk(requests, chunk, &results);
+  return results;
+}
+
+void RedisOfflineQueue::AppendChunk(const AppendRequest* requests,
+                                    const std::vector<size_t>& indexes,
+                                    std::vector<Result<AppendResult>>* results) {
+  const TimestampMs now = clock_->NowMs();
+  RedisArgs keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
+                    std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
+  RedisArgs args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
+                    std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
+                    RandomToken() + "-",          std::to_string(indexes.size())};
+  for (size_t i : indexes) {
+    const AppendRequest& request = requests[i];
+    const Message& message = *request.message;
+    keys.push_back(RedisMessageKey(message.tenant, message.mid));
+    const bool dedup = !request.dedup_key.empty();
+    if (dedup) {
+      keys.push_back("im:{d:" + EscapeKeyPart(message.tenant) + "/" +
+                     EscapeKeyPart(request.dedup_key) + "}:dedup");
+    }
+    for (const UserKey& user : request.recipients) {
+      keys.push_back(RedisInboxKey(user));
+      keys.push_back(RedisInboxEntriesKey(user));
+    }
+    args.push_back(std::to_string(message.mid));
+    args.push_back(std::to_string(message.ts));
+    args.push_back(EncodeMessage(message));
+    args.push_back(std::to_string(request.sender_index));
+    args.push_back(dedup ? "1" : "0");
+    args.push_back(std::to_string(request.recipients.size()));
+  }
+  Result<RedisReply> reply = RunChecked(AppendScript(), keys, std::move(args));
+  auto fail = [&](const Status& status) {
+    for (size_t i : indexes) (*results)[i] = status;
+  };
+  if (!reply.ok()) return fail(reply.status());
+  const std::vector<RedisReply>& out = reply->elements;
+  size_t pos = 1;
+  for (size_t i : indexes) {
+    const AppendRequest& request = requests[i];
+    AppendResult result;
+    if (pos < out.size() && out[pos].str == "dup" && pos + 3 < out.size()) {
+      result.duplicate = true;
+      if (!ParseU64(out[pos + 1].str, &result.mid) || !ParseI64(out[pos + 2].str, &result.ts) ||
+          !ParseU64(out[pos + 3].str, &result.sender_seq)) {
+        return fail(Unexpected("an append"));
+      }
+      pos += 4;
+    } else if (pos < out.size() && out[pos].str == "new" &&
+               pos + request.recipients.size() < out.size()) {
+      result.mid = request.message->mid;
+      result.ts = request.message->ts;
+      for (size_t r = 0; r < request.recipients.size(); ++r) {
+        result.seqs.push_back(static_cast<uint64_t>(out[pos + 1 + r].integer));
+      }
+      if (request.sender_index >= 0) {
+        result.sender_seq = result.seqs[static_cast<size_t>(request.sender_index)];
+      }
+      pos += 1 + request.recipients.size();
+    } else {
+      return fail(Unexpected("an append"));
+    }
+    (*results)[i] = std::move(result);
+  }
+}
+
+Result<FetchResult> RedisOfflineQueue::FetchOrInfo(const UserKey& user, uint64_t after,
+                                                   size_t limit) {
+  Result<RedisReply> reply =
+      RunChecked(FetchScript(),
+                 {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxEntriesKey(user)},
+                 {RandomToken(), std::to_string(after), std::to_string(limit),
+                  MessageKeyPrefix(user.tenant), std::string(kMessageKeySuffix)});
+  if (!reply.ok()) return reply.status();
+  const std::vector<RedisReply>& out = reply->elements;
+  if (out.size() < 6 || (out.size() - 6) % 3 != 0) return Unexpected("a fetch");
+  FetchResult result;
+  result.epoch = out[1].str;
+  result.first_seq = static_cast<uint64_t>(out[2].integer);
+  result.last_seq = static_cast<uint64_t>(out[3].integer);
+  result.more = out[4].integer != 0;
+  result.gap = out[5].integer != 0;
+  result.entries.reserve((out.size() - 6) / 3);
+  for (size_t i = 6; i < out.size(); i += 3) {
+    uint64_t mid = 0;
+    if (!ParseU64(out[i + 1].str, &mid)) return Unexpected("a fetch");
+    std::shared_ptr<Message> message = DecodeMessage(out[i + 2].str, user.tenant, mid);
+    if (message == nullptr) return Status::Internal("redis: corrupt message " + out[i + 1].str);
+    result.entries.push_back(InboxEntry{static_cast<uint64_t>(out[i].integer), std::move(message)});
+  }
+  return result;
+}
+
+Result<size_t> RedisOfflineQueue::Expire(TimestampMs now) {
+  const TimestampMs cutoff = SaturatingSub(now, options_.retention_ms);
+  size_t dropped = 0;
+  for (;;) {
+    Result<RedisReply> r = client_->Eval(
+        SweepInboxesScript(), {std::string(kRedisInboxHeadsKey)},
+        {std::to_string(cutoff), std::to_string(options_.max_inbox), std::to_string(kSweepBudget)});
+    if (!r.ok()) return r.status();
+    if (!r->is_array() || r->elements.size() != 2) return Unexpected("a sweep");
+    dropped += static_cast<size_t>(r->elements[0].integer);
+    if (r->elements[1].integer == 0) break;
+  }
+  // Message bodies with ts < cutoff; dedup keys recorded at or before now - window (a record is
+  // fresh while recorded_ms > now - window).
+  const std::pair<std::string_view, std::string> indexes[] = {
+      {kRedisMessageIndexKey, "(" + std::to_string(cutoff)},
+      {kRedisDedupIndexKey, std::to_string(SaturatingSub(now, options_.dedup_window_ms))}};
+  for (const auto& [index, bound] : indexes) {
+    for (;;) {
+      Result<RedisReply> r = client_->Eval(SweepIndexScript(), {std::string(index)},
+                                           {bound, std::to_string(kSweepBudget)});
+      if (!r.ok()) return r.status();
+      if (!r->is_integer()) return Unexpected("a sweep");
+      if (r->integer < kSweepBudget) break;
+    }
+  }
+  return dropped;
+}
+
+}  // namespace
+}  // namespace redis_queue
+}  // namespace internal
+
+Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
+                                                            OfflineQueueOptions options) {
+  if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
+  Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
+  if (!client.ok()) return client.status();
+  return std::shared_ptr<OfflineQueue>(std::make_shared<internal::redis_queue::RedisOfflineQueue>(
+      std::move(client).value(), options));
+}
+
+}  // namespace im
