@@ -3,10 +3,23 @@
 #ifndef IM_STORE_APPEND_RULES_H_
 #define IM_STORE_APPEND_RULES_H_
 
+#include <cstdint>
+#include <limits>
+
 #include "im/offline_queue.h"
 #include "im/status.h"
 
 namespace im::internal {
+
+// `now - duration`, saturating instead of overflowing for absurd option values (retention and
+// dedup cut-offs).
+inline TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
+  constexpr TimestampMs kMin = std::numeric_limits<TimestampMs>::min();
+  constexpr TimestampMs kMax = std::numeric_limits<TimestampMs>::max();
+  if (duration > 0 && now < kMin + duration) return kMin;
+  if (duration < 0 && now > kMax + duration) return kMax;
+  return now - duration;
+}
 
 // 400 for a request without a message or recipients, a sender_index out of range, or a
 // repeated recipient (it would get the message twice under two seqs; the contract forbids it).

@@ -13,8 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "conformance/suites/suite.h"
 #include "conformance/redis_backends.h"
+#include "conformance/redis_test_options.h"
+#include "conformance/suites/suite.h"
 #include "im/redis.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_session_store.h"
@@ -30,21 +31,12 @@ using conformance::internal::Must;
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 
-RedisOptions FastFailing(const test::RedisServer& server) {
-  RedisOptions options;
-  options.url = server.url();
-  options.connect_timeout_ms = 2000;
-  options.command_timeout_ms = 2000;
-  options.reconnect_min_ms = 10;
-  options.reconnect_max_ms = 50;
-  return options;
-}
-
 TEST_CASE("UserStore: redis answers 503 while Redis is down and recovers by itself") {
   test::RedisServer server;
   server.Stop();
   // Opening does not need Redis: a node may start before it.
-  std::shared_ptr<UserStore> s = Must(OpenRedisUserStore(FastFailing(server), FastHash()));
+  std::shared_ptr<UserStore> s =
+      Must(OpenRedisUserStore(test::FastFailingRedisOptions(server), FastHash()));
   const UserKey alice{"default", "alice"};
   CheckError(s->Create(alice, "password-1", "", kT0), Code::kUnavailable, "unavailable");
   CheckError(s->Get(alice), Code::kUnavailable, "unavailable");
@@ -63,13 +55,13 @@ TEST_CASE("UserStore: redis answers 503 while Redis is down and recovers by itse
 
 TEST_CASE("UserStore: redis keeps an account under the user's escaped hash tag") {
   test::SharedRedisServer().FlushAll();
-  std::shared_ptr<UserStore> s =
-      Must(OpenRedisUserStore(FastFailing(test::SharedRedisServer()), FastHash()));
+  std::shared_ptr<UserStore> s = Must(
+      OpenRedisUserStore(test::FastFailingRedisOptions(test::SharedRedisServer()), FastHash()));
   Must(s->Create(UserKey{"t{1}", "a/b%"}, "password-1", "", kT0));
   const std::string key = "im:{u:t%7B1%7D/a%2Fb%25}:account";
   CHECK(test::SharedRedisServer().Command({"EXISTS", key}) == ":1");
   CHECK(test::SharedRedisServer().Command({"HGET", key, "v"}) == "$1");  // the version, "1"
-  CHECK(test::SharedRedisServer().Command({"DBSIZE"}) == ":1");  // nothing else was written
+  CHECK(test::SharedRedisServer().Command({"DBSIZE"}) == ":1");          // nothing else was written
   CHECK(Must(s->Get(UserKey{"t{1}", "a/b%"})).display_name == "a/b%");
 }
 
@@ -91,7 +83,8 @@ std::vector<SessionInfo> MustFind(SessionStore& store, const std::string& user) 
 
 TEST_CASE("SessionStore: redis answers 503 while Redis is down and recovers by itself") {
   test::RedisServer server;
-  std::shared_ptr<SessionStore> s = Must(OpenRedisSessionStore(FastFailing(server)));
+  std::shared_ptr<SessionStore> s =
+      Must(OpenRedisSessionStore(test::FastFailingRedisOptions(server)));
   const SessionInfo alice = Session("alice", "phone", "s1", "node-a");
   Must(s->Put(alice, KickPolicy::kPerDevice));
   server.Stop();
@@ -109,7 +102,7 @@ TEST_CASE("SessionStore: redis answers 503 while Redis is down and recovers by i
 
 TEST_CASE("SessionStore: redis remove across nodes never deletes the newer session") {
   test::SharedRedisServer().FlushAll();
-  RedisOptions redis = FastFailing(test::SharedRedisServer());
+  RedisOptions redis = test::FastFailingRedisOptions(test::SharedRedisServer());
   std::mutex mu;
   std::vector<SessionInfo> lost;
   RedisSessionOptions a_options;
@@ -151,7 +144,7 @@ TEST_CASE("SessionStore: redis remove across nodes never deletes the newer sessi
 
 TEST_CASE("SessionStore: redis sessions of a node that stops refreshing expire within the TTL") {
   test::SharedRedisServer().FlushAll();
-  RedisOptions redis = FastFailing(test::SharedRedisServer());
+  RedisOptions redis = test::FastFailingRedisOptions(test::SharedRedisServer());
   RedisSessionOptions short_ttl;
   short_ttl.session_ttl_ms = 2000;
   short_ttl.refresh_interval_ms = 200;
@@ -171,9 +164,9 @@ TEST_CASE("SessionStore: redis sessions of a node that stops refreshing expire w
   dying.reset();  // the node dies: nobody refreshes, nobody removes
   const auto died = std::chrono::steady_clock::now();
   REQUIRE(test::WaitUntil([&] { return MustFind(*other, "alice").empty(); }, 10000));
-  const auto gone_after = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now() - died)
-                              .count();
+  const auto gone_after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - died)
+          .count();
   CHECK(gone_after <= 2000 + 2000);  // the TTL, and slack for a loaded machine
   REQUIRE(test::WaitUntil([&] { return Must(other->Count("default")) == 0; }, 10000));
   CHECK(Must(other->Count("")) == 0);
@@ -186,7 +179,7 @@ TEST_CASE("SessionStore: redis sessions of a node that stops refreshing expire w
 TEST_CASE("SessionStore: redis FindMany reads every user in one round trip") {
   test::SharedRedisServer().FlushAll();
   std::shared_ptr<internal::RedisClient> client =
-      Must(internal::RedisClient::Create(FastFailing(test::SharedRedisServer())));
+      Must(internal::RedisClient::Create(test::FastFailingRedisOptions(test::SharedRedisServer())));
   std::shared_ptr<SessionStore> store = Must(internal::NewRedisSessionStore(client, {}));
   std::vector<UserKey> users;
   for (int i = 0; i < 100; ++i) {

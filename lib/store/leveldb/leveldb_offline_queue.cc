@@ -69,15 +69,6 @@ constexpr size_t kSweepCandidates = 1024;
 // An evicted one costs one LevelDB read and two seeks on its next use, never correctness.
 constexpr size_t kHeaderCacheCapacity = size_t{1} << 16;
 
-// `now - duration`, saturating instead of overflowing for absurd option values.
-TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
-  constexpr TimestampMs kMin = std::numeric_limits<TimestampMs>::min();
-  constexpr TimestampMs kMax = std::numeric_limits<TimestampMs>::max();
-  if (duration > 0 && now < kMin + duration) return kMin;
-  if (duration < 0 && now > kMax + duration) return kMax;
-  return now - duration;
-}
-
 // A write batch that counts its operations, for the sweep's bound and to skip empty writes.
 struct Batch {
   leveldb::WriteBatch batch;

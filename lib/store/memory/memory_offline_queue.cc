@@ -29,14 +29,6 @@ namespace {
 
 constexpr size_t kMaxFetchLimit = 500;
 
-// `now - duration` without signed overflow for absurd option values.
-TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
-  if (duration > 0 && now < std::numeric_limits<TimestampMs>::min() + duration) {
-    return std::numeric_limits<TimestampMs>::min();
-  }
-  return now - duration;
-}
-
 // 16 random hex chars. Random rather than time-based so that two processes started in the same
 // millisecond (or a restart after a clock step back) never reuse an epoch.
 std::string NewEpoch() {

@@ -1,5 +1,7 @@
 #include "store/redis/node_registry.h"
 
+#include "store/redis/redis_keys.h"
+
 #include <sodium.h>
 
 #include <algorithm>
@@ -44,18 +46,6 @@ int64_t NowMs() {
       .count();
 }
 
-std::string RandomToken() {
-  unsigned char bytes[16];
-  randombytes_buf(bytes, sizeof bytes);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xF];
-  }
-  return out;
-}
-
 int64_t ToInt(const std::string& text) {
   int64_t value = 0;
   std::from_chars(text.data(), text.data() + text.size(), value);
@@ -89,7 +79,7 @@ RedisNodeRegistry::RedisNodeRegistry(std::shared_ptr<RedisClient> client, NodeIn
       self_(std::move(self)),
       options_(options),
       load_(std::move(load)),
-      instance_(RandomToken()) {}
+      instance_(RandomHexToken(16)) {}
 
 void RedisNodeRegistry::StopThread() {
   {

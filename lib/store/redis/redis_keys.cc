@@ -1,5 +1,9 @@
 #include "store/redis/redis_keys.h"
 
+#include <sodium.h>
+
+#include <vector>
+
 namespace im::internal {
 namespace {
 
@@ -38,6 +42,19 @@ std::string UserKeyPrefix(const UserKey& user) {
 
 std::string GroupKeyPrefix(const GroupKey& group) {
   return TaggedPrefix('g', group.tenant, group.gid);
+}
+
+std::string RandomHexToken(size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  randombytes_buf(raw.data(), raw.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes);
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  }
+  return out;
 }
 
 }  // namespace im::internal

@@ -29,6 +29,10 @@ std::string UserKeyPrefix(const UserKey& user);
 // "im:{g:<tenant>/<gid>}:" (escaped); append the key's own name.
 std::string GroupKeyPrefix(const GroupKey& group);
 
+// `bytes` random bytes (libsodium) as 2 * bytes lower-case hex digits: node instance ids, epoch
+// parts, script tokens.
+std::string RandomHexToken(size_t bytes);
+
 }  // namespace im::internal
 
 #endif  // IM_STORE_REDIS_REDIS_KEYS_H_

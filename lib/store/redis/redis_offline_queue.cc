@@ -91,28 +91,6 @@ constexpr int64_t kDedupTtlGraceMs = 60'000;
 constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
 constexpr char kBodyVersion = 1;
 
-// `now - duration`, saturating instead of overflowing for absurd option values.
-TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
-  constexpr TimestampMs kMin = std::numeric_limits<TimestampMs>::min();
-  constexpr TimestampMs kMax = std::numeric_limits<TimestampMs>::max();
-  if (duration > 0 && now < kMin + duration) return kMin;
-  if (duration < 0 && now > kMax + duration) return kMax;
-  return now - duration;
-}
-
-// 16 random hex digits.
-std::string RandomToken() {
-  unsigned char raw[8];
-  randombytes_buf(raw, sizeof raw);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xF];
-  }
-  return out;
-}
-
 // The prelude of every script that hands out or reports seqs. KEYS[1] is im:instance, ARGV[1]
 // a fresh token for a database that has none. Returns the token, or nil and the run_id when
 // this redis-server process has not been adopted yet.
@@ -467,7 +445,7 @@ class RedisOfflineQueue final : public OfflineQueue {
   // goes first in ARGV). When it reports a redis-server not adopted yet, adopts it and runs
   // the script again. The reply is an array whose first element is a string.
   Result<RedisReply> RunChecked(const RedisScript& script, const RedisArgs& keys, RedisArgs args) {
-    args.insert(args.begin(), RandomToken());
+    args.insert(args.begin(), RandomHexToken(8));
     for (int attempt = 0; attempt < 3; ++attempt) {
       Result<RedisReply> reply = client_->Eval(script, keys, args);
       if (!reply.ok()) return reply;
@@ -494,7 +472,7 @@ class RedisOfflineQueue final : public OfflineQueue {
                          ConfigValue((*config)[1]) == "always" &&
                          (*config)[2].str.find("second_repl_offset:-1") != std::string::npos;
     Result<RedisReply> adopted = client_->Eval(AdoptScript(), {std::string(kRedisInstanceKey)},
-                                               {run_id, durable ? "1" : "0", RandomToken()});
+                                               {run_id, durable ? "1" : "0", RandomHexToken(8)});
     if (!adopted.ok()) return adopted.status();
     if (adopted->is_integer() && adopted->integer == 2) {
       IM_LOG_WARN(
@@ -546,7 +524,7 @@ void RedisOfflineQueue::AppendChunk(const AppendRequest* requests,
                     std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
   RedisArgs args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
                     std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
-                    RandomToken() + "-",          std::to_string(indexes.size())};
+                    RandomHexToken(8) + "-",          std::to_string(indexes.size())};
   for (size_t i : indexes) {
     const AppendRequest& request = requests[i];
     const Message& message = *request.message;
@@ -607,7 +585,7 @@ Result<FetchResult> RedisOfflineQueue::FetchOrInfo(const UserKey& user, uint64_t
   Result<RedisReply> reply =
       RunChecked(FetchScript(),
                  {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxEntriesKey(user)},
-                 {RandomToken(), std::to_string(after), std::to_string(limit),
+                 {RandomHexToken(8), std::to_string(after), std::to_string(limit),
                   MessageKeyPrefix(user.tenant), std::string(kMessageKeySuffix)});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& out = reply->elements;
