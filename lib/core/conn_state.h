@@ -6,8 +6,7 @@
 //
 // Thread-safety: ConnState's atomics may be read from any thread; `session`/`logged_in` are
 // written only on the connection's strand (worker pool) and read by the sweeper under `mu`;
-// `chat_bucket` is used only by the command being run (on the strand, or inline on the io
-// thread when nothing else of the connection is pending: SocketFront::OnFrame).
+// `chat_bucket` is used only on the strand.
 #ifndef IM_CORE_CONN_STATE_H_
 #define IM_CORE_CONN_STATE_H_
 
@@ -37,8 +36,7 @@ struct ConnState {
   asio::strand<asio::thread_pool::executor_type> strand;
   const TimestampMs opened_ms;
   std::atomic<TimestampMs> last_seen_ms;
-  std::atomic<size_t> pending = 0;     // commands posted to the strand and not yet started
-  std::atomic<size_t> unfinished = 0;  // commands posted to the strand and not yet finished
+  std::atomic<size_t> pending = 0;  // commands posted to the strand and not yet started
   std::atomic<bool> closed = false;  // the transport reported the close
   std::atomic<bool> logged_in = false;
   // When the login token expires (0 = never). A login with a fresh token moves it.
@@ -46,7 +44,7 @@ struct ConnState {
 
   std::mutex mu;  // guards `session`
   SessionInfo session;
-  TokenBucket chat_bucket;  // chat_connection_rate/burst; by the running command only
+  TokenBucket chat_bucket;  // chat_connection_rate/burst; on the strand only
 };
 
 // Connections by id, sharded to keep lock contention off the per-frame path.

@@ -76,7 +76,7 @@ Status Server::Impl::Start() {
       deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_});
   socket_front_ = std::make_unique<internal::SocketFront>(internal::SocketFront::Deps{
       &options_, clock_, workers_.get(), sessions_.get(), chat_.get(), groups_.get(),
-      events_.get(), &metrics_, /*inline_sends=*/!hooks_.before_send});
+      events_.get(), &metrics_});
   http_front_ = std::make_unique<internal::HttpFront>(internal::HttpFront::Deps{
       &options_, &deps_, clock_, workers_.get(), hash_pool_.get(), chat_.get(), groups_.get(),
       limits_.get(), &metrics_, &running_, [this] {

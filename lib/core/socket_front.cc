@@ -49,24 +49,11 @@ void SocketFront::OnFrame(const std::shared_ptr<Connection>& connection,
                             "too many commands in flight on this connection"))));
     return;
   }
-  // A chat.send with no command of this connection queued or running on the worker pool runs
-  // here, on the io thread: it only checks, filters and queues for the committer (nothing in
-  // it blocks), and skipping the hop to a worker saves a thread switch per message. The
-  // connection's order holds: its frames reach OnFrame one at a time, and `unfinished` drops
-  // to 0 only after the worker finished the last one (release/acquire: what it wrote, e.g. the
-  // login, is seen here).
-  if (deps_.inline_sends && req->cmd == "chat.send" &&
-      state->unfinished.load(std::memory_order_acquire) == 0) {
-    Dispatch(state, req);
-    return;
-  }
   state->pending.fetch_add(1, std::memory_order_relaxed);
-  state->unfinished.fetch_add(1, std::memory_order_relaxed);
   asio::post(state->strand, [this, state, req] {
     NameThisThreadOnce("im-worker");
     state->pending.fetch_sub(1, std::memory_order_relaxed);
     Dispatch(state, req);
-    state->unfinished.fetch_sub(1, std::memory_order_release);
   });
 }
 

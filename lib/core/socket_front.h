@@ -42,9 +42,6 @@ class SocketFront final : public TransportHandler {
     GroupOps* groups;
     EventLog* events;
     Metrics* metrics;
-    // chat.send may run on the io thread (see OnFrame): true when the host installed no
-    // before-send hook (a hook may block; it runs on a worker).
-    bool inline_sends = true;
   };
   explicit SocketFront(Deps deps);
 

@@ -301,9 +301,9 @@ TEST_CASE("limits: commands past max_pending_commands get 429 rate_limited - the
   }
 }
 
-// chat.send may skip the worker and run on the network thread, but only when nothing of its
-// connection is queued or running there: a send behind a held sync is answered after it, and
-// a send pipelined behind its login sees the login.
+// A connection's commands run in arrival order, chat.send included (it is the command a faster
+// path would be tempted to take out of line): a send behind a held sync is answered after it,
+// and a send pipelined behind its login sees the login.
 TEST_CASE("commands: a chat.send keeps its place behind the connection's earlier commands") {
   std::shared_ptr<GatedInbox> inbox;
   TestServer ts({}, [&](im::ServerDeps& d) {
