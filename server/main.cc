@@ -23,6 +23,10 @@
 #include "im/version.h"
 #include "ops/log.h"
 #include "registry.h"
+#if IM_WITH_REDIS
+#include "route/redis_router.h"
+#include "store/redis/node_registry.h"
+#endif
 
 namespace {
 
@@ -229,6 +233,29 @@ void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter
   }
 }
 
+#if IM_WITH_REDIS
+im::internal::NodeRegistryOptions NodeRegistryOptionsOf(const imd::Config& c) {
+  im::internal::NodeRegistryOptions o;
+  o.ttl_ms = c.cluster_node_ttl_ms;
+  o.heartbeat_ms = c.cluster_heartbeat_ms;
+  return o;
+}
+
+// A node registry failure; for a held id, what to do about it.
+int FailRegistry(const im::Status& s, const std::string& node_id, const std::string& url) {
+  if (s.code() == im::Code::kConflict) {
+    std::fprintf(stderr,
+                 "imd: node id '%s' is held by a live node in %s: give this node another "
+                 "[cluster] node_id (or wait until the other one's entry expires)\n",
+                 node_id.c_str(), url.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "imd: cannot register node '%s' in %s: %s\n", node_id.c_str(),
+               url.c_str(), s.ToString().c_str());
+  return 1;
+}
+#endif
+
 int RunServer(imd::Config c, const std::string& config_path) {
   std::error_code ec;
   std::filesystem::create_directories(c.data_dir, ec);
@@ -282,8 +309,44 @@ int RunServer(imd::Config c, const std::string& config_path) {
     std::printf("imd: filter %s: %zu words (%s)\n", c.filter_words_file.c_str(),
                 filter->word_count(), c.filter_mode.c_str());
   }
-  deps.sessions = im::NewMemorySessionStore();
+  const bool cluster = imd::IsRedisUrl(c.sessions);
+  const std::string node_id = c.server.node_id.empty()
+                                  ? "node-" + std::to_string(c.server.node_number)
+                                  : c.server.node_id;
+  // A session of this node that is gone from the shared store (displaced by a login elsewhere,
+  // or expired while Redis was unreachable) is closed: the client logs in again.
+  auto router_slot = std::make_shared<std::weak_ptr<im::Router>>();
+  auto sessions = imd::OpenSessionStore(
+      c.sessions, c.session_ttl_ms, [router_slot](const im::SessionInfo& lost) {
+        if (auto router = router_slot->lock()) {
+          router->Close(lost, im::Frame{}, im::close_code::kKicked, "session lost");
+        }
+      });
+  if (!sessions.ok()) return FailOpen(sessions.status(), c, config_path, c.sessions);
+  deps.sessions = *sessions;
   deps.router = im::NewLocalRouter();
+#if IM_WITH_REDIS
+  std::shared_ptr<im::internal::RedisClient> cluster_redis;
+  im::RedisOptions cluster_options;
+  if (cluster) {
+    cluster_options.url = c.cluster_redis.empty() ? c.sessions : c.cluster_redis;
+    auto client = imd::SharedRedisClient(cluster_options.url);
+    if (!client.ok()) return Fail(client.status());
+    cluster_redis = *client;
+    // Refuse early, before binding, when a live node holds the id (Start below checks again).
+    auto registry = im::internal::RedisNodeRegistry::Start(
+        cluster_redis, im::internal::NodeInfo{node_id, "", "", im::LinkedVersion()},
+        NodeRegistryOptionsOf(c), nullptr);
+    if (!registry.ok()) return FailRegistry(registry.status(), node_id, cluster_options.url);
+    registry->reset();  // deregisters; the heartbeat after Start registers the node for good
+    auto router = im::internal::RedisRouter::Start(cluster_redis, cluster_options, node_id);
+    if (!router.ok()) return Fail(router.status());
+    deps.router = *router;
+  }
+#else
+  if (cluster) return Fail(im::Status::BadRequest("this imd was built without Redis"));
+#endif
+  *router_slot = deps.router;
   deps.inbox = *inbox;
   im::Hs256Options ho;
   ho.leeway_s = c.token_leeway_s;
@@ -307,6 +370,35 @@ int RunServer(imd::Config c, const std::string& config_path) {
   auto bound = [](const std::string& listen, uint16_t port) {
     return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(port);
   };
+#if IM_WITH_REDIS
+  std::unique_ptr<im::internal::RedisNodeRegistry> node_registry;
+  if (cluster) {
+    im::internal::NodeInfo self;
+    self.id = node_id;
+    self.tcp_address = !c.advertise_tcp.empty() ? c.advertise_tcp
+                       : server.tcp_port()     ? bound(c.server.tcp_listen, server.tcp_port())
+                                               : "";
+    self.ws_address = !c.advertise_ws.empty() ? c.advertise_ws
+                      : server.http_port()
+                          ? "ws://" + bound(c.server.http_listen, server.http_port()) + "/ws"
+                          : "";
+    self.version = im::LinkedVersion();
+    std::shared_ptr<im::Router> router = deps.router;
+    auto registry = im::internal::RedisNodeRegistry::Start(
+        cluster_redis, self, NodeRegistryOptionsOf(c),
+        [router] { return static_cast<int64_t>(router->LocalCount()); });
+    if (!registry.ok()) {
+      server.Stop();
+      return FailRegistry(registry.status(), node_id, cluster_options.url);
+    }
+    node_registry = std::move(*registry);
+    std::printf("imd: cluster node %s registered in %s (heartbeat %lld ms, node ttl %lld ms, "
+                "session ttl %lld ms)\n", node_id.c_str(), cluster_options.url.c_str(),
+                static_cast<long long>(c.cluster_heartbeat_ms),
+                static_cast<long long>(c.cluster_node_ttl_ms),
+                static_cast<long long>(c.session_ttl_ms));
+  }
+#endif
   std::printf("imd: node %s serving", server.node_id().c_str());
   if (server.http_port()) {
     std::string http = bound(c.server.http_listen, server.http_port());
@@ -334,6 +426,9 @@ int RunServer(imd::Config c, const std::string& config_path) {
   IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
               c.drain_timeout_ms);
   server.Drain(c.drain_timeout_ms);
+#if IM_WITH_REDIS
+  node_registry.reset();  // deregisters: the node leaves the registry at once
+#endif
   std::filesystem::remove(PidFile(c), ec);
   std::printf("imd: stopped\n");
   return 0;
