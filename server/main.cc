@@ -241,6 +241,31 @@ im::internal::NodeRegistryOptions NodeRegistryOptionsOf(const imd::Config& c) {
   return o;
 }
 
+// Message ids embed [server] node_number: two live nodes with one number could hand out one mid
+// twice (and the inbox stores a message body once per mid). So a cluster node claims its number
+// in Redis, im:node-number:<n> = its node id, for node_ttl_ms, renewed at every heartbeat.
+// Answers "" when the claim is this node's, else the id of the node that holds the number.
+im::Result<std::string> ClaimNodeNumber(im::internal::RedisClient& redis, int number,
+                                        const std::string& node_id, int64_t ttl_ms) {
+  static const im::internal::RedisScript kClaim(R"(
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return '')");
+  auto r = redis.Eval(kClaim, {"im:node-number:" + std::to_string(number)},
+                      {node_id, std::to_string(ttl_ms)});
+  if (!r.ok()) return r.status();
+  return r->str;
+}
+
+// Gives the number up at a clean stop (only when this node still holds it).
+void ReleaseNodeNumber(im::internal::RedisClient& redis, int number, const std::string& node_id) {
+  static const im::internal::RedisScript kRelease(R"(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0)");
+  (void)redis.Eval(kRelease, {"im:node-number:" + std::to_string(number)}, {node_id});
+}
+
 // A node registry failure; for a held id, what to do about it.
 int FailRegistry(const im::Status& s, const std::string& node_id, const std::string& url) {
   if (s.code() == im::Code::kConflict) {
@@ -339,6 +364,16 @@ int RunServer(imd::Config c, const std::string& config_path) {
         NodeRegistryOptionsOf(c), nullptr);
     if (!registry.ok()) return FailRegistry(registry.status(), node_id, cluster_options.url);
     registry->reset();  // deregisters; the heartbeat after Start registers the node for good
+    auto holder = ClaimNodeNumber(*cluster_redis, c.server.node_number, node_id,
+                                  c.cluster_node_ttl_ms);
+    if (!holder.ok()) return FailRegistry(holder.status(), node_id, cluster_options.url);
+    if (!holder->empty()) {
+      std::fprintf(stderr,
+                   "imd: [server] node_number %d is held by live node '%s': every node of a "
+                   "cluster needs its own node_number (0..1023), it goes into every message id\n",
+                   static_cast<int>(c.server.node_number), holder->c_str());
+      return 1;
+    }
     auto router = im::internal::RedisRouter::Start(cluster_redis, cluster_options, node_id);
     if (!router.ok()) return Fail(router.status());
     deps.router = *router;
@@ -384,9 +419,19 @@ int RunServer(imd::Config c, const std::string& config_path) {
                           : "";
     self.version = im::LinkedVersion();
     std::shared_ptr<im::Router> router = deps.router;
+    const int number = c.server.node_number;
+    const int64_t ttl_ms = c.cluster_node_ttl_ms;
+    // The load callback runs at every heartbeat: it renews the node number's claim too.
     auto registry = im::internal::RedisNodeRegistry::Start(
         cluster_redis, self, NodeRegistryOptionsOf(c),
-        [router] { return static_cast<int64_t>(router->LocalCount()); });
+        [router, cluster_redis, number, node_id, ttl_ms] {
+          auto holder = ClaimNodeNumber(*cluster_redis, number, node_id, ttl_ms);
+          if (holder.ok() && !holder->empty()) {
+            IM_LOG_ERROR("cluster: node_number {} was taken over by node '{}' (this node could "
+                         "not renew it): message ids may collide", number, *holder);
+          }
+          return static_cast<int64_t>(router->LocalCount());
+        });
     if (!registry.ok()) {
       server.Stop();
       return FailRegistry(registry.status(), node_id, cluster_options.url);
@@ -427,7 +472,10 @@ int RunServer(imd::Config c, const std::string& config_path) {
               c.drain_timeout_ms);
   server.Drain(c.drain_timeout_ms);
 #if IM_WITH_REDIS
-  node_registry.reset();  // deregisters: the node leaves the registry at once
+  if (node_registry) {
+    node_registry.reset();  // deregisters: the node leaves the registry at once
+    ReleaseNodeNumber(*cluster_redis, c.server.node_number, node_id);
+  }
 #endif
   std::filesystem::remove(PidFile(c), ec);
   std::printf("imd: stopped\n");
