@@ -19,7 +19,9 @@
 #include "im/auth.h"
 #include "im/client.h"
 #include "route/redis_router.h"
+#include "support/child_process.h"
 #include "support/fake_connection.h"
+#include "support/http.h"
 #include "support/imd_process.h"
 #include "support/redis_server.h"
 #include "support/temp_dir.h"
@@ -132,16 +134,42 @@ struct Cluster {
       hex[2 * i] = kHex[static_cast<unsigned char>((*key)[i]) >> 4];
       hex[2 * i + 1] = kHex[static_cast<unsigned char>((*key)[i]) & 15];
     }
+    key_hex = hex;
     for (int n = 0; n < kNodes; ++n) {
-      const std::string data = dir.path() + "/node" + std::to_string(n);
-      std::filesystem::create_directories(data);
-      const std::string url = redis.url();
-      auto args = im::test::WriteImdConfig(
-          data, "[storage]\ninbox = \"" + url + "\"\ngroups = \"" + url + "\"\nusers = \"" +
-                    url + "\"\nsessions = \"" + url + "\"\n[cluster]\nnode_id = \"n" +
-                    std::to_string(n) + "\"\n[server]\nnode_number = " + std::to_string(n) + "\n[keys]\ndefault = \"" + hex + "\"\n");
-      nodes.push_back(im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", args));
+      auto args = Config("node" + std::to_string(n), "n" + std::to_string(n), n);
+      nodes.push_back(im::test::StartImd(IMD_PATH, dir.path() + "/node" + std::to_string(n),
+                                         "127.0.0.1:0", "127.0.0.1:0", args));
     }
+  }
+  std::string key_hex;
+
+  // Writes the config of a node on data dir `name`; the arguments that make imd read it.
+  std::vector<std::string> Config(const std::string& name, const std::string& node_id,
+                                  int node_number) {
+    const std::string data = dir.path() + "/" + name;
+    std::filesystem::create_directories(data);
+    const std::string url = redis.url();
+    return im::test::WriteImdConfig(
+        data, "[server]\nnode_number = " + std::to_string(node_number) +
+                  "\n[storage]\ninbox = \"" + url + "\"\ngroups = \"" + url +
+                  "\"\nusers = \"" + url + "\"\nsessions = \"" + url +
+                  "\"\n[cluster]\nnode_id = \"" + node_id + "\"\n[keys]\ndefault = \"" +
+                  key_hex + "\"\n");
+  }
+
+  // Runs one more imd that must refuse to start: its exit status and output.
+  int Refused(const std::string& name, const std::vector<std::string>& args, std::string* out) {
+    std::string command = std::string(IMD_PATH) + " --data " + dir.path() + "/" + name +
+                          " --tcp 127.0.0.1:0 --http 127.0.0.1:0";
+    for (const std::string& a : args) command += " " + a;
+    im::test::ChildProcess p({"/bin/sh", "-c", command + " 2>&1"});
+    *out = p.WaitForLine("imd:", 20000);
+    return p.Wait(20000);
+  }
+
+  uint16_t HttpPort(int n) const {
+    return static_cast<uint16_t>(
+        std::stoi(nodes[n].http_listen.substr(nodes[n].http_listen.rfind(':') + 1)));
   }
 
   // The warnings and errors in the nodes' logs, for a failure message.
@@ -305,6 +333,47 @@ TEST_CASE("cluster: three imd nodes on one Redis - chat across nodes, a group of
     for (int i = 1; i < kMembers; ++i) {
       CHECK_MESSAGE(InboxMids(*users[i]->client, "big") == order, "member " << i);
     }
+  }
+
+  SUBCASE("a node refuses a live node's id or node number, and a bad Redis URL") {
+    std::string out;
+    CHECK(cluster.Refused("dup-id", cluster.Config("dup-id", "n1", 7), &out) == 1);
+    CHECK_MESSAGE(out.find("node id 'n1' is held by a live node") != std::string::npos, out);
+    CHECK(cluster.Refused("dup-number", cluster.Config("dup-number", "n7", 2), &out) == 1);
+    CHECK_MESSAGE(out.find("node_number 2 is held by live node 'n2'") != std::string::npos, out);
+    std::filesystem::create_directories(cluster.dir.path() + "/bad-url");
+    auto args = im::test::WriteImdConfig(cluster.dir.path() + "/bad-url",
+                                         "[storage]\nsessions = \"redis://127.0.0.1:99999/0\"\n");
+    CHECK(cluster.Refused("bad-url", args, &out) == 1);
+    CHECK_MESSAGE(out.find("imd.toml:2: storage.sessions: ") != std::string::npos, out);
+    CHECK_MESSAGE(out.find("port must be a number in 1..65535") != std::string::npos, out);
+  }
+
+  SUBCASE("Redis down: /readyz and sends answer 503; back by itself when Redis returns") {
+    auto ann = cluster.Login("ann", 0);
+    auto bob = cluster.Login("bob", 1);
+    for (int n = 0; n < Cluster::kNodes; ++n) {
+      CHECK(im::test::Http(cluster.HttpPort(n), "GET", "/readyz").status == 200);
+    }
+    cluster.redis.Stop();
+    for (int n = 0; n < Cluster::kNodes; ++n) {
+      CHECK(im::test::Http(cluster.HttpPort(n), "GET", "/readyz").status == 503);
+    }
+    auto refused = ann->client->SendText("bob", "while down");
+    REQUIRE(!refused.ok());
+    CHECK(refused.status().code() == im::Code::kUnavailable);
+    cluster.redis.Start();
+    CHECK(WaitUntil([&] {
+      for (int n = 0; n < Cluster::kNodes; ++n) {
+        if (im::test::Http(cluster.HttpPort(n), "GET", "/readyz").status != 200) return false;
+      }
+      return true;
+    }, 20000));
+    // The subscribers are back too: a push crosses nodes again.
+    REQUIRE(WaitUntil([&] {
+      (void)ann->client->SendText("bob", "after");
+      return bob->PushedCount() > 0;
+    }, 20000));
   }
 
   SUBCASE("a login on node B kicks the same account's session on node A") {
