@@ -298,6 +298,16 @@ int RunServer(imd::Config c, const std::string& config_path) {
     std::printf("imd: created a signing key for tenant 'default' in %s/\n", KeyDir(c).c_str());
   }
 
+  // Block the stop signals before any thread starts (the storage backends start some: the Redis
+  // ones refresh, heartbeat and subscribe), so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   im::OfflineQueueOptions qo;
   qo.retention_ms = c.retention_s * 1000;
   qo.max_inbox = c.max_inbox;
@@ -386,15 +396,6 @@ int RunServer(imd::Config c, const std::string& config_path) {
   im::Hs256Options ho;
   ho.leeway_s = c.token_leeway_s;
   deps.tokens = im::NewHs256Verifier(*keys, ho);
-
-  // Block the stop signals before any thread starts, so only sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   c.server.token_grace_ms = c.token_leeway_s * 1000;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";

@@ -26,8 +26,9 @@ class Router {
   // Forgets the attachment of `session` (compare by session_id; a no-op when unknown).
   virtual void Detach(const SessionInfo& session) = 0;
 
-  // Sends `frame` to `target`, or buffers it until Flush (then kQueued). kDropped when the session is not attached anywhere reachable or
-  // its connection refused the frame (the message stays in the inbox for sync).
+  // Sends `frame` to `target`, or buffers it until Flush (then kQueued). kDropped when the
+  // session is not attached anywhere reachable or its connection refused the frame (the message
+  // stays in the inbox for sync).
   virtual SendResult Deliver(const SessionInfo& target, const Frame& frame) = 0;
 
   // Sends what Deliver buffered. A router may buffer Deliver calls (a distributed one sends one

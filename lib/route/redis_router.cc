@@ -140,7 +140,8 @@ Result<std::shared_ptr<RedisRouter>> RedisRouter::Start(std::shared_ptr<RedisCli
   if (!IsValidId(node_id)) {
     return Status::BadRequest("node id must be 1-64 bytes without control characters");
   }
-  std::shared_ptr<RedisRouter> router(new RedisRouter(std::move(client), redis, std::move(node_id)));
+  std::shared_ptr<RedisRouter> router(
+      new RedisRouter(std::move(client), redis, std::move(node_id)));
   router->subscriber_ = std::thread([r = router.get()] { r->Subscribe(); });
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(std::max(1, redis.connect_timeout_ms));
