@@ -464,13 +464,30 @@ int RunServer(imd::Config c, const std::string& config_path) {
   }
 
   int sig = 0;
+  bool taken_over = false;
   for (;;) {
-    sigwait(&stop_signals, &sig);
+    // Once a second, a cluster node checks that it still holds its id: another process took it
+    // over when this one's heartbeats stopped for longer than node_ttl_ms (it was presumed
+    // dead), and two nodes must not serve under one id.
+    const timespec second{1, 0};
+    sig = sigtimedwait(&stop_signals, nullptr, &second);
+#if IM_WITH_REDIS
+    if (sig < 0 && node_registry && !node_registry->registered()) {
+      taken_over = true;
+      break;
+    }
+#endif
+    if (sig < 0) continue;
     if (sig != SIGHUP) break;
     Reload(config_path, filter);
   }
-  IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-              c.drain_timeout_ms);
+  if (taken_over) {
+    IM_LOG_ERROR("cluster: another node took over node id '{}'; draining (deadline {} ms)",
+                 node_id, c.drain_timeout_ms);
+  } else {
+    IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                c.drain_timeout_ms);
+  }
   server.Drain(c.drain_timeout_ms);
 #if IM_WITH_REDIS
   if (node_registry) {
@@ -480,7 +497,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
 #endif
   std::filesystem::remove(PidFile(c), ec);
   std::printf("imd: stopped\n");
-  return 0;
+  return taken_over ? 1 : 0;
 }
 
 }  // namespace

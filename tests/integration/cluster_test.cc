@@ -396,6 +396,13 @@ TEST_CASE("cluster: three imd nodes on one Redis - chat across nodes, a group of
     CHECK(cluster.redis.Command({"EXISTS", "im:node:n1"}) == ":1");
   }
 
+  SUBCASE("a node whose id another process took over stops serving") {
+    // What a process started after this one was presumed dead writes: its own instance token.
+    CHECK(cluster.redis.Command({"HSET", "im:node:n1", "instance", "someone-else"}) == ":0");
+    CHECK(cluster.nodes[1].process->Wait(30000) == 1);  // its next heartbeat notices, it drains
+    CHECK(im::test::Http(cluster.HttpPort(0), "GET", "/readyz").status == 200);
+  }
+
   SUBCASE("a login on node B kicks the same account's session on node A") {
     auto first = cluster.Login("kim", 0);
     auto second = cluster.Login("kim", 1);
