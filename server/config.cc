@@ -3,6 +3,9 @@
 #include <toml++/toml.h>
 
 #include "im/log.h"
+#if IM_WITH_REDIS
+#include "store/redis/redis_client.h"
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -198,6 +201,29 @@ im::Status ParseError(std::string_view source, const toml::parse_error& e) {
 
 im::Status ApplyConfig(const toml::table& root, Config* c);
 
+// "LINE: section.key: what" for the key's line in `t`.
+im::Status AtLine(const toml::table& t, const std::string& section, const char* key,
+                  const std::string& what) {
+  const toml::node* n = t.get(key);
+  const std::string line = n ? std::to_string(n->source().begin.line) + ": " : std::string();
+  return im::Status::BadRequest(line + section + key + ": " + what);
+}
+
+// A redis:// value of `key` must parse (and this imd must have the Redis backends).
+im::Status CheckRedisUrl(const toml::table& t, const std::string& section, const char* key) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr || !n->is_string()) return im::Status::OK();
+  const std::string url = *n->value<std::string>();
+  if (!IsRedisUrl(url)) return im::Status::OK();
+#if IM_WITH_REDIS
+  auto parsed = im::internal::ParseRedisUrl(url);
+  if (!parsed.ok()) return AtLine(t, section, key, std::string(parsed.status().message()));
+  return im::Status::OK();
+#else
+  return AtLine(t, section, key, "this imd was built without the Redis backends (hiredis)");
+#endif
+}
+
 }  // namespace
 
 im::Status LoadConfigFile(const std::string& path, Config* c) {
@@ -238,6 +264,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
   top.Skip("admin_keys");
   top.Skip("log");
   top.Skip("limits");
+  top.Skip("cluster");
   im::Status s = top.Finish();
   if (!s.ok()) return s;
 
@@ -364,8 +391,35 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("retention_s", &c->retention_s);
     r.Get<int64_t>("max_inbox", &c->max_inbox);
     r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);
+    r.Get<std::string>("sessions", &c->sessions);
     s = r.Finish();
     if (!s.ok()) return s;
+    for (const char* key : {"inbox", "groups", "users", "sessions"}) {
+      if (s = CheckRedisUrl(*t, "storage.", key); !s.ok()) return s;
+    }
+    if (!c->sessions.empty() && c->sessions != "memory:" && !IsRedisUrl(c->sessions)) {
+      return AtLine(*t, "storage.", "sessions", "must be \"memory:\" or a redis:// URL");
+    }
+  }
+  if (auto* t = root["cluster"].as_table()) {
+    Reader r(*t, "cluster.");
+    r.Get<std::string>("node_id", &c->server.node_id);
+    r.Get<std::string>("redis", &c->cluster_redis);
+    r.Get<std::string>("advertise_tcp", &c->advertise_tcp);
+    r.Get<std::string>("advertise_ws", &c->advertise_ws);
+    r.Get<int64_t>("heartbeat_ms", &c->cluster_heartbeat_ms);
+    r.Get<int64_t>("node_ttl_ms", &c->cluster_node_ttl_ms);
+    r.Get<int64_t>("session_ttl_ms", &c->session_ttl_ms);
+    s = r.Finish();
+    if (!s.ok()) return s;
+    if (s = CheckRedisUrl(*t, "cluster.", "redis"); !s.ok()) return s;
+    if (!c->cluster_redis.empty() && !IsRedisUrl(c->cluster_redis)) {
+      return AtLine(*t, "cluster.", "redis", "must be a redis:// URL");
+    }
+    if (c->cluster_heartbeat_ms < 1 || c->cluster_heartbeat_ms >= c->cluster_node_ttl_ms) {
+      return im::Status::BadRequest("cluster.heartbeat_ms must be in 1..node_ttl_ms-1");
+    }
+    if (c->session_ttl_ms < 3) return im::Status::BadRequest("cluster.session_ttl_ms must be >= 3");
   }
   if (auto* t = root["auth"].as_table()) {
     Reader r(*t, "auth.");

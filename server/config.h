@@ -22,6 +22,17 @@ struct Config {
   size_t max_group_members = 5000;
   // UserStore backend URI: "leveldb:DIR" or "memory:"; "" = leveldb:<data>/users.
   std::string users;
+  // SessionStore backend URI: "memory:" (or "") = this process only.
+  // Each of inbox, groups, users and sessions may also be "redis://host:port/db" (the Redis
+  // backends; one connection pool per distinct URL for users and sessions).
+  std::string sessions;
+  // [cluster]: this node in the node registry (used when any store is on Redis).
+  std::string advertise_tcp;  // "host:port" clients reach the TCP port at; "" = as bound
+  std::string advertise_ws;   // "ws://host:port/ws"; "" = as bound
+  int64_t cluster_heartbeat_ms = 5000;   // node registry heartbeat
+  int64_t cluster_node_ttl_ms = 15000;   // a silent node leaves the registry within this
+  int64_t session_ttl_ms = 60000;        // a dead node's sessions expire within this
+  std::string cluster_redis;  // the registry's and router's Redis; "" = the sessions URL
   im::LevelDbOptions leveldb;  // [storage] sync_writes, compression, write_buffer_bytes, ...
   std::string filter_words_file;     // [filter] words_file; "" = no filter
   std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"
@@ -40,6 +51,9 @@ struct Config {
   size_t max_inbox = 10000;
   int64_t dedup_window_s = 24 * 3600;
 };
+
+// True for a "redis://" backend URI.
+inline bool IsRedisUrl(std::string_view uri) { return uri.rfind("redis://", 0) == 0; }
 
 // Reads `path` into `config` (keys not in the file keep their values). 400 on a syntax error,
 // an unknown key or a wrong type, naming the key.

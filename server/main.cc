@@ -23,6 +23,10 @@
 #include "im/version.h"
 #include "ops/log.h"
 #include "registry.h"
+#if IM_WITH_REDIS
+#include "route/redis_router.h"
+#include "store/redis/node_registry.h"
+#endif
 
 namespace {
 
@@ -229,6 +233,54 @@ void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter
   }
 }
 
+#if IM_WITH_REDIS
+im::internal::NodeRegistryOptions NodeRegistryOptionsOf(const imd::Config& c) {
+  im::internal::NodeRegistryOptions o;
+  o.ttl_ms = c.cluster_node_ttl_ms;
+  o.heartbeat_ms = c.cluster_heartbeat_ms;
+  return o;
+}
+
+// Message ids embed [server] node_number: two live nodes with one number could hand out one mid
+// twice (and the inbox stores a message body once per mid). So a cluster node claims its number
+// in Redis, im:node-number:<n> = its node id, for node_ttl_ms, renewed at every heartbeat.
+// Answers "" when the claim is this node's, else the id of the node that holds the number.
+im::Result<std::string> ClaimNodeNumber(im::internal::RedisClient& redis, int number,
+                                        const std::string& node_id, int64_t ttl_ms) {
+  static const im::internal::RedisScript kClaim(R"(
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return '')");
+  auto r = redis.Eval(kClaim, {"im:node-number:" + std::to_string(number)},
+                      {node_id, std::to_string(ttl_ms)});
+  if (!r.ok()) return r.status();
+  return r->str;
+}
+
+// Gives the number up at a clean stop (only when this node still holds it).
+void ReleaseNodeNumber(im::internal::RedisClient& redis, int number, const std::string& node_id) {
+  static const im::internal::RedisScript kRelease(R"(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0)");
+  (void)redis.Eval(kRelease, {"im:node-number:" + std::to_string(number)}, {node_id});
+}
+
+// A node registry failure; for a held id, what to do about it.
+int FailRegistry(const im::Status& s, const std::string& node_id, const std::string& url) {
+  if (s.code() == im::Code::kConflict) {
+    std::fprintf(stderr,
+                 "imd: node id '%s' is held by a live node in %s: give this node another "
+                 "[cluster] node_id (or wait until the other one's entry expires)\n",
+                 node_id.c_str(), url.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "imd: cannot register node '%s' in %s: %s\n", node_id.c_str(),
+               url.c_str(), s.ToString().c_str());
+  return 1;
+}
+#endif
+
 int RunServer(imd::Config c, const std::string& config_path) {
   std::error_code ec;
   std::filesystem::create_directories(c.data_dir, ec);
@@ -245,6 +297,16 @@ int RunServer(imd::Config c, const std::string& config_path) {
     if (!k.ok()) return Fail(k.status());
     std::printf("imd: created a signing key for tenant 'default' in %s/\n", KeyDir(c).c_str());
   }
+
+  // Block the stop signals before any thread starts (the storage backends start some: the Redis
+  // ones refresh, heartbeat and subscribe), so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
 
   im::OfflineQueueOptions qo;
   qo.retention_ms = c.retention_s * 1000;
@@ -282,21 +344,58 @@ int RunServer(imd::Config c, const std::string& config_path) {
     std::printf("imd: filter %s: %zu words (%s)\n", c.filter_words_file.c_str(),
                 filter->word_count(), c.filter_mode.c_str());
   }
-  deps.sessions = im::NewMemorySessionStore();
+  const bool cluster = imd::IsRedisUrl(c.sessions);
+  const std::string node_id = c.server.node_id.empty()
+                                  ? "node-" + std::to_string(c.server.node_number)
+                                  : c.server.node_id;
+  // A session of this node that is gone from the shared store (displaced by a login elsewhere,
+  // or expired while Redis was unreachable) is closed: the client logs in again.
+  auto router_slot = std::make_shared<std::weak_ptr<im::Router>>();
+  auto sessions = imd::OpenSessionStore(
+      c.sessions, c.session_ttl_ms, [router_slot](const im::SessionInfo& lost) {
+        if (auto router = router_slot->lock()) {
+          router->Close(lost, im::Frame{}, im::close_code::kKicked, "session lost");
+        }
+      });
+  if (!sessions.ok()) return FailOpen(sessions.status(), c, config_path, c.sessions);
+  deps.sessions = *sessions;
   deps.router = im::NewLocalRouter();
+#if IM_WITH_REDIS
+  std::shared_ptr<im::internal::RedisClient> cluster_redis;
+  im::RedisOptions cluster_options;
+  if (cluster) {
+    cluster_options.url = c.cluster_redis.empty() ? c.sessions : c.cluster_redis;
+    auto client = imd::SharedRedisClient(cluster_options.url);
+    if (!client.ok()) return Fail(client.status());
+    cluster_redis = *client;
+    // Refuse early, before binding, when a live node holds the id (Start below checks again).
+    auto registry = im::internal::RedisNodeRegistry::Start(
+        cluster_redis, im::internal::NodeInfo{node_id, "", "", im::LinkedVersion()},
+        NodeRegistryOptionsOf(c), nullptr);
+    if (!registry.ok()) return FailRegistry(registry.status(), node_id, cluster_options.url);
+    registry->reset();  // deregisters; the heartbeat after Start registers the node for good
+    auto holder = ClaimNodeNumber(*cluster_redis, c.server.node_number, node_id,
+                                  c.cluster_node_ttl_ms);
+    if (!holder.ok()) return FailRegistry(holder.status(), node_id, cluster_options.url);
+    if (!holder->empty()) {
+      std::fprintf(stderr,
+                   "imd: [server] node_number %d is held by live node '%s': every node of a "
+                   "cluster needs its own node_number (0..1023), it goes into every message id\n",
+                   static_cast<int>(c.server.node_number), holder->c_str());
+      return 1;
+    }
+    auto router = im::internal::RedisRouter::Start(cluster_redis, cluster_options, node_id);
+    if (!router.ok()) return Fail(router.status());
+    deps.router = *router;
+  }
+#else
+  if (cluster) return Fail(im::Status::BadRequest("this imd was built without Redis"));
+#endif
+  *router_slot = deps.router;
   deps.inbox = *inbox;
   im::Hs256Options ho;
   ho.leeway_s = c.token_leeway_s;
   deps.tokens = im::NewHs256Verifier(*keys, ho);
-
-  // Block the stop signals before any thread starts, so only sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   c.server.token_grace_ms = c.token_leeway_s * 1000;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
@@ -307,6 +406,45 @@ int RunServer(imd::Config c, const std::string& config_path) {
   auto bound = [](const std::string& listen, uint16_t port) {
     return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(port);
   };
+#if IM_WITH_REDIS
+  std::unique_ptr<im::internal::RedisNodeRegistry> node_registry;
+  if (cluster) {
+    im::internal::NodeInfo self;
+    self.id = node_id;
+    self.tcp_address = !c.advertise_tcp.empty() ? c.advertise_tcp
+                       : server.tcp_port()     ? bound(c.server.tcp_listen, server.tcp_port())
+                                               : "";
+    self.ws_address = !c.advertise_ws.empty() ? c.advertise_ws
+                      : server.http_port()
+                          ? "ws://" + bound(c.server.http_listen, server.http_port()) + "/ws"
+                          : "";
+    self.version = im::LinkedVersion();
+    std::shared_ptr<im::Router> router = deps.router;
+    const int number = c.server.node_number;
+    const int64_t ttl_ms = c.cluster_node_ttl_ms;
+    // The load callback runs at every heartbeat: it renews the node number's claim too.
+    auto registry = im::internal::RedisNodeRegistry::Start(
+        cluster_redis, self, NodeRegistryOptionsOf(c),
+        [router, cluster_redis, number, node_id, ttl_ms] {
+          auto holder = ClaimNodeNumber(*cluster_redis, number, node_id, ttl_ms);
+          if (holder.ok() && !holder->empty()) {
+            IM_LOG_ERROR("cluster: node_number {} was taken over by node '{}' (this node could "
+                         "not renew it): message ids may collide", number, *holder);
+          }
+          return static_cast<int64_t>(router->LocalCount());
+        });
+    if (!registry.ok()) {
+      server.Stop();
+      return FailRegistry(registry.status(), node_id, cluster_options.url);
+    }
+    node_registry = std::move(*registry);
+    std::printf("imd: cluster node %s registered in %s (heartbeat %lld ms, node ttl %lld ms, "
+                "session ttl %lld ms)\n", node_id.c_str(), cluster_options.url.c_str(),
+                static_cast<long long>(c.cluster_heartbeat_ms),
+                static_cast<long long>(c.cluster_node_ttl_ms),
+                static_cast<long long>(c.session_ttl_ms));
+  }
+#endif
   std::printf("imd: node %s serving", server.node_id().c_str());
   if (server.http_port()) {
     std::string http = bound(c.server.http_listen, server.http_port());
@@ -326,17 +464,40 @@ int RunServer(imd::Config c, const std::string& config_path) {
   }
 
   int sig = 0;
+  bool taken_over = false;
   for (;;) {
-    sigwait(&stop_signals, &sig);
+    // Once a second, a cluster node checks that it still holds its id: another process took it
+    // over when this one's heartbeats stopped for longer than node_ttl_ms (it was presumed
+    // dead), and two nodes must not serve under one id.
+    const timespec second{1, 0};
+    sig = sigtimedwait(&stop_signals, nullptr, &second);
+#if IM_WITH_REDIS
+    if (sig < 0 && node_registry && !node_registry->registered()) {
+      taken_over = true;
+      break;
+    }
+#endif
+    if (sig < 0) continue;
     if (sig != SIGHUP) break;
     Reload(config_path, filter);
   }
-  IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-              c.drain_timeout_ms);
+  if (taken_over) {
+    IM_LOG_ERROR("cluster: another node took over node id '{}'; draining (deadline {} ms)",
+                 node_id, c.drain_timeout_ms);
+  } else {
+    IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                c.drain_timeout_ms);
+  }
   server.Drain(c.drain_timeout_ms);
+#if IM_WITH_REDIS
+  if (node_registry) {
+    node_registry.reset();  // deregisters: the node leaves the registry at once
+    ReleaseNodeNumber(*cluster_redis, c.server.node_number, node_id);
+  }
+#endif
   std::filesystem::remove(PidFile(c), ec);
   std::printf("imd: stopped\n");
-  return 0;
+  return taken_over ? 1 : 0;
 }
 
 }  // namespace

@@ -1,11 +1,48 @@
 #include "registry.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
+#include <mutex>
 
 #include "im/backends.h"
+#if IM_WITH_REDIS
+#include "im/redis.h"
+#include "store/redis/redis_client.h"
+#include "store/redis/redis_session_store.h"
+#include "store/redis/redis_user_store.h"
+#endif
 
 namespace imd {
+namespace {
+
+#if IM_WITH_REDIS
+im::RedisOptions RedisOptionsOf(const std::string& url) {
+  im::RedisOptions o;
+  o.url = url;
+  return o;
+}
+#else
+im::Status NoRedis(const std::string& uri) {
+  return im::Status::BadRequest("'" + uri + "': this imd was built without the Redis backends");
+}
+#endif
+
+}  // namespace
+
+#if IM_WITH_REDIS
+im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(const std::string& url) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<im::internal::RedisClient>> clients;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = clients.find(url);
+  if (it != clients.end()) return it->second;
+  auto client = im::internal::RedisClient::Create(RedisOptionsOf(url));
+  if (!client.ok()) return client.status();
+  clients[url] = *client;
+  return *client;
+}
+#endif
 
 std::string UriScheme(const std::string& uri) {
   auto colon = uri.find(':');
@@ -31,6 +68,11 @@ im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string
        }},
   };
   std::string scheme = UriScheme(uri);
+#if IM_WITH_REDIS
+  if (scheme == "redis") return im::OpenRedisOfflineQueue(RedisOptionsOf(uri), options);
+#else
+  if (scheme == "redis") return NoRedis(uri);
+#endif
   auto it = kFactories.find(scheme);
   if (it == kFactories.end()) {
     return im::Status::BadRequest("unknown inbox backend '" + scheme + "' in '" + uri + "'");
@@ -48,6 +90,11 @@ im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string
     if (rest.empty()) return im::Status::BadRequest("leveldb: needs a directory");
     return im::OpenLevelDbGroupService(rest, limits, db);
   }
+#if IM_WITH_REDIS
+  if (scheme == "redis") return im::OpenRedisGroupService(RedisOptionsOf(uri), limits);
+#else
+  if (scheme == "redis") return NoRedis(uri);
+#endif
   return im::Status::BadRequest("unknown groups backend '" + scheme + "' in '" + uri + "'");
 }
 
@@ -60,7 +107,39 @@ im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
     if (rest.empty()) return im::Status::BadRequest("leveldb: needs a directory");
     return im::OpenLevelDbUserStore(rest, {}, db);
   }
+#if IM_WITH_REDIS
+  if (scheme == "redis") {
+    auto client = SharedRedisClient(uri);
+    if (!client.ok()) return client.status();
+    return im::internal::NewRedisUserStore(*client, {});
+  }
+#else
+  if (scheme == "redis") return NoRedis(uri);
+#endif
   return im::Status::BadRequest("unknown users backend '" + scheme + "' in '" + uri + "'");
+}
+
+im::Result<std::shared_ptr<im::SessionStore>> OpenSessionStore(
+    const std::string& uri, int64_t session_ttl_ms,
+    std::function<void(const im::SessionInfo&)> on_lost) {
+  if (uri.empty() || uri == "memory:") return im::NewMemorySessionStore();
+  if (UriScheme(uri) != "redis") {
+    return im::Status::BadRequest("unknown sessions backend '" + UriScheme(uri) + "' in '" + uri +
+                                  "'");
+  }
+#if IM_WITH_REDIS
+  auto client = SharedRedisClient(uri);
+  if (!client.ok()) return client.status();
+  im::RedisSessionOptions o;
+  o.session_ttl_ms = session_ttl_ms;
+  o.refresh_interval_ms = std::max<int64_t>(1, session_ttl_ms / 3);
+  o.on_lost = std::move(on_lost);
+  return im::internal::NewRedisSessionStore(*client, std::move(o));
+#else
+  (void)session_ttl_ms;
+  (void)on_lost;
+  return NoRedis(uri);
+#endif
 }
 
 }  // namespace imd

@@ -4,12 +4,18 @@
 #ifndef IMD_REGISTRY_H_
 #define IMD_REGISTRY_H_
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "im/backends.h"
 #include "im/offline_queue.h"
 #include "im/result.h"
+#include "im/session_store.h"
+#if IM_WITH_REDIS
+#include "store/redis/redis_client.h"
+#endif
 
 namespace imd {
 
@@ -26,6 +32,18 @@ im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string
 
 im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
                                                          im::LevelDbOptions db);
+
+#if IM_WITH_REDIS
+// One Redis connection pool per distinct URL, shared by the users and sessions stores, the
+// router and the node registry of this process.
+im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(const std::string& url);
+#endif
+
+// "memory:" (or ""): this process's sessions; "redis://...": sessions shared in Redis
+// (session_ttl_ms; `on_lost` is called for a session of this node that is gone from Redis).
+im::Result<std::shared_ptr<im::SessionStore>> OpenSessionStore(
+    const std::string& uri, int64_t session_ttl_ms,
+    std::function<void(const im::SessionInfo&)> on_lost);
 
 }  // namespace imd
 

@@ -22,6 +22,7 @@
 #include "im/group_service.h"
 #include "im/offline_queue.h"
 #include "im/result.h"
+#include "im/router.h"
 #include "im/session_store.h"
 #include "im/user_store.h"
 
@@ -94,6 +95,16 @@ Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& 
 // docs/operations.md, Redis backends, has the key layout. Opening does not contact Redis.
 Result<std::shared_ptr<GroupService>> OpenRedisGroupService(const RedisOptions& redis,
                                                             GroupLimits limits = {});
+
+// The Router of node `node_id` in a cluster whose SessionStore is on Redis (OpenRedisSessionStore):
+// this node's connections directly, a session of another node (SessionInfo::node) through that
+// node's pub/sub channel `im:node:<id>`. Deliver to another node buffers; Flush publishes one
+// message per node carrying the buffered frames and their target sessions. A kick (Close) to
+// another node is published at once. Pub/sub is at-most-once: a push lost on the way stays in
+// the inbox, and the client syncs when it sees the seq gap. The subscriber reconnects by itself
+// (capped backoff). Channels are global to a Redis server: node ids must be unique per server.
+// 400 for a bad URL or an invalid node id; a Redis that is down is not an error here.
+Result<std::shared_ptr<Router>> OpenRedisRouter(const RedisOptions& redis, std::string node_id);
 
 }  // namespace im
 

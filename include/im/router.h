@@ -26,9 +26,15 @@ class Router {
   // Forgets the attachment of `session` (compare by session_id; a no-op when unknown).
   virtual void Detach(const SessionInfo& session) = 0;
 
-  // Sends `frame` to `target`. kDropped when the session is not attached anywhere reachable or
-  // its connection refused the frame (the message stays in the inbox for sync).
+  // Sends `frame` to `target`, or buffers it until Flush (then kQueued). kDropped when the
+  // session is not attached anywhere reachable or its connection refused the frame (the message
+  // stays in the inbox for sync).
   virtual SendResult Deliver(const SessionInfo& target, const Frame& frame) = 0;
+
+  // Sends what Deliver buffered. A router may buffer Deliver calls (a distributed one sends one
+  // message per node for a whole delivery step); the fan-out stage calls Flush once at the end
+  // of each delivery step. The default buffers nothing.
+  virtual void Flush() {}
 
   // Sends `notice` (may be empty) to `target`, then closes its connection with `code`.
   // Used for kicks. A no-op when the target is not reachable.

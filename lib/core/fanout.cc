@@ -221,6 +221,7 @@ void FanOut::Deliver(const std::vector<PushRef>& pushes) {
       }
     }
   }
+  deps_.router->Flush();
   deliveries_.fetch_add(delivered, std::memory_order_relaxed);
 }
 

@@ -1,0 +1,342 @@
+#include "route/redis_router.h"
+
+#include <hiredis.h>
+#include <poll.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+#include <utility>
+
+#include "ops/log.h"
+
+namespace im::internal {
+namespace {
+
+// How long the subscriber waits for data before it checks whether to stop.
+constexpr int kPollMs = 100;
+
+void PutU32(std::string* out, uint32_t v) {
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
+  out->append(b, 4);
+}
+void PutStr(std::string* out, std::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+// Reads what PutU32/PutStr wrote; every read checks the bounds, a short payload fails.
+struct Reader {
+  std::string_view in;
+  bool ok = true;
+  uint32_t U32() {
+    if (in.size() < 4) {
+      ok = false;
+      return 0;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    in.remove_prefix(4);
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+  }
+  std::string Str() {
+    const uint32_t n = U32();
+    if (!ok || in.size() < n) {
+      ok = false;
+      return {};
+    }
+    std::string s(in.substr(0, n));
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
+constexpr uint32_t kNoTail = 0xFFFFFFFF;
+
+timeval ToTimeval(int ms) { return timeval{ms / 1000, (ms % 1000) * 1000}; }
+
+size_t ItemBytes(const RedisRouter::Item& item) {
+  return item.frame.size() + item.target.user.tenant.size() + item.target.user.user.size() +
+         item.target.session_id.size() + item.reason.size() + 32;
+}
+
+}  // namespace
+
+std::string RedisNodeChannel(std::string_view id) { return "im:node:" + std::string(id); }
+
+std::string RedisRouter::Encode(const std::vector<Item>& items) {
+  // Tails first, each once: a group fan-out shares one tail among all its recipients.
+  std::unordered_map<const std::string*, uint32_t> index;
+  std::vector<const std::string*> tails;
+  for (const Item& item : items) {
+    const std::string* t = item.frame.tail.get();
+    if (t != nullptr && index.emplace(t, static_cast<uint32_t>(tails.size())).second) {
+      tails.push_back(t);
+    }
+  }
+  std::string out;
+  PutU32(&out, static_cast<uint32_t>(tails.size()));
+  for (const std::string* t : tails) PutStr(&out, *t);
+  PutU32(&out, static_cast<uint32_t>(items.size()));
+  for (const Item& item : items) {
+    out.push_back(item.close ? 'C' : 'D');
+    PutStr(&out, item.target.user.tenant);
+    PutStr(&out, item.target.user.user);
+    PutStr(&out, item.target.session_id);
+    PutStr(&out, item.frame.head);
+    PutU32(&out, item.frame.tail ? index.at(item.frame.tail.get()) : kNoTail);
+    if (item.close) {
+      PutU32(&out, static_cast<uint32_t>(item.code));
+      PutStr(&out, item.reason);
+    }
+  }
+  return out;
+}
+
+bool RedisRouter::Decode(std::string_view payload, std::vector<Item>* items) {
+  Reader r{payload};
+  const uint32_t tail_count = r.U32();
+  // Each tail takes at least 4 bytes: a count beyond that is damage, not a huge allocation.
+  if (!r.ok || tail_count > r.in.size() / 4) return false;
+  std::vector<std::shared_ptr<const std::string>> tails;
+  tails.reserve(tail_count);
+  for (uint32_t i = 0; i < tail_count && r.ok; ++i) {
+    tails.push_back(std::make_shared<const std::string>(r.Str()));
+  }
+  const uint32_t count = r.U32();
+  if (!r.ok || count > r.in.size() / 21) return false;  // an item is at least 21 bytes
+  items->clear();
+  items->reserve(count);
+  for (uint32_t i = 0; i < count && r.ok; ++i) {
+    if (r.in.empty()) return false;
+    const char kind = r.in[0];
+    r.in.remove_prefix(1);
+    if (kind != 'C' && kind != 'D') return false;
+    Item item;
+    item.close = kind == 'C';
+    item.target.user.tenant = r.Str();
+    item.target.user.user = r.Str();
+    item.target.session_id = r.Str();
+    item.frame.head = r.Str();
+    const uint32_t tail = r.U32();
+    if (tail != kNoTail) {
+      if (tail >= tails.size()) return false;
+      item.frame.tail = tails[tail];
+    }
+    if (item.close) {
+      item.code = static_cast<int>(r.U32());
+      item.reason = r.Str();
+    }
+    items->push_back(std::move(item));
+  }
+  return r.ok && r.in.empty();
+}
+
+Result<std::shared_ptr<RedisRouter>> RedisRouter::Start(std::shared_ptr<RedisClient> client,
+                                                        const RedisOptions& redis,
+                                                        std::string node_id) {
+  if (!IsValidId(node_id)) {
+    return Status::BadRequest("node id must be 1-64 bytes without control characters");
+  }
+  std::shared_ptr<RedisRouter> router(
+      new RedisRouter(std::move(client), redis, std::move(node_id)));
+  router->subscriber_ = std::thread([r = router.get()] { r->Subscribe(); });
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(std::max(1, redis.connect_timeout_ms));
+  while (!router->subscribed() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return router;
+}
+
+RedisRouter::RedisRouter(std::shared_ptr<RedisClient> client, const RedisOptions& redis,
+                         std::string node_id)
+    : client_(std::move(client)), redis_(redis), node_id_(std::move(node_id)) {}
+
+RedisRouter::~RedisRouter() {
+  stopping_.store(true);
+  if (subscriber_.joinable()) subscriber_.join();
+}
+
+SendResult RedisRouter::Deliver(const SessionInfo& target, const Frame& frame) {
+  if (IsLocal(target)) return local_.Deliver(target, frame);
+  Item item;
+  item.target.user = target.user;
+  item.target.session_id = target.session_id;
+  item.frame = frame;
+  std::map<std::string, std::vector<Item>> full;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    buffered_bytes_ += ItemBytes(item);
+    buffered_[target.node].push_back(std::move(item));
+    if (buffered_bytes_ > kMaxBufferBytes) {
+      full.swap(buffered_);
+      buffered_bytes_ = 0;
+    }
+  }
+  if (!full.empty()) Publish(std::move(full));
+  return SendResult::kQueued;
+}
+
+void RedisRouter::Flush() {
+  std::map<std::string, std::vector<Item>> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (buffered_.empty()) return;
+    batch.swap(buffered_);
+    buffered_bytes_ = 0;
+  }
+  Publish(std::move(batch));
+}
+
+void RedisRouter::Close(const SessionInfo& target, const Frame& notice, int code,
+                        std::string_view reason) {
+  if (IsLocal(target)) return local_.Close(target, notice, code, reason);
+  Item item;
+  item.close = true;
+  item.target.user = target.user;
+  item.target.session_id = target.session_id;
+  item.frame = notice;
+  item.code = code;
+  item.reason = std::string(reason);
+  std::map<std::string, std::vector<Item>> one;
+  one[target.node].push_back(std::move(item));
+  Publish(std::move(one));
+}
+
+void RedisRouter::Publish(std::map<std::string, std::vector<Item>> by_node) {
+  std::vector<RedisArgs> commands;
+  commands.reserve(by_node.size());
+  for (const auto& [node, items] : by_node) {
+    commands.push_back({"PUBLISH", RedisNodeChannel(node), Encode(items)});
+  }
+  Result<std::vector<RedisReply>> replies = client_->Pipeline(commands);
+  publishes_.fetch_add(commands.size(), std::memory_order_relaxed);
+  if (!replies.ok()) {
+    // At-most-once: the receivers notice the seq gap and sync from their inbox.
+    IM_LOG_WARN("cluster: publish to {} node(s) failed: {}", commands.size(),
+                replies.status().ToString());
+  }
+}
+
+void RedisRouter::Dispatch(std::string_view payload) {
+  std::vector<Item> items;
+  if (!Decode(payload, &items)) {
+    IM_LOG_WARN("cluster: dropped a message on {} that does not decode ({} bytes)",
+                RedisNodeChannel(node_id_), payload.size());
+    return;
+  }
+  received_.fetch_add(1, std::memory_order_relaxed);
+  for (const Item& item : items) {
+    if (item.close) {
+      local_.Close(item.target, item.frame, item.code, item.reason);
+    } else {
+      local_.Deliver(item.target, item.frame);
+    }
+  }
+}
+
+void RedisRouter::Subscribe() {
+  const RedisUrl& url = client_->url();
+  const std::string channel = RedisNodeChannel(node_id_);
+  int backoff_ms = std::max(1, redis_.reconnect_min_ms);
+  bool warned = false;
+  while (!stopping_.load()) {
+    redisContext* c =
+        redisConnectWithTimeout(url.host.c_str(), url.port, ToTimeval(redis_.connect_timeout_ms));
+    std::string why;
+    if (c == nullptr || c->err != 0) {
+      why = c ? c->errstr : "out of memory";
+    } else {
+      redisSetTimeout(c, ToTimeval(redis_.connect_timeout_ms));
+      redisEnableKeepAlive(c);
+      std::vector<std::vector<std::string>> handshake;
+      if (!url.password.empty()) {
+        handshake.push_back(url.user.empty() ? std::vector<std::string>{"AUTH", url.password}
+                                             : std::vector<std::string>{"AUTH", url.user,
+                                                                        url.password});
+      }
+      handshake.push_back({"SUBSCRIBE", channel});
+      for (const auto& args : handshake) {
+        std::vector<const char*> argv;
+        std::vector<size_t> lengths;
+        for (const std::string& a : args) {
+          argv.push_back(a.data());
+          lengths.push_back(a.size());
+        }
+        auto* reply = static_cast<redisReply*>(
+            redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()));
+        if (reply == nullptr) {
+          why = c->errstr;
+          break;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) why = args[0] + " refused: " + reply->str;
+        freeReplyObject(reply);
+        if (!why.empty()) break;
+      }
+    }
+    if (why.empty()) {
+      subscribed_.store(true);
+      if (warned) IM_LOG_INFO("cluster: subscribed to {} again", channel);
+      warned = false;
+      backoff_ms = std::max(1, redis_.reconnect_min_ms);
+      // Read until the connection fails or the router stops; poll, so a stop is noticed.
+      while (!stopping_.load()) {
+        void* raw = nullptr;
+        if (redisGetReplyFromReader(c, &raw) != REDIS_OK) {
+          why = c->errstr;
+          break;
+        }
+        if (raw != nullptr) {
+          auto* reply = static_cast<redisReply*>(raw);
+          // ["message", channel, payload]
+          if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+              reply->element[2]->type == REDIS_REPLY_STRING &&
+              std::string_view(reply->element[0]->str, reply->element[0]->len) == "message") {
+            Dispatch(std::string_view(reply->element[2]->str, reply->element[2]->len));
+          }
+          freeReplyObject(reply);
+          continue;
+        }
+        pollfd p{c->fd, POLLIN, 0};
+        const int ready = poll(&p, 1, kPollMs);
+        if (ready < 0 && errno != EINTR) {
+          why = std::strerror(errno);
+          break;
+        }
+        if (ready > 0 && redisBufferRead(c) != REDIS_OK) {
+          why = c->errstr[0] ? c->errstr : "connection closed";
+          break;
+        }
+      }
+      subscribed_.store(false);
+    }
+    if (c != nullptr) redisFree(c);
+    if (stopping_.load()) break;
+    if (!warned) {
+      // Pushes to this node are lost until it subscribes again: its clients sync.
+      IM_LOG_WARN("cluster: subscription to {} lost ({}); retrying", channel, why);
+      warned = true;
+    }
+    for (int waited = 0; waited < backoff_ms && !stopping_.load(); waited += 10) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    backoff_ms = std::min(backoff_ms * 2, std::max(1, redis_.reconnect_max_ms));
+  }
+}
+
+}  // namespace im::internal
+
+namespace im {
+
+Result<std::shared_ptr<Router>> OpenRedisRouter(const RedisOptions& redis, std::string node_id) {
+  auto client = internal::RedisClient::Create(redis);
+  if (!client.ok()) return client.status();
+  auto router = internal::RedisRouter::Start(*client, redis, std::move(node_id));
+  if (!router.ok()) return router.status();
+  return std::shared_ptr<Router>(*router);
+}
+
+}  // namespace im

@@ -1,0 +1,115 @@
+// RedisRouter: the Router of a node in a cluster whose nodes share their sessions in Redis.
+// This node's connections live in a LocalRouter; a session held by another node
+// (SessionInfo::node) is reached through that node's pub/sub channel, `im:node:<id>`.
+//
+//   auto router = RedisRouter::Start(client, redis_options, "node-a");
+//
+// Deliver to a remote session buffers the frame; Flush (called by the fan-out stage once per
+// delivery step) publishes ONE message per node, carrying every buffered frame (a shared frame
+// tail once) and its target sessions. A buffer above kMaxBufferBytes is published at once, so a
+// step's memory stays bounded. Close to a remote session (a kick) is published at once. The
+// receiving node's subscriber thread (its own connection, reconnect with capped backoff)
+// delivers to its LocalRouter.
+//
+// Pub/sub is at-most-once: a publish lost to a broken connection, a node that is not
+// subscribed at that moment, or a Redis failure is not retried. The message is in the inbox;
+// the client notices the seq gap and syncs (docs/protocol.md). Channels are global to a Redis
+// server (not per database): node ids must be unique per Redis server.
+//
+// Thread-safety: every method is safe from any thread. Flush and a remote Close block on Redis.
+#ifndef IM_ROUTE_REDIS_ROUTER_H_
+#define IM_ROUTE_REDIS_ROUTER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "im/redis.h"
+#include "im/result.h"
+#include "im/router.h"
+#include "route/local_router.h"
+#include "store/redis/redis_client.h"
+
+namespace im::internal {
+
+// The pub/sub channel of node `id`.
+std::string RedisNodeChannel(std::string_view id);
+
+class RedisRouter final : public Router {
+ public:
+  // A buffer of remote deliveries above this is published before the step ends.
+  static constexpr size_t kMaxBufferBytes = 1 << 20;
+
+  // Starts the subscriber of `node_id`'s channel and waits up to redis.connect_timeout_ms for
+  // the subscription (a Redis that is down is not an error: the subscriber keeps retrying).
+  // 400 for an invalid node id.
+  static Result<std::shared_ptr<RedisRouter>> Start(std::shared_ptr<RedisClient> client,
+                                                    const RedisOptions& redis,
+                                                    std::string node_id);
+  ~RedisRouter() override;
+  RedisRouter(const RedisRouter&) = delete;
+  RedisRouter& operator=(const RedisRouter&) = delete;
+
+  void Attach(const SessionInfo& session, std::shared_ptr<Connection> connection) override {
+    local_.Attach(session, std::move(connection));
+  }
+  void Detach(const SessionInfo& session) override { local_.Detach(session); }
+  // Local: sent now. Remote: buffered until Flush; kQueued.
+  SendResult Deliver(const SessionInfo& target, const Frame& frame) override;
+  void Close(const SessionInfo& target, const Frame& notice, int code,
+             std::string_view reason) override;
+  void Flush() override;
+  size_t LocalCount() const override { return local_.LocalCount(); }
+
+  // True while the subscriber holds a confirmed subscription.
+  bool subscribed() const { return subscribed_.load(); }
+  // Publishes sent and messages received, for tests and metrics.
+  uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
+  uint64_t received() const { return received_.load(std::memory_order_relaxed); }
+
+  // One routed item, as carried in a publish.
+  struct Item {
+    bool close = false;
+    SessionInfo target;  // user and session_id are carried
+    Frame frame;         // the push, or the close notice (may be empty)
+    int code = 0;        // close only
+    std::string reason;  // close only
+  };
+  // The publish payload of `items`; each distinct frame tail is written once.
+  static std::string Encode(const std::vector<Item>& items);
+  // False for a payload that does not decode (it is then dropped whole).
+  static bool Decode(std::string_view payload, std::vector<Item>* items);
+
+ private:
+  RedisRouter(std::shared_ptr<RedisClient> client, const RedisOptions& redis, std::string node_id);
+  bool IsLocal(const SessionInfo& s) const { return s.node.empty() || s.node == node_id_; }
+  // Publishes the payloads of `by_node` in one round trip.
+  void Publish(std::map<std::string, std::vector<Item>> by_node);
+  void Subscribe();  // the subscriber thread
+  void Dispatch(std::string_view payload);
+
+  const std::shared_ptr<RedisClient> client_;
+  const RedisOptions redis_;
+  const std::string node_id_;
+  LocalRouter local_;
+
+  std::mutex mu_;
+  std::map<std::string, std::vector<Item>> buffered_;  // by node; guarded by mu_
+  size_t buffered_bytes_ = 0;                          // guarded by mu_
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> subscribed_{false};
+  std::atomic<uint64_t> publishes_{0};
+  std::atomic<uint64_t> received_{0};
+  std::thread subscriber_;
+};
+
+}  // namespace im::internal
+
+#endif  // IM_ROUTE_REDIS_ROUTER_H_
