@@ -96,6 +96,7 @@ Status Server::Impl::Start() {
     t.max_frame_bytes = options_.max_frame_bytes;
     t.send_queue_bytes = options_.send_queue_bytes;
     t.counters = &tcp_counters_;
+    t.one_io_thread = options_.io_threads == 1;
     tcp_ = internal::NewTcpServer(io_, t, socket_front_.get());
     Status s = tcp_->Start();
     if (!s.ok()) return s;  // the caller reports it (logged here too, it was printed twice)

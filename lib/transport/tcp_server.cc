@@ -61,7 +61,9 @@ class TcpConnection final : public Connection,
                 const TcpServerOptions& options, TransportHandler* handler,
                 TcpServerImpl* server)
       : socket_(std::move(socket)),
-        strand_(asio::make_strand(socket_.get_executor())),
+        strand_(options.one_io_thread ? socket_.get_executor()
+                                      : asio::any_io_executor(
+                                            asio::make_strand(socket_.get_executor()))),
         id_(NextConnectionId()),
         remote_(peer.address().to_string() + ":" + std::to_string(peer.port())),
         options_(options),
@@ -270,22 +272,45 @@ class TcpConnection final : public Connection,
     });
   }
 
-  // Gathers everything queued into one write. Runs on the strand.
+  // Gathers everything queued into one write. Runs on the strand. One frame (the common case:
+  // a push to an idle reader) goes out from inline buffers; several use the vectors, whose
+  // memory is given back when the queue runs dry, so an idle session keeps no write buffers.
   void StartWrite() {
     if (closed_) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
       inflight_.swap(queue_);
-      queue_.clear();
       if (inflight_.empty()) {
         writing_ = false;
+        std::vector<Frame>().swap(queue_);
         if (shutdown_after_flush_) {
           asio::error_code ec;
           socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
           shutdown_after_flush_ = false;
         }
-        return;
       }
+    }
+    if (inflight_.empty()) {
+      std::vector<Frame>().swap(inflight_);
+      std::vector<std::array<unsigned char, kFrameHeaderBytes>>().swap(prefixes_);
+      std::vector<asio::const_buffer>().swap(buffers_);
+      return;
+    }
+    auto done = asio::bind_executor(
+        strand_, [self = shared_from_this()](const asio::error_code& ec, size_t) {
+          self->OnWritten(ec);
+        });
+    if (inflight_.size() == 1) {
+      const Frame& f = inflight_.front();
+      inflight_bytes_ = f.size() + kFrameHeaderBytes;
+      PutFrameHeader(static_cast<uint32_t>(f.size()), prefix_.data());
+      // Empty buffers in the sequence are skipped by the write.
+      const std::array<asio::const_buffer, 3> one = {
+          asio::const_buffer(prefix_.data(), kFrameHeaderBytes),
+          asio::const_buffer(f.head.data(), f.head.size()),
+          f.tail ? asio::const_buffer(f.tail->data(), f.tail->size()) : asio::const_buffer()};
+      asio::async_write(socket_, one, std::move(done));
+      return;
     }
     prefixes_.resize(inflight_.size());
     buffers_.clear();
@@ -299,11 +324,7 @@ class TcpConnection final : public Connection,
       if (f.tail && !f.tail->empty()) buffers_.emplace_back(f.tail->data(), f.tail->size());
       inflight_bytes_ += f.size() + kFrameHeaderBytes;
     }
-    asio::async_write(socket_, buffers_,
-                      asio::bind_executor(strand_, [self = shared_from_this()](
-                                                       const asio::error_code& ec, size_t) {
-                        self->OnWritten(ec);
-                      }));
+    asio::async_write(socket_, buffers_, std::move(done));
   }
 
   void OnWritten(const asio::error_code& ec) {
@@ -320,7 +341,9 @@ class TcpConnection final : public Connection,
   }
 
   asio::ip::tcp::socket socket_;
-  asio::strand<asio::any_io_executor> strand_;
+  // Serializes the connection's handlers: a strand, or with one io thread the io_context's own
+  // executor (one thread is already a strand, and an idle session saves the strand's memory).
+  asio::any_io_executor strand_;
   const uint64_t id_;
   std::string remote_;
   const TcpServerOptions& options_;
@@ -345,6 +368,7 @@ class TcpConnection final : public Connection,
 
   // Strand-only state.
   std::vector<Frame> inflight_;
+  std::array<unsigned char, kFrameHeaderBytes> prefix_;  // a one-frame write's length prefix
   std::vector<std::array<unsigned char, kFrameHeaderBytes>> prefixes_;
   std::vector<asio::const_buffer> buffers_;
   size_t inflight_bytes_ = 0;

@@ -29,6 +29,8 @@ struct TcpServerOptions {
   size_t send_queue_bytes = 1 << 20;      // queued bytes over it: close 4004
   int64_t close_linger_ms = 2000;         // after Close, how long queued frames may drain
   TransportCounters* counters = nullptr;  // bytes in/out; nullptr = not counted
+  // Only one thread runs the io_context: connections then need no strand of their own.
+  bool one_io_thread = false;
 };
 
 class TcpServer {

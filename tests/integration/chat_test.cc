@@ -6,7 +6,9 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "im/content_filter.h"
@@ -275,6 +277,63 @@ TEST_CASE("chat: 10000 messages arrive in order with increasing seq") {
     }
     CHECK(last_seq == kCount);
   });
+}
+
+TEST_CASE("chat: with several io threads - concurrent pairs over TCP and WebSocket - every "
+          "message arrives once, in order, intact") {
+  im::ServerOptions o;
+  o.io_threads = 4;  // connections get strands of their own (one io thread needs none)
+  o.worker_threads = 2;
+  o.chat_connection_rate = 0;
+  o.chat_user_rate = 0;
+  TestServer ts(o, [](im::ServerDeps&) {});
+  constexpr int kPairs = 12;
+  constexpr int kCount = 300;
+  constexpr int kWindow = 20;
+  std::vector<std::unique_ptr<RawClient>> senders, receivers;
+  for (int p = 0; p < kPairs; ++p) {
+    const std::string url = p % 2 == 0 ? ts.TcpUrl() : ts.WsUrl();
+    senders.push_back(std::make_unique<RawClient>(url));
+    receivers.push_back(std::make_unique<RawClient>(p % 3 == 0 ? ts.WsUrl() : ts.TcpUrl()));
+    REQUIRE(senders.back()->Login(ts.Token("s" + std::to_string(p))) == 0);
+    REQUIRE(receivers.back()->Login(ts.Token("r" + std::to_string(p))) == 0);
+  }
+  std::vector<std::string> failures(kPairs * 2);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kPairs; ++p) {
+    threads.emplace_back([&, p] {
+      RawClient& c = *senders[p];
+      rapidjson::Document d;
+      int sent = 0;
+      for (int acked = 0; acked < kCount; ++acked) {
+        for (; sent < kCount && sent - acked < kWindow; ++sent) {
+          // Bodies of different sizes: some frames are split across reads and writes.
+          const std::string body = std::to_string(sent) + std::string(sent % 7 * 300, 'x');
+          c.Send(R"({"id":)" + std::to_string(sent) + R"(,"cmd":"chat.send","body":)" +
+                 SendBody("r" + std::to_string(p), "c" + std::to_string(sent), body) + "}");
+        }
+        if (!c.WaitResponse(static_cast<uint32_t>(acked), &d) || CodeOf(d) != 0) {
+          failures[p * 2] = "no ack for " + std::to_string(acked);
+          return;
+        }
+      }
+    });
+    threads.emplace_back([&, p] {
+      rapidjson::Document d;
+      for (int i = 0; i < kCount; ++i) {
+        auto text = receivers[p]->NextText();
+        const std::string want = std::to_string(i) + std::string(i % 7 * 300, 'x');
+        if (!text || !im::test::ParseJson(*text, &d) || Str(d, "cmd") != "chat.message" ||
+            Str(d["body"], "body") != want ||
+            d["body"]["seq"].GetUint64() != static_cast<uint64_t>(i) + 1) {
+          failures[p * 2 + 1] = "message " + std::to_string(i) + ": " + text.value_or("none");
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const std::string& f : failures) CHECK_MESSAGE(f.empty(), f);
 }
 
 TEST_CASE("chat: an offline receiver syncs later - in pages - ack moves acked_seq") {
