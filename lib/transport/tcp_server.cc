@@ -274,7 +274,7 @@ class TcpConnection final : public Connection,
 
   // Gathers everything queued into one write. Runs on the strand. One frame (the common case:
   // a push to an idle reader) goes out from inline buffers; several use the vectors, whose
-  // memory is given back when the queue runs dry, so an idle session keeps no write buffers.
+  // memory is given back when the queue runs dry: an idle session keeps room for one frame.
   void StartWrite() {
     if (closed_) return;
     {
@@ -282,7 +282,9 @@ class TcpConnection final : public Connection,
       inflight_.swap(queue_);
       if (inflight_.empty()) {
         writing_ = false;
-        std::vector<Frame>().swap(queue_);
+        // Keep room for one frame (the next push needs no allocation); drop a larger queue.
+        if (queue_.capacity() == 0) queue_.swap(inflight_);
+        if (queue_.capacity() > 1) std::vector<Frame>().swap(queue_);
         if (shutdown_after_flush_) {
           asio::error_code ec;
           socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
