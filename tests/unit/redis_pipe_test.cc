@@ -257,6 +257,52 @@ TEST_CASE("Redis pipe: Redis killed mid-pipeline answers every pending call, non
   }
 }
 
+TEST_CASE("Redis pipe: a call behind one that met NOSCRIPT waits for it, its own script loaded") {
+  RedisServer server;
+  // Two scripts of the same effect: after the flush only the second is loaded again (by another
+  // client), so the first call finds NOSCRIPT and the second, written right behind it, would run.
+  static const RedisScript other("return redis.call('RPUSH', KEYS[1], ARGV[1])  -- other");
+  std::shared_ptr<RedisClient> client = MustClient(server);
+  std::shared_ptr<RedisClient> loader = MustClient(server);
+  Answers warm(2);
+  client->EvalAsync(PushScript(), {"warm"}, {"x"}, warm.For(0));
+  client->EvalAsync(other, {"warm"}, {"y"}, warm.For(1));
+  REQUIRE(WaitUntil([&] { return warm.count.load() == 2; }));
+  CHECK(server.Command({"SCRIPT", "FLUSH"}) == "+OK");
+  Answers loaded(1);
+  loader->EvalAsync(other, {"warm"}, {"z"}, loaded.For(0));  // loads `other` (wrapped) again
+  REQUIRE(WaitUntil([&] { return loaded.count.load() == 1; }));
+  REQUIRE(loaded.results[0].ok());
+
+  // A call whose answer holds the I/O thread until both calls are queued: they go out together.
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  std::atomic<bool> holding{false};
+  client->EvalAsync(other, {"warm"}, {"w"}, [&](Result<RedisReply>) {
+    holding = true;
+    std::unique_lock<std::mutex> lock(gate_mu);
+    gate_cv.wait(lock, [&] { return open; });
+  });
+  REQUIRE(WaitUntil([&] { return holding.load(); }));
+  Answers answers(2);
+  client->EvalAsync(PushScript(), {"list"}, {"first"}, answers.For(0));
+  client->EvalAsync(other, {"list"}, {"second"}, answers.For(1));
+  {
+    std::lock_guard<std::mutex> lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  REQUIRE(WaitUntil([&] { return answers.count.load() == 2; }));
+  CHECK(answers.InOrder());
+  REQUIRE(answers.results[0].ok());
+  REQUIRE(answers.results[1].ok());
+  CHECK(answers.results[0]->integer == 1);
+  CHECK(answers.results[1]->integer == 2);
+  CHECK(List(*client, "list") == std::vector<std::string>{"first", "second"});
+  CHECK(client->metrics().resends.load() == 2);  // both sent again, in order
+}
+
 TEST_CASE("Redis pipe: SCRIPT FLUSH mid-pipeline keeps the order, also with two clients") {
   RedisServer server;
   // Two clients load the same wrapped script: after a flush one may load it again while the

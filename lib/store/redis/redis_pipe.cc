@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "base/thread_name.h"
 #include "ops/log.h"
 #include "store/redis/redis_keys.h"
 
@@ -140,6 +141,7 @@ void RedisPipe::Answer(Call& call, Result<RedisReply> result) {
 }
 
 void RedisPipe::Run() {
+  NameThisThread("im-redis-pipe");
   for (;;) {
     std::deque<std::unique_ptr<Call>> fresh;
     bool stopping = false;
