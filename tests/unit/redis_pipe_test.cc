@@ -1,6 +1,7 @@
 // RedisClient::EvalAsync (the pipelined connection, lib/store/redis/redis_pipe.h) against a
 // redis-server of the test's own: answers in call order with many calls in flight, the bound on
-// pending calls, a command timeout, Redis killed mid-pipeline, and SCRIPT FLUSH mid-pipeline.
+// pending calls, a command timeout, Redis killed mid-pipeline, SCRIPT FLUSH mid-pipeline; and
+// the Redis inbox's AppendBatchAsync across a Redis restart.
 
 #include <doctest/doctest.h>
 
@@ -8,12 +9,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "im/offline_queue.h"
 #include "im/redis.h"
 #include "store/redis/redis_client.h"
 #include "support/redis_server.h"
@@ -346,6 +349,59 @@ TEST_CASE("Redis pipe: SCRIPT FLUSH mid-pipeline keeps the order, also with two 
   }
   // The flushes did hit calls: some were sent again.
   CHECK(clients[0]->metrics().resends.load() + clients[1]->metrics().resends.load() > 0);
+}
+
+TEST_CASE("Redis pipe: the inbox's AppendBatchAsync across a restart answers 503, then a new epoch") {
+  RedisServer server;  // appendfsync everysec: a restart may have lost acked appends
+  RedisOptions options;
+  options.url = server.url();
+  options.reconnect_min_ms = 10;
+  options.reconnect_max_ms = 50;
+  Result<std::shared_ptr<OfflineQueue>> opened = OpenRedisOfflineQueue(options);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  OfflineQueue& q = **opened;
+  const UserKey alice{"default", "alice"};
+  auto append = [&](uint64_t mid) {
+    auto message = std::make_shared<Message>();
+    message->mid = mid;
+    message->tenant = "default";
+    message->from = "alice";
+    message->ts = 1'700'000'000'000;
+    auto batch = std::make_shared<std::vector<AppendRequest>>(1);
+    (*batch)[0].message = message;
+    (*batch)[0].recipients = {alice};
+    (*batch)[0].sender_index = 0;
+    auto answer = std::make_shared<std::promise<Result<AppendResult>>>();
+    std::future<Result<AppendResult>> got = answer->get_future();
+    q.AppendBatchAsync(batch, [answer](std::vector<Result<AppendResult>> results) {
+      answer->set_value(results.size() == 1 ? std::move(results[0])
+                                            : Status::Internal("not one result"));
+    });
+    REQUIRE(got.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    return got.get();
+  };
+  Result<AppendResult> first = append(1);
+  REQUIRE_MESSAGE(first.ok(), first.status().ToString());
+  CHECK(first->sender_seq == 1);
+  Result<InboxInfo> before = q.Info(alice);
+  REQUIRE(before.ok());
+
+  server.Restart();
+  // The pipelined connection broke (503), then the next batch meets a Redis not adopted yet:
+  // the node adopts it and answers 503 (the batch did not run); the one after is stored.
+  bool restarted = false;
+  Result<AppendResult> stored = Status::Internal("not tried");
+  for (uint64_t mid = 2; mid < 12 && !stored.ok(); ++mid) {
+    stored = append(mid);
+    if (stored.ok()) break;
+    CHECK_MESSAGE(stored.status().code() == Code::kUnavailable, stored.status().ToString());
+    restarted = restarted || stored.status().message().find("restarted") != std::string::npos;
+  }
+  REQUIRE_MESSAGE(stored.ok(), stored.status().ToString());
+  CHECK(restarted);
+  Result<InboxInfo> after = q.Info(alice);
+  REQUIRE(after.ok());
+  CHECK(after->epoch != before->epoch);  // everysec: the clients resync
 }
 
 }  // namespace
