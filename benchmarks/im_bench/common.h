@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace imbench {
 
@@ -16,6 +17,10 @@ struct Options {
   std::string target;  // im-tcp, im-ws, mqtt, ceiling
   std::string host = "127.0.0.1";
   int port = 0;
+  // Several servers (the nodes of a cluster): client i connects to ports[i % size]. Empty: port.
+  std::vector<int> ports;
+  // A redis-server the servers use: its commands and round trips per message (chat, group).
+  int redis_port = 0;
   std::string key;    // hex HS256 key of the tenant (im targets)
   std::string tenant = "default";
   std::string ws_path = "/ws";

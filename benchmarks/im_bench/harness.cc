@@ -74,8 +74,9 @@ void SleepUntil(int64_t ns) {
 }
 
 Harness::Harness(const Options& options) : o_(options) {
-  server_ = asio::ip::tcp::endpoint(asio::ip::make_address(o_.host),
-                                    static_cast<uint16_t>(o_.port));
+  for (int port : o_.ports.empty() ? std::vector<int>{o_.port} : o_.ports) {
+    servers_.emplace_back(asio::ip::make_address(o_.host), static_cast<uint16_t>(port));
+  }
   if (o_.target == "im-tcp" || o_.target == "im-ws") HexDecode(o_.key, &raw_key_);
   int n = o_.threads < 1 ? 1 : o_.threads;
   for (int i = 0; i < n; ++i) threads_.push_back(std::make_unique<ThreadCtx>(i));
@@ -113,7 +114,7 @@ bool Harness::StartClients(const std::vector<Client*>& list, size_t batch, doubl
     // Keep at most `batch` connecting: start more as earlier ones finish.
     while (next < list.size() && next - done < batch) {
       Client* c = list[next++];
-      asio::post(c->thread().io(), [this, c] { c->Start(server_); });
+      asio::post(c->thread().io(), [this, c] { c->Start(server_for(c->index())); });
     }
     if (done >= list.size()) break;
     if (NowNs() >= deadline) {

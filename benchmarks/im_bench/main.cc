@@ -33,7 +33,14 @@ void AddCommon(CLI::App* sub, Options* o) {
   sub->add_option("--target", o->target, "im-tcp, im-ws, mqtt or ceiling")
       ->required()
       ->check(CLI::IsMember({"im-tcp", "im-ws", "mqtt", "ceiling"}));
-  sub->add_option("--port", o->port, "the server's port (im-ws: the HTTP port)")->required();
+  sub->add_option("--port", o->port, "the server's port (im-ws: the HTTP port)");
+  sub->add_option("--ports", o->ports,
+                  "instead of --port, several servers (the nodes of a cluster), comma-separated: "
+                  "client i connects to the (i mod N)-th (chat and group)")
+      ->delimiter(',');
+  sub->add_option("--redis-port", o->redis_port,
+                  "chat and group: the redis-server of the nodes; reports its commands and round "
+                  "trips per message over the measured interval");
   sub->add_option("--host", o->host, "the server's address (loopback only; default 127.0.0.1)");
   sub->add_option("--key", o->key, "im targets: the tenant's HS256 key in hex (imd's [keys])");
   sub->add_option("--tenant", o->tenant, "im targets: tenant of the minted tokens");
@@ -60,11 +67,11 @@ bool IsLoopback(const std::string& host) {
 }
 
 // A blocking connect to the server, so an unreachable server fails fast and clearly.
-bool Probe(const Options& o, std::string* why) {
+bool Probe(const std::string& host, int port, std::string* why) {
   asio::io_context io;
   asio::ip::tcp::socket s(io);
   asio::error_code ec;
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(o.host), static_cast<uint16_t>(o.port)),
+  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(host), static_cast<uint16_t>(port)),
             ec);
   if (ec) {
     *why = ec.message();
@@ -114,8 +121,19 @@ int RunScenario(Options& o) {
     std::fprintf(stderr, "im-bench: --host must be a loopback address (127.0.0.1 or ::1)\n");
     return 2;
   }
-  if (o.port <= 0 || o.port > 65535) {
-    std::fprintf(stderr, "im-bench: --port must be 1..65535\n");
+  if (o.port == 0 && !o.ports.empty()) o.port = o.ports.front();
+  for (int port : o.ports.empty() ? std::vector<int>{o.port} : o.ports) {
+    if (port <= 0 || port > 65535) {
+      std::fprintf(stderr, "im-bench: --port or --ports needed, each 1..65535\n");
+      return 2;
+    }
+  }
+  if (o.redis_port < 0 || o.redis_port > 65535) {
+    std::fprintf(stderr, "im-bench: --redis-port must be 1..65535\n");
+    return 2;
+  }
+  if (o.ports.size() > 1 && o.scenario != "chat" && o.scenario != "group") {
+    std::fprintf(stderr, "im-bench: several --ports for chat and group only\n");
     return 2;
   }
   if (o.seconds <= 0 || o.warmup < 0 || o.threads < 1 || o.window < 1 || o.body < 24 ||
@@ -141,10 +159,12 @@ int RunScenario(Options& o) {
     }
   }
   std::string why;
-  if (!Probe(o, &why)) {
-    std::fprintf(stderr, "im-bench: cannot connect to %s:%d (%s): is the %s server running?\n",
-                 o.host.c_str(), o.port, why.c_str(), o.target.c_str());
-    return 2;
+  for (int port : o.ports.empty() ? std::vector<int>{o.port} : o.ports) {
+    if (!Probe(o.host, port, &why)) {
+      std::fprintf(stderr, "im-bench: cannot connect to %s:%d (%s): is the %s server running?\n",
+                   o.host.c_str(), port, why.c_str(), o.target.c_str());
+      return 2;
+    }
   }
   imbench::Conn::SetWebSocketTarget(o.host + ":" + std::to_string(o.port), o.ws_path);
   StartWatchdog(DeadlineSeconds(o), o.scenario + " against " + o.target);

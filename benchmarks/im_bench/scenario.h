@@ -25,7 +25,11 @@ class Harness {
   ~Harness();
 
   const Options& options() const { return o_; }
-  const asio::ip::tcp::endpoint& server() const { return server_; }
+  const asio::ip::tcp::endpoint& server() const { return servers_.front(); }
+  // The server of the client at `index` in clients(): spread over Options::ports.
+  const asio::ip::tcp::endpoint& server_for(size_t index) const {
+    return servers_[index % servers_.size()];
+  }
   ThreadCtx* ThreadFor(size_t i) { return threads_[i % threads_.size()].get(); }
   size_t thread_count() const { return threads_.size(); }
   ThreadCtx& thread(size_t i) { return *threads_[i]; }
@@ -69,7 +73,7 @@ class Harness {
   uint64_t SumAtomic(std::atomic<uint64_t> ThreadStats::*field) const;
 
   const Options& o_;
-  asio::ip::tcp::endpoint server_;
+  std::vector<asio::ip::tcp::endpoint> servers_;  // never empty
   std::string raw_key_;
   std::vector<std::unique_ptr<ThreadCtx>> threads_;
   std::vector<std::unique_ptr<Client>> clients_;

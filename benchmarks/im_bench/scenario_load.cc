@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "redis_stats.h"
 #include "scenario.h"
 
 namespace imbench {
@@ -507,12 +508,22 @@ int RunChat(const Options& o, bool group, RunResult* r) {
   g_run.measure_start_ns.store(start);
   g_run.measure_end_ns.store(start + static_cast<int64_t>(o.seconds * 1e9));
   run.Start();
+  RedisCounters redis_before;
+  RedisCounters redis_after;
+  if (o.redis_port > 0) {
+    SleepUntil(start);
+    redis_before = ReadRedisCounters(o.host, o.redis_port);
+  }
   SleepUntil(g_run.measure_end_ns.load());
+  if (o.redis_port > 0) redis_after = ReadRedisCounters(o.host, o.redis_port);
   g_run.stopping.store(true);
   run.Drain();
   h.Shutdown(false);
   *r = h.NewResult();
   run.Fill(r);
+  if (o.redis_port > 0) {
+    AddRedisFigures(redis_before, redis_after, h.Sum(&ThreadStats::acked), r);
+  }
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // Factory functions of the Redis backends (libim::redis, built when hiredis is found:
 // CMake option IM_WITH_REDIS). Each returns an interface; the implementation types and hiredis
 // stay private. Every backend talks to one Redis server through its own small pool of
-// synchronous connections (RedisOptions).
+// synchronous connections (RedisOptions); the inbox also pipelines the committer's storage
+// batches (OfflineQueue::AppendBatchAsync) on one more connection of its own.
 //
 // What a caller sees when Redis is down or slow: every call answers 503 "unavailable" (a
 // refused or broken connection, a connect or command timeout, no free pooled connection within

@@ -2,7 +2,6 @@
 
 #include <hiredis.h>
 #include <poll.h>
-#include <sys/time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -54,8 +53,6 @@ struct Reader {
 };
 
 constexpr uint32_t kNoTail = 0xFFFFFFFF;
-
-timeval ToTimeval(int ms) { return timeval{ms / 1000, (ms % 1000) * 1000}; }
 
 size_t ItemBytes(const RedisRouter::Item& item) {
   return item.frame.size() + item.target.user.tenant.size() + item.target.user.user.size() +
@@ -244,40 +241,9 @@ void RedisRouter::Subscribe() {
   int backoff_ms = std::max(1, redis_.reconnect_min_ms);
   bool warned = false;
   while (!stopping_.load()) {
-    redisContext* c =
-        redisConnectWithTimeout(url.host.c_str(), url.port, ToTimeval(redis_.connect_timeout_ms));
     std::string why;
-    if (c == nullptr || c->err != 0) {
-      why = c ? c->errstr : "out of memory";
-    } else {
-      redisSetTimeout(c, ToTimeval(redis_.connect_timeout_ms));
-      redisEnableKeepAlive(c);
-      std::vector<std::vector<std::string>> handshake;
-      if (!url.password.empty()) {
-        handshake.push_back(url.user.empty() ? std::vector<std::string>{"AUTH", url.password}
-                                             : std::vector<std::string>{"AUTH", url.user,
-                                                                        url.password});
-      }
-      handshake.push_back({"SUBSCRIBE", channel});
-      for (const auto& args : handshake) {
-        std::vector<const char*> argv;
-        std::vector<size_t> lengths;
-        for (const std::string& a : args) {
-          argv.push_back(a.data());
-          lengths.push_back(a.size());
-        }
-        auto* reply = static_cast<redisReply*>(
-            redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()));
-        if (reply == nullptr) {
-          why = c->errstr;
-          break;
-        }
-        if (reply->type == REDIS_REPLY_ERROR) why = args[0] + " refused: " + reply->str;
-        freeReplyObject(reply);
-        if (!why.empty()) break;
-      }
-    }
-    if (why.empty()) {
+    redisContext* c = OpenRedisContext(url, redis_, {{"SUBSCRIBE", channel}}, &why);
+    if (c != nullptr) {
       subscribed_.store(true);
       if (warned) IM_LOG_INFO("cluster: subscribed to {} again", channel);
       warned = false;
@@ -313,7 +279,7 @@ void RedisRouter::Subscribe() {
       }
       subscribed_.store(false);
     }
-    if (c != nullptr) redisFree(c);
+    CloseRedisContext(c);
     if (stopping_.load()) break;
     if (!warned) {
       // Pushes to this node are lost until it subscribes again: its clients sync.

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "store/redis/redis_pipe.h"
+
 namespace im::internal {
 namespace {
 
@@ -30,38 +32,6 @@ timeval ToTimeval(int ms) {
   tv.tv_sec = ms / 1000;
   tv.tv_usec = (ms % 1000) * 1000;
   return tv;
-}
-
-RedisReply Convert(const redisReply* reply) {
-  RedisReply out;
-  switch (reply->type) {
-    case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::kString;
-      out.str.assign(reply->str, reply->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::kStatus;
-      out.str.assign(reply->str, reply->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::kError;
-      out.str.assign(reply->str, reply->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::kInteger;
-      out.integer = reply->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::kArray;
-      out.elements.reserve(reply->elements);
-      for (size_t i = 0; i < reply->elements; ++i) {
-        out.elements.push_back(Convert(reply->element[i]));
-      }
-      break;
-    default:  // REDIS_REPLY_NIL
-      break;
-  }
-  return out;
 }
 
 Status ErrorReply(const RedisReply& reply) { return Status::Internal("redis: " + reply.str); }
@@ -109,6 +79,108 @@ Result<RedisUrl> ParseRedisUrl(std::string_view url) {
   return out;
 }
 
+RedisReply ConvertRedisReply(const void* raw) {
+  const auto* reply = static_cast<const redisReply*>(raw);
+  RedisReply out;
+  switch (reply->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(reply->str, reply->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(reply->str, reply->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(reply->str, reply->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = reply->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(reply->elements);
+      for (size_t i = 0; i < reply->elements; ++i) {
+        out.elements.push_back(ConvertRedisReply(reply->element[i]));
+      }
+      break;
+    default:  // REDIS_REPLY_NIL
+      break;
+  }
+  return out;
+}
+
+bool AppendRedisCommand(redisContext* context, const RedisArgs& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  argv.reserve(args.size());
+  lengths.reserve(args.size());
+  for (const std::string& arg : args) {
+    argv.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  return redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(),
+                                lengths.data()) == REDIS_OK;
+}
+
+void CloseRedisContext(redisContext* context) {
+  if (context != nullptr) redisFree(context);
+}
+
+redisContext* OpenRedisContext(const RedisUrl& url, const RedisOptions& options,
+                               const std::vector<RedisArgs>& then, std::string* why) {
+  redisContext* context =
+      redisConnectWithTimeout(url.host.c_str(), url.port, ToTimeval(options.connect_timeout_ms));
+  if (context == nullptr) {
+    *why = "out of memory";
+    return nullptr;
+  }
+  if (context->err != 0) {
+    *why = context->errstr;
+    redisFree(context);
+    return nullptr;
+  }
+  // The handshake is bounded by the connect timeout, then every command by the command timeout.
+  redisSetTimeout(context, ToTimeval(options.connect_timeout_ms));
+  redisEnableKeepAlive(context);
+  std::vector<RedisArgs> handshake;
+  if (!url.password.empty()) {
+    handshake.push_back(url.user.empty() ? RedisArgs{"AUTH", url.password}
+                                         : RedisArgs{"AUTH", url.user, url.password});
+  }
+  handshake.insert(handshake.end(), then.begin(), then.end());
+  for (const RedisArgs& args : handshake) {
+    void* raw = nullptr;
+    if (!AppendRedisCommand(context, args) || redisGetReply(context, &raw) != REDIS_OK ||
+        raw == nullptr) {
+      *why = context->errstr[0] != '\0' ? context->errstr : "out of memory";
+      redisFree(context);
+      return nullptr;
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    const bool error = reply->type == REDIS_REPLY_ERROR;
+    if (error) *why = args[0] + " refused: " + std::string(reply->str, reply->len);
+    freeReplyObject(reply);
+    if (error) {
+      redisFree(context);
+      return nullptr;
+    }
+  }
+  redisSetTimeout(context, ToTimeval(options.command_timeout_ms));
+  return context;
+}
+
+void RedisMetrics::RecordLatency(int64_t us) {
+  latency_us_sum.fetch_add(static_cast<uint64_t>(std::max<int64_t>(us, 0)),
+                           std::memory_order_relaxed);
+  const size_t bucket =
+      std::lower_bound(kLatencyBoundsUs.begin(), kLatencyBoundsUs.end(), us) -
+      kLatencyBoundsUs.begin();
+  latency_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
 std::string RedisScript::sha1() const {
   std::lock_guard<std::mutex> lock(mu_);
   return sha1_;
@@ -118,16 +190,6 @@ void RedisScript::set_sha1(std::string sha1) const {
   std::lock_guard<std::mutex> lock(mu_);
   sha1_ = std::move(sha1);
 }
-
-struct RedisClient::Connection {
-  ~Connection() { Close(); }
-  void Close() {
-    if (context != nullptr) redisFree(context);
-    context = nullptr;
-  }
-  redisContext* context = nullptr;
-  uint64_t generation = 0;  // the pool's generation when it connected
-};
 
 class RedisClient::Lease {
  public:
@@ -177,6 +239,12 @@ RedisClient::RedisClient(const RedisOptions& options, RedisUrl url)
     : options_(options), url_(std::move(url)) {}
 
 RedisClient::~RedisClient() = default;
+
+void RedisClient::EvalAsync(const RedisScript& script, RedisArgs keys, RedisArgs args,
+                            RedisDone done) {
+  std::call_once(pipe_once_, [this] { pipe_ = std::make_unique<RedisPipe>(this); });
+  pipe_->Submit(script, std::move(keys), std::move(args), std::move(done));
+}
 
 Result<RedisClient::Lease> RedisClient::Acquire() {
   std::unique_ptr<Connection> connection;
@@ -253,48 +321,11 @@ Status RedisClient::Connect(Connection* connection) {
   };
 
   connection->Close();
-  redisContext* context =
-      redisConnectWithTimeout(url_.host.c_str(), url_.port, ToTimeval(options_.connect_timeout_ms));
-  if (context == nullptr) return fail("out of memory");
-  connection->context = context;
-  if (context->err != 0) {
-    std::string why = context->errstr;
-    connection->Close();
-    return fail(why);
-  }
-  // The handshake (AUTH, SELECT) is bounded by the connect timeout, then every command by the
-  // command timeout.
-  redisSetTimeout(context, ToTimeval(options_.connect_timeout_ms));
-  redisEnableKeepAlive(context);
-  std::vector<RedisArgs> handshake;
-  if (!url_.password.empty()) {
-    handshake.push_back(url_.user.empty() ? RedisArgs{"AUTH", url_.password}
-                                          : RedisArgs{"AUTH", url_.user, url_.password});
-  }
-  if (url_.db != 0) handshake.push_back({"SELECT", std::to_string(url_.db)});
-  for (const RedisArgs& args : handshake) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    for (const std::string& arg : args) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    auto* reply = static_cast<redisReply*>(
-        redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data()));
-    if (reply == nullptr) {
-      std::string why = context->errstr;
-      connection->Close();
-      return fail(why);
-    }
-    const bool error = reply->type == REDIS_REPLY_ERROR;
-    std::string text = error ? std::string(reply->str, reply->len) : std::string();
-    freeReplyObject(reply);
-    if (error) {
-      connection->Close();
-      return fail(args[0] + " refused: " + text);
-    }
-  }
-  redisSetTimeout(context, ToTimeval(options_.command_timeout_ms));
+  std::vector<RedisArgs> select;
+  if (url_.db != 0) select.push_back({"SELECT", std::to_string(url_.db)});
+  std::string why;
+  connection->context = OpenRedisContext(url_, options_, select, &why);
+  if (connection->context == nullptr) return fail(why);
   metrics_.connects.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   connect_failures_ = 0;
@@ -306,17 +337,8 @@ Status RedisClient::Connect(Connection* connection) {
 Result<std::vector<RedisReply>> RedisClient::RoundTrip(Lease& lease,
                                                       const std::vector<RedisArgs>& commands) {
   redisContext* context = lease.get()->context;
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
   for (const RedisArgs& args : commands) {
-    argv.clear();
-    lengths.clear();
-    for (const std::string& arg : args) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    if (redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(),
-                               lengths.data()) != REDIS_OK) {
+    if (!AppendRedisCommand(context, args)) {
       lease.MarkBroken(false);
       return Status::Internal("redis: cannot build a command (out of memory)");
     }
@@ -344,7 +366,7 @@ Result<std::vector<RedisReply>> RedisClient::RoundTrip(Lease& lease,
                       context->errstr[0] != '\0' ? context->errstr : "closed"));
     }
     auto* reply = static_cast<redisReply*>(raw);
-    replies.push_back(Convert(reply));
+    replies.push_back(ConvertRedisReply(reply));
     freeReplyObject(reply);
   }
   return replies;
@@ -363,12 +385,8 @@ Result<std::vector<RedisReply>> RedisClient::Run(const std::vector<RedisArgs>& c
     metrics_.errors.fetch_add(1, std::memory_order_relaxed);
     return replies;
   }
-  const int64_t us =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-  metrics_.latency_us_sum.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
-  const auto& bounds = RedisMetrics::kLatencyBoundsUs;
-  const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), us) - bounds.begin();
-  metrics_.latency_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  metrics_.RecordLatency(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   for (const RedisReply& reply : *replies) {
     if (reply.is_error()) metrics_.errors.fetch_add(1, std::memory_order_relaxed);
   }

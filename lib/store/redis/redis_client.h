@@ -1,6 +1,8 @@
 // RedisClient: a small synchronous connection pool over hiredis, shared by the Redis backends
-// (lib/store/redis/). No hiredis type leaves redis_client.cc: commands go in as argument
-// vectors and replies come back as owned RedisReply values.
+// (lib/store/redis/), plus one pipelined connection for calls that do not wait (EvalAsync).
+// Commands go in as argument vectors and replies come back as owned RedisReply values; the only
+// hiredis type named here is the opaque redisContext of the connection helpers at the end, for
+// the code in lib/store/redis and lib/route that reads a connection itself (pub/sub).
 //
 //   auto client = RedisClient::Create(options);                  // 400 for a bad URL
 //   Result<RedisReply> r = (*client)->Command({"GET", key});    // one round trip
@@ -8,6 +10,7 @@
 //   static RedisScript kScript("return redis.call('GET', KEYS[1])");
 //   Result<RedisReply> v = (*client)->Eval(kScript, {key}, {});  // EVALSHA, NOSCRIPT fallback
 //   Result<RedisArgs> call = (*client)->EvalCommand(kScript, {key}, {});  // for a Pipeline
+//   (*client)->EvalAsync(kScript, {key}, {}, [](Result<RedisReply> r) { ... });  // pipelined
 //
 // Errors (as im::Status, so they reach a client response untranslated):
 // - 503 "unavailable": Redis refused or dropped the connection, a connect or command timed out,
@@ -33,6 +36,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,7 +48,11 @@
 #include "im/result.h"
 #include "im/status.h"
 
+struct redisContext;  // hiredis
+
 namespace im::internal {
+
+class RedisPipe;
 
 // The parts of a redis:// URL (RedisOptions::url).
 struct RedisUrl {
@@ -107,11 +115,34 @@ struct RedisMetrics {
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<int64_t> in_use{0};        // connections held by a call right now
   std::atomic<uint64_t> pool_waits{0};   // calls that had to wait for a free connection
+  // EvalAsync calls written again because they did not run (NOSCRIPT, or behind one).
+  std::atomic<uint64_t> resends{0};
   // Round-trip latency of completed round trips: sum and counts per bucket (not cumulative;
   // latency_buckets[i] counts latencies <= kLatencyBoundsUs[i] and above the bound before).
   std::atomic<uint64_t> latency_us_sum{0};
   std::array<std::atomic<uint64_t>, kLatencyBoundsUs.size() + 1> latency_buckets{};
+
+  // Counts one completed round trip (or pipelined call) of `us` microseconds.
+  void RecordLatency(int64_t us);
 };
+
+// The answer of an EvalAsync call.
+using RedisDone = std::function<void(Result<RedisReply>)>;
+
+// Connection helpers, shared by the pool, the pipelined connection and the router's subscriber.
+//
+// Opens a blocking connection to `url` within connect_timeout_ms, with TCP keepalive, sends
+// AUTH when the URL has a password, then each of `then` (SELECT, SUBSCRIBE, ...), every reply
+// read before the next command (bounded by the connect timeout too); leaves the command timeout
+// (SO_RCVTIMEO/SO_SNDTIMEO) set. nullptr and the reason in `why` on failure.
+redisContext* OpenRedisContext(const RedisUrl& url, const RedisOptions& options,
+                               const std::vector<RedisArgs>& then, std::string* why);
+void CloseRedisContext(redisContext* context);
+// Appends one command to the context's output buffer (redisAppendCommandArgv); false when out
+// of memory.
+bool AppendRedisCommand(redisContext* context, const RedisArgs& args);
+// Converts a hiredis reply (redisReply*) into an owned RedisReply.
+RedisReply ConvertRedisReply(const void* reply);
 
 class RedisClient {
  public:
@@ -146,11 +177,47 @@ class RedisClient {
   Result<RedisArgs> EvalCommand(const RedisScript& script, const RedisArgs& keys,
                                 const RedisArgs& args);
 
+  // Eval without waiting, on this client's one pipelined connection (opened at the first call,
+  // with its own I/O thread `im-redis-pipe`): the call is written at once behind the calls
+  // still unanswered, and `done` gets what Eval would return, once, on that I/O thread. Calls
+  // run in Redis in call order and their `done`s run in call order (one caller thread's order;
+  // calls from several threads are ordered as they enter). A `done` must not block for long:
+  // the replies behind it wait for it.
+  //
+  // Order across a NOSCRIPT (a script flushed or Redis replaced mid-pipeline): every script on
+  // this connection is run in a wrapper that first checks and advances a fence key of the
+  // connection (im:fence:<token>, PX 1 hour, two more commands per call). A call whose
+  // predecessor did not run finds the fence behind and does nothing (IMFENCED), so after a
+  // NOSCRIPT the scripts are loaded again and that call and every later one are sent again, in
+  // order, under a new fence key: none of them ran twice or out of order. A call sent three
+  // times without running answers 500.
+  //
+  // Errors, as Eval: 503 when the connection breaks or Redis sends no reply for
+  // command_timeout_ms while a call is due (the connection is closed; every call written to it
+  // and unanswered gets 503, in order: it may or may not have run; the next call opens a new
+  // connection, with the pool's reconnect backoff rules), 500 for an error reply. At most
+  // kMaxPipelined calls are pending (queued or unanswered); a caller beyond that waits up to
+  // command_timeout_ms for room, and then its call is answered 503 (after the calls before it)
+  // without being sent. The first call of a script loads it through the pool (one blocking round
+  // trip; 503 then answers that call, in order).
+  static constexpr size_t kMaxPipelined = 128;
+  void EvalAsync(const RedisScript& script, RedisArgs keys, RedisArgs args, RedisDone done);
+
   RedisMetrics& metrics() { return metrics_; }
   const RedisUrl& url() const { return url_; }
+  const RedisOptions& options() const { return options_; }
 
  private:
-  struct Connection;
+  friend class RedisPipe;  // connects through Connect (the backoff is shared) and loads scripts
+  struct Connection {
+    ~Connection() { Close(); }
+    void Close() {
+      CloseRedisContext(context);
+      context = nullptr;
+    }
+    redisContext* context = nullptr;
+    uint64_t generation = 0;  // the pool's generation when it connected
+  };
   // A pooled connection, checked out for one call; returned to the pool when destroyed.
   class Lease;
 
@@ -183,7 +250,11 @@ class RedisClient {
   std::mutex scripts_mu_;
   // SHA1 -> source of every script this client loaded, to load one again on NOSCRIPT.
   std::unordered_map<std::string, std::string> scripts_;  // guarded by scripts_mu_
+
+  std::once_flag pipe_once_;
+  std::unique_ptr<RedisPipe> pipe_;  // EvalAsync's connection; created once
 };
+
 
 }  // namespace im::internal
 

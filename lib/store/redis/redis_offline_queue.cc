@@ -374,6 +374,14 @@ Status Unexpected(std::string_view what) {
   return Status::Internal("redis: unexpected reply to " + std::string(what));
 }
 
+// What every RunChecked script answers: an array whose first element is a string.
+Status ScriptReplyShape(const RedisReply& reply) {
+  if (!reply.is_array() || reply.elements.empty() || !reply.elements[0].is_string()) {
+    return Unexpected("a script");
+  }
+  return Status::OK();
+}
+
 // The value of a CONFIG GET reply ("" when refused or absent).
 std::string ConfigValue(const RedisReply& reply) {
   if (!reply.is_array() || reply.elements.size() != 2) return "";
@@ -396,6 +404,10 @@ class RedisOfflineQueue final : public OfflineQueue {
     if (batch.empty()) return {};
     return AppendMany(batch.data(), batch.size());
   }
+
+  // Pipelined: batches in flight share one connection (RedisClient::EvalAsync).
+  void AppendBatchAsync(std::shared_ptr<const std::vector<AppendRequest>> batch,
+                        AppendDone done) override;
 
   Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) override {
     if (limit < 1 || limit > kMaxFetchLimit) return Status::BadRequest("limit must be 1..500");
@@ -436,9 +448,20 @@ class RedisOfflineQueue final : public OfflineQueue {
 
  private:
   std::vector<Result<AppendResult>> AppendMany(const AppendRequest* requests, size_t count);
+  // Validates the requests (their results: a default AppendResult, or the error) and groups
+  // the valid ones into chunks of at most kMaxScriptRecipients recipients (but one request at
+  // least), one script each.
+  std::vector<std::vector<size_t>> SplitChunks(const AppendRequest* requests, size_t count,
+                                               std::vector<Result<AppendResult>>* results);
   // Runs the requests at `indexes` (valid ones) as one script; fills their results.
   void AppendChunk(const AppendRequest* requests, const std::vector<size_t>& indexes,
                    std::vector<Result<AppendResult>>* results);
+  // The append script's KEYS and ARGV (without RunChecked's token) for the requests at
+  // `indexes`, and the reading of its reply into their results.
+  void ChunkCommand(const AppendRequest* requests, const std::vector<size_t>& indexes,
+                    RedisArgs* keys, RedisArgs* args);
+  void ReadChunk(const AppendRequest* requests, const std::vector<size_t>& indexes,
+                 const Result<RedisReply>& reply, std::vector<Result<AppendResult>>* results);
   Result<FetchResult> FetchOrInfo(const UserKey& user, uint64_t after, size_t limit);
 
   // Eval of a script that starts with kInstancePrelude (keys[0] is im:instance; a fresh token
@@ -449,9 +472,7 @@ class RedisOfflineQueue final : public OfflineQueue {
     for (int attempt = 0; attempt < 3; ++attempt) {
       Result<RedisReply> reply = client_->Eval(script, keys, args);
       if (!reply.ok()) return reply;
-      if (!reply->is_array() || reply->elements.empty() || !reply->elements[0].is_string()) {
-        return Unexpected("a script");
-      }
+      if (Status shape = ScriptReplyShape(*reply); !shape.ok()) return shape;
       if (reply->elements[0].str != "restarted") return reply;
       if (reply->elements.size() != 2) return Unexpected("a script");
       if (Status s = Adopt(reply->elements[1].str); !s.ok()) return s;
@@ -496,35 +517,102 @@ class RedisOfflineQueue final : public OfflineQueue {
 std::vector<Result<AppendResult>> RedisOfflineQueue::AppendMany(const AppendRequest* requests,
                                                                 size_t count) {
   std::vector<Result<AppendResult>> results;
-  results.reserve(count);
-  std::vector<size_t> chunk;
+  for (const std::vector<size_t>& chunk : SplitChunks(requests, count, &results)) {
+    AppendChunk(requests, chunk, &results);
+  }
+  return results;
+}
+
+std::vector<std::vector<size_t>> RedisOfflineQueue::SplitChunks(
+    const AppendRequest* requests, size_t count, std::vector<Result<AppendResult>>* results) {
+  results->reserve(count);
+  std::vector<std::vector<size_t>> chunks;
   size_t chunk_recipients = 0;
   for (size_t i = 0; i < count; ++i) {
     Status invalid = ValidateAppendRequest(requests[i]);
-    results.emplace_back(invalid.ok() ? Result<AppendResult>(AppendResult()) : invalid);
+    results->emplace_back(invalid.ok() ? Result<AppendResult>(AppendResult()) : invalid);
     if (!invalid.ok()) continue;
     const size_t n = requests[i].recipients.size();
-    if (!chunk.empty() && chunk_recipients + n > kMaxScriptRecipients) {
-      AppendChunk(requests, chunk, &results);
-      chunk.clear();
+    if (chunks.empty() || chunk_recipients + n > kMaxScriptRecipients) {
+      chunks.emplace_back();
       chunk_recipients = 0;
     }
-    chunk.push_back(i);
+    chunks.back().push_back(i);
     chunk_recipients += n;
   }
-  if (!chunk.empty()) AppendChunk(requests, chunk, &results);
-  return results;
+  return chunks;
+}
+
+// Each chunk is one pipelined script call; the batch is answered with the last chunk's reply
+// (the pipe answers in call order, so batches are answered in hand-over order too). A batch
+// with no valid request still makes a call, so that its answer waits for the batches before.
+void RedisOfflineQueue::AppendBatchAsync(std::shared_ptr<const std::vector<AppendRequest>> batch,
+                                         AppendDone done) {
+  struct Pending {
+    std::shared_ptr<const std::vector<AppendRequest>> batch;
+    AppendDone done;
+    std::vector<Result<AppendResult>> results;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->batch = std::move(batch);
+  pending->done = std::move(done);
+  const AppendRequest* requests = pending->batch->data();
+  std::vector<std::vector<size_t>> chunks =
+      SplitChunks(requests, pending->batch->size(), &pending->results);
+  if (chunks.empty()) {
+    static const RedisScript kNothing("return {'ok'}");
+    client_->EvalAsync(kNothing, {}, {}, [pending](Result<RedisReply>) {
+      pending->done(std::move(pending->results));
+    });
+    return;
+  }
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    RedisArgs keys;
+    RedisArgs args;
+    ChunkCommand(requests, chunks[c], &keys, &args);
+    args.insert(args.begin(), RandomHexToken(8));  // as RunChecked: a token for a new database
+    const bool last = c + 1 == chunks.size();
+    client_->EvalAsync(
+        AppendScript(), std::move(keys), std::move(args),
+        [this, pending, chunk = std::move(chunks[c]), last](Result<RedisReply> reply) {
+          if (reply.ok()) {
+            if (Status shape = ScriptReplyShape(*reply); !shape.ok()) {
+              reply = shape;
+            } else if (reply->elements[0].str == "restarted") {
+              // Adopt the new redis-server; this batch did not run and cannot be run again in
+              // its place (the calls behind it may have run), so its senders retry.
+              Status adopted = reply->elements.size() == 2 ? Adopt(reply->elements[1].str)
+                                                           : Unexpected("a script");
+              reply = adopted.ok() ? Status::Unavailable("redis: restarted; retry") : adopted;
+            }
+          }
+          ReadChunk(pending->batch->data(), chunk, reply, &pending->results);
+          if (last) pending->done(std::move(pending->results));
+        });
+  }
 }
 
 void RedisOfflineQueue::AppendChunk(const AppendRequest* requests,
                                     const std::vector<size_t>& indexes,
                                     std::vector<Result<AppendResult>>* results) {
+  RedisArgs keys;
+  RedisArgs args;
+  ChunkCommand(requests, indexes, &keys, &args);
+  Result<RedisReply> reply = RunChecked(AppendScript(), keys, std::move(args));
+  ReadChunk(requests, indexes, reply, results);
+}
+
+void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
+                                     const std::vector<size_t>& indexes, RedisArgs* keys_out,
+                                     RedisArgs* args_out) {
   const TimestampMs now = clock_->NowMs();
-  RedisArgs keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
-                    std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
-  RedisArgs args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
-                    std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
-                    RandomHexToken(8) + "-",          std::to_string(indexes.size())};
+  RedisArgs& keys = *keys_out;
+  RedisArgs& args = *args_out;
+  keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
+          std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
+  args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
+          std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
+          RandomHexToken(8) + "-",      std::to_string(indexes.size())};
   for (size_t i : indexes) {
     const AppendRequest& request = requests[i];
     const Message& message = *request.message;
@@ -545,7 +633,12 @@ void RedisOfflineQueue::AppendChunk(const AppendRequest* requests,
     args.push_back(dedup ? "1" : "0");
     args.push_back(std::to_string(request.recipients.size()));
   }
-  Result<RedisReply> reply = RunChecked(AppendScript(), keys, std::move(args));
+}
+
+void RedisOfflineQueue::ReadChunk(const AppendRequest* requests,
+                                  const std::vector<size_t>& indexes,
+                                  const Result<RedisReply>& reply,
+                                  std::vector<Result<AppendResult>>* results) {
   auto fail = [&](const Status& status) {
     for (size_t i : indexes) (*results)[i] = status;
   };

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <iterator>
@@ -437,6 +438,68 @@ TEST_CASE("OfflineQueue: AppendBatch keeps order and dedups within the batch") {
     REQUIRE(b.size() == 2);
     CHECK(b[0].message->body == "one");
     CHECK(b[1].message->body == "three");
+  });
+}
+
+TEST_CASE("OfflineQueue: AppendBatchAsync answers batches in hand-over order") {
+  ForEachBackend([](const OfflineQueueBackend& backend) {
+    auto q = backend.open({});
+    constexpr int kBatches = 200;
+    std::mutex mu;
+    std::vector<int> order;
+    std::vector<std::vector<Result<AppendResult>>> answers(kBatches);
+    for (int b = 0; b < kBatches; ++b) {
+      auto batch = std::make_shared<std::vector<AppendRequest>>();
+      if (b == 50) {
+        batch->push_back(Req(nullptr, {U("a")}));  // nothing valid: still answered in turn
+      } else {
+        for (int i = 0; i < 3; ++i) {
+          const uint64_t mid = static_cast<uint64_t>(b * 3 + i + 1);
+          // The first request of a batch repeats the key of the second of the batch before.
+          const std::string key = "k" + std::to_string(i == 0 && b > 0 ? mid - 2 : mid);
+          batch->push_back(Req(Msg(mid, "a", std::to_string(mid)), {U("a"), U("b")}, 0, key));
+        }
+      }
+      q->AppendBatchAsync(batch, [&, b, batch](std::vector<Result<AppendResult>> results) {
+        REQUIRE(batch->size() == results.size());  // the batch is still alive
+        std::lock_guard<std::mutex> lock(mu);
+        order.push_back(b);
+        answers[b] = std::move(results);
+      });
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (order.size() == kBatches) break;
+      }
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (int b = 0; b < kBatches; ++b) REQUIRE(order[b] == b);
+    CHECK(answers[50][0].status().code() == Code::kBadRequest);
+    uint64_t last = 0;
+    for (int b = 0; b < kBatches; ++b) {
+      if (b == 50) continue;
+      CAPTURE(b);
+      for (int i = 0; i < 3; ++i) {
+        Result<AppendResult>& r = answers[b][i];
+        REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+        // The first request of a batch repeats a key of the batch before: a duplicate, but
+        // after the invalid batch, whose key was never recorded.
+        const bool dup = i == 0 && b > 0 && b != 51;
+        CHECK(r->duplicate == dup);
+        if (dup) {
+          CHECK(r->mid == static_cast<uint64_t>(b * 3 + i + 1 - 2));
+          continue;
+        }
+        CHECK(r->sender_seq == last + 1);  // later batches, higher seqs: no reordering
+        last = r->sender_seq;
+      }
+    }
+    std::vector<InboxEntry> a = FetchAll(*q, U("a"));
+    REQUIRE(a.size() == last);
+    for (size_t i = 1; i < a.size(); ++i) CHECK(a[i - 1].message->mid < a[i].message->mid);
   });
 }
 
