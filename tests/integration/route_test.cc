@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -18,6 +19,7 @@
 #include "im/auth.h"
 #include "im/client.h"
 #include "route/route_rules.h"
+#include "support/child_process.h"
 #include "support/http.h"
 #include "support/imd_process.h"
 #include "support/temp_dir.h"
@@ -71,6 +73,7 @@ struct Nodes {
              const std::string& cluster_extra, const std::string& extra) {
     const std::string data = dir.path() + "/" + id;
     std::filesystem::create_directories(data);
+    ids.push_back(id);
     std::string toml = "[server]\nnode_number = " + std::to_string(n) + "\nnode_id = \"" + id +
                        "\"\n";
     if (!redis_url.empty()) {
@@ -84,9 +87,23 @@ struct Nodes {
     toml += "[admin_keys]\ndefault = \"" + std::string(kAdminKey) + "\"\n";
     toml += extra;
     auto args = im::test::WriteImdConfig(data, toml);
+    tomls.push_back(toml);
     nodes.push_back(
         im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", args));
   }
+
+  std::vector<std::string> tomls;  // each node's config, as written
+
+  // Rewrites node `n`'s config with `from` replaced by `to`, and sends it SIGHUP.
+  void Reload(size_t n, const std::string& from, const std::string& to) {
+    std::string& toml = tomls[n];
+    const size_t at = toml.find(from);
+    REQUIRE(at != std::string::npos);
+    toml.replace(at, from.size(), to);
+    im::test::WriteImdConfig(dir.path() + "/" + ids[n], toml);
+    nodes[n].process->Signal(SIGHUP);
+  }
+  std::vector<std::string> ids;
 
   uint16_t HttpPort(size_t n) const { return PortOf(nodes[n].http_listen); }
   std::string RouteUrl(size_t n, const std::string& user, const std::string& tenant = "default") {
@@ -112,6 +129,43 @@ std::vector<std::string> Route(uint16_t port, const std::string& query, int* sta
 }
 
 #if IM_WITH_REDIS
+
+// A client that connects through route_url (node `via` answers the route), recording the node
+// it is on, its drain kicks and whether it was closed for good.
+struct RoutedUser {
+  std::unique_ptr<im::Client> client;
+  std::mutex mu;
+  std::string node;
+  std::vector<uint64_t> acked;  // 1:1 sends acked
+  std::vector<uint64_t> group_acked;
+  std::atomic<int> drain_kicks{0};
+  std::atomic<bool> closed{false};
+};
+
+std::unique_ptr<RoutedUser> RoutedLogin(Nodes& cluster, const std::string& user, size_t via) {
+  auto u = std::make_unique<RoutedUser>();
+  im::ClientOptions o;
+  o.url = cluster.nodes[via].tcp_url;  // the fallback
+  o.route_url = cluster.RouteUrl(via, user);
+  o.reconnect_min_ms = 50;
+  o.reconnect_max_ms = 500;
+  o.send_timeout_ms = 60000;
+  u->client = std::make_unique<im::Client>(o);
+  RoutedUser* raw = u.get();
+  u->client->OnReconnected([raw](const im::LoginInfo& info) {
+    std::lock_guard<std::mutex> lock(raw->mu);
+    raw->node = info.node;
+  });
+  u->client->OnKicked([raw](const std::string& reason) {
+    if (reason == "drain") raw->drain_kicks++;
+  });
+  u->client->OnClosed([raw](int, const std::string&) { raw->closed = true; });
+  REQUIRE(u->client->Connect().ok());
+  auto login = u->client->Login(cluster.Token(user));
+  REQUIRE_MESSAGE(login.ok(), login.status().ToString());
+  u->node = login->node;
+  return u;
+}
 
 TEST_CASE("route: two stable nodes and a canary - percentage, tenant whitelist, user list") {
   im::test::RedisServer redis;
@@ -264,34 +318,8 @@ TEST_CASE("route: drain the stable nodes one after the other under traffic, noth
   cluster.Start("s1", 1, redis.url(), fast, "");
   cluster.Start("c0", 2, redis.url(), fast + "\nversion_tag = \"canary\"", "");
   constexpr int kUsers = 12;
-  struct User {
-    std::unique_ptr<im::Client> client;
-    std::mutex mu;
-    std::string node;
-    std::vector<uint64_t> acked;  // 1:1 sent by this user
-    std::vector<uint64_t> group_acked;
-  };
-  std::vector<std::unique_ptr<User>> users;
-  for (int i = 0; i < kUsers; ++i) {
-    auto u = std::make_unique<User>();
-    im::ClientOptions o;
-    o.url = cluster.nodes[2].tcp_url;  // the fallback
-    o.route_url = cluster.RouteUrl(2, "p" + std::to_string(i));
-    o.reconnect_min_ms = 50;
-    o.reconnect_max_ms = 500;
-    o.send_timeout_ms = 60000;
-    u->client = std::make_unique<im::Client>(o);
-    User* raw = u.get();
-    u->client->OnReconnected([raw](const im::LoginInfo& info) {
-      std::lock_guard<std::mutex> lock(raw->mu);
-      raw->node = info.node;
-    });
-    REQUIRE(u->client->Connect().ok());
-    auto login = u->client->Login(cluster.Token("p" + std::to_string(i)));
-    REQUIRE_MESSAGE(login.ok(), login.status().ToString());
-    u->node = login->node;
-    users.push_back(std::move(u));
-  }
+  std::vector<std::unique_ptr<RoutedUser>> users;
+  for (int i = 0; i < kUsers; ++i) users.push_back(RoutedLogin(cluster, "p" + std::to_string(i), 2));
   // Canary percent 0: everyone starts on a stable node.
   for (auto& u : users) CHECK(u->node != "c0");
   std::string members;
@@ -305,7 +333,7 @@ TEST_CASE("route: drain the stable nodes one after the other under traffic, noth
   std::vector<std::thread> senders;
   for (int i = 0; i < kUsers; ++i) {
     senders.emplace_back([&, i] {
-      User& u = *users[i];
+      RoutedUser& u = *users[i];
       for (int k = 0; !stop.load(); ++k) {
         im::OutgoingMessage m;
         if (k % 3 == 2) {
@@ -385,6 +413,70 @@ TEST_CASE("route: drain the stable nodes one after the other under traffic, noth
     }
   }
   CHECK(total > 100);
+}
+
+// A changed canary rule moves users by drain kicks: they reconnect through route_url and land
+// on their new side; the others stay where they are, and nobody is closed for good.
+TEST_CASE("route: raising canary_percent moves those users to the canary by drain kicks") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  const std::string rules = "[routing]\ncanary_percent = 0\nrebalance_interval_ms = 300\n";
+  cluster.Start("s0", 0, redis.url(), "drain_kicks_per_second = 20", rules);
+  cluster.Start("c0", 1, redis.url(), "drain_kicks_per_second = 20\nversion_tag = \"canary\"",
+                rules);
+  constexpr int kUsers = 16;
+  std::vector<std::unique_ptr<RoutedUser>> users;
+  for (int i = 0; i < kUsers; ++i) {
+    users.push_back(RoutedLogin(cluster, "m" + std::to_string(i), 0));
+    CHECK(users.back()->node == "s0");
+  }
+  cluster.Reload(0, "canary_percent = 0", "canary_percent = 50");
+  cluster.Reload(1, "canary_percent = 0", "canary_percent = 50");
+  auto side = [](const std::string& user) {
+    return im::internal::CanaryBucket("default", user) < 5000 ? "c0" : "s0";
+  };
+  int movers = 0;
+  for (int i = 0; i < kUsers; ++i) movers += side("m" + std::to_string(i)) == std::string("c0");
+  REQUIRE(movers > 0);
+  REQUIRE(movers < kUsers);
+  CHECK(WaitUntil([&] {
+    for (int i = 0; i < kUsers; ++i) {
+      std::lock_guard<std::mutex> lock(users[i]->mu);
+      if (users[i]->node != side("m" + std::to_string(i))) return false;
+    }
+    return true;
+  }, 60000));
+  for (int i = 0; i < kUsers; ++i) {
+    const bool mover = side("m" + std::to_string(i)) == std::string("c0");
+    CHECK(users[i]->drain_kicks.load() == (mover ? 1 : 0));
+    CHECK(!users[i]->closed.load());
+    CHECK(users[i]->client->Ping().ok());
+  }
+}
+
+TEST_CASE("route: imd refuses bad routing and cluster routing keys, naming the key") {
+  im::test::TempDir dir;
+  const std::pair<const char*, const char*> cases[] = {
+      {"[routing]\ncanary_percent = 101\n", "routing.canary_percent"},
+      {"[routing]\ncanary_percent = -1\n", "routing.canary_percent"},
+      {"[routing]\nmax_answers = 0\n", "routing.max_answers"},
+      {"[routing]\ncanary_users = [\"nobody\"]\n", "routing.canary_users"},
+      {"[routing]\ncanary_tenants = [1]\n", "routing.canary_tenants"},
+      {"[routing.regions]\neu = [\"10.0.0.0/33\"]\n", "routing.regions.eu"},
+      {"[routing.tenant_pools]\nbig = 3\n", "routing.tenant_pools.big"},
+      {"[routing]\ncanary_percnt = 3\n", "did you mean routing.canary_percent"},
+      {"[cluster]\nweight = 0\n", "cluster.weight"},
+  };
+  for (const auto& [toml, named] : cases) {
+    auto args = im::test::WriteImdConfig(dir.path(), toml);
+    im::test::ChildProcess p({"/bin/sh", "-c", std::string(IMD_PATH) + " --data " + dir.path() +
+                                                   " --config " + args[1] +
+                                                   " --tcp 127.0.0.1:0 --http 127.0.0.1:0 2>&1"});
+    const std::string line = p.WaitForLine("imd:", 20000);
+    const int code = p.Wait(20000);
+    CHECK_MESSAGE(code == 1, toml);
+    CHECK_MESSAGE(line.find(named) != std::string::npos, toml << " -> " << line);
+  }
 }
 
 #endif  // IM_WITH_REDIS
