@@ -481,50 +481,63 @@ TEST_CASE("route: imd refuses bad routing and cluster routing keys, naming the k
 
 #endif  // IM_WITH_REDIS
 
+// Logged-in clients of one node (no reconnect) and when each got its drain kick.
+struct KickClock {
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> kicks;
+  std::vector<std::unique_ptr<im::Client>> clients;
+
+  void Login(Nodes& nodes, int count) {
+    for (int i = 0; i < count; ++i) {
+      im::ClientOptions o;
+      o.url = nodes.nodes[0].tcp_url;
+      o.auto_reconnect = false;
+      auto c = std::make_unique<im::Client>(o);
+      c->OnKicked([this](const std::string& reason) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (reason == "drain") kicks.push_back(std::chrono::steady_clock::now());
+      });
+      REQUIRE(c->Connect().ok());
+      auto login = c->Login(nodes.Token("k" + std::to_string(i)));
+      REQUIRE_MESSAGE(login.ok(), login.status().ToString());
+      clients.push_back(std::move(c));
+    }
+  }
+
+  // Every client kicked, the first to the last at least `min_spread_ms` apart, and in any one
+  // second at most `rate` plus a batch or two of scheduling slack.
+  void CheckRate(size_t rate, int64_t min_spread_ms) {
+    REQUIRE(WaitUntil([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return kicks.size() == clients.size();
+    }, 60000));
+    std::lock_guard<std::mutex> lock(mu);
+    std::sort(kicks.begin(), kicks.end());
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(kicks.back() - kicks.front())
+              .count() >= min_spread_ms);
+    for (size_t i = 0; i < kicks.size(); ++i) {
+      size_t j = i;
+      while (j < kicks.size() && kicks[j] - kicks[i] < std::chrono::seconds(1)) ++j;
+      CHECK_MESSAGE(j - i <= rate + rate * 3 / 10, "kicks in one second from #" << i << ": "
+                                                                                 << (j - i));
+    }
+  }
+};
+
 // Single node: the drain command marks this node; the kicks go out in batches at the
 // configured rate, logins are refused meanwhile, and the node idles when empty.
 TEST_CASE("route: drain kicks are batched at drain_kicks_per_second") {
   Nodes one;
-  one.Start("solo", 0, "", "drain_kicks_per_second = 50\ndrain_exit = false",
-            "");
+  one.Start("solo", 0, "", "drain_kicks_per_second = 50\ndrain_exit = false", "");
   const uint16_t port = one.HttpPort(0);
   // Single-node mode: the route answers this node.
   CHECK(Route(port, "user=x") == std::vector<std::string>{"solo"});
-  constexpr int kSessions = 200;
-  std::mutex mu;
-  std::vector<std::chrono::steady_clock::time_point> kicks;
-  std::vector<std::unique_ptr<im::Client>> clients;
-  for (int i = 0; i < kSessions; ++i) {
-    im::ClientOptions o;
-    o.url = one.nodes[0].tcp_url;
-    o.auto_reconnect = false;
-    auto c = std::make_unique<im::Client>(o);
-    c->OnKicked([&](const std::string& reason) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (reason == "drain") kicks.push_back(std::chrono::steady_clock::now());
-    });
-    REQUIRE(c->Connect().ok());
-    auto login = c->Login(one.Token("k" + std::to_string(i)));
-    REQUIRE_MESSAGE(login.ok(), login.status().ToString());
-    clients.push_back(std::move(c));
-  }
+  KickClock clock;
+  clock.Login(one, 200);
   REQUIRE(im::test::Http(port, "POST", "/v1/admin/nodes/solo/drain", "", kAdminKey).status ==
           200);
-  REQUIRE(WaitUntil([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return kicks.size() == kSessions;
-  }, 60000));
-  std::sort(kicks.begin(), kicks.end());
-  // 200 kicks at 50 a second (batches of 5 every 100 ms) take at least about 4 s; in any one
-  // second, at most the rate plus a batch or two of scheduling slack.
-  const auto spread = std::chrono::duration_cast<std::chrono::milliseconds>(kicks.back() -
-                                                                            kicks.front());
-  CHECK(spread.count() >= 3000);
-  for (size_t i = 0; i < kicks.size(); ++i) {
-    size_t j = i;
-    while (j < kicks.size() && kicks[j] - kicks[i] < std::chrono::seconds(1)) ++j;
-    CHECK_MESSAGE(j - i <= 65, "kicks in one second from #" << i << ": " << (j - i));
-  }
+  // 200 kicks at 50 a second (batches of 5 every 100 ms) take at least about 4 s.
+  clock.CheckRate(50, 3000);
   // Draining: readiness 503, a new login 503 draining, the route answers nobody; the node idles.
   CHECK(im::test::Http(port, "GET", "/readyz").status == 503);
   im::ClientOptions o;
@@ -539,6 +552,18 @@ TEST_CASE("route: drain kicks are batched at drain_kicks_per_second") {
   CHECK(Route(port, "user=x", &status).empty());
   CHECK(status == 503);
   CHECK(one.nodes[0].process->Wait(500) == -1);  // still running
+}
+
+// SIGTERM drains with the same batched kicks (after the queued sends are stored), then exits 0.
+TEST_CASE("route: SIGTERM kicks in batches at drain_kicks_per_second too") {
+  Nodes one;
+  one.Start("solo", 0, "", "drain_kicks_per_second = 40", "");
+  KickClock clock;
+  clock.Login(one, 100);
+  one.nodes[0].process->Signal(SIGTERM);
+  // 100 kicks at 40 a second (batches of 4 every 100 ms) take at least about 2.5 s.
+  clock.CheckRate(40, 1800);
+  CHECK(one.nodes[0].process->Wait(60000) == 0);
 }
 
 }  // namespace
