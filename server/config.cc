@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <set>
@@ -251,6 +252,95 @@ im::Status LoadConfigText(std::string_view text, std::string_view source, Config
 
 namespace {
 
+// An array of strings at `key` ("" when absent), each checked by `check` ("" = fine).
+im::Status StringArray(const toml::table& t, const std::string& section, const char* key,
+                       const std::function<std::string(const std::string&)>& check,
+                       std::vector<std::string>* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return im::Status::OK();
+  const toml::array* a = n->as_array();
+  if (a == nullptr) return AtLine(t, section, key, "expected an array of strings");
+  for (const toml::node& e : *a) {
+    if (!e.is_string()) return AtLine(t, section, key, "expected an array of strings");
+    const std::string v = *e.value<std::string>();
+    if (std::string what = check ? check(v) : ""; !what.empty()) {
+      return AtLine(t, section, key, "'" + v + "': " + what);
+    }
+    out->push_back(v);
+  }
+  return im::Status::OK();
+}
+
+im::Status ApplyRouting(const toml::table& t, Config* c) {
+  im::internal::RouteRules& rules = c->routing;
+  Reader r(t, "routing.");
+  r.Get<std::string>("canary_tag", &rules.canary_tag);
+  r.Get<double>("canary_percent", &rules.canary_percent);
+  r.Get<int64_t>("max_load", &rules.max_load);
+  r.Get<int64_t>("max_answers", &rules.max_answers);
+  r.Get<int64_t>("rebalance_interval_ms", &c->rebalance_interval_ms);
+  r.Skip("canary_tenants");
+  r.Skip("canary_users");
+  r.Skip("tenant_pools");
+  r.Skip("regions");
+  if (im::Status s = r.Finish(); !s.ok()) return s;
+  if (rules.canary_percent > 100) {
+    return AtLine(t, "routing.", "canary_percent", "must be in 0..100");
+  }
+  if (rules.max_answers < 1 || rules.max_answers > 64) {
+    return AtLine(t, "routing.", "max_answers", "must be in 1..64");
+  }
+  if (c->rebalance_interval_ms < 100) {
+    return AtLine(t, "routing.", "rebalance_interval_ms", "must be at least 100");
+  }
+  auto id = [](const std::string& v) {
+    return im::IsValidId(v) ? std::string() : std::string("not a valid tenant id");
+  };
+  std::vector<std::string> list;
+  if (im::Status s = StringArray(t, "routing.", "canary_tenants", id, &list); !s.ok()) return s;
+  rules.canary_tenants = std::set<std::string>(list.begin(), list.end());
+  list.clear();
+  auto user = [](const std::string& v) {
+    const size_t slash = v.find('/');
+    return slash != std::string::npos && im::IsValidId(v.substr(0, slash)) &&
+                   im::IsValidId(v.substr(slash + 1))
+               ? std::string()
+               : std::string("expected \"tenant/user\"");
+  };
+  if (im::Status s = StringArray(t, "routing.", "canary_users", user, &list); !s.ok()) return s;
+  rules.canary_users = std::set<std::string>(list.begin(), list.end());
+  if (const toml::node* n = t.get("tenant_pools")) {
+    if (!n->is_table()) return AtLine(t, "routing.", "tenant_pools", "expected a table");
+    for (auto& [k, v] : *n->as_table()) {
+      if (!v.is_string() || v.value<std::string>()->empty()) {
+        return im::Status::BadRequest("routing.tenant_pools." + std::string(k.str()) +
+                                      ": expected a pool name (a string)");
+      }
+      rules.tenant_pools[std::string(k.str())] = *v.value<std::string>();
+    }
+  }
+  if (const toml::node* n = t.get("regions")) {
+    if (!n->is_table()) return AtLine(t, "routing.", "regions", "expected a table");
+    const toml::table& regions = *n->as_table();
+    for (auto& [k, v] : regions) {
+      const std::string name(k.str());
+      std::vector<std::string> cidrs;
+      auto cidr = [](const std::string& text) {
+        auto parsed = im::internal::ParseCidr(text);
+        return parsed.ok() ? std::string() : std::string(parsed.status().message());
+      };
+      if (im::Status s = StringArray(regions, "routing.regions.", name.c_str(), cidr, &cidrs);
+          !s.ok()) {
+        return s;
+      }
+      std::vector<im::internal::Cidr> nets;
+      for (const std::string& text : cidrs) nets.push_back(*im::internal::ParseCidr(text));
+      rules.region_cidrs.emplace_back(name, std::move(nets));
+    }
+  }
+  return im::Status::OK();
+}
+
 im::Status ApplyConfig(const toml::table& root, Config* c) {
   Reader top(root, "");
   top.Get<std::string>("data", &c->data_dir);
@@ -265,6 +355,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
   top.Skip("log");
   top.Skip("limits");
   top.Skip("cluster");
+  top.Skip("routing");
   im::Status s = top.Finish();
   if (!s.ok()) return s;
 
@@ -410,6 +501,12 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("heartbeat_ms", &c->cluster_heartbeat_ms);
     r.Get<int64_t>("node_ttl_ms", &c->cluster_node_ttl_ms);
     r.Get<int64_t>("session_ttl_ms", &c->session_ttl_ms);
+    r.Get<std::string>("version_tag", &c->version_tag);
+    r.Get<std::string>("region", &c->region);
+    r.Get<std::string>("pool", &c->pool);
+    r.Get<int64_t>("weight", &c->weight);
+    r.Get<int64_t>("drain_kicks_per_second", &c->server.drain_kicks_per_second);
+    r.Get<bool>("drain_exit", &c->drain_exit);
     s = r.Finish();
     if (!s.ok()) return s;
     if (s = CheckRedisUrl(*t, "cluster.", "redis"); !s.ok()) return s;
@@ -420,6 +517,13 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       return im::Status::BadRequest("cluster.heartbeat_ms must be in 1..node_ttl_ms-1");
     }
     if (c->session_ttl_ms < 3) return im::Status::BadRequest("cluster.session_ttl_ms must be >= 3");
+    if (c->weight < 1 || c->weight > 10000) {
+      return AtLine(*t, "cluster.", "weight", "must be in 1..10000");
+    }
+    if (c->version_tag.empty()) return AtLine(*t, "cluster.", "version_tag", "must not be empty");
+  }
+  if (auto* t = root["routing"].as_table()) {
+    if (s = ApplyRouting(*t, c); !s.ok()) return s;
   }
   if (auto* t = root["auth"].as_table()) {
     Reader r(*t, "auth.");

@@ -9,6 +9,7 @@
 #include "im/backends.h"
 #include "im/options.h"
 #include "im/result.h"
+#include "route/route_rules.h"
 
 namespace imd {
 
@@ -33,6 +34,15 @@ struct Config {
   int64_t cluster_node_ttl_ms = 15000;   // a silent node leaves the registry within this
   int64_t session_ttl_ms = 60000;        // a dead node's sessions expire within this
   std::string cluster_redis;  // the registry's and router's Redis; "" = the sessions URL
+  // This node as routing sees it (docs/operations.md, Routing and canary rules).
+  std::string version_tag = "stable";
+  std::string region;
+  std::string pool;
+  int64_t weight = 100;
+  bool drain_exit = true;  // after a drain by command: exit once empty (false: idle)
+  // [routing]: the rules of GET /v1/route and of the canary moves (the same on every node).
+  im::internal::RouteRules routing;
+  int64_t rebalance_interval_ms = 5000;  // how often a node looks for users on the wrong side
   im::LevelDbOptions leveldb;  // [storage] sync_writes, compression, write_buffer_bytes, ...
   std::string filter_words_file;     // [filter] words_file; "" = no filter
   std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"

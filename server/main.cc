@@ -23,6 +23,7 @@
 #include "im/version.h"
 #include "ops/log.h"
 #include "registry.h"
+#include "routing.h"
 #if IM_WITH_REDIS
 #include "route/redis_router.h"
 #include "store/redis/node_registry.h"
@@ -215,7 +216,8 @@ im::LogOptions LogOptionsOf(const imd::Config& c) {
 
 // SIGHUP: re-reads the config file for what may change without a restart (the log level) and
 // reloads the word filter.
-void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter>& filter) {
+void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter>& filter,
+            imd::Routing& routing) {
   if (!config_path.empty()) {
     imd::Config fresh;
     im::Status s = imd::LoadConfigFile(config_path, &fresh);
@@ -225,6 +227,9 @@ void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter
       im::LogLevel level = *im::ParseLogLevel(fresh.log_level);
       im::SetLogLevel(level);
       IM_LOG_WARN("SIGHUP: log level is {}", im::LogLevelName(level));
+      routing.SetRules(fresh.routing);
+      IM_LOG_WARN("SIGHUP: routing rules reloaded (canary_percent {})",
+                  fresh.routing.canary_percent);
     }
   }
   if (filter) {
@@ -369,9 +374,11 @@ int RunServer(imd::Config c, const std::string& config_path) {
     if (!client.ok()) return Fail(client.status());
     cluster_redis = *client;
     // Refuse early, before binding, when a live node holds the id (Start below checks again).
-    auto registry = im::internal::RedisNodeRegistry::Start(
-        cluster_redis, im::internal::NodeInfo{node_id, "", "", im::LinkedVersion()},
-        NodeRegistryOptionsOf(c), nullptr);
+    im::internal::NodeInfo probe;
+    probe.id = node_id;
+    probe.version = im::LinkedVersion();
+    auto registry = im::internal::RedisNodeRegistry::Start(cluster_redis, probe,
+                                                           NodeRegistryOptionsOf(c), nullptr);
     if (!registry.ok()) return FailRegistry(registry.status(), node_id, cluster_options.url);
     registry->reset();  // deregisters; the heartbeat after Start registers the node for good
     auto holder = ClaimNodeNumber(*cluster_redis, c.server.node_number, node_id,
@@ -397,6 +404,10 @@ int RunServer(imd::Config c, const std::string& config_path) {
   ho.leeway_s = c.token_leeway_s;
   deps.tokens = im::NewHs256Verifier(*keys, ho);
 
+  // GET /v1/route and drain by command (server/routing.h); this node's entry is set once bound.
+  imd::Routing routing(c);
+  deps.route = routing.RouteHook();
+  deps.drain_node = routing.DrainHook();
   c.server.token_grace_ms = c.token_leeway_s * 1000;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
   im::Server server(c.server, deps);
@@ -406,19 +417,32 @@ int RunServer(imd::Config c, const std::string& config_path) {
   auto bound = [](const std::string& listen, uint16_t port) {
     return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(port);
   };
+  im::internal::RouteNode route_self;
+  route_self.id = node_id;
+  route_self.tcp_address = !c.advertise_tcp.empty() ? c.advertise_tcp
+                           : server.tcp_port() ? bound(c.server.tcp_listen, server.tcp_port())
+                                               : "";
+  route_self.ws_address = !c.advertise_ws.empty() ? c.advertise_ws
+                          : server.http_port()
+                              ? "ws://" + bound(c.server.http_listen, server.http_port()) + "/ws"
+                              : "";
+  route_self.tag = c.version_tag;
+  route_self.region = c.region;
+  route_self.pool = c.pool;
+  route_self.weight = c.weight;
+  routing.SetSelf(route_self);
 #if IM_WITH_REDIS
   std::unique_ptr<im::internal::RedisNodeRegistry> node_registry;
   if (cluster) {
     im::internal::NodeInfo self;
     self.id = node_id;
-    self.tcp_address = !c.advertise_tcp.empty() ? c.advertise_tcp
-                       : server.tcp_port()     ? bound(c.server.tcp_listen, server.tcp_port())
-                                               : "";
-    self.ws_address = !c.advertise_ws.empty() ? c.advertise_ws
-                      : server.http_port()
-                          ? "ws://" + bound(c.server.http_listen, server.http_port()) + "/ws"
-                          : "";
+    self.tcp_address = route_self.tcp_address;
+    self.ws_address = route_self.ws_address;
     self.version = im::LinkedVersion();
+    self.tag = c.version_tag;
+    self.region = c.region;
+    self.pool = c.pool;
+    self.weight = c.weight;
     std::shared_ptr<im::Router> router = deps.router;
     const int number = c.server.node_number;
     const int64_t ttl_ms = c.cluster_node_ttl_ms;
@@ -438,6 +462,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
       return FailRegistry(registry.status(), node_id, cluster_options.url);
     }
     node_registry = std::move(*registry);
+    routing.Attach(node_registry.get(), cluster_redis);
     std::printf("imd: cluster node %s registered in %s (heartbeat %lld ms, node ttl %lld ms, "
                 "session ttl %lld ms)\n", node_id.c_str(), cluster_options.url.c_str(),
                 static_cast<long long>(c.cluster_heartbeat_ms),
@@ -465,6 +490,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
 
   int sig = 0;
   bool taken_over = false;
+  bool drained = false;  // by command, and empty now
   for (;;) {
     // Once a second, a cluster node checks that it still holds its id: another process took it
     // over when this one's heartbeats stopped for longer than node_ttl_ms (it was presumed
@@ -477,11 +503,18 @@ int RunServer(imd::Config c, const std::string& config_path) {
       break;
     }
 #endif
-    if (sig < 0) continue;
+    if (sig < 0) {
+      // Drain by command, or the canary moves; an emptied node exits when drain_exit is set.
+      drained = routing.Tick(server) == imd::Routing::TickResult::kDrained && c.drain_exit;
+      if (drained) break;
+      continue;
+    }
     if (sig != SIGHUP) break;
-    Reload(config_path, filter);
+    Reload(config_path, filter, routing);
   }
-  if (taken_over) {
+  if (drained) {
+    IM_LOG_INFO("drained by command: no session left; stopping");
+  } else if (taken_over) {
     IM_LOG_ERROR("cluster: another node took over node id '{}'; draining (deadline {} ms)",
                  node_id, c.drain_timeout_ms);
   } else {

@@ -7,7 +7,8 @@
 // through OnMessage (pushes and synced entries are deduplicated by mid). Send() retries under
 // the same cid across timeouts and reconnects until `send_timeout_ms`, and the server's dedup
 // turns the retries into one stored message. After a kick, a logout or Close() it does not
-// reconnect.
+// reconnect; a kick with reason "drain" (the node is going away) is not final: it reconnects,
+// through route_url when set.
 //
 // Thread-safety: all request methods are safe from any thread (requests are multiplexed by id).
 // Callbacks run on the client's internal threads, one at a time: they must not block, and must
@@ -29,6 +30,11 @@ namespace im {
 struct ClientOptions {
   // "tcp://127.0.0.1:7001" or "ws://127.0.0.1:7000/ws".
   std::string url = "tcp://127.0.0.1:7001";
+  // Optional: a GET /v1/route URL with its query, e.g.
+  // "http://127.0.0.1:7000/v1/route?tenant=default&user=alice". When set, every connect and
+  // reconnect asks it first and dials the gateways it answers in order (WebSocket ones when
+  // `url` is ws://, else TCP), then `url` as the fallback.
+  std::string route_url;
   int64_t connect_timeout_ms = 5000;
   int64_t request_timeout_ms = 10000;  // a request without a response by then: 503 timeout
   // Larger incoming frames close the connection. Server responses (sync pages) can exceed the

@@ -121,6 +121,11 @@ struct ServerOptions {
   // (im_event_log_dropped_total), so a stalled disk never holds up a network thread.
   size_t event_log_queue = 8192;
 
+  // A drain (Server::Drain, Server::DrainSessions) kicks the sessions with
+  // session.kicked{reason:"drain"} in small batches, at most this many a second, so their
+  // clients do not all reconnect at once. 0 = all at once.
+  int64_t drain_kicks_per_second = 500;
+
   int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
   int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)
 

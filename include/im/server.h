@@ -25,6 +25,14 @@
 
 namespace im {
 
+// GET /v1/route: the query's parameters, and the client's address as this server saw it.
+struct RouteRequest {
+  std::string tenant;
+  std::string user;
+  std::string region;  // "" = not given
+  std::string remote_address;
+};
+
 // The backends a server uses. `sessions`, `router`, `inbox` and `tokens` are required; the others
 // may be null (features that need them answer 503 unavailable).
 struct ServerDeps {
@@ -39,6 +47,11 @@ struct ServerDeps {
   std::shared_ptr<KeyStore> token_keys;
   // Reloads the content filter's word list (POST /v1/admin/filter/reload). Null: 503.
   std::function<Status()> reload_filter;
+  // Answers GET /v1/route with a JSON object text (imd: from its routing rules and node
+  // registry; docs/protocol.md). Null: the endpoint answers 404.
+  std::function<Result<std::string>(const RouteRequest&)> route;
+  // Marks node `node_id` draining (POST /v1/admin/nodes/<id>/drain, admin key). Null: 503.
+  std::function<Status(const std::string& node_id)> drain_node;
 };
 
 // Called before a message is stored. Return a non-OK status to refuse it (the sender gets that
@@ -60,9 +73,24 @@ class Server {
   void Stop();
   // Graceful shutdown: stops taking new work (health, readiness and WebSocket handshakes answer
   // HTTP 503 until the drain ends), finishes the appends already queued (their senders get
-  // acks), sends session.kicked{reason:"drain"} to every logged-in session, closes every
-  // connection with 1001, waits up to `deadline_ms` for the closes, then stops.
+  // acks), kicks the logged-in sessions with session.kicked{reason:"drain"} and close 1001 in
+  // batches (drain_kicks_per_second) until `deadline_ms`, tells the rest at once, closes every
+  // connection with 1001, waits up to the deadline (at least a second more) for the closes,
+  // then stops.
   void Drain(int64_t deadline_ms = 10000);
+
+  // Drains the sessions while the server keeps serving the others: from now on /readyz,
+  // WebSocket handshakes and logins answer 503 `draining`, and the logged-in sessions get
+  // session.kicked{reason:"drain"} and close 1001 in batches, at most
+  // drain_kicks_per_second a second. True when no logged-in session is left, false after
+  // `deadline_ms`; call it again to go on. A host that drains by command calls Drain() once it
+  // returns true (or idles).
+  bool DrainSessions(int64_t deadline_ms);
+  // Kicks up to `max` logged-in sessions whose user `select` accepts (null: any) the way a drain
+  // does; answers how many. For moving users to other nodes a few at a time (canary rules).
+  size_t KickForDrain(size_t max, std::function<bool(const UserKey&)> select);
+  // Sessions logged in here and not yet kicked by a drain.
+  size_t DrainableCount() const;
 
   // Ports actually bound (useful with port 0). 0 when that listener is disabled or not started.
   uint16_t tcp_port() const;

@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "client/route_resolver.h"
 #include "client/seq_tracker.h"
 #include "protocol/json.h"
 #include "transport/tcp_client.h"
@@ -375,8 +376,17 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   using Clock = std::chrono::steady_clock;
 
   // Opens a new transport (a new generation: callbacks of older ones are ignored).
+  // The route endpoint's gateways in order (client/route_resolver.h), else `url`.
   Status Dial() {
-    const std::string& url = options_.url;
+    if (options_.route_url.empty()) return DialUrl(options_.url);
+    Status s = Status::Unavailable("no gateway");
+    for (const std::string& url : internal::RouteCandidates(options_)) {
+      if ((s = DialUrl(url)).ok()) return s;
+    }
+    return s;
+  }
+
+  Status DialUrl(const std::string& url) {
     std::shared_ptr<internal::ClientTransport> t;
     if (url.rfind("tcp://", 0) == 0) {
       std::string host;
@@ -492,11 +502,12 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         if (on_message_) on_message_(m);
       });
     } else if (cmd == "session.kicked") {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (gen == generation_) kicked_ = true;
-      }
       std::string reason = Str(body, "reason");
+      {
+        // A drain kick sends the client elsewhere: it reconnects (the close is 1001).
+        std::lock_guard<std::mutex> lock(mu_);
+        if (gen == generation_ && reason != "drain") kicked_ = true;
+      }
       Emit([&] {
         if (on_kicked_) on_kicked_(reason);
       });

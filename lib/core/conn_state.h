@@ -39,6 +39,7 @@ struct ConnState {
   std::atomic<size_t> pending = 0;  // commands posted to the strand and not yet started
   std::atomic<bool> closed = false;  // the transport reported the close
   std::atomic<bool> logged_in = false;
+  std::atomic<bool> drain_kicked = false;  // a drain sent session.kicked: not kicked twice
   // When the login token expires (0 = never). A login with a fresh token moves it.
   std::atomic<TimestampMs> token_expires_ms = 0;
 

@@ -99,6 +99,12 @@ void SocketFront::HandleLogin(const std::shared_ptr<ConnState>& state,
   Status s = f.RequiredString("token", &login.token);
   if (s.ok()) s = f.OptionalString("device", &login.device);
   if (!s.ok()) return ReplyError(*state, *req, s);
+  if (draining_.load()) {
+    return ReplyError(*state, *req,
+                      Status::Error(Code::kUnavailable, "draining",
+                                    "this node is draining: connect to another one (/v1/route)")
+                          .WithRetryAfter(1000));
+  }
   login.remote_address = state->conn->remote_address();
   login.connection = state->conn;
   SessionInfo current;

@@ -86,6 +86,8 @@ enum class RouteKind {
   kGetGroup,
   kGroupMembers,
   kFilterReload,
+  kRoute,
+  kDrainNode,
   kSendMessage,
 };
 struct Route {
@@ -108,6 +110,10 @@ Route RouteOf(const std::vector<std::string>& p) {
     return {RouteKind::kFilterReload, "POST"};
   }
   if (what == "messages" && n == 2) return {RouteKind::kSendMessage, "POST"};
+  if (what == "route" && n == 2) return {RouteKind::kRoute, "GET"};
+  if (what == "admin" && n == 5 && p[2] == "nodes" && p[4] == "drain") {
+    return {RouteKind::kDrainNode, "POST"};
+  }
   return {};
 }
 
@@ -242,7 +248,9 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
   if (path == "/readyz") {
     if (!method_is("GET")) return wrong_method();
     // Ready: serving, and the storage answers.
-    if (!deps_.running->load()) return Error(Status::Unavailable("draining"));
+    if (!deps_.running->load() || deps_.draining->load()) {
+      return Error(Status::Unavailable("draining"));
+    }
     Result<InboxInfo> probe = deps_.deps->inbox->Info(UserKey{"_", "_readyz"});
     if (!probe.ok()) return Error(Status::Unavailable("storage: " + probe.status().ToString()));
     return Ok(R"({"status":"ready"})");
@@ -312,6 +320,27 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
                   s.ToString());
       return s.ok() ? Ok(R"({"reloaded":true})") : Error(s);
     }
+    case RouteKind::kRoute:
+      // No credential: the answer holds public gateway addresses only.
+      return HttpRoute(req);
+    case RouteKind::kDrainNode: {
+      // Takes no body. Any admin key, as for the filter reload: a node serves every tenant.
+      Result<HttpCaller> caller = Authenticate(req);
+      if (!caller.ok()) return Error(caller.status());
+      if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
+      if (!IsValidId(p[3])) return Error(Status::BadRequest("bad node id"));
+      if (!deps_.deps->drain_node) return Error(Status::Unavailable("draining by command is off"));
+      Status s = deps_.deps->drain_node(p[3]);
+      IM_LOG_INFO("drain of node '{}' by admin of tenant '{}': {}", p[3], caller->user.tenant,
+                  s.ToString());
+      if (!s.ok()) return Error(s);
+      JsonWriter w;
+      w.StartObject();
+      w.Field("node", p[3]);
+      w.Field("draining", true);
+      w.EndObject();
+      return Ok(w.str());
+    }
     case RouteKind::kSendMessage: {
       Result<HttpCaller> caller = Authenticate(req);
       if (!caller.ok()) return Error(caller.status());
@@ -326,6 +355,27 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
       break;
   }
   return Error(Status::NotFound("no such path: " + path));
+}
+
+HttpResponse HttpFront::HttpRoute(const HttpRequest& req) {
+  RouteRequest q;
+  q.remote_address = req.remote_address;
+  Status s = QueryParam(req.target, "tenant", &q.tenant);
+  if (s.ok()) s = QueryParam(req.target, "user", &q.user);
+  if (s.ok()) s = QueryParam(req.target, "region", &q.region);
+  if (!s.ok()) return Error(s);
+  if (q.tenant.empty()) q.tenant = std::string(kDefaultTenant);
+  if (!IsValidId(q.tenant)) {
+    return Error(Status::BadRequest("'tenant' must be 1-64 bytes of UTF-8 without control "
+                                    "characters"));
+  }
+  if (!IsValidId(q.user)) {
+    return Error(Status::BadRequest("'user' is required: 1-64 bytes of UTF-8 without control "
+                                    "characters"));
+  }
+  if (!deps_.deps->route) return Error(Status::NotFound("routing is not configured here"));
+  Result<std::string> answer = deps_.deps->route(q);
+  return answer.ok() ? Ok(std::move(*answer)) : Error(answer.status());
 }
 
 HttpResponse HttpFront::HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,

@@ -41,6 +41,7 @@ class HttpFront {
     RateLimits* limits;
     Metrics* metrics;
     const std::atomic<bool>* running;  // false: health and readiness answer 503
+    const std::atomic<bool>* draining;  // true: readiness answers 503
     std::function<Metrics::Snapshot()> snapshot;  // the gauges of a metrics scrape
   };
   using Respond = std::function<void(HttpResponse)>;
@@ -63,6 +64,7 @@ class HttpFront {
   // GET /v1/groups/{gid}/members: the caller's permission, the query, one page.
   HttpResponse HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
                                 const std::string& target);
+  HttpResponse HttpRoute(const HttpRequest& req);
   void HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond);
 
   const Deps deps_;

@@ -2,7 +2,10 @@
 
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <thread>
 
 #include "base/thread_name.h"
 #include "ops/log.h"
@@ -79,7 +82,7 @@ Status Server::Impl::Start() {
       events_.get(), &metrics_});
   http_front_ = std::make_unique<internal::HttpFront>(internal::HttpFront::Deps{
       &options_, &deps_, clock_, workers_.get(), hash_pool_.get(), chat_.get(), groups_.get(),
-      limits_.get(), &metrics_, &running_, [this] {
+      limits_.get(), &metrics_, &running_, &draining_, [this] {
         internal::Metrics::Snapshot s;
         socket_front_->AddToSnapshot(s);
         s.commit_queue_depth = static_cast<double>(committer_->depth());
@@ -140,6 +143,42 @@ void Server::Impl::Stop() { Shutdown(/*drain=*/false, 1000); }
 
 void Server::Impl::Drain(int64_t deadline_ms) { Shutdown(/*drain=*/true, deadline_ms); }
 
+bool Server::Impl::DrainSessions(int64_t deadline_ms) {
+  if (!started_) return true;
+  if (!draining_.exchange(true)) {
+    IM_LOG_INFO("draining {} session(s), at most {} kicks a second",
+                socket_front_->DrainableCount(), options_.drain_kicks_per_second);
+    socket_front_->SetDraining();
+    if (ws_) ws_->RefuseHandshakes();
+  }
+  return KickInBatches(std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms));
+}
+
+bool Server::Impl::KickInBatches(std::chrono::steady_clock::time_point deadline) {
+  // Batches every 100 ms or more: a tenth of the rate each, at least one session.
+  const int64_t rate = options_.drain_kicks_per_second;
+  const size_t batch = rate <= 0 ? SIZE_MAX : static_cast<size_t>(std::max<int64_t>(1, rate / 10));
+  const auto interval = std::chrono::milliseconds(
+      rate <= 0 ? 0 : static_cast<int64_t>(batch) * 1000 / rate);
+  for (;;) {
+    const auto next = std::chrono::steady_clock::now() + interval;
+    socket_front_->KickForDrain(batch, nullptr);
+    if (socket_front_->DrainableCount() == 0) return true;
+    if (next >= deadline) return false;
+    std::this_thread::sleep_until(std::max(next, std::chrono::steady_clock::now() +
+                                                     std::chrono::milliseconds(5)));
+  }
+}
+
+size_t Server::Impl::KickForDrain(size_t max,
+                                  const std::function<bool(const UserKey&)>& select) {
+  return started_ ? socket_front_->KickForDrain(max, select) : 0;
+}
+
+size_t Server::Impl::DrainableCount() const {
+  return started_ ? socket_front_->DrainableCount() : 0;
+}
+
 void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   if (!started_) {
     // Start may have failed halfway: nothing runs yet, drop what was built.
@@ -161,12 +200,18 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   // Finish the appends already queued while their senders are still connected (they get
   // their acks), refuse new ones; then close every connection.
   committer_->Stop();
-  if (drain) socket_front_->NoticeDrain();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+  if (drain) {
+    // The same batched kicks as a drain by command; what is left at the deadline is told at once.
+    KickInBatches(deadline);
+    socket_front_->NoticeDrain();
+  }
   const char* reason = drain ? "server draining" : "server stopping";
   if (tcp_) tcp_->Stop(close_code::kGoingAway, reason);
   if (ws_) ws_->Stop(close_code::kGoingAway, reason);
-  // Let close frames flush and the transports report the closes, for a bounded time.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+  // Let close frames flush and the transports report the closes, for a bounded time (at least
+  // a second after the kicks).
+  deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
   while (socket_front_->ConnectionCount() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -267,6 +312,11 @@ Server::~Server() = default;
 Status Server::Start() { return impl_->Start(); }
 void Server::Stop() { impl_->Stop(); }
 void Server::Drain(int64_t deadline_ms) { impl_->Drain(deadline_ms); }
+bool Server::DrainSessions(int64_t deadline_ms) { return impl_->DrainSessions(deadline_ms); }
+size_t Server::KickForDrain(size_t max, std::function<bool(const UserKey&)> select) {
+  return impl_->KickForDrain(max, select);
+}
+size_t Server::DrainableCount() const { return impl_->DrainableCount(); }
 uint16_t Server::tcp_port() const { return impl_->tcp_port(); }
 uint16_t Server::http_port() const { return impl_->http_port(); }
 const std::string& Server::node_id() const { return impl_->node_id(); }

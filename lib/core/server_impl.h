@@ -15,6 +15,7 @@
 #include <asio/thread_pool.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +47,9 @@ class Server::Impl final {
   Status Start();
   void Stop();
   void Drain(int64_t deadline_ms);
+  bool DrainSessions(int64_t deadline_ms);
+  size_t KickForDrain(size_t max, const std::function<bool(const UserKey&)>& select);
+  size_t DrainableCount() const;
 
   uint16_t tcp_port() const { return tcp_ ? tcp_->port() : 0; }
   uint16_t http_port() const { return ws_ ? ws_->port() : 0; }
@@ -68,6 +72,8 @@ class Server::Impl final {
   Result<SendReceipt> SendAndWait(const SessionInfo* sender, std::shared_ptr<Message> message,
                                   const std::string& cid);
   void Shutdown(bool drain, int64_t deadline_ms);
+  // Drain kicks, drain_kicks_per_second at most, until no session is left (true) or `deadline`.
+  bool KickInBatches(std::chrono::steady_clock::time_point deadline);
   void ScheduleSweep();
   void Sweep();
 
@@ -102,6 +108,7 @@ class Server::Impl final {
   internal::TransportCounters ws_counters_;
   TimestampMs last_expire_ms_ = 0;
   std::atomic<bool> running_{false};
+  std::atomic<bool> draining_{false};  // DrainSessions began: /readyz answers 503
   bool started_ = false;
   bool stopped_ = false;
 };

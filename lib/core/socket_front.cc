@@ -135,13 +135,42 @@ void SocketFront::NoticeDrain() {
   // Tell every session to move to another node; its client reconnects and resyncs.
   Frame notice = Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})"));
   conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
-    if (!s->logged_in.load()) return;
+    if (!s->logged_in.load() || s->drain_kicked.exchange(true)) return;
     {
       std::lock_guard<std::mutex> lock(s->mu);
       deps_.sessions->LogKick(s->session, s->conn->remote_address(), "drain");
     }
     s->conn->Send(notice);
   });
+}
+
+size_t SocketFront::KickForDrain(size_t max,
+                                 const std::function<bool(const UserKey&)>& select) {
+  Frame notice = Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})"));
+  size_t kicked = 0;
+  conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
+    if (kicked >= max || !s->logged_in.load() || s->drain_kicked.load()) return;
+    SessionInfo session;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      session = s->session;
+    }
+    if (select && !select(session.user)) return;
+    if (s->drain_kicked.exchange(true)) return;
+    deps_.sessions->LogKick(session, s->conn->remote_address(), "drain");
+    s->conn->Send(notice);
+    s->conn->Close(close_code::kGoingAway, "server draining");
+    ++kicked;
+  });
+  return kicked;
+}
+
+size_t SocketFront::DrainableCount() {
+  size_t n = 0;
+  conns_.ForEach([&n](const std::shared_ptr<ConnState>& s) {
+    n += s->logged_in.load() && !s->drain_kicked.load() && !s->closed.load() ? 1 : 0;
+  });
+  return n;
 }
 
 void SocketFront::AddToSnapshot(Metrics::Snapshot& s) {

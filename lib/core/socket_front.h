@@ -56,14 +56,23 @@ class SocketFront final : public TransportHandler {
 
   // Closes connections that did not log in in time, whose token ran out, or that went quiet.
   void Sweep(TimestampMs now);
-  // session.kicked{reason:"drain"} to every logged-in session (the drain closes them next).
+  // session.kicked{reason:"drain"} to every logged-in session not kicked yet (the drain closes
+  // them next).
   void NoticeDrain();
+  // Kicks up to `max` logged-in sessions whose user `select` accepts (null: any) with
+  // session.kicked{reason:"drain"} and close 1001 "server draining"; answers how many.
+  size_t KickForDrain(size_t max, const std::function<bool(const UserKey&)>& select);
+  // Logged-in sessions not yet kicked by a drain.
+  size_t DrainableCount();
+  // While set, logins answer 503 `draining` (the client asks /v1/route for another node).
+  void SetDraining() { draining_ = true; }
   // Connections open now (registered, not yet closed).
   size_t ConnectionCount() { return conns_.Size(); }
   // The connection and session figures of a metrics scrape.
   void AddToSnapshot(Metrics::Snapshot& s);
 
  private:
+  std::atomic<bool> draining_{false};
   using Handler = void (SocketFront::*)(const std::shared_ptr<ConnState>& state,
                                         const std::shared_ptr<Request>& req);
   struct Command {

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -144,6 +146,42 @@ TEST_CASE("Redis node registry: 503 while Redis is unreachable") {
     Result<std::vector<NodeInfo>> nodes = a->List();
     return nodes.ok() && nodes->size() == 1;
   }));
+}
+
+TEST_CASE("node registry: routing attributes, and a draining mark any node sets and heartbeats keep") {
+  RedisServer server;
+  auto client = ClientFor(server);
+  NodeInfo a = Node("a");
+  a.tag = "canary";
+  a.region = "eu";
+  a.pool = "big";
+  a.weight = 250;
+  auto registry = MustStart(client, a);
+  auto other = MustStart(client, Node("b"));
+  CHECK(RedisNodeRegistry::MarkDraining(*client, "nobody").code() == Code::kNotFound);
+  CHECK(RedisNodeRegistry::MarkDraining(*client, "").code() == Code::kBadRequest);
+  CHECK(!*registry->Draining());
+  // Node b marks node a: a sees it, every List shows it, and a's heartbeats do not clear it.
+  REQUIRE(RedisNodeRegistry::MarkDraining(*client, "a").ok());
+  CHECK(*registry->Draining());
+  CHECK(!*other->Draining());
+  auto started = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - started < std::chrono::milliseconds(600)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a few heartbeats pass
+  }
+  auto nodes = other->List();
+  REQUIRE(nodes.ok());
+  REQUIRE(nodes->size() == 2);
+  const NodeInfo& got = (*nodes)[0];
+  CHECK(got.id == "a");
+  CHECK(got.draining);
+  CHECK(got.tag == "canary");
+  CHECK(got.region == "eu");
+  CHECK(got.pool == "big");
+  CHECK(got.weight == 250);
+  CHECK(!(*nodes)[1].draining);
+  CHECK((*nodes)[1].tag == "stable");
+  CHECK((*nodes)[1].weight == 100);
 }
 
 }  // namespace

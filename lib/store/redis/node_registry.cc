@@ -29,6 +29,16 @@ return 1
   return script;
 }
 
+// KEYS[1] the node's hash. 1 after marking a live node draining, 0 when there is none.
+const RedisScript& MarkDrainingScript() {
+  static const RedisScript script(R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'draining', '1')
+return 1
+)lua");
+  return script;
+}
+
 // KEYS[1] the node's hash; ARGV[1] instance. Deletes it only when this instance holds it.
 const RedisScript& DeregisterScript() {
   static const RedisScript script(R"lua(
@@ -111,7 +121,8 @@ Status RedisNodeRegistry::Heartbeat() {
   Result<RedisArgs> beat = client_->EvalCommand(
       HeartbeatScript(), {NodeKey(self_.id)},
       {instance_, std::to_string(options_.ttl_ms), "tcp", self_.tcp_address, "ws",
-       self_.ws_address, "version", self_.version, "load", std::to_string(load), "started_ms",
+       self_.ws_address, "version", self_.version, "tag", self_.tag, "region", self_.region,
+       "pool", self_.pool, "weight", std::to_string(self_.weight), "load", std::to_string(load), "started_ms",
        std::to_string(self_.started_ms), "heartbeat_ms", std::to_string(now)});
   if (!beat.ok()) return beat.status();
   Result<std::vector<RedisReply>> replies = client_->Pipeline(
@@ -155,14 +166,14 @@ Result<std::vector<NodeInfo>> RedisNodeRegistry::List() {
   std::vector<RedisArgs> reads;
   for (const RedisReply& id : members.elements) {
     reads.push_back({"HMGET", NodeKey(id.str), "tcp", "ws", "version", "load", "started_ms",
-                     "heartbeat_ms"});
+                     "heartbeat_ms", "tag", "region", "pool", "weight", "draining"});
   }
   Result<std::vector<RedisReply>> fields = client_->Pipeline(reads);
   if (!fields.ok()) return fields.status();
   std::vector<NodeInfo> out;
   for (size_t i = 0; i < reads.size(); ++i) {
     const RedisReply& f = (*fields)[i];
-    if (!f.is_array() || f.elements.size() != 6) continue;
+    if (!f.is_array() || f.elements.size() != 11) continue;
     if (f.elements[5].is_nil()) continue;  // its hash expired: the node is gone
     NodeInfo node;
     node.id = members.elements[i].str;
@@ -172,11 +183,31 @@ Result<std::vector<NodeInfo>> RedisNodeRegistry::List() {
     node.load = ToInt(f.elements[3].str);
     node.started_ms = ToInt(f.elements[4].str);
     node.heartbeat_ms = ToInt(f.elements[5].str);
+    node.tag = f.elements[6].str;
+    node.region = f.elements[7].str;
+    node.pool = f.elements[8].str;
+    node.weight = f.elements[9].is_nil() ? 100 : ToInt(f.elements[9].str);
+    node.draining = f.elements[10].str == "1";
     out.push_back(std::move(node));
   }
   std::sort(out.begin(), out.end(),
             [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
   return out;
+}
+
+Status RedisNodeRegistry::MarkDraining(RedisClient& client, const std::string& id) {
+  if (!IsValidId(id)) return Status::BadRequest("node id must be 1..64 bytes of UTF-8");
+  Result<RedisReply> r = client.Eval(MarkDrainingScript(), {NodeKey(id)}, {});
+  if (!r.ok()) return r.status();
+  if (r->is_error()) return Status::Internal("redis: " + r->str);
+  if (r->is_integer() && r->integer == 1) return Status::OK();
+  return Status::NotFound("no live node has id '" + id + "'");
+}
+
+Result<bool> RedisNodeRegistry::Draining() {
+  Result<std::vector<RedisReply>> r = client_->Pipeline({{"HGET", NodeKey(self_.id), "draining"}});
+  if (!r.ok()) return r.status();
+  return (*r)[0].str == "1";
 }
 
 }  // namespace im::internal

@@ -5,8 +5,9 @@
 //   Result<std::vector<NodeInfo>> nodes = (*registry)->List();
 //
 // Layout:
-//   im:node:<id>   hash: instance, tcp, ws, version, load, started_ms, heartbeat_ms (the node's
-//                  clock); expires ttl_ms after the last heartbeat
+//   im:node:<id>   hash: instance, tcp, ws, version, tag, region, pool, weight, load,
+//                  started_ms, heartbeat_ms (the node's clock), and draining ("1", set by
+//                  MarkDraining from any node); expires ttl_ms after the last heartbeat
 //   im:nodes       sorted set: node ids scored by their expiry (the node's clock); List reads
 //                  the hashes of its ids and prunes ids a whole TTL past their score
 //
@@ -40,6 +41,11 @@ struct NodeInfo {
   std::string tcp_address;  // where clients reach its TCP port, "host:port" ("" = none)
   std::string ws_address;   // where clients reach its WebSocket, "ws://host:port/ws" ("" = none)
   std::string version;      // the libim version it runs
+  std::string tag = "stable";  // its version tag for canary routing ([cluster] version_tag)
+  std::string region;          // [cluster] region ("" = none)
+  std::string pool;            // [cluster] pool ("" = the shared pool)
+  int64_t weight = 100;        // [cluster] weight: its share of users within its pool
+  bool draining = false;       // marked draining (MarkDraining): routed to no more
   int64_t load = 0;         // what the load callback answered at the last heartbeat
   TimestampMs started_ms = 0;    // when the registry started
   TimestampMs heartbeat_ms = 0;  // the last heartbeat, in the node's clock
@@ -67,6 +73,13 @@ class RedisNodeRegistry {
 
   // The live nodes (this one included: those whose hash has not expired), by id.
   Result<std::vector<NodeInfo>> List();
+
+  // Marks node `id` draining in the registry (any node may do it for any other): route answers
+  // leave it out at once, and the node itself sees the mark (Draining) and drains. 404 when no
+  // live node has that id; 503 when Redis is unreachable.
+  static Status MarkDraining(RedisClient& client, const std::string& id);
+  // Whether this node is marked draining (503 when Redis is unreachable).
+  Result<bool> Draining();
 
   // Stops heartbeating and leaves the entry to expire within ttl_ms, as a crash would (the
   // destructor then deregisters nothing). For fault tests, and for a node that must not be

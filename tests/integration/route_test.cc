@@ -1,0 +1,571 @@
+// GET /v1/route, canary rules and drain by command, against real imd processes (and a real
+// Redis for the cluster cases) on loopback.
+#ifdef IMD_PATH
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "im/auth.h"
+#include "im/client.h"
+#include "route/route_rules.h"
+#include "support/child_process.h"
+#include "support/http.h"
+#include "support/imd_process.h"
+#include "support/temp_dir.h"
+#include "support/wait_until.h"
+#if IM_WITH_REDIS
+#include "support/redis_server.h"
+#endif
+
+namespace {
+
+using im::test::WaitUntil;
+
+constexpr char kAdminKey[] = "route-test-admin-key-0123";
+
+std::string Hex(const std::string& bin) {
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : bin) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  return hex;
+}
+
+uint16_t PortOf(const std::string& listen) {
+  return static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
+}
+
+// imd nodes on one signing key; on one Redis when `redis_url` is set.
+struct Nodes {
+  im::test::TempDir dir;
+  std::shared_ptr<im::KeyStore> keys;
+  std::string key_hex;
+  std::vector<im::test::ImdProcess> nodes;
+
+  Nodes() {
+    auto k = im::OpenDirKeyStore(dir.path() + "/keys", true);
+    REQUIRE(k.ok());
+    keys = *k;
+    auto key = keys->KeyFor("default");
+    REQUIRE(key.ok());
+    key_hex = Hex(*key);
+    auto acme = keys->KeyFor("acme");
+    REQUIRE(acme.ok());
+    acme_hex = Hex(*acme);
+  }
+  std::string acme_hex;
+
+  // Starts node `id` (number `n`) with `extra` TOML appended to its config (its own sections).
+  void Start(const std::string& id, int n, const std::string& redis_url,
+             const std::string& cluster_extra, const std::string& extra) {
+    const std::string data = dir.path() + "/" + id;
+    std::filesystem::create_directories(data);
+    ids.push_back(id);
+    std::string toml = "[server]\nnode_number = " + std::to_string(n) + "\nnode_id = \"" + id +
+                       "\"\n";
+    if (!redis_url.empty()) {
+      toml += "[storage]\ninbox = \"" + redis_url + "\"\ngroups = \"" + redis_url +
+              "\"\nusers = \"" + redis_url + "\"\nsessions = \"" + redis_url + "\"\n";
+    } else {
+      toml += "[storage]\ninbox = \"memory:\"\ngroups = \"memory:\"\nusers = \"memory:\"\n";
+    }
+    toml += "[cluster]\n" + cluster_extra + "\n";
+    toml += "[keys]\ndefault = \"" + key_hex + "\"\nacme = \"" + acme_hex + "\"\n";
+    toml += "[admin_keys]\ndefault = \"" + std::string(kAdminKey) + "\"\n";
+    toml += extra;
+    auto args = im::test::WriteImdConfig(data, toml);
+    tomls.push_back(toml);
+    nodes.push_back(
+        im::test::StartImd(IMD_PATH, data, "127.0.0.1:0", "127.0.0.1:0", args));
+  }
+
+  std::vector<std::string> tomls;  // each node's config, as written
+
+  // Rewrites node `n`'s config with `from` replaced by `to`, and sends it SIGHUP.
+  void Reload(size_t n, const std::string& from, const std::string& to) {
+    std::string& toml = tomls[n];
+    const size_t at = toml.find(from);
+    REQUIRE(at != std::string::npos);
+    toml.replace(at, from.size(), to);
+    im::test::WriteImdConfig(dir.path() + "/" + ids[n], toml);
+    nodes[n].process->Signal(SIGHUP);
+  }
+  std::vector<std::string> ids;
+
+  uint16_t HttpPort(size_t n) const { return PortOf(nodes[n].http_listen); }
+  std::string RouteUrl(size_t n, const std::string& user, const std::string& tenant = "default") {
+    return "http://" + nodes[n].http_listen + "/v1/route?tenant=" + tenant + "&user=" + user;
+  }
+
+  std::string Token(const std::string& user, const std::string& tenant = "default") {
+    auto t = im::SignHs256Token(*keys, im::UserKey{tenant, user}, 3600,
+                                im::SystemClock()->NowMs());
+    REQUIRE(t.ok());
+    return *t;
+  }
+};
+
+// The node ids of a route answer, in order.
+std::vector<std::string> Route(uint16_t port, const std::string& query, int* status = nullptr) {
+  im::test::HttpResult r = im::test::Http(port, "GET", "/v1/route?" + query);
+  if (status) *status = r.status;
+  std::vector<std::string> ids;
+  if (r.status != 200 || !r.body.IsObject() || !r.body.HasMember("gateways")) return ids;
+  for (const auto& g : r.body["gateways"].GetArray()) ids.push_back(g["node"].GetString());
+  return ids;
+}
+
+#if IM_WITH_REDIS
+
+// A client that connects through route_url (node `via` answers the route), recording the node
+// it is on, its drain kicks and whether it was closed for good.
+struct RoutedUser {
+  std::unique_ptr<im::Client> client;
+  std::mutex mu;
+  std::string node;
+  std::vector<uint64_t> acked;  // 1:1 sends acked
+  std::vector<uint64_t> group_acked;
+  std::atomic<int> drain_kicks{0};
+  std::atomic<bool> closed{false};
+};
+
+std::unique_ptr<RoutedUser> RoutedLogin(Nodes& cluster, const std::string& user, size_t via) {
+  auto u = std::make_unique<RoutedUser>();
+  im::ClientOptions o;
+  o.url = cluster.nodes[via].tcp_url;  // the fallback
+  o.route_url = cluster.RouteUrl(via, user);
+  o.reconnect_min_ms = 50;
+  o.reconnect_max_ms = 500;
+  o.send_timeout_ms = 60000;
+  u->client = std::make_unique<im::Client>(o);
+  RoutedUser* raw = u.get();
+  u->client->OnReconnected([raw](const im::LoginInfo& info) {
+    std::lock_guard<std::mutex> lock(raw->mu);
+    raw->node = info.node;
+  });
+  u->client->OnKicked([raw](const std::string& reason) {
+    if (reason == "drain") raw->drain_kicks++;
+  });
+  u->client->OnClosed([raw](int, const std::string&) { raw->closed = true; });
+  REQUIRE(u->client->Connect().ok());
+  auto login = u->client->Login(cluster.Token(user));
+  REQUIRE_MESSAGE(login.ok(), login.status().ToString());
+  u->node = login->node;
+  return u;
+}
+
+TEST_CASE("route: two stable nodes and a canary - percentage, tenant whitelist, user list") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  // A user outside the 10% by hash, to be listed by name.
+  std::string listed;
+  for (int i = 0; listed.empty(); ++i) {
+    const std::string u = "listed" + std::to_string(i);
+    if (im::internal::CanaryBucket("default", u) >= 1000) listed = u;
+  }
+  const std::string rules = "[routing]\ncanary_percent = 10\ncanary_tenants = [\"acme\"]\n"
+                            "canary_users = [\"default/" + listed + "\"]\n";
+  cluster.Start("s0", 0, redis.url(), "", rules);
+  cluster.Start("s1", 1, redis.url(), "", rules);
+  cluster.Start("c0", 2, redis.url(), "version_tag = \"canary\"", rules);
+
+  // Every node lists all three before the counts start.
+  REQUIRE(WaitUntil([&] {
+    for (size_t n = 0; n < 3; ++n) {
+      std::set<std::string> seen;
+      for (int i = 0; i < 40; ++i) {
+        for (auto& id : Route(cluster.HttpPort(n), "user=w" + std::to_string(i))) seen.insert(id);
+      }
+      if (seen.size() != 3) return false;
+    }
+    return true;
+  }, 20000));
+
+  std::map<std::string, std::string> first;  // user -> first node
+  int canary = 0;
+  std::set<std::string> stable_nodes;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string user = "u" + std::to_string(i);
+    std::vector<std::string> ids = Route(cluster.HttpPort(i % 3), "tenant=default&user=" + user);
+    REQUIRE(!ids.empty());
+    const bool wants = im::internal::CanaryBucket("default", user) < 1000;
+    if (ids[0] == "c0") ++canary;
+    // Each side is answered alone: a canary user gets only the canary, a stable one never.
+    CHECK((ids == std::vector<std::string>{"c0"}) == wants);
+    if (!wants) {
+      CHECK(std::find(ids.begin(), ids.end(), "c0") == ids.end());
+      stable_nodes.insert(ids[0]);
+    }
+    first[user] = ids[0];
+  }
+  CHECK(canary >= 60);
+  CHECK(canary <= 140);
+  CHECK(stable_nodes == std::set<std::string>{"s0", "s1"});  // both stable nodes take users
+  // The same users come back to the same first node, whichever node answers.
+  for (int i = 0; i < 1000; i += 7) {
+    const std::string user = "u" + std::to_string(i);
+    auto ids = Route(cluster.HttpPort((i + 1) % 3), "user=" + user);
+    REQUIRE(!ids.empty());
+    CHECK(ids[0] == first[user]);
+  }
+  // A whitelisted tenant goes to the canary entirely; a listed user too.
+  for (int i = 0; i < 50; ++i) {
+    CHECK(Route(cluster.HttpPort(i % 3), "tenant=acme&user=a" + std::to_string(i)) ==
+          std::vector<std::string>{"c0"});
+  }
+  CHECK(Route(cluster.HttpPort(0), "user=" + listed) == std::vector<std::string>{"c0"});
+
+  // A client with route_url lands where the route says.
+  im::ClientOptions o;
+  o.url = cluster.nodes[0].tcp_url;
+  o.route_url = cluster.RouteUrl(1, "a1", "acme");
+  im::Client client(o);
+  REQUIRE(client.Connect().ok());
+  auto login = client.Login(cluster.Token("a1", "acme"));
+  REQUIRE_MESSAGE(login.ok(), login.status().ToString());
+  CHECK(login->node == "c0");
+}
+
+TEST_CASE("route: bad input, a drained node leaves every answer at once, stable choice") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  for (int n = 0; n < 3; ++n) {
+    // drain_exit false: a drained node stays up, so the test can look at it.
+    cluster.Start("n" + std::to_string(n), n, redis.url(), "drain_exit = false", "");
+  }
+  const uint16_t port = cluster.HttpPort(0);
+  REQUIRE(WaitUntil([&] {
+    std::set<std::string> seen;
+    for (int i = 0; i < 40; ++i) {
+      for (auto& id : Route(port, "user=w" + std::to_string(i))) seen.insert(id);
+    }
+    return seen.size() == 3;
+  }, 20000));
+
+  // Bad parameters: 400 with the protocol's names; a wrong method 405.
+  for (const char* q : {"", "tenant=default", "user=", "user=a%01b", "user=ok&region=a%20b",
+                        "user=%zz",
+                        "user=ok&tenant=0123456789012345678901234567890123456789012345678901234"
+                        "5678901234567890"}) {
+    im::test::HttpResult r = im::test::Http(port, "GET", std::string("/v1/route?") + q);
+    CHECK_MESSAGE(r.status == 400, q);
+    CHECK_MESSAGE(r.Str("error") == "bad_request", q << " " << r.text);
+  }
+  CHECK(im::test::Http(port, "POST", "/v1/route?user=a", "{}").status == 405);
+  // The answer names public gateway addresses only.
+  im::test::HttpResult ok = im::test::Http(port, "GET", "/v1/route?user=alice");
+  REQUIRE(ok.status == 200);
+  const auto& g0 = ok.body["gateways"][0];
+  CHECK(std::string(g0["tcp"].GetString()).rfind("tcp://127.0.0.1:", 0) == 0);
+  CHECK(std::string(g0["ws"].GetString()).rfind("ws://127.0.0.1:", 0) == 0);
+  CHECK(g0.MemberCount() == 3);  // node, tcp, ws
+  CHECK(ok.body["gateways"].Size() == 3);
+
+  // Stable: the same user, the same order, from every node, every time.
+  std::map<std::string, std::vector<std::string>> before;
+  for (int i = 0; i < 60; ++i) {
+    const std::string u = "user=s" + std::to_string(i);
+    before[u] = Route(port, u);
+    for (size_t n = 1; n < 3; ++n) CHECK(Route(cluster.HttpPort(n), u) == before[u]);
+  }
+
+  // The drain command: admin only, any node accepts it for any node.
+  const std::string drain = "/v1/admin/nodes/n1/drain";
+  CHECK(im::test::Http(port, "POST", drain).status == 401);
+  CHECK(im::test::Http(port, "POST", drain, "", cluster.Token("alice")).status == 403);
+  im::test::HttpResult unknown =
+      im::test::Http(port, "POST", "/v1/admin/nodes/nope/drain", "", kAdminKey);
+  CHECK(unknown.status == 404);
+  CHECK(unknown.Str("error") == "not_found");
+  im::test::HttpResult drained = im::test::Http(port, "POST", drain, "", kAdminKey);
+  REQUIRE_MESSAGE(drained.status == 200, drained.text);
+  // At once: no answer from any node names n1; users of n0 and n2 keep their first node.
+  for (const auto& [q, old] : before) {
+    for (size_t n = 0; n < 3; ++n) {
+      const auto now = Route(cluster.HttpPort(n), q);
+      CHECK(std::find(now.begin(), now.end(), "n1") == now.end());
+      REQUIRE(!now.empty());
+      if (old[0] != "n1") CHECK(now[0] == old[0]);
+    }
+  }
+  // The drained node refuses readiness (and stays up: drain_exit = false).
+  CHECK(WaitUntil([&] {
+    return im::test::Http(cluster.HttpPort(1), "GET", "/readyz").status == 503;
+  }, 20000));
+}
+
+// Under 1:1 and group traffic, the two stable nodes are drained by command one after the other;
+// clients that connect through route_url end on the canary node, and every acked message is in
+// its receivers' inboxes exactly once.
+TEST_CASE("route: drain the stable nodes one after the other under traffic, nothing lost") {
+  im::test::RedisServer redis{im::test::RedisServerOptions{"always", {}}};
+  Nodes cluster;
+  const std::string fast = "drain_kicks_per_second = 20\nheartbeat_ms = 500\nnode_ttl_ms = 3000";
+  cluster.Start("s0", 0, redis.url(), fast, "");
+  cluster.Start("s1", 1, redis.url(), fast, "");
+  cluster.Start("c0", 2, redis.url(), fast + "\nversion_tag = \"canary\"", "");
+  constexpr int kUsers = 12;
+  std::vector<std::unique_ptr<RoutedUser>> users;
+  for (int i = 0; i < kUsers; ++i) users.push_back(RoutedLogin(cluster, "p" + std::to_string(i), 2));
+  // Canary percent 0: everyone starts on a stable node.
+  for (auto& u : users) CHECK(u->node != "c0");
+  std::string members;
+  for (int i = 1; i < kUsers; ++i) members += (i > 1 ? ",\"p" : "\"p") + std::to_string(i) + "\"";
+  REQUIRE(users[0]->client->Request("group.create",
+                                    R"({"gid":"g","name":"g","members":[)" + members + "]}")
+              .ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> senders;
+  for (int i = 0; i < kUsers; ++i) {
+    senders.emplace_back([&, i] {
+      RoutedUser& u = *users[i];
+      for (int k = 0; !stop.load(); ++k) {
+        im::OutgoingMessage m;
+        if (k % 3 == 2) {
+          m.group = "g";
+        } else {
+          m.to = "p" + std::to_string((i + 1 + k) % kUsers);
+        }
+        m.body = "p" + std::to_string(i) + "-" + std::to_string(k);
+        auto ack = u.client->Send(m);
+        if (!ack.ok()) {
+          failures++;
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(u.mu);
+        (m.group.empty() ? u.acked : u.group_acked).push_back(ack->mid);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  auto on = [&](const std::string& node) {
+    int n = 0;
+    for (auto& u : users) {
+      std::lock_guard<std::mutex> lock(u->mu);
+      n += u->node == node ? 1 : 0;
+    }
+    return n;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int drained = 0; drained < 2; ++drained) {
+    const std::string id = "s" + std::to_string(drained);
+    // Sent to the canary node: any node accepts the command for any node.
+    REQUIRE(im::test::Http(cluster.HttpPort(2), "POST", "/v1/admin/nodes/" + id + "/drain", "",
+                           kAdminKey)
+                .status == 200);
+    // The node kicks its sessions, empties, and exits 0 (drain_exit defaults to true).
+    CHECK(cluster.nodes[drained].process->Wait(60000) == 0);
+    CHECK(WaitUntil([&] { return on(id) == 0; }, 60000));
+  }
+  CHECK(WaitUntil([&] { return on("c0") == kUsers; }, 60000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  for (auto& t : senders) t.join();
+  CHECK(failures.load() == 0);
+
+  // Every acked message is in its receivers' inboxes exactly once.
+  std::map<std::string, std::multiset<uint64_t>> inbox;  // user -> mids received
+  for (int i = 0; i < kUsers; ++i) {
+    uint64_t after = 0;
+    for (;;) {
+      auto page = users[i]->client->Sync(after, 100);
+      REQUIRE(page.ok());
+      for (const auto& m : page->messages) {
+        if (m.message.type != "system" && m.message.from != "p" + std::to_string(i)) {
+          inbox["p" + std::to_string(i)].insert(m.message.mid);
+        }
+        after = m.seq;
+      }
+      if (!page->more || page->messages.empty()) break;
+    }
+  }
+  size_t total = 0;
+  for (int i = 0; i < kUsers; ++i) {
+    for (uint64_t mid : users[i]->group_acked) {
+      for (int r = 0; r < kUsers; ++r) {
+        if (r != i) CHECK(inbox["p" + std::to_string(r)].count(mid) == 1);
+      }
+      ++total;
+    }
+  }
+  // 1:1: the receiver of the k-th message is not recorded; each mid is in exactly one inbox.
+  for (int i = 0; i < kUsers; ++i) {
+    for (uint64_t mid : users[i]->acked) {
+      size_t copies = 0;
+      for (auto& [user, mids] : inbox) copies += mids.count(mid);
+      CHECK(copies == 1);
+      ++total;
+    }
+  }
+  CHECK(total > 100);
+}
+
+// A changed canary rule moves users by drain kicks: they reconnect through route_url and land
+// on their new side; the others stay where they are, and nobody is closed for good.
+TEST_CASE("route: raising canary_percent moves those users to the canary by drain kicks") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  const std::string rules = "[routing]\ncanary_percent = 0\nrebalance_interval_ms = 300\n";
+  cluster.Start("s0", 0, redis.url(), "drain_kicks_per_second = 20", rules);
+  cluster.Start("c0", 1, redis.url(), "drain_kicks_per_second = 20\nversion_tag = \"canary\"",
+                rules);
+  constexpr int kUsers = 16;
+  std::vector<std::unique_ptr<RoutedUser>> users;
+  for (int i = 0; i < kUsers; ++i) {
+    users.push_back(RoutedLogin(cluster, "m" + std::to_string(i), 0));
+    CHECK(users.back()->node == "s0");
+  }
+  cluster.Reload(0, "canary_percent = 0", "canary_percent = 50");
+  cluster.Reload(1, "canary_percent = 0", "canary_percent = 50");
+  auto side = [](const std::string& user) {
+    return im::internal::CanaryBucket("default", user) < 5000 ? "c0" : "s0";
+  };
+  int movers = 0;
+  for (int i = 0; i < kUsers; ++i) movers += side("m" + std::to_string(i)) == std::string("c0");
+  REQUIRE(movers > 0);
+  REQUIRE(movers < kUsers);
+  CHECK(WaitUntil([&] {
+    for (int i = 0; i < kUsers; ++i) {
+      std::lock_guard<std::mutex> lock(users[i]->mu);
+      if (users[i]->node != side("m" + std::to_string(i))) return false;
+    }
+    return true;
+  }, 60000));
+  for (int i = 0; i < kUsers; ++i) {
+    const bool mover = side("m" + std::to_string(i)) == std::string("c0");
+    CHECK(users[i]->drain_kicks.load() == (mover ? 1 : 0));
+    CHECK(!users[i]->closed.load());
+    CHECK(users[i]->client->Ping().ok());
+  }
+}
+
+TEST_CASE("route: imd refuses bad routing and cluster routing keys, naming the key") {
+  im::test::TempDir dir;
+  const std::pair<const char*, const char*> cases[] = {
+      {"[routing]\ncanary_percent = 101\n", "routing.canary_percent"},
+      {"[routing]\ncanary_percent = -1\n", "routing.canary_percent"},
+      {"[routing]\nmax_answers = 0\n", "routing.max_answers"},
+      {"[routing]\ncanary_users = [\"nobody\"]\n", "routing.canary_users"},
+      {"[routing]\ncanary_tenants = [1]\n", "routing.canary_tenants"},
+      {"[routing.regions]\neu = [\"10.0.0.0/33\"]\n", "routing.regions.eu"},
+      {"[routing.tenant_pools]\nbig = 3\n", "routing.tenant_pools.big"},
+      {"[routing]\ncanary_percnt = 3\n", "did you mean routing.canary_percent"},
+      {"[cluster]\nweight = 0\n", "cluster.weight"},
+  };
+  for (const auto& [toml, named] : cases) {
+    auto args = im::test::WriteImdConfig(dir.path(), toml);
+    im::test::ChildProcess p({"/bin/sh", "-c", std::string(IMD_PATH) + " --data " + dir.path() +
+                                                   " --config " + args[1] +
+                                                   " --tcp 127.0.0.1:0 --http 127.0.0.1:0 2>&1"});
+    const std::string line = p.WaitForLine("imd:", 20000);
+    const int code = p.Wait(20000);
+    CHECK_MESSAGE(code == 1, toml);
+    CHECK_MESSAGE(line.find(named) != std::string::npos, toml << " -> " << line);
+  }
+}
+
+#endif  // IM_WITH_REDIS
+
+// Logged-in clients of one node (no reconnect) and when each got its drain kick.
+struct KickClock {
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> kicks;
+  std::vector<std::unique_ptr<im::Client>> clients;
+
+  void Login(Nodes& nodes, int count) {
+    for (int i = 0; i < count; ++i) {
+      im::ClientOptions o;
+      o.url = nodes.nodes[0].tcp_url;
+      o.auto_reconnect = false;
+      auto c = std::make_unique<im::Client>(o);
+      c->OnKicked([this](const std::string& reason) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (reason == "drain") kicks.push_back(std::chrono::steady_clock::now());
+      });
+      REQUIRE(c->Connect().ok());
+      auto login = c->Login(nodes.Token("k" + std::to_string(i)));
+      REQUIRE_MESSAGE(login.ok(), login.status().ToString());
+      clients.push_back(std::move(c));
+    }
+  }
+
+  // Every client kicked, the first to the last at least `min_spread_ms` apart, and in any one
+  // second at most `rate` plus a batch or two of scheduling slack.
+  void CheckRate(size_t rate, int64_t min_spread_ms) {
+    REQUIRE(WaitUntil([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return kicks.size() == clients.size();
+    }, 60000));
+    std::lock_guard<std::mutex> lock(mu);
+    std::sort(kicks.begin(), kicks.end());
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(kicks.back() - kicks.front())
+              .count() >= min_spread_ms);
+    for (size_t i = 0; i < kicks.size(); ++i) {
+      size_t j = i;
+      while (j < kicks.size() && kicks[j] - kicks[i] < std::chrono::seconds(1)) ++j;
+      CHECK_MESSAGE(j - i <= rate + rate * 3 / 10, "kicks in one second from #" << i << ": "
+                                                                                 << (j - i));
+    }
+  }
+};
+
+// Single node: the drain command marks this node; the kicks go out in batches at the
+// configured rate, logins are refused meanwhile, and the node idles when empty.
+TEST_CASE("route: drain kicks are batched at drain_kicks_per_second") {
+  Nodes one;
+  one.Start("solo", 0, "", "drain_kicks_per_second = 50\ndrain_exit = false", "");
+  const uint16_t port = one.HttpPort(0);
+  // Single-node mode: the route answers this node.
+  CHECK(Route(port, "user=x") == std::vector<std::string>{"solo"});
+  KickClock clock;
+  clock.Login(one, 200);
+  REQUIRE(im::test::Http(port, "POST", "/v1/admin/nodes/solo/drain", "", kAdminKey).status ==
+          200);
+  // 200 kicks at 50 a second (batches of 5 every 100 ms) take at least about 4 s.
+  clock.CheckRate(50, 3000);
+  // Draining: readiness 503, a new login 503 draining, the route answers nobody; the node idles.
+  CHECK(im::test::Http(port, "GET", "/readyz").status == 503);
+  im::ClientOptions o;
+  o.url = one.nodes[0].tcp_url;
+  o.auto_reconnect = false;
+  im::Client late(o);
+  REQUIRE(late.Connect().ok());
+  auto refused = late.Login(one.Token("late"));
+  REQUIRE(!refused.ok());
+  CHECK(refused.status().error() == "draining");
+  int status = 0;
+  CHECK(Route(port, "user=x", &status).empty());
+  CHECK(status == 503);
+  CHECK(one.nodes[0].process->Wait(500) == -1);  // still running
+}
+
+// SIGTERM drains with the same batched kicks (after the queued sends are stored), then exits 0.
+TEST_CASE("route: SIGTERM kicks in batches at drain_kicks_per_second too") {
+  Nodes one;
+  one.Start("solo", 0, "", "drain_kicks_per_second = 40", "");
+  KickClock clock;
+  clock.Login(one, 100);
+  one.nodes[0].process->Signal(SIGTERM);
+  // 100 kicks at 40 a second (batches of 4 every 100 ms) take at least about 2.5 s.
+  clock.CheckRate(40, 1800);
+  CHECK(one.nodes[0].process->Wait(60000) == 0);
+}
+
+}  // namespace
+
+#endif  // IMD_PATH
