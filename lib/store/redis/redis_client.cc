@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "store/redis/redis_metrics.h"
+
 namespace im::internal {
 namespace {
 
@@ -170,7 +172,9 @@ Result<std::shared_ptr<RedisClient>> RedisClient::Create(const RedisOptions& opt
   if (options.reconnect_min_ms < 0 || options.reconnect_max_ms < options.reconnect_min_ms) {
     return Status::BadRequest("redis: need 0 <= reconnect_min_ms <= reconnect_max_ms");
   }
-  return std::shared_ptr<RedisClient>(new RedisClient(options, std::move(url).value()));
+  std::shared_ptr<RedisClient> client(new RedisClient(options, std::move(url).value()));
+  RegisterRedisMetrics(options.metrics_label, client);
+  return client;
 }
 
 RedisClient::RedisClient(const RedisOptions& options, RedisUrl url)
