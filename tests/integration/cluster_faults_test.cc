@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -342,6 +343,26 @@ class Streams {
 
   Member& member(int r) { return *members_[r]; }
 
+  // What was acked so far: every sender's mids, 1:1 and group.
+  std::vector<uint64_t> AllAcked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> all;
+    for (int s = 0; s < kMembers; ++s) {
+      all.insert(all.end(), direct_[s].begin(), direct_[s].end());
+      all.insert(all.end(), group_[s].begin(), group_[s].end());
+    }
+    return all;
+  }
+  // Sender `s`'s acked 1:1 messages (to the next member) and group messages, in send order.
+  std::vector<uint64_t> Direct(int s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return direct_[s];
+  }
+  std::vector<uint64_t> Group(int s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return group_[s];
+  }
+
  private:
   void JoinSenders() {
     stop_ = true;
@@ -408,6 +429,158 @@ TEST_CASE("cluster faults: Redis killed and restarted mid-stream with appendfsyn
     CHECK(streams.member(r).GapCount("epoch") == 0);
     CHECK(streams.Epoch(r) == streams.member(r).epoch);
   }
+}
+
+// The AOF file Redis appends to now (Redis 7: appendonlydir/<name>.<n>.incr.aof).
+std::string IncrAof(const im::test::RedisServer& redis) {
+  std::string found;
+  for (const auto& e : std::filesystem::directory_iterator(redis.dir() + "/appendonlydir")) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 9 && name.compare(name.size() - 9, 9, ".incr.aof") == 0 &&
+        (found.empty() || name > std::filesystem::path(found).filename().string())) {
+      found = e.path().string();
+    }
+  }
+  REQUIRE(!found.empty());
+  return found;
+}
+
+TEST_CASE("cluster faults: Redis restarted after losing acked writes under appendfsync everysec - "
+          "a new epoch, clients resync from 0, nothing acked missing silently") {
+  Cluster cluster("", im::test::RedisServerOptions{"everysec", {}});
+  Streams streams(cluster);
+  streams.Start();
+  REQUIRE(streams.Progress(30));
+  const std::string aof = IncrAof(cluster.redis);
+  const auto mark = std::filesystem::file_size(aof);
+  REQUIRE(streams.Progress(40));
+  // What a machine crash does under everysec: the AOF's last writes never reached the disk.
+  // The sends acked since `mark` are lost (their seqs will be handed out again).
+  cluster.redis.Kill9();
+  const std::vector<uint64_t> acked_before = streams.AllAcked();
+  std::filesystem::resize_file(aof, mark);
+  cluster.redis.Start();
+  REQUIRE_MESSAGE(streams.Progress(40), cluster.Problems());
+  streams.Stop();
+  const std::set<uint64_t> may_be_lost(acked_before.begin(), acked_before.end());
+  for (int r = 0; r < Streams::kMembers; ++r) {
+    CAPTURE(r);
+    // The client saw the new epoch (it synced again from seq 0) and delivered every message
+    // acked after the loss through OnMessage, once. (Checked before the chat.sync reads below:
+    // what the application syncs itself counts as delivered.)
+    CHECK(WaitUntil([&] { return streams.member(r).GapCount("epoch") >= 1; }, 20000));
+    std::vector<uint64_t> must;
+    for (uint64_t mid : streams.Expected(r)) {
+      if (may_be_lost.count(mid) == 0) must.push_back(mid);
+    }
+    const bool delivered = WaitUntil([&] {
+      const std::vector<uint64_t> got = streams.Received(r);
+      return std::includes(got.begin(), got.end(), must.begin(), must.end());
+    }, 20000);
+    CHECK_MESSAGE(delivered, cluster.Problems());
+    const std::vector<uint64_t> got = streams.Received(r);
+    CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());
+    // The inbox has the new epoch. Every acked message is in it, in send order per sender,
+    // once; only those acked before the loss may be missing (the epoch changed).
+    CHECK(streams.Epoch(r) != streams.member(r).epoch);
+    for (int s = 0; s < Streams::kMembers; ++s) {
+      const auto check = [&](const std::vector<uint64_t>& acked, const std::vector<uint64_t>& in) {
+        std::vector<uint64_t> kept;
+        for (uint64_t mid : acked) {
+          if (std::find(in.begin(), in.end(), mid) != in.end()) {
+            kept.push_back(mid);
+          } else {
+            CHECK_MESSAGE(may_be_lost.count(mid) == 1, "acked after the loss, missing: " << mid);
+          }
+        }
+        CHECK(in == kept);
+        // What survived was delivered too (before the loss, or again after it).
+        for (uint64_t mid : in) CHECK(std::binary_search(got.begin(), got.end(), mid));
+      };
+      const std::string from = "m" + std::to_string(s);
+      if (s == (r + Streams::kMembers - 1) % Streams::kMembers) {
+        check(streams.Direct(s), InboxMids(*streams.member(r).client, "", from));
+      }
+      if (s != r) check(streams.Group(s), InboxMids(*streams.member(r).client, "g", from));
+    }
+  }
+}
+
+TEST_CASE("cluster faults: a stalled Redis - sends answer 503 within the bound, nothing queues "
+          "up, the node recovers by itself") {
+  Cluster cluster;
+  std::vector<std::unique_ptr<Cluster::User>> senders;
+  for (int n = 0; n < Cluster::kNodes; ++n) senders.push_back(cluster.Login("s" + std::to_string(n), n));
+  auto rx = cluster.Login("rx", 0);
+  REQUIRE(senders[0]->client->SendText("rx", "before").ok());
+  const Samples before = RedisSamples(cluster.HttpPort(0));
+  // Redis takes every connection's commands and answers none of them for 8 s (what a stalled or
+  // swapping Redis does). The bound on a send's answer: a free pooled connection within
+  // command_timeout_ms (1 s), a connect within connect_timeout_ms (1 s), a reply within
+  // command_timeout_ms (1 s); and queued sends fail with the batch in front of them.
+  constexpr int kPauseMs = 8000, kPerSender = 10;
+  REQUIRE(cluster.redis.Command({"CLIENT", "PAUSE", std::to_string(kPauseMs), "ALL"}) == "+OK");
+  const auto paused = std::chrono::steady_clock::now();
+  std::mutex mu;
+  std::vector<int64_t> latencies_ms;
+  std::vector<std::string> answers;
+  std::vector<std::thread> threads;
+  for (int n = 0; n < Cluster::kNodes; ++n) {
+    for (int k = 0; k < kPerSender; ++k) {
+      threads.emplace_back([&, n, k] {
+        const auto start = std::chrono::steady_clock::now();
+        auto r = senders[n]->client->Request(
+            "chat.send", R"({"to":"rx","body":"stalled","cid":"c)" + std::to_string(k) + "\"}");
+        const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - start).count();
+        std::lock_guard<std::mutex> lock(mu);
+        latencies_ms.push_back(ms);
+        answers.push_back(r.ok() ? "ok" : r.status().ToString());
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  const int64_t answered_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - paused).count();
+  // Every send was answered 503 while Redis was still stalled: none waited for Redis.
+  CHECK_MESSAGE(answered_ms < kPauseMs - 1000, answered_ms);
+  for (const std::string& a : answers) CHECK_MESSAGE(a.rfind("503 unavailable", 0) == 0, a);
+  CHECK(*std::max_element(latencies_ms.begin(), latencies_ms.end()) < kPauseMs - 1000);
+  const Samples stalled = RedisSamples(cluster.HttpPort(0));
+  CHECK(At(stalled, "im_redis_timeouts_total{backend=\"inbox\"}") >
+        At(before, "im_redis_timeouts_total{backend=\"inbox\"}"));
+  CHECK(At(stalled, "im_redis_errors_total{backend=\"inbox\"}") >
+        At(before, "im_redis_errors_total{backend=\"inbox\"}"));
+  // Nothing stays queued in the node.
+  const auto depth = [&](int n) {
+    const im::test::HttpResult r = im::test::Http(cluster.HttpPort(n), "GET", "/metrics");
+    const size_t at = r.text.find("\nim_commit_queue_depth ");
+    return at == std::string::npos ? -1.0 : std::stod(r.text.substr(at + 23));
+  };
+  for (int n = 0; n < Cluster::kNodes; ++n) CHECK(depth(n) == 0);
+  // Redis answers again: the nodes recover by themselves, and the sends refused meanwhile go
+  // through when sent again (the same cids: stored once).
+  CHECK(WaitUntil([&] {
+    for (int n = 0; n < Cluster::kNodes; ++n) {
+      if (im::test::Http(cluster.HttpPort(n), "GET", "/readyz").status != 200) return false;
+    }
+    return true;
+  }, 30000));
+  std::set<uint64_t> mids;
+  for (int n = 0; n < Cluster::kNodes; ++n) {
+    for (int k = 0; k < kPerSender; ++k) {
+      im::OutgoingMessage m;
+      m.to = "rx";
+      m.cid = "c" + std::to_string(k);
+      m.body = "stalled";
+      auto ack = senders[n]->client->Send(m);
+      REQUIRE_MESSAGE(ack.ok(), ack.status().ToString());
+      mids.insert(ack->mid);
+    }
+  }
+  CHECK(mids.size() == static_cast<size_t>(Cluster::kNodes * kPerSender));
+  CHECK(WaitUntil([&] { return rx->PushedCount() == 1 + mids.size(); }, 20000));
+  CHECK(InboxMids(*rx->client, "").size() == 1 + mids.size());
 }
 
 }  // namespace

@@ -68,6 +68,13 @@ RedisReply Convert(const redisReply* reply) {
 
 Status ErrorReply(const RedisReply& reply) { return Status::Internal("redis: " + reply.str); }
 
+bool IsNotServing(const RedisReply& reply) {
+  for (const char* prefix : {"LOADING ", "BUSY ", "MASTERDOWN "}) {
+    if (reply.str.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<RedisUrl> ParseRedisUrl(std::string_view url) {
@@ -374,7 +381,11 @@ Result<std::vector<RedisReply>> RedisClient::Run(const std::vector<RedisArgs>& c
   const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), us) - bounds.begin();
   metrics_.latency_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
   for (const RedisReply& reply : *replies) {
-    if (reply.is_error()) metrics_.errors.fetch_add(1, std::memory_order_relaxed);
+    if (!reply.is_error()) continue;
+    metrics_.errors.fetch_add(1, std::memory_order_relaxed);
+    // Redis is up but runs nothing yet: loading its dataset after a restart, a script past its
+    // time limit, a replica cut off from its primary. Like an unreachable Redis: 503, retry.
+    if (IsNotServing(reply)) return Status::Unavailable("redis: " + reply.str);
   }
   return replies;
 }
