@@ -370,7 +370,8 @@ int RunServer(imd::Config c, const std::string& config_path) {
   im::RedisOptions cluster_options;
   if (cluster) {
     cluster_options.url = c.cluster_redis.empty() ? c.sessions : c.cluster_redis;
-    auto client = imd::SharedRedisClient(cluster_options.url);
+    cluster_options.metrics_label = "cluster";
+    auto client = imd::SharedRedisClient(cluster_options.url, "cluster");
     if (!client.ok()) return Fail(client.status());
     cluster_redis = *client;
     // Refuse early, before binding, when a live node holds the id (Start below checks again).

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "im/backends.h"
 #if IM_WITH_REDIS
@@ -17,9 +18,11 @@ namespace imd {
 namespace {
 
 #if IM_WITH_REDIS
-im::RedisOptions RedisOptionsOf(const std::string& url) {
+// `label` names the pool in the im_redis_* metrics (docs/operations.md, metrics).
+im::RedisOptions RedisOptionsOf(const std::string& url, const std::string& label) {
   im::RedisOptions o;
   o.url = url;
+  o.metrics_label = label;
   return o;
 }
 #else
@@ -31,15 +34,17 @@ im::Status NoRedis(const std::string& uri) {
 }  // namespace
 
 #if IM_WITH_REDIS
-im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(const std::string& url) {
+im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(
+    const std::string& url, const std::string& label) {
   static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<im::internal::RedisClient>> clients;
+  static std::map<std::pair<std::string, std::string>, std::shared_ptr<im::internal::RedisClient>>
+      clients;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = clients.find(url);
+  auto it = clients.find({label, url});
   if (it != clients.end()) return it->second;
-  auto client = im::internal::RedisClient::Create(RedisOptionsOf(url));
+  auto client = im::internal::RedisClient::Create(RedisOptionsOf(url, label));
   if (!client.ok()) return client.status();
-  clients[url] = *client;
+  clients[{label, url}] = *client;
   return *client;
 }
 #endif
@@ -69,7 +74,7 @@ im::Result<std::shared_ptr<im::OfflineQueue>> OpenOfflineQueue(const std::string
   };
   std::string scheme = UriScheme(uri);
 #if IM_WITH_REDIS
-  if (scheme == "redis") return im::OpenRedisOfflineQueue(RedisOptionsOf(uri), options);
+  if (scheme == "redis") return im::OpenRedisOfflineQueue(RedisOptionsOf(uri, "inbox"), options);
 #else
   if (scheme == "redis") return NoRedis(uri);
 #endif
@@ -91,7 +96,7 @@ im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string
     return im::OpenLevelDbGroupService(rest, limits, db);
   }
 #if IM_WITH_REDIS
-  if (scheme == "redis") return im::OpenRedisGroupService(RedisOptionsOf(uri), limits);
+  if (scheme == "redis") return im::OpenRedisGroupService(RedisOptionsOf(uri, "groups"), limits);
 #else
   if (scheme == "redis") return NoRedis(uri);
 #endif
@@ -109,7 +114,7 @@ im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
   }
 #if IM_WITH_REDIS
   if (scheme == "redis") {
-    auto client = SharedRedisClient(uri);
+    auto client = SharedRedisClient(uri, "users");
     if (!client.ok()) return client.status();
     return im::internal::NewRedisUserStore(*client, {});
   }
@@ -128,7 +133,7 @@ im::Result<std::shared_ptr<im::SessionStore>> OpenSessionStore(
                                   "'");
   }
 #if IM_WITH_REDIS
-  auto client = SharedRedisClient(uri);
+  auto client = SharedRedisClient(uri, "sessions");
   if (!client.ok()) return client.status();
   im::RedisSessionOptions o;
   o.session_ttl_ms = session_ttl_ms;

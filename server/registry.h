@@ -34,9 +34,10 @@ im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
                                                          im::LevelDbOptions db);
 
 #if IM_WITH_REDIS
-// One Redis connection pool per distinct URL, shared by the users and sessions stores, the
-// router and the node registry of this process.
-im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(const std::string& url);
+// One Redis connection pool per URL and use (`label`: its im_redis_* metrics label, "users",
+// "sessions", or "cluster" for the router, the node registry and the node-number claim).
+im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(
+    const std::string& url, const std::string& label);
 #endif
 
 // "memory:" (or ""): this process's sessions; "redis://...": sessions shared in Redis

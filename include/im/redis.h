@@ -45,6 +45,10 @@ struct RedisOptions {
   // from reconnect_min_ms up to reconnect_max_ms and resets on the first success.
   int reconnect_min_ms = 50;
   int reconnect_max_ms = 2000;
+  // The `backend` label of this pool's im_redis_* metrics (GET /metrics of every server in the
+  // process; pools with one label are summed). imd uses inbox, groups, users, sessions and
+  // cluster.
+  std::string metrics_label = "other";
 };
 
 // Accounts in Redis, with the semantics of OpenLevelDbUserStore: Argon2id hashes (libsodium,

@@ -494,7 +494,16 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
           held_.push_back(std::move(m));
           return;
         }
-        if (m.seq <= tracker_.synced()) return;  // delivered already, or the app's backlog
+        if (m.seq <= tracker_.synced()) {
+          // Delivered already, or the app's backlog; but a message never seen under a seq
+          // already passed means the inbox's seqs started again (a new epoch after the storage
+          // lost data): a resync reads the epoch and starts over from 0.
+          if (!mids_.Contains(m.message.mid)) {
+            need_resync_ = true;
+            control_cv_.notify_all();
+          }
+          return;
+        }
         tracker_.Mark(m.seq);
         if (!mids_.Insert(m.message.mid)) return;
       }
@@ -670,7 +679,10 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     std::sort(held.begin(), held.end(),
               [](const ReceivedMessage& a, const ReceivedMessage& b) { return a.seq < b.seq; });
     auto fresh_end = std::remove_if(held.begin(), held.end(), [this](const ReceivedMessage& m) {
-      if (m.seq <= tracker_.synced()) return true;
+      if (m.seq <= tracker_.synced()) {
+        if (!mids_.Contains(m.message.mid)) need_resync_ = true;  // a new epoch: see OnText
+        return true;
+      }
       tracker_.Mark(m.seq);
       return !mids_.Insert(m.message.mid);
     });
@@ -722,6 +734,17 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       std::vector<ReceivedMessage> fresh;
       {
         std::lock_guard<std::mutex> lock(seq_mu_);
+        if (!page->epoch.empty() && page->epoch != epoch_) {
+          // The epoch changed since the login (the storage lost data, or was repaired): the
+          // seqs started again, so everything is new; start over from 0.
+          tracker_.Reset(0);
+          epoch_ = page->epoch;
+          Emit([&] {
+            if (on_gap_) on_gap_("epoch", 0);
+          });
+          after = 0;
+          continue;
+        }
         if (page->gap) {
           uint64_t from = after;
           Emit([&] {

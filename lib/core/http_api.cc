@@ -212,6 +212,30 @@ void HttpFront::HandleHttp(HttpRequest request, std::function<void(HttpResponse)
   });
 }
 
+// One read of each store, of a key that is never written: 404 is an answer, any other error
+// (503 from an unreachable Redis, 500) is not. The first failure is named ("sessions: ...").
+Status HttpFront::ProbeStores() {
+  const ServerDeps& d = *deps_.deps;
+  const UserKey nobody{"_", "_readyz"};
+  auto answered = [](const char* store, const Status& s) {
+    return s.ok() || s.code() == Code::kNotFound ? Status::OK()
+                                                 : Status::Unavailable(std::string(store) + ": " +
+                                                                       s.ToString());
+  };
+  if (Status s = answered("inbox", d.inbox->Info(nobody).status()); !s.ok()) return s;
+  if (Status s = answered("sessions", d.sessions->Find(nobody).status()); !s.ok()) return s;
+  if (d.users) {
+    if (Status s = answered("users", d.users->Get(nobody).status()); !s.ok()) return s;
+  }
+  if (d.groups) {
+    if (Status s = answered("groups", d.groups->Get(GroupKey{"_", "_readyz"}).status());
+        !s.ok()) {
+      return s;
+    }
+  }
+  return Status::OK();
+}
+
 HttpResponse HttpFront::HttpMetrics() {
   HttpResponse r = Ok(deps_.metrics->Scrape(deps_.snapshot));
   r.content_type = "text/plain; version=0.0.4";
@@ -247,12 +271,13 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
   }
   if (path == "/readyz") {
     if (!method_is("GET")) return wrong_method();
-    // Ready: serving, and the storage answers.
+    // Ready: serving, and every store answers a read (each may be on another Redis).
     if (!deps_.running->load() || deps_.draining->load()) {
       return Error(Status::Unavailable("draining"));
     }
-    Result<InboxInfo> probe = deps_.deps->inbox->Info(UserKey{"_", "_readyz"});
-    if (!probe.ok()) return Error(Status::Unavailable("storage: " + probe.status().ToString()));
+    if (Status s = ProbeStores(); !s.ok()) {
+      return Error(Status::Unavailable("storage: " + std::string(s.message())));
+    }
     return Ok(R"({"status":"ready"})");
   }
   if (!parsed.ok()) return Error(parsed);

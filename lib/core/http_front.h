@@ -57,6 +57,7 @@ class HttpFront {
   // The synchronous part of RouteHttp: the answer, or status 0 when `respond` was handed on.
   HttpResponse RouteHttpNow(const HttpRequest& req, Respond& respond);
   Result<HttpCaller> Authenticate(const HttpRequest& req);
+  Status ProbeStores();
   HttpResponse HttpMetrics();
   HttpResponse HttpCreateUser(const HttpRequest& req, const Fields& f);
   HttpResponse HttpCreateToken(const HttpRequest& req, const Fields& f);

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace im::internal {
 namespace {
@@ -32,7 +33,22 @@ double OpenFds() {
   return n;
 }
 
+std::mutex& SourcesMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::vector<std::function<std::string()>>& Sources() {
+  static auto* sources = new std::vector<std::function<std::string()>>();  // never destroyed
+  return *sources;
+}
+
 }  // namespace
+
+void AddScrapeSource(std::function<std::string()> source) {
+  std::lock_guard<std::mutex> lock(SourcesMutex());
+  Sources().push_back(std::move(source));
+}
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter;
@@ -274,6 +290,12 @@ std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
   prometheus::TextSerializer serializer;
   std::ostringstream out;
   serializer.Serialize(out, registry_->Collect());
+  std::vector<std::function<std::string()>> sources;
+  {
+    std::lock_guard<std::mutex> lock(SourcesMutex());
+    sources = Sources();
+  }
+  for (const auto& source : sources) out << source();
   return out.str();
 }
 

@@ -22,6 +22,12 @@
 
 namespace im::internal {
 
+// A process-wide source of more exposition text, appended to every Metrics::Scrape of the
+// process (the Redis connection pools register their im_redis_* families this way: the core
+// library does not know them). A source renders whole families (HELP, TYPE, samples) with
+// bounded label sets. Sources are never removed; each must stay callable for the process's life.
+void AddScrapeSource(std::function<std::string()> source);
+
 class Metrics {
  public:
   Metrics();

@@ -25,6 +25,7 @@
 #include "support/child_process.h"
 #include "support/fake_connection.h"
 #include "support/http.h"
+#include "support/imd_cluster.h"
 #include "support/imd_process.h"
 #include "support/redis_server.h"
 #include "support/temp_dir.h"
@@ -32,6 +33,8 @@
 
 namespace {
 
+using im::test::Cluster;
+using im::test::InboxMids;
 using im::test::WaitUntil;
 
 im::SessionInfo SessionOn(const std::string& node, const std::string& user, int n) {
@@ -116,143 +119,6 @@ TEST_CASE("cluster: the Redis router sends one publish per node per delivery ste
 }
 
 #ifdef IMD_PATH
-
-// A Redis and three imd nodes on it, every store on Redis, one signing key for all.
-struct Cluster {
-  static constexpr int kNodes = 3;
-  im::test::RedisServer redis{im::test::RedisServerOptions{"always", {}}};
-  im::test::TempDir dir;
-  std::shared_ptr<im::KeyStore> keys;
-  std::vector<im::test::ImdProcess> nodes;
-
-  Cluster() {
-    auto k = im::OpenDirKeyStore(dir.path() + "/keys", true);
-    REQUIRE(k.ok());
-    keys = *k;
-    auto key = keys->KeyFor("default");
-    REQUIRE(key.ok());
-    std::string hex(key->size() * 2, '0');
-    static const char* kHex = "0123456789abcdef";
-    for (size_t i = 0; i < key->size(); ++i) {
-      hex[2 * i] = kHex[static_cast<unsigned char>((*key)[i]) >> 4];
-      hex[2 * i + 1] = kHex[static_cast<unsigned char>((*key)[i]) & 15];
-    }
-    key_hex = hex;
-    for (int n = 0; n < kNodes; ++n) {
-      auto args = Config("node" + std::to_string(n), "n" + std::to_string(n), n);
-      nodes.push_back(im::test::StartImd(IMD_PATH, dir.path() + "/node" + std::to_string(n),
-                                         "127.0.0.1:0", "127.0.0.1:0", args));
-    }
-  }
-  std::string key_hex;
-
-  // Writes the config of a node on data dir `name`; the arguments that make imd read it.
-  std::vector<std::string> Config(const std::string& name, const std::string& node_id,
-                                  int node_number) {
-    const std::string data = dir.path() + "/" + name;
-    std::filesystem::create_directories(data);
-    const std::string url = redis.url();
-    return im::test::WriteImdConfig(
-        data, "[server]\nnode_number = " + std::to_string(node_number) +
-                  "\n[storage]\ninbox = \"" + url + "\"\ngroups = \"" + url +
-                  "\"\nusers = \"" + url + "\"\nsessions = \"" + url +
-                  "\"\n[cluster]\nnode_id = \"" + node_id + "\"\n[keys]\ndefault = \"" +
-                  key_hex + "\"\n");
-  }
-
-  // Runs one more imd that must refuse to start: its exit status and output.
-  int Refused(const std::string& name, const std::vector<std::string>& args, std::string* out) {
-    std::string command = std::string(IMD_PATH) + " --data " + dir.path() + "/" + name +
-                          " --tcp 127.0.0.1:0 --http 127.0.0.1:0";
-    for (const std::string& a : args) command += " " + a;
-    im::test::ChildProcess p({"/bin/sh", "-c", command + " 2>&1"});
-    *out = p.WaitForLine("imd:", 20000);
-    return p.Wait(20000);
-  }
-
-  uint16_t HttpPort(int n) const {
-    return static_cast<uint16_t>(
-        std::stoi(nodes[n].http_listen.substr(nodes[n].http_listen.rfind(':') + 1)));
-  }
-
-  // The warnings and errors in the nodes' logs, for a failure message.
-  std::string Problems() const {
-    std::string out;
-    for (int n = 0; n < kNodes; ++n) {
-      std::ifstream in(dir.path() + "/node" + std::to_string(n) + "/imd.log");
-      for (std::string line; std::getline(in, line);) {
-        if (line.find(" warn ") != std::string::npos || line.find(" error ") != std::string::npos) {
-          out += "n" + std::to_string(n) + ": " + line + "\n";
-        }
-      }
-    }
-    return out;
-  }
-
-  std::string Token(const std::string& user) {
-    auto t = im::SignHs256Token(*keys, im::UserKey{"default", user}, 3600,
-                                im::SystemClock()->NowMs());
-    REQUIRE(t.ok());
-    return *t;
-  }
-
-  // A client of `user` logged in on node `n`, recording the messages pushed to it.
-  struct User {
-    std::unique_ptr<im::Client> client;
-    std::mutex mu;
-    std::vector<im::Message> pushed;
-    std::atomic<int> kicked{0};
-    std::atomic<int> close_code{-1};
-    im::LoginInfo login;
-    size_t PushedCount() {
-      std::lock_guard<std::mutex> lock(mu);
-      return pushed.size();
-    }
-  };
-  std::unique_ptr<User> Login(const std::string& user, int n,
-                              const std::function<void(im::Client&)>& before_login = nullptr) {
-    auto u = std::make_unique<User>();
-    im::ClientOptions o;
-    o.url = nodes[n].tcp_url;
-    o.auto_reconnect = false;
-    u->client = std::make_unique<im::Client>(o);
-    User* raw = u.get();
-    u->client->OnMessage([raw](const im::ReceivedMessage& m) {
-      if (m.message.type == "system") return;  // a group event
-      std::lock_guard<std::mutex> lock(raw->mu);
-      raw->pushed.push_back(m.message);
-    });
-    u->client->OnKicked([raw](const std::string&) { raw->kicked++; });
-    u->client->OnClosed([raw](int code, const std::string&) { raw->close_code = code; });
-    REQUIRE(u->client->Connect().ok());
-    if (before_login) before_login(*u->client);
-    auto info = u->client->Login(Token(user));
-    REQUIRE_MESSAGE(info.ok(), info.status().ToString());
-    u->login = *info;
-    return u;
-  }
-};
-
-// The mids of the messages in `c`'s inbox of group `gid` ("": 1:1) and, when given, from
-// `from`, in seq order. Group events (type system) are left out.
-std::vector<uint64_t> InboxMids(im::Client& c, const std::string& gid,
-                                const std::string& from = "") {
-  std::vector<uint64_t> mids;
-  uint64_t after = 0;
-  for (;;) {
-    auto page = c.Sync(after, 100);
-    REQUIRE(page.ok());
-    for (const im::ReceivedMessage& m : page->messages) {
-      if (m.message.group == gid && m.message.type != "system" &&
-          (from.empty() || m.message.from == from)) {
-        mids.push_back(m.message.mid);
-      }
-      after = m.seq;
-    }
-    if (!page->more || page->messages.empty()) break;
-  }
-  return mids;
-}
 
 TEST_CASE("cluster: three imd nodes on one Redis - chat across nodes, a group of 200, kicks") {
   Cluster cluster;

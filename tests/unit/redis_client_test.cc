@@ -227,6 +227,33 @@ TEST_CASE("Redis client: a command that gets no reply in time is 503, then the c
   CHECK(MustCommand(*client, {"GET", "k2"}).str == "v2");
 }
 
+TEST_CASE("Redis client: a Redis that runs nothing yet (BUSY with a long script) is 503, not 500") {
+  RedisServer server(im::test::RedisServerOptions{"everysec", {"busy-reply-threshold 100"}});
+  RedisOptions options = OptionsFor(server);
+  options.command_timeout_ms = 5000;
+  std::shared_ptr<RedisClient> client = MustClient(options);
+  std::shared_ptr<RedisClient> runner = MustClient(options);
+  MustCommand(*client, {"SET", "k", "v"});
+  // A read-only script that spins for 3 s: past busy-reply-threshold, Redis answers every other
+  // command with -BUSY (it did not run), as it answers -LOADING while it reads its AOF.
+  std::thread spin([&] {
+    static const im::internal::RedisScript kSpin(
+        "local s = tonumber(redis.call('TIME')[1]) "
+        "while tonumber(redis.call('TIME')[1]) < s + 3 do end return 1");
+    (void)runner->Eval(kSpin, {}, {});
+  });
+  Status busy;
+  CHECK(WaitUntil([&] {
+    Result<RedisReply> r = client->Command({"GET", "k"});
+    busy = r.status();
+    return !r.ok() && busy.message().find("BUSY") != std::string_view::npos;
+  }, 5000));
+  CheckUnavailable(busy);
+  (void)server.Command({"SCRIPT", "KILL"});
+  spin.join();
+  REQUIRE(WaitUntil([&] { return client->Command({"GET", "k"}).ok(); }, 10000));
+}
+
 TEST_CASE("Redis client: callers beyond the pool wait at most the command timeout, then 503") {
   RedisServer server;
   RedisOptions options = OptionsFor(server);

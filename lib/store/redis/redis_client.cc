@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "store/redis/redis_metrics.h"
 #include "store/redis/redis_pipe.h"
 
 namespace im::internal {
@@ -35,6 +36,13 @@ timeval ToTimeval(int ms) {
 }
 
 Status ErrorReply(const RedisReply& reply) { return Status::Internal("redis: " + reply.str); }
+
+bool IsNotServing(const RedisReply& reply) {
+  for (const char* prefix : {"LOADING ", "BUSY ", "MASTERDOWN "}) {
+    if (reply.str.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -232,7 +240,9 @@ Result<std::shared_ptr<RedisClient>> RedisClient::Create(const RedisOptions& opt
   if (options.reconnect_min_ms < 0 || options.reconnect_max_ms < options.reconnect_min_ms) {
     return Status::BadRequest("redis: need 0 <= reconnect_min_ms <= reconnect_max_ms");
   }
-  return std::shared_ptr<RedisClient>(new RedisClient(options, std::move(url).value()));
+  std::shared_ptr<RedisClient> client(new RedisClient(options, std::move(url).value()));
+  RegisterRedisMetrics(options.metrics_label, client);
+  return client;
 }
 
 RedisClient::RedisClient(const RedisOptions& options, RedisUrl url)
@@ -388,7 +398,11 @@ Result<std::vector<RedisReply>> RedisClient::Run(const std::vector<RedisArgs>& c
   metrics_.RecordLatency(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   for (const RedisReply& reply : *replies) {
-    if (reply.is_error()) metrics_.errors.fetch_add(1, std::memory_order_relaxed);
+    if (!reply.is_error()) continue;
+    metrics_.errors.fetch_add(1, std::memory_order_relaxed);
+    // Redis is up but runs nothing yet: loading its dataset after a restart, a script past its
+    // time limit, a replica cut off from its primary. Like an unreachable Redis: 503, retry.
+    if (IsNotServing(reply)) return Status::Unavailable("redis: " + reply.str);
   }
   return replies;
 }

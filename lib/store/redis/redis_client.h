@@ -14,8 +14,9 @@
 //
 // Errors (as im::Status, so they reach a client response untranslated):
 // - 503 "unavailable": Redis refused or dropped the connection, a connect or command timed out,
-//   the pool had no free connection within command_timeout_ms, or a reconnect is backing off.
-//   The message says which. Nothing is retried here: a write whose reply was lost may or may
+//   the pool had no free connection within command_timeout_ms, a reconnect is backing off, or
+//   Redis answered that it runs nothing yet (LOADING its dataset after a restart, BUSY with a
+//   script past its time limit, MASTERDOWN). The message says which. Nothing is retried here: a write whose reply was lost may or may
 //   not have happened, and only the caller knows whether repeating it is safe.
 // - 500 "internal": Redis answered with an error reply (its text is in the message), or a reply
 //   of an unexpected shape.
