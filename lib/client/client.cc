@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -753,7 +752,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         }
         if (page->messages.empty() && !page->more) tracker_.Reset(page->last_seq);
       }
-      SortByGseq(&fresh);
+      internal::SortByGseq(&fresh);
       Present(std::move(fresh));
       more = page->more;
     }
@@ -803,23 +802,6 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         .count();
   }
 
-  // Within each group, its messages with a gseq take its places in the page in gseq order.
-  static void SortByGseq(std::vector<ReceivedMessage>* messages) {
-    std::map<std::string, std::vector<size_t>> places;
-    for (size_t i = 0; i < messages->size(); ++i) {
-      const Message& m = (*messages)[i].message;
-      if (m.gseq != 0 && !m.group.empty()) places[m.group].push_back(i);
-    }
-    for (auto& [group, at] : places) {
-      std::vector<ReceivedMessage> sorted;
-      for (size_t i : at) sorted.push_back(std::move((*messages)[i]));
-      std::stable_sort(sorted.begin(), sorted.end(),
-                       [](const ReceivedMessage& a, const ReceivedMessage& b) {
-                         return a.message.gseq < b.message.gseq;
-                       });
-      for (size_t k = 0; k < at.size(); ++k) (*messages)[at[k]] = std::move(sorted[k]);
-    }
-  }
 
   template <typename F>
   void Emit(F&& f) {

@@ -8,8 +8,8 @@
 // - last + 1, where `last` is the gseq released last for that group: released, with the held
 //   ones that follow it.
 // - below or at `last` (it arrived after its place was given up): released at once, late.
-// - above last + 1, or the first of a group since the start (unless its gseq is 1): held until the missing ones
-//   arrive or until `hold_ms` after it arrived; then the lowest held one is released and the
+// - above last + 1, or the first of a group since the start (unless its gseq is 1): held
+//   until the missing ones arrive or until `hold_ms` after it arrived; then the lowest held one is released and the
 //   missing gseqs before it are given up (a message the member was not a recipient of, for
 //   example sent before it joined, never arrives).
 // Bounds: at most `max_held` messages held in all; one more releases the lowest held message
@@ -170,6 +170,25 @@ class GseqOrder {
   size_t held_ = 0;
   std::map<std::string, Group> groups_;
 };
+
+// A resync page before it goes through GseqOrder: within each group, its messages with a gseq
+// take that group's places in the page in gseq order.
+inline void SortByGseq(std::vector<ReceivedMessage>* messages) {
+  std::map<std::string, std::vector<size_t>> places;
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const Message& m = (*messages)[i].message;
+    if (m.gseq != 0 && !m.group.empty()) places[m.group].push_back(i);
+  }
+  for (auto& [group, at] : places) {
+    std::vector<ReceivedMessage> sorted;
+    for (size_t i : at) sorted.push_back(std::move((*messages)[i]));
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const ReceivedMessage& a, const ReceivedMessage& b) {
+                       return a.message.gseq < b.message.gseq;
+                     });
+    for (size_t k = 0; k < at.size(); ++k) (*messages)[at[k]] = std::move(sorted[k]);
+  }
+}
 
 }  // namespace im::internal
 

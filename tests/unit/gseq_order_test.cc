@@ -91,5 +91,14 @@ TEST_CASE("GseqOrder: past max_held, the longest-waiting group's next message is
   CHECK(order.held() == 2);
 }
 
+TEST_CASE("SortByGseq: each group's messages take its places in gseq order") {
+  std::vector<ReceivedMessage> page = {G("a", 3), G("", 0), G("a", 2), G("b", 9), G("a", 1),
+                                       G("b", 8)};
+  SortByGseq(&page);
+  std::vector<std::string> order;
+  for (const auto& m : page) order.push_back(m.message.group + std::to_string(m.message.gseq));
+  CHECK(order == std::vector<std::string>{"a1", "0", "a2", "b8", "a3", "b9"});
+}
+
 }  // namespace
 }  // namespace im::internal

@@ -645,6 +645,9 @@ Result<size_t> RedisOfflineQueue::Expire(TimestampMs now) {
 
 }  // namespace
 }  // namespace redis_queue
+
+const RedisScript& RedisSweepIndexScript() { return redis_queue::SweepIndexScript(); }
+
 }  // namespace internal
 
 Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,

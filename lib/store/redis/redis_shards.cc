@@ -21,7 +21,8 @@ Result<std::vector<std::string>> SplitRedisUrls(std::string_view url) {
   size_t start = 0;
   for (;;) {
     const size_t comma = url.find(',', start);
-    std::string entry(url.substr(start, comma == std::string_view::npos ? url.npos : comma - start));
+    const size_t end = comma == std::string_view::npos ? url.size() : comma;
+    std::string entry(url.substr(start, end - start));
     const std::string place = "URL " + std::to_string(urls.size() + 1) + " of the list";
     if (entry.empty()) return Status::BadRequest(place + " is empty");
     if (Result<RedisUrl> parsed = ParseRedisUrl(entry); !parsed.ok()) {

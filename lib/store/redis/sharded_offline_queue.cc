@@ -34,6 +34,7 @@
 #include "store/append_rules.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
+#include "store/redis/redis_offline_queue.h"
 #include "store/redis/redis_shards.h"
 
 namespace im::internal {
@@ -82,21 +83,7 @@ return out
   return script;
 }
 
-// KEYS: the claim index. ARGV: the bound (recorded at or before it), budget. Deletes the
-// claims recorded up to the bound; returns how many.
-const RedisScript& SweepClaimsScript() {
-  static const RedisScript script(R"lua(
-local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #keys > 0 then
-  redis.call('DEL', unpack(keys))
-  redis.call('ZREM', KEYS[1], unpack(keys))
-end
-return #keys
-)lua");
-  return script;
-}
-
-// Every claim key of a shard, scored by the time it was recorded (the sweep's list).
+// Every claim key of a shard, scored by the time it was recorded (RedisSweepIndexScript's list).
 constexpr std::string_view kClaimIndexKey = "im:claim-index";
 constexpr int kSweepBudget = 2000;
 
@@ -148,8 +135,9 @@ class ShardedOfflineQueue final : public OfflineQueue {
       if (!n.ok()) return n.status();
       dropped += *n;
       for (;;) {
-        Result<RedisReply> r = clients_[s]->Eval(SweepClaimsScript(), {std::string(kClaimIndexKey)},
-                                                 {bound, std::to_string(kSweepBudget)});
+        Result<RedisReply> r =
+            clients_[s]->Eval(RedisSweepIndexScript(), {std::string(kClaimIndexKey)},
+                              {bound, std::to_string(kSweepBudget)});
         if (!r.ok()) return r.status();
         if (!r->is_integer()) return Status::Internal("redis: unexpected reply to a sweep");
         if (r->integer < kSweepBudget) break;
