@@ -1,9 +1,7 @@
 // Factory functions of the Redis backends (libim::redis, built when hiredis is found:
 // CMake option IM_WITH_REDIS). Each returns an interface; the implementation types and hiredis
 // stay private. Every backend talks to one Redis server through its own small pool of
-// synchronous connections (RedisOptions), or, given several URLs, shards its users and groups
-// over several Redis servers (one pool each; docs/operations.md, Sharding over several Redis
-// primaries).
+// synchronous connections (RedisOptions).
 //
 // What a caller sees when Redis is down or slow: every call answers 503 "unavailable" (a
 // refused or broken connection, a connect or command timeout, no free pooled connection within
@@ -11,6 +9,10 @@
 // backoff). A round trip waits at most command_timeout_ms for a free connection, then
 // connect_timeout_ms to connect when it must, then command_timeout_ms for each reply. An error
 // reply of Redis itself (out of memory, a wrong key type) is 500 "internal" with Redis's text.
+//
+// Given several URLs (RedisOptions::url), the storage backends shard their users and groups
+// over several Redis servers, one pool each (docs/operations.md, Sharding over several Redis
+// primaries).
 //
 // Thread-safety: the returned backends are safe from any thread; calls block on Redis.
 #ifndef IM_REDIS_H_
