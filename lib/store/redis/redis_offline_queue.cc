@@ -652,7 +652,9 @@ const RedisScript& RedisSweepIndexScript() { return redis_queue::SweepIndexScrip
 
 Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
                                                             OfflineQueueOptions options) {
-  if (internal::IsShardedRedisUrl(redis.url)) return internal::OpenShardedOfflineQueue(redis, options);
+  if (internal::IsShardedRedisUrl(redis.url)) {
+    return internal::OpenShardedOfflineQueue(redis, options);
+  }
   if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();

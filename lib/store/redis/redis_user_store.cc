@@ -134,7 +134,9 @@ Result<std::shared_ptr<UserStore>> NewRedisUserStore(std::shared_ptr<RedisClient
 
 Result<std::shared_ptr<UserStore>> OpenRedisUserStore(const RedisOptions& redis,
                                                       PasswordHashOptions hash) {
-  if (internal::IsShardedRedisUrl(redis.url)) return internal::OpenShardedUserStore(redis, hash);
+  if (internal::IsShardedRedisUrl(redis.url)) {
+    return internal::OpenShardedUserStore(redis, hash);
+  }
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
   return internal::NewRedisUserStore(std::move(client).value(), hash);
