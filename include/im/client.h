@@ -51,7 +51,8 @@ struct ClientOptions {
   // for it at most this long, then the missing ones are given up (docs/protocol.md, gseq).
   // The first group message after the client starts waits as long, for lower ones. A resync's
   // page is presented with each group's messages in gseq order (they take that group's places
-  // in the page). Sync() itself returns pages as the server sent them.
+  // in the page). Sync() itself returns pages as the server sent them. A held message counts
+  // in synced_seq() already; one still held when the client is destroyed is not presented.
   int64_t gseq_hold_ms = 1000;
   // At most this many messages wait so; one more releases the longest-waiting group's next.
   size_t gseq_max_held = 1000;
