@@ -5,6 +5,7 @@
 #include "im/log.h"
 #if IM_WITH_REDIS
 #include "store/redis/redis_client.h"
+#include "store/redis/redis_shards.h"
 #endif
 
 #include <algorithm>
@@ -210,14 +211,19 @@ im::Status AtLine(const toml::table& t, const std::string& section, const char* 
   return im::Status::BadRequest(line + section + key + ": " + what);
 }
 
-// A redis:// value of `key` must parse (and this imd must have the Redis backends).
-im::Status CheckRedisUrl(const toml::table& t, const std::string& section, const char* key) {
+// A redis:// value of `key` must parse (and this imd must have the Redis backends). With
+// `list`, it may be a comma list of URLs (the backends shard over them): each must parse.
+im::Status CheckRedisUrl(const toml::table& t, const std::string& section, const char* key,
+                         bool list = false) {
   const toml::node* n = t.get(key);
   if (n == nullptr || !n->is_string()) return im::Status::OK();
   const std::string url = *n->value<std::string>();
   if (!IsRedisUrl(url)) return im::Status::OK();
 #if IM_WITH_REDIS
-  auto parsed = im::internal::ParseRedisUrl(url);
+  if (!list && im::internal::IsShardedRedisUrl(url)) {
+    return AtLine(t, section, key, "must be one redis:// URL, not a list");
+  }
+  auto parsed = im::internal::SplitRedisUrls(url);
   if (!parsed.ok()) return AtLine(t, section, key, std::string(parsed.status().message()));
   return im::Status::OK();
 #else
@@ -486,7 +492,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     s = r.Finish();
     if (!s.ok()) return s;
     for (const char* key : {"inbox", "groups", "users", "sessions"}) {
-      if (s = CheckRedisUrl(*t, "storage.", key); !s.ok()) return s;
+      if (s = CheckRedisUrl(*t, "storage.", key, /*list=*/true); !s.ok()) return s;
     }
     if (!c->sessions.empty() && c->sessions != "memory:" && !IsRedisUrl(c->sessions)) {
       return AtLine(*t, "storage.", "sessions", "must be \"memory:\" or a redis:// URL");

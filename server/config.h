@@ -25,7 +25,8 @@ struct Config {
   std::string users;
   // SessionStore backend URI: "memory:" (or "") = this process only.
   // Each of inbox, groups, users and sessions may also be "redis://host:port/db" (the Redis
-  // backends; one connection pool per distinct URL for users and sessions).
+  // backends; one connection pool per distinct URL for users and sessions), or a comma list of
+  // such URLs: the backend shards users and groups over them (docs/operations.md, Sharding).
   std::string sessions;
   // [cluster]: this node in the node registry (used when any store is on Redis).
   std::string advertise_tcp;  // "host:port" clients reach the TCP port at; "" = as bound

@@ -369,7 +369,9 @@ int RunServer(imd::Config c, const std::string& config_path) {
   std::shared_ptr<im::internal::RedisClient> cluster_redis;
   im::RedisOptions cluster_options;
   if (cluster) {
-    cluster_options.url = c.cluster_redis.empty() ? c.sessions : c.cluster_redis;
+    // Sessions sharded over a list of URLs: the registry and router use the first.
+    cluster_options.url =
+        c.cluster_redis.empty() ? c.sessions.substr(0, c.sessions.find(',')) : c.cluster_redis;
     cluster_options.metrics_label = "cluster";
     auto client = imd::SharedRedisClient(cluster_options.url, "cluster");
     if (!client.ok()) return Fail(client.status());

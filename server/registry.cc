@@ -11,6 +11,7 @@
 #include "im/redis.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_session_store.h"
+#include "store/redis/redis_shards.h"
 #include "store/redis/redis_user_store.h"
 #endif
 
@@ -114,6 +115,10 @@ im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
   }
 #if IM_WITH_REDIS
   if (scheme == "redis") {
+    // A list of URLs: the accounts shard over them (one pool per shard).
+    if (im::internal::IsShardedRedisUrl(uri)) {
+      return im::OpenRedisUserStore(RedisOptionsOf(uri, "users"));
+    }
     auto client = SharedRedisClient(uri, "users");
     if (!client.ok()) return client.status();
     return im::internal::NewRedisUserStore(*client, {});
@@ -133,12 +138,16 @@ im::Result<std::shared_ptr<im::SessionStore>> OpenSessionStore(
                                   "'");
   }
 #if IM_WITH_REDIS
-  auto client = SharedRedisClient(uri, "sessions");
-  if (!client.ok()) return client.status();
   im::RedisSessionOptions o;
   o.session_ttl_ms = session_ttl_ms;
   o.refresh_interval_ms = std::max<int64_t>(1, session_ttl_ms / 3);
   o.on_lost = std::move(on_lost);
+  // A list of URLs: the sessions shard over them (one pool per shard).
+  if (im::internal::IsShardedRedisUrl(uri)) {
+    return im::OpenRedisSessionStore(RedisOptionsOf(uri, "sessions"), std::move(o));
+  }
+  auto client = SharedRedisClient(uri, "sessions");
+  if (!client.ok()) return client.status();
   return im::internal::NewRedisSessionStore(*client, std::move(o));
 #else
   (void)session_ttl_ms;

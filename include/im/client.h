@@ -52,6 +52,16 @@ struct ClientOptions {
   int64_t send_timeout_ms = 30000;
   // Pushes are deduplicated by mid over this many recent messages.
   size_t dedup_window = 8192;
+  // Group messages that carry a gseq (Redis inboxes sharded over several primaries) reach
+  // OnMessage in gseq order per group: one that comes before a lower gseq of its group waits
+  // for it at most this long, then the missing ones are given up (docs/protocol.md, gseq).
+  // The first group message after the client starts waits as long, for lower ones. A resync's
+  // page is presented with each group's messages in gseq order (they take that group's places
+  // in the page). Sync() itself returns pages as the server sent them. A held message counts
+  // in synced_seq() already; one still held when the client is destroyed is not presented.
+  int64_t gseq_hold_ms = 1000;
+  // At most this many messages wait so; one more releases the longest-waiting group's next.
+  size_t gseq_max_held = 1000;
 };
 
 struct LoginInfo {
@@ -70,6 +80,7 @@ struct SendAck {
   uint64_t mid = 0;
   uint64_t seq = 0;  // the sender's own inbox seq
   TimestampMs ts = 0;
+  uint64_t gseq = 0;  // a group message's gseq (sharded Redis inboxes), else 0
 };
 
 // A message as a client sees it: the receiver's seq plus the message.
@@ -79,7 +90,7 @@ struct ReceivedMessage {
 };
 
 struct SyncPage {
-  std::vector<ReceivedMessage> messages;
+  std::vector<ReceivedMessage> messages;  // in seq order, as the server sent them
   std::string epoch;
   uint64_t first_seq = 0;
   uint64_t last_seq = 0;

@@ -40,6 +40,11 @@ struct OfflineQueueBackend {
   // Persistent backends: opens the data of the last `open` again (the caller has dropped the
   // old instance first). Null: the backend does not persist and the reopen cases are skipped.
   std::function<std::shared_ptr<OfflineQueue>(const OfflineQueueOptions&)> reopen;
+  // True: any two messages are in one relative order in every inbox that holds both. False (a
+  // backend whose batches are atomic per partition only, as the Redis one sharded over several
+  // primaries): only the messages of one caller, appended one after the other, are in call
+  // order in every inbox; the suite checks that instead.
+  bool one_order = true;
 };
 
 struct GroupServiceBackend {

@@ -41,7 +41,11 @@ struct AppendResult {
   uint64_t mid = 0;
   TimestampMs ts = 0;
   uint64_t sender_seq = 0;     // the sender's inbox seq (0 when sender_index == -1)
-  std::vector<uint64_t> seqs;  // seq per recipient, in `recipients` order; empty when duplicate
+  // seq per recipient, in `recipients` order; empty when duplicate. 0 for a recipient whose
+  // inbox a concurrent retry of the same dedup key filled first (the Redis queue sharded over
+  // several primaries only): it holds the message under a seq this result does not know.
+  std::vector<uint64_t> seqs;
+  uint64_t gseq = 0;  // the group sequence stamped on the message (sharded Redis only), else 0
 };
 
 struct FetchResult {

@@ -11,6 +11,10 @@
 // connect_timeout_ms to connect when it must, then command_timeout_ms for each reply. An error
 // reply of Redis itself (out of memory, a wrong key type) is 500 "internal" with Redis's text.
 //
+// Given several URLs (RedisOptions::url), the storage backends shard their users and groups
+// over several Redis servers, one pool each (docs/operations.md, Sharding over several Redis
+// primaries).
+//
 // Thread-safety: the returned backends are safe from any thread; calls block on Redis.
 #ifndef IM_REDIS_H_
 #define IM_REDIS_H_
@@ -31,7 +35,10 @@ namespace im {
 
 struct RedisOptions {
   // redis://[[user]:password@]host[:port][/db]: port 6379 and db 0 when left out. A URL that
-  // does not parse is refused at open with 400 bad_request naming the problem.
+  // does not parse is refused at open with 400 bad_request naming the problem. Several URLs
+  // separated by commas (standalone primaries, every node listing them in the same order):
+  // the UserStore, SessionStore, GroupService and OfflineQueue put each user and each group on
+  // one of them by consistent hashing; an empty or repeated entry is 400. The Router takes one.
   std::string url = "redis://127.0.0.1:6379/0";
   // Bound on one TCP connect (and the AUTH/SELECT after it).
   int connect_timeout_ms = 1000;
@@ -91,6 +98,9 @@ Result<std::shared_ptr<SessionStore>> OpenRedisSessionStore(const RedisOptions& 
 // appendonly yes and appendfsync always, a promoted replica, a flushed database). Needs every
 // key on one Redis (a standalone primary, not Redis Cluster). docs/operations.md, Redis
 // backends, has the key layout. Opening does not contact Redis.
+// Sharded (several URLs): each inbox on its user's shard; an AppendBatch is atomic per shard
+// only, a retry under the same dedup key completes the shards an attempt missed, and group
+// messages get a per-group gseq (Message::gseq, AppendResult::gseq).
 Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
                                                             OfflineQueueOptions options = {});
 

@@ -15,6 +15,7 @@ struct SendReceipt {
   uint64_t seq = 0;
   TimestampMs ts = 0;
   bool duplicate = false;
+  uint64_t gseq = 0;  // a group message's group sequence (sharded Redis inboxes), else 0
 };
 
 }  // namespace im

@@ -87,6 +87,9 @@ struct Message {
   std::string body;          // UTF-8 text
   std::string extra;         // a serialized JSON object, or empty for none
   TimestampMs ts = 0;        // server time of acceptance
+  // Per-group sequence of a group message on sharded Redis inboxes (1, 2, ... per group; the
+  // order clients present the group in); 0 otherwise (docs/protocol.md, "gseq").
+  uint64_t gseq = 0;
 };
 
 // One entry of a user's inbox: the user's seq and the shared message.

@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "client/gseq_order.h"
 #include "client/route_resolver.h"
 #include "client/seq_tracker.h"
 #include "protocol/json.h"
@@ -61,6 +62,7 @@ ReceivedMessage ParseMessage(const rapidjson::Value& m) {
   r.message.type = Str(m, "type");
   r.message.body = Str(m, "body");
   r.message.ts = I64(m, "ts");
+  r.message.gseq = U64(m, "gseq");
   auto extra = m.FindMember("extra");
   if (extra != m.MemberEnd() && extra->value.IsObject()) {
     r.message.extra = internal::ToJson(extra->value);
@@ -118,7 +120,9 @@ std::string RandomCid() {
 class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
  public:
   explicit Impl(ClientOptions options)
-      : options_(std::move(options)), mids_(options_.dedup_window) {}
+      : options_(std::move(options)),
+        mids_(options_.dedup_window),
+        gseq_order_(options_.gseq_hold_ms, options_.gseq_max_held) {}
 
   ~Impl() { Shutdown(); }
 
@@ -257,10 +261,18 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       rapidjson::Document d;
       Status s = ParseBody(Request("chat.send", body, t), &d);
       if (s.ok()) {
-        SendAck ack{U64(d, "mid"), U64(d, "seq"), I64(d, "ts")};
-        std::lock_guard<std::mutex> lock(seq_mu_);
-        mids_.Insert(ack.mid);  // our own message comes back in a resync: not a new one
-        tracker_.Mark(ack.seq);
+        SendAck ack{U64(d, "mid"), U64(d, "seq"), I64(d, "ts"), U64(d, "gseq")};
+        {
+          std::lock_guard<std::mutex> lock(seq_mu_);
+          mids_.Insert(ack.mid);  // our own message comes back in a resync: not a new one
+          tracker_.Mark(ack.seq);
+        }
+        if (ack.gseq != 0) {
+          std::lock_guard<std::mutex> lock(present_mu_);
+          std::vector<ReceivedMessage> out;
+          gseq_order_.OwnSent(m.group, ack.gseq, &out);
+          EmitLocked(out);
+        }
         return ack;
       }
       // Retry under the same cid: the server stores it once however often it arrives.
@@ -507,9 +519,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         tracker_.Mark(m.seq);
         if (!mids_.Insert(m.message.mid)) return;
       }
-      Emit([&] {
-        if (on_message_) on_message_(m);
-      });
+      std::vector<ReceivedMessage> one;
+      one.push_back(std::move(m));
+      Present(std::move(one));
     } else if (cmd == "session.kicked") {
       std::string reason = Str(body, "reason");
       {
@@ -575,11 +587,23 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   void ControlLoop() {
     std::unique_lock<std::mutex> lock(mu_);
+    auto next_tick = Clock::now() + std::chrono::seconds(1);
     while (!stopping_) {
-      control_cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-        return stopping_ || need_reconnect_ || need_resync_.load();
+      // Wakes for the hole check every second, and when a held group message's hold ends.
+      const int64_t hold_end = next_hold_end_.load();
+      auto wake = next_tick;
+      if (hold_end != internal::GseqOrder::kNever) {
+        wake = std::min(wake, Clock::now() + std::chrono::milliseconds(
+                                                 std::max<int64_t>(1, hold_end - NowMs())));
+      }
+      control_cv_.wait_until(lock, wake, [this, hold_end] {
+        return stopping_ || need_reconnect_ || need_resync_.load() ||
+               next_hold_end_.load() < hold_end;
       });
       if (stopping_) break;
+      lock.unlock();
+      PresentExpired();
+      lock.lock();
       if (need_resync_.exchange(false) && !need_reconnect_) {
         std::string epoch;
         {
@@ -594,10 +618,13 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         lock.unlock();
         Reconnect();
         lock.lock();
-      } else if (connected_ && logged_in_) {
-        lock.unlock();
-        FillHoles();
-        lock.lock();
+      } else if (Clock::now() >= next_tick) {
+        next_tick = Clock::now() + std::chrono::seconds(1);
+        if (connected_ && logged_in_) {
+          lock.unlock();
+          FillHoles();
+          lock.lock();
+        }
       }
     }
   }
@@ -759,11 +786,8 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
         }
         if (page->messages.empty() && !page->more) tracker_.Reset(page->last_seq);
       }
-      for (const auto& m : fresh) {
-        Emit([&] {
-          if (on_message_) on_message_(m);
-        });
-      }
+      internal::SortByGseq(&fresh);
+      Present(std::move(fresh));
       more = page->more;
     }
     std::vector<ReceivedMessage> held;
@@ -772,13 +796,46 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
       resyncing_ = false;
       held = TakeHeldLocked();
     }
-    for (const auto& m : held) {
+    Present(std::move(held));
+    return ok;
+  }
+
+  // Hands `messages` (in arrival order) to OnMessage through the gseq order. Never called
+  // under seq_mu_ or mu_ (present_mu_ comes first, then the callback's mutex).
+  void Present(std::vector<ReceivedMessage> messages) {
+    std::lock_guard<std::mutex> lock(present_mu_);
+    std::vector<ReceivedMessage> out;
+    const int64_t now = NowMs();
+    for (ReceivedMessage& m : messages) gseq_order_.Offer(std::move(m), now, &out);
+    EmitLocked(out);
+  }
+
+  // Releases the group messages whose hold ended.
+  void PresentExpired() {
+    if (next_hold_end_.load() > NowMs()) return;
+    std::lock_guard<std::mutex> lock(present_mu_);
+    std::vector<ReceivedMessage> out;
+    gseq_order_.Expire(NowMs(), &out);
+    EmitLocked(out);
+  }
+
+  // Under present_mu_.
+  void EmitLocked(const std::vector<ReceivedMessage>& out) {
+    next_hold_end_ = gseq_order_.NextDeadline();
+    if (next_hold_end_.load() != internal::GseqOrder::kNever) control_cv_.notify_all();
+    for (const ReceivedMessage& m : out) {
       Emit([&] {
         if (on_message_) on_message_(m);
       });
     }
-    return ok;
   }
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               Clock::now().time_since_epoch())
+        .count();
+  }
+
 
   template <typename F>
   void Emit(F&& f) {
@@ -821,6 +878,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   bool resyncing_ = false;
   std::vector<ReceivedMessage> held_;
   int hole_ticks_ = 0;
+  std::mutex present_mu_;  // guards gseq_order_; taken before callback_mu_, never under seq_mu_
+  internal::GseqOrder gseq_order_;
+  std::atomic<int64_t> next_hold_end_{internal::GseqOrder::kNever};
   std::atomic<bool> need_resync_{false};
   bool resume_set_ = false;
   std::string resume_epoch_;

@@ -344,12 +344,21 @@ void Committer::Answer(Flight& flight, std::vector<Result<AppendResult>>& result
     receipt.seq = r->sender_seq;
     receipt.ts = r->ts;
     receipt.duplicate = r->duplicate;
+    receipt.gseq = r->gseq;
     sends[i].done(receipt);
     if (r->duplicate) continue;  // pushed when it was first stored
+    sends[i].message->gseq = r->gseq;
     FanOutJob job;
     job.message = sends[i].message;
     job.recipients = std::move(requests[i].recipients);
     job.seqs = std::move(r->seqs);
+    // Seq 0: a concurrent retry stored it in that inbox first (sharded Redis): no push, the
+    // recipient sees it at its next sync.
+    for (size_t k = job.seqs.size(); k-- > 0;) {
+      if (job.seqs[k] != 0 || k >= job.recipients.size()) continue;
+      job.seqs.erase(job.seqs.begin() + static_cast<std::ptrdiff_t>(k));
+      job.recipients.erase(job.recipients.begin() + static_cast<std::ptrdiff_t>(k));
+    }
     job.origin_session = sends[i].origin_session;
     jobs.push_back(std::move(job));
   }

@@ -9,7 +9,8 @@
 
 namespace im::internal {
 
-// {"mid":"<id64>","seq":N,"ts":MS} and, when `with_duplicate`, "duplicate":bool.
+// {"mid":"<id64>","seq":N,"ts":MS}, when `with_duplicate` "duplicate":bool, and "gseq":N for a
+// group message that has one.
 inline std::string ReceiptJson(const SendReceipt& r, bool with_duplicate) {
   JsonWriter w;
   w.StartObject();
@@ -18,6 +19,7 @@ inline std::string ReceiptJson(const SendReceipt& r, bool with_duplicate) {
   w.Field("seq", r.seq);
   w.Field("ts", static_cast<int64_t>(r.ts));
   if (with_duplicate) w.Field("duplicate", r.duplicate);
+  if (r.gseq != 0) w.Field("gseq", r.gseq);
   w.EndObject();
   return w.str();
 }

@@ -102,6 +102,7 @@ void WriteMessageTail(JsonWriter& w, const Message& m) {
     w.Raw(m.extra);
   }
   w.Field("ts", static_cast<int64_t>(m.ts));
+  if (m.gseq != 0) w.Field("gseq", m.gseq);
 }
 }  // namespace
 

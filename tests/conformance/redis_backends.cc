@@ -19,6 +19,29 @@ RedisOptions Options() {
   return options;
 }
 
+// The second redis-server of the sharded backends (the first is SharedRedisServer()).
+RedisServer& SecondRedisServer() {
+  static RedisServer* server = new RedisServer();
+  static const bool registered = [] {
+    std::atexit([] { delete server; });
+    return true;
+  }();
+  (void)registered;
+  return *server;
+}
+
+// Two shards: every user and group on one of the two servers.
+RedisOptions ShardedOptions() {
+  RedisOptions options = Options();
+  options.url = SharedRedisServer().url() + "," + SecondRedisServer().url();
+  return options;
+}
+
+void FlushBoth() {
+  SharedRedisServer().FlushAll();
+  SecondRedisServer().FlushAll();
+}
+
 template <typename T>
 std::shared_ptr<T> Must(Result<std::shared_ptr<T>> opened) {
   REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
@@ -66,6 +89,34 @@ void AddRedisBackends() {
         return Must(OpenRedisGroupService(Options(), l));
       },
       [](const GroupLimits& l) { return Must(OpenRedisGroupService(Options(), l)); }});
+
+  AddBackend(SessionStoreBackend{"redis-sharded", [] {
+                                   FlushBoth();
+                                   return Must(OpenRedisSessionStore(ShardedOptions()));
+                                 }});
+  AddBackend(UserStoreBackend{
+      "redis-sharded",
+      [](const PasswordHashOptions& h) {
+        FlushBoth();
+        return Must(OpenRedisUserStore(ShardedOptions(), h));
+      },
+      [](const PasswordHashOptions& h) { return Must(OpenRedisUserStore(ShardedOptions(), h)); },
+      nullptr});  // the single-Redis backend searches its AOF for a password in clear
+  AddBackend(OfflineQueueBackend{
+      "redis-sharded",
+      [](const OfflineQueueOptions& o) {
+        FlushBoth();
+        return Must(OpenRedisOfflineQueue(ShardedOptions(), o));
+      },
+      [](const OfflineQueueOptions& o) { return Must(OpenRedisOfflineQueue(ShardedOptions(), o)); },
+      /*one_order=*/false});
+  AddBackend(GroupServiceBackend{
+      "redis-sharded",
+      [](const GroupLimits& l) {
+        FlushBoth();
+        return Must(OpenRedisGroupService(ShardedOptions(), l));
+      },
+      [](const GroupLimits& l) { return Must(OpenRedisGroupService(ShardedOptions(), l)); }});
 }
 
 }  // namespace im::test

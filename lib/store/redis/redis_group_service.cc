@@ -27,6 +27,7 @@
 #include "store/group_rules.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
+#include "store/redis/redis_shards.h"
 
 namespace im {
 namespace internal::redis_group {
@@ -306,6 +307,9 @@ class RedisGroupService final : public GroupService {
 
 Result<std::shared_ptr<GroupService>> OpenRedisGroupService(const RedisOptions& redis,
                                                             GroupLimits limits) {
+  if (internal::IsShardedRedisUrl(redis.url)) {
+    return internal::OpenShardedGroupService(redis, limits);
+  }
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
   return std::shared_ptr<GroupService>(std::make_shared<internal::redis_group::RedisGroupService>(

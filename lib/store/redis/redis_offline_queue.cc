@@ -54,6 +54,7 @@
 #include "store/leveldb/coding.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
+#include "store/redis/redis_shards.h"
 
 namespace im {
 namespace internal {
@@ -90,6 +91,7 @@ constexpr int kSweepBudget = 2000;
 constexpr int64_t kDedupTtlGraceMs = 60'000;
 constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
 constexpr char kBodyVersion = 1;
+constexpr char kBodyVersionGseq = 2;
 
 // The prelude of every script that hands out or reports seqs. KEYS[1] is im:instance, ARGV[1]
 // a fresh token for a database that has none. Returns the token, or nil and the run_id when
@@ -334,14 +336,15 @@ return #keys
   return script;
 }
 
-// version | ts | from | to | group | type | body | extra (length-prefixed). Tenant and mid are
-// in the key.
+// version | ts | from | to | group | type | body | extra (length-prefixed), then for version 2
+// (a message with a gseq: sharded inboxes only) the gseq. Tenant and mid are in the key.
 std::string EncodeMessage(const Message& m) {
-  std::string out(1, kBodyVersion);
+  std::string out(1, m.gseq != 0 ? kBodyVersionGseq : kBodyVersion);
   coding::PutBigEndian(&out, static_cast<uint64_t>(m.ts));
   for (const std::string* field : {&m.from, &m.to, &m.group, &m.type, &m.body, &m.extra}) {
     coding::PutLengthPrefixed(&out, *field);
   }
+  if (m.gseq != 0) coding::PutBigEndian(&out, m.gseq);
   return out;
 }
 
@@ -349,10 +352,14 @@ std::shared_ptr<Message> DecodeMessage(std::string_view in, const std::string& t
                                        uint64_t mid) {
   auto m = std::make_shared<Message>();
   uint64_t ts = 0;
-  if (!coding::GetVersion(&in, kBodyVersion) || !coding::GetBigEndian(&in, &ts)) return nullptr;
+  const bool with_gseq = coding::GetVersion(&in, kBodyVersionGseq);
+  if ((!with_gseq && !coding::GetVersion(&in, kBodyVersion)) || !coding::GetBigEndian(&in, &ts)) {
+    return nullptr;
+  }
   for (std::string* field : {&m->from, &m->to, &m->group, &m->type, &m->body, &m->extra}) {
     if (!coding::GetLengthPrefixed(&in, field)) return nullptr;
   }
+  if (with_gseq && !coding::GetBigEndian(&in, &m->gseq)) return nullptr;
   if (!in.empty()) return nullptr;
   m->ts = static_cast<TimestampMs>(ts);
   m->tenant = tenant;
@@ -731,10 +738,16 @@ Result<size_t> RedisOfflineQueue::Expire(TimestampMs now) {
 
 }  // namespace
 }  // namespace redis_queue
+
+const RedisScript& RedisSweepIndexScript() { return redis_queue::SweepIndexScript(); }
+
 }  // namespace internal
 
 Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& redis,
                                                             OfflineQueueOptions options) {
+  if (internal::IsShardedRedisUrl(redis.url)) {
+    return internal::OpenShardedOfflineQueue(redis, options);
+  }
   if (sodium_init() < 0) return Status::Internal("libsodium failed to initialize");
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();

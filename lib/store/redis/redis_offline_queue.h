@@ -32,6 +32,11 @@ std::string RedisInboxAcksKey(const UserKey& user);
 // im:{m:<tenant>/<mid>}:body, the message stored once whatever the fan-out.
 std::string RedisMessageKey(std::string_view tenant, uint64_t mid);
 
+class RedisScript;
+// The bounded sweep of an index of keys scored by time (KEYS: the index; ARGV: the score bound,
+// '(' for exclusive, and the budget): deletes the keys scored up to it and returns how many.
+const RedisScript& RedisSweepIndexScript();
+
 }  // namespace im::internal
 
 #endif  // IM_STORE_REDIS_REDIS_OFFLINE_QUEUE_H_

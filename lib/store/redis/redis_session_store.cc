@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "store/redis/redis_keys.h"
+#include "store/redis/redis_shards.h"
 
 namespace im::internal {
 namespace {
@@ -400,6 +401,9 @@ namespace im {
 
 Result<std::shared_ptr<SessionStore>> OpenRedisSessionStore(const RedisOptions& redis,
                                                             RedisSessionOptions sessions) {
+  if (internal::IsShardedRedisUrl(redis.url)) {
+    return internal::OpenShardedSessionStore(redis, std::move(sessions));
+  }
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
   return internal::NewRedisSessionStore(std::move(client).value(), std::move(sessions));

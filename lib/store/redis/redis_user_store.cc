@@ -25,6 +25,7 @@
 #include "store/password_hash.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
+#include "store/redis/redis_shards.h"
 
 namespace im {
 namespace internal {
@@ -133,6 +134,9 @@ Result<std::shared_ptr<UserStore>> NewRedisUserStore(std::shared_ptr<RedisClient
 
 Result<std::shared_ptr<UserStore>> OpenRedisUserStore(const RedisOptions& redis,
                                                       PasswordHashOptions hash) {
+  if (internal::IsShardedRedisUrl(redis.url)) {
+    return internal::OpenShardedUserStore(redis, hash);
+  }
   Result<std::shared_ptr<internal::RedisClient>> client = internal::RedisClient::Create(redis);
   if (!client.ok()) return client.status();
   return internal::NewRedisUserStore(std::move(client).value(), hash);
