@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,7 @@
 #include "im/redis.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_session_store.h"
+#include "support/redis_commandstats.h"
 #include "support/redis_server.h"
 #include "support/wait_until.h"
 
@@ -198,6 +200,36 @@ TEST_CASE("SessionStore: redis FindMany reads every user in one round trip") {
   // After SCRIPT FLUSH the pipelined calls meet NOSCRIPT: loaded again, answered all the same.
   CHECK(test::SharedRedisServer().Command({"SCRIPT", "FLUSH"}) == "+OK");
   CHECK(Must(store->FindMany(users)).size() == 50);
+}
+
+TEST_CASE("SessionStore: redis FindMany of 500 users costs one command per user and one TIME") {
+  test::RedisServer server;
+  std::shared_ptr<internal::RedisClient> client =
+      Must(internal::RedisClient::Create(test::FastFailingRedisOptions(server)));
+  RedisSessionOptions quiet;  // no refresh between the readings
+  quiet.session_ttl_ms = 3'600'000;
+  quiet.refresh_interval_ms = 3'000'000;
+  std::shared_ptr<SessionStore> store = Must(internal::NewRedisSessionStore(client, quiet));
+  std::vector<UserKey> users;
+  for (int i = 0; i < 500; ++i) {
+    const std::string user = "u" + std::to_string(i);
+    users.push_back(UserKey{"default", user});
+    if (i % 2 == 0) {
+      Must(store->Put(Session(user, "phone", "s" + user, "n"), KickPolicy::kPerDevice));
+    }
+  }
+  CHECK(Must(store->FindMany(users)).size() == 250);
+  const std::map<std::string, uint64_t> before = test::RedisCommandCalls(*client);
+  const uint64_t round_trips = client->metrics().round_trips.load();
+  CHECK(Must(store->FindMany(users)).size() == 250);
+  CHECK(client->metrics().round_trips.load() == round_trips + 1);
+  const std::map<std::string, uint64_t> after = test::RedisCommandCalls(*client);
+  CHECK(test::RedisCallsOf(before, after, "time") <= 1);
+  CHECK(test::RedisCallsBetween(before, after) <= 500 + 1);
+  // Find of one user: one round trip, one TIME.
+  const std::map<std::string, uint64_t> before_one = test::RedisCommandCalls(*client);
+  CHECK(Must(store->Find(users[0])).size() == 1);
+  CHECK(test::RedisCallsBetween(before_one, test::RedisCommandCalls(*client)) <= 2);
 }
 
 }  // namespace

@@ -121,6 +121,18 @@ RedisReply ConvertRedisReply(const void* raw) {
 }
 
 bool AppendRedisCommand(redisContext* context, const RedisArgs& args) {
+  bool asked = false;
+  return AppendCheckedCommand(context, args, false, &asked);
+}
+
+bool RedisCheckPassed(const RedisReply& reply) {
+  if (reply.is_error()) return false;
+  return !reply.is_array() || reply.elements.empty() ||
+         reply.elements[0].str != kRedisCheckFailed;
+}
+
+bool AppendCheckedCommand(redisContext* context, const RedisArgs& args, bool checked,
+                          bool* asked) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   argv.reserve(args.size());
@@ -128,6 +140,11 @@ bool AppendRedisCommand(redisContext* context, const RedisArgs& args) {
   for (const std::string& arg : args) {
     argv.push_back(arg.data());
     lengths.push_back(arg.size());
+  }
+  *asked = args.size() > 1 && args.back() == kRedisConnectionCheck;
+  if (*asked) {
+    argv.back() = checked ? "0" : "1";
+    lengths.back() = 1;
   }
   return redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(),
                                 lengths.data()) == REDIS_OK;
@@ -341,17 +358,22 @@ Status RedisClient::Connect(Connection* connection) {
   connect_failures_ = 0;
   next_connect_ = {};
   connection->generation = generation;
+  connection->checked = false;
   return Status::OK();
 }
 
 Result<std::vector<RedisReply>> RedisClient::RoundTrip(Lease& lease,
                                                       const std::vector<RedisArgs>& commands) {
-  redisContext* context = lease.get()->context;
-  for (const RedisArgs& args : commands) {
-    if (!AppendRedisCommand(context, args)) {
+  Connection* connection = lease.get();
+  redisContext* context = connection->context;
+  std::vector<size_t> asked_check;  // commands sent with kRedisConnectionCheck "1"
+  for (size_t i = 0; i < commands.size(); ++i) {
+    bool asked = false;
+    if (!AppendCheckedCommand(context, commands[i], connection->checked, &asked)) {
       lease.MarkBroken(false);
       return Status::Internal("redis: cannot build a command (out of memory)");
     }
+    if (asked && !connection->checked) asked_check.push_back(i);
   }
   metrics_.commands.fetch_add(commands.size(), std::memory_order_relaxed);
   metrics_.round_trips.fetch_add(1, std::memory_order_relaxed);
@@ -378,6 +400,9 @@ Result<std::vector<RedisReply>> RedisClient::RoundTrip(Lease& lease,
     auto* reply = static_cast<redisReply*>(raw);
     replies.push_back(ConvertRedisReply(reply));
     freeReplyObject(reply);
+  }
+  for (size_t i : asked_check) {
+    if (RedisCheckPassed(replies[i])) connection->checked = true;
   }
   return replies;
 }

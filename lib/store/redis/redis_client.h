@@ -127,6 +127,15 @@ struct RedisMetrics {
   void RecordLatency(int64_t us);
 };
 
+// Checks once per connection. A script may end its ARGV with kRedisConnectionCheck: the client
+// sends "1" in its place on a connection that has not passed the check since it was opened, and
+// "0" on one that has. A call sent with "1" passes it when its reply is neither an error reply
+// nor an array that starts with kRedisCheckFailed. The script does its check (an INFO, say) on
+// "1" only: for a property of the server process that cannot change while a connection lives.
+inline constexpr std::string_view kRedisConnectionCheck = "\x01im:connection-check";
+inline constexpr std::string_view kRedisCheckFailed = "restarted";
+bool RedisCheckPassed(const RedisReply& reply);
+
 // The answer of an EvalAsync call.
 using RedisDone = std::function<void(Result<RedisReply>)>;
 
@@ -142,6 +151,10 @@ void CloseRedisContext(redisContext* context);
 // Appends one command to the context's output buffer (redisAppendCommandArgv); false when out
 // of memory.
 bool AppendRedisCommand(redisContext* context, const RedisArgs& args);
+// The same, with a last argument kRedisConnectionCheck sent as "0" when `checked`, else "1";
+// `*asked` says whether the command had one.
+bool AppendCheckedCommand(redisContext* context, const RedisArgs& args, bool checked,
+                          bool* asked);
 // Converts a hiredis reply (redisReply*) into an owned RedisReply.
 RedisReply ConvertRedisReply(const void* reply);
 
@@ -218,6 +231,7 @@ class RedisClient {
     }
     redisContext* context = nullptr;
     uint64_t generation = 0;  // the pool's generation when it connected
+    bool checked = false;     // passed kRedisConnectionCheck since it connected
   };
   // A pooled connection, checked out for one call; returned to the pool when destroyed.
   class Lease;

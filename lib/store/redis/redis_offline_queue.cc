@@ -17,7 +17,8 @@
 // Redis Cluster deployment needs another scheme (docs/operations.md says which).
 //
 // Epochs: an inbox's epoch is "<its own random part>.<instance token>". Each script first
-// compares the redis-server's run_id (INFO server) with the one recorded in im:instance: a
+// compares the redis-server's run_id (INFO server; once per connection, kInstancePrelude) with
+// the one recorded in im:instance: a
 // different one means Redis restarted (or a replica took over) since, and may have lost the
 // writes of its last moments, counters included. The script then does nothing and the node
 // "adopts" the new process: it keeps the token only when Redis says that nothing acked can have
@@ -94,12 +95,17 @@ constexpr char kBodyVersion = 1;
 constexpr char kBodyVersionGseq = 2;
 
 // The prelude of every script that hands out or reports seqs. KEYS[1] is im:instance, ARGV[1]
-// a fresh token for a database that has none. Returns the token, or nil and the run_id when
-// this redis-server process has not been adopted yet.
+// a fresh token for a database that has none, the last ARGV kRedisConnectionCheck ('1' on a
+// connection that has not passed the check yet). Returns the token, or nil and the run_id when
+// this redis-server process has not been adopted yet (the script then answers
+// kRedisCheckFailed). The run_id comparison (an INFO) runs once per connection: a restart
+// always breaks the connections, so a connection that saw this process adopted keeps seeing
+// the same process. The token is read at every call (another node may have written a new one).
 constexpr std::string_view kInstancePrelude = R"lua(
 local function instance()
-  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
   local inst = redis.call('HMGET', KEYS[1], 'run', 'token')
+  if ARGV[#ARGV] == '0' and inst[1] and inst[2] then return inst[2] end
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
   if not inst[1] or not inst[2] then
     redis.call('HSET', KEYS[1], 'run', run, 'token', ARGV[1])
     return ARGV[1]
@@ -476,6 +482,7 @@ class RedisOfflineQueue final : public OfflineQueue {
   // the script again. The reply is an array whose first element is a string.
   Result<RedisReply> RunChecked(const RedisScript& script, const RedisArgs& keys, RedisArgs args) {
     args.insert(args.begin(), RandomHexToken(8));
+    args.emplace_back(kRedisConnectionCheck);
     for (int attempt = 0; attempt < 3; ++attempt) {
       Result<RedisReply> reply = client_->Eval(script, keys, args);
       if (!reply.ok()) return reply;
@@ -578,6 +585,7 @@ void RedisOfflineQueue::AppendBatchAsync(std::shared_ptr<const std::vector<Appen
     RedisArgs args;
     ChunkCommand(requests, chunks[c], &keys, &args);
     args.insert(args.begin(), RandomHexToken(8));  // as RunChecked: a token for a new database
+    args.emplace_back(kRedisConnectionCheck);
     const bool last = c + 1 == chunks.size();
     client_->EvalAsync(
         AppendScript(), std::move(keys), std::move(args),

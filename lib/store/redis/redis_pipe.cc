@@ -227,7 +227,10 @@ void RedisPipe::Send(std::deque<std::unique_ptr<Call>>& calls, bool load) {
       command.push_back(std::to_string(fence_next_ - 1));
       command.push_back(std::to_string(fence_next_));
       command.insert(command.end(), call->args.begin(), call->args.end());
-      if (!AppendRedisCommand(context, command)) {
+      bool asked = false;
+      const bool appended = AppendCheckedCommand(context, command, connection_.checked, &asked);
+      call->asked_check = asked && !connection_.checked;
+      if (!appended) {
         call->refused = Status::Internal("redis: cannot build a command (out of memory)");
       } else {
         ++fence_next_;
@@ -322,6 +325,8 @@ void RedisPipe::Handle(Slot slot, RedisReply reply) {
     }
     return Answer(call, Status::Internal("redis: " + reply.str));
   }
+  // Calls written before the first check passed carry it too; later ones skip it.
+  if (call.asked_check && RedisCheckPassed(reply)) connection_.checked = true;
   Answer(call, std::move(reply));
 }
 

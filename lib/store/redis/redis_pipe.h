@@ -49,6 +49,7 @@ class RedisPipe {
     RedisDone done;
     Status refused;      // not OK: answered with it, in order, without being sent
     int sends = 0;
+    bool asked_check = false;  // its last send carried kRedisConnectionCheck "1"
   };
   // A reply due on the connection, in the order the commands were written.
   struct Slot {

@@ -11,7 +11,8 @@
 //
 // A user has at most one session per device under either kick policy, so the device is the
 // field. Each entry carries its own expiry, in Redis's clock (the scripts read TIME): Redis 7.0
-// cannot expire hash fields, so every reader skips expired entries and Put prunes them. Put and
+// cannot expire hash fields, so every reader skips expired entries and Put prunes them. Find and
+// FindMany read with plain HGETALLs, one TIME per round trip deciding what is live. Put and
 // Remove are one Lua script each on the user's hash, so the kick policy and the compare-and-
 // delete are atomic whatever node runs them. The per-tenant set serves Count only; it is updated
 // in the same round trip as the script (it lives in another slot) and prunes by score, so a
@@ -95,23 +96,6 @@ return 1
   return script;
 }
 
-// KEYS[1] sessions hash. The live entries as device, value pairs.
-const RedisScript& FindScript() {
-  static const RedisScript script(kLuaNow + std::string(R"lua(
-local live = {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local e = string.match(all[i + 1], '^(%d+)\n')
-  if e ~= nil and tonumber(e) > now then
-    live[#live + 1] = all[i]
-    live[#live + 1] = all[i + 1]
-  end
-end
-return live
-)lua"));
-  return script;
-}
-
 // KEYS[1] sessions hash; ARGV: device, session_id, ttl_ms. 1 when the live entry of that id had
 // its expiry extended, 0 when it is gone (displaced, removed or expired).
 const RedisScript& RefreshScript() {
@@ -154,9 +138,9 @@ bool ParseDecimal(std::string_view text, Int* out) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
-// An entry of the hash back into a SessionInfo (the expiry is dropped).
+// An entry of the hash back into a SessionInfo and its expiry (Redis's clock, ms).
 bool DecodeEntry(const UserKey& user, const std::string& device, std::string_view value,
-                 SessionInfo* out) {
+                 SessionInfo* out, int64_t* expires_ms) {
   std::string_view parts[5];
   for (int i = 0; i < 4; ++i) {
     const size_t nl = value.find('\n');
@@ -169,22 +153,39 @@ bool DecodeEntry(const UserKey& user, const std::string& device, std::string_vie
   out->device = device;
   out->session_id = std::string(parts[1]);
   out->node = std::string(parts[2]);
-  return ParseDecimal(parts[3], &out->connection_id) && ParseDecimal(parts[4], &out->login_ms);
+  return ParseDecimal(parts[0], expires_ms) && ParseDecimal(parts[3], &out->connection_id) && ParseDecimal(parts[4], &out->login_ms);
 }
 
-// A script's device, value pairs as sessions of `user`.
-Status DecodeEntries(const UserKey& user, const RedisReply& reply, std::vector<SessionInfo>* out) {
+// Device, value pairs (a script's reply, or HGETALL's) as sessions of `user`: those that expire
+// after `now_ms` (Redis's clock), or all of them when it is kAllEntries.
+constexpr int64_t kAllEntries = -1;
+Status DecodeEntries(const UserKey& user, const RedisReply& reply, int64_t now_ms,
+                     std::vector<SessionInfo>* out) {
   if (!reply.is_array() || reply.elements.size() % 2 != 0) {
-    return Status::Internal("redis: unexpected reply from the sessions script");
+    return Status::Internal("redis: unexpected reply from the sessions hash");
   }
   for (size_t i = 0; i < reply.elements.size(); i += 2) {
     SessionInfo session;
-    if (!DecodeEntry(user, reply.elements[i].str, reply.elements[i + 1].str, &session)) {
+    int64_t expires_ms = 0;
+    if (!DecodeEntry(user, reply.elements[i].str, reply.elements[i + 1].str, &session,
+                     &expires_ms)) {
       return Status::Internal("redis: corrupt session entry");
     }
-    out->push_back(std::move(session));
+    if (now_ms == kAllEntries || expires_ms > now_ms) out->push_back(std::move(session));
   }
   return Status::OK();
+}
+
+// TIME's reply in ms.
+Result<int64_t> RedisTimeMs(const RedisReply& reply) {
+  int64_t seconds = 0;
+  int64_t micros = 0;
+  if (!reply.is_array() || reply.elements.size() != 2 ||
+      !ParseDecimal(reply.elements[0].str, &seconds) ||
+      !ParseDecimal(reply.elements[1].str, &micros)) {
+    return Status::Internal("redis: unexpected reply to TIME");
+  }
+  return seconds * 1000 + micros / 1000;
 }
 
 Status ReplyStatus(const RedisReply& reply) {
@@ -233,7 +234,7 @@ class RedisSessionStore final : public SessionStore {
       if (Status s = ReplyStatus(reply); !s.ok()) return s;
     }
     std::vector<SessionInfo> displaced;
-    if (Status s = DecodeEntries(session.user, (*replies)[0], &displaced); !s.ok()) return s;
+    if (Status s = DecodeEntries(session.user, (*replies)[0], kAllEntries, &displaced); !s.ok()) return s;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const SessionInfo& old : displaced) tracked_.erase(old.session_id);
@@ -271,23 +272,26 @@ class RedisSessionStore final : public SessionStore {
 
   Result<std::vector<SessionInfo>> Find(const UserKey& user) override { return FindMany({user}); }
 
+  // One round trip per kFindBatch users: TIME, then HGETALL per user, pipelined. No script:
+  // every command reads one key, and the one TIME (Redis's clock, as for Put and Refresh)
+  // decides which entries are live.
   Result<std::vector<SessionInfo>> FindMany(const std::vector<UserKey>& users) override {
     std::vector<SessionInfo> out;
     for (size_t begin = 0; begin < users.size(); begin += kFindBatch) {
       const size_t end = std::min(users.size(), begin + kFindBatch);
       std::vector<RedisArgs> commands;
-      commands.reserve(end - begin);
-      for (size_t i = begin; i < end; ++i) {
-        Result<RedisArgs> find = client_->EvalCommand(FindScript(), {SessionsKey(users[i])}, {});
-        if (!find.ok()) return find.status();
-        commands.push_back(std::move(find).value());
-      }
+      commands.reserve(end - begin + 1);
+      commands.push_back({"TIME"});
+      for (size_t i = begin; i < end; ++i) commands.push_back({"HGETALL", SessionsKey(users[i])});
       Result<std::vector<RedisReply>> replies = client_->Pipeline(commands);
       if (!replies.ok()) return replies.status();
+      if (Status s = ReplyStatus((*replies)[0]); !s.ok()) return s;
+      Result<int64_t> now = RedisTimeMs((*replies)[0]);
+      if (!now.ok()) return now.status();
       for (size_t i = begin; i < end; ++i) {
-        const RedisReply& reply = (*replies)[i - begin];
+        const RedisReply& reply = (*replies)[i - begin + 1];
         if (Status s = ReplyStatus(reply); !s.ok()) return s;
-        if (Status s = DecodeEntries(users[i], reply, &out); !s.ok()) return s;
+        if (Status s = DecodeEntries(users[i], reply, *now, &out); !s.ok()) return s;
       }
     }
     return out;
