@@ -34,19 +34,19 @@ std::string KeyDir(const imd::Config& c) { return c.data_dir + "/keys"; }
 
 im::Result<std::shared_ptr<im::KeyStore>> OpenKeys(const imd::Config& c, bool create_missing) {
   if (c.keys.empty()) return im::OpenDirKeyStore(KeyDir(c), create_missing);
-  std::map<std::string, std::string> raw;
-  for (const auto& [tenant, hex] : c.keys) {
-    std::string bin(hex.size() / 2, '\0');
-    size_t len = 0;
-    if (hex.size() < 32 ||
-        sodium_hex2bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), hex.data(),
-                       hex.size(), nullptr, &len, nullptr) != 0) {
-      return im::Status::BadRequest("keys." + tenant + " must be at least 32 hex characters");
+  std::map<std::string, std::vector<im::SigningKey>> raw;
+  for (const auto& [tenant, entries] : c.keys) {
+    for (const imd::Config::KeyEntry& e : entries) {
+      auto bin = imd::HexKey(e.hex);
+      if (!bin) {
+        return im::Status::BadRequest("keys." + tenant +
+                                      (e.kid.empty() ? "" : " (kid " + e.kid + ")") +
+                                      " must be at least 32 hex characters");
+      }
+      raw[tenant].push_back({e.kid, std::move(*bin)});
     }
-    bin.resize(len);
-    raw[tenant] = bin;
   }
-  return im::NewStaticKeyStore(std::move(raw));
+  return im::NewRotatingKeyStore(std::move(raw));
 }
 
 // Exit codes: 2 for a mistake on the command line, 1 for any other failure (a bad config file
@@ -233,6 +233,30 @@ void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter
   }
 }
 
+// Writes each [tenants.<name>] section to the registry when it has no record of that tenant.
+// A stored record is kept (the admin API may have changed it since; a restart must not undo a
+// suspension), and a difference from the config is logged.
+im::Status SeedTenants(const imd::Config& c, im::TenantStore& store) {
+  for (im::TenantRecord record : c.tenants) {
+    auto stored = store.Get(record.name);
+    if (stored.ok()) {
+      im::TenantRecord mine = record;
+      mine.updated_ms = stored->updated_ms;
+      if (im::TenantRecordJson(mine) != im::TenantRecordJson(*stored)) {
+        IM_LOG_WARN("[tenants.{}] differs from the registry's record, which is kept (change it "
+                    "with PUT /v1/admin/tenants/{})", record.name, record.name);
+      }
+      continue;
+    }
+    if (stored.status().code() != im::Code::kNotFound) return stored.status();
+    record.updated_ms = im::SystemClock()->NowMs();
+    if (im::Status s = store.Put(record); !s.ok()) return s;
+    IM_LOG_INFO("tenant '{}' written to the registry from [tenants.{}]", record.name,
+                record.name);
+  }
+  return im::Status::OK();
+}
+
 #if IM_WITH_REDIS
 im::internal::NodeRegistryOptions NodeRegistryOptionsOf(const imd::Config& c) {
   im::internal::NodeRegistryOptions o;
@@ -327,7 +351,15 @@ int RunServer(imd::Config c, const std::string& config_path) {
   auto users = imd::OpenUserStore(c.users, db);
   if (!users.ok()) return FailOpen(users.status(), c, config_path, c.users);
 
+  if (c.tenants_store.empty()) {
+    c.tenants_store = imd::IsRedisUrl(c.users) ? c.users : "leveldb:" + c.data_dir + "/tenants";
+  }
+  auto tenants = imd::OpenTenantStore(c.tenants_store, db);
+  if (!tenants.ok()) return FailOpen(tenants.status(), c, config_path, c.tenants_store);
+  if (im::Status s = SeedTenants(c, **tenants); !s.ok()) return Fail(s);
+
   im::ServerDeps deps;
+  deps.tenants = *tenants;
   deps.groups = *groups;
   deps.users = *users;
   deps.token_keys = *keys;

@@ -21,6 +21,7 @@
 #include "im/router.h"
 #include "im/send_receipt.h"
 #include "im/session_store.h"
+#include "im/tenant.h"
 #include "im/user_store.h"
 
 namespace im {
@@ -39,6 +40,9 @@ struct ServerDeps {
   std::shared_ptr<KeyStore> token_keys;
   // Reloads the content filter's word list (POST /v1/admin/filter/reload). Null: 503.
   std::function<Status()> reload_filter;
+  // The tenant registry (status, quotas, word lists; /v1/admin/tenants). Null: an in-memory
+  // one, empty (every tenant active, the server-wide settings for all).
+  std::shared_ptr<TenantStore> tenants;
 };
 
 // Called before a message is stored. Return a non-OK status to refuse it (the sender gets that
