@@ -115,14 +115,16 @@ std::string LevelDbDir(const std::string& uri) {
   return uri.rfind(kScheme, 0) == 0 ? uri.substr(kScheme.size()) : std::string();
 }
 
-// `imd repair`: LevelDB's RepairDB on the inbox, groups and users databases, then a new epoch for
+// `imd repair`: LevelDB's RepairDB on the inbox, groups, users and tenants databases, then a new epoch for
 // every inbox. The databases must not be open: a running imd holds their LOCK and is refused.
 int RunRepair(imd::Config c) {
   if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
   if (c.groups.empty()) c.groups = "leveldb:" + c.data_dir + "/groups";
   if (c.users.empty()) c.users = "leveldb:" + c.data_dir + "/users";
+  if (c.tenants_store.empty()) c.tenants_store = "leveldb:" + c.data_dir + "/tenants";
   const std::pair<const char*, const std::string*> stores[] = {
-      {"inbox", &c.inbox}, {"groups", &c.groups}, {"users", &c.users}};
+      {"inbox", &c.inbox}, {"groups", &c.groups}, {"users", &c.users},
+      {"tenants", &c.tenants_store}};
   int repaired = 0;
   for (const auto& [name, uri] : stores) {
     const std::string dir = LevelDbDir(*uri);
