@@ -1,6 +1,8 @@
 // The tenant record's JSON form and the in-memory TenantStore.
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -41,6 +43,17 @@ Status ReadRate(const rapidjson::Value& obj, const char* name, double* out) {
   return Status::OK();
 }
 
+// A rate as JSON: the shortest text that reads back as the same double (std::to_string would
+// write 0.0000001 as 0.000000). Rates are finite and >= 0 (the parser refuses the rest).
+std::string RateText(double rate) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, rate);
+    if (std::strtod(buf, nullptr) == rate) break;
+  }
+  return buf;
+}
+
 }  // namespace
 
 std::string TenantRecordJson(const TenantRecord& r) {
@@ -54,10 +67,10 @@ std::string TenantRecordJson(const TenantRecord& r) {
   w.Field("max_online_sessions", q.max_online_sessions);
   w.Field("max_devices_per_user", q.max_devices_per_user);
   w.Key("user_send_rate");
-  w.Raw(std::to_string(q.user_send_rate), rapidjson::kNumberType);
+  w.Raw(RateText(q.user_send_rate), rapidjson::kNumberType);
   w.Field("user_send_burst", q.user_send_burst);
   w.Key("tenant_send_rate");
-  w.Raw(std::to_string(q.tenant_send_rate), rapidjson::kNumberType);
+  w.Raw(RateText(q.tenant_send_rate), rapidjson::kNumberType);
   w.Field("tenant_send_burst", q.tenant_send_burst);
   w.Field("max_group_members", q.max_group_members);
   w.EndObject();

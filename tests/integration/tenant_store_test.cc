@@ -22,6 +22,7 @@ im::TenantRecord Acme() {
   r.status = im::TenantStatus::kSuspended;
   r.quotas.max_online_sessions = 7;
   r.quotas.user_send_rate = 0.5;
+  r.quotas.tenant_send_rate = 1e-7;  // written exactly, not rounded to 0
   r.quotas.tenant_send_burst = 9;
   r.words = {"zorblax", "敏感词"};
   r.updated_ms = 1234;
@@ -34,6 +35,7 @@ void CheckStore(im::TenantStore& store) {
   auto got = store.Get("acme");
   REQUIRE(got.ok());
   CHECK(im::TenantRecordJson(*got) == im::TenantRecordJson(Acme()));
+  CHECK(got->quotas.tenant_send_rate == 1e-7);
   im::TenantRecord other;
   other.name = "beta";
   REQUIRE(store.Put(other).ok());

@@ -350,11 +350,11 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
   uint32_t id = 100;
   for (const Probe& p : probes) {
     rapidjson::Document reply;
-    REQUIRE_MESSAGE(eve.Call(++id, p.cmd, p.body, &reply), p.cmd);
+    REQUIRE_MESSAGE(eve.Call(++id, p.cmd, p.body, &reply), std::string(p.cmd));
     const int code = std::max(0, im::test::CodeOf(reply));
     bool ok = false;
     for (int a : p.allowed) ok = ok || a == code;
-    CHECK_MESSAGE(ok, p.cmd << " " << p.body << " answered " << code);
+    CHECK_MESSAGE(ok, std::string(p.cmd) << " " << p.body << " answered " << code);
     CheckReveals(p.cmd, Text(reply));
   }
   // acme's own dora (the same id as default's dora) is another user and sees nothing of hers.
@@ -401,7 +401,7 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
     auto answer = Http(port, r.method, r.target, r.body, r.credential);
     bool ok = false;
     for (int a : r.allowed) ok = ok || a == answer.status;
-    CHECK_MESSAGE(ok, r.method << " " << r.target << " answered " << answer.status << " "
+    CHECK_MESSAGE(ok, std::string(r.method) << " " << r.target << " answered " << answer.status << " "
                                << answer.text);
     if (r.credential.empty()) continue;  // dora's own password: her own data is no leak
     CheckReveals(std::string(r.method) + " " + r.target, answer.text);
