@@ -244,6 +244,7 @@ im::Status SeedTenants(const imd::Config& c, im::TenantStore& store) {
     if (stored.ok()) {
       im::TenantRecord mine = record;
       mine.updated_ms = stored->updated_ms;
+      mine.keys = stored->keys;  // only the admin API writes keys to the registry
       if (im::TenantRecordJson(mine) != im::TenantRecordJson(*stored)) {
         IM_LOG_WARN("[tenants.{}] differs from the registry's record, which is kept (change it "
                     "with PUT /v1/admin/tenants/{})", record.name, record.name);
@@ -360,11 +361,16 @@ int RunServer(imd::Config c, const std::string& config_path) {
   if (!tenants.ok()) return FailOpen(tenants.status(), c, config_path, c.tenants_store);
   if (im::Status s = SeedTenants(c, **tenants); !s.ok()) return Fail(s);
 
+  // Keys a tenant's registry record holds come first (added and removed through the admin API,
+  // seen by every node within tenant_refresh_ms); the others are [keys] or <data>/keys.
+  std::shared_ptr<im::KeyStore> token_keys =
+      im::NewTenantKeyStore(*tenants, *keys, c.server.tenant_refresh_ms);
+
   im::ServerDeps deps;
   deps.tenants = *tenants;
   deps.groups = *groups;
   deps.users = *users;
-  deps.token_keys = *keys;
+  deps.token_keys = token_keys;
   std::shared_ptr<im::WordFilter> filter;
   if (!c.filter_words_file.empty()) {
     im::WordFilterOptions fo;
@@ -429,7 +435,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
   deps.inbox = *inbox;
   im::Hs256Options ho;
   ho.leeway_s = c.token_leeway_s;
-  deps.tokens = im::NewHs256Verifier(*keys, ho);
+  deps.tokens = im::NewHs256Verifier(token_keys, ho);
 
   c.server.token_grace_ms = c.token_leeway_s * 1000;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";

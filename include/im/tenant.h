@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "im/auth.h"
 #include "im/result.h"
 
 namespace im {
@@ -44,6 +45,9 @@ struct TenantRecord {
   // Sensitive words added to the server's list for this tenant's messages and group names
   // (refused with 422 content_rejected). At most kMaxTenantWords, each 1-64 bytes of UTF-8.
   std::vector<std::string> words;
+  // Signing keys kept in the registry (key rotation by kid, the signing key first; at most
+  // kMaxKeysPerTenant, each a kid and at least 16 raw bytes). Empty: the host's KeyStore's.
+  std::vector<SigningKey> keys;
   int64_t updated_ms = 0;  // set by the writer
 };
 
@@ -65,11 +69,21 @@ class TenantStore {
 // In-memory records (this process only).
 std::shared_ptr<TenantStore> NewMemoryTenantStore();
 
-// The record's JSON form (the storage format of the LevelDB and Redis stores and the body of
-// GET /v1/admin/tenants/<name>), and its parser: 400 bad_request naming the field that breaks a
-// rule (the name comes from `name`, not from the JSON).
-std::string TenantRecordJson(const TenantRecord& record);
-Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view json);
+// The record's JSON form (with_secrets: the storage format of the LevelDB and Redis stores, keys
+// in hex; without: the body of GET /v1/admin/tenants/<name>, keys by kid alone), and its
+// parser: 400 bad_request naming the field that breaks a rule (the name comes from `name`, not
+// from the JSON). `keys_given`, when not null, tells whether the JSON had a `keys` member.
+std::string TenantRecordJson(const TenantRecord& record, bool with_secrets = true);
+Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view json,
+                                       bool* keys_given = nullptr);
+
+// A KeyStore over the registry: a tenant whose record has keys signs and verifies with those,
+// any other tenant with `fallback`'s. Records are read through a cache of `cache_ms` (a key
+// added or removed through any node takes effect here within that); a failing registry read
+// answers from `fallback` only for tenants never seen, else from the last view.
+std::shared_ptr<KeyStore> NewTenantKeyStore(std::shared_ptr<TenantStore> tenants,
+                                            std::shared_ptr<KeyStore> fallback,
+                                            int64_t cache_ms, Clock* clock = nullptr);
 
 }  // namespace im
 

@@ -211,11 +211,7 @@ class Hs256Verifier final : public TokenVerifier {
 
  private:
   Result<std::vector<SigningKey>> KeysFor(const std::string& tenant) const {
-    if (existing_ != nullptr) {
-      Result<std::string> key = existing_->ExistingKeyFor(tenant);
-      if (!key.ok()) return key.status();
-      return std::vector<SigningKey>{{"", std::move(*key)}};
-    }
+    if (existing_ != nullptr) return existing_->ExistingKeysFor(tenant);
     if (keys_ == nullptr) return Status::Internal("token verifier has no key store");
     return keys_->KeysFor(tenant);
   }

@@ -530,15 +530,25 @@ HttpResponse HttpFront::HttpTenant(const HttpRequest& req, const std::string& na
   if (req.method == "GET") {
     Result<TenantRecord> r = deps_.tenants->Get(name);
     if (!r.ok()) return Error(r.status());
-    return Ok(TenantRecordJson(*r));
+    return Ok(TenantRecordJson(*r, /*with_secrets=*/false));
   }
-  Result<TenantRecord> r = ParseTenantRecord(name, req.body);
+  bool keys_given = false;
+  Result<TenantRecord> r = ParseTenantRecord(name, req.body, &keys_given);
   if (!r.ok()) return Error(r.status());
+  if (!keys_given) {
+    // A PUT without `keys` keeps the stored ones: changing a quota must not drop a key.
+    Result<TenantRecord> stored = deps_.tenants->Get(name);
+    if (stored.ok()) {
+      r->keys = std::move(stored->keys);
+    } else if (stored.status().code() != Code::kNotFound) {
+      return Error(stored.status());
+    }
+  }
   r->updated_ms = deps_.clock->NowMs();
   if (Status s = deps_.tenants->Put(*r); !s.ok()) return Error(s);
   IM_LOG_INFO("tenant '{}' set by the operator: {}", name,
               r->status == TenantStatus::kSuspended ? "suspended" : "active");
-  return Ok(TenantRecordJson(*r));
+  return Ok(TenantRecordJson(*r, /*with_secrets=*/false));
 }
 
 }  // namespace im::internal

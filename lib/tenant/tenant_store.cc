@@ -1,5 +1,7 @@
 // The tenant record's JSON form and the in-memory TenantStore.
 
+#include <sodium.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -54,9 +56,40 @@ std::string RateText(double rate) {
   return buf;
 }
 
+// `keys`: [{"kid": id, "key": at least 32 hex characters}, ...], distinct kids, at most
+// kMaxKeysPerTenant.
+Status ReadKeys(const rapidjson::Value& v, std::vector<SigningKey>* out) {
+  if (!v.IsArray() || v.Size() > kMaxKeysPerTenant) {
+    return BadField("'keys' must be an array of at most " + std::to_string(kMaxKeysPerTenant) +
+                    " {\"kid\",\"key\"} objects");
+  }
+  for (const rapidjson::Value& k : v.GetArray()) {
+    if (!k.IsObject() || k.MemberCount() != 2 || !k.HasMember("kid") || !k.HasMember("key") ||
+        !k["kid"].IsString() || !k["key"].IsString()) {
+      return BadField("each key must be {\"kid\": ..., \"key\": \"hex\"}");
+    }
+    SigningKey key;
+    key.kid.assign(k["kid"].GetString(), k["kid"].GetStringLength());
+    const std::string_view hex(k["key"].GetString(), k["key"].GetStringLength());
+    key.key.resize(hex.size() / 2);
+    size_t len = 0;
+    if (!IsValidId(key.kid) || hex.size() < 32 || hex.size() % 2 != 0 ||
+        sodium_hex2bin(reinterpret_cast<unsigned char*>(key.key.data()), key.key.size(),
+                       hex.data(), hex.size(), nullptr, &len, nullptr) != 0 ||
+        len != key.key.size()) {
+      return BadField("each key needs a kid (1-64 bytes) and at least 32 hex characters");
+    }
+    for (const SigningKey& seen : *out) {
+      if (seen.kid == key.kid) return BadField("two keys with kid '" + key.kid + "'");
+    }
+    out->push_back(std::move(key));
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
-std::string TenantRecordJson(const TenantRecord& r) {
+std::string TenantRecordJson(const TenantRecord& r, bool with_secrets) {
   JsonWriter w;
   w.StartObject();
   w.Field("tenant", r.name);
@@ -78,12 +111,30 @@ std::string TenantRecordJson(const TenantRecord& r) {
   w.StartArray();
   for (const std::string& word : r.words) w.String(word);
   w.EndArray();
+  w.Key("keys");
+  w.StartArray();
+  for (const SigningKey& k : r.keys) {
+    w.StartObject();
+    w.Field("kid", k.kid);
+    if (with_secrets) {
+      std::string hex(k.key.size() * 2 + 1, '\0');
+      sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(k.key.data()),
+                     k.key.size());
+      hex.pop_back();
+      w.Field("key", hex);
+      sodium_memzero(hex.data(), hex.size());
+    }
+    w.EndObject();
+  }
+  w.EndArray();
   w.Field("updated_ms", static_cast<int64_t>(r.updated_ms));
   w.EndObject();
   return w.str();
 }
 
-Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view json) {
+Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view json,
+                                       bool* keys_given) {
+  if (keys_given != nullptr) *keys_given = false;
   if (!IsValidId(name)) return Status::BadRequest("bad tenant id");
   rapidjson::Document doc;
   if (Status s = internal::ParseJson(json, &doc); !s.ok()) return s;
@@ -93,7 +144,7 @@ Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view j
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     const std::string_view key(it->name.GetString(), it->name.GetStringLength());
     if (key != "tenant" && key != "status" && key != "quotas" && key != "words" &&
-        key != "updated_ms") {
+        key != "keys" && key != "updated_ms") {
       return BadField("unknown field '" + std::string(key) + "'");
     }
   }
@@ -146,6 +197,10 @@ Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view j
       }
       r.words.emplace_back(v.GetString(), v.GetStringLength());
     }
+  }
+  if (auto it = doc.FindMember("keys"); it != doc.MemberEnd()) {
+    if (keys_given != nullptr) *keys_given = true;
+    if (Status s = ReadKeys(it->value, &r.keys); !s.ok()) return s;
   }
   if (auto it = doc.FindMember("updated_ms"); it != doc.MemberEnd() && it->value.IsInt64()) {
     r.updated_ms = it->value.GetInt64();

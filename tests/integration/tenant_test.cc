@@ -421,3 +421,72 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
   auto tenant = Http(port, "GET", "/v1/admin/tenants/default", "", kOperatorKey);
   CHECK(tenant.status == 404);  // never written by acme's PUT
 }
+
+TEST_CASE("tenants: signing keys in the registry rotate by kid without a restart") {
+  auto registry = im::NewMemoryTenantStore();
+  im::ServerOptions o = TenantOptions();
+  o.login_address_rate = 0;  // the waits below make many refused logins from one address
+  TestServer server(o, [&](im::ServerDeps& deps) {
+    deps.tenants = registry;
+    // The registry's keys first, the host's for tenants without any (as imd does).
+    auto keys = im::NewTenantKeyStore(registry, deps.token_keys, /*cache_ms=*/50);
+    deps.tokens = im::NewHs256Verifier(keys);
+    deps.token_keys = keys;
+  });
+  const uint16_t port = server.server().http_port();
+  // Raw keys of 32 bytes '1' and '2': hex "31" and "32", 32 times each.
+  std::string hex1, hex2;
+  for (int i = 0; i < 32; ++i) {
+    hex1 += "31";
+    hex2 += "32";
+  }
+  auto token = [](const std::string& kid, char fill) {
+    auto keys = im::NewRotatingKeyStore({{"acme", {{kid, std::string(32, fill)}}}});
+    REQUIRE(keys.ok());
+    auto t = im::SignHs256Token(**keys, im::UserKey{"acme", "alice"}, 3600,
+                                im::SystemClock()->NowMs());
+    REQUIRE(t.ok());
+    return *t;
+  };
+  auto login = [&](const std::string& t) {
+    RawClient c(server.TcpUrl());
+    return c.Login(t);
+  };
+  const std::string r1 = token("r1", '1'), r2 = token("r2", '2');
+  const std::string host_key = server.Token("alice", "acme");  // the host's key of acme
+  CHECK(login(host_key) == 0);
+  CHECK(login(r1) == 401);
+  PutTenant(server, "acme", R"({"keys":[{"kid":"r1","key":")" + hex1 + R"("}]})");
+  CHECK(im::test::WaitUntil([&] { return login(r1) == 0; }));
+  CHECK(login(host_key) == 401);  // the registry's keys replace the host's for acme
+  // The admin API never shows key material.
+  auto got = Http(port, "GET", "/v1/admin/tenants/acme", "", kOperatorKey);
+  CHECK(got.text.find(hex1) == std::string::npos);
+  CHECK(got.body["keys"][0]["kid"] == "r1");
+  CHECK_FALSE(got.body["keys"][0].HasMember("key"));
+  // Rotation: r2 signs, r1 still passes; a PUT without keys keeps them.
+  PutTenant(server, "acme", R"({"keys":[{"kid":"r2","key":")" + hex2 + R"("},{"kid":"r1","key":")" +
+                                hex1 + R"("}]})");
+  PutTenant(server, "acme", R"({"quotas":{"max_devices_per_user":3}})");
+  CHECK(im::test::WaitUntil([&] { return login(r2) == 0; }));
+  CHECK(login(r1) == 0);
+  auto minted = Http(port, "POST", "/v1/tokens", R"({"user":"bob"})", kAcmeAdminKey);
+  REQUIRE(minted.status == 201);
+  CHECK(login(minted.Str("token")) == 0);
+  // r1 removed: its tokens get 401 once the cache (50 ms) has passed.
+  PutTenant(server, "acme", R"({"keys":[{"kid":"r2","key":")" + hex2 + R"("}]})");
+  CHECK(im::test::WaitUntil([&] { return login(r1) == 401; }));
+  CHECK(login(r2) == 0);
+  // Other tenants keep the host's keys.
+  CHECK(login(server.Token("alice")) == 0);
+  // Bad keys are 400 and change nothing.
+  for (const std::string& bad :
+       {std::string(R"({"keys":[{"kid":"r3","key":"abc"}]})"),
+        std::string(R"({"keys":[{"kid":"","key":")") + hex1 + R"("}]})",
+        std::string(R"({"keys":[{"kid":"a","key":")") + hex1 + R"("},{"kid":"a","key":")" +
+            hex2 + R"("}]})"}) {
+    CHECK_MESSAGE(Http(port, "PUT", "/v1/admin/tenants/acme", bad, kOperatorKey).status == 400,
+                  bad);
+  }
+  CHECK(login(r2) == 0);
+}
