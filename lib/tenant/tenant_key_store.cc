@@ -29,24 +29,27 @@ class TenantKeyStore final : public KeyStore, public internal::ExistingKeyLookup
         clock_(clock != nullptr ? clock : SystemClock()) {}
 
   Result<std::string> KeyFor(std::string_view tenant) override {
-    Result<std::vector<SigningKey>> keys = Lookup(tenant, /*create=*/true);
-    if (!keys.ok()) return keys.status();
-    return keys->front().key;
+    return SigningKeyOf(Lookup(tenant, /*create=*/true));
   }
   Result<std::vector<SigningKey>> KeysFor(std::string_view tenant) override {
     return Lookup(tenant, /*create=*/true);
   }
   // The verifier's lookup: never makes the fallback create a key (see ExistingKeyLookup).
   Result<std::string> ExistingKeyFor(std::string_view tenant) override {
-    Result<std::vector<SigningKey>> keys = Lookup(tenant, /*create=*/false);
-    if (!keys.ok()) return keys.status();
-    return keys->front().key;
+    return SigningKeyOf(Lookup(tenant, /*create=*/false));
   }
   Result<std::vector<SigningKey>> ExistingKeysFor(std::string_view tenant) override {
     return Lookup(tenant, /*create=*/false);
   }
 
  private:
+  // The first key of a lookup (the one that signs).
+  static Result<std::string> SigningKeyOf(Result<std::vector<SigningKey>> keys) {
+    if (!keys.ok()) return keys.status();
+    if (keys->empty()) return Status::Unauthenticated("unknown_tenant", "no key for tenant");
+    return keys->front().key;
+  }
+
   // The registry's keys of `tenant` (nullopt: none there), from the cache when fresh.
   std::optional<std::vector<SigningKey>> RegistryKeys(std::string_view tenant) {
     const TimestampMs now = clock_->NowMs();
