@@ -1,7 +1,9 @@
 #include "config.h"
 
+#include <sodium.h>
 #include <toml++/toml.h>
 
+#include "im/auth.h"
 #include "im/log.h"
 #if IM_WITH_REDIS
 #include "store/redis/redis_client.h"
@@ -231,7 +233,101 @@ im::Status CheckRedisUrl(const toml::table& t, const std::string& section, const
 #endif
 }
 
+// One [tenants.<name>] section.
+im::Status ReadTenant(const toml::table& t, const std::string& name, im::TenantRecord* out) {
+  const std::string section = "tenants." + name + ".";
+  out->name = name;
+  Reader r(t, section);
+  std::string status = "active";
+  r.Get<std::string>("status", &status);
+  im::TenantQuotas& q = out->quotas;
+  r.Get<int64_t>("max_online_sessions", &q.max_online_sessions);
+  r.Get<int64_t>("max_devices_per_user", &q.max_devices_per_user);
+  r.Get<double>("user_send_rate", &q.user_send_rate);
+  r.Get<int64_t>("user_send_burst", &q.user_send_burst);
+  r.Get<double>("tenant_send_rate", &q.tenant_send_rate);
+  r.Get<int64_t>("tenant_send_burst", &q.tenant_send_burst);
+  r.Get<int64_t>("max_group_members", &q.max_group_members);
+  r.Skip("words");
+  if (im::Status s = r.Finish(); !s.ok()) return s;
+  if (status == "suspended") {
+    out->status = im::TenantStatus::kSuspended;
+  } else if (status != "active") {
+    return AtLine(t, section, "status", "must be \"active\" or \"suspended\"");
+  }
+  if (const toml::node* words = t.get("words")) {
+    const toml::array* list = words->as_array();
+    if (list == nullptr || list->size() > im::kMaxTenantWords) {
+      return AtLine(t, section, "words", "must be an array of at most " +
+                                             std::to_string(im::kMaxTenantWords) + " strings");
+    }
+    for (const toml::node& w : *list) {
+      auto word = w.value<std::string>();
+      if (!w.is_string() || !word || word->empty() || word->size() > 64) {
+        return AtLine(t, section, "words", "each word must be a string of 1-64 bytes");
+      }
+      out->words.push_back(*word);
+    }
+  }
+  return im::Status::OK();
+}
+
+// A tenant's keys: "hex" (one unnamed key) or [{kid = "...", key = "hex"}, ...], the signing
+// key first. The hex itself is checked where the keys are opened.
+im::Status ReadTenantKeys(const toml::node& v, const std::string& name,
+                          std::vector<Config::KeyEntry>* out) {
+  const std::string line = std::to_string(v.source().begin.line) + ": ";
+  out->clear();
+  if (auto hex = v.value<std::string>(); hex && v.is_string()) {
+    out->push_back({"", *hex});
+    return im::Status::OK();
+  }
+  const toml::array* list = v.as_array();
+  if (list == nullptr || list->empty()) {
+    return im::Status::BadRequest(line + name + ": must be a hex string or a non-empty array "
+                                  "of {kid = \"...\", key = \"hex\"}");
+  }
+  for (const toml::node& item : *list) {
+    const toml::table* t = item.as_table();
+    if (t == nullptr) {
+      return im::Status::BadRequest(line + name + ": each key must be {kid = \"...\", key = "
+                                    "\"hex\"}");
+    }
+    Config::KeyEntry e;
+    Reader r(*t, name + ".");
+    r.Get<std::string>("kid", &e.kid);
+    r.Get<std::string>("key", &e.hex);
+    if (im::Status s = r.Finish(); !s.ok()) return s;
+    if (!im::IsValidId(e.kid)) {
+      return im::Status::BadRequest(line + name + ": each key needs a kid (1-64 bytes)");
+    }
+    for (const Config::KeyEntry& seen : *out) {
+      if (seen.kid == e.kid) {
+        return im::Status::BadRequest(line + name + ": two keys with kid '" + e.kid + "'");
+      }
+    }
+    out->push_back(std::move(e));
+  }
+  if (out->size() > im::kMaxKeysPerTenant) {
+    return im::Status::BadRequest(line + name + ": at most " +
+                                  std::to_string(im::kMaxKeysPerTenant) + " keys");
+  }
+  return im::Status::OK();
+}
+
 }  // namespace
+
+std::optional<std::string> HexKey(std::string_view hex) {
+  std::string bin(hex.size() / 2, '\0');
+  size_t len = 0;
+  if (hex.size() < 32 ||
+      sodium_hex2bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), hex.data(),
+                     hex.size(), nullptr, &len, nullptr) != 0) {
+    return std::nullopt;
+  }
+  bin.resize(len);
+  return bin;
+}
 
 im::Status LoadConfigFile(const std::string& path, Config* c) {
   std::ifstream in(path, std::ios::binary);
@@ -362,6 +458,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
   top.Skip("limits");
   top.Skip("cluster");
   top.Skip("routing");
+  top.Skip("tenants");
   im::Status s = top.Finish();
   if (!s.ok()) return s;
 
@@ -398,6 +495,8 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("event_log_queue", &o.event_log_queue);
     r.Get<int64_t>("sweep_interval_ms", &o.sweep_interval_ms);
     r.Get<int64_t>("retention_sweep_ms", &o.retention_sweep_ms);
+    r.Get<int64_t>("tenant_refresh_ms", &o.tenant_refresh_ms);
+    r.Get<int64_t>("metrics_max_tenants", &o.metrics_max_tenants);
     std::string policy;
     r.Get<std::string>("kick_policy", &policy);
     if (policy == "account") {
@@ -425,6 +524,9 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
           "server.event_log_max_file_bytes must be >= 1024 and event_log_max_files >= 1");
     }
     if (o.event_log_queue < 1) return im::Status::BadRequest("server.event_log_queue must be >= 1");
+    if (o.tenant_refresh_ms < 1) {
+      return im::Status::BadRequest("server.tenant_refresh_ms must be >= 1");
+    }
   }
   if (auto* t = root["limits"].as_table()) {
     im::ServerOptions& o = c->server;
@@ -489,11 +591,13 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("max_inbox", &c->max_inbox);
     r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);
     r.Get<std::string>("sessions", &c->sessions);
+    r.Get<std::string>("tenants", &c->tenants_store);
     s = r.Finish();
     if (!s.ok()) return s;
     for (const char* key : {"inbox", "groups", "users", "sessions"}) {
       if (s = CheckRedisUrl(*t, "storage.", key, /*list=*/true); !s.ok()) return s;
     }
+    if (s = CheckRedisUrl(*t, "storage.", "tenants"); !s.ok()) return s;
     if (!c->sessions.empty() && c->sessions != "memory:" && !IsRedisUrl(c->sessions)) {
       return AtLine(*t, "storage.", "sessions", "must be \"memory:\" or a redis:// URL");
     }
@@ -552,8 +656,12 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<bool>("open_registration", &c->server.open_registration);
     r.Get<int64_t>("default_token_ttl_s", &c->server.default_token_ttl_s);
     r.Get<int64_t>("max_token_ttl_s", &c->server.max_token_ttl_s);
+    r.Get<std::string>("operator_key", &c->server.operator_key);
     s = r.Finish();
     if (!s.ok()) return s;
+    if (!c->server.operator_key.empty() && c->server.operator_key.size() < 16) {
+      return AtLine(*t, "web.", "operator_key", "must be at least 16 characters");
+    }
   }
   if (auto* t = root["http"].as_table()) {
     Reader r(*t, "http.");
@@ -571,11 +679,23 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       c->server.admin_keys[std::string(k.str())] = *key;
     }
   }
+  if (auto* t = root["tenants"].as_table()) {
+    for (auto& [k, v] : *t) {
+      const std::string name(k.str());
+      const toml::table* section = v.as_table();
+      if (section == nullptr || !im::IsValidId(name)) {
+        return im::Status::BadRequest(std::to_string(v.source().begin.line) + ": tenants." +
+                                      name + ": must be a table named by a tenant id");
+      }
+      im::TenantRecord record;
+      if (s = ReadTenant(*section, name, &record); !s.ok()) return s;
+      c->tenants.push_back(std::move(record));
+    }
+  }
   if (auto* t = root["keys"].as_table()) {
     for (auto& [k, v] : *t) {
-      auto hex = v.value<std::string>();
-      if (!hex) return im::Status::BadRequest("keys." + std::string(k.str()) + " must be a string");
-      c->keys[std::string(k.str())] = *hex;
+      const std::string tenant(k.str());
+      if (s = ReadTenantKeys(v, "keys." + tenant, &c->keys[tenant]); !s.ok()) return s;
     }
   }
   return im::Status::OK();

@@ -3,13 +3,16 @@
 #define IMD_CONFIG_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "im/backends.h"
 #include "im/options.h"
 #include "im/result.h"
 #include "route/route_rules.h"
+#include "im/tenant.h"
 
 namespace imd {
 
@@ -28,6 +31,11 @@ struct Config {
   // backends; one connection pool per distinct URL for users and sessions), or a comma list of
   // such URLs: the backend shards users and groups over them (docs/operations.md, Sharding).
   std::string sessions;
+  // TenantStore backend URI: "leveldb:DIR", "memory:" or "redis://..."; "" = the users URL when
+  // that is Redis (every node sees one registry), else leveldb:<data>/tenants.
+  std::string tenants_store;
+  // [tenants.<name>]: written to the registry at start for each tenant it has no record of.
+  std::vector<im::TenantRecord> tenants;
   // [cluster]: this node in the node registry (used when any store is on Redis).
   std::string advertise_tcp;  // "host:port" clients reach the TCP port at; "" = as bound
   std::string advertise_ws;   // "ws://host:port/ws"; "" = as bound
@@ -47,7 +55,13 @@ struct Config {
   im::LevelDbOptions leveldb;  // [storage] sync_writes, compression, write_buffer_bytes, ...
   std::string filter_words_file;     // [filter] words_file; "" = no filter
   std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"
-  std::map<std::string, std::string> keys;  // [keys] tenant = "hex"; empty = <data>/keys/*.key
+  // [keys]: tenant = "hex" (one unnamed key), or tenant = [{kid = "k2", key = "hex"}, ...] (key
+  // rotation: the first signs). Empty = <data>/keys/*.key.
+  struct KeyEntry {
+    std::string kid;
+    std::string hex;
+  };
+  std::map<std::string, std::vector<KeyEntry>> keys;
   int64_t token_leeway_s = 30;
   int64_t drain_timeout_ms = 10000;  // [server] drain_timeout_ms: SIGTERM/SIGINT deadline
   bool event_log_set = false;        // [server] event_log given ("" turns it off)
@@ -62,6 +76,9 @@ struct Config {
   size_t max_inbox = 10000;
   int64_t dedup_window_s = 24 * 3600;
 };
+
+// The raw bytes of a key written in hex (at least 32 hex characters); nullopt when it is not.
+std::optional<std::string> HexKey(std::string_view hex);
 
 // True for a "redis://" backend URI.
 inline bool IsRedisUrl(std::string_view uri) { return uri.rfind("redis://", 0) == 0; }

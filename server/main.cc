@@ -35,19 +35,19 @@ std::string KeyDir(const imd::Config& c) { return c.data_dir + "/keys"; }
 
 im::Result<std::shared_ptr<im::KeyStore>> OpenKeys(const imd::Config& c, bool create_missing) {
   if (c.keys.empty()) return im::OpenDirKeyStore(KeyDir(c), create_missing);
-  std::map<std::string, std::string> raw;
-  for (const auto& [tenant, hex] : c.keys) {
-    std::string bin(hex.size() / 2, '\0');
-    size_t len = 0;
-    if (hex.size() < 32 ||
-        sodium_hex2bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), hex.data(),
-                       hex.size(), nullptr, &len, nullptr) != 0) {
-      return im::Status::BadRequest("keys." + tenant + " must be at least 32 hex characters");
+  std::map<std::string, std::vector<im::SigningKey>> raw;
+  for (const auto& [tenant, entries] : c.keys) {
+    for (const imd::Config::KeyEntry& e : entries) {
+      auto bin = imd::HexKey(e.hex);
+      if (!bin) {
+        return im::Status::BadRequest("keys." + tenant +
+                                      (e.kid.empty() ? "" : " (kid " + e.kid + ")") +
+                                      " must be at least 32 hex characters");
+      }
+      raw[tenant].push_back({e.kid, std::move(*bin)});
     }
-    bin.resize(len);
-    raw[tenant] = bin;
   }
-  return im::NewStaticKeyStore(std::move(raw));
+  return im::NewRotatingKeyStore(std::move(raw));
 }
 
 // Exit codes: 2 for a mistake on the command line, 1 for any other failure (a bad config file
@@ -116,14 +116,16 @@ std::string LevelDbDir(const std::string& uri) {
   return uri.rfind(kScheme, 0) == 0 ? uri.substr(kScheme.size()) : std::string();
 }
 
-// `imd repair`: LevelDB's RepairDB on the inbox, groups and users databases, then a new epoch for
+// `imd repair`: LevelDB's RepairDB on the inbox, groups, users and tenants databases, then a new epoch for
 // every inbox. The databases must not be open: a running imd holds their LOCK and is refused.
 int RunRepair(imd::Config c) {
   if (c.inbox.empty()) c.inbox = "leveldb:" + c.data_dir + "/inbox";
   if (c.groups.empty()) c.groups = "leveldb:" + c.data_dir + "/groups";
   if (c.users.empty()) c.users = "leveldb:" + c.data_dir + "/users";
+  if (c.tenants_store.empty()) c.tenants_store = "leveldb:" + c.data_dir + "/tenants";
   const std::pair<const char*, const std::string*> stores[] = {
-      {"inbox", &c.inbox}, {"groups", &c.groups}, {"users", &c.users}};
+      {"inbox", &c.inbox}, {"groups", &c.groups}, {"users", &c.users},
+      {"tenants", &c.tenants_store}};
   int repaired = 0;
   for (const auto& [name, uri] : stores) {
     const std::string dir = LevelDbDir(*uri);
@@ -238,6 +240,31 @@ void Reload(const std::string& config_path, const std::shared_ptr<im::WordFilter
   }
 }
 
+// Writes each [tenants.<name>] section to the registry when it has no record of that tenant.
+// A stored record is kept (the admin API may have changed it since; a restart must not undo a
+// suspension), and a difference from the config is logged.
+im::Status SeedTenants(const imd::Config& c, im::TenantStore& store) {
+  for (im::TenantRecord record : c.tenants) {
+    auto stored = store.Get(record.name);
+    if (stored.ok()) {
+      im::TenantRecord mine = record;
+      mine.updated_ms = stored->updated_ms;
+      mine.keys = stored->keys;  // only the admin API writes keys to the registry
+      if (im::TenantRecordJson(mine) != im::TenantRecordJson(*stored)) {
+        IM_LOG_WARN("[tenants.{}] differs from the registry's record, which is kept (change it "
+                    "with PUT /v1/admin/tenants/{})", record.name, record.name);
+      }
+      continue;
+    }
+    if (stored.status().code() != im::Code::kNotFound) return stored.status();
+    record.updated_ms = im::SystemClock()->NowMs();
+    if (im::Status s = store.Put(record); !s.ok()) return s;
+    IM_LOG_INFO("tenant '{}' written to the registry from [tenants.{}]", record.name,
+                record.name);
+  }
+  return im::Status::OK();
+}
+
 #if IM_WITH_REDIS
 im::internal::NodeRegistryOptions NodeRegistryOptionsOf(const imd::Config& c) {
   im::internal::NodeRegistryOptions o;
@@ -332,10 +359,23 @@ int RunServer(imd::Config c, const std::string& config_path) {
   auto users = imd::OpenUserStore(c.users, db);
   if (!users.ok()) return FailOpen(users.status(), c, config_path, c.users);
 
+  if (c.tenants_store.empty()) {
+    c.tenants_store = imd::IsRedisUrl(c.users) ? c.users : "leveldb:" + c.data_dir + "/tenants";
+  }
+  auto tenants = imd::OpenTenantStore(c.tenants_store, db);
+  if (!tenants.ok()) return FailOpen(tenants.status(), c, config_path, c.tenants_store);
+  if (im::Status s = SeedTenants(c, **tenants); !s.ok()) return Fail(s);
+
+  // Keys a tenant's registry record holds come first (added and removed through the admin API,
+  // seen by every node within tenant_refresh_ms); the others are [keys] or <data>/keys.
+  std::shared_ptr<im::KeyStore> token_keys =
+      im::NewTenantKeyStore(*tenants, *keys, c.server.tenant_refresh_ms);
+
   im::ServerDeps deps;
+  deps.tenants = *tenants;
   deps.groups = *groups;
   deps.users = *users;
-  deps.token_keys = *keys;
+  deps.token_keys = token_keys;
   std::shared_ptr<im::WordFilter> filter;
   if (!c.filter_words_file.empty()) {
     im::WordFilterOptions fo;
@@ -405,7 +445,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
   deps.inbox = *inbox;
   im::Hs256Options ho;
   ho.leeway_s = c.token_leeway_s;
-  deps.tokens = im::NewHs256Verifier(*keys, ho);
+  deps.tokens = im::NewHs256Verifier(token_keys, ho);
 
   // GET /v1/route and drain by command (server/routing.h); this node's entry is set once bound.
   imd::Routing routing(c);

@@ -12,6 +12,7 @@
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_session_store.h"
 #include "store/redis/redis_shards.h"
+#include "store/redis/redis_tenant_store.h"
 #include "store/redis/redis_user_store.h"
 #endif
 
@@ -127,6 +128,27 @@ im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
   if (scheme == "redis") return NoRedis(uri);
 #endif
   return im::Status::BadRequest("unknown users backend '" + scheme + "' in '" + uri + "'");
+}
+
+im::Result<std::shared_ptr<im::TenantStore>> OpenTenantStore(const std::string& uri,
+                                                             im::LevelDbOptions db) {
+  std::string scheme = UriScheme(uri);
+  std::string rest = uri.substr(std::min(uri.size(), scheme.size() + 1));
+  if (scheme == "memory") return im::NewMemoryTenantStore();
+  if (scheme == "leveldb") {
+    if (rest.empty()) return im::Status::BadRequest("leveldb: needs a directory");
+    return im::OpenLevelDbTenantStore(rest, db);
+  }
+#if IM_WITH_REDIS
+  if (scheme == "redis") {
+    auto client = SharedRedisClient(uri);
+    if (!client.ok()) return client.status();
+    return im::internal::NewRedisTenantStore(*client);
+  }
+#else
+  if (scheme == "redis") return NoRedis(uri);
+#endif
+  return im::Status::BadRequest("unknown tenants backend '" + scheme + "' in '" + uri + "'");
 }
 
 im::Result<std::shared_ptr<im::SessionStore>> OpenSessionStore(

@@ -33,6 +33,10 @@ im::Result<std::shared_ptr<im::GroupService>> OpenGroupService(const std::string
 im::Result<std::shared_ptr<im::UserStore>> OpenUserStore(const std::string& uri,
                                                          im::LevelDbOptions db);
 
+// The tenant registry: "memory:", "leveldb:DIR" or "redis://...".
+im::Result<std::shared_ptr<im::TenantStore>> OpenTenantStore(const std::string& uri,
+                                                             im::LevelDbOptions db);
+
 #if IM_WITH_REDIS
 // One Redis connection pool per URL and use (`label`: its im_redis_* metrics label, "users",
 // "sessions", or "cluster" for the router, the node registry and the node-number claim).

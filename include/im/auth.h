@@ -1,5 +1,6 @@
-// Tokens: HS256 JWTs with a key per tenant. Claims: `sub` (user), `ten` (tenant, "default" when
-// absent), `exp` (required), `iat`, optional `nbf`.
+// Tokens: HS256 JWTs with keys per tenant. Claims: `sub` (user), `ten` (tenant, "default" when
+// absent), `exp` (required), `iat`, optional `nbf`. Header: `alg` HS256, optional `typ` JWT,
+// optional `kid` (which of the tenant's keys signed it; key rotation).
 //
 // Thread-safety: KeyStore and TokenVerifier implementations are safe from any thread.
 #ifndef IM_AUTH_H_
@@ -9,22 +10,42 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "im/result.h"
 #include "im/types.h"
 
 namespace im {
 
-// The secret signing key of each tenant.
+// One secret key of a tenant. `kid` names it in the header of the tokens it signs; "" = a key
+// without a name (the single key of a tenant that does not rotate).
+struct SigningKey {
+  std::string kid;
+  std::string key;  // raw bytes
+};
+
+// A tenant has at most this many keys at once (the current one and those being retired).
+inline constexpr size_t kMaxKeysPerTenant = 8;
+
+// The secret signing keys of each tenant.
 class KeyStore {
  public:
   virtual ~KeyStore() = default;
-  // The raw key bytes of `tenant`; 401 unknown_tenant when it has none.
+  // The raw bytes of the key `tenant`'s new tokens are signed with; 401 unknown_tenant when it
+  // has none.
   virtual Result<std::string> KeyFor(std::string_view tenant) = 0;
+  // Key rotation. Every key a token of `tenant` may be signed with, the signing key first (at
+  // most kMaxKeysPerTenant); 401 unknown_tenant when none. The default is KeyFor's key, unnamed.
+  virtual Result<std::vector<SigningKey>> KeysFor(std::string_view tenant);
 };
 
-// A fixed map tenant -> raw key bytes.
+// A fixed map tenant -> raw key bytes (one unnamed key each).
 std::shared_ptr<KeyStore> NewStaticKeyStore(std::map<std::string, std::string> keys);
+// A fixed map tenant -> keys, the signing key first: a token names its key with `kid`, and a
+// token without `kid` is checked against each key of its tenant. Tenants with no key are left
+// out; more than kMaxKeysPerTenant keys, or two with one kid, is 400.
+Result<std::shared_ptr<KeyStore>> NewRotatingKeyStore(
+    std::map<std::string, std::vector<SigningKey>> keys);
 
 // Keys kept as files `<dir>/<tenant>.key` (64 hex characters, 32 random bytes). With
 // `create_missing`, a tenant without a key gets a fresh random one, written atomically, so a
@@ -42,7 +63,7 @@ class TokenVerifier {
  public:
   virtual ~TokenVerifier() = default;
   // The claims of a valid token. 401 with error `invalid_token` (malformed, bad signature,
-  // wrong algorithm, bad claims) or `token_expired`.
+  // a `kid` the tenant has no key of, wrong algorithm, bad claims) or `token_expired`.
   virtual Result<TokenClaims> Verify(std::string_view token) const = 0;
 };
 
@@ -55,7 +76,8 @@ struct Hs256Options {
 std::unique_ptr<TokenVerifier> NewHs256Verifier(std::shared_ptr<KeyStore> keys,
                                                 Hs256Options options = {});
 
-// Signs an HS256 JWT for `user` valid for `ttl_s` seconds from `now_ms`.
+// Signs an HS256 JWT for `user` valid for `ttl_s` seconds from `now_ms`, with the tenant's
+// signing key (the first of KeysFor); its `kid`, when it has one, goes into the header.
 Result<std::string> SignHs256Token(KeyStore& keys, const UserKey& user, int64_t ttl_s,
                                    TimestampMs now_ms);
 

@@ -11,6 +11,7 @@
 #include "im/result.h"
 #include "im/router.h"
 #include "im/session_store.h"
+#include "im/tenant.h"
 #include "im/user_store.h"
 
 namespace im {
@@ -87,6 +88,11 @@ std::shared_ptr<UserStore> NewMemoryUserStore(PasswordHashOptions hash = {});
 Result<std::shared_ptr<UserStore>> OpenLevelDbUserStore(const std::string& dir,
                                                         PasswordHashOptions hash = {},
                                                         LevelDbOptions db = {});
+
+// Durable tenant records in a LevelDB database at `dir` (one process at a time). Damage at
+// open: as for OpenLevelDbOfflineQueue (500 "damaged").
+Result<std::shared_ptr<TenantStore>> OpenLevelDbTenantStore(const std::string& dir,
+                                                            LevelDbOptions db = {});
 
 // In-memory groups.
 std::shared_ptr<GroupService> NewMemoryGroupService(GroupLimits limits = {});

@@ -134,6 +134,17 @@ struct ServerOptions {
   // tenant -> admin key (sent as "Authorization: Bearer <key>"); admins mint tokens, read any
   // user or group of their tenant and send server-side messages. Empty: no admin access.
   std::map<std::string, std::string> admin_keys;
+  // The operator's credential (at least 16 characters; "" = none): the only one that reads
+  // and writes the tenant registry (GET/PUT /v1/admin/tenants/<name>). Tenant admin keys and
+  // user tokens get 403 there.
+  std::string operator_key = "";
+  // How often the tenant registry is read again (changes made on another node take effect
+  // here within this; a PUT on this node at once). A suspended tenant's sessions on this node
+  // are kicked by the next sweep after that.
+  int64_t tenant_refresh_ms = 1000;
+  // Per-tenant metrics are labelled by tenant for the first this many tenants seen; the rest
+  // count under tenant="other".
+  size_t metrics_max_tenants = 100;
   int64_t default_token_ttl_s = 3600;     // POST /v1/tokens without ttl_s
   int64_t max_token_ttl_s = 30LL * 86400;  // larger ttl_s: 400
   // A directory of files served by GET and HEAD on the HTTP port (the web demo); "" = none.

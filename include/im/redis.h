@@ -29,6 +29,7 @@
 #include "im/result.h"
 #include "im/router.h"
 #include "im/session_store.h"
+#include "im/tenant.h"
 #include "im/user_store.h"
 
 namespace im {
@@ -110,6 +111,10 @@ Result<std::shared_ptr<OfflineQueue>> OpenRedisOfflineQueue(const RedisOptions& 
 // docs/operations.md, Redis backends, has the key layout. Opening does not contact Redis.
 Result<std::shared_ptr<GroupService>> OpenRedisGroupService(const RedisOptions& redis,
                                                             GroupLimits limits = {});
+
+// The tenant registry in Redis: one hash `im:tenant-registry` (tenant -> the record's JSON), read
+// by every node. Opening does not contact Redis; 400 for a bad URL.
+Result<std::shared_ptr<TenantStore>> OpenRedisTenantStore(const RedisOptions& redis);
 
 // The Router of node `node_id` in a cluster whose SessionStore is on Redis (OpenRedisSessionStore):
 // this node's connections directly, a session of another node (SessionInfo::node) through that

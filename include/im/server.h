@@ -21,6 +21,7 @@
 #include "im/router.h"
 #include "im/send_receipt.h"
 #include "im/session_store.h"
+#include "im/tenant.h"
 #include "im/user_store.h"
 
 namespace im {
@@ -52,6 +53,9 @@ struct ServerDeps {
   std::function<Result<std::string>(const RouteRequest&)> route;
   // Marks node `node_id` draining (POST /v1/admin/nodes/<id>/drain, admin key). Null: 503.
   std::function<Status(const std::string& node_id)> drain_node;
+  // The tenant registry (status, quotas, word lists; /v1/admin/tenants). Null: an in-memory
+  // one, empty (every tenant active, the server-wide settings for all).
+  std::shared_ptr<TenantStore> tenants;
 };
 
 // Called before a message is stored. Return a non-OK status to refuse it (the sender gets that

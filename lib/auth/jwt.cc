@@ -1,4 +1,4 @@
-// HS256 JWTs (RFC 7519) with one key per tenant. The verifier accepts exactly one shape of
+// HS256 JWTs (RFC 7519) with keys per tenant (named by the header's `kid` when rotating). The verifier accepts exactly one shape of
 // token and refuses everything else with the same `invalid_token`, so that callers never have
 // to reason about half-valid tokens.
 
@@ -156,6 +156,8 @@ class Hs256Verifier final : public TokenVerifier {
     }
     // RFC 7515 4.1.11: extensions listed in "crit" must be understood; we understand none.
     if (header.HasMember("crit")) return Invalid("unsupported crit header");
+    std::optional<std::string> kid;
+    if (!ReadId(header, "kid", &kid)) return Invalid("bad kid header");
 
     rapidjson::Document claims(&pool);
     if (!ParseObject(claims_json, &claims)) return Invalid("claims are not a JSON object");
@@ -166,17 +168,25 @@ class Hs256Verifier final : public TokenVerifier {
     // The key is chosen by the unverified tenant; a token claiming another tenant than the one
     // whose key signed it therefore fails the check below.
     if (signature.size() != crypto_auth_hmacsha256_BYTES) return Invalid(kBadSignature);
-    Result<std::string> key = KeyFor(*tenant);
-    if (!key.ok()) {
+    Result<std::vector<SigningKey>> keys = KeysFor(*tenant);
+    if (!keys.ok()) {
       // Only a missing key is the token's fault; a failing store is the server's (500).
-      if (key.status().code() == Code::kUnauthenticated) return Invalid(kBadSignature);
-      return key.status();
+      if (keys.status().code() == Code::kUnauthenticated) return Invalid(kBadSignature);
+      return keys.status();
     }
-    if (key->empty()) return Status::Internal("empty signing key for tenant");
-    const std::string expected = internal::HmacSha256(*key, token.substr(0, dot2));
-    if (sodium_memcmp(expected.data(), signature.data(), expected.size()) != 0) {
-      return Invalid(kBadSignature);
+    // With a kid, only that key; without, any key of the tenant (tokens signed before the
+    // tenant's keys had names). An unknown kid answers as a bad signature: a distinct answer
+    // would tell which kids exist.
+    bool verified = false;
+    const std::string_view signed_part = token.substr(0, dot2);
+    for (size_t i = 0; i < keys->size() && i < kMaxKeysPerTenant && !verified; ++i) {
+      const SigningKey& k = (*keys)[i];
+      if (kid && k.kid != *kid) continue;
+      if (k.key.empty()) return Status::Internal("empty signing key for tenant");
+      const std::string expected = internal::HmacSha256(k.key, signed_part);
+      verified = sodium_memcmp(expected.data(), signature.data(), expected.size()) == 0;
     }
+    if (!verified) return Invalid(kBadSignature);
 
     // From here on the claims are the tenant's own words; only their shape and time remain.
     std::optional<std::string> sub;
@@ -200,10 +210,10 @@ class Hs256Verifier final : public TokenVerifier {
   }
 
  private:
-  Result<std::string> KeyFor(const std::string& tenant) const {
-    if (existing_ != nullptr) return existing_->ExistingKeyFor(tenant);
+  Result<std::vector<SigningKey>> KeysFor(const std::string& tenant) const {
+    if (existing_ != nullptr) return existing_->ExistingKeysFor(tenant);
     if (keys_ == nullptr) return Status::Internal("token verifier has no key store");
-    return keys_->KeyFor(tenant);
+    return keys_->KeysFor(tenant);
   }
 
   const std::shared_ptr<KeyStore> keys_;
@@ -230,9 +240,11 @@ Result<std::string> SignHs256Token(KeyStore& keys, const UserKey& user, int64_t 
   if (iat > internal::kMaxClaimSeconds || ttl_s > internal::kMaxClaimSeconds - iat) {
     return Status::BadRequest("token expiry out of range");
   }
-  Result<std::string> key = keys.KeyFor(user.tenant);
-  if (!key.ok()) return key.status();
-  if (key->empty()) return Status::Internal("empty signing key for tenant");
+  Result<std::vector<SigningKey>> all = keys.KeysFor(user.tenant);
+  if (!all.ok()) return all.status();
+  if (all->empty()) return Status::Unauthenticated("unknown_tenant", "no key for tenant");
+  const SigningKey& key = all->front();
+  if (key.key.empty()) return Status::Internal("empty signing key for tenant");
 
   rapidjson::StringBuffer header;
   {
@@ -242,6 +254,10 @@ Result<std::string> SignHs256Token(KeyStore& keys, const UserKey& user, int64_t 
     w.String("HS256");
     w.Key("typ");
     w.String("JWT");
+    if (!key.kid.empty()) {
+      w.Key("kid");
+      w.String(key.kid.data(), static_cast<rapidjson::SizeType>(key.kid.size()));
+    }
     w.EndObject();
   }
   rapidjson::StringBuffer claims;
@@ -260,7 +276,7 @@ Result<std::string> SignHs256Token(KeyStore& keys, const UserKey& user, int64_t 
     w.EndObject();
   }
   return internal::SignJwt(std::string_view(header.GetString(), header.GetSize()),
-                           std::string_view(claims.GetString(), claims.GetSize()), *key);
+                           std::string_view(claims.GetString(), claims.GetSize()), key.key);
 }
 
 }  // namespace im

@@ -10,6 +10,10 @@
 #include <string>
 #include <string_view>
 
+#include <utility>
+#include <vector>
+
+#include "im/auth.h"
 #include "im/result.h"
 
 namespace im::internal {
@@ -43,6 +47,13 @@ class ExistingKeyLookup {
   // As KeyStore::KeyFor, but a tenant without a key is 401 unknown_tenant even when the store
   // would create one.
   virtual Result<std::string> ExistingKeyFor(std::string_view tenant) = 0;
+  // As KeyStore::KeysFor, without creating: every key of the tenant, the signing key first. The
+  // default is ExistingKeyFor's key, unnamed.
+  virtual Result<std::vector<SigningKey>> ExistingKeysFor(std::string_view tenant) {
+    Result<std::string> key = ExistingKeyFor(tenant);
+    if (!key.ok()) return key.status();
+    return std::vector<SigningKey>{{"", std::move(*key)}};
+  }
 };
 
 }  // namespace im::internal

@@ -15,6 +15,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "auth/jwt_internal.h"
 #include "im/auth.h"
@@ -218,7 +219,61 @@ class DirKeyStore final : public KeyStore, public internal::ExistingKeyLookup {
   std::map<std::string, std::string, std::less<>> cache_;  // guarded by mu_
 };
 
+class RotatingKeyStore final : public KeyStore {
+ public:
+  explicit RotatingKeyStore(std::map<std::string, std::vector<SigningKey>> keys)
+      : keys_(std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end())) {}
+
+  Result<std::string> KeyFor(std::string_view tenant) override {
+    auto it = keys_.find(tenant);
+    if (it == keys_.end()) return UnknownTenant();
+    return it->second.front().key;
+  }
+  Result<std::vector<SigningKey>> KeysFor(std::string_view tenant) override {
+    auto it = keys_.find(tenant);
+    if (it == keys_.end()) return UnknownTenant();
+    return it->second;
+  }
+
+ private:
+  // immutable (no lock needed); every entry holds 1..kMaxKeysPerTenant keys
+  const std::map<std::string, std::vector<SigningKey>, std::less<>> keys_;
+};
+
 }  // namespace
+
+Result<std::vector<SigningKey>> KeyStore::KeysFor(std::string_view tenant) {
+  Result<std::string> key = KeyFor(tenant);
+  if (!key.ok()) return key.status();
+  return std::vector<SigningKey>{{"", std::move(*key)}};
+}
+
+Result<std::shared_ptr<KeyStore>> NewRotatingKeyStore(
+    std::map<std::string, std::vector<SigningKey>> keys) {
+  for (auto it = keys.begin(); it != keys.end();) {
+    const std::vector<SigningKey>& list = it->second;
+    if (list.size() > kMaxKeysPerTenant) {
+      return Status::BadRequest("tenant '" + it->first + "' has more than " +
+                                std::to_string(kMaxKeysPerTenant) + " keys");
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].key.empty()) {
+        return Status::BadRequest("tenant '" + it->first + "' has an empty key");
+      }
+      if (!list[i].kid.empty() && !IsValidId(list[i].kid)) {
+        return Status::BadRequest("tenant '" + it->first + "' has a bad kid");
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (list[j].kid == list[i].kid) {
+          return Status::BadRequest("tenant '" + it->first + "' has two keys with kid '" +
+                                    list[i].kid + "'");
+        }
+      }
+    }
+    it = list.empty() ? keys.erase(it) : std::next(it);
+  }
+  return std::shared_ptr<KeyStore>(std::make_shared<RotatingKeyStore>(std::move(keys)));
+}
 
 std::shared_ptr<KeyStore> NewStaticKeyStore(std::map<std::string, std::string> keys) {
   return std::make_shared<StaticKeyStore>(std::move(keys));

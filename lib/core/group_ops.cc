@@ -1,10 +1,18 @@
 #include "core/group_ops.h"
 
+#include <set>
+
 namespace im::internal {
 
 namespace {
 
 Status NoGroups() { return Status::Unavailable("groups are not enabled on this server"); }
+
+// The GroupService's own group_full, for the tenant's smaller bound.
+Status TenantGroupFull(uint64_t max) {
+  return Status::Forbidden("group_full", "a group of this tenant has at most " +
+                                             std::to_string(max) + " members");
+}
 
 }  // namespace
 
@@ -38,6 +46,11 @@ Status GroupOps::Create(const UserKey& owner, CreateArgs args, CreateDone done) 
                          "the group name contains words that are not allowed");
   }
   if (d.action == FilterAction::kMask) args.name = std::move(d.text);
+  if (const uint64_t max = MaxMembers(owner.tenant); max > 0) {
+    std::set<std::string> everyone(args.members.begin(), args.members.end());
+    everyone.insert(owner.user);
+    if (everyone.size() > max) return TenantGroupFull(max);
+  }
   if (args.gid.empty()) args.gid = "g" + std::to_string(group_ids_.Next(deps_.clock->NowMs()));
   return deps_.committer->SubmitOp(
       [this, owner, args = std::move(args), done = std::move(done)](Committer& c) {
@@ -67,11 +80,31 @@ Status GroupOps::Change(const GroupKey& key, const std::string& user, bool join,
   if (!deps_.groups) return NoGroups();
   return deps_.committer->SubmitOp(
       [this, key, user, join, done = std::move(done)](Committer& c) {
-        Status r = join ? deps_.groups->Join(key, user, deps_.clock->NowMs())
-                        : deps_.groups->Quit(key, user);
+        Status r = join ? CheckJoinQuota(key, user) : Status::OK();
+        if (r.ok()) {
+          r = join ? deps_.groups->Join(key, user, deps_.clock->NowMs())
+                   : deps_.groups->Quit(key, user);
+        }
         if (r.ok()) AppendEvent(c, key, user, join ? "joined" : "quit");
         done(r);
       });
+}
+
+uint64_t GroupOps::MaxMembers(const std::string& tenant) const {
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      deps_.tenants ? deps_.tenants->Find(tenant) : nullptr;
+  return policy ? policy->record.quotas.max_group_members : 0;
+}
+
+Status GroupOps::CheckJoinQuota(const GroupKey& key, const std::string& user) {
+  const uint64_t max = MaxMembers(key.tenant);
+  if (max == 0) return Status::OK();
+  Result<GroupInfo> g = deps_.groups->Get(key);
+  if (!g.ok()) return Status::OK();  // the join itself answers (404)
+  if (g->member_count < max) return Status::OK();
+  Result<bool> member = deps_.groups->IsMember(key, user);
+  if (member.ok() && *member) return Status::OK();  // a join of a member changes nothing
+  return TenantGroupFull(max);
 }
 
 Result<MemberPage> GroupOps::Members(const GroupKey& key, const std::string* member,

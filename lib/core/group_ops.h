@@ -22,6 +22,7 @@
 #include "im/group_service.h"
 #include "ops/event_log.h"
 #include "protocol/json.h"
+#include "tenant/tenant_directory.h"
 
 namespace im::internal {
 
@@ -33,6 +34,7 @@ class GroupOps {
     ContentFilter* filter;
     EventLog* events;
     Clock* clock;
+    const TenantDirectory* tenants;  // the max_group_members quota
   };
   struct CreateArgs {
     std::string name;
@@ -62,6 +64,11 @@ class GroupOps {
 
  private:
   Status Change(const GroupKey& key, const std::string& user, bool join, ChangeDone done);
+  // The tenant's max_group_members quota (0 = none of its own).
+  uint64_t MaxMembers(const std::string& tenant) const;
+  // 403 group_full when `user` joining `key` would pass the tenant's quota (on the committer
+  // thread, in order with the other membership changes).
+  Status CheckJoinQuota(const GroupKey& key, const std::string& user);
   void AppendEvent(Committer& committer, const GroupKey& group, const std::string& actor,
                    const std::string& event);
 

@@ -89,6 +89,7 @@ enum class RouteKind {
   kRoute,
   kDrainNode,
   kSendMessage,
+  kTenant,
 };
 struct Route {
   RouteKind kind = RouteKind::kNone;
@@ -114,6 +115,8 @@ Route RouteOf(const std::vector<std::string>& p) {
   if (what == "admin" && n == 5 && p[2] == "nodes" && p[4] == "drain") {
     return {RouteKind::kDrainNode, "POST"};
   }
+  // GET or PUT: the handler checks the method.
+  if (what == "admin" && n == 4 && p[2] == "tenants") return {RouteKind::kTenant, ""};
   return {};
 }
 
@@ -146,18 +149,26 @@ Result<HttpFront::HttpCaller> HttpFront::Authenticate(const HttpRequest& req) {
     return Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <token>");
   }
   std::string credential = auth.substr(kBearer.size());
+  HttpCaller c;
   for (const auto& [tenant, key] : options_.admin_keys) {
     if (!key.empty() && ConstantTimeEquals(credential, key)) {
-      HttpCaller c;
       c.admin = true;
       c.user.tenant = tenant;
-      return c;
+      break;
     }
   }
-  Result<TokenClaims> claims = deps_.deps->tokens->Verify(credential);
-  if (!claims.ok()) return claims.status();
-  HttpCaller c;
-  c.user = claims->user;
+  if (!c.admin) {
+    // The operator key is the registry's alone: it is no tenant's admin and no user.
+    if (!options_.operator_key.empty() && ConstantTimeEquals(credential, options_.operator_key)) {
+      return Status::Forbidden("operator_only", "the operator key serves /v1/admin/tenants only");
+    }
+    Result<TokenClaims> claims = deps_.deps->tokens->Verify(credential);
+    if (!claims.ok()) return claims.status();
+    c.user = claims->user;
+  }
+  if (auto tenant = deps_.tenants->Find(c.user.tenant); tenant && tenant->suspended()) {
+    return Status::Forbidden("tenant_suspended", "this tenant is suspended");
+  }
   return c;
 }
 
@@ -285,6 +296,10 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
   // Route first: an unknown path is 404 and a wrong method 405 before anything else is read.
   const Route route = RouteOf(p);
   if (route.kind == RouteKind::kNone) return Error(Status::NotFound("no such path: " + path));
+  if (route.kind == RouteKind::kTenant) {
+    if (!method_is("GET") && !method_is("PUT")) return wrong_method();
+    return HttpTenant(req, p[3]);
+  }
   if (!method_is(route.method)) return wrong_method();
 
   // The body is parsed only for an endpoint that reads one, and after what can be checked
@@ -376,6 +391,7 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
       HttpSendMessage(*caller, f, std::move(respond));
       return Handed();
     }
+    case RouteKind::kTenant:  // answered before the method check
     case RouteKind::kNone:
       break;
   }
@@ -506,6 +522,9 @@ HttpResponse HttpFront::HttpCreateToken(const HttpRequest& req, const Fields& f)
     tenant = caller->user.tenant;
     if (!IsValidId(user)) return Error(Status::BadRequest("bad user id"));
   }
+  if (auto policy = deps_.tenants->Find(tenant); policy && policy->suspended()) {
+    return Error(Status::Forbidden("tenant_suspended", "this tenant is suspended"));
+  }
   TimestampMs now = deps_.clock->NowMs();
   Result<std::string> token = SignHs256Token(*deps_.deps->token_keys, UserKey{tenant, user},
                                              static_cast<int64_t>(ttl), now);
@@ -564,6 +583,47 @@ void HttpFront::HttpSendMessage(const HttpCaller& caller, const Fields& f, Respo
                                    : Error(r.status()));
                   });
   if (!s.ok()) respond(Error(s));
+}
+
+// GET and PUT /v1/admin/tenants/<name>, for the operator key alone. A tenant admin key or a
+// user token is 403 operator_only, whatever the tenant named: the registry says what every
+// tenant may do, so no tenant reads or writes it.
+HttpResponse HttpFront::HttpTenant(const HttpRequest& req, const std::string& name) {
+  const std::string auth = req.header ? req.header("Authorization") : "";
+  const std::string kBearer = "Bearer ";
+  if (auth.compare(0, kBearer.size(), kBearer) != 0) {
+    return Error(
+        Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <operator key>"));
+  }
+  const std::string credential = auth.substr(kBearer.size());
+  const std::string& key = options_.operator_key;
+  if (key.empty() || !ConstantTimeEquals(credential, key)) {
+    // Any other credential, valid or not, learns nothing about the registry.
+    return Error(Status::Forbidden("operator_only", "needs the operator key"));
+  }
+  if (!IsValidId(name)) return Error(Status::BadRequest("bad tenant id"));
+  if (req.method == "GET") {
+    Result<TenantRecord> r = deps_.tenants->Get(name);
+    if (!r.ok()) return Error(r.status());
+    return Ok(TenantRecordJson(*r, /*with_secrets=*/false));
+  }
+  bool keys_given = false;
+  Result<TenantRecord> r = ParseTenantRecord(name, req.body, &keys_given);
+  if (!r.ok()) return Error(r.status());
+  if (!keys_given) {
+    // A PUT without `keys` keeps the stored ones: changing a quota must not drop a key.
+    Result<TenantRecord> stored = deps_.tenants->Get(name);
+    if (stored.ok()) {
+      r->keys = std::move(stored->keys);
+    } else if (stored.status().code() != Code::kNotFound) {
+      return Error(stored.status());
+    }
+  }
+  r->updated_ms = deps_.clock->NowMs();
+  if (Status s = deps_.tenants->Put(*r); !s.ok()) return Error(s);
+  IM_LOG_INFO("tenant '{}' set by the operator: {}", name,
+              r->status == TenantStatus::kSuspended ? "suspended" : "active");
+  return Ok(TenantRecordJson(*r, /*with_secrets=*/false));
 }
 
 }  // namespace im::internal

@@ -24,6 +24,7 @@
 #include "im/server.h"
 #include "ops/metrics.h"
 #include "protocol/json.h"
+#include "tenant/tenant_directory.h"
 #include "transport/handler.h"
 
 namespace im::internal {
@@ -42,6 +43,7 @@ class HttpFront {
     Metrics* metrics;
     const std::atomic<bool>* running;  // false: health and readiness answer 503
     const std::atomic<bool>* draining;  // true: readiness answers 503
+    TenantDirectory* tenants;          // the registry behind /v1/admin/tenants
     std::function<Metrics::Snapshot()> snapshot;  // the gauges of a metrics scrape
   };
   using Respond = std::function<void(HttpResponse)>;
@@ -67,6 +69,8 @@ class HttpFront {
                                 const std::string& target);
   HttpResponse HttpRoute(const HttpRequest& req);
   void HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond);
+  // GET and PUT /v1/admin/tenants/<name>: the operator key only.
+  HttpResponse HttpTenant(const HttpRequest& req, const std::string& name);
 
   const Deps deps_;
   const ServerOptions& options_;

@@ -14,6 +14,7 @@ const char* RefusalText(Metrics::Limit limit) {
     case Metrics::Limit::kRegisterAddress: return "too many accounts created from this address";
     case Metrics::Limit::kChatConnection: return "too many messages on this connection";
     case Metrics::Limit::kChatUser: return "too many messages from this user";
+    case Metrics::Limit::kChatTenant: return "too many messages from this tenant";
   }
   return "rate limited";
 }
@@ -42,11 +43,13 @@ void TokenBucket::Refund(const BucketLimit& limit) {
   if (used_) bucket_.tokens = std::min(std::max(1.0, limit.burst), bucket_.tokens + 1.0);
 }
 
-RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics)
+RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics,
+                       const TenantDirectory* tenants)
     : metrics_(metrics),
       clock_(clock),
       chat_connection_{options.chat_connection_rate,
-                       static_cast<double>(options.chat_connection_burst)} {
+                       static_cast<double>(options.chat_connection_burst)},
+      tenants_(tenants) {
   auto make = [&](double rate, size_t burst) {
     return std::make_unique<RateLimiter>(BucketLimit{rate, static_cast<double>(burst)},
                                          options.rate_limit_max_keys, clock);
@@ -55,6 +58,8 @@ RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metr
   login_account_ = make(options.login_account_rate, options.login_account_burst);
   register_address_ = make(options.register_address_rate, options.register_address_burst);
   chat_user_ = make(options.chat_user_rate, options.chat_user_burst);
+  // Its own limit is never used: each tenant's comes from the registry at every Take.
+  chat_tenant_ = make(0, 1);
 }
 
 RateLimits::Key RateLimits::LoginAddress(const std::string& remote_address) {
@@ -89,21 +94,51 @@ Status RateLimits::Take(std::initializer_list<Key> keys) {
   return Status::OK();
 }
 
+namespace {
+
+// A tenant's rate setting as a bucket limit: a burst of 0 means twice the rate (at least 1).
+BucketLimit TenantLimit(double rate, uint64_t burst) {
+  return {rate, burst > 0 ? static_cast<double>(burst) : std::max(1.0, 2 * rate)};
+}
+
+}  // namespace
+
+Status RateLimits::ChatRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms) {
+  metrics_->RateLimited(limit);
+  metrics_->TenantRateLimited(tenant, limit);
+  return Refusal(limit, wait_ms);
+}
+
 Status RateLimits::TakeChat(TokenBucket& connection, const UserKey& user) {
   const Key user_key = ChatUser(user);
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      tenants_ ? tenants_->Find(user.tenant) : nullptr;
+  const TenantQuotas no_quotas;
+  const TenantQuotas& q = policy ? policy->record.quotas : no_quotas;
+  const BucketLimit user_limit = q.user_send_rate > 0
+                                     ? TenantLimit(q.user_send_rate, q.user_send_burst)
+                                     : user_key.limiter->limit();
+  const BucketLimit tenant_limit = TenantLimit(q.tenant_send_rate, q.tenant_send_burst);
   int64_t wait = connection.Take(chat_connection_, clock_->NowMs());
   if (wait > 0) {
-    metrics_->RateLimited(Metrics::Limit::kChatConnection);
     // Retrying sooner than the slowest bucket allows would only be refused again.
-    return Refusal(Metrics::Limit::kChatConnection,
-                   std::max(wait, user_key.limiter->Peek(user_key.key)));
+    return ChatRefusal(Metrics::Limit::kChatConnection, user.tenant,
+                       std::max(wait, user_key.limiter->Peek(user_key.key)));
   }
-  wait = user_key.limiter->Take(user_key.key);
+  wait = user_key.limiter->Take(user_key.key, user_limit);
   if (wait > 0) {
     connection.Refund(chat_connection_);
-    metrics_->RateLimited(Metrics::Limit::kChatUser);
-    return Refusal(Metrics::Limit::kChatUser, wait);
+    return ChatRefusal(Metrics::Limit::kChatUser, user.tenant, wait);
   }
+  if (!tenant_limit.unlimited()) {
+    wait = chat_tenant_->Take(user.tenant, tenant_limit);
+    if (wait > 0) {
+      connection.Refund(chat_connection_);
+      user_key.limiter->Refund(user_key.key);
+      return ChatRefusal(Metrics::Limit::kChatTenant, user.tenant, wait);
+    }
+  }
+  metrics_->TenantMessage(user.tenant);
   return Status::OK();
 }
 

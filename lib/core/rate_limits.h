@@ -19,6 +19,7 @@
 #include "im/types.h"
 #include "ops/metrics.h"
 #include "ops/rate_limit.h"
+#include "tenant/tenant_directory.h"
 
 namespace im::internal {
 
@@ -46,8 +47,10 @@ class RateLimits {
     std::string key;
   };
 
-  // `clock` and `metrics` must outlive the limits.
-  RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics);
+  // `clock`, `metrics` and `tenants` must outlive the limits. `tenants` (may be null: no
+  // tenant has settings of its own) gives each tenant's chat settings.
+  RateLimits(const ServerOptions& options, Clock* clock, Metrics* metrics,
+             const TenantDirectory* tenants = nullptr);
 
   // Takes a token from each bucket in order. When one is empty: gives back the tokens taken,
   // counts the refusal under that limit and returns 429 rate_limited with the longest wait.
@@ -56,8 +59,10 @@ class RateLimits {
   // 429 when `key`'s bucket is empty now (taking nothing), counted under its limit.
   Status Peek(const Key& key);
 
-  // chat.send: a token of the connection's bucket, then of the user's; 429 when either is
-  // empty (the first given back), counted under that limit.
+  // chat.send: a token of the connection's bucket, then of the user's (the tenant's
+  // user_send_rate/burst when it sets them, else chat_user_*), then of the tenant's own bucket
+  // (when it sets tenant_send_rate); 429 when one is empty (those taken given back), counted
+  // under that limit, overall and per tenant. One tenant's flood empties its own buckets only.
   Status TakeChat(TokenBucket& connection, const UserKey& user);
 
   Key LoginAddress(const std::string& remote_address);
@@ -73,6 +78,10 @@ class RateLimits {
   std::unique_ptr<RateLimiter> login_account_;
   std::unique_ptr<RateLimiter> register_address_;
   std::unique_ptr<RateLimiter> chat_user_;
+  std::unique_ptr<RateLimiter> chat_tenant_;  // keyed by tenant; limits from the registry
+  const TenantDirectory* const tenants_;
+  // 429 for a chat send refused by `limit`, counted overall and for `tenant`.
+  Status ChatRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms);
 };
 
 }  // namespace im::internal

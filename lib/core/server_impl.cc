@@ -34,12 +34,17 @@ Server::Impl::Impl(ServerOptions options, ServerDeps deps)
   // Session ids stay unique across restarts: the start time is part of them.
   session_prefix_ = node_id_ + "." + Base36(static_cast<uint64_t>(clock_->NowMs())) + ".";
   if (!deps_.filter) deps_.filter = NewAllowAllFilter();
+  if (!deps_.tenants) deps_.tenants = NewMemoryTenantStore();
+  tenants_ = std::make_unique<internal::TenantDirectory>(deps_.tenants);
+  // Every check of content (messages, group names) adds the sender tenant's own words.
+  deps_.filter = internal::NewTenantFilter(std::move(deps_.filter), tenants_.get());
+  metrics_.SetMaxTenantLabels(options_.metrics_max_tenants);
   // Every storage call is timed (im_store_duration_seconds{op}).
   deps_.inbox = internal::TimeOfflineQueue(std::move(deps_.inbox), metrics_);
   deps_.groups = internal::TimeGroupService(std::move(deps_.groups), metrics_);
   deps_.users = internal::TimeUserStore(std::move(deps_.users), metrics_);
   deps_.sessions = internal::TimeSessionStore(std::move(deps_.sessions), metrics_);
-  limits_ = std::make_unique<internal::RateLimits>(options_, clock_, &metrics_);
+  limits_ = std::make_unique<internal::RateLimits>(options_, clock_, &metrics_, tenants_.get());
 }
 
 Server::Impl::~Impl() { Stop(); }
@@ -61,6 +66,10 @@ Status Server::Impl::Start() {
                                          {options_.event_log_queue, &metrics_});
   if (!events.ok()) return events.status();
   events_ = std::move(*events);
+  // The registry as it is now, before the first login is checked against it.
+  if (Status s = tenants_->Refresh(); !s.ok()) {
+    IM_LOG_ERROR("tenant registry not read (every tenant counts as active): {}", s.ToString());
+  }
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
   hash_pool_ = std::make_unique<asio::thread_pool>(options_.hash_threads);
   committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
@@ -71,18 +80,19 @@ Status Server::Impl::Start() {
   sessions_ = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
       deps_.sessions.get(), deps_.router.get(), deps_.inbox.get(), deps_.tokens.get(),
       limits_.get(), events_.get(), &metrics_, &hooks_, &options_, clock_, node_id_,
-      session_prefix_});
+      session_prefix_, tenants_.get()});
   chat_ = std::make_unique<internal::ChatService>(internal::ChatService::Deps{
       deps_.inbox.get(), deps_.groups.get(), committer_.get(), deps_.filter.get(), limits_.get(),
       events_.get(), &metrics_, &hooks_, &options_});
   groups_ = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
-      deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_});
+      deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_,
+      tenants_.get()});
   socket_front_ = std::make_unique<internal::SocketFront>(internal::SocketFront::Deps{
       &options_, clock_, workers_.get(), sessions_.get(), chat_.get(), groups_.get(),
-      events_.get(), &metrics_});
+      events_.get(), &metrics_, tenants_.get()});
   http_front_ = std::make_unique<internal::HttpFront>(internal::HttpFront::Deps{
       &options_, &deps_, clock_, workers_.get(), hash_pool_.get(), chat_.get(), groups_.get(),
-      limits_.get(), &metrics_, &running_, &draining_, [this] {
+      limits_.get(), &metrics_, &running_, &draining_, tenants_.get(), [this] {
         internal::Metrics::Snapshot s;
         socket_front_->AddToSnapshot(s);
         s.commit_queue_depth = static_cast<double>(committer_->depth());
@@ -247,6 +257,17 @@ void Server::Impl::ScheduleSweep() {
 void Server::Impl::Sweep() {
   TimestampMs now = clock_->NowMs();
   socket_front_->Sweep(now);
+  // Changes another node wrote to the registry; one refresh at a time, on a worker.
+  if (now - last_tenant_refresh_ms_ >= options_.tenant_refresh_ms &&
+      !tenant_refreshing_.exchange(true)) {
+    last_tenant_refresh_ms_ = now;
+    asio::post(*workers_, [this] {
+      if (Status s = tenants_->Refresh(); !s.ok()) {
+        IM_LOG_ERROR("tenant registry refresh failed (the last view stays): {}", s.ToString());
+      }
+      tenant_refreshing_ = false;
+    });
+  }
   if (options_.retention_sweep_ms > 0 && now - last_expire_ms_ >= options_.retention_sweep_ms) {
     last_expire_ms_ = now;
     asio::post(*workers_, [this, now] {

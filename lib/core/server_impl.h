@@ -33,6 +33,7 @@
 #include "ops/event_log.h"
 #include "ops/metrics.h"
 #include "ops/rate_limit.h"
+#include "tenant/tenant_directory.h"
 #include "im/server.h"
 #include "transport/tcp_server.h"
 #include "transport/websocket.h"
@@ -91,6 +92,7 @@ class Server::Impl final {
   // Password hashing (POST /v1/users, /v1/tokens): hash_threads threads.
   std::unique_ptr<asio::thread_pool> hash_pool_;
   internal::Hooks hooks_;
+  std::unique_ptr<internal::TenantDirectory> tenants_;
   std::unique_ptr<internal::RateLimits> limits_;
   // The services every front calls (made in Start, after the committer).
   std::unique_ptr<internal::SessionService> sessions_;
@@ -107,6 +109,8 @@ class Server::Impl final {
   internal::TransportCounters tcp_counters_;
   internal::TransportCounters ws_counters_;
   TimestampMs last_expire_ms_ = 0;
+  TimestampMs last_tenant_refresh_ms_ = 0;
+  std::atomic<bool> tenant_refreshing_{false};
   std::atomic<bool> running_{false};
   std::atomic<bool> draining_{false};  // DrainSessions began: /readyz answers 503
   bool started_ = false;

@@ -38,6 +38,11 @@ Result<SessionService::LoginResult> SessionService::Login(const LoginRequest& re
     return claims.status();
   }
   deps_.limits->Refund({address});
+  std::shared_ptr<const TenantDirectory::Policy> tenant =
+      deps_.tenants->Find(claims->user.tenant);
+  if (tenant && tenant->suspended()) {
+    return Status::Forbidden("tenant_suspended", "this tenant is suspended");
+  }
 
   LoginResult r;
   r.token_expires_ms = claims->expires_ms;
@@ -62,19 +67,36 @@ Result<SessionService::LoginResult> SessionService::Login(const LoginRequest& re
   session.login_ms = deps_.clock->NowMs();
 
   const ServerOptions& o = *deps_.options;
-  if (o.max_devices_per_user > 0 && o.kick_policy == KickPolicy::kPerDevice) {
+  const TenantQuotas no_quotas;
+  const TenantQuotas& quotas = tenant ? tenant->record.quotas : no_quotas;
+  const size_t max_devices = quotas.max_devices_per_user > 0 ? quotas.max_devices_per_user
+                                                             : o.max_devices_per_user;
+  if (max_devices > 0 && o.kick_policy == KickPolicy::kPerDevice) {
     Result<std::vector<SessionInfo>> online = deps_.sessions->Find(session.user);
     if (!online.ok()) return online.status();
     size_t others = 0;
     for (const SessionInfo& s : *online) others += s.device != request.device ? 1 : 0;
-    if (others >= o.max_devices_per_user) {
+    if (others >= max_devices) {
       return Status::Error(Code::kRateLimited, "too_many_devices",
                            "this user is online on " + std::to_string(others) +
                                " devices, the most allowed; log out of one first");
     }
   }
+  if (!deps_.tenants->AddSession(session.user.tenant, quotas.max_online_sessions)) {
+    // At the bound, a login that replaces a session of this node (a reconnect while the old
+    // connection lingers) still passes: the old one is kicked below and frees its place.
+    if (!ReplacesLocalSession(session, o.kick_policy)) {
+      return Status::Error(Code::kRateLimited, "too_many_sessions",
+                           "this tenant has " + std::to_string(quotas.max_online_sessions) +
+                               " sessions online on this node, the most allowed");
+    }
+    deps_.tenants->AddSession(session.user.tenant, /*max=*/0);
+  }
   Result<std::vector<SessionInfo>> displaced = deps_.sessions->Put(session, o.kick_policy);
-  if (!displaced.ok()) return displaced.status();
+  if (!displaced.ok()) {
+    deps_.tenants->RemoveSession(session.user.tenant);
+    return displaced.status();
+  }
   deps_.router->Attach(session, request.connection);
   if (!displaced->empty()) {
     Frame notice = KickNotice("login_elsewhere");
@@ -88,6 +110,18 @@ Result<SessionService::LoginResult> SessionService::Login(const LoginRequest& re
   Result<LoginResult> done = ReadPosition(std::move(r));
   if (!done.ok()) End(session, request.remote_address, "closed");
   return done;
+}
+
+bool SessionService::ReplacesLocalSession(const SessionInfo& session, KickPolicy policy) {
+  Result<std::vector<SessionInfo>> online = deps_.sessions->Find(session.user);
+  if (!online.ok()) return false;
+  for (const SessionInfo& s : *online) {
+    if (s.node == deps_.node_id &&
+        (policy == KickPolicy::kPerAccount || s.device == session.device)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 Result<SessionService::LoginResult> SessionService::ReadPosition(LoginResult r) {
@@ -110,6 +144,7 @@ void SessionService::End(const SessionInfo& session, const std::string& remote_a
                          const char* reason) {
   deps_.router->Detach(session);
   (void)deps_.sessions->Remove(session);
+  deps_.tenants->RemoveSession(session.user.tenant);
   LogSession("logout", session, remote_address, reason);
   if (deps_.hooks->on_logout) deps_.hooks->on_logout(session);
 }

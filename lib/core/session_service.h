@@ -27,6 +27,7 @@
 #include "im/session_store.h"
 #include "ops/event_log.h"
 #include "ops/metrics.h"
+#include "tenant/tenant_directory.h"
 
 namespace im::internal {
 
@@ -45,6 +46,7 @@ class SessionService {
     Clock* clock;
     std::string node_id;
     std::string session_prefix;  // session ids are this plus a counter
+    TenantDirectory* tenants;    // suspension and the session quotas
   };
 
   struct LoginRequest {
@@ -89,6 +91,8 @@ class SessionService {
   void LogSession(const char* event, const SessionInfo& s, const std::string& remote,
                   const std::string& reason);
   Result<LoginResult> ReadPosition(LoginResult r);
+  // Whether a login of `session` displaces a session of this node under `policy`.
+  bool ReplacesLocalSession(const SessionInfo& session, KickPolicy policy);
 
   Deps deps_;
   std::atomic<uint64_t> counter_{0};

@@ -11,7 +11,9 @@ SocketFront::SocketFront(Deps deps)
     : deps_(deps),
       options_(*deps.options),
       token_expired_notice_(
-          Frame::FromString(EncodePush("session.kicked", R"({"reason":"token_expired"})"))) {}
+          Frame::FromString(EncodePush("session.kicked", R"({"reason":"token_expired"})"))),
+      suspended_notice_(
+          Frame::FromString(EncodePush("session.kicked", R"({"reason":"tenant_suspended"})"))) {}
 
 ConnectionContext SocketFront::OnOpen(const std::shared_ptr<Connection>& connection) {
   const bool tcp = connection->transport() == TransportKind::kTcp;
@@ -116,6 +118,14 @@ void SocketFront::Sweep(TimestampMs now) {
       if (now - s->opened_ms > options_.login_timeout_ms) {
         s->conn->Close(close_code::kUnauthenticated, "login timeout");
       }
+    } else if (TenantSuspended(*s)) {
+      // Checked before expiry: the reason the client is told must say it cannot come back.
+      if (!s->closed.load()) {
+        std::lock_guard<std::mutex> lock(s->mu);
+        deps_.sessions->LogKick(s->session, s->conn->remote_address(), "tenant_suspended");
+      }
+      s->conn->Send(suspended_notice_);
+      s->conn->Close(close_code::kKicked, "tenant suspended");
     } else if (TimestampMs exp = s->token_expires_ms.load(); exp > 0 && now > exp + options_.token_grace_ms) {
       // The token ran out and no fresh login came: the client must get a new token.
       if (!s->closed.load()) {
@@ -129,6 +139,16 @@ void SocketFront::Sweep(TimestampMs now) {
       s->conn->Close(close_code::kNormal, "heartbeat timeout");
     }
   });
+}
+
+bool SocketFront::TenantSuspended(ConnState& s) {
+  std::string tenant;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    tenant = s.session.user.tenant;
+  }
+  std::shared_ptr<const TenantDirectory::Policy> policy = deps_.tenants->Find(tenant);
+  return policy && policy->suspended();
 }
 
 void SocketFront::NoticeDrain() {

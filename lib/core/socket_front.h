@@ -27,6 +27,7 @@
 #include "ops/event_log.h"
 #include "ops/metrics.h"
 #include "protocol/codec.h"
+#include "tenant/tenant_directory.h"
 #include "transport/handler.h"
 
 namespace im::internal {
@@ -42,6 +43,7 @@ class SocketFront final : public TransportHandler {
     GroupOps* groups;
     EventLog* events;
     Metrics* metrics;
+    const TenantDirectory* tenants;  // the sweep kicks the sessions of suspended tenants
   };
   explicit SocketFront(Deps deps);
 
@@ -54,7 +56,8 @@ class SocketFront final : public TransportHandler {
   void OnTraffic(const Connection& connection, const ConnectionContext& context) override;
   void OnSlowConsumer(const Connection& connection, size_t queued_bytes) override;
 
-  // Closes connections that did not log in in time, whose token ran out, or that went quiet.
+  // Closes connections that did not log in in time, whose token ran out, whose tenant is
+  // suspended, or that went quiet.
   void Sweep(TimestampMs now);
   // session.kicked{reason:"drain"} to every logged-in session not kicked yet (the drain closes
   // them next).
@@ -110,6 +113,8 @@ class SocketFront final : public TransportHandler {
   void ObserveLatency(const Request& req);
   void Reply(ConnState& state, const Request& req, std::string_view body_json);
   void ReplyError(ConnState& state, const Request& req, const Status& status);
+  // Whether the tenant of a logged-in connection is suspended now.
+  bool TenantSuspended(ConnState& state);
   // Forgets the session of a closed or logged-out connection (on its strand).
   void EndSession(ConnState& state, const char* reason = "closed");
 
@@ -118,6 +123,7 @@ class SocketFront final : public TransportHandler {
   ConnRegistry conns_;
   std::atomic<size_t> open_connections_{0};  // admitted by OnOpen, not yet closed
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}
+  Frame suspended_notice_;      // session.kicked{reason:"tenant_suspended"}
 };
 
 }  // namespace im::internal

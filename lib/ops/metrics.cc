@@ -42,6 +42,9 @@ std::vector<std::function<std::string()>>& Sources() {
   static auto* sources = new std::vector<std::function<std::string()>>();  // never destroyed
   return *sources;
 }
+// The `limit` label of im_rate_limited_total, by Metrics::Limit.
+const char* const kLimitNames[] = {"login_address",   "login_account", "register_address",
+                                   "chat_connection", "chat_user",     "chat_tenant"};
 
 }  // namespace
 
@@ -94,12 +97,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Name("im_rate_limited_total")
                      .Help("Requests refused with 429 rate_limited, by the limit that refused them")
                      .Register(*registry_);
-  static const char* const kLimitNames[] = {"login_address", "login_account", "register_address",
-                                            "chat_connection", "chat_user"};
   static_assert(std::size(kLimitNames) == std::extent_v<decltype(rate_limited_)>);
   for (size_t i = 0; i < std::size(kLimitNames); ++i) {
     rate_limited_[i] = &limited.Add({{"limit", kLimitNames[i]}});
   }
+  tenant_limited_ = &BuildCounter()
+                         .Name("im_tenant_rate_limited_total")
+                         .Help("Chat sends refused with 429 rate_limited, by tenant and limit")
+                         .Register(*registry_);
+  tenant_messages_ = &BuildCounter()
+                          .Name("im_tenant_messages_total")
+                          .Help("Chat sends accepted by the rate limits, by tenant")
+                          .Register(*registry_);
   hash_depth_ = &BuildGauge()
                      .Name("im_password_hash_queue_depth")
                      .Help("Password-hashing requests queued or running on the hashing pool")
@@ -266,10 +275,7 @@ std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
     // can grow the series without bound. A tenant keeps the label it first got.
     std::map<std::pair<std::string, std::string>, double> folded;
     for (const auto& [key, n] : s.sessions) {
-      const bool labelled = tenant_labels_.count(key.first) > 0;
-      if (!labelled && tenant_labels_.size() < kMaxTenantLabels) tenant_labels_.insert(key.first);
-      const bool own = labelled || tenant_labels_.count(key.first) > 0;
-      folded[{own ? key.first : std::string(kOtherTenants), key.second}] += n;
+      folded[{TenantLabelLocked(key.first), key.second}] += n;
     }
     for (const auto& [key, n] : folded) {
       auto it = sessions_by_.find(key);
@@ -297,6 +303,41 @@ std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
   }
   for (const auto& source : sources) out << source();
   return out.str();
+}
+
+std::string Metrics::TenantLabelLocked(const std::string& tenant) {
+  if (tenant_labels_.count(tenant) > 0) return tenant;
+  if (tenant_labels_.size() < max_tenant_labels_.load()) {
+    tenant_labels_.insert(tenant);
+    return tenant;
+  }
+  return kOtherTenants;
+}
+
+void Metrics::TenantRateLimited(const std::string& tenant, Limit limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string label = TenantLabelLocked(tenant);
+  const int index = static_cast<int>(limit);
+  auto it = tenant_counters_.find({label, index});
+  if (it == tenant_counters_.end()) {
+    it = tenant_counters_
+             .emplace(std::make_pair(label, index),
+                      &tenant_limited_->Add({{"tenant", label}, {"limit", kLimitNames[index]}}))
+             .first;
+  }
+  it->second->Increment();
+}
+
+void Metrics::TenantMessage(const std::string& tenant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string label = TenantLabelLocked(tenant);
+  auto it = tenant_counters_.find({label, -1});
+  if (it == tenant_counters_.end()) {
+    it = tenant_counters_
+             .emplace(std::make_pair(label, -1), &tenant_messages_->Add({{"tenant", label}}))
+             .first;
+  }
+  it->second->Increment();
 }
 
 }  // namespace im::internal

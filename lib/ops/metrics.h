@@ -12,6 +12,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,8 +44,21 @@ class Metrics {
   void SlowConsumer(bool websocket) { (websocket ? slow_ws_ : slow_tcp_)->Increment(); }
   void ConnectionRefused(bool websocket) { (websocket ? refused_ws_ : refused_tcp_)->Increment(); }
   // A request refused (429) by one of the server's rate limits; the labels are this fixed set.
-  enum class Limit { kLoginAddress, kLoginAccount, kRegisterAddress, kChatConnection, kChatUser };
+  enum class Limit {
+    kLoginAddress,
+    kLoginAccount,
+    kRegisterAddress,
+    kChatConnection,
+    kChatUser,
+    kChatTenant,
+  };
   void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
+  // The same refusal of a chat send, counted per tenant too (im_tenant_rate_limited_total),
+  // and a send accepted from a tenant (im_tenant_messages_total). Tenant labels are bounded
+  // (SetMaxTenantLabels; the rest count as "other").
+  void TenantRateLimited(const std::string& tenant, Limit limit);
+  void TenantMessage(const std::string& tenant);
+  void SetMaxTenantLabels(size_t n) { max_tenant_labels_ = n; }
   // Password-hashing pool: requests queued or running (+1 when queued, -1 when done), and
   // requests refused (503) because hash_queue were waiting.
   void HashQueued(int delta) { hash_depth_->Increment(static_cast<double>(delta)); }
@@ -97,7 +111,7 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
-  prometheus::Counter* rate_limited_[5];
+  prometheus::Counter* rate_limited_[6];
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;
   prometheus::Counter* event_log_dropped_;
@@ -113,6 +127,15 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* sessions_family_;
   std::map<std::pair<std::string, std::string>, prometheus::Gauge*> sessions_by_;
   std::set<std::string> tenant_labels_;  // tenants with a label of their own (guarded by mu_)
+  std::atomic<size_t> max_tenant_labels_{kMaxTenantLabels};
+  // `tenant`'s label: its own while fewer than max_tenant_labels_ tenants have one, else
+  // "other". Called under mu_.
+  std::string TenantLabelLocked(const std::string& tenant);
+  // im_tenant_rate_limited_total{tenant,limit} and im_tenant_messages_total{tenant} by (label,
+  // limit index; -1 for messages), guarded by mu_.
+  prometheus::Family<prometheus::Counter>* tenant_limited_;
+  prometheus::Family<prometheus::Counter>* tenant_messages_;
+  std::map<std::pair<std::string, int>, prometheus::Counter*> tenant_counters_;
   prometheus::Gauge* send_queue_;
   prometheus::Gauge* send_queue_max_;
   prometheus::Family<prometheus::Counter>* kicks_;

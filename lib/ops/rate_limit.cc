@@ -44,8 +44,8 @@ RateLimiter::Bucket* RateLimiter::Insert(Shard& s, std::string_view key, const B
     auto it = s.lru.end();
     for (size_t i = 0; i < kEvictScan && it != s.lru.begin(); ++i) {
       --it;
-      Refill(it->second, limit_, now);
-      if (it->second.tokens >= std::max(1.0, limit_.burst)) {
+      Refill(it->second, it->second.limit, now);
+      if (it->second.tokens >= std::max(1.0, it->second.limit.burst)) {
         s.index.erase(std::string_view(it->first));
         s.lru.erase(it);
         break;
@@ -60,7 +60,7 @@ RateLimiter::Bucket* RateLimiter::Insert(Shard& s, std::string_view key, const B
     Refill(s.overflow, limit, now);
     return &s.overflow;
   }
-  s.lru.emplace_front(std::string(key), Bucket{std::max(1.0, limit.burst), now});
+  s.lru.emplace_front(std::string(key), Bucket{std::max(1.0, limit.burst), now, limit});
   s.index.emplace(std::string_view(s.lru.front().first), s.lru.begin());
   return &s.lru.front().second;
 }
@@ -76,6 +76,7 @@ int64_t RateLimiter::Take(std::string_view key, const BucketLimit& limit, double
   if (found != s.index.end()) {
     s.lru.splice(s.lru.begin(), s.lru, found->second);  // now the most recently used
     b = &found->second->second;
+    b->limit = limit;
     Refill(*b, limit, now);
   } else {
     b = Insert(s, key, limit, now);
@@ -86,8 +87,8 @@ int64_t RateLimiter::Take(std::string_view key, const BucketLimit& limit, double
   // buckets. Up to two a call, so that a shard shrinks faster than one key at a time grows it.
   for (int i = 0; i < 2 && s.lru.size() > 1; ++i) {
     auto& [tail_key, tail] = s.lru.back();
-    Refill(tail, limit_, now);
-    if (tail.tokens < std::max(1.0, limit_.burst)) break;
+    Refill(tail, tail.limit, now);
+    if (tail.tokens < std::max(1.0, tail.limit.burst)) break;
     s.index.erase(std::string_view(tail_key));
     s.lru.pop_back();
   }
@@ -95,30 +96,30 @@ int64_t RateLimiter::Take(std::string_view key, const BucketLimit& limit, double
 }
 
 int64_t RateLimiter::Peek(std::string_view key, double cost) const {
-  if (limit_.unlimited()) return 0;
-  cost = std::min(cost, std::max(1.0, limit_.burst));
   const TimestampMs now = clock_->NowMs();
   Shard& s = ShardOf(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  Bucket b{std::max(1.0, limit_.burst), now};
+  Bucket b{std::max(1.0, limit_.burst), now, limit_};
   if (auto found = s.index.find(key); found != s.index.end()) {
     b = found->second->second;
   } else if (s.index.size() >= per_shard_ && s.overflow_used) {
     // A new key would most likely land in the overflow bucket.
     b = s.overflow;
+    b.limit = limit_;
   }
-  Refill(b, limit_, now);
-  return WaitMs(b, limit_, cost);
+  if (b.limit.unlimited()) return 0;
+  cost = std::min(cost, std::max(1.0, b.limit.burst));
+  Refill(b, b.limit, now);
+  return WaitMs(b, b.limit, cost);
 }
 
 void RateLimiter::Refund(std::string_view key, double tokens) {
-  if (limit_.unlimited()) return;
   Shard& s = ShardOf(key);
   std::lock_guard<std::mutex> lock(s.mu);
   auto found = s.index.find(key);
   if (found == s.index.end()) return;
   Bucket& b = found->second->second;
-  b.tokens = std::min(std::max(1.0, limit_.burst), b.tokens + tokens);
+  b.tokens = std::min(std::max(1.0, b.limit.burst), b.tokens + tokens);
 }
 
 size_t RateLimiter::size() const {

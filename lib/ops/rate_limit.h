@@ -27,7 +27,7 @@
 // one table can serve keys with different limits (the overload of Take taking a BucketLimit),
 // e.g. a per-tenant setting, and a per-tenant bucket is one more RateLimiter keyed by tenant.
 //
-// Memory: about 150 bytes per key plus the key's length (max_keys x that at the bound).
+// Memory: about 170 bytes per key plus the key's length (max_keys x that at the bound).
 //
 // Thread-safety: every method is safe from any thread.
 #ifndef IM_OPS_RATE_LIMIT_H_
@@ -82,6 +82,9 @@ class RateLimiter {
   struct Bucket {
     double tokens = 0;
     TimestampMs updated = 0;
+    // The limit the key was last taken under (Take's), which the table's own upkeep (eviction,
+    // Refund, Peek) applies to it: a key with a limit of its own is never judged by another.
+    BucketLimit limit{};
   };
   // Refills `b` to `now` under `limit`.
   static void Refill(Bucket& b, const BucketLimit& limit, TimestampMs now);

@@ -401,6 +401,7 @@ TEST_CASE("storage damage: imd refuses a damaged inbox, imd repair gives it a ne
         std::string::npos);
   CHECK(repaired.find("groups: repaired " + data + "/groups") != std::string::npos);
   CHECK(repaired.find("users: repaired " + data + "/users") != std::string::npos);
+  CHECK(repaired.find("tenants: repaired " + data + "/tenants") != std::string::npos);
 
   im::test::ChildProcess imd(serve);
   const std::string url = StartImd(imd);

@@ -363,4 +363,46 @@ TEST_CASE("key store: bad key files and a static store's unknown tenants") {
 }
 
 }  // namespace
+TEST_CASE("jwt: kid picks one of the tenant's keys; without kid any key of the tenant") {
+  FixedClock clock{kNowMs};
+  auto keys = NewRotatingKeyStore({{"a", {{"new", kKeyB}, {"old", kKeyA}}}});
+  REQUIRE(keys.ok());
+  auto verifier = NewHs256Verifier(*keys, {kLeewayS, &clock});
+  auto verify = [&](const std::string& header, const std::string& key) {
+    return Outcome(verifier->Verify(internal::SignJwt(header, Claims(), key)));
+  };
+  CHECK(verify(R"({"alg":"HS256","kid":"old"})", kKeyA) == "ok");
+  CHECK(verify(R"({"alg":"HS256","kid":"new"})", kKeyB) == "ok");
+  CHECK(verify(R"({"alg":"HS256"})", kKeyA) == "ok");
+  CHECK(verify(R"({"alg":"HS256"})", kKeyB) == "ok");
+  // A kid names its key alone: the other key of the tenant does not verify under it.
+  CHECK(verify(R"({"alg":"HS256","kid":"new"})", kKeyA) == kInvalid);
+  CHECK(verify(R"({"alg":"HS256","kid":"gone"})", kKeyA) == kInvalid);
+  CHECK(verify(R"({"alg":"HS256"})", kKeyDefault) == kInvalid);
+  for (const char* bad : {R"({"alg":"HS256","kid":7})", R"({"alg":"HS256","kid":""})",
+                          R"({"alg":"HS256","kid":"old","kid":"old"})",
+                          R"({"alg":"HS256","kid":null})"}) {
+    CHECK_MESSAGE(verify(bad, kKeyA) == kInvalid, bad);
+  }
+  // The signer names the first key.
+  auto token = SignHs256Token(**keys, UserKey{"a", "alice"}, 60, kNowMs);
+  REQUIRE(token.ok());
+  std::string header;
+  REQUIRE(internal::Base64UrlDecode(token->substr(0, token->find('.')), &header));
+  CHECK(header == R"({"alg":"HS256","typ":"JWT","kid":"new"})");
+  CHECK(Outcome(verifier->Verify(*token)) == "ok");
+}
+
+TEST_CASE("jwt: a rotating key store refuses lists that break a rule") {
+  CHECK_FALSE(NewRotatingKeyStore({{"a", {{"k", ""}}}}).ok());
+  CHECK_FALSE(NewRotatingKeyStore({{"a", {{"k", kKeyA}, {"k", kKeyB}}}}).ok());
+  CHECK_FALSE(NewRotatingKeyStore({{"a", {{std::string(65, 'k'), kKeyA}}}}).ok());
+  std::vector<SigningKey> nine;
+  for (int i = 0; i < 9; ++i) nine.push_back({"k" + std::to_string(i), kKeyA});
+  CHECK_FALSE(NewRotatingKeyStore({{"a", nine}}).ok());
+  auto empty = NewRotatingKeyStore({{"a", {}}});
+  REQUIRE(empty.ok());
+  CHECK((*empty)->KeyFor("a").status().error() == "unknown_tenant");
+}
+
 }  // namespace im

@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -83,6 +85,31 @@ TEST_CASE("rate limit: a limit given per call uses the same table") {
   CHECK(limiter.Take("tenant-a", generous) == 100);
   CHECK(limiter.Take("tenant-b") == 0);
   CHECK(limiter.Take("tenant-b") == 1000);
+}
+
+TEST_CASE("rate limit: a key taken under a limit of its own is kept and refunded by that limit") {
+  FakeClock clock;
+  RateLimiter limiter(BucketLimit{1000, 1000}, 1000, &clock);  // the table's own: generous
+  const BucketLimit strict{0.001, 1};  // one token, then one in 1000 s
+  // A second key in the same shard, whose takes run the shard's upkeep over the strict one.
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string k = "k" + std::to_string(i);
+    if (std::hash<std::string_view>{}(k) % RateLimiter::kShards ==
+        std::hash<std::string_view>{}("strict") % RateLimiter::kShards) {
+      other = k;
+    }
+  }
+  CHECK(limiter.Take("strict", strict) == 0);
+  CHECK(limiter.Take("strict", strict) > 0);
+  clock.Advance(2000);  // the table's limit would have refilled it to full long ago
+  for (int i = 0; i < 4; ++i) CHECK(limiter.Take(other) == 0);
+  // Still in debt under its own limit: neither forgotten nor refilled at the table's rate.
+  CHECK(limiter.Take("strict", strict) > 0);
+  CHECK(limiter.Peek("strict") > 0);
+  limiter.Refund("strict", 5);  // up to its own burst (1), not the table's (1000)
+  CHECK(limiter.Take("strict", strict) == 0);
+  CHECK(limiter.Take("strict", strict) > 0);
 }
 
 TEST_CASE("rate limit: full buckets are forgotten, so an idle table shrinks") {

@@ -24,6 +24,7 @@
 #include "ops/metrics.h"
 #include "support/fake_connection.h"
 #include "support/temp_dir.h"
+#include "tenant/tenant_directory.h"
 
 namespace im::test {
 
@@ -38,19 +39,21 @@ class ServiceWorld {
     auto events = internal::EventLog::Open(events_path_, "node-1", SystemClock(), 1 << 20, 1);
     REQUIRE(events.ok());
     events_ = std::move(*events);
-    limits_ = std::make_unique<internal::RateLimits>(options, SystemClock(), &metrics_);
+    limits_ = std::make_unique<internal::RateLimits>(options, SystemClock(), &metrics_, &tenants);
     committer_ = std::make_unique<internal::Committer>(internal::Committer::Deps{
         inbox.get(), sessions_store.get(), router.get(), groups_store.get(), SystemClock(), 1,
         1000, 64});
     committer_->Start();
     sessions = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
         sessions_store.get(), router.get(), inbox.get(), tokens_.get(), limits_.get(),
-        events_.get(), &metrics_, &hooks, &options, SystemClock(), "node-1", "node-1.t."});
+        events_.get(), &metrics_, &hooks, &options, SystemClock(), "node-1", "node-1.t.",
+        &tenants});
     chat = std::make_unique<internal::ChatService>(internal::ChatService::Deps{
         inbox.get(), groups_store.get(), committer_.get(), filter_.get(), limits_.get(),
         events_.get(), &metrics_, &hooks, &options});
     groups = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
-        groups_store.get(), committer_.get(), filter_.get(), events_.get(), SystemClock()});
+        groups_store.get(), committer_.get(), filter_.get(), events_.get(), SystemClock(),
+        &tenants});
   }
   ~ServiceWorld() { committer_->Stop(); }
 
@@ -101,6 +104,7 @@ class ServiceWorld {
   std::shared_ptr<Router> router = NewLocalRouter();
   std::shared_ptr<OfflineQueue> inbox = NewMemoryOfflineQueue();
   std::shared_ptr<GroupService> groups_store = NewMemoryGroupService();
+  internal::TenantDirectory tenants{NewMemoryTenantStore()};
 
  private:
   TempDir dir_;

@@ -18,7 +18,8 @@ struct FrontWorld {
   FrontWorld()
       : front(internal::SocketFront::Deps{&world.options, SystemClock(), &workers,
                                           world.sessions.get(), world.chat.get(),
-                                          world.groups.get(), world.events(), world.metrics()}) {}
+                                          world.groups.get(), world.events(), world.metrics(),
+                                          &world.tenants}) {}
   ~FrontWorld() { workers.join(); }
 
   // Sends `frame` as the transport would, and waits for the connection's log to grow.
