@@ -141,7 +141,8 @@ im::Result<std::shared_ptr<im::TenantStore>> OpenTenantStore(const std::string& 
   }
 #if IM_WITH_REDIS
   if (scheme == "redis") {
-    auto client = SharedRedisClient(uri);
+    // The registry is small and read by every node: with a list of URLs it lives on the first.
+    auto client = SharedRedisClient(uri.substr(0, uri.find(',')), "tenants");
     if (!client.ok()) return client.status();
     return im::internal::NewRedisTenantStore(*client);
   }

@@ -160,7 +160,7 @@ Result<HttpFront::HttpCaller> HttpFront::Authenticate(const HttpRequest& req) {
   if (!c.admin) {
     // The operator key is the registry's alone: it is no tenant's admin and no user.
     if (!options_.operator_key.empty() && ConstantTimeEquals(credential, options_.operator_key)) {
-      return Status::Forbidden("operator_only", "the operator key serves /v1/admin/tenants only");
+      return Status::Forbidden("operator_only", "the operator key serves /v1/admin/tenants and node drains only");
     }
     Result<TokenClaims> claims = deps_.deps->tokens->Verify(credential);
     if (!claims.ok()) return claims.status();
@@ -364,15 +364,13 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
       // No credential: the answer holds public gateway addresses only.
       return HttpRoute(req);
     case RouteKind::kDrainNode: {
-      // Takes no body. Any admin key, as for the filter reload: a node serves every tenant.
-      Result<HttpCaller> caller = Authenticate(req);
-      if (!caller.ok()) return Error(caller.status());
-      if (!caller->admin) return Error(Status::Forbidden("admin_only", "needs an admin key"));
+      // Takes no body. The operator key alone: a node serves every tenant, so no tenant's
+      // admin may take it away from the others.
+      if (Status s = CheckOperator(req); !s.ok()) return Error(s);
       if (!IsValidId(p[3])) return Error(Status::BadRequest("bad node id"));
       if (!deps_.deps->drain_node) return Error(Status::Unavailable("draining by command is off"));
       Status s = deps_.deps->drain_node(p[3]);
-      IM_LOG_INFO("drain of node '{}' by admin of tenant '{}': {}", p[3], caller->user.tenant,
-                  s.ToString());
+      IM_LOG_INFO("drain of node '{}' by the operator: {}", p[3], s.ToString());
       if (!s.ok()) return Error(s);
       JsonWriter w;
       w.StartObject();
@@ -585,22 +583,27 @@ void HttpFront::HttpSendMessage(const HttpCaller& caller, const Fields& f, Respo
   if (!s.ok()) respond(Error(s));
 }
 
-// GET and PUT /v1/admin/tenants/<name>, for the operator key alone. A tenant admin key or a
-// user token is 403 operator_only, whatever the tenant named: the registry says what every
-// tenant may do, so no tenant reads or writes it.
-HttpResponse HttpFront::HttpTenant(const HttpRequest& req, const std::string& name) {
+// OK when the request carries the operator key; 401 without a credential, 403 operator_only
+// for any other credential, valid or not (it learns nothing about what the key guards).
+Status HttpFront::CheckOperator(const HttpRequest& req) const {
   const std::string auth = req.header ? req.header("Authorization") : "";
   const std::string kBearer = "Bearer ";
   if (auth.compare(0, kBearer.size(), kBearer) != 0) {
-    return Error(
-        Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <operator key>"));
+    return Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <operator key>");
   }
   const std::string credential = auth.substr(kBearer.size());
   const std::string& key = options_.operator_key;
   if (key.empty() || !ConstantTimeEquals(credential, key)) {
-    // Any other credential, valid or not, learns nothing about the registry.
-    return Error(Status::Forbidden("operator_only", "needs the operator key"));
+    return Status::Forbidden("operator_only", "needs the operator key");
   }
+  return Status::OK();
+}
+
+// GET and PUT /v1/admin/tenants/<name>, for the operator key alone. A tenant admin key or a
+// user token is 403 operator_only, whatever the tenant named: the registry says what every
+// tenant may do, so no tenant reads or writes it.
+HttpResponse HttpFront::HttpTenant(const HttpRequest& req, const std::string& name) {
+  if (Status s = CheckOperator(req); !s.ok()) return Error(s);
   if (!IsValidId(name)) return Error(Status::BadRequest("bad tenant id"));
   if (req.method == "GET") {
     Result<TenantRecord> r = deps_.tenants->Get(name);

@@ -70,6 +70,7 @@ class HttpFront {
   HttpResponse HttpRoute(const HttpRequest& req);
   void HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond);
   // GET and PUT /v1/admin/tenants/<name>: the operator key only.
+  Status CheckOperator(const HttpRequest& req) const;
   HttpResponse HttpTenant(const HttpRequest& req, const std::string& name);
 
   const Deps deps_;

@@ -99,7 +99,9 @@ TEST_CASE("cluster faults: the im_redis metrics on /metrics follow the traffic a
   const Samples after = RedisSamples(cluster.HttpPort(0));
 
   // One series per pool of imd and family: nothing labelled by key, user or command.
-  const std::set<std::string> labels = {"inbox", "groups", "users", "sessions", "cluster"};
+  // The tenant registry follows the users store onto Redis.
+  const std::set<std::string> labels = {"inbox", "groups", "users", "sessions", "tenants",
+                                        "cluster"};
   std::set<std::string> seen;
   for (const auto& [name, value] : after) {
     const size_t at = name.find("{backend=\"");

@@ -33,6 +33,7 @@ namespace {
 using im::test::WaitUntil;
 
 constexpr char kAdminKey[] = "route-test-admin-key-0123";
+constexpr char kOperatorKey[] = "route-test-operator-key-0123";
 
 std::string Hex(const std::string& bin) {
   static const char* kHex = "0123456789abcdef";
@@ -85,6 +86,7 @@ struct Nodes {
     toml += "[cluster]\n" + cluster_extra + "\n";
     toml += "[keys]\ndefault = \"" + key_hex + "\"\nacme = \"" + acme_hex + "\"\n";
     toml += "[admin_keys]\ndefault = \"" + std::string(kAdminKey) + "\"\n";
+    toml += "[web]\noperator_key = \"" + std::string(kOperatorKey) + "\"\n";
     toml += extra;
     auto args = im::test::WriteImdConfig(data, toml);
     tomls.push_back(toml);
@@ -282,15 +284,19 @@ TEST_CASE("route: bad input, a drained node leaves every answer at once, stable 
     for (size_t n = 1; n < 3; ++n) CHECK(Route(cluster.HttpPort(n), u) == before[u]);
   }
 
-  // The drain command: admin only, any node accepts it for any node.
+  // The drain command: the operator's alone (not a tenant's admin), any node accepts it for
+  // any node.
   const std::string drain = "/v1/admin/nodes/n1/drain";
   CHECK(im::test::Http(port, "POST", drain).status == 401);
   CHECK(im::test::Http(port, "POST", drain, "", cluster.Token("alice")).status == 403);
+  im::test::HttpResult by_admin = im::test::Http(port, "POST", drain, "", kAdminKey);
+  CHECK(by_admin.status == 403);
+  CHECK(by_admin.Str("error") == "operator_only");
   im::test::HttpResult unknown =
-      im::test::Http(port, "POST", "/v1/admin/nodes/nope/drain", "", kAdminKey);
+      im::test::Http(port, "POST", "/v1/admin/nodes/nope/drain", "", kOperatorKey);
   CHECK(unknown.status == 404);
   CHECK(unknown.Str("error") == "not_found");
-  im::test::HttpResult drained = im::test::Http(port, "POST", drain, "", kAdminKey);
+  im::test::HttpResult drained = im::test::Http(port, "POST", drain, "", kOperatorKey);
   REQUIRE_MESSAGE(drained.status == 200, drained.text);
   // At once: no answer from any node names n1; users of n0 and n2 keep their first node.
   for (const auto& [q, old] : before) {
@@ -366,7 +372,7 @@ TEST_CASE("route: drain the stable nodes one after the other under traffic, noth
     const std::string id = "s" + std::to_string(drained);
     // Sent to the canary node: any node accepts the command for any node.
     REQUIRE(im::test::Http(cluster.HttpPort(2), "POST", "/v1/admin/nodes/" + id + "/drain", "",
-                           kAdminKey)
+                           kOperatorKey)
                 .status == 200);
     // The node kicks its sessions, empties, and exits 0 (drain_exit defaults to true).
     CHECK(cluster.nodes[drained].process->Wait(60000) == 0);
@@ -534,7 +540,7 @@ TEST_CASE("route: drain kicks are batched at drain_kicks_per_second") {
   CHECK(Route(port, "user=x") == std::vector<std::string>{"solo"});
   KickClock clock;
   clock.Login(one, 200);
-  REQUIRE(im::test::Http(port, "POST", "/v1/admin/nodes/solo/drain", "", kAdminKey).status ==
+  REQUIRE(im::test::Http(port, "POST", "/v1/admin/nodes/solo/drain", "", kOperatorKey).status ==
           200);
   // 200 kicks at 50 a second (batches of 5 every 100 ms) take at least about 4 s.
   clock.CheckRate(50, 3000);
