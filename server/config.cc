@@ -229,6 +229,7 @@ im::Status CheckRedisUrl(const toml::table& t, const std::string& section, const
   if (!parsed.ok()) return AtLine(t, section, key, std::string(parsed.status().message()));
   return im::Status::OK();
 #else
+  (void)list;
   return AtLine(t, section, key, "this imd was built without the Redis backends (hiredis)");
 #endif
 }
