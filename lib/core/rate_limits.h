@@ -35,7 +35,7 @@ class TokenBucket {
 
  private:
   bool used_ = false;  // false: a full bucket (bucket_ is not set yet)
-  RateLimiter::Bucket bucket_;  // tokens may be a hair below zero (the float tolerance of Take)
+  RateLimiter::BucketState bucket_;  // tokens may be a hair below zero (the float tolerance of Take)
 };
 
 class RateLimits {

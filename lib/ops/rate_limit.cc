@@ -18,7 +18,7 @@ RateLimiter::Shard& RateLimiter::ShardOf(std::string_view key) const {
   return shards_[std::hash<std::string_view>{}(key) % kShards];
 }
 
-void RateLimiter::Refill(Bucket& b, const BucketLimit& limit, TimestampMs now) {
+void RateLimiter::Refill(BucketState& b, const BucketLimit& limit, TimestampMs now) {
   const double burst = std::max(1.0, limit.burst);
   if (now > b.updated) {  // a clock that steps back adds nothing
     b.tokens = std::min(burst, b.tokens + static_cast<double>(now - b.updated) *
@@ -28,7 +28,7 @@ void RateLimiter::Refill(Bucket& b, const BucketLimit& limit, TimestampMs now) {
   b.tokens = std::min(burst, b.tokens);
 }
 
-int64_t RateLimiter::WaitMs(const Bucket& b, const BucketLimit& limit, double cost) {
+int64_t RateLimiter::WaitMs(const BucketState& b, const BucketLimit& limit, double cost) {
   // A hair of tolerance: after waiting the time it was told, a caller finds the tokens there
   // even when the refill's float arithmetic lands a rounding error short.
   const double missing = cost - b.tokens;
@@ -54,13 +54,13 @@ RateLimiter::Bucket* RateLimiter::Insert(Shard& s, std::string_view key, const B
   }
   if (s.index.size() >= per_shard_) {
     if (!s.overflow_used) {
-      s.overflow = Bucket{std::max(1.0, limit.burst), now};
+      s.overflow = Bucket{{std::max(1.0, limit.burst), now}, {}};
       s.overflow_used = true;
     }
     Refill(s.overflow, limit, now);
     return &s.overflow;
   }
-  s.lru.emplace_front(std::string(key), Bucket{std::max(1.0, limit.burst), now, limit});
+  s.lru.emplace_front(std::string(key), Bucket{{std::max(1.0, limit.burst), now}, limit});
   s.index.emplace(std::string_view(s.lru.front().first), s.lru.begin());
   return &s.lru.front().second;
 }
@@ -99,7 +99,7 @@ int64_t RateLimiter::Peek(std::string_view key, double cost) const {
   const TimestampMs now = clock_->NowMs();
   Shard& s = ShardOf(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  Bucket b{std::max(1.0, limit_.burst), now, limit_};
+  Bucket b{{std::max(1.0, limit_.burst), now}, limit_};
   if (auto found = s.index.find(key); found != s.index.end()) {
     b = found->second->second;
   } else if (s.index.size() >= per_shard_ && s.overflow_used) {

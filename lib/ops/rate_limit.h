@@ -78,18 +78,21 @@ class RateLimiter {
 
   const BucketLimit& limit() const { return limit_; }
 
-  // One bucket's arithmetic, shared with the keyless TokenBucket (core/rate_limits.h).
-  struct Bucket {
+  // One bucket's arithmetic, shared with the keyless TokenBucket (core/rate_limits.h), which
+  // keeps only this state (its limit is the caller's: no copy on every connection).
+  struct BucketState {
     double tokens = 0;
     TimestampMs updated = 0;
+  };
+  struct Bucket : BucketState {
     // The limit the key was last taken under (Take's), which the table's own upkeep (eviction,
     // Refund, Peek) applies to it: a key with a limit of its own is never judged by another.
     BucketLimit limit{};
   };
   // Refills `b` to `now` under `limit`.
-  static void Refill(Bucket& b, const BucketLimit& limit, TimestampMs now);
+  static void Refill(BucketState& b, const BucketLimit& limit, TimestampMs now);
   // Milliseconds until `b` holds `cost` (0: now).
-  static int64_t WaitMs(const Bucket& b, const BucketLimit& limit, double cost);
+  static int64_t WaitMs(const BucketState& b, const BucketLimit& limit, double cost);
   size_t max_keys() const { return per_shard_ * kShards; }
   // Keys held now (the overflow buckets not counted).
   size_t size() const;
