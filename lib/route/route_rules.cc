@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 
+#include "base/stable_hash.h"
 #include "im/types.h"
 #include "protocol/json.h"
 
@@ -16,23 +17,10 @@ namespace {
 // FNV-1a, then splitmix64's finalizer: fixed forever (a change would move users between nodes
 // and sides on an upgrade), and spread well enough for buckets and rendezvous scores.
 uint64_t StableHash(const std::string& a, const std::string& b) {
-  uint64_t h = 14695981039346656037ull;
-  auto mix = [&h](const std::string& s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
-  };
-  mix(a);
-  h ^= 0xff;  // a separator no id contains alone: ("ab","c") and ("a","bc") differ
-  h *= 1099511628211ull;
-  mix(b);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
+  uint64_t h = Fnv1a(kFnvOffset, a);
+  // A separator no id contains alone: ("ab","c") and ("a","bc") differ.
+  h = Fnv1a(h, std::string_view("\xff", 1));
+  return Mix64(Fnv1a(h, b));
 }
 
 // Weighted rendezvous score of `node` for `key`: the highest wins. With weights w_i a node is

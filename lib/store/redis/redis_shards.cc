@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "base/stable_hash.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
 
@@ -40,20 +41,7 @@ Result<std::vector<std::string>> SplitRedisUrls(std::string_view url) {
 
 bool IsShardedRedisUrl(std::string_view url) { return url.find(',') != std::string_view::npos; }
 
-uint64_t ShardHash(std::string_view text) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  // The splitmix64 finalizer: FNV-1a alone leaves strings that differ in their last byte close.
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
-}
+uint64_t ShardHash(std::string_view text) { return Mix64(Fnv1a(kFnvOffset, text)); }
 
 ShardRing::ShardRing(size_t shards) : shards_(std::max<size_t>(shards, 1)) {
   points_.reserve(shards_ * kRingPointsPerShard);
