@@ -12,4 +12,8 @@ if ! cmp -s package-lock.json "$stamp" 2>/dev/null; then
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
+# Chromium's first start on a fresh machine builds its caches (seen to take over 20 s): start
+# it once here, outside any test's timeout.
+timeout 120 "${CHROMIUM_PATH:-/usr/bin/chromium}" --headless --no-sandbox --disable-gpu \
+  --dump-dom about:blank >/dev/null 2>&1 || true
 npm test

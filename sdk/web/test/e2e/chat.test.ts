@@ -13,6 +13,9 @@ const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const demoDir = new URL('../../../../../examples/web-chat/dist/', import.meta.url).pathname;
 const resultsDir = new URL('../../../test-results/', import.meta.url).pathname;
 const kWait = 20000;
+// The first start of Chromium on a fresh machine builds its font and profile caches; it has
+// been seen to take over 20 s there. A launch gets two minutes and one more try.
+const kLaunchWait = 120000;
 
 // Chromium logs a refused WebSocket handshake as a console error by itself; while the server
 // restarts that is expected. Every other console error fails the test.
@@ -26,14 +29,20 @@ before(async () => {
   imd = await Imd.start({
     httpPort: await freePort(), toml: `[http]\nstatic_dir = "${demoDir}"\n`,
   });
-  browser = await chromium.launch({
+  const launch = () => chromium.launch({
     executablePath: chromiumPath, headless: true, args: [
       // Headless as root in a closed network: no sandbox, and none of Chromium's own
       // background connections (refused here, and noise in the console).
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ], timeout: kWait,
+    ], timeout: kLaunchWait,
   });
+  try {
+    browser = await launch();
+  } catch (e) {
+    console.error(`chromium did not start, trying once more: ${String(e).split('\n')[0]}`);
+    browser = await launch();
+  }
 });
 after(async () => {
   await browser?.close();
