@@ -1,18 +1,12 @@
 #include "im/client.h"
 
-#include <asio.hpp>
-
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <random>
-#include <thread>
-#include <unordered_map>
 
-#include "client/gseq_order.h"
+#include "client/client_impl.h"
+#include "client/client_wire.h"
 #include "client/route_resolver.h"
-#include "client/seq_tracker.h"
 #include "protocol/json.h"
 #include "transport/tcp_client.h"
 #include "transport/tcp_server.h"
@@ -20,77 +14,16 @@
 
 namespace im {
 
+using internal::Bool;
+using internal::I64;
 using internal::JsonWriter;
+using internal::ParseBody;
+using internal::ParseLogin;
+using internal::ParseMessage;
+using internal::Str;
+using internal::U64;
 
 namespace {
-
-struct Pending {
-  bool done = false;
-  Status status;
-  std::string body;  // response body JSON ("" when none)
-};
-
-std::string Str(const rapidjson::Value& v, const char* k) {
-  auto it = v.FindMember(k);
-  return it != v.MemberEnd() && it->value.IsString()
-             ? std::string(it->value.GetString(), it->value.GetStringLength())
-             : std::string();
-}
-uint64_t U64(const rapidjson::Value& v, const char* k) {
-  auto it = v.FindMember(k);
-  if (it == v.MemberEnd()) return 0;
-  if (it->value.IsUint64()) return it->value.GetUint64();
-  if (it->value.IsString()) return std::strtoull(it->value.GetString(), nullptr, 10);
-  return 0;
-}
-int64_t I64(const rapidjson::Value& v, const char* k) {
-  auto it = v.FindMember(k);
-  return it != v.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
-}
-bool Bool(const rapidjson::Value& v, const char* k) {
-  auto it = v.FindMember(k);
-  return it != v.MemberEnd() && it->value.IsBool() && it->value.GetBool();
-}
-
-ReceivedMessage ParseMessage(const rapidjson::Value& m) {
-  ReceivedMessage r;
-  r.seq = U64(m, "seq");
-  r.message.mid = U64(m, "mid");
-  r.message.from = Str(m, "from");
-  r.message.to = Str(m, "to");
-  r.message.group = Str(m, "group");
-  r.message.type = Str(m, "type");
-  r.message.body = Str(m, "body");
-  r.message.ts = I64(m, "ts");
-  r.message.gseq = U64(m, "gseq");
-  auto extra = m.FindMember("extra");
-  if (extra != m.MemberEnd() && extra->value.IsObject()) {
-    r.message.extra = internal::ToJson(extra->value);
-  }
-  return r;
-}
-
-Status ParseBody(const Result<std::string>& r, rapidjson::Document* d) {
-  if (!r.ok()) return r.status();
-  if (!internal::ParseJson(*r, d, internal::kMaxServerFrameDepth).ok() || !d->IsObject()) {
-    return Status::Internal("malformed response body");
-  }
-  return Status::OK();
-}
-
-LoginInfo ParseLogin(const rapidjson::Document& d) {
-  LoginInfo info;
-  info.user = Str(d, "user");
-  info.tenant = Str(d, "tenant");
-  info.session = Str(d, "session");
-  info.node = Str(d, "node");
-  info.epoch = Str(d, "epoch");
-  info.last_seq = U64(d, "last_seq");
-  info.acked_seq = U64(d, "acked_seq");
-  info.heartbeat_s = static_cast<int>(I64(d, "heartbeat_s"));
-  info.server_ms = I64(d, "server_ms");
-  return info;
-}
 
 bool Retryable(const Status& s) {
   return s.code() == Code::kUnavailable || s.code() == Code::kRateLimited;
@@ -114,778 +47,414 @@ std::string RandomCid() {
 
 }  // namespace
 
-// State machine: idle -> connected -> logged in; a lost connection of a logged-in client goes to
-// reconnecting (the control thread dials, logs in, resyncs) unless the close was final (kick,
-// logout, Close(), a refused token).
-class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
- public:
-  explicit Impl(ClientOptions options)
-      : options_(std::move(options)),
-        mids_(options_.dedup_window),
-        gseq_order_(options_.gseq_hold_ms, options_.gseq_max_held) {}
-
-  ~Impl() { Shutdown(); }
-
-  Status Connect() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (connected_) return Status::Error(Code::kConflict, "already_connected", "connected");
-      final_ = false;
-    }
-    if (!io_thread_.joinable()) {
-      work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-          io_.get_executor());
-      io_thread_ = std::thread([this] { io_.run(); });
-      control_ = std::thread([this] { ControlLoop(); });
-    }
-    return Dial();
+Status Client::Impl::Connect() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (connected_) return Status::Error(Code::kConflict, "already_connected", "connected");
+    final_ = false;
   }
+  if (!io_thread_.joinable()) {
+    work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+        io_.get_executor());
+    io_thread_ = std::thread([this] { io_.run(); });
+    control_ = std::thread([this] { ControlLoop(); });
+  }
+  return Dial();
+}
 
-  Result<std::string> Request(const std::string& cmd, const std::string& body_json,
-                              int64_t timeout_ms = 0) {
-    std::shared_ptr<internal::ClientTransport> transport;
-    uint32_t id = next_id_.fetch_add(1);
-    if (id == 0) id = next_id_.fetch_add(1);  // 0 is the heartbeat's
-    auto pending = std::make_shared<Pending>();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!connected_) return Status::Error(Code::kUnavailable, "disconnected", "not connected");
-      // While a reconnect has not logged in again, a command would be refused (401) and the
-      // server would close the new connection: answer it here, retryable.
-      if (logged_in_ && !authenticated_ && cmd != "login" && cmd != "ping") {
-        return Status::Error(Code::kUnavailable, "reconnecting", "logging in again");
+Result<std::string> Client::Impl::Request(const std::string& cmd, const std::string& body_json,
+                                          int64_t timeout_ms) {
+  std::shared_ptr<internal::ClientTransport> transport;
+  uint32_t id = next_id_.fetch_add(1);
+  if (id == 0) id = next_id_.fetch_add(1);  // 0 is the heartbeat's
+  auto pending = std::make_shared<internal::Pending>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!connected_) return Status::Error(Code::kUnavailable, "disconnected", "not connected");
+    // While a reconnect has not logged in again, a command would be refused (401) and the
+    // server would close the new connection: answer it here, retryable.
+    if (logged_in_ && !authenticated_ && cmd != "login" && cmd != "ping") {
+      return Status::Error(Code::kUnavailable, "reconnecting", "logging in again");
+    }
+    transport = transport_;
+    pending_[id] = pending;
+  }
+  JsonWriter w;
+  w.StartObject();
+  w.Field("id", static_cast<uint64_t>(id));
+  w.Field("cmd", cmd);
+  if (!body_json.empty()) {
+    w.Key("body");
+    w.Raw(body_json);
+  }
+  w.EndObject();
+  transport->Send(w.str());
+  std::unique_lock<std::mutex> lock(mu_);
+  int64_t t = timeout_ms > 0 ? timeout_ms : options_.request_timeout_ms;
+  bool done = cv_.wait_for(lock, std::chrono::milliseconds(t), [&] { return pending->done; });
+  pending_.erase(id);
+  if (!done) return Status::Error(Code::kUnavailable, "timeout", cmd + " timed out");
+  if (!pending->status.ok()) return pending->status;
+  return pending->body;
+}
+
+Result<LoginInfo> Client::Impl::Login(const std::string& token, const std::string& device) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("token", token);
+  w.Field("device", device);
+  w.EndObject();
+  rapidjson::Document d;
+  {
+    // Pushes may overtake the login response (a message stored just before the session was
+    // attached): they wait until the position in the inbox is known.
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    resyncing_ = true;
+  }
+  Status s = ParseBody(Request("login", w.str()), &d);
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    resyncing_ = false;
+    held_.clear();
+    return s;
+  }
+  LoginInfo info = ParseLogin(d);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    token_ = token;
+    device_ = device;
+    logged_in_ = true;
+    authenticated_ = true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    if (resume_set_ && resume_epoch_ == info.epoch) {
+      tracker_.Reset(std::min(resume_seq_, info.last_seq));
+      // Catch up from the resume point in the background (delivered through OnMessage),
+      // then the held pushes.
+      if (tracker_.synced() < info.last_seq) need_resync_ = true;
+    } else {
+      // The backlog up to last_seq is the application's to sync; resume after it.
+      tracker_.Reset(info.last_seq);
+    }
+    resume_set_ = false;
+    epoch_ = info.epoch;
+    // Pushes that overtook the response go out from the catch-up sync (the client's own
+    // thread, in order after what it fetches); without any, nothing waits.
+    if (!held_.empty()) need_resync_ = true;
+    if (!need_resync_) resyncing_ = false;
+  }
+  if (need_resync_) control_cv_.notify_all();
+  StartHeartbeat(info.heartbeat_s);
+  control_cv_.notify_all();
+  return info;
+}
+
+Result<SendAck> Client::Impl::Send(const OutgoingMessage& m) {
+  JsonWriter w;
+  w.StartObject();
+  if (!m.group.empty()) {
+    w.Field("group", m.group);
+  } else {
+    w.Field("to", m.to);
+  }
+  w.Field("cid", m.cid.empty() ? RandomCid() : m.cid);
+  w.Field("type", m.type);
+  w.Field("body", m.body);
+  if (!m.extra.empty()) {
+    rapidjson::Document check;
+    // Checked here: the server answers a frame nested too deep without an id, which would
+    // leave this request waiting for its timeout.
+    if (!internal::ParseJson(m.extra, &check, internal::kMaxExtraDepth).ok() || !check.IsObject()) {
+      return Status::BadRequest("extra must be a JSON object nested at most " +
+                                std::to_string(internal::kMaxExtraDepth) + " deep");
+    }
+    w.Key("extra");
+    w.Raw(m.extra);
+  }
+  w.EndObject();
+  const std::string body = w.str();
+  auto deadline = Clock::now() + std::chrono::milliseconds(options_.send_timeout_ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    int64_t t = std::max<int64_t>(1, std::min<int64_t>(left.count(), options_.request_timeout_ms));
+    rapidjson::Document d;
+    Status s = ParseBody(Request("chat.send", body, t), &d);
+    if (s.ok()) {
+      SendAck ack{U64(d, "mid"), U64(d, "seq"), I64(d, "ts"), U64(d, "gseq")};
+      {
+        std::lock_guard<std::mutex> lock(seq_mu_);
+        mids_.Insert(ack.mid);  // our own message comes back in a resync: not a new one
+        tracker_.Mark(ack.seq);
       }
-      transport = transport_;
-      pending_[id] = pending;
+      if (ack.gseq != 0) {
+        std::lock_guard<std::mutex> lock(present_mu_);
+        std::vector<ReceivedMessage> out;
+        gseq_order_.OwnSent(m.group, ack.gseq, &out);
+        EmitLocked(out);
+      }
+      return ack;
     }
-    JsonWriter w;
-    w.StartObject();
-    w.Field("id", static_cast<uint64_t>(id));
-    w.Field("cmd", cmd);
-    if (!body_json.empty()) {
-      w.Key("body");
-      w.Raw(body_json);
-    }
-    w.EndObject();
-    transport->Send(w.str());
+    // Retry under the same cid: the server stores it once however often it arrives.
+    if (!Retryable(s) || !options_.auto_reconnect || Clock::now() >= deadline) return s;
     std::unique_lock<std::mutex> lock(mu_);
-    int64_t t = timeout_ms > 0 ? timeout_ms : options_.request_timeout_ms;
-    bool done = cv_.wait_for(lock, std::chrono::milliseconds(t), [&] { return pending->done; });
-    pending_.erase(id);
-    if (!done) return Status::Error(Code::kUnavailable, "timeout", cmd + " timed out");
-    if (!pending->status.ok()) return pending->status;
-    return pending->body;
+    if (final_) return s;
+    if (IsLocal(s)) {
+      // Not connected (or no answer): retry as soon as the session is back.
+      cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50)),
+                     [this] { return (connected_ && authenticated_) || final_; });
+    } else {
+      // The server answered 429 or 503 on a live session: wait as long as it asked (at
+      // least kServerRetryMs), never in a tight loop.
+      const int64_t wait_ms = std::max<int64_t>(s.retry_after_ms(), kServerRetryMs);
+      cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(wait_ms)),
+                     [this] { return final_; });
+    }
   }
+}
 
-  Result<LoginInfo> Login(const std::string& token, const std::string& device) {
+Result<SyncPage> Client::Impl::Sync(uint64_t after, size_t limit) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("after", after);
+  w.Field("limit", static_cast<uint64_t>(limit));
+  w.EndObject();
+  rapidjson::Document d;
+  Status s = ParseBody(Request("chat.sync", w.str()), &d);
+  if (!s.ok()) return s;
+  SyncPage page;
+  if (d.HasMember("messages") && d["messages"].IsArray()) {
+    for (const auto& m : d["messages"].GetArray()) page.messages.push_back(ParseMessage(m));
+  }
+  page.epoch = Str(d, "epoch");
+  page.first_seq = U64(d, "first_seq");
+  page.last_seq = U64(d, "last_seq");
+  page.more = Bool(d, "more");
+  page.gap = Bool(d, "gap");
+  return page;
+}
+
+void Client::Impl::Close() {
+  std::shared_ptr<internal::ClientTransport> t;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    final_ = true;
+    t = transport_;
+  }
+  cv_.notify_all();
+  control_cv_.notify_all();
+  if (t) t->Close();
+}
+
+void Client::Impl::Shutdown() {
+  Close();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  control_cv_.notify_all();
+  if (control_.joinable()) control_.join();
+  asio::post(io_, [this] {
+    if (heartbeat_) heartbeat_->cancel();
+  });
+  work_.reset();
+  io_.stop();
+  if (io_thread_.joinable()) io_thread_.join();
+  heartbeat_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  transport_.reset();
+}
+
+Status Client::Impl::Dial() {
+  if (options_.route_url.empty()) return DialUrl(options_.url);
+  Status s = Status::Unavailable("no gateway");
+  for (const std::string& url : internal::RouteCandidates(options_)) {
+    if ((s = DialUrl(url)).ok()) return s;
+  }
+  return s;
+}
+
+Status Client::Impl::DialUrl(const std::string& url) {
+  std::shared_ptr<internal::ClientTransport> t;
+  if (url.rfind("tcp://", 0) == 0) {
+    std::string host;
+    uint16_t port = 0;
+    if (!internal::SplitHostPort(url.substr(6), &host, &port)) {
+      return Status::BadRequest("bad url: " + url);
+    }
+    t = internal::NewTcpClientTransport(io_, host, port, options_.max_frame_bytes);
+  } else if (url.rfind("ws://", 0) == 0) {
+    t = internal::NewWsClientTransport(io_, url, options_.max_frame_bytes);
+  } else {
+    return Status::BadRequest("url must start with tcp:// or ws://: " + url);
+  }
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gen = ++generation_;
+    close_code_ = 0;
+    close_reason_.clear();
+    kicked_ = false;
+    authenticated_ = false;
+  }
+  std::weak_ptr<Impl> weak = shared_from_this();
+  t->on_message = [weak, gen](std::string text) {
+    if (auto self = weak.lock()) self->OnText(gen, text);
+  };
+  t->on_close = [weak, gen](int code, std::string reason) {
+    if (auto self = weak.lock()) self->OnTransportClosed(gen, code, std::move(reason));
+  };
+  Status s = t->Connect(options_.connect_timeout_ms);
+  if (!s.ok()) return s;
+  std::shared_ptr<internal::ClientTransport> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (gen != generation_) return Status::Unavailable("superseded");
+    old = std::move(transport_);
+    transport_ = std::move(t);
+    connected_ = true;
+  }
+  cv_.notify_all();
+  return Status::OK();  // `old` (already closed) is destroyed here, off the io thread
+}
+
+void Client::Impl::StartHeartbeat(int heartbeat_s) {
+  int64_t ms = options_.heartbeat_ms > 0 ? options_.heartbeat_ms : int64_t{heartbeat_s} * 1000;
+  if (ms <= 0) return;
+  std::weak_ptr<Impl> weak = shared_from_this();
+  asio::post(io_, [weak, ms] {
+    auto self = weak.lock();
+    if (!self || self->heartbeat_) return;
+    self->heartbeat_ = std::make_unique<asio::steady_timer>(self->io_);
+    self->heartbeat_ms_ = ms;
+    self->ArmHeartbeat();
+  });
+}
+
+void Client::Impl::ArmHeartbeat() {
+  heartbeat_->expires_after(std::chrono::milliseconds(heartbeat_ms_));
+  std::weak_ptr<Impl> weak = shared_from_this();
+  heartbeat_->async_wait([weak](const asio::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self) return;
+    std::shared_ptr<internal::ClientTransport> t;
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (self->connected_) t = self->transport_;
+    }
+    // Fire and forget (id 0, its response is ignored): the traffic keeps the session alive.
+    if (t) t->Send(R"({"id":0,"cmd":"ping"})");
+    self->ArmHeartbeat();
+  });
+}
+
+void Client::Impl::OnTransportClosed(uint64_t gen, int code, std::string reason) {
+  bool reconnect;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (gen != generation_) return;
+    connected_ = false;
+    authenticated_ = false;
+    for (auto& [id, p] : pending_) {
+      if (!p->done) {
+        p->status = Status::Error(Code::kUnavailable, "disconnected", "connection closed");
+        p->done = true;
+      }
+    }
+    if (close_code_ != 0) {  // TCP: the session.closed push told the code
+      code = close_code_;
+      reason = close_reason_;
+    }
+    // A kick, a logout, Close() or an expired token end the session for good.
+    bool final_close =
+        final_ || kicked_ || code == 4001 || code == 4002 || (code == 1000 && reason == "logout");
+    reconnect = options_.auto_reconnect && logged_in_ && !final_close && !stopping_;
+    if (reconnect) {
+      need_reconnect_ = true;
+      // Pushes on the next connection wait until the resync delivered what came before them.
+      std::lock_guard<std::mutex> seq_lock(seq_mu_);
+      resyncing_ = true;
+    } else {
+      final_ = true;
+      logged_in_ = false;
+    }
+  }
+  cv_.notify_all();
+  if (reconnect) {
+    control_cv_.notify_all();
+  } else {
+    Emit([&] {
+      if (on_closed_) on_closed_(code, reason);
+    });
+  }
+}
+
+void Client::Impl::Reconnect() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  int64_t delay = options_.reconnect_min_ms;
+  for (int attempt = 1;; ++attempt) {
+    std::uniform_int_distribution<int64_t> jitter(-delay / 4, delay / 4);
+    int64_t wait = std::max<int64_t>(1, delay + jitter(rng));
+    Emit([&] {
+      if (on_reconnecting_) on_reconnecting_(attempt, wait);
+    });
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      control_cv_.wait_for(lock, std::chrono::milliseconds(wait),
+                           [this] { return stopping_ || final_; });
+      if (stopping_ || final_) return;
+    }
+    delay = std::min(delay * 2, options_.reconnect_max_ms);
+    if (!Dial().ok()) continue;
+    std::string token, device;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      token = token_;
+      device = device_;
+    }
     JsonWriter w;
     w.StartObject();
     w.Field("token", token);
     w.Field("device", device);
     w.EndObject();
     rapidjson::Document d;
-    {
-      // Pushes may overtake the login response (a message stored just before the session was
-      // attached): they wait until the position in the inbox is known.
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      resyncing_ = true;
-    }
     Status s = ParseBody(Request("login", w.str()), &d);
     if (!s.ok()) {
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      resyncing_ = false;
-      held_.clear();
-      return s;
+      if (s.code() == Code::kUnauthenticated) {  // the token expired: only the app can help
+        Fail(4002, std::string(s.error()));
+        return;
+      }
+      continue;  // the connection went down again: back off and retry
     }
     LoginInfo info = ParseLogin(d);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      token_ = token;
-      device_ = device;
-      logged_in_ = true;
       authenticated_ = true;
     }
-    {
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      if (resume_set_ && resume_epoch_ == info.epoch) {
-        tracker_.Reset(std::min(resume_seq_, info.last_seq));
-        // Catch up from the resume point in the background (delivered through OnMessage),
-        // then the held pushes.
-        if (tracker_.synced() < info.last_seq) need_resync_ = true;
-      } else {
-        // The backlog up to last_seq is the application's to sync; resume after it.
-        tracker_.Reset(info.last_seq);
-      }
-      resume_set_ = false;
-      epoch_ = info.epoch;
-      // Pushes that overtook the response go out from the catch-up sync (the client's own
-      // thread, in order after what it fetches); without any, nothing waits.
-      if (!held_.empty()) need_resync_ = true;
-      if (!need_resync_) resyncing_ = false;
-    }
-    if (need_resync_) control_cv_.notify_all();
-    StartHeartbeat(info.heartbeat_s);
-    control_cv_.notify_all();
-    return info;
+    if (!Resync(info.epoch)) continue;
+    Emit([&] {
+      if (on_reconnected_) on_reconnected_(info);
+    });
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_all();  // senders waiting to retry
+    return;
   }
+}
 
-  Result<SendAck> Send(const OutgoingMessage& m) {
-    JsonWriter w;
-    w.StartObject();
-    if (!m.group.empty()) {
-      w.Field("group", m.group);
-    } else {
-      w.Field("to", m.to);
-    }
-    w.Field("cid", m.cid.empty() ? RandomCid() : m.cid);
-    w.Field("type", m.type);
-    w.Field("body", m.body);
-    if (!m.extra.empty()) {
-      rapidjson::Document check;
-      // Checked here: the server answers a frame nested too deep without an id, which would
-      // leave this request waiting for its timeout.
-      if (!internal::ParseJson(m.extra, &check, internal::kMaxExtraDepth).ok() ||
-          !check.IsObject()) {
-        return Status::BadRequest("extra must be a JSON object nested at most " +
-                                  std::to_string(internal::kMaxExtraDepth) + " deep");
-      }
-      w.Key("extra");
-      w.Raw(m.extra);
-    }
-    w.EndObject();
-    const std::string body = w.str();
-    auto deadline = Clock::now() + std::chrono::milliseconds(options_.send_timeout_ms);
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      int64_t t = std::max<int64_t>(1, std::min<int64_t>(left.count(), options_.request_timeout_ms));
-      rapidjson::Document d;
-      Status s = ParseBody(Request("chat.send", body, t), &d);
-      if (s.ok()) {
-        SendAck ack{U64(d, "mid"), U64(d, "seq"), I64(d, "ts"), U64(d, "gseq")};
-        {
-          std::lock_guard<std::mutex> lock(seq_mu_);
-          mids_.Insert(ack.mid);  // our own message comes back in a resync: not a new one
-          tracker_.Mark(ack.seq);
-        }
-        if (ack.gseq != 0) {
-          std::lock_guard<std::mutex> lock(present_mu_);
-          std::vector<ReceivedMessage> out;
-          gseq_order_.OwnSent(m.group, ack.gseq, &out);
-          EmitLocked(out);
-        }
-        return ack;
-      }
-      // Retry under the same cid: the server stores it once however often it arrives.
-      if (!Retryable(s) || !options_.auto_reconnect || Clock::now() >= deadline) return s;
-      std::unique_lock<std::mutex> lock(mu_);
-      if (final_) return s;
-      if (IsLocal(s)) {
-        // Not connected (or no answer): retry as soon as the session is back.
-        cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50)),
-                       [this] { return (connected_ && authenticated_) || final_; });
-      } else {
-        // The server answered 429 or 503 on a live session: wait as long as it asked (at
-        // least kServerRetryMs), never in a tight loop.
-        const int64_t wait_ms = std::max<int64_t>(s.retry_after_ms(), kServerRetryMs);
-        cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(wait_ms)),
-                       [this] { return final_; });
-      }
-    }
-  }
-
-  Result<SyncPage> Sync(uint64_t after, size_t limit) {
-    JsonWriter w;
-    w.StartObject();
-    w.Field("after", after);
-    w.Field("limit", static_cast<uint64_t>(limit));
-    w.EndObject();
-    rapidjson::Document d;
-    Status s = ParseBody(Request("chat.sync", w.str()), &d);
-    if (!s.ok()) return s;
-    SyncPage page;
-    if (d.HasMember("messages") && d["messages"].IsArray()) {
-      for (const auto& m : d["messages"].GetArray()) page.messages.push_back(ParseMessage(m));
-    }
-    page.epoch = Str(d, "epoch");
-    page.first_seq = U64(d, "first_seq");
-    page.last_seq = U64(d, "last_seq");
-    page.more = Bool(d, "more");
-    page.gap = Bool(d, "gap");
-    return page;
-  }
-
-  // Marks what the application fetched itself as delivered, so pushes of it are not repeated.
-  void NoteSynced(const SyncPage& page) {
-    std::lock_guard<std::mutex> lock(seq_mu_);
-    for (const auto& m : page.messages) {
-      mids_.Insert(m.message.mid);
-      tracker_.Mark(m.seq);
-    }
-  }
-
-  void Close() {
-    std::shared_ptr<internal::ClientTransport> t;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      final_ = true;
-      t = transport_;
-    }
-    cv_.notify_all();
-    control_cv_.notify_all();
-    if (t) t->Close();
-  }
-
-  void MarkFinal() {
+void Client::Impl::Fail(int code, const std::string& reason) {
+  std::shared_ptr<internal::ClientTransport> t;
+  {
     std::lock_guard<std::mutex> lock(mu_);
     final_ = true;
+    logged_in_ = false;
+    t = transport_;
   }
-
-  void Shutdown() {
-    Close();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    control_cv_.notify_all();
-    if (control_.joinable()) control_.join();
-    asio::post(io_, [this] {
-      if (heartbeat_) heartbeat_->cancel();
-    });
-    work_.reset();
-    io_.stop();
-    if (io_thread_.joinable()) io_thread_.join();
-    heartbeat_.reset();
-    std::lock_guard<std::mutex> lock(mu_);
-    transport_.reset();
-  }
-
-  bool connected() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return connected_;
-  }
-
-  uint64_t synced_seq() {
-    std::lock_guard<std::mutex> lock(seq_mu_);
-    return tracker_.synced();
-  }
-
-  void ResumeFrom(const std::string& epoch, uint64_t seq) {
-    std::lock_guard<std::mutex> lock(seq_mu_);
-    resume_set_ = true;
-    resume_epoch_ = epoch;
-    resume_seq_ = seq;
-  }
-
-  std::function<void(const ReceivedMessage&)> on_message_;
-  std::function<void(const std::string&)> on_kicked_;
-  std::function<void(int, const std::string&)> on_closed_;
-  std::function<void(const std::string&, const std::string&)> on_push_;
-  std::function<void(int, int64_t)> on_reconnecting_;
-  std::function<void(const LoginInfo&)> on_reconnected_;
-  std::function<void(const std::string&, uint64_t)> on_gap_;
-
- private:
-  using Clock = std::chrono::steady_clock;
-
-  // Opens a new transport (a new generation: callbacks of older ones are ignored).
-  // The route endpoint's gateways in order (client/route_resolver.h), else `url`.
-  Status Dial() {
-    if (options_.route_url.empty()) return DialUrl(options_.url);
-    Status s = Status::Unavailable("no gateway");
-    for (const std::string& url : internal::RouteCandidates(options_)) {
-      if ((s = DialUrl(url)).ok()) return s;
-    }
-    return s;
-  }
-
-  Status DialUrl(const std::string& url) {
-    std::shared_ptr<internal::ClientTransport> t;
-    if (url.rfind("tcp://", 0) == 0) {
-      std::string host;
-      uint16_t port = 0;
-      if (!internal::SplitHostPort(url.substr(6), &host, &port)) {
-        return Status::BadRequest("bad url: " + url);
-      }
-      t = internal::NewTcpClientTransport(io_, host, port, options_.max_frame_bytes);
-    } else if (url.rfind("ws://", 0) == 0) {
-      t = internal::NewWsClientTransport(io_, url, options_.max_frame_bytes);
-    } else {
-      return Status::BadRequest("url must start with tcp:// or ws://: " + url);
-    }
-    uint64_t gen;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      gen = ++generation_;
-      close_code_ = 0;
-      close_reason_.clear();
-      kicked_ = false;
-      authenticated_ = false;
-    }
-    std::weak_ptr<Impl> weak = shared_from_this();
-    t->on_message = [weak, gen](std::string text) {
-      if (auto self = weak.lock()) self->OnText(gen, text);
-    };
-    t->on_close = [weak, gen](int code, std::string reason) {
-      if (auto self = weak.lock()) self->OnTransportClosed(gen, code, std::move(reason));
-    };
-    Status s = t->Connect(options_.connect_timeout_ms);
-    if (!s.ok()) return s;
-    std::shared_ptr<internal::ClientTransport> old;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (gen != generation_) return Status::Unavailable("superseded");
-      old = std::move(transport_);
-      transport_ = std::move(t);
-      connected_ = true;
-    }
-    cv_.notify_all();
-    return Status::OK();  // `old` (already closed) is destroyed here, off the io thread
-  }
-
-  void StartHeartbeat(int heartbeat_s) {
-    int64_t ms = options_.heartbeat_ms > 0 ? options_.heartbeat_ms : int64_t{heartbeat_s} * 1000;
-    if (ms <= 0) return;
-    std::weak_ptr<Impl> weak = shared_from_this();
-    asio::post(io_, [weak, ms] {
-      auto self = weak.lock();
-      if (!self || self->heartbeat_) return;
-      self->heartbeat_ = std::make_unique<asio::steady_timer>(self->io_);
-      self->heartbeat_ms_ = ms;
-      self->ArmHeartbeat();
-    });
-  }
-
-  void ArmHeartbeat() {
-    heartbeat_->expires_after(std::chrono::milliseconds(heartbeat_ms_));
-    std::weak_ptr<Impl> weak = shared_from_this();
-    heartbeat_->async_wait([weak](const asio::error_code& ec) {
-      auto self = weak.lock();
-      if (ec || !self) return;
-      std::shared_ptr<internal::ClientTransport> t;
-      {
-        std::lock_guard<std::mutex> lock(self->mu_);
-        if (self->connected_) t = self->transport_;
-      }
-      // Fire and forget (id 0, its response is ignored): the traffic keeps the session alive.
-      if (t) t->Send(R"({"id":0,"cmd":"ping"})");
-      self->ArmHeartbeat();
-    });
-  }
-
-  void OnText(uint64_t gen, const std::string& text) {
-    rapidjson::Document d;
-    if (!internal::ParseJson(text, &d, internal::kMaxServerFrameDepth).ok() || !d.IsObject()) {
-      return;
-    }
-    auto id = d.FindMember("id");
-    if (id != d.MemberEnd() && id->value.IsUint()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = pending_.find(id->value.GetUint());
-      if (it == pending_.end()) return;
-      Pending& p = *it->second;
-      int code = d.HasMember("code") && d["code"].IsInt() ? d["code"].GetInt() : 500;
-      if (code != 0) {
-        p.status = Status::Error(static_cast<Code>(code), Str(d, "error"), Str(d, "message"))
-                       .WithRetryAfter(I64(d, "retry_after_ms"));
-      } else if (d.HasMember("body") && d["body"].IsObject()) {
-        p.body = internal::ToJson(d["body"]);
-      }
-      p.done = true;
-      cv_.notify_all();
-      return;
-    }
-    std::string cmd = Str(d, "cmd");
-    static const rapidjson::Value kEmpty(rapidjson::kObjectType);
-    const rapidjson::Value& body =
-        d.HasMember("body") && d["body"].IsObject() ? d["body"] : kEmpty;
-    if (cmd == "chat.message") {
-      ReceivedMessage m = ParseMessage(body);
-      {
-        std::lock_guard<std::mutex> lock(seq_mu_);
-        if (resyncing_) {  // delivered after the resync, in seq order
-          held_.push_back(std::move(m));
-          return;
-        }
-        if (m.seq <= tracker_.synced()) {
-          // Delivered already, or the app's backlog; but a message never seen under a seq
-          // already passed means the inbox's seqs started again (a new epoch after the storage
-          // lost data): a resync reads the epoch and starts over from 0.
-          if (!mids_.Contains(m.message.mid)) {
-            need_resync_ = true;
-            control_cv_.notify_all();
-          }
-          return;
-        }
-        tracker_.Mark(m.seq);
-        if (!mids_.Insert(m.message.mid)) return;
-      }
-      std::vector<ReceivedMessage> one;
-      one.push_back(std::move(m));
-      Present(std::move(one));
-    } else if (cmd == "session.kicked") {
-      std::string reason = Str(body, "reason");
-      {
-        // A drain kick sends the client elsewhere: it reconnects (the close is 1001).
-        std::lock_guard<std::mutex> lock(mu_);
-        if (gen == generation_ && reason != "drain") kicked_ = true;
-      }
-      Emit([&] {
-        if (on_kicked_) on_kicked_(reason);
-      });
-    } else if (cmd == "session.closed") {
-      std::lock_guard<std::mutex> lock(mu_);
-      close_code_ = static_cast<int>(I64(body, "code"));
-      close_reason_ = Str(body, "reason");
-    } else if (!cmd.empty()) {
-      std::string json = internal::ToJson(body);
-      Emit([&] {
-        if (on_push_) on_push_(cmd, json);
-      });
-    }
-  }
-
-  void OnTransportClosed(uint64_t gen, int code, std::string reason) {
-    bool reconnect;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (gen != generation_) return;
-      connected_ = false;
-      authenticated_ = false;
-      for (auto& [id, p] : pending_) {
-        if (!p->done) {
-          p->status = Status::Error(Code::kUnavailable, "disconnected", "connection closed");
-          p->done = true;
-        }
-      }
-      if (close_code_ != 0) {  // TCP: the session.closed push told the code
-        code = close_code_;
-        reason = close_reason_;
-      }
-      // A kick, a logout, Close() or an expired token end the session for good.
-      bool final_close = final_ || kicked_ || code == 4001 || code == 4002 ||
-                         (code == 1000 && reason == "logout");
-      reconnect = options_.auto_reconnect && logged_in_ && !final_close && !stopping_;
-      if (reconnect) {
-        need_reconnect_ = true;
-        // Pushes on the next connection wait until the resync delivered what came before them.
-        std::lock_guard<std::mutex> seq_lock(seq_mu_);
-        resyncing_ = true;
-      } else {
-        final_ = true;
-        logged_in_ = false;
-      }
-    }
-    cv_.notify_all();
-    if (reconnect) {
-      control_cv_.notify_all();
-    } else {
-      Emit([&] {
-        if (on_closed_) on_closed_(code, reason);
-      });
-    }
-  }
-
-  void ControlLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto next_tick = Clock::now() + std::chrono::seconds(1);
-    while (!stopping_) {
-      // Wakes for the hole check every second, and when a held group message's hold ends.
-      const int64_t hold_end = next_hold_end_.load();
-      auto wake = next_tick;
-      if (hold_end != internal::GseqOrder::kNever) {
-        wake = std::min(wake, Clock::now() + std::chrono::milliseconds(
-                                                 std::max<int64_t>(1, hold_end - NowMs())));
-      }
-      control_cv_.wait_until(lock, wake, [this, hold_end] {
-        return stopping_ || need_reconnect_ || need_resync_.load() ||
-               next_hold_end_.load() < hold_end;
-      });
-      if (stopping_) break;
-      lock.unlock();
-      PresentExpired();
-      lock.lock();
-      if (need_resync_.exchange(false) && !need_reconnect_) {
-        std::string epoch;
-        {
-          std::lock_guard<std::mutex> seq_lock(seq_mu_);
-          epoch = epoch_;
-        }
-        lock.unlock();
-        (void)Resync(epoch);
-        lock.lock();
-      } else if (need_reconnect_) {
-        need_reconnect_ = false;
-        lock.unlock();
-        Reconnect();
-        lock.lock();
-      } else if (Clock::now() >= next_tick) {
-        next_tick = Clock::now() + std::chrono::seconds(1);
-        if (connected_ && logged_in_) {
-          lock.unlock();
-          FillHoles();
-          lock.lock();
-        }
-      }
-    }
-  }
-
-  // Dials with exponential backoff and jitter until logged in again, a final refusal, or stop.
-  void Reconnect() {
-    thread_local std::mt19937_64 rng(std::random_device{}());
-    int64_t delay = options_.reconnect_min_ms;
-    for (int attempt = 1;; ++attempt) {
-      std::uniform_int_distribution<int64_t> jitter(-delay / 4, delay / 4);
-      int64_t wait = std::max<int64_t>(1, delay + jitter(rng));
-      Emit([&] {
-        if (on_reconnecting_) on_reconnecting_(attempt, wait);
-      });
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        control_cv_.wait_for(lock, std::chrono::milliseconds(wait),
-                             [this] { return stopping_ || final_; });
-        if (stopping_ || final_) return;
-      }
-      delay = std::min(delay * 2, options_.reconnect_max_ms);
-      if (!Dial().ok()) continue;
-      std::string token, device;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        token = token_;
-        device = device_;
-      }
-      JsonWriter w;
-      w.StartObject();
-      w.Field("token", token);
-      w.Field("device", device);
-      w.EndObject();
-      rapidjson::Document d;
-      Status s = ParseBody(Request("login", w.str()), &d);
-      if (!s.ok()) {
-        if (s.code() == Code::kUnauthenticated) {  // the token expired: only the app can help
-          Fail(4002, std::string(s.error()));
-          return;
-        }
-        continue;  // the connection went down again: back off and retry
-      }
-      LoginInfo info = ParseLogin(d);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        authenticated_ = true;
-      }
-      if (!Resync(info.epoch)) continue;
-      Emit([&] {
-        if (on_reconnected_) on_reconnected_(info);
-      });
-      std::lock_guard<std::mutex> lock(mu_);
-      cv_.notify_all();  // senders waiting to retry
-      return;
-    }
-  }
-
-  void Fail(int code, const std::string& reason) {
-    std::shared_ptr<internal::ClientTransport> t;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      final_ = true;
-      logged_in_ = false;
-      t = transport_;
-    }
-    cv_.notify_all();
-    if (t) t->Close();
-    Emit([&] {
-      if (on_closed_) on_closed_(code, reason);
-    });
-  }
-
-  // The pushes held while the position was unknown, in seq order, without those at or below
-  // the synced seq (delivered already, or the application's backlog) and those seen already.
-  // Under seq_mu_.
-  std::vector<ReceivedMessage> TakeHeldLocked() {
-    std::vector<ReceivedMessage> held;
-    held.swap(held_);
-    std::sort(held.begin(), held.end(),
-              [](const ReceivedMessage& a, const ReceivedMessage& b) { return a.seq < b.seq; });
-    auto fresh_end = std::remove_if(held.begin(), held.end(), [this](const ReceivedMessage& m) {
-      if (m.seq <= tracker_.synced()) {
-        if (!mids_.Contains(m.message.mid)) need_resync_ = true;  // a new epoch: see OnText
-        return true;
-      }
-      tracker_.Mark(m.seq);
-      return !mids_.Insert(m.message.mid);
-    });
-    held.erase(fresh_end, held.end());
-    return held;
-  }
-
-  // A seq above a hole waited a full control tick: fetch what is missing.
-  void FillHoles() {
-    bool hole;
-    std::string epoch;
-    {
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      hole = tracker_.has_hole();
-      epoch = epoch_;
-      if (!hole) {
-        hole_ticks_ = 0;
-        return;
-      }
-      if (++hole_ticks_ < 2) return;
-      hole_ticks_ = 0;
-    }
-    (void)Resync(epoch);
-  }
-
-  // Fetches everything after the synced seq and delivers it (deduplicated, in order), then the
-  // pushes held meanwhile. False when the connection failed midway.
-  bool Resync(const std::string& epoch) {
-    uint64_t after;
-    {
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      resyncing_ = true;
-      if (!epoch_.empty() && epoch != epoch_) {
-        tracker_.Reset(0);  // seqs were handed out again: everything is new
-        Emit([&] {
-          if (on_gap_) on_gap_("epoch", 0);
-        });
-      }
-      epoch_ = epoch;
-      after = tracker_.synced();
-    }
-    bool ok = true;
-    for (bool more = true; more;) {
-      auto page = Sync(after, 200);
-      if (!page.ok()) {
-        ok = false;
-        break;
-      }
-      std::vector<ReceivedMessage> fresh;
-      {
-        std::lock_guard<std::mutex> lock(seq_mu_);
-        if (!page->epoch.empty() && page->epoch != epoch_) {
-          // The epoch changed since the login (the storage lost data, or was repaired): the
-          // seqs started again, so everything is new; start over from 0.
-          tracker_.Reset(0);
-          epoch_ = page->epoch;
-          Emit([&] {
-            if (on_gap_) on_gap_("epoch", 0);
-          });
-          after = 0;
-          continue;
-        }
-        if (page->gap) {
-          uint64_t from = after;
-          Emit([&] {
-            if (on_gap_) on_gap_("retention", from);
-          });
-          if (page->first_seq > 0) tracker_.Reset(std::max(after, page->first_seq - 1));
-        }
-        for (auto& m : page->messages) {
-          tracker_.Mark(m.seq);
-          after = std::max(after, m.seq);
-          if (mids_.Insert(m.message.mid)) fresh.push_back(std::move(m));
-        }
-        if (page->messages.empty() && !page->more) tracker_.Reset(page->last_seq);
-      }
-      internal::SortByGseq(&fresh);
-      Present(std::move(fresh));
-      more = page->more;
-    }
-    std::vector<ReceivedMessage> held;
-    {
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      resyncing_ = false;
-      held = TakeHeldLocked();
-    }
-    Present(std::move(held));
-    return ok;
-  }
-
-  // Hands `messages` (in arrival order) to OnMessage through the gseq order. Never called
-  // under seq_mu_ or mu_ (present_mu_ comes first, then the callback's mutex).
-  void Present(std::vector<ReceivedMessage> messages) {
-    std::lock_guard<std::mutex> lock(present_mu_);
-    std::vector<ReceivedMessage> out;
-    const int64_t now = NowMs();
-    for (ReceivedMessage& m : messages) gseq_order_.Offer(std::move(m), now, &out);
-    EmitLocked(out);
-  }
-
-  // Releases the group messages whose hold ended.
-  void PresentExpired() {
-    if (next_hold_end_.load() > NowMs()) return;
-    std::lock_guard<std::mutex> lock(present_mu_);
-    std::vector<ReceivedMessage> out;
-    gseq_order_.Expire(NowMs(), &out);
-    EmitLocked(out);
-  }
-
-  // Under present_mu_.
-  void EmitLocked(const std::vector<ReceivedMessage>& out) {
-    next_hold_end_ = gseq_order_.NextDeadline();
-    if (next_hold_end_.load() != internal::GseqOrder::kNever) control_cv_.notify_all();
-    for (const ReceivedMessage& m : out) {
-      Emit([&] {
-        if (on_message_) on_message_(m);
-      });
-    }
-  }
-
-  static int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               Clock::now().time_since_epoch())
-        .count();
-  }
-
-
-  template <typename F>
-  void Emit(F&& f) {
-    std::lock_guard<std::recursive_mutex> lock(callback_mu_);
-    f();
-  }
-
-  ClientOptions options_;
-  asio::io_context io_;
-  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::thread io_thread_;
-  std::thread control_;
-  std::unique_ptr<asio::steady_timer> heartbeat_;  // io thread only
-  int64_t heartbeat_ms_ = 0;
-  std::atomic<uint32_t> next_id_{1};
-  std::recursive_mutex callback_mu_;  // one callback at a time
-
-  std::mutex mu_;  // guards the connection state below
-  std::condition_variable cv_;
-  std::condition_variable control_cv_;
-  std::shared_ptr<internal::ClientTransport> transport_;
-  uint64_t generation_ = 0;
-  bool connected_ = false;
-  bool logged_in_ = false;      // the application logged in: reconnects log in again
-  bool authenticated_ = false;  // the current connection is logged in
-  bool final_ = false;
-  bool kicked_ = false;
-  bool stopping_ = false;
-  bool need_reconnect_ = false;
-  int close_code_ = 0;
-  std::string close_reason_;
-  std::string token_;
-  std::string device_;
-  std::unordered_map<uint32_t, std::shared_ptr<Pending>> pending_;
-
-  std::mutex seq_mu_;  // guards the delivery state below
-  internal::SeqTracker tracker_;
-  internal::MidWindow mids_;
-  std::string epoch_;
-  bool resyncing_ = false;
-  std::vector<ReceivedMessage> held_;
-  int hole_ticks_ = 0;
-  std::mutex present_mu_;  // guards gseq_order_; taken before callback_mu_, never under seq_mu_
-  internal::GseqOrder gseq_order_;
-  std::atomic<int64_t> next_hold_end_{internal::GseqOrder::kNever};
-  std::atomic<bool> need_resync_{false};
-  bool resume_set_ = false;
-  std::string resume_epoch_;
-  uint64_t resume_seq_ = 0;
-};
+  cv_.notify_all();
+  if (t) t->Close();
+  Emit([&] {
+    if (on_closed_) on_closed_(code, reason);
+  });
+}
 
 Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
 Client::~Client() { impl_->Shutdown(); }
