@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <sstream>
 #include <vector>
@@ -136,6 +137,11 @@ class Reader {
 // kMaxDots dots outside strings and comments (as many as toml++'s own nesting bound; imd's keys
 // have two parts, a float one dot).
 constexpr int kMaxDots = 256;
+
+// [storage] redis_*: a timeout past ten minutes or a pool past 1024 connections per backend is
+// a typo, not a setting (hiredis takes the timeouts as int milliseconds).
+constexpr int64_t kMaxRedisTimeoutMs = 600'000;
+constexpr int64_t kMaxRedisPoolSize = 1024;
 
 im::Status CheckDots(const std::string& text, const std::string& path) {
   enum { kNormal, kBasic, kLiteral, kMultiBasic, kMultiLiteral, kComment } state = kNormal;
@@ -593,8 +599,19 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("dedup_window_s", &c->dedup_window_s);
     r.Get<std::string>("sessions", &c->sessions);
     r.Get<std::string>("tenants", &c->tenants_store);
+    r.Get<int64_t>("redis_connect_timeout_ms", &c->redis_connect_timeout_ms);
+    r.Get<int64_t>("redis_command_timeout_ms", &c->redis_command_timeout_ms);
+    r.Get<int64_t>("redis_pool_size", &c->redis_pool_size);
     s = r.Finish();
     if (!s.ok()) return s;
+    for (const auto& [key, value, max] :
+         {std::tuple{"redis_connect_timeout_ms", c->redis_connect_timeout_ms, kMaxRedisTimeoutMs},
+          std::tuple{"redis_command_timeout_ms", c->redis_command_timeout_ms, kMaxRedisTimeoutMs},
+          std::tuple{"redis_pool_size", c->redis_pool_size, kMaxRedisPoolSize}}) {
+      if (value < 1 || value > max) {
+        return AtLine(*t, "storage.", key, "must be in 1.." + std::to_string(max));
+      }
+    }
     for (const char* key : {"inbox", "groups", "users", "sessions"}) {
       if (s = CheckRedisUrl(*t, "storage.", key, /*list=*/true); !s.ok()) return s;
     }

@@ -74,6 +74,11 @@ struct Config {
   size_t log_max_files = 4;
   int64_t retention_s = 7 * 24 * 3600;
   size_t max_inbox = 10000;
+  // [storage] redis_*: the pool settings of every Redis connection pool of imd (storage and
+  // cluster), im::RedisOptions's fields of the same names.
+  int64_t redis_connect_timeout_ms = 1000;
+  int64_t redis_command_timeout_ms = 1000;
+  int64_t redis_pool_size = 8;
   int64_t dedup_window_s = 24 * 3600;
 };
 

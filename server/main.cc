@@ -413,6 +413,9 @@ int RunServer(imd::Config c, const std::string& config_path) {
     cluster_options.url =
         c.cluster_redis.empty() ? c.sessions.substr(0, c.sessions.find(',')) : c.cluster_redis;
     cluster_options.metrics_label = "cluster";
+    cluster_options.connect_timeout_ms = static_cast<int>(c.redis_connect_timeout_ms);
+    cluster_options.command_timeout_ms = static_cast<int>(c.redis_command_timeout_ms);
+    cluster_options.pool_size = static_cast<int>(c.redis_pool_size);
     auto client = imd::SharedRedisClient(cluster_options.url, "cluster");
     if (!client.ok()) return Fail(client.status());
     cluster_redis = *client;
@@ -625,6 +628,9 @@ int main(int argc, char** argv) {
   if (!tcp.empty()) c.server.tcp_listen = tcp;
   if (!data.empty()) c.data_dir = data;
   if (!static_dir.empty()) c.server.static_dir = static_dir;
+  imd::SetRedisTuning(static_cast<int>(c.redis_connect_timeout_ms),
+                      static_cast<int>(c.redis_command_timeout_ms),
+                      static_cast<int>(c.redis_pool_size));
   if (*token) return RunToken(c, user, tenant, ttl);
   if (*repair) return RunRepair(std::move(c));
   return RunServer(std::move(c), config_path);

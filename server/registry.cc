@@ -19,12 +19,26 @@
 namespace imd {
 namespace {
 
+struct RedisTuning {
+  int connect_timeout_ms = 0;  // 0 = im::RedisOptions's default
+  int command_timeout_ms = 0;
+  int pool_size = 0;
+};
+RedisTuning& Tuning() {
+  static RedisTuning tuning;
+  return tuning;
+}
+
 #if IM_WITH_REDIS
 // `label` names the pool in the im_redis_* metrics (docs/operations.md, metrics).
 im::RedisOptions RedisOptionsOf(const std::string& url, const std::string& label) {
   im::RedisOptions o;
   o.url = url;
   o.metrics_label = label;
+  const RedisTuning& t = Tuning();
+  if (t.connect_timeout_ms > 0) o.connect_timeout_ms = t.connect_timeout_ms;
+  if (t.command_timeout_ms > 0) o.command_timeout_ms = t.command_timeout_ms;
+  if (t.pool_size > 0) o.pool_size = t.pool_size;
   return o;
 }
 #else
@@ -34,6 +48,10 @@ im::Status NoRedis(const std::string& uri) {
 #endif
 
 }  // namespace
+
+void SetRedisTuning(int connect_timeout_ms, int command_timeout_ms, int pool_size) {
+  Tuning() = RedisTuning{connect_timeout_ms, command_timeout_ms, pool_size};
+}
 
 #if IM_WITH_REDIS
 im::Result<std::shared_ptr<im::internal::RedisClient>> SharedRedisClient(

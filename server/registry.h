@@ -19,6 +19,10 @@
 
 namespace imd {
 
+// The Redis pool settings of every backend opened after this call and of SharedRedisClient
+// (config [storage] redis_*; im::RedisOptions's defaults until called). Call before opening.
+void SetRedisTuning(int connect_timeout_ms, int command_timeout_ms, int pool_size);
+
 // The scheme of a backend URI: "memory" for "memory:", "redis" for "redis://...".
 std::string UriScheme(const std::string& uri);
 
