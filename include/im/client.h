@@ -62,6 +62,11 @@ struct ClientOptions {
   int64_t gseq_hold_ms = 1000;
   // At most this many messages wait so; one more releases the longest-waiting group's next.
   size_t gseq_max_held = 1000;
+  // Pushes that arrive while the client resyncs (or before the login response) wait for the
+  // resync, at most this many (0 = none wait). One more is dropped and counted in
+  // dropped_pushes(); the client then syncs once more after the resync, which fetches it, so
+  // OnMessage still gets every message once and in order, later.
+  size_t max_held_pushes = 10000;
 };
 
 struct LoginInfo {
@@ -152,6 +157,9 @@ class Client {
   // through Send): where a resync starts. After the first login it is that login's last_seq
   // unless set with ResumeFrom (older entries are the offline backlog the application syncs).
   uint64_t synced_seq() const;
+  // Pushes dropped because max_held_pushes were waiting for a resync (each was fetched again by
+  // a sync, not lost). For monitoring: a steady rise means resyncs take long under heavy traffic.
+  uint64_t dropped_pushes() const;
   // Where to resume after the next login: the epoch and seq the application persisted. Call
   // before Login.
   void ResumeFrom(const std::string& epoch, uint64_t seq);

@@ -116,6 +116,7 @@ Result<LoginInfo> Client::Impl::Login(const std::string& token, const std::strin
     std::lock_guard<std::mutex> lock(seq_mu_);
     resyncing_ = false;
     held_.clear();
+    held_dropped_ = false;
     return s;
   }
   LoginInfo info = ParseLogin(d);
@@ -141,7 +142,7 @@ Result<LoginInfo> Client::Impl::Login(const std::string& token, const std::strin
     epoch_ = info.epoch;
     // Pushes that overtook the response go out from the catch-up sync (the client's own
     // thread, in order after what it fetches); without any, nothing waits.
-    if (!held_.empty()) need_resync_ = true;
+    if (!held_.empty() || held_dropped_) need_resync_ = true;
     if (!need_resync_) resyncing_ = false;
   }
   if (need_resync_) control_cv_.notify_all();
@@ -500,6 +501,7 @@ Result<std::string> Client::Request(const std::string& cmd, const std::string& b
 void Client::Close() { impl_->Close(); }
 bool Client::connected() const { return impl_->connected(); }
 uint64_t Client::synced_seq() const { return impl_->synced_seq(); }
+uint64_t Client::dropped_pushes() const { return impl_->dropped_pushes(); }
 void Client::ResumeFrom(const std::string& epoch, uint64_t seq) { impl_->ResumeFrom(epoch, seq); }
 void Client::OnMessage(std::function<void(const ReceivedMessage&)> cb) {
   impl_->on_message_ = std::move(cb);

@@ -56,6 +56,12 @@ void Client::Impl::OnText(uint64_t gen, const std::string& text) {
     {
       std::lock_guard<std::mutex> lock(seq_mu_);
       if (resyncing_) {  // delivered after the resync, in seq order
+        if (held_.size() >= options_.max_held_pushes) {
+          // Full: this one is fetched again by a sync after the current one (see Resync).
+          held_dropped_ = true;
+          ++dropped_pushes_;
+          return;
+        }
         held_.push_back(std::move(m));
         return;
       }
@@ -180,6 +186,7 @@ bool Client::Impl::Resync(const std::string& epoch) {
   {
     std::lock_guard<std::mutex> lock(seq_mu_);
     resyncing_ = true;
+    held_dropped_ = false;  // this sync fetches what was dropped before it
     if (!epoch_.empty() && epoch != epoch_) {
       tracker_.Reset(0);  // seqs were handed out again: everything is new
       Emit([&] {
@@ -233,6 +240,11 @@ bool Client::Impl::Resync(const std::string& epoch) {
     std::lock_guard<std::mutex> lock(seq_mu_);
     resyncing_ = false;
     held = TakeHeldLocked();
+    // Pushes dropped while this sync ran may lie past its last page: one more sync fetches them.
+    if (held_dropped_) {
+      held_dropped_ = false;
+      need_resync_ = true;
+    }
   }
   Present(std::move(held));
   return ok;

@@ -78,6 +78,11 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     return tracker_.synced();
   }
 
+  uint64_t dropped_pushes() {
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    return dropped_pushes_;
+  }
+
   void ResumeFrom(const std::string& epoch, uint64_t seq) {
     std::lock_guard<std::mutex> lock(seq_mu_);
     resume_set_ = true;
@@ -177,7 +182,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   internal::MidWindow mids_;
   std::string epoch_;
   bool resyncing_ = false;
-  std::vector<ReceivedMessage> held_;
+  std::vector<ReceivedMessage> held_;  // at most options_.max_held_pushes
+  bool held_dropped_ = false;           // a push found held_ full since the last sync began
+  uint64_t dropped_pushes_ = 0;
   int hole_ticks_ = 0;
   std::mutex present_mu_;  // guards gseq_order_; taken before callback_mu_, never under seq_mu_
   internal::GseqOrder gseq_order_;

@@ -122,6 +122,7 @@ std::vector<std::string> RouteCandidates(const ClientOptions& options) {
         doc.HasMember("gateways") && doc["gateways"].IsArray()) {
       const char* want = options.url.rfind("ws://", 0) == 0 ? "ws" : "tcp";
       for (const rapidjson::Value& g : doc["gateways"].GetArray()) {
+        if (urls.size() == kMaxRouteGateways) break;
         if (!g.IsObject() || !g.HasMember(want) || !g[want].IsString()) continue;
         urls.emplace_back(g[want].GetString(), g[want].GetStringLength());
       }

@@ -7,6 +7,8 @@
 // per call (blocking, at most connect_timeout_ms to connect and as long again to answer); its
 // gateways come first, as WebSocket URLs when options.url is ws://, else as tcp:// URLs, and
 // options.url comes last as the fallback (alone when the endpoint fails or answers nothing).
+// At most kMaxRouteGateways of the answer's gateways are taken (each dial may take
+// connect_timeout_ms); the rest are ignored.
 //
 // Thread-safety: a pure function of its argument (it opens one socket of its own).
 #ifndef IM_CLIENT_ROUTE_RESOLVER_H_
@@ -19,6 +21,9 @@
 #include "im/result.h"
 
 namespace im::internal {
+
+// The most gateways a server answers ([routing] max_answers is at most 64).
+constexpr size_t kMaxRouteGateways = 64;
 
 // The body of a 200 answer to an HTTP/1.1 GET of `url` ("http://host:port/path?query"), read to
 // the end (at most 64 KiB). 400 for a URL that is not http://; 503 when the server cannot be

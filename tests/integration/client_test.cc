@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "im/client.h"
@@ -183,4 +184,117 @@ TEST_CASE("client: a send over the server's rate limit waits retry_after_ms and 
   // retry_after_ms it was given, about once per send past the burst.
   CHECK(it->second >= 4);
   CHECK(it->second <= 12);
+}
+
+// While a resync runs, pushes wait for it in a buffer of max_held_pushes. Past it they are
+// dropped (counted), and a sync after the resync fetches them: every message still reaches
+// OnMessage once, in seq order.
+TEST_CASE("client: pushes past max_held_pushes during a resync are fetched again, none lost") {
+  TestServer ts;
+  const im::UserKey bob{"default", "bob"};
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(ts.server().SendToUser(bob, "ann", "old" + std::to_string(i)).ok());
+  std::string epoch;
+  {
+    im::Client first(Url(ts.TcpUrl()));
+    REQUIRE(first.Connect().ok());
+    auto info = first.Login(ts.Token("bob"));
+    REQUIRE(info.ok());
+    epoch = info->epoch;
+  }
+  constexpr size_t kHeld = 4, kPushed = 20;
+  im::ClientOptions o = Url(ts.TcpUrl());
+  o.max_held_pushes = kHeld;
+  im::Client c(o);
+  // The first message (from the catch-up resync) blocks the client's delivery until `go`, so
+  // the resync is still running while the pushes come.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool blocked = false, go = false;
+  std::vector<im::ReceivedMessage> got;
+  c.OnMessage([&](const im::ReceivedMessage& m) {
+    std::unique_lock<std::mutex> lock(mu);
+    got.push_back(m);
+    blocked = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return go; });
+  });
+  c.ResumeFrom(epoch, 0);
+  REQUIRE(c.Connect().ok());
+  REQUIRE(c.Login(ts.Token("bob")).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return blocked; }));
+  }
+  for (size_t i = 0; i < kPushed; ++i) {
+    REQUIRE(ts.server().SendToUser(bob, "ann", "new" + std::to_string(i)).ok());
+  }
+  // kHeld wait; the rest are dropped.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (c.dropped_pushes() < kPushed - kHeld && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(c.dropped_pushes() == kPushed - kHeld);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  std::unique_lock<std::mutex> lock(mu);
+  REQUIRE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return got.size() >= 3 + kPushed; }));
+  lock.unlock();
+  (void)c.Ping();  // a round trip: a late duplicate would have reached OnMessage by now
+  lock.lock();
+  REQUIRE(got.size() == 3 + kPushed);
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].seq == i + 1);
+    CHECK(got[i].message.body ==
+          (i < 3 ? "old" + std::to_string(i) : "new" + std::to_string(i - 3)));
+  }
+  CHECK(c.synced_seq() == 3 + kPushed);
+}
+
+// The route endpoint's answer is bounded: the client dials at most 64 of its gateways (each
+// dial may take connect_timeout_ms), then `url`. Here the 65th gateway is the only live one.
+TEST_CASE("client: at most 64 gateways of a route answer are dialed") {
+  TestServer ts;
+  std::string closed;  // a loopback port nothing listens on: a dial there is refused at once
+  {
+    asio::io_context io;
+    asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    closed = "tcp://127.0.0.1:" + std::to_string(a.local_endpoint().port());
+  }
+  for (const size_t live_at : {size_t{64}, size_t{63}}) {
+    CAPTURE(live_at);
+    std::string gateways;
+    for (size_t i = 0; i < 70; ++i) {
+      gateways +=
+          std::string(i ? "," : "") + R"({"tcp":")" + (i == live_at ? ts.TcpUrl() : closed) + "\"}";
+    }
+    const std::string body = R"({"gateways":[)" + gateways + "]}";
+    // A one-answer HTTP endpoint on loopback.
+    asio::io_context io;
+    asio::ip::tcp::acceptor http(io,
+                                 asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    std::thread answer([&] {
+      asio::error_code ec;
+      asio::ip::tcp::socket s(io);
+      http.accept(s, ec);
+      if (ec) return;
+      asio::streambuf request;
+      asio::read_until(s, request, "\r\n\r\n", ec);
+      asio::write(s,
+                  asio::buffer("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                               "\r\nConnection: close\r\n\r\n" + body),
+                  ec);
+    });
+    im::ClientOptions o = Url(closed);
+    o.route_url = "http://127.0.0.1:" + std::to_string(http.local_endpoint().port()) +
+                  "/v1/route?tenant=default&user=bob";
+    im::Client c(o);
+    const im::Status s = c.Connect();
+    answer.join();
+    // The 64th gateway (index 63) is dialed; the 65th is not, and `url` is refused.
+    CHECK_MESSAGE(s.ok() == (live_at < 64), s.ToString());
+  }
 }
