@@ -65,7 +65,9 @@ struct ClientOptions {
   // Pushes that arrive while the client resyncs (or before the login response) wait for the
   // resync, at most this many (0 = none wait). One more is dropped and counted in
   // dropped_pushes(); the client then syncs once more after the resync, which fetches it, so
-  // OnMessage still gets every message once and in order, later.
+  // OnMessage still gets every message once and in order, later. Likewise at most this many
+  // seqs delivered above a hole (a lost push) are remembered until a sync fills it: the next
+  // push above the hole is dropped and counted, and that sync starts at once.
   size_t max_held_pushes = 10000;
 };
 
@@ -157,8 +159,8 @@ class Client {
   // through Send): where a resync starts. After the first login it is that login's last_seq
   // unless set with ResumeFrom (older entries are the offline backlog the application syncs).
   uint64_t synced_seq() const;
-  // Pushes dropped because max_held_pushes were waiting for a resync (each was fetched again by
-  // a sync, not lost). For monitoring: a steady rise means resyncs take long under heavy traffic.
+  // Pushes dropped at max_held_pushes (each was fetched again by a sync, not lost). For
+  // monitoring: a steady rise means resyncs take long, or pushes are lost, under heavy traffic.
   uint64_t dropped_pushes() const;
   // Where to resume after the next login: the epoch and seq the application persisted. Call
   // before Login.

@@ -75,6 +75,16 @@ void Client::Impl::OnText(uint64_t gen, const std::string& text) {
         }
         return;
       }
+      if (m.seq > tracker_.synced() + 1 && tracker_.above() >= options_.max_held_pushes) {
+        // max_held_pushes seqs delivered above a hole already: this one waits for the sync
+        // that fills the hole (started now), which fetches it.
+        if (!mids_.Contains(m.message.mid)) {
+          ++dropped_pushes_;
+          need_resync_ = true;
+          control_cv_.notify_all();
+        }
+        return;
+      }
       tracker_.Mark(m.seq);
       if (!mids_.Insert(m.message.mid)) return;
     }

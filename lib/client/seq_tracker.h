@@ -29,6 +29,9 @@ class SeqTracker {
   // True when some seq above synced() was seen: a hole below it waits for a sync.
   bool has_hole() const { return !above_.empty(); }
   uint64_t highest() const { return above_.empty() ? synced_ : *above_.rbegin(); }
+  // How many seqs above synced() are marked (the client bounds it: ClientOptions::
+  // max_held_pushes).
+  size_t above() const { return above_.size(); }
 
  private:
   void Advance() {
@@ -38,7 +41,7 @@ class SeqTracker {
     }
   }
   uint64_t synced_ = 0;
-  std::set<uint64_t> above_;  // bounded in practice by the resync that fills holes
+  std::set<uint64_t> above_;
 };
 
 // Remembers the last `capacity` mids; Insert is false for one already seen.
