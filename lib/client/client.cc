@@ -99,11 +99,6 @@ Result<std::string> Client::Impl::Request(const std::string& cmd, const std::str
 }
 
 Result<LoginInfo> Client::Impl::Login(const std::string& token, const std::string& device) {
-  JsonWriter w;
-  w.StartObject();
-  w.Field("token", token);
-  w.Field("device", device);
-  w.EndObject();
   rapidjson::Document d;
   {
     // Pushes may overtake the login response (a message stored just before the session was
@@ -111,7 +106,7 @@ Result<LoginInfo> Client::Impl::Login(const std::string& token, const std::strin
     std::lock_guard<std::mutex> lock(seq_mu_);
     resyncing_ = true;
   }
-  Status s = ParseBody(Request("login", w.str()), &d);
+  Status s = ParseBody(Request("login", internal::LoginBody(token, device)), &d);
   if (!s.ok()) {
     std::lock_guard<std::mutex> lock(seq_mu_);
     resyncing_ = false;
@@ -413,13 +408,8 @@ void Client::Impl::Reconnect() {
       token = token_;
       device = device_;
     }
-    JsonWriter w;
-    w.StartObject();
-    w.Field("token", token);
-    w.Field("device", device);
-    w.EndObject();
     rapidjson::Document d;
-    Status s = ParseBody(Request("login", w.str()), &d);
+    Status s = ParseBody(Request("login", internal::LoginBody(token, device)), &d);
     if (!s.ok()) {
       if (s.code() == Code::kUnauthenticated) {  // the token expired: only the app can help
         Fail(4002, std::string(s.error()));

@@ -9,14 +9,9 @@
 
 namespace im {
 
-using internal::Bool;
 using internal::I64;
-using internal::JsonWriter;
-using internal::ParseBody;
-using internal::ParseLogin;
 using internal::ParseMessage;
 using internal::Str;
-using internal::U64;
 
 void Client::Impl::NoteSynced(const SyncPage& page) {
   std::lock_guard<std::mutex> lock(seq_mu_);

@@ -66,4 +66,13 @@ LoginInfo ParseLogin(const rapidjson::Document& d) {
   return info;
 }
 
+std::string LoginBody(const std::string& token, const std::string& device) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("token", token);
+  w.Field("device", device);
+  w.EndObject();
+  return w.str();
+}
+
 }  // namespace im::internal

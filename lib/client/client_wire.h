@@ -27,6 +27,8 @@ ReceivedMessage ParseMessage(const rapidjson::Value& m);
 // when the body is not a JSON object.
 Status ParseBody(const Result<std::string>& r, rapidjson::Document* d);
 LoginInfo ParseLogin(const rapidjson::Document& d);
+// The body of a login request.
+std::string LoginBody(const std::string& token, const std::string& device);
 
 }  // namespace im::internal
 

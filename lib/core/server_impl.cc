@@ -24,6 +24,18 @@ std::string Base36(uint64_t v) {
   } while (v != 0);
   return s;
 }
+
+// A message of the host API from `from` in `tenant`, without its recipient.
+std::shared_ptr<Message> HostMessage(const std::string& tenant, const std::string& from,
+                                     std::string body, std::string type) {
+  auto message = std::make_shared<Message>();
+  message->tenant = tenant;
+  message->from = from;
+  message->type = std::move(type);
+  message->body = std::move(body);
+  return message;
+}
+
 }  // namespace
 
 Server::Impl::Impl(ServerOptions options, ServerDeps deps)
@@ -295,12 +307,8 @@ Result<SendReceipt> Server::Impl::SendAndWait(const SessionInfo* sender,
 Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::string& from,
                                              std::string body, std::string type,
                                              std::string cid) {
-  auto message = std::make_shared<Message>();
-  message->tenant = to.tenant;
-  message->from = from;
+  auto message = HostMessage(to.tenant, from, std::move(body), std::move(type));
   message->to = to.user;
-  message->type = std::move(type);
-  message->body = std::move(body);
   SessionInfo sender;
   sender.user = UserKey{to.tenant, from};
   return SendAndWait(from.empty() ? nullptr : &sender, std::move(message), cid);
@@ -309,12 +317,8 @@ Result<SendReceipt> Server::Impl::SendToUser(const UserKey& to, const std::strin
 Result<SendReceipt> Server::Impl::SendToGroup(const GroupKey& group, const std::string& from,
                                               std::string body, std::string type,
                                               std::string cid) {
-  auto message = std::make_shared<Message>();
-  message->tenant = group.tenant;
-  message->from = from;
+  auto message = HostMessage(group.tenant, from, std::move(body), std::move(type));
   message->group = group.gid;
-  message->type = std::move(type);
-  message->body = std::move(body);
   return SendAndWait(nullptr, std::move(message), cid);
 }
 

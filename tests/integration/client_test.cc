@@ -298,3 +298,33 @@ TEST_CASE("client: at most 64 gateways of a route answer are dialed") {
     CHECK_MESSAGE(s.ok() == (live_at < 64), s.ToString());
   }
 }
+
+// The host API's sends (Server::SendToUser, SendToGroup) reach a client with every field.
+TEST_CASE("client: host-side sends to a user and to a group arrive with their fields") {
+  TestServer ts;
+  im::Client bob(Url(ts.TcpUrl()));
+  Inbox inbox;
+  inbox.Attach(bob);
+  REQUIRE(bob.Connect().ok());
+  REQUIRE(bob.Login(ts.Token("bob")).ok());
+  auto created = bob.Request("group.create", R"({"name":"g","members":[],"gid":"g1"})");
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  REQUIRE(ts.server().SendToUser({"default", "bob"}, "ann", "to bob", "note").ok());
+  REQUIRE(ts.server().SendToGroup({"default", "g1"}, "", "to g1", "text", "host-1").ok());
+  // After the group's own system message ("bob created the group").
+  REQUIRE(inbox.WaitMessages(3));
+  std::lock_guard<std::mutex> lock(inbox.mu);
+  REQUIRE(inbox.messages.size() == 3);
+  CHECK(inbox.messages[0].message.type == "system");
+  const im::Message& direct = inbox.messages[1].message;
+  CHECK(direct.from == "ann");
+  CHECK(direct.to == "bob");
+  CHECK(direct.group == "");
+  CHECK(direct.type == "note");
+  CHECK(direct.body == "to bob");
+  const im::Message& group = inbox.messages[2].message;
+  CHECK(group.from == "");
+  CHECK(group.group == "g1");
+  CHECK(group.type == "text");
+  CHECK(group.body == "to g1");
+}
