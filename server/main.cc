@@ -451,6 +451,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
   imd::Routing routing(c);
   deps.route = routing.RouteHook();
   deps.drain_node = routing.DrainHook();
+  deps.routing_rules = routing.RulesHook();
   c.server.token_grace_ms = c.token_leeway_s * 1000;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
   im::Server server(c.server, deps);
@@ -505,7 +506,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
       return FailRegistry(registry.status(), node_id, cluster_options.url);
     }
     node_registry = std::move(*registry);
-    routing.Attach(node_registry.get(), cluster_redis);
+    routing.Attach(node_registry.get(), cluster_redis, cluster_options);
     std::printf("imd: cluster node %s registered in %s (heartbeat %lld ms, node ttl %lld ms, "
                 "session ttl %lld ms)\n", node_id.c_str(), cluster_options.url.c_str(),
                 static_cast<long long>(c.cluster_heartbeat_ms),
