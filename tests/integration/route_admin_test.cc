@@ -133,6 +133,25 @@ TEST_CASE("route hardening: answers come from a cache; a drain empties every nod
   }
 }
 
+TEST_CASE("route hardening: a node stopped by SIGTERM leaves the other nodes' cached answers") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  const std::string rules = "[routing]\ncache_ms = 30000\nrebalance_interval_ms = 60000\n";
+  for (int n = 0; n < 3; ++n) cluster.Start("n" + std::to_string(n), n, redis.url(), "", rules);
+  for (size_t n = 0; n < 3; ++n) REQUIRE(Route(cluster.HttpPort(n), "user=a").size() == 3);
+  cluster.nodes[1].process->Signal(SIGTERM);
+  CHECK(cluster.nodes[1].process->Wait(60000) == 0);
+  for (size_t n : {0, 2}) {
+    CHECK(WaitUntil([&] {
+      for (int i = 0; i < 20; ++i) {
+        const auto ids = Route(cluster.HttpPort(n), "user=b" + std::to_string(i));
+        if (ids.size() != 2 || Names(ids, "n1")) return false;
+      }
+      return true;
+    }, 5000));
+  }
+}
+
 TEST_CASE("route admin: GET/PUT /v1/admin/routing - operator only, checked, bad input named") {
   im::test::RedisServer redis;
   Nodes cluster;
