@@ -564,6 +564,12 @@ int RunServer(imd::Config c, const std::string& config_path) {
   } else {
     IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                 c.drain_timeout_ms);
+    // Out of every node's route answers at once, as a drain by command: marked in the registry
+    // and published to the other nodes' route caches.
+    if (im::Status marked = routing.DrainHook()(node_id); !marked.ok()) {
+      IM_LOG_WARN("{}: not marked draining in the registry: {}",
+                  sig == SIGTERM ? "SIGTERM" : "SIGINT", marked.ToString());
+    }
   }
   server.Drain(c.drain_timeout_ms);
 #if IM_WITH_REDIS
