@@ -155,11 +155,7 @@ TEST_CASE("route: bad input, a drained node leaves every answer at once, stable 
   // The drain command: the operator's alone (not a tenant's admin), any node accepts it for
   // any node.
   const std::string drain = "/v1/admin/nodes/n1/drain";
-  CHECK(im::test::Http(port, "POST", drain).status == 401);
-  CHECK(im::test::Http(port, "POST", drain, "", cluster.Token("alice")).status == 403);
-  im::test::HttpResult by_admin = im::test::Http(port, "POST", drain, "", kAdminKey);
-  CHECK(by_admin.status == 403);
-  CHECK(by_admin.Str("error") == "operator_only");
+  CheckOperatorOnly(cluster, port, "POST", drain);
   im::test::HttpResult unknown =
       im::test::Http(port, "POST", "/v1/admin/nodes/nope/drain", "", kOperatorKey);
   CHECK(unknown.status == 404);

@@ -119,13 +119,25 @@ struct Nodes {
 };
 
 // The node ids of a route answer, in order.
-inline std::vector<std::string> Route(uint16_t port, const std::string& query, int* status = nullptr) {
+inline std::vector<std::string> Route(uint16_t port, const std::string& query,
+                                      int* status = nullptr) {
   im::test::HttpResult r = im::test::Http(port, "GET", "/v1/route?" + query);
   if (status) *status = r.status;
   std::vector<std::string> ids;
   if (r.status != 200 || !r.body.IsObject() || !r.body.HasMember("gateways")) return ids;
   for (const auto& g : r.body["gateways"].GetArray()) ids.push_back(g["node"].GetString());
   return ids;
+}
+
+// `method path` on `port` is the operator's alone: 401 without a credential, 403 with a user's
+// token, 403 operator_only with a tenant's admin key.
+inline void CheckOperatorOnly(Nodes& cluster, uint16_t port, const std::string& method,
+                              const std::string& path) {
+  CHECK(im::test::Http(port, method, path).status == 401);
+  CHECK(im::test::Http(port, method, path, "", cluster.Token("alice")).status == 403);
+  im::test::HttpResult by_admin = im::test::Http(port, method, path, "", kAdminKey);
+  CHECK(by_admin.status == 403);
+  CHECK(by_admin.Str("error") == "operator_only");
 }
 
 #if IM_WITH_REDIS
