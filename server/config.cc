@@ -388,6 +388,7 @@ im::Status ApplyRouting(const toml::table& t, Config* c) {
   r.Get<int64_t>("max_load", &rules.max_load);
   r.Get<int64_t>("max_answers", &rules.max_answers);
   r.Get<int64_t>("rebalance_interval_ms", &c->rebalance_interval_ms);
+  r.Get<int64_t>("cache_ms", &c->route_cache_ms);
   r.Skip("canary_tenants");
   r.Skip("canary_users");
   r.Skip("tenant_pools");
@@ -401,6 +402,9 @@ im::Status ApplyRouting(const toml::table& t, Config* c) {
   }
   if (c->rebalance_interval_ms < 100) {
     return AtLine(t, "routing.", "rebalance_interval_ms", "must be at least 100");
+  }
+  if (c->route_cache_ms < 0 || c->route_cache_ms > 60000) {
+    return AtLine(t, "routing.", "cache_ms", "must be in 0..60000");
   }
   auto id = [](const std::string& v) {
     return im::IsValidId(v) ? std::string() : std::string("not a valid tenant id");
@@ -544,6 +548,8 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     r.Get<int64_t>("login_account_burst", &o.login_account_burst);
     r.Get<double>("register_address_rate", &o.register_address_rate);
     r.Get<int64_t>("register_address_burst", &o.register_address_burst);
+    r.Get<double>("route_address_rate", &o.route_address_rate);
+    r.Get<int64_t>("route_address_burst", &o.route_address_burst);
     r.Get<double>("chat_connection_rate", &o.chat_connection_rate);
     r.Get<int64_t>("chat_connection_burst", &o.chat_connection_burst);
     r.Get<double>("chat_user_rate", &o.chat_user_rate);
@@ -555,7 +561,7 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
     s = r.Finish();
     if (!s.ok()) return s;
     if (o.login_address_burst < 1 || o.login_account_burst < 1 || o.register_address_burst < 1 ||
-        o.chat_connection_burst < 1 || o.chat_user_burst < 1) {
+        o.chat_connection_burst < 1 || o.chat_user_burst < 1 || o.route_address_burst < 1) {
       return im::Status::BadRequest("limits: every *_burst must be >= 1");
     }
     if (o.rate_limit_max_keys < 1024) {

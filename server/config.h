@@ -52,6 +52,7 @@ struct Config {
   // [routing]: the rules of GET /v1/route and of the canary moves (the same on every node).
   im::internal::RouteRules routing;
   int64_t rebalance_interval_ms = 5000;  // how often a node looks for users on the wrong side
+  int64_t route_cache_ms = 1000;  // how old a route answer's view of the registry may be (0: none)
   im::LevelDbOptions leveldb;  // [storage] sync_writes, compression, write_buffer_bytes, ...
   std::string filter_words_file;     // [filter] words_file; "" = no filter
   std::string filter_mode = "reject";  // [filter] mode: "reject" or "mask"

@@ -454,6 +454,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
   imd::Routing routing(c);
   deps.route = routing.RouteHook();
   deps.drain_node = routing.DrainHook();
+  deps.routing_rules = routing.RulesHook();
   c.server.token_grace_ms = c.token_leeway_s * 1000;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
   im::Server server(c.server, deps);
@@ -508,7 +509,7 @@ int RunServer(imd::Config c, const std::string& config_path) {
       return FailRegistry(registry.status(), node_id, cluster_options.url);
     }
     node_registry = std::move(*registry);
-    routing.Attach(node_registry.get(), cluster_redis);
+    routing.Attach(node_registry.get(), cluster_redis, cluster_options);
     std::printf("imd: cluster node %s registered in %s (heartbeat %lld ms, node ttl %lld ms, "
                 "session ttl %lld ms)\n", node_id.c_str(), cluster_options.url.c_str(),
                 static_cast<long long>(c.cluster_heartbeat_ms),
@@ -566,6 +567,12 @@ int RunServer(imd::Config c, const std::string& config_path) {
   } else {
     IM_LOG_INFO("{}: draining (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                 c.drain_timeout_ms);
+    // Out of every node's route answers at once, as a drain by command: marked in the registry
+    // and published to the other nodes' route caches.
+    if (im::Status marked = routing.DrainHook()(node_id); !marked.ok()) {
+      IM_LOG_WARN("{}: not marked draining in the registry: {}",
+                  sig == SIGTERM ? "SIGTERM" : "SIGINT", marked.ToString());
+    }
   }
   server.Drain(c.drain_timeout_ms);
 #if IM_WITH_REDIS

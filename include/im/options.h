@@ -92,6 +92,9 @@ struct ServerOptions {
   // POST /v1/users without an admin key (open registration), per remote address.
   double register_address_rate = 0.1;
   size_t register_address_burst = 30;
+  // GET /v1/route per remote address: it needs no credential and reads the node registry.
+  double route_address_rate = 20;
+  size_t route_address_burst = 40;
   // chat.send per connection, and per user over all of the user's connections. A flood bound,
   // not a pace for people: one connection gets a few percent of what the server can store.
   double chat_connection_rate = 1000;

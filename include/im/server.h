@@ -53,6 +53,9 @@ struct ServerDeps {
   std::function<Result<std::string>(const RouteRequest&)> route;
   // Marks node `node_id` draining (POST /v1/admin/nodes/<id>/drain, admin key). Null: 503.
   std::function<Status(const std::string& node_id)> drain_node;
+  // GET (null body) and PUT (the body) of /v1/admin/routing, operator key: the routing rules in
+  // force as a JSON object text; a PUT stores and applies the body's rules first. Null: 404.
+  std::function<Result<std::string>(const std::string* body)> routing_rules;
   // The tenant registry (status, quotas, word lists; /v1/admin/tenants). Null: an in-memory
   // one, empty (every tenant active, the server-wide settings for all).
   std::shared_ptr<TenantStore> tenants;

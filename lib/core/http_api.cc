@@ -90,6 +90,7 @@ enum class RouteKind {
   kDrainNode,
   kSendMessage,
   kTenant,
+  kRoutingRules,
 };
 struct Route {
   RouteKind kind = RouteKind::kNone;
@@ -112,6 +113,8 @@ Route RouteOf(const std::vector<std::string>& p) {
   }
   if (what == "messages" && n == 2) return {RouteKind::kSendMessage, "POST"};
   if (what == "route" && n == 2) return {RouteKind::kRoute, "GET"};
+  // GET or PUT: the handler checks the method.
+  if (what == "admin" && n == 3 && p[2] == "routing") return {RouteKind::kRoutingRules, ""};
   if (what == "admin" && n == 5 && p[2] == "nodes" && p[4] == "drain") {
     return {RouteKind::kDrainNode, "POST"};
   }
@@ -160,7 +163,8 @@ Result<HttpFront::HttpCaller> HttpFront::Authenticate(const HttpRequest& req) {
   if (!c.admin) {
     // The operator key is the registry's alone: it is no tenant's admin and no user.
     if (!options_.operator_key.empty() && ConstantTimeEquals(credential, options_.operator_key)) {
-      return Status::Forbidden("operator_only", "the operator key serves /v1/admin/tenants and node drains only");
+      return Status::Forbidden("operator_only", "the operator key serves /v1/admin/tenants, "
+                                                "/v1/admin/routing and node drains only");
     }
     Result<TokenClaims> claims = deps_.deps->tokens->Verify(credential);
     if (!claims.ok()) return claims.status();
@@ -300,6 +304,10 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
     if (!method_is("GET") && !method_is("PUT")) return wrong_method();
     return HttpTenant(req, p[3]);
   }
+  if (route.kind == RouteKind::kRoutingRules) {
+    if (!method_is("GET") && !method_is("PUT")) return wrong_method();
+    return HttpRoutingRules(req);
+  }
   if (!method_is(route.method)) return wrong_method();
 
   // The body is parsed only for an endpoint that reads one, and after what can be checked
@@ -390,6 +398,7 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
       return Handed();
     }
     case RouteKind::kTenant:  // answered before the method check
+    case RouteKind::kRoutingRules:
     case RouteKind::kNone:
       break;
   }
@@ -397,6 +406,11 @@ HttpResponse HttpFront::RouteHttpNow(const HttpRequest& req, Respond& respond) {
 }
 
 HttpResponse HttpFront::HttpRoute(const HttpRequest& req) {
+  // Before anything is read: a flood from one address costs a bucket lookup each, no more.
+  deps_.metrics->RouteRequest();
+  if (Status s = deps_.limits->Take({deps_.limits->RouteAddress(req.remote_address)}); !s.ok()) {
+    return Error(s);
+  }
   RouteRequest q;
   q.remote_address = req.remote_address;
   Status s = QueryParam(req.target, "tenant", &q.tenant);
@@ -415,6 +429,19 @@ HttpResponse HttpFront::HttpRoute(const HttpRequest& req) {
   if (!deps_.deps->route) return Error(Status::NotFound("routing is not configured here"));
   Result<std::string> answer = deps_.deps->route(q);
   return answer.ok() ? Ok(std::move(*answer)) : Error(answer.status());
+}
+
+HttpResponse HttpFront::HttpRoutingRules(const HttpRequest& req) {
+  // The operator key alone, as for node drains: the rules place every tenant's users.
+  if (Status s = CheckOperator(req); !s.ok()) return Error(s);
+  if (!deps_.deps->routing_rules) return Error(Status::NotFound("routing is not configured here"));
+  const bool put = req.method == "PUT";
+  if (put) {
+    rapidjson::Document doc;
+    if (Status s = ParseHttpBody(req.body, &doc); !s.ok()) return Error(s);
+  }
+  Result<std::string> rules = deps_.deps->routing_rules(put ? &req.body : nullptr);
+  return rules.ok() ? Ok(std::move(*rules)) : Error(rules.status());
 }
 
 HttpResponse HttpFront::HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,

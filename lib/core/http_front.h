@@ -68,6 +68,8 @@ class HttpFront {
   HttpResponse HttpGroupMembers(const HttpCaller& caller, const GroupKey& key,
                                 const std::string& target);
   HttpResponse HttpRoute(const HttpRequest& req);
+  // GET and PUT /v1/admin/routing: the operator key only.
+  HttpResponse HttpRoutingRules(const HttpRequest& req);
   void HttpSendMessage(const HttpCaller& caller, const Fields& f, Respond respond);
   // GET and PUT /v1/admin/tenants/<name>: the operator key only.
   Status CheckOperator(const HttpRequest& req) const;

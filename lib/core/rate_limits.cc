@@ -15,6 +15,7 @@ const char* RefusalText(Metrics::Limit limit) {
     case Metrics::Limit::kChatConnection: return "too many messages on this connection";
     case Metrics::Limit::kChatUser: return "too many messages from this user";
     case Metrics::Limit::kChatTenant: return "too many messages from this tenant";
+    case Metrics::Limit::kRouteAddress: return "too many route requests from this address";
   }
   return "rate limited";
 }
@@ -58,6 +59,7 @@ RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metr
   login_account_ = make(options.login_account_rate, options.login_account_burst);
   register_address_ = make(options.register_address_rate, options.register_address_burst);
   chat_user_ = make(options.chat_user_rate, options.chat_user_burst);
+  route_address_ = make(options.route_address_rate, options.route_address_burst);
   // Its own limit is never used: each tenant's comes from the registry at every Take.
   chat_tenant_ = make(0, 1);
 }
@@ -73,6 +75,10 @@ RateLimits::Key RateLimits::LoginAccount(const std::string& tenant, const std::s
 RateLimits::Key RateLimits::RegisterAddress(const std::string& remote_address) {
   return {register_address_.get(), Metrics::Limit::kRegisterAddress,
           AddressKey(remote_address)};
+}
+
+RateLimits::Key RateLimits::RouteAddress(const std::string& remote_address) {
+  return {route_address_.get(), Metrics::Limit::kRouteAddress, AddressKey(remote_address)};
 }
 
 RateLimits::Key RateLimits::ChatUser(const UserKey& user) {

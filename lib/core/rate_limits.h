@@ -2,7 +2,8 @@
 // table (ops/rate_limit.h) per limit, and the 429 answer a client gets at one. Where each
 // applies: SessionService::Login (login_address), the REST token and user endpoints
 // (login_address, login_account, register_address, and the early refusal before a request
-// waits for the hashing pool), ChatService::TakeSendLimits (chat_connection, chat_user).
+// waits for the hashing pool), ChatService::TakeSendLimits (chat_connection, chat_user),
+// GET /v1/route (route_address).
 // chat_connection is one TokenBucket on each connection's state, not a keyed table: a
 // connection's sends take it on the connection's strand, without a lookup or a lock.
 //
@@ -69,6 +70,7 @@ class RateLimits {
   Key LoginAccount(const std::string& tenant, const std::string& user);
   Key RegisterAddress(const std::string& remote_address);
   Key ChatUser(const UserKey& user);
+  Key RouteAddress(const std::string& remote_address);
 
  private:
   Metrics* const metrics_;
@@ -79,6 +81,7 @@ class RateLimits {
   std::unique_ptr<RateLimiter> register_address_;
   std::unique_ptr<RateLimiter> chat_user_;
   std::unique_ptr<RateLimiter> chat_tenant_;  // keyed by tenant; limits from the registry
+  std::unique_ptr<RateLimiter> route_address_;
   const TenantDirectory* const tenants_;
   // 429 for a chat send refused by `limit`, counted overall and for `tenant`.
   Status ChatRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms);

@@ -44,7 +44,8 @@ std::vector<std::function<std::string()>>& Sources() {
 }
 // The `limit` label of im_rate_limited_total, by Metrics::Limit.
 const char* const kLimitNames[] = {"login_address",   "login_account", "register_address",
-                                   "chat_connection", "chat_user",     "chat_tenant"};
+                                   "chat_connection", "chat_user",     "chat_tenant",
+                                   "route_address"};
 
 }  // namespace
 
@@ -101,6 +102,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   for (size_t i = 0; i < std::size(kLimitNames); ++i) {
     rate_limited_[i] = &limited.Add({{"limit", kLimitNames[i]}});
   }
+  route_requests_ = &BuildCounter()
+                         .Name("im_route_requests_total")
+                         .Help("GET /v1/route requests, answered or refused")
+                         .Register(*registry_)
+                         .Add({});
   tenant_limited_ = &BuildCounter()
                          .Name("im_tenant_rate_limited_total")
                          .Help("Chat sends refused with 429 rate_limited, by tenant and limit")

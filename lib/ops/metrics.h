@@ -51,6 +51,7 @@ class Metrics {
     kChatConnection,
     kChatUser,
     kChatTenant,
+    kRouteAddress,
   };
   void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
   // The same refusal of a chat send, counted per tenant too (im_tenant_rate_limited_total),
@@ -58,6 +59,9 @@ class Metrics {
   // (SetMaxTenantLabels; the rest count as "other").
   void TenantRateLimited(const std::string& tenant, Limit limit);
   void TenantMessage(const std::string& tenant);
+  // A GET /v1/route request, answered or not (im_route_requests_total); the refused ones count
+  // under im_rate_limited_total{limit="route_address"} too.
+  void RouteRequest() { route_requests_->Increment(); }
   void SetMaxTenantLabels(size_t n) { max_tenant_labels_ = n; }
   // Password-hashing pool: requests queued or running (+1 when queued, -1 when done), and
   // requests refused (503) because hash_queue were waiting.
@@ -111,7 +115,8 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
-  prometheus::Counter* rate_limited_[6];
+  prometheus::Counter* rate_limited_[7];
+  prometheus::Counter* route_requests_;
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;
   prometheus::Counter* event_log_dropped_;

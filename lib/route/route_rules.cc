@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 
@@ -198,6 +199,137 @@ std::string RouteJson(const RouteQuery& query, bool canary, const std::vector<Ro
   w.EndArray();
   w.EndObject();
   return w.str();
+}
+
+std::string RulesJson(const RouteRules& rules) {
+  JsonWriter w;
+  w.StartObject();
+  w.Field("canary_tag", rules.canary_tag);
+  char percent[32];
+  std::snprintf(percent, sizeof percent, "%.17g", rules.canary_percent);
+  w.Key("canary_percent");
+  w.Raw(percent, rapidjson::kNumberType);
+  w.Key("canary_tenants");
+  w.StartArray();
+  for (const std::string& t : rules.canary_tenants) w.String(t);
+  w.EndArray();
+  w.Key("canary_users");
+  w.StartArray();
+  for (const std::string& u : rules.canary_users) w.String(u);
+  w.EndArray();
+  w.Key("tenant_pools");
+  w.StartObject();
+  for (const auto& [tenant, pool] : rules.tenant_pools) w.Field(tenant, pool);
+  w.EndObject();
+  w.Field("max_load", rules.max_load);
+  w.Field("max_answers", rules.max_answers);
+  w.EndObject();
+  return w.str();
+}
+
+namespace {
+
+// A JSON string whole (a \0 inside it included, for the checks to see).
+std::string Str(const rapidjson::Value& v) {
+  return std::string(v.GetString(), v.GetStringLength());
+}
+
+// The strings of array field `name` of `doc`, each checked by `valid`.
+Status StringSet(const rapidjson::Value& doc, const char* name, const char* what,
+                 const std::function<bool(const std::string&)>& valid,
+                 std::set<std::string>* out) {
+  auto it = doc.FindMember(name);
+  if (it == doc.MemberEnd()) return Status::OK();
+  if (!it->value.IsArray()) {
+    return Status::BadRequest(std::string("'") + name + "' must be an array of " + what);
+  }
+  for (const auto& v : it->value.GetArray()) {
+    const std::string text = v.IsString() ? Str(v) : "";
+    if (!v.IsString() || !valid(text)) {
+      return Status::BadRequest(std::string("'") + name + "' must be an array of " + what);
+    }
+    out->insert(text);
+  }
+  return Status::OK();
+}
+
+Status Int64Field(const rapidjson::Value& doc, const char* name, int64_t min, int64_t max,
+                  int64_t* out) {
+  auto it = doc.FindMember(name);
+  if (it == doc.MemberEnd()) return Status::OK();
+  if (!it->value.IsInt64() || it->value.GetInt64() < min || it->value.GetInt64() > max) {
+    return Status::BadRequest(std::string("'") + name + "' must be an integer " +
+                              (max == INT64_MAX ? ">= " + std::to_string(min)
+                                                : "in " + std::to_string(min) + ".." +
+                                                      std::to_string(max)));
+  }
+  *out = it->value.GetInt64();
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<RouteRules> ParseRulesJson(std::string_view text) {
+  rapidjson::Document doc;
+  if (Status s = ParseJson(text, &doc); !s.ok()) return s;
+  if (!doc.IsObject()) {
+    return Status::Error(Code::kBadRequest, "bad_json", "the body must be a JSON object");
+  }
+  static const std::set<std::string> kFields = {"canary_tag",   "canary_percent", "canary_tenants",
+                                                "canary_users", "tenant_pools",   "max_load",
+                                                "max_answers"};
+  for (const auto& m : doc.GetObject()) {
+    const std::string name(m.name.GetString(), m.name.GetStringLength());
+    if (kFields.count(name) == 0) {
+      return Status::BadRequest("unknown field '" + name.substr(0, 64) + "' (known: canary_tag, "
+                                "canary_percent, canary_tenants, canary_users, tenant_pools, "
+                                "max_load, max_answers)");
+    }
+  }
+  RouteRules rules;
+  if (auto it = doc.FindMember("canary_tag"); it != doc.MemberEnd()) {
+    if (!it->value.IsString() || !IsValidId(Str(it->value))) {
+      return Status::BadRequest("'canary_tag' must be a tag: 1-64 bytes of UTF-8");
+    }
+    rules.canary_tag = Str(it->value);
+  }
+  if (auto it = doc.FindMember("canary_percent"); it != doc.MemberEnd()) {
+    if (!it->value.IsNumber() || !(it->value.GetDouble() >= 0 && it->value.GetDouble() <= 100)) {
+      return Status::BadRequest("'canary_percent' must be a number in 0..100");
+    }
+    rules.canary_percent = it->value.GetDouble();
+  }
+  if (Status s = StringSet(doc, "canary_tenants", "tenant ids",
+                           [](const std::string& t) { return IsValidId(t); },
+                           &rules.canary_tenants);
+      !s.ok()) {
+    return s;
+  }
+  auto is_user = [](const std::string& v) {
+    const size_t slash = v.find('/');
+    return slash != std::string::npos && IsValidId(v.substr(0, slash)) &&
+           IsValidId(v.substr(slash + 1));
+  };
+  if (Status s = StringSet(doc, "canary_users", "\"tenant/user\" strings", is_user,
+                           &rules.canary_users);
+      !s.ok()) {
+    return s;
+  }
+  if (auto it = doc.FindMember("tenant_pools"); it != doc.MemberEnd()) {
+    if (!it->value.IsObject()) {
+      return Status::BadRequest("'tenant_pools' must be an object of tenant: pool name");
+    }
+    for (const auto& m : it->value.GetObject()) {
+      const std::string tenant(m.name.GetString(), m.name.GetStringLength());
+      if (!IsValidId(tenant) || !m.value.IsString() || !IsValidId(Str(m.value))) {
+        return Status::BadRequest("'tenant_pools' must be an object of tenant: pool name");
+      }
+      rules.tenant_pools[tenant] = Str(m.value);
+    }
+  }
+  if (Status s = Int64Field(doc, "max_load", 0, INT64_MAX, &rules.max_load); !s.ok()) return s;
+  if (Status s = Int64Field(doc, "max_answers", 1, 64, &rules.max_answers); !s.ok()) return s;
+  return rules;
 }
 
 }  // namespace im::internal

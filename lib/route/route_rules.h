@@ -26,6 +26,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "im/result.h"
@@ -94,6 +95,16 @@ Result<std::vector<RouteNode>> ChooseRoute(const RouteRules& rules,
 // The JSON answer of GET /v1/route: {"tenant":..,"user":..,"canary":bool,"gateways":[{"node":..,
 // "tcp":"host:port","ws":"ws://..."}, ...]} (public addresses only).
 std::string RouteJson(const RouteQuery& query, bool canary, const std::vector<RouteNode>& nodes);
+
+// The rules an operator may change at run time (GET/PUT /v1/admin/routing), as JSON:
+// {"canary_tag":..,"canary_percent":..,"canary_tenants":[..],"canary_users":["t/u",..],
+//  "tenant_pools":{"t":"pool",..},"max_load":..,"max_answers":..}. region_cidrs is not among
+// them (it stays the config's).
+std::string RulesJson(const RouteRules& rules);
+// Parses and checks such an object: every field optional (an absent one takes its default
+// above), no other field. 400 bad_json for text that is not a JSON object, 400 bad_request
+// naming the field for a wrong type or value.
+Result<RouteRules> ParseRulesJson(std::string_view text);
 
 }  // namespace im::internal
 

@@ -115,5 +115,52 @@ TEST_CASE("route rules: the canary bucket is fixed forever and spread evenly") {
   CHECK(under < 1150);
 }
 
+TEST_CASE("route rules: the JSON of the admin API round-trips and is checked field by field") {
+  RouteRules rules;
+  rules.canary_tag = "next";
+  rules.canary_percent = 12.5;
+  rules.canary_tenants = {"acme", "qa"};
+  rules.canary_users = {"default/alice"};
+  rules.tenant_pools = {{"big", "p1"}};
+  rules.max_load = 900;
+  rules.max_answers = 2;
+  rules.region_cidrs.emplace_back("eu", std::vector<Cidr>{*ParseCidr("10.1.0.0/16")});
+  auto back = ParseRulesJson(RulesJson(rules));
+  REQUIRE(back.ok());
+  CHECK(back->canary_tag == "next");
+  CHECK(back->canary_percent == 12.5);
+  CHECK(back->canary_tenants == rules.canary_tenants);
+  CHECK(back->canary_users == rules.canary_users);
+  CHECK(back->tenant_pools == rules.tenant_pools);
+  CHECK(back->max_load == 900);
+  CHECK(back->max_answers == 2);
+  CHECK(back->region_cidrs.empty());  // regions stay the config's
+  CHECK(RulesJson(*back) == RulesJson(rules));
+  // Left out: the defaults.
+  auto empty = ParseRulesJson("{}");
+  REQUIRE(empty.ok());
+  CHECK(RulesJson(*empty) == RulesJson(RouteRules{}));
+  const std::pair<const char*, const char*> bad[] = {
+      {"", "bad_json"},
+      {"[]", "bad_json"},
+      {R"({"canary_percent":-0.5})", "canary_percent"},
+      {R"({"canary_percent":1e400})", "bad_json"},
+      {R"({"canary_tag":"a\u0000b"})", "canary_tag"},
+      {R"({"canary_users":["a/b","c"]})", "canary_users"},
+      {R"({"tenant_pools":{"t":""}})", "tenant_pools"},
+      {R"({"max_answers":65})", "max_answers"},
+      {R"({"max_answers":2.5})", "max_answers"},
+      {R"({"extra":1})", "unknown field 'extra'"},
+  };
+  for (const auto& [text, named] : bad) {
+    auto r = ParseRulesJson(text);
+    REQUIRE_MESSAGE(!r.ok(), text);
+    CHECK_MESSAGE(r.status().code() == Code::kBadRequest, text);
+    const std::string said =
+        std::string(r.status().error()) + " " + std::string(r.status().message());
+    CHECK_MESSAGE(said.find(named) != std::string::npos, text << " -> " << said);
+  }
+}
+
 }  // namespace
 }  // namespace im::internal
