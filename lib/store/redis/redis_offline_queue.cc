@@ -3,8 +3,8 @@
 //
 // Layout (store/redis/redis_offline_queue.h; docs/operations.md, Redis backends): per user an
 // `inbox` hash (epoch, seq counter), an `entries` list ("<mid> <ts>" per retained seq, oldest
-// first) and an `acks` hash; per message one `body` key, whatever the fan-out; per dedup key one
-// string with a TTL. The retained seqs of an inbox are consecutive and end at its counter (an
+// first) and an `acks` hash; per message one `body` key, whatever the fan-out, with a TTL of the
+// retention period (RedisBodyTtlMs); per dedup key one string with a TTL. The retained seqs of an inbox are consecutive and end at its counter (an
 // append increments the counter and pushes the entry in one script; retention pops from the
 // front only), so first_seq = seq - LLEN + 1 and an entry's seq is its list index + first_seq.
 //
@@ -13,7 +13,7 @@
 // recipients, never inside a request), so every request is all or nothing, and the seqs of one
 // request are assigned in one step: any two messages are in the same relative order in every
 // inbox that holds both. The scripts touch keys in several hash-tag slots (every recipient's,
-// the body's, the sweep indexes): they need every key on one Redis (a standalone primary). A
+// the body's, the sweep index): they need every key on one Redis (a standalone primary). A
 // Redis Cluster deployment needs another scheme (docs/operations.md says which).
 //
 // Epochs: an inbox's epoch is "<its own random part>.<instance token>". Each script first
@@ -30,10 +30,12 @@
 //
 // Retention: an append trims its inboxes to max_inbox at once. Expire pops from the front of
 // the inboxes whose oldest entry is older than the retention period (found through
-// im:inbox-heads, so a sweep costs what it deletes, not the number of users), deletes message
-// bodies older than it (im:message-index; an entry whose body is gone is skipped by Fetch and
-// reported as `gap`, as in LevelDB) and dedup keys older than the window (im:dedup-index). Each
-// sweep script is bounded (kSweepBudget), so Redis is never blocked for long.
+// im:inbox-heads, so a sweep costs what it deletes, not the number of users). Bodies and dedup
+// keys are not swept: they expire with their TTLs (a body outlives its entry by up to a minute;
+// an entry whose body is gone is skipped by Fetch and reported as `gap`, as in LevelDB), which
+// saves two sorted-set writes per message. Expire still drains the indexes of bodies and dedup
+// keys that earlier versions wrote (im:message-index, im:dedup-index). Each sweep script is
+// bounded (kSweepBudget), so Redis is never blocked for long.
 
 #include "store/redis/redis_offline_queue.h"
 
@@ -73,6 +75,24 @@ constexpr std::string_view kMessageKeySuffix = "}:body";
 
 }  // namespace
 
+namespace {
+
+// A TTL's grace beyond the period it covers, so that clock differences between nodes (and
+// Redis) do not cut the period short.
+constexpr int64_t kTtlGraceMs = 60'000;
+constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
+
+}  // namespace
+
+int64_t RedisBodyTtlMs(int64_t retention_ms) {
+  const int64_t retention = std::clamp<int64_t>(retention_ms, 1, kMaxTtlMs);
+  return retention + std::min(retention, kTtlGraceMs);
+}
+
+int64_t RedisDedupTtlMs(int64_t window_ms) {
+  return std::clamp<int64_t>(window_ms, 0, kMaxTtlMs) + kTtlGraceMs;
+}
+
 std::string RedisMessageKey(std::string_view tenant, uint64_t mid) {
   return MessageKeyPrefix(tenant) + std::to_string(mid) + std::string(kMessageKeySuffix);
 }
@@ -86,11 +106,6 @@ constexpr size_t kMaxFetchLimit = 500;
 constexpr size_t kMaxScriptRecipients = 10000;
 // Deletions per sweep script.
 constexpr int kSweepBudget = 2000;
-// A dedup key's TTL is the window plus this: the node's clock decides freshness (the record
-// holds when it was made), the TTL only bounds memory, so clock differences between nodes
-// must not cut a window short.
-constexpr int64_t kDedupTtlGraceMs = 60'000;
-constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
 constexpr char kBodyVersion = 1;
 constexpr char kBodyVersionGseq = 2;
 
@@ -117,20 +132,21 @@ local token, run = instance()
 if not token then return {'restarted', run} end
 )lua";
 
-// KEYS: instance, heads, message index, dedup index; then per request its body key, its dedup
-// key (when it has one), and per recipient its inbox and entries keys.
-// ARGV: token, now, dedup window, dedup TTL, max_inbox, epoch base, request count; then per
-// request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count.
+// KEYS: instance, heads, dedup floor; then per request its body key, its dedup key (when it has one), and per
+// recipient its inbox and entries keys.
+// ARGV: token, now, dedup window, dedup TTL, max_inbox, epoch base, request count, body TTL; then
+// per request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count.
 // Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
 // recipient.
 const RedisScript& AppendScript() {
-  static const RedisScript script(std::string(kInstancePrelude) + R"lua(
+  static const RedisScript script(std::string(kInstancePrelude) + std::string(kRedisDedupLua) +
+                                  R"lua(
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local max = tonumber(ARGV[5])
 local out = {'ok'}
-local a = 8
-local k = 5
+local a = 9
+local k = 4
 local created = 0
 for r = 1, tonumber(ARGV[7]) do
   local mid, ts, body = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -143,14 +159,7 @@ for r = 1, tonumber(ARGV[7]) do
     k = k + 1
   end
   a = a + 6
-  local dup = nil
-  if dedup_key then
-    local d = redis.call('GET', dedup_key)
-    if d then
-      local dmid, dts, dseq, drec = string.match(d, '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
-      if drec and tonumber(drec) > now - window then dup = {dmid, dts, dseq} end
-    end
-  end
+  local dup = dedup_key and dedup_fresh(dedup_key, now, window, KEYS[3])
   if dup then
     out[#out + 1] = 'dup'
     out[#out + 1] = dup[1]
@@ -158,8 +167,7 @@ for r = 1, tonumber(ARGV[7]) do
     out[#out + 1] = dup[3]
     k = k + 2 * n
   else
-    redis.call('SET', body_key, body)
-    redis.call('ZADD', KEYS[3], ts, body_key)
+    redis.call('SET', body_key, body, 'PX', ARGV[8])
     local entry = mid .. ' ' .. ts
     local sender_seq = 0
     out[#out + 1] = 'new'
@@ -187,9 +195,7 @@ for r = 1, tonumber(ARGV[7]) do
       if i == sender + 1 then sender_seq = seq end
     end
     if dedup_key then
-      redis.call('SET', dedup_key, mid .. ' ' .. ts .. ' ' .. sender_seq .. ' ' .. ARGV[2],
-                 'PX', ARGV[4])
-      redis.call('ZADD', KEYS[4], ARGV[2], dedup_key)
+      dedup_record(dedup_key, mid, ts, sender_seq, ARGV[2], ARGV[4])
     end
   end
 end
@@ -338,6 +344,16 @@ if #keys > 0 then
   redis.call('ZREM', KEYS[1], unpack(keys))
 end
 return #keys
+)lua");
+  return script;
+}
+
+// KEYS: the dedup floor. ARGV: a new floor. Raises the floor to it when lower.
+const RedisScript& RaiseDedupFloorScript() {
+  static const RedisScript script(R"lua(
+local floor = tonumber(redis.call('GET', KEYS[1]))
+if not floor or floor < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
 )lua");
   return script;
 }
@@ -519,10 +535,6 @@ class RedisOfflineQueue final : public OfflineQueue {
     return Status::OK();
   }
 
-  TimestampMs DedupTtlMs() const {
-    return std::clamp<int64_t>(options_.dedup_window_ms, 0, kMaxTtlMs) + kDedupTtlGraceMs;
-  }
-
   const std::shared_ptr<RedisClient> client_;
   const OfflineQueueOptions options_;
   Clock* const clock_;
@@ -624,10 +636,11 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
   RedisArgs& keys = *keys_out;
   RedisArgs& args = *args_out;
   keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
-          std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
+          std::string(kRedisDedupFloorKey)};
   args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
-          std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
-          RandomHexToken(8) + "-",      std::to_string(indexes.size())};
+          std::to_string(RedisDedupTtlMs(options_.dedup_window_ms)), std::to_string(options_.max_inbox),
+          RandomHexToken(8) + "-",      std::to_string(indexes.size()),
+          std::to_string(RedisBodyTtlMs(options_.retention_ms))};
   for (size_t i : indexes) {
     const AppendRequest& request = requests[i];
     const Message& message = *request.message;
@@ -727,11 +740,19 @@ Result<size_t> RedisOfflineQueue::Expire(TimestampMs now) {
     dropped += static_cast<size_t>(r->elements[0].integer);
     if (r->elements[1].integer == 0) break;
   }
-  // Message bodies with ts < cutoff; dedup keys recorded at or before now - window (a record is
-  // fresh while recorded_ms > now - window).
+  // Dedup records made at or before now - window are forgotten from here on, whatever the
+  // appending node's clock says (a record is fresh while recorded_ms > now - window).
+  const std::string dedup_bound = std::to_string(SaturatingSub(now, options_.dedup_window_ms));
+  Result<RedisReply> floor =
+      client_->Eval(RaiseDedupFloorScript(), {std::string(kRedisDedupFloorKey)}, {dedup_bound});
+  if (!floor.ok()) return floor.status();
+  // Bodies and dedup keys expire with their TTLs. The indexes that listed them before they had
+  // TTLs (the bodies had none) are drained here as long as they hold anything: bodies with
+  // ts < cutoff, dedup keys recorded at or before the bound. On a database without them this is
+  // one empty call each.
   const std::pair<std::string_view, std::string> indexes[] = {
-      {kRedisMessageIndexKey, "(" + std::to_string(cutoff)},
-      {kRedisDedupIndexKey, std::to_string(SaturatingSub(now, options_.dedup_window_ms))}};
+      {kRedisLegacyMessageIndexKey, "(" + std::to_string(cutoff)},
+      {kRedisLegacyDedupIndexKey, dedup_bound}};
   for (const auto& [index, bound] : indexes) {
     for (;;) {
       Result<RedisReply> r = client_->Eval(SweepIndexScript(), {std::string(index)},
