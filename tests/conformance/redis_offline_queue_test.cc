@@ -300,6 +300,14 @@ TEST_CASE("OfflineQueue: redis Expire sweeps past one script's bound") {
   CHECK(server.Command({"ZCARD", "im:inbox-heads"}) == ":1");
 }
 
+std::shared_ptr<OfflineQueue> OpenWith(const test::RedisServer& server, int64_t retention_ms,
+                                       int64_t dedup_window_ms) {
+  OfflineQueueOptions options;
+  options.retention_ms = retention_ms;
+  options.dedup_window_ms = dedup_window_ms;
+  return Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server), options));
+}
+
 // The milliseconds left on `key` (PTTL: -1 without a TTL, -2 when gone).
 int64_t Pttl(const test::RedisServer& server, const std::string& key) {
   return std::stoll(server.Command({"PTTL", key}).substr(1));
@@ -310,11 +318,7 @@ int64_t Pttl(const test::RedisServer& server, const std::string& key) {
 // `gap` in Fetch, its entry skipped.
 TEST_CASE("OfflineQueue: redis bodies and dedup records expire with their TTLs") {
   test::RedisServer server;
-  OfflineQueueOptions options;
-  options.retention_ms = 400;
-  options.dedup_window_ms = 5000;
-  std::shared_ptr<OfflineQueue> q =
-      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server), options));
+  std::shared_ptr<OfflineQueue> q = OpenWith(server, 400, 5000);
   Must(q->Append(Req(1, {U("alice"), U("bob")}, "alice/c1")));
   const int64_t body_ttl = Pttl(server, "im:{m:default/1}:body");
   CHECK(body_ttl > 0);
@@ -339,11 +343,7 @@ TEST_CASE("OfflineQueue: redis bodies and dedup records expire with their TTLs")
 // period, a dedup key recorded before the window; the younger ones stay.
 TEST_CASE("OfflineQueue: redis Expire drains the indexes of earlier versions") {
   test::RedisServer server;
-  OfflineQueueOptions options;
-  options.retention_ms = 1000;
-  options.dedup_window_ms = 1000;
-  std::shared_ptr<OfflineQueue> q =
-      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server), options));
+  std::shared_ptr<OfflineQueue> q = OpenWith(server, 1000, 1000);
   const std::string old_body = "im:{m:default/7}:body";
   const std::string young_body = "im:{m:default/8}:body";
   const std::string old_dedup = "im:{d:default/alice%2Fold}:dedup";
