@@ -364,6 +364,32 @@ TEST_CASE("OfflineQueue: redis Expire drains the indexes of earlier versions") {
   CHECK(server.Command({"EXISTS", young_body, "im:message-index"}) == ":0");
 }
 
+// An ack is kept in the inbox hash (`ack:<device>`), so one read gives the seq and the ack; an
+// ack an earlier version kept in the `acks` hash still counts, until a higher one replaces it.
+TEST_CASE("OfflineQueue: redis acks live in the inbox hash; an earlier version's acks still count") {
+  test::RedisServer server;
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));
+  for (uint64_t mid = 1; mid <= 5; ++mid) Must(q->Append(Req(mid, {U("alice")})));
+  MustOk(q->Ack(U("alice"), "phone", 3));
+  const std::string inbox = "im:{u:default/alice}:inbox";
+  const std::string acks = "im:{u:default/alice}:acks";
+  CHECK(server.Command({"HEXISTS", inbox, "ack:phone"}) == ":1");
+  CHECK(server.Command({"EXISTS", acks}) == ":0");
+  // Where an earlier version kept it: moved into the acks hash, as it would have written it.
+  static const char kMove[] =
+      "redis.call('HSET', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], ARGV[1])) "
+      "return redis.call('HDEL', KEYS[1], ARGV[1])";
+  CHECK(server.Command({"EVAL", kMove, "2", inbox, acks, "ack:phone", "phone"}) == ":1");
+  CHECK(Must(q->Acked(U("alice"), "phone")) == 3);
+  MustOk(q->Ack(U("alice"), "phone", 2));  // lower than the earlier version's: ignored
+  CHECK(Must(q->Acked(U("alice"), "phone")) == 3);
+  MustOk(q->Ack(U("alice"), "phone", 4));
+  CHECK(Must(q->Acked(U("alice"), "phone")) == 4);
+  CHECK(Must(q->Acked(U("alice"), "tablet")) == 0);
+  CheckError(q->Ack(U("alice"), "phone", 6), Code::kBadRequest, "bad_request");
+}
+
 TEST_CASE("OfflineQueue: redis answers 503 while Redis is down and recovers by itself") {
   test::RedisServer server;
   std::shared_ptr<OfflineQueue> q =

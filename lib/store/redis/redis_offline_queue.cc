@@ -2,11 +2,14 @@
 // (lib/store/leveldb/leveldb_offline_queue.cc), shared by every node on one Redis.
 //
 // Layout (store/redis/redis_offline_queue.h; docs/operations.md, Redis backends): per user an
-// `inbox` hash (epoch, seq counter), an `entries` list ("<mid> <ts>" per retained seq, oldest
-// first) and an `acks` hash; per message one `body` key, whatever the fan-out, with a TTL of the
-// retention period (RedisBodyTtlMs); per dedup key one string with a TTL. The retained seqs of an inbox are consecutive and end at its counter (an
-// append increments the counter and pushes the entry in one script; retention pops from the
-// front only), so first_seq = seq - LLEN + 1 and an entry's seq is its list index + first_seq.
+// `inbox` hash (epoch, seq counter, and `ack:<device>` per device: one read serves an ack's check
+// of the seq and of the current ack) and an `entries` list ("<mid> <ts>" per retained seq, oldest
+// first); earlier versions kept the acks in an `acks` hash, still read for a device with no `ack:`
+// field yet; per message one `body` key, whatever the fan-out, with a TTL of the retention period
+// (RedisBodyTtlMs); per dedup key one string with a TTL. The retained seqs of an inbox are
+// consecutive and end at its counter (an append increments the counter and pushes the entry in one
+// script; retention pops from the front only), so first_seq = seq - LLEN + 1 and an entry's seq is
+// its list index + first_seq.
 //
 // Every append, fetch, info, ack and acked is one Lua script (EVALSHA): one round trip, atomic.
 // AppendBatch is one script for the whole batch (split only past kMaxScriptRecipients
@@ -132,10 +135,10 @@ local token, run = instance()
 if not token then return {'restarted', run} end
 )lua";
 
-// KEYS: instance, heads, dedup floor; then per request its body key, its dedup key (when it has one), and per
-// recipient its inbox and entries keys.
-// ARGV: token, now, dedup window, dedup TTL, max_inbox, epoch base, request count, body TTL; then
-// per request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count.
+// KEYS: instance, heads, dedup floor; then per request its body key, its dedup key (when it has
+// one), and per recipient its inbox and entries keys. ARGV: token, now, dedup window, dedup TTL,
+// max_inbox, epoch base, request count, body TTL; then per request: mid, ts, encoded message,
+// sender index, has dedup (0/1), recipient count.
 // Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
 // recipient.
 const RedisScript& AppendScript() {
@@ -252,18 +255,21 @@ return out
   return script;
 }
 
-// KEYS: instance, inbox, acks. ARGV: token, device, seq. Returns 'ok', or 'beyond' and last_seq.
+// KEYS: instance, inbox, acks (earlier versions' place). ARGV: token, device, seq. Returns 'ok',
+// or 'beyond' and last_seq. The seq and the device's ack come in one read of the inbox hash.
 const RedisScript& AckScript() {
   static const RedisScript script(std::string(kInstancePrelude) + R"lua(
-local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local field = 'ack:' .. ARGV[2]
+local got = redis.call('HMGET', KEYS[2], 'seq', field)
+local last = tonumber(got[1] or '0')
 local seq = tonumber(ARGV[3])
 if seq > last then return {'beyond', last} end
 if seq > 0 then
-  local cur = redis.call('HGET', KEYS[3], ARGV[2])
+  local cur = got[2] or redis.call('HGET', KEYS[3], ARGV[2])
   local cur_seq, cur_token = 0, nil
   if cur then cur_seq, cur_token = string.match(cur, '^(%d+) (.*)$') end
   if cur_token ~= token or seq > tonumber(cur_seq) then
-    redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. ' ' .. token)
+    redis.call('HSET', KEYS[2], field, ARGV[3] .. ' ' .. token)
   end
 end
 return {'ok'}
@@ -271,11 +277,12 @@ return {'ok'}
   return script;
 }
 
-// KEYS: instance, acks. ARGV: token, device. Returns 'ok' and the ack (0 when none, or made
-// under another instance token).
+// KEYS: instance, inbox, acks (earlier versions' place). ARGV: token, device. Returns 'ok' and
+// the ack (0 when none, or made under another instance token).
 const RedisScript& AckedScript() {
   static const RedisScript script(std::string(kInstancePrelude) + R"lua(
-local cur = redis.call('HGET', KEYS[2], ARGV[2])
+local cur = redis.call('HGET', KEYS[2], 'ack:' .. ARGV[2])
+if not cur then cur = redis.call('HGET', KEYS[3], ARGV[2]) end
 if not cur then return {'ok', 0} end
 local seq, at = string.match(cur, '^(%d+) (.*)$')
 if at ~= token then return {'ok', 0} end
@@ -467,7 +474,8 @@ class RedisOfflineQueue final : public OfflineQueue {
 
   Result<uint64_t> Acked(const UserKey& user, const std::string& device) override {
     Result<RedisReply> r = RunChecked(
-        AckedScript(), {std::string(kRedisInstanceKey), RedisInboxAcksKey(user)}, {device});
+        AckedScript(),
+        {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxAcksKey(user)}, {device});
     if (!r.ok()) return r.status();
     if (r->elements.size() != 2 || !r->elements[1].is_integer()) return Unexpected("acked");
     return static_cast<uint64_t>(r->elements[1].integer);
@@ -534,6 +542,8 @@ class RedisOfflineQueue final : public OfflineQueue {
     }
     return Status::OK();
   }
+
+  TimestampMs DedupTtlMs() const { return RedisDedupTtlMs(options_.dedup_window_ms); }
 
   const std::shared_ptr<RedisClient> client_;
   const OfflineQueueOptions options_;
@@ -638,7 +648,7 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
   keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
           std::string(kRedisDedupFloorKey)};
   args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
-          std::to_string(RedisDedupTtlMs(options_.dedup_window_ms)), std::to_string(options_.max_inbox),
+          std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
           RandomHexToken(8) + "-",      std::to_string(indexes.size()),
           std::to_string(RedisBodyTtlMs(options_.retention_ms))};
   for (size_t i : indexes) {

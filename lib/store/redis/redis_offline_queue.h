@@ -23,11 +23,12 @@ inline constexpr std::string_view kRedisLegacyMessageIndexKey = "im:message-inde
 inline constexpr std::string_view kRedisLegacyDedupIndexKey = "im:dedup-index";
 
 // im:{u:<tenant>/<user>}:inbox, a hash: `epoch` (fixed at creation), `seq` (the last seq
-// handed out; never decremented).
+// handed out; never decremented), `ack:<device>` ("<seq> <instance token>", per device).
 std::string RedisInboxKey(const UserKey& user);
 // im:{u:<tenant>/<user>}:entries, a list of "<mid> <ts>", one per retained seq, oldest first.
 std::string RedisInboxEntriesKey(const UserKey& user);
-// im:{u:<tenant>/<user>}:acks, a hash: device -> "<seq> <instance token>".
+// im:{u:<tenant>/<user>}:acks, a hash: device -> "<seq> <instance token>", written by earlier
+// versions only; read for a device whose inbox hash has no `ack:<device>` yet.
 std::string RedisInboxAcksKey(const UserKey& user);
 // im:{m:<tenant>/<mid>}:body, the message stored once whatever the fan-out.
 std::string RedisMessageKey(std::string_view tenant, uint64_t mid);

@@ -41,8 +41,9 @@ namespace im::internal {
 namespace {
 
 // KEYS: the dedup floor (kRedisDedupFloorKey), then per claim its claim key (when it has a
-// dedup key), then its gseq key (when a group message). ARGV: now, dedup window, TTL, claim count; then per claim: mid, ts, has dedup (0/1),
-// has group (0/1). Returns per claim: 'new' or 'dup', mid, ts, gseq (0 for none).
+// dedup key), then its gseq key (when a group message). ARGV: now, dedup window, TTL, claim
+// count; then per claim: mid, ts, has dedup (0/1), has group (0/1). Returns per claim: 'new' or
+// 'dup', mid, ts, gseq (0 for none).
 const RedisScript& ClaimScript() {
   static const RedisScript script(std::string(kRedisDedupLua) + R"lua(
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
