@@ -6,11 +6,25 @@
 #include "base/thread_name.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "route/broadcast_router.h"
 #include "route/local_router.h"
 
 namespace im::internal {
 
-FanOut::FanOut(Deps deps) : deps_(deps), local_(dynamic_cast<LocalRouter*>(deps.router)) {
+namespace {
+
+LocalRouter* LocalOf(Router* router) {
+  if (auto* local = dynamic_cast<LocalRouter*>(router)) return local;
+  if (auto* broadcast = dynamic_cast<BroadcastRouter*>(router)) return &broadcast->local();
+  return nullptr;
+}
+
+}  // namespace
+
+FanOut::FanOut(Deps deps)
+    : deps_(deps),
+      local_(LocalOf(deps.router)),
+      broadcast_(dynamic_cast<BroadcastRouter*>(deps.router)) {
   if (deps_.slice == 0) deps_.slice = 1;
 }
 
@@ -169,6 +183,7 @@ void FanOut::DeliverSlice() {
 void FanOut::DeliverLocal(const std::vector<PushRef>& pushes) {
   std::vector<const UserKey*> users;
   std::vector<LocalRouter::Target> targets;
+  std::vector<BroadcastRouter::UserPush> remote;
   uint64_t delivered = 0;
   // One registry pass per run of pushes of the same job (they share the sender to skip).
   for (size_t i = 0; i < pushes.size();) {
@@ -185,8 +200,19 @@ void FanOut::DeliverLocal(const std::vector<PushRef>& pushes) {
       const uint64_t seq = job.job.seqs[pushes[i + t.index].k];
       if (t.connection->Send(job.encoder->ForSeq(seq)) != SendResult::kDropped) ++delivered;
     }
+    if (broadcast_ != nullptr) {
+      // The other nodes deliver to their own connections of the same users.
+      if (!job.encoder) job.encoder.emplace(*job.job.message);
+      remote.clear();
+      for (size_t p = i; p < end; ++p) {
+        remote.push_back({users[p - i], job.job.seqs[pushes[p].k]});
+      }
+      broadcast_->Broadcast(job.encoder->tail(), job.job.origin_session, remote.data(),
+                            remote.size());
+    }
     i = end;
   }
+  if (broadcast_ != nullptr) deps_.router->Flush();
   deliveries_.fetch_add(delivered, std::memory_order_relaxed);
 }
 

@@ -19,8 +19,11 @@
 //
 // Lookup: with the bundled LocalRouter every reachable session is in the router's own registry,
 // so the stage asks it for the recipients' connections directly (LocalRouter::CollectUsers: one
-// hash lookup per recipient). With any other router it asks the SessionStore for the recipients'
-// sessions (one FindMany per step) and hands each push to Router::Deliver.
+// hash lookup per recipient). With a BroadcastRouter (the Redis router) it does the same with
+// the router's local registry and hands the step's pushes, by user, to the other nodes, which
+// look up their own registries (route/broadcast_router.h): no SessionStore lookup either. With
+// any other router it asks the SessionStore for the recipients' sessions (one FindMany per step)
+// and hands each push to Router::Deliver.
 //
 // Bound: at most `queue_limit` pushes (recipients) wait in the stage. Push() of more waits until
 // the stage has room (backpressure on the committer, whose queue then fills and answers 503);
@@ -48,6 +51,7 @@
 
 namespace im::internal {
 
+class BroadcastRouter;
 class LocalRouter;
 class Metrics;
 
@@ -108,12 +112,14 @@ class FanOut {
   void DeliverHere(std::vector<FanOutJob>& jobs);
   // One session lookup for every receiver of `pushes`, then the pushes in order.
   void Deliver(const std::vector<PushRef>& pushes);
-  // Deliver through the local router's registry.
+  // Deliver through the local router's registry (and a BroadcastRouter's other nodes).
   void DeliverLocal(const std::vector<PushRef>& pushes);
   void Release(size_t pushes);
 
   Deps deps_;
-  LocalRouter* const local_;  // deps_.router when it is the bundled LocalRouter, else null
+  // deps_.router when it is the bundled LocalRouter, a BroadcastRouter's local(), else null.
+  LocalRouter* const local_;
+  BroadcastRouter* const broadcast_;  // deps_.router when it is one, else null
   mutable std::mutex mu_;
   std::condition_variable work_cv_;  // the thread waits for jobs
   std::condition_variable room_cv_;  // Push waits for room

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "im/connection.h"
 #include "im/status.h"
@@ -69,7 +70,11 @@ std::string EncodeMessageObject(uint64_t seq, const Message& m);
 class ChatPushEncoder {
  public:
   explicit ChatPushEncoder(const Message& message);
+  // The encoder of a message whose tail another encoder built (tail()), for example on another
+  // node: ForSeq gives the same frames.
+  explicit ChatPushEncoder(std::shared_ptr<const std::string> tail) : tail_(std::move(tail)) {}
   Frame ForSeq(uint64_t seq) const;
+  const std::shared_ptr<const std::string>& tail() const { return tail_; }
 
  private:
   std::shared_ptr<const std::string> tail_;

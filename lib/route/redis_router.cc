@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "ops/log.h"
+#include "protocol/codec.h"
 
 namespace im::internal {
 namespace {
@@ -54,6 +55,34 @@ struct Reader {
 
 constexpr uint32_t kNoTail = 0xFFFFFFFF;
 
+// Each distinct tail of `tails_of` once: writes the count and the tails to `out`; `index` maps
+// a tail to its position.
+template <typename T, typename TailOf>
+void PutTails(const std::vector<T>& all, TailOf tail_of, std::string* out,
+              std::unordered_map<const std::string*, uint32_t>* index) {
+  std::vector<const std::string*> tails;
+  for (const T& one : all) {
+    const std::string* t = tail_of(one);
+    if (t != nullptr && index->emplace(t, static_cast<uint32_t>(tails.size())).second) {
+      tails.push_back(t);
+    }
+  }
+  PutU32(out, static_cast<uint32_t>(tails.size()));
+  for (const std::string* t : tails) PutStr(out, *t);
+}
+
+// Reads what PutTails wrote; false when it does not decode.
+bool GetTails(Reader& r, std::vector<std::shared_ptr<const std::string>>* tails) {
+  const uint32_t count = r.U32();
+  // Each tail takes at least 4 bytes: a count beyond that is damage, not a huge allocation.
+  if (!r.ok || count > r.in.size() / 4) return false;
+  tails->reserve(count);
+  for (uint32_t i = 0; i < count && r.ok; ++i) {
+    tails->push_back(std::make_shared<const std::string>(r.Str()));
+  }
+  return r.ok;
+}
+
 size_t ItemBytes(const RedisRouter::Item& item) {
   return item.frame.size() + item.target.user.tenant.size() + item.target.user.user.size() +
          item.target.session_id.size() + item.reason.size() + 32;
@@ -62,20 +91,13 @@ size_t ItemBytes(const RedisRouter::Item& item) {
 }  // namespace
 
 std::string RedisNodeChannel(std::string_view id) { return "im:node:" + std::string(id); }
+std::string RedisFanoutChannel(int db) { return "im:fanout:" + std::to_string(db); }
 
 std::string RedisRouter::Encode(const std::vector<Item>& items) {
   // Tails first, each once: a group fan-out shares one tail among all its recipients.
   std::unordered_map<const std::string*, uint32_t> index;
-  std::vector<const std::string*> tails;
-  for (const Item& item : items) {
-    const std::string* t = item.frame.tail.get();
-    if (t != nullptr && index.emplace(t, static_cast<uint32_t>(tails.size())).second) {
-      tails.push_back(t);
-    }
-  }
   std::string out;
-  PutU32(&out, static_cast<uint32_t>(tails.size()));
-  for (const std::string* t : tails) PutStr(&out, *t);
+  PutTails(items, [](const Item& item) { return item.frame.tail.get(); }, &out, &index);
   PutU32(&out, static_cast<uint32_t>(items.size()));
   for (const Item& item : items) {
     out.push_back(item.close ? 'C' : 'D');
@@ -94,14 +116,8 @@ std::string RedisRouter::Encode(const std::vector<Item>& items) {
 
 bool RedisRouter::Decode(std::string_view payload, std::vector<Item>* items) {
   Reader r{payload};
-  const uint32_t tail_count = r.U32();
-  // Each tail takes at least 4 bytes: a count beyond that is damage, not a huge allocation.
-  if (!r.ok || tail_count > r.in.size() / 4) return false;
   std::vector<std::shared_ptr<const std::string>> tails;
-  tails.reserve(tail_count);
-  for (uint32_t i = 0; i < tail_count && r.ok; ++i) {
-    tails.push_back(std::make_shared<const std::string>(r.Str()));
-  }
+  if (!GetTails(r, &tails)) return false;
   const uint32_t count = r.U32();
   if (!r.ok || count > r.in.size() / 21) return false;  // an item is at least 21 bytes
   items->clear();
@@ -131,6 +147,59 @@ bool RedisRouter::Decode(std::string_view payload, std::vector<Item>* items) {
   return r.ok && r.in.empty();
 }
 
+// origin, tails, then per message: its tail's index, the session to skip, the push count and
+// per push tenant, user and seq (two U32s).
+std::string RedisRouter::EncodeFanned(std::string_view origin, const std::vector<Fanned>& fanned) {
+  std::string out;
+  PutStr(&out, origin);
+  std::unordered_map<const std::string*, uint32_t> index;
+  PutTails(fanned, [](const Fanned& f) { return f.tail.get(); }, &out, &index);
+  PutU32(&out, static_cast<uint32_t>(fanned.size()));
+  for (const Fanned& f : fanned) {
+    PutU32(&out, f.tail ? index.at(f.tail.get()) : kNoTail);
+    PutStr(&out, f.skip);
+    PutU32(&out, static_cast<uint32_t>(f.pushes.size()));
+    for (const auto& [user, seq] : f.pushes) {
+      PutStr(&out, user.tenant);
+      PutStr(&out, user.user);
+      PutU32(&out, static_cast<uint32_t>(seq >> 32));
+      PutU32(&out, static_cast<uint32_t>(seq));
+    }
+  }
+  return out;
+}
+
+bool RedisRouter::DecodeFanned(std::string_view payload, std::string* origin,
+                               std::vector<Fanned>* fanned) {
+  Reader r{payload};
+  *origin = r.Str();
+  std::vector<std::shared_ptr<const std::string>> tails;
+  if (!r.ok || !GetTails(r, &tails)) return false;
+  const uint32_t count = r.U32();
+  if (!r.ok || count > r.in.size() / 12) return false;  // a message is at least 12 bytes
+  fanned->clear();
+  fanned->reserve(count);
+  for (uint32_t i = 0; i < count && r.ok; ++i) {
+    Fanned f;
+    const uint32_t tail = r.U32();
+    if (tail == kNoTail || tail >= tails.size()) return false;
+    f.tail = tails[tail];
+    f.skip = r.Str();
+    const uint32_t n = r.U32();
+    if (!r.ok || n > r.in.size() / 16) return false;  // a push is at least 16 bytes
+    f.pushes.reserve(n);
+    for (uint32_t k = 0; k < n && r.ok; ++k) {
+      UserKey user;
+      user.tenant = r.Str();
+      user.user = r.Str();
+      const uint64_t high = r.U32();
+      f.pushes.emplace_back(std::move(user), (high << 32) | r.U32());
+    }
+    fanned->push_back(std::move(f));
+  }
+  return r.ok && r.in.empty();
+}
+
 Result<std::shared_ptr<RedisRouter>> RedisRouter::Start(std::shared_ptr<RedisClient> client,
                                                         const RedisOptions& redis,
                                                         std::string node_id) {
@@ -150,7 +219,10 @@ Result<std::shared_ptr<RedisRouter>> RedisRouter::Start(std::shared_ptr<RedisCli
 
 RedisRouter::RedisRouter(std::shared_ptr<RedisClient> client, const RedisOptions& redis,
                          std::string node_id)
-    : client_(std::move(client)), redis_(redis), node_id_(std::move(node_id)) {}
+    : client_(std::move(client)),
+      redis_(redis),
+      node_id_(std::move(node_id)),
+      fanout_channel_(RedisFanoutChannel(client_->url().db)) {}
 
 RedisRouter::~RedisRouter() {
   stopping_.store(true);
@@ -164,28 +236,59 @@ SendResult RedisRouter::Deliver(const SessionInfo& target, const Frame& frame) {
   item.target.session_id = target.session_id;
   item.frame = frame;
   std::map<std::string, std::vector<Item>> full;
+  std::vector<Fanned> fanned;
   {
     std::lock_guard<std::mutex> lock(mu_);
     buffered_bytes_ += ItemBytes(item);
     buffered_[target.node].push_back(std::move(item));
     if (buffered_bytes_ > kMaxBufferBytes) {
       full.swap(buffered_);
+      fanned.swap(fanned_);
       buffered_bytes_ = 0;
     }
   }
-  if (!full.empty()) Publish(std::move(full));
+  if (!full.empty()) Publish(std::move(full), std::move(fanned));
   return SendResult::kQueued;
+}
+
+void RedisRouter::Broadcast(const std::shared_ptr<const std::string>& tail,
+                            std::string_view skip, const UserPush* pushes, size_t n) {
+  if (n == 0) return;
+  Fanned f;
+  f.tail = tail;
+  f.skip = std::string(skip);
+  f.pushes.reserve(n);
+  size_t bytes = (tail ? tail->size() : 0) + skip.size() + 16;
+  for (size_t i = 0; i < n; ++i) {
+    f.pushes.emplace_back(*pushes[i].user, pushes[i].seq);
+    bytes += pushes[i].user->tenant.size() + pushes[i].user->user.size() + 16;
+  }
+  std::map<std::string, std::vector<Item>> by_node;
+  std::vector<Fanned> full;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    buffered_bytes_ += bytes;
+    fanned_.push_back(std::move(f));
+    if (buffered_bytes_ > kMaxBufferBytes) {
+      by_node.swap(buffered_);
+      full.swap(fanned_);
+      buffered_bytes_ = 0;
+    }
+  }
+  if (!full.empty()) Publish(std::move(by_node), std::move(full));
 }
 
 void RedisRouter::Flush() {
   std::map<std::string, std::vector<Item>> batch;
+  std::vector<Fanned> fanned;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (buffered_.empty()) return;
+    if (buffered_.empty() && fanned_.empty()) return;
     batch.swap(buffered_);
+    fanned.swap(fanned_);
     buffered_bytes_ = 0;
   }
-  Publish(std::move(batch));
+  Publish(std::move(batch), std::move(fanned));
 }
 
 void RedisRouter::Close(const SessionInfo& target, const Frame& notice, int code,
@@ -203,11 +306,15 @@ void RedisRouter::Close(const SessionInfo& target, const Frame& notice, int code
   Publish(std::move(one));
 }
 
-void RedisRouter::Publish(std::map<std::string, std::vector<Item>> by_node) {
+void RedisRouter::Publish(std::map<std::string, std::vector<Item>> by_node,
+                          std::vector<Fanned> fanned) {
   std::vector<RedisArgs> commands;
-  commands.reserve(by_node.size());
+  commands.reserve(by_node.size() + 1);
   for (const auto& [node, items] : by_node) {
     commands.push_back({"PUBLISH", RedisNodeChannel(node), Encode(items)});
+  }
+  if (!fanned.empty()) {
+    commands.push_back({"PUBLISH", fanout_channel_, EncodeFanned(node_id_, fanned)});
   }
   Result<std::vector<RedisReply>> replies = client_->Pipeline(commands);
   publishes_.fetch_add(commands.size(), std::memory_order_relaxed);
@@ -235,6 +342,31 @@ void RedisRouter::Dispatch(std::string_view payload) {
   }
 }
 
+void RedisRouter::DispatchFanned(std::string_view payload) {
+  std::string origin;
+  std::vector<Fanned> fanned;
+  if (!DecodeFanned(payload, &origin, &fanned)) {
+    IM_LOG_WARN("cluster: dropped a message on {} that does not decode ({} bytes)",
+                fanout_channel_, payload.size());
+    return;
+  }
+  if (origin == node_id_) return;  // delivered here by the fan-out stage already
+  received_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<const UserKey*> users;
+  std::vector<LocalRouter::Target> targets;
+  for (const Fanned& f : fanned) {
+    users.clear();
+    for (const auto& push : f.pushes) users.push_back(&push.first);
+    targets.clear();
+    local_.CollectUsers(users.data(), users.size(), f.skip, &targets);
+    if (targets.empty()) continue;
+    const ChatPushEncoder encoder(f.tail);
+    for (const LocalRouter::Target& t : targets) {
+      t.connection->Send(encoder.ForSeq(f.pushes[t.index].second));
+    }
+  }
+}
+
 void RedisRouter::Subscribe() {
   const RedisUrl& url = client_->url();
   const std::string channel = RedisNodeChannel(node_id_);
@@ -242,7 +374,9 @@ void RedisRouter::Subscribe() {
   bool warned = false;
   while (!stopping_.load()) {
     std::string why;
-    redisContext* c = OpenRedisContext(url, redis_, {{"SUBSCRIBE", channel}}, &why);
+    // One SUBSCRIBE for both: its first confirmation comes after both subscriptions.
+    redisContext* c =
+        OpenRedisContext(url, redis_, {{"SUBSCRIBE", channel, fanout_channel_}}, &why);
     if (c != nullptr) {
       subscribed_.store(true);
       if (warned) IM_LOG_INFO("cluster: subscribed to {} again", channel);
@@ -259,9 +393,16 @@ void RedisRouter::Subscribe() {
           auto* reply = static_cast<redisReply*>(raw);
           // ["message", channel, payload]
           if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+              reply->element[1]->type == REDIS_REPLY_STRING &&
               reply->element[2]->type == REDIS_REPLY_STRING &&
               std::string_view(reply->element[0]->str, reply->element[0]->len) == "message") {
-            Dispatch(std::string_view(reply->element[2]->str, reply->element[2]->len));
+            const std::string_view from(reply->element[1]->str, reply->element[1]->len);
+            const std::string_view payload(reply->element[2]->str, reply->element[2]->len);
+            if (from == fanout_channel_) {
+              DispatchFanned(payload);
+            } else {
+              Dispatch(payload);
+            }
           }
           freeReplyObject(reply);
           continue;

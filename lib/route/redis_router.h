@@ -4,17 +4,26 @@
 //
 //   auto router = RedisRouter::Start(client, redis_options, "node-a");
 //
-// Deliver to a remote session buffers the frame; Flush (called by the fan-out stage once per
-// delivery step) publishes ONE message per node, carrying every buffered frame (a shared frame
-// tail once) and its target sessions. A buffer above kMaxBufferBytes is published at once, so a
-// step's memory stays bounded. Close to a remote session (a kick) is published at once. The
-// receiving node's subscriber thread (its own connection, reconnect with capped backoff)
-// delivers to its LocalRouter.
+// Fan-out (BroadcastRouter): the fan-out stage delivers to this node's connections itself and
+// hands the pushes of each step to Broadcast, by user; Flush publishes them in ONE message on
+// the cluster's fan-out channel, `im:fanout:<db>`, which every node subscribes to: each
+// delivers to its own connections of those users (the publisher ignores its own message). So
+// a message costs one publish per step whatever its fan-out and however many nodes, and no
+// session lookup; every node reads every step's pushes (a hash lookup per recipient).
+//
+// Deliver to a remote session (SessionInfo::node) buffers the frame; Flush publishes ONE message
+// per node, carrying every buffered frame (a shared frame tail once) and its target sessions.
+// A buffer above kMaxBufferBytes is published at once, so a step's memory stays bounded. Close
+// to a remote session (a kick) is published at once. The receiving node's subscriber thread
+// (its own connection, subscribed to its node channel and the fan-out channel, reconnect with
+// capped backoff) delivers to its LocalRouter. Messages of both channels reach a node in the
+// order they were published.
 //
 // Pub/sub is at-most-once: a publish lost to a broken connection, a node that is not
 // subscribed at that moment, or a Redis failure is not retried. The message is in the inbox;
-// the client notices the seq gap and syncs (docs/protocol.md). Channels are global to a Redis
-// server (not per database): node ids must be unique per Redis server.
+// the client notices the seq gap and syncs (docs/protocol.md). Node channels are global to a
+// Redis server (not per database): node ids must be unique per Redis server; the fan-out
+// channel is per database.
 //
 // Thread-safety: every method is safe from any thread. Flush and a remote Close block on Redis.
 #ifndef IM_ROUTE_REDIS_ROUTER_H_
@@ -28,11 +37,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "im/redis.h"
 #include "im/result.h"
 #include "im/router.h"
+#include "route/broadcast_router.h"
 #include "route/local_router.h"
 #include "store/redis/redis_client.h"
 
@@ -40,8 +51,10 @@ namespace im::internal {
 
 // The pub/sub channel of node `id`.
 std::string RedisNodeChannel(std::string_view id);
+// The fan-out channel of the nodes on database `db`.
+std::string RedisFanoutChannel(int db);
 
-class RedisRouter final : public Router {
+class RedisRouter final : public Router, public BroadcastRouter {
  public:
   // A buffer of remote deliveries above this is published before the step ends.
   static constexpr size_t kMaxBufferBytes = 1 << 20;
@@ -67,6 +80,10 @@ class RedisRouter final : public Router {
   void Flush() override;
   size_t LocalCount() const override { return local_.LocalCount(); }
 
+  LocalRouter& local() override { return local_; }
+  void Broadcast(const std::shared_ptr<const std::string>& tail, std::string_view skip,
+                 const UserPush* pushes, size_t n) override;
+
   // True while the subscriber holds a confirmed subscription.
   bool subscribed() const { return subscribed_.load(); }
   // Publishes sent and messages received, for tests and metrics.
@@ -86,22 +103,38 @@ class RedisRouter final : public Router {
   // False for a payload that does not decode (it is then dropped whole).
   static bool Decode(std::string_view payload, std::vector<Item>* items);
 
+  // The pushes of one message on the fan-out channel.
+  struct Fanned {
+    std::shared_ptr<const std::string> tail;  // ChatPushEncoder::tail()
+    std::string skip;                         // the sender's session
+    std::vector<std::pair<UserKey, uint64_t>> pushes;  // user, seq
+  };
+  // A fan-out channel payload from node `origin`; each distinct tail is written once.
+  static std::string EncodeFanned(std::string_view origin, const std::vector<Fanned>& fanned);
+  // False for a payload that does not decode (it is then dropped whole).
+  static bool DecodeFanned(std::string_view payload, std::string* origin,
+                           std::vector<Fanned>* fanned);
+
  private:
   RedisRouter(std::shared_ptr<RedisClient> client, const RedisOptions& redis, std::string node_id);
   bool IsLocal(const SessionInfo& s) const { return s.node.empty() || s.node == node_id_; }
-  // Publishes the payloads of `by_node` in one round trip.
-  void Publish(std::map<std::string, std::vector<Item>> by_node);
+  // Publishes the payloads of `by_node`, then `fanned` on the fan-out channel, in one round trip.
+  void Publish(std::map<std::string, std::vector<Item>> by_node,
+               std::vector<Fanned> fanned = {});
   void Subscribe();  // the subscriber thread
   void Dispatch(std::string_view payload);
+  void DispatchFanned(std::string_view payload);
 
   const std::shared_ptr<RedisClient> client_;
   const RedisOptions redis_;
   const std::string node_id_;
+  const std::string fanout_channel_;
   LocalRouter local_;
 
   std::mutex mu_;
   std::map<std::string, std::vector<Item>> buffered_;  // by node; guarded by mu_
-  size_t buffered_bytes_ = 0;                          // guarded by mu_
+  std::vector<Fanned> fanned_;                         // guarded by mu_
+  size_t buffered_bytes_ = 0;                          // both; guarded by mu_
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> subscribed_{false};

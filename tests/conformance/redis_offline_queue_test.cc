@@ -272,7 +272,7 @@ TEST_CASE("OfflineQueue: redis keeps one relative order across nodes") {
 }
 
 // Expire works in bounded scripts (at most 100 inboxes and 2,000 deletions each) and loops until
-// nothing old is left: 3,000 entries over 150 inboxes, and 3,000 bodies, need several.
+// nothing old is left: 3,000 entries over 150 inboxes need several.
 TEST_CASE("OfflineQueue: redis Expire sweeps past one script's bound") {
   test::RedisServer server;
   OfflineQueueOptions options;
@@ -298,7 +298,96 @@ TEST_CASE("OfflineQueue: redis Expire sweeps past one script's bound") {
     CHECK(r.entries.size() == (user == 1 ? 1u : 0u));
   }
   CHECK(server.Command({"ZCARD", "im:inbox-heads"}) == ":1");
+}
+
+std::shared_ptr<OfflineQueue> OpenWith(const test::RedisServer& server, int64_t retention_ms,
+                                       int64_t dedup_window_ms) {
+  OfflineQueueOptions options;
+  options.retention_ms = retention_ms;
+  options.dedup_window_ms = dedup_window_ms;
+  return Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server), options));
+}
+
+// The milliseconds left on `key` (PTTL: -1 without a TTL, -2 when gone).
+int64_t Pttl(const test::RedisServer& server, const std::string& key) {
+  return std::stoll(server.Command({"PTTL", key}).substr(1));
+}
+
+// A body has a TTL of the retention period (plus as much again, at most a minute) and a dedup
+// record one of the window plus a minute; no index lists them. A body gone with its TTL is a
+// `gap` in Fetch, its entry skipped.
+TEST_CASE("OfflineQueue: redis bodies and dedup records expire with their TTLs") {
+  test::RedisServer server;
+  std::shared_ptr<OfflineQueue> q = OpenWith(server, 400, 5000);
+  Must(q->Append(Req(1, {U("alice"), U("bob")}, "alice/c1")));
+  const int64_t body_ttl = Pttl(server, "im:{m:default/1}:body");
+  CHECK(body_ttl > 0);
+  CHECK(body_ttl <= 800);
+  const int64_t dedup_ttl = Pttl(server, "im:{d:default/alice%2Fc1}:dedup");
+  CHECK(dedup_ttl > 5000);
+  CHECK(dedup_ttl <= 65000);
+  CHECK(server.Command({"EXISTS", "im:message-index", "im:dedup-index"}) == ":0");
+  CHECK(FetchAll(*q, U("bob")).size() == 1);
+
+  REQUIRE(test::WaitUntil([&] { return Pttl(server, "im:{m:default/1}:body") == -2; }));
+  FetchResult bob = Must(q->Fetch(U("bob"), 0, 10));
+  CHECK(bob.gap);
+  CHECK(bob.entries.empty());
+  CHECK(bob.last_seq == 1);
+  // The dedup record outlives the body: a retry is still a duplicate.
+  CHECK(Must(q->Append(Req(2, {U("alice"), U("bob")}, "alice/c1"))).duplicate);
+}
+
+// Bodies and dedup keys that an earlier version listed in its sweep indexes (a body then had no
+// TTL) are deleted by Expire, by the same rules as before: a body older than the retention
+// period, a dedup key recorded before the window; the younger ones stay.
+TEST_CASE("OfflineQueue: redis Expire drains the indexes of earlier versions") {
+  test::RedisServer server;
+  std::shared_ptr<OfflineQueue> q = OpenWith(server, 1000, 1000);
+  const std::string old_body = "im:{m:default/7}:body";
+  const std::string young_body = "im:{m:default/8}:body";
+  const std::string old_dedup = "im:{d:default/alice%2Fold}:dedup";
+  CHECK(server.Command({"SET", old_body, "x"}) == "+OK");
+  CHECK(server.Command({"SET", young_body, "x"}) == "+OK");
+  CHECK(server.Command({"SET", old_dedup, "7 0 1 0"}) == "+OK");
+  CHECK(server.Command({"ZADD", "im:message-index", std::to_string(kT0 - 5000), old_body,
+                        std::to_string(kT0), young_body}) == ":2");
+  CHECK(server.Command({"ZADD", "im:dedup-index", std::to_string(kT0 - 5000), old_dedup}) ==
+        ":1");
+
+  Must(q->Expire(kT0));
+  CHECK(server.Command({"EXISTS", old_body, old_dedup}) == ":0");
+  CHECK(server.Command({"EXISTS", young_body}) == ":1");
   CHECK(server.Command({"ZCARD", "im:message-index"}) == ":1");
+  CHECK(server.Command({"EXISTS", "im:dedup-index"}) == ":0");
+  Must(q->Expire(kT0 + 2000));
+  CHECK(server.Command({"EXISTS", young_body, "im:message-index"}) == ":0");
+}
+
+// An ack is kept in the inbox hash (`ack:<device>`), so one read gives the seq and the ack; an
+// ack an earlier version kept in the `acks` hash still counts, until a higher one replaces it.
+TEST_CASE("OfflineQueue: redis acks live in the inbox hash; an earlier version's acks still count") {
+  test::RedisServer server;
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));
+  for (uint64_t mid = 1; mid <= 5; ++mid) Must(q->Append(Req(mid, {U("alice")})));
+  MustOk(q->Ack(U("alice"), "phone", 3));
+  const std::string inbox = "im:{u:default/alice}:inbox";
+  const std::string acks = "im:{u:default/alice}:acks";
+  CHECK(server.Command({"HEXISTS", inbox, "ack:phone"}) == ":1");
+  CHECK(server.Command({"EXISTS", acks}) == ":0");
+  // Where an earlier version kept it: moved into the acks hash, as it would have written it.
+  static const char kMove[] =
+      "redis.call('HSET', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], ARGV[1])) "
+      "return redis.call('HDEL', KEYS[1], ARGV[1])";
+  CHECK(server.Command({"EVAL", kMove, "2", inbox, acks, "ack:phone", "phone"}) == ":1");
+  CHECK(Must(q->Acked(U("alice"), "phone")) == 3);
+  MustOk(q->Ack(U("alice"), "phone", 2));  // lower than the earlier version's: ignored
+  CHECK(Must(q->Acked(U("alice"), "phone")) == 3);
+  MustOk(q->Ack(U("alice"), "phone", 4));
+  CHECK(Must(q->Acked(U("alice"), "phone")) == 4);
+  CHECK(Must(q->Acked(U("alice"), "tablet")) == 0);
+  CheckError(q->Ack(U("alice"), "phone", 6), Code::kBadRequest, "bad_request");
 }
 
 TEST_CASE("OfflineQueue: redis answers 503 while Redis is down and recovers by itself") {

@@ -284,6 +284,66 @@ TEST_CASE("cluster: three imd nodes on one Redis - chat across nodes, a group of
   }
 }
 
+// The calls of `command` in INFO commandstats (0 when it has none).
+uint64_t CommandCalls(im::internal::RedisClient& client, const std::string& command) {
+  auto info = client.Command({"INFO", "commandstats"});
+  REQUIRE(info.ok());
+  const std::string key = "cmdstat_" + command + ":calls=";
+  const size_t at = info->str.find(key);
+  return at == std::string::npos ? 0 : std::stoull(info->str.substr(at + key.size()));
+}
+
+// The fan-out reaches the members on other nodes through the fan-out channel: each node
+// delivers to the connections it holds, so no node looks a session up in Redis (no HGETALL),
+// and a message costs one publish however many nodes and members it reaches.
+TEST_CASE("cluster: a group message reaches members on three nodes without session lookups") {
+  Cluster cluster;
+  constexpr int kMembers = 30, kMessages = 10;
+  std::vector<std::unique_ptr<Cluster::User>> users;
+  std::string members;
+  for (int i = 0; i < kMembers; ++i) {
+    const std::string name = "g" + std::to_string(i);
+    users.push_back(cluster.Login(name, i % Cluster::kNodes));
+    if (i > 0) members += std::string(members.empty() ? "" : ",") + "\"" + name + "\"";
+  }
+  // A second device of member g1 (on node 1) on node 2: both get every push.
+  users.push_back(cluster.Login("g1", 2, nullptr, "desk"));
+  auto created = users[0]->client->Request(
+      "group.create", R"({"gid":"fan","name":"fan","members":[)" + members + "]}");
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  im::RedisOptions options;
+  options.url = cluster.redis.url();
+  auto stats = im::internal::RedisClient::Create(options);
+  REQUIRE(stats.ok());
+  // Logins and the group's creation are done: count from here.
+  REQUIRE((*stats)->Command({"CONFIG", "RESETSTAT"}).ok());
+  for (int k = 0; k < kMessages; ++k) {
+    im::OutgoingMessage m;
+    m.group = "fan";
+    m.body = "f" + std::to_string(k);
+    REQUIRE(users[0]->client->Send(m).ok());
+  }
+  const bool all = WaitUntil([&] {
+    for (size_t i = 1; i < users.size(); ++i) {
+      if (users[i]->PushedCount() != kMessages) return false;
+    }
+    return true;
+  }, 30000);
+  for (size_t i = 1; i < users.size() && !all; ++i) {
+    CHECK_MESSAGE(users[i]->PushedCount() == kMessages, "member " << i);
+  }
+  REQUIRE_MESSAGE(all, cluster.Problems());
+  CHECK(users[0]->PushedCount() == 0);  // not to the sender's own session
+  for (size_t i = 1; i < users.size(); ++i) {
+    std::lock_guard<std::mutex> lock(users[i]->mu);
+    for (int k = 0; k < kMessages; ++k) CHECK(users[i]->pushed[k].body == "f" + std::to_string(k));
+  }
+  CHECK(CommandCalls(**stats, "hgetall") == 0);
+  const uint64_t publishes = CommandCalls(**stats, "publish");
+  CHECK(publishes >= 1);
+  CHECK(publishes <= kMessages);  // one per delivery step at most, not one per node or member
+}
+
 TEST_CASE("cluster: kill -9 a node mid-stream - its clients move to another node, every acked "
           "message delivered once") {
   Cluster cluster;

@@ -133,7 +133,8 @@ struct Cluster {
     }
   };
   std::unique_ptr<User> Login(const std::string& user, int n,
-                              const std::function<void(im::Client&)>& before_login = nullptr) {
+                              const std::function<void(im::Client&)>& before_login = nullptr,
+                              const std::string& device = "default") {
     auto u = std::make_unique<User>();
     im::ClientOptions o;
     o.url = nodes[n].tcp_url;
@@ -149,7 +150,7 @@ struct Cluster {
     u->client->OnClosed([raw](int code, const std::string&) { raw->close_code = code; });
     REQUIRE(u->client->Connect().ok());
     if (before_login) before_login(*u->client);
-    auto info = u->client->Login(Token(user));
+    auto info = u->client->Login(Token(user), device);
     REQUIRE_MESSAGE(info.ok(), info.status().ToString());
     u->login = *info;
     return u;

@@ -127,6 +127,73 @@ TEST_CASE("Redis pipe: many calls in flight are answered once each, in call orde
   CHECK(one.results[0].status().message().find("BROKEN kv") != std::string_view::npos);
 }
 
+// The fence key gone (it expired while the connection was idle): the first call behind finds it
+// gone and does not run, and neither do the calls written behind it (the fence is spoilt for
+// them too); all run once, in order, under a new fence.
+TEST_CASE("Redis pipe: a fence key gone while idle - the calls behind run once each, in order") {
+  RedisServer server;
+  std::shared_ptr<RedisClient> client = MustClient(server);
+  Answers first(2);
+  for (int i = 0; i < 2; ++i) {
+    client->EvalAsync(PushScript(), {"list"}, {std::to_string(i)}, first.For(i));
+  }
+  REQUIRE(WaitUntil([&] { return first.count.load() == 2; }));
+  Result<RedisReply> fences = client->Command({"KEYS", "im:fence:*"});
+  REQUIRE(fences.ok());
+  REQUIRE(fences->elements.size() == 1);
+  REQUIRE(client->Command({"DEL", fences->elements[0].str}).ok());
+  // Redis holds every command meanwhile: the three calls reach it together.
+  CHECK(server.Command({"CLIENT", "PAUSE", "300", "ALL"}) == "+OK");
+  Answers next(3);
+  for (int i = 0; i < 3; ++i) {
+    client->EvalAsync(PushScript(), {"list"}, {std::to_string(2 + i)}, next.For(i));
+  }
+  REQUIRE(WaitUntil([&] { return next.count.load() == 3; }));
+  CHECK(next.InOrder());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE_MESSAGE(next.results[i].ok(), next.results[i].status().ToString());
+    CHECK(next.results[i]->integer == 3 + i);
+  }
+  CHECK(List(*client, "list") == std::vector<std::string>{"0", "1", "2", "3", "4"});
+  CHECK(client->metrics().resends.load() == 3);
+}
+
+// What Redis answers when it runs nothing yet (BUSY with a long script, LOADING after a restart)
+// did not run: 503, as from the pool, so that a sender retries; the pipe goes on after it.
+TEST_CASE("Redis pipe: a call refused BUSY is answered 503, not 500, and the pipe goes on") {
+  RedisServer server(RedisServerOptions{"everysec", {"busy-reply-threshold 100"}});
+  std::shared_ptr<RedisClient> client = MustClient(server);
+  std::shared_ptr<RedisClient> runner = MustClient(server);
+  Answers warm(1);
+  client->EvalAsync(PushScript(), {"list"}, {"w"}, warm.For(0));
+  REQUIRE(WaitUntil([&] { return warm.count.load() == 1; }));
+  std::thread spin([&] {
+    static const RedisScript kSpin(
+        "local s = tonumber(redis.call('TIME')[1]) "
+        "while tonumber(redis.call('TIME')[1]) < s + 3 do end return 1");
+    (void)runner->Eval(kSpin, {}, {});
+  });
+  REQUIRE(WaitUntil([&] {
+    Result<RedisReply> r = client->Command({"GET", "k"});
+    return !r.ok() && r.status().message().find("BUSY") != std::string_view::npos;
+  }, 5000));
+  Answers busy(1);
+  client->EvalAsync(PushScript(), {"list"}, {"refused"}, busy.For(0));
+  REQUIRE(WaitUntil([&] { return busy.count.load() == 1; }));
+  REQUIRE_FALSE(busy.results[0].ok());
+  CHECK(busy.results[0].status().code() == Code::kUnavailable);
+  CHECK(busy.results[0].status().message().find("BUSY") != std::string_view::npos);
+  (void)server.Command({"SCRIPT", "KILL"});
+  spin.join();
+  Answers after(1);
+  REQUIRE(WaitUntil([&] {
+    after.count = 0;
+    client->EvalAsync(PushScript(), {"list"}, {"after"}, after.For(0));
+    return WaitUntil([&] { return after.count.load() == 1; }) && after.results[0].ok();
+  }, 10000));
+  CHECK(List(*client, "list") == std::vector<std::string>{"w", "after"});
+}
+
 TEST_CASE("Redis pipe: beyond the bound a call waits, then is answered 503 after the others") {
   RedisServer server;
   std::shared_ptr<RedisClient> client = MustClient(server, 800);

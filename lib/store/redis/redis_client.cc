@@ -37,14 +37,14 @@ timeval ToTimeval(int ms) {
 
 Status ErrorReply(const RedisReply& reply) { return Status::Internal("redis: " + reply.str); }
 
-bool IsNotServing(const RedisReply& reply) {
+}  // namespace
+
+bool IsRedisNotServing(const RedisReply& reply) {
   for (const char* prefix : {"LOADING ", "BUSY ", "MASTERDOWN "}) {
     if (reply.str.rfind(prefix, 0) == 0) return true;
   }
   return false;
 }
-
-}  // namespace
 
 Result<RedisUrl> ParseRedisUrl(std::string_view url) {
   const std::string quoted = "redis URL \"" + std::string(url) + "\"";
@@ -427,7 +427,7 @@ Result<std::vector<RedisReply>> RedisClient::Run(const std::vector<RedisArgs>& c
     metrics_.errors.fetch_add(1, std::memory_order_relaxed);
     // Redis is up but runs nothing yet: loading its dataset after a restart, a script past its
     // time limit, a replica cut off from its primary. Like an unreachable Redis: 503, retry.
-    if (IsNotServing(reply)) return Status::Unavailable("redis: " + reply.str);
+    if (IsRedisNotServing(reply)) return Status::Unavailable("redis: " + reply.str);
   }
   return replies;
 }

@@ -136,6 +136,10 @@ inline constexpr std::string_view kRedisConnectionCheck = "\x01im:connection-che
 inline constexpr std::string_view kRedisCheckFailed = "restarted";
 bool RedisCheckPassed(const RedisReply& reply);
 
+// An error reply of a Redis that runs nothing yet (LOADING, BUSY, MASTERDOWN): the command did
+// not run, and the caller gets 503 as for an unreachable Redis.
+bool IsRedisNotServing(const RedisReply& reply);
+
 // The answer of an EvalAsync call.
 using RedisDone = std::function<void(Result<RedisReply>)>;
 
@@ -200,7 +204,7 @@ class RedisClient {
   //
   // Order across a NOSCRIPT (a script flushed or Redis replaced mid-pipeline): every script on
   // this connection is run in a wrapper that first checks and advances a fence key of the
-  // connection (im:fence:<token>, PX 1 hour, two more commands per call). A call whose
+  // connection (im:fence:<token>, PX 1 hour, one more command per call). A call whose
   // predecessor did not run finds the fence behind and does nothing (IMFENCED), so after a
   // NOSCRIPT the scripts are loaded again and that call and every later one are sent again, in
   // order, under a new fence key: none of them ran twice or out of order. A call sent three

@@ -2,18 +2,21 @@
 // (lib/store/leveldb/leveldb_offline_queue.cc), shared by every node on one Redis.
 //
 // Layout (store/redis/redis_offline_queue.h; docs/operations.md, Redis backends): per user an
-// `inbox` hash (epoch, seq counter), an `entries` list ("<mid> <ts>" per retained seq, oldest
-// first) and an `acks` hash; per message one `body` key, whatever the fan-out; per dedup key one
-// string with a TTL. The retained seqs of an inbox are consecutive and end at its counter (an
-// append increments the counter and pushes the entry in one script; retention pops from the
-// front only), so first_seq = seq - LLEN + 1 and an entry's seq is its list index + first_seq.
+// `inbox` hash (epoch, seq counter, and `ack:<device>` per device: one read serves an ack's check
+// of the seq and of the current ack) and an `entries` list ("<mid> <ts>" per retained seq, oldest
+// first); earlier versions kept the acks in an `acks` hash, still read for a device with no `ack:`
+// field yet; per message one `body` key, whatever the fan-out, with a TTL of the retention period
+// (RedisBodyTtlMs); per dedup key one string with a TTL. The retained seqs of an inbox are
+// consecutive and end at its counter (an append increments the counter and pushes the entry in one
+// script; retention pops from the front only), so first_seq = seq - LLEN + 1 and an entry's seq is
+// its list index + first_seq.
 //
 // Every append, fetch, info, ack and acked is one Lua script (EVALSHA): one round trip, atomic.
 // AppendBatch is one script for the whole batch (split only past kMaxScriptRecipients
 // recipients, never inside a request), so every request is all or nothing, and the seqs of one
 // request are assigned in one step: any two messages are in the same relative order in every
 // inbox that holds both. The scripts touch keys in several hash-tag slots (every recipient's,
-// the body's, the sweep indexes): they need every key on one Redis (a standalone primary). A
+// the body's, the sweep index): they need every key on one Redis (a standalone primary). A
 // Redis Cluster deployment needs another scheme (docs/operations.md says which).
 //
 // Epochs: an inbox's epoch is "<its own random part>.<instance token>". Each script first
@@ -30,10 +33,12 @@
 //
 // Retention: an append trims its inboxes to max_inbox at once. Expire pops from the front of
 // the inboxes whose oldest entry is older than the retention period (found through
-// im:inbox-heads, so a sweep costs what it deletes, not the number of users), deletes message
-// bodies older than it (im:message-index; an entry whose body is gone is skipped by Fetch and
-// reported as `gap`, as in LevelDB) and dedup keys older than the window (im:dedup-index). Each
-// sweep script is bounded (kSweepBudget), so Redis is never blocked for long.
+// im:inbox-heads, so a sweep costs what it deletes, not the number of users). Bodies and dedup
+// keys are not swept: they expire with their TTLs (a body outlives its entry by up to a minute;
+// an entry whose body is gone is skipped by Fetch and reported as `gap`, as in LevelDB), which
+// saves two sorted-set writes per message. Expire still drains the indexes of bodies and dedup
+// keys that earlier versions wrote (im:message-index, im:dedup-index). Each sweep script is
+// bounded (kSweepBudget), so Redis is never blocked for long.
 
 #include "store/redis/redis_offline_queue.h"
 
@@ -73,6 +78,24 @@ constexpr std::string_view kMessageKeySuffix = "}:body";
 
 }  // namespace
 
+namespace {
+
+// A TTL's grace beyond the period it covers, so that clock differences between nodes (and
+// Redis) do not cut the period short.
+constexpr int64_t kTtlGraceMs = 60'000;
+constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
+
+}  // namespace
+
+int64_t RedisBodyTtlMs(int64_t retention_ms) {
+  const int64_t retention = std::clamp<int64_t>(retention_ms, 1, kMaxTtlMs);
+  return retention + std::min(retention, kTtlGraceMs);
+}
+
+int64_t RedisDedupTtlMs(int64_t window_ms) {
+  return std::clamp<int64_t>(window_ms, 0, kMaxTtlMs) + kTtlGraceMs;
+}
+
 std::string RedisMessageKey(std::string_view tenant, uint64_t mid) {
   return MessageKeyPrefix(tenant) + std::to_string(mid) + std::string(kMessageKeySuffix);
 }
@@ -86,11 +109,6 @@ constexpr size_t kMaxFetchLimit = 500;
 constexpr size_t kMaxScriptRecipients = 10000;
 // Deletions per sweep script.
 constexpr int kSweepBudget = 2000;
-// A dedup key's TTL is the window plus this: the node's clock decides freshness (the record
-// holds when it was made), the TTL only bounds memory, so clock differences between nodes
-// must not cut a window short.
-constexpr int64_t kDedupTtlGraceMs = 60'000;
-constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
 constexpr char kBodyVersion = 1;
 constexpr char kBodyVersionGseq = 2;
 
@@ -117,20 +135,21 @@ local token, run = instance()
 if not token then return {'restarted', run} end
 )lua";
 
-// KEYS: instance, heads, message index, dedup index; then per request its body key, its dedup
-// key (when it has one), and per recipient its inbox and entries keys.
-// ARGV: token, now, dedup window, dedup TTL, max_inbox, epoch base, request count; then per
-// request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count.
+// KEYS: instance, heads, dedup floor; then per request its body key, its dedup key (when it has
+// one), and per recipient its inbox and entries keys. ARGV: token, now, dedup window, dedup TTL,
+// max_inbox, epoch base, request count, body TTL; then per request: mid, ts, encoded message,
+// sender index, has dedup (0/1), recipient count.
 // Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
 // recipient.
 const RedisScript& AppendScript() {
-  static const RedisScript script(std::string(kInstancePrelude) + R"lua(
+  static const RedisScript script(std::string(kInstancePrelude) + std::string(kRedisDedupLua) +
+                                  R"lua(
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local max = tonumber(ARGV[5])
 local out = {'ok'}
-local a = 8
-local k = 5
+local a = 9
+local k = 4
 local created = 0
 for r = 1, tonumber(ARGV[7]) do
   local mid, ts, body = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -143,14 +162,7 @@ for r = 1, tonumber(ARGV[7]) do
     k = k + 1
   end
   a = a + 6
-  local dup = nil
-  if dedup_key then
-    local d = redis.call('GET', dedup_key)
-    if d then
-      local dmid, dts, dseq, drec = string.match(d, '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
-      if drec and tonumber(drec) > now - window then dup = {dmid, dts, dseq} end
-    end
-  end
+  local dup = dedup_key and dedup_fresh(dedup_key, now, window, KEYS[3])
   if dup then
     out[#out + 1] = 'dup'
     out[#out + 1] = dup[1]
@@ -158,8 +170,7 @@ for r = 1, tonumber(ARGV[7]) do
     out[#out + 1] = dup[3]
     k = k + 2 * n
   else
-    redis.call('SET', body_key, body)
-    redis.call('ZADD', KEYS[3], ts, body_key)
+    redis.call('SET', body_key, body, 'PX', ARGV[8])
     local entry = mid .. ' ' .. ts
     local sender_seq = 0
     out[#out + 1] = 'new'
@@ -187,9 +198,7 @@ for r = 1, tonumber(ARGV[7]) do
       if i == sender + 1 then sender_seq = seq end
     end
     if dedup_key then
-      redis.call('SET', dedup_key, mid .. ' ' .. ts .. ' ' .. sender_seq .. ' ' .. ARGV[2],
-                 'PX', ARGV[4])
-      redis.call('ZADD', KEYS[4], ARGV[2], dedup_key)
+      dedup_record(dedup_key, mid, ts, sender_seq, ARGV[2], ARGV[4])
     end
   end
 end
@@ -246,18 +255,21 @@ return out
   return script;
 }
 
-// KEYS: instance, inbox, acks. ARGV: token, device, seq. Returns 'ok', or 'beyond' and last_seq.
+// KEYS: instance, inbox, acks (earlier versions' place). ARGV: token, device, seq. Returns 'ok',
+// or 'beyond' and last_seq. The seq and the device's ack come in one read of the inbox hash.
 const RedisScript& AckScript() {
   static const RedisScript script(std::string(kInstancePrelude) + R"lua(
-local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local field = 'ack:' .. ARGV[2]
+local got = redis.call('HMGET', KEYS[2], 'seq', field)
+local last = tonumber(got[1] or '0')
 local seq = tonumber(ARGV[3])
 if seq > last then return {'beyond', last} end
 if seq > 0 then
-  local cur = redis.call('HGET', KEYS[3], ARGV[2])
+  local cur = got[2] or redis.call('HGET', KEYS[3], ARGV[2])
   local cur_seq, cur_token = 0, nil
   if cur then cur_seq, cur_token = string.match(cur, '^(%d+) (.*)$') end
   if cur_token ~= token or seq > tonumber(cur_seq) then
-    redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. ' ' .. token)
+    redis.call('HSET', KEYS[2], field, ARGV[3] .. ' ' .. token)
   end
 end
 return {'ok'}
@@ -265,11 +277,12 @@ return {'ok'}
   return script;
 }
 
-// KEYS: instance, acks. ARGV: token, device. Returns 'ok' and the ack (0 when none, or made
-// under another instance token).
+// KEYS: instance, inbox, acks (earlier versions' place). ARGV: token, device. Returns 'ok' and
+// the ack (0 when none, or made under another instance token).
 const RedisScript& AckedScript() {
   static const RedisScript script(std::string(kInstancePrelude) + R"lua(
-local cur = redis.call('HGET', KEYS[2], ARGV[2])
+local cur = redis.call('HGET', KEYS[2], 'ack:' .. ARGV[2])
+if not cur then cur = redis.call('HGET', KEYS[3], ARGV[2]) end
 if not cur then return {'ok', 0} end
 local seq, at = string.match(cur, '^(%d+) (.*)$')
 if at ~= token then return {'ok', 0} end
@@ -338,6 +351,16 @@ if #keys > 0 then
   redis.call('ZREM', KEYS[1], unpack(keys))
 end
 return #keys
+)lua");
+  return script;
+}
+
+// KEYS: the dedup floor. ARGV: a new floor. Raises the floor to it when lower.
+const RedisScript& RaiseDedupFloorScript() {
+  static const RedisScript script(R"lua(
+local floor = tonumber(redis.call('GET', KEYS[1]))
+if not floor or floor < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
 )lua");
   return script;
 }
@@ -451,7 +474,8 @@ class RedisOfflineQueue final : public OfflineQueue {
 
   Result<uint64_t> Acked(const UserKey& user, const std::string& device) override {
     Result<RedisReply> r = RunChecked(
-        AckedScript(), {std::string(kRedisInstanceKey), RedisInboxAcksKey(user)}, {device});
+        AckedScript(),
+        {std::string(kRedisInstanceKey), RedisInboxKey(user), RedisInboxAcksKey(user)}, {device});
     if (!r.ok()) return r.status();
     if (r->elements.size() != 2 || !r->elements[1].is_integer()) return Unexpected("acked");
     return static_cast<uint64_t>(r->elements[1].integer);
@@ -519,9 +543,7 @@ class RedisOfflineQueue final : public OfflineQueue {
     return Status::OK();
   }
 
-  TimestampMs DedupTtlMs() const {
-    return std::clamp<int64_t>(options_.dedup_window_ms, 0, kMaxTtlMs) + kDedupTtlGraceMs;
-  }
+  TimestampMs DedupTtlMs() const { return RedisDedupTtlMs(options_.dedup_window_ms); }
 
   const std::shared_ptr<RedisClient> client_;
   const OfflineQueueOptions options_;
@@ -624,10 +646,11 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
   RedisArgs& keys = *keys_out;
   RedisArgs& args = *args_out;
   keys = {std::string(kRedisInstanceKey), std::string(kRedisInboxHeadsKey),
-          std::string(kRedisMessageIndexKey), std::string(kRedisDedupIndexKey)};
+          std::string(kRedisDedupFloorKey)};
   args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
           std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
-          RandomHexToken(8) + "-",      std::to_string(indexes.size())};
+          RandomHexToken(8) + "-",      std::to_string(indexes.size()),
+          std::to_string(RedisBodyTtlMs(options_.retention_ms))};
   for (size_t i : indexes) {
     const AppendRequest& request = requests[i];
     const Message& message = *request.message;
@@ -727,11 +750,19 @@ Result<size_t> RedisOfflineQueue::Expire(TimestampMs now) {
     dropped += static_cast<size_t>(r->elements[0].integer);
     if (r->elements[1].integer == 0) break;
   }
-  // Message bodies with ts < cutoff; dedup keys recorded at or before now - window (a record is
-  // fresh while recorded_ms > now - window).
+  // Dedup records made at or before now - window are forgotten from here on, whatever the
+  // appending node's clock says (a record is fresh while recorded_ms > now - window).
+  const std::string dedup_bound = std::to_string(SaturatingSub(now, options_.dedup_window_ms));
+  Result<RedisReply> floor =
+      client_->Eval(RaiseDedupFloorScript(), {std::string(kRedisDedupFloorKey)}, {dedup_bound});
+  if (!floor.ok()) return floor.status();
+  // Bodies and dedup keys expire with their TTLs. The indexes that listed them before they had
+  // TTLs (the bodies had none) are drained here as long as they hold anything: bodies with
+  // ts < cutoff, dedup keys recorded at or before the bound. On a database without them this is
+  // one empty call each.
   const std::pair<std::string_view, std::string> indexes[] = {
-      {kRedisMessageIndexKey, "(" + std::to_string(cutoff)},
-      {kRedisDedupIndexKey, std::to_string(SaturatingSub(now, options_.dedup_window_ms))}};
+      {kRedisLegacyMessageIndexKey, "(" + std::to_string(cutoff)},
+      {kRedisLegacyDedupIndexKey, dedup_bound}};
   for (const auto& [index, bound] : indexes) {
     for (;;) {
       Result<RedisReply> r = client_->Eval(SweepIndexScript(), {std::string(index)},

@@ -17,20 +17,57 @@ namespace im::internal {
 inline constexpr std::string_view kRedisInstanceKey = "im:instance";
 // Every inbox that holds entries, scored by the ts of its oldest entry (the age sweep's list).
 inline constexpr std::string_view kRedisInboxHeadsKey = "im:inbox-heads";
-// Every stored message body key, scored by the message's ts (the retention sweep's list).
-inline constexpr std::string_view kRedisMessageIndexKey = "im:message-index";
-// Every dedup key, scored by the time it was recorded (the dedup sweep's list).
-inline constexpr std::string_view kRedisDedupIndexKey = "im:dedup-index";
+// Written by earlier versions, no longer: body keys without a TTL scored by the message's ts,
+// and dedup keys scored by the time they were recorded. Expire drains what is left in them.
+inline constexpr std::string_view kRedisLegacyMessageIndexKey = "im:message-index";
+inline constexpr std::string_view kRedisLegacyDedupIndexKey = "im:dedup-index";
 
 // im:{u:<tenant>/<user>}:inbox, a hash: `epoch` (fixed at creation), `seq` (the last seq
-// handed out; never decremented).
+// handed out; never decremented), `ack:<device>` ("<seq> <instance token>", per device).
 std::string RedisInboxKey(const UserKey& user);
 // im:{u:<tenant>/<user>}:entries, a list of "<mid> <ts>", one per retained seq, oldest first.
 std::string RedisInboxEntriesKey(const UserKey& user);
-// im:{u:<tenant>/<user>}:acks, a hash: device -> "<seq> <instance token>".
+// im:{u:<tenant>/<user>}:acks, a hash: device -> "<seq> <instance token>", written by earlier
+// versions only; read for a device whose inbox hash has no `ack:<device>` yet.
 std::string RedisInboxAcksKey(const UserKey& user);
 // im:{m:<tenant>/<mid>}:body, the message stored once whatever the fan-out.
 std::string RedisMessageKey(std::string_view tenant, uint64_t mid);
+
+// The TTL of a message body: the retention period plus as much again, at most a minute more
+// (Expire's inbox sweep decides by the node's clock when an entry is too old; the TTL, in Redis's
+// clock, only bounds memory, so a clock difference must not take a body before its entry).
+int64_t RedisBodyTtlMs(int64_t retention_ms);
+// The TTL of a dedup record: the window plus a minute (the record holds when it was made, and
+// the node's clock decides freshness from that; the TTL only bounds memory).
+int64_t RedisDedupTtlMs(int64_t window_ms);
+
+// A string: Expire(now) raises it to now - dedup window (never lowers it); every dedup record
+// made at or before it is forgotten, as if swept, while its key waits for its TTL.
+inline constexpr std::string_view kRedisDedupFloorKey = "im:dedup-floor";
+
+// Lua shared by the scripts that keep dedup records, "<mid> <ts> <n> <recorded ms>" (n: the
+// sender's seq, or the gseq of a claim). dedup_fresh(key, now, window, floor_key): {mid, ts, n}
+// of the record at `key` when it was recorded after now - window and after the floor (read once
+// per script), else nil. dedup_record(key, mid, ts, n, now, ttl): writes one with a TTL of
+// `ttl` ms.
+inline constexpr std::string_view kRedisDedupLua = R"lua(
+local dedup_since = nil
+local function dedup_fresh(key, now, window, floor_key)
+  if not dedup_since then
+    dedup_since = now - window
+    local floor = tonumber(redis.call('GET', floor_key))
+    if floor and floor > dedup_since then dedup_since = floor end
+  end
+  local d = redis.call('GET', key)
+  if not d then return nil end
+  local mid, ts, n, recorded = string.match(d, '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
+  if recorded and tonumber(recorded) > dedup_since then return {mid, ts, n} end
+  return nil
+end
+local function dedup_record(key, mid, ts, n, now, ttl)
+  redis.call('SET', key, mid .. ' ' .. ts .. ' ' .. n .. ' ' .. now, 'PX', ttl)
+end
+)lua";
 
 class RedisScript;
 // The bounded sweep of an index of keys scored by time (KEYS: the index; ARGV: the score bound,

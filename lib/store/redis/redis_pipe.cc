@@ -27,17 +27,20 @@ constexpr int kMaxSends = 3;
 // sent again under a new key.
 constexpr int64_t kFenceTtlMs = 3'600'000;
 
-// The wrapper of every script on the pipelined connection (redis_pipe.h, "The fence").
+// The wrapper of every script on the pipelined connection (redis_pipe.h, "The fence"). One
+// command moves the fence on and reads where it was (SET ... GET); when that was not where this
+// call expected it, the fence is set to "x", which no later call expects, so every call after
+// this one on the same fence key is fenced too, as it would be with the fence left behind.
 std::string WrapScript(const std::string& source) {
   return fmt::format(R"lua(local im_fence_key = table.remove(KEYS, 1)
 local im_fence_at = table.remove(ARGV, 1)
 local im_fence_to = table.remove(ARGV, 1)
-if (redis.call('GET', im_fence_key) or '0') ~= im_fence_at then
+if (redis.call('SET', im_fence_key, im_fence_to, 'PX', {0}, 'GET') or '0') ~= im_fence_at then
+  redis.call('SET', im_fence_key, 'x', 'PX', {0})
   return redis.error_reply('IMFENCED the call before this one on the connection did not run')
 end
-redis.call('SET', im_fence_key, im_fence_to, 'PX', {})
 local function im_fenced_body()
-{}
+{1}
 end
 return im_fenced_body()
 )lua",
@@ -323,6 +326,8 @@ void RedisPipe::Handle(Slot slot, RedisReply reply) {
       }
       return Resend(std::move(slot.call), noscript);
     }
+    // Refused unrun (the calls behind it are fenced and sent again): 503, the sender retries.
+    if (IsRedisNotServing(reply)) return Answer(call, Status::Unavailable("redis: " + reply.str));
     return Answer(call, Status::Internal("redis: " + reply.str));
   }
   // Calls written before the first check passed carry it too; later ones skip it.

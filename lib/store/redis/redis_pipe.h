@@ -3,10 +3,11 @@
 // thread writes them behind the calls still unanswered and reads the replies in order, answering
 // each call in turn.
 //
-// The fence: every script runs in a wrapper that takes a fence key, the number the fence must
-// hold and this call's number off the front of KEYS and ARGV; it answers IMFENCED without doing
-// anything unless the fence holds the expected number, and otherwise moves the fence on and runs
-// the script. Calls are numbered 1, 2, ... per fence key, so a call runs only right after its
+// The fence: every script runs in a wrapper that takes a fence key, the number the fence must hold
+// and this call's number off the front of KEYS and ARGV; it moves the fence on and reads its old
+// value in one command (SET ... GET), answers IMFENCED without running the script (and spoils the
+// fence for every later call) unless the fence held the expected number, and otherwise runs the
+// script. Calls are numbered 1, 2, ... per fence key, so a call runs only right after its
 // predecessor on this connection did. A call that did not run (NOSCRIPT, or IMFENCED when the
 // fence key expired while idle) is sent again with every call after it, in order, under a new
 // fence key; the replies still due for the old sends are read and dropped.

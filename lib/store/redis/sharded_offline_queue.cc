@@ -40,16 +40,12 @@
 namespace im::internal {
 namespace {
 
-// As the single-Redis queue: the TTL only bounds memory, the recorded time decides freshness.
-constexpr int64_t kDedupTtlGraceMs = 60'000;
-constexpr int64_t kMaxTtlMs = 10LL * 365 * 24 * 3600 * 1000;
-
-// KEYS: the claim index, then per claim its claim key (when it has a dedup key), then its gseq
-// key (when a group message). ARGV: now, dedup window, TTL, claim count; then per claim: mid,
-// ts, has dedup (0/1), has group (0/1). Returns per claim: 'new' or 'dup', mid, ts, gseq (0 for
-// none).
+// KEYS: the dedup floor (kRedisDedupFloorKey), then per claim its claim key (when it has a
+// dedup key), then its gseq key (when a group message). ARGV: now, dedup window, TTL, claim
+// count; then per claim: mid, ts, has dedup (0/1), has group (0/1). Returns per claim: 'new' or
+// 'dup', mid, ts, gseq (0 for none).
 const RedisScript& ClaimScript() {
-  static const RedisScript script(R"lua(
+  static const RedisScript script(std::string(kRedisDedupLua) + R"lua(
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 local a, k = 5, 2
@@ -60,20 +56,13 @@ for c = 1, tonumber(ARGV[4]) do
   if ARGV[a + 3] == '1' then gkey = KEYS[k]; k = k + 1 end
   a = a + 4
   local got = nil
-  if dkey then
-    local d = redis.call('GET', dkey)
-    if d then
-      local dmid, dts, dg, drec = string.match(d, '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
-      if drec and tonumber(drec) > now - window then got = {'dup', dmid, dts, tonumber(dg)} end
-    end
-  end
-  if not got then
+  local fresh = dkey and dedup_fresh(dkey, now, window, KEYS[1])
+  if fresh then
+    got = {'dup', fresh[1], fresh[2], tonumber(fresh[3])}
+  else
     local g = 0
     if gkey then g = redis.call('INCR', gkey) end
-    if dkey then
-      redis.call('SET', dkey, mid .. ' ' .. ts .. ' ' .. g .. ' ' .. ARGV[1], 'PX', ARGV[3])
-      redis.call('ZADD', KEYS[1], ARGV[1], dkey)
-    end
+    if dkey then dedup_record(dkey, mid, ts, g, ARGV[1], ARGV[3]) end
     got = {'new', mid, ts, g}
   end
   for _, v in ipairs(got) do out[#out + 1] = v end
@@ -83,8 +72,9 @@ return out
   return script;
 }
 
-// Every claim key of a shard, scored by the time it was recorded (RedisSweepIndexScript's list).
-constexpr std::string_view kClaimIndexKey = "im:claim-index";
+// Written by earlier versions, no longer (a claim key has a TTL): claim keys scored by the time
+// they were recorded. Expire drains what is left in it (RedisSweepIndexScript).
+constexpr std::string_view kLegacyClaimIndexKey = "im:claim-index";
 constexpr int kSweepBudget = 2000;
 
 std::string ClaimKey(const std::string& tenant, const std::string& dedup_key) {
@@ -126,7 +116,7 @@ class ShardedOfflineQueue final : public OfflineQueue {
   Result<uint64_t> Acked(const UserKey& user, const std::string& device) override {
     return Of(user).Acked(user, device);
   }
-  // Every shard's sweep, and its claims older than the dedup window.
+  // Every shard's sweep, and what is left in its legacy claim index.
   Result<size_t> Expire(TimestampMs now) override {
     size_t dropped = 0;
     const std::string bound = std::to_string(SaturatingSub(now, options_.dedup_window_ms));
@@ -136,7 +126,7 @@ class ShardedOfflineQueue final : public OfflineQueue {
       dropped += *n;
       for (;;) {
         Result<RedisReply> r =
-            clients_[s]->Eval(RedisSweepIndexScript(), {std::string(kClaimIndexKey)},
+            clients_[s]->Eval(RedisSweepIndexScript(), {std::string(kLegacyClaimIndexKey)},
                               {bound, std::to_string(kSweepBudget)});
         if (!r.ok()) return r.status();
         if (!r->is_integer()) return Status::Internal("redis: unexpected reply to a sweep");
@@ -175,9 +165,8 @@ class ShardedOfflineQueue final : public OfflineQueue {
 Status ShardedOfflineQueue::TakeClaims(size_t shard, const std::vector<AppendRequest>& batch,
                                        const std::vector<size_t>& indexes,
                                        std::vector<Claim>* claims) {
-  const int64_t ttl = std::clamp<int64_t>(options_.dedup_window_ms, 0, kMaxTtlMs) +
-                      kDedupTtlGraceMs;
-  RedisArgs keys = {std::string(kClaimIndexKey)};
+  const int64_t ttl = RedisDedupTtlMs(options_.dedup_window_ms);
+  RedisArgs keys = {std::string(kRedisDedupFloorKey)};
   RedisArgs args = {std::to_string(clock_->NowMs()), std::to_string(options_.dedup_window_ms),
                     std::to_string(ttl), std::to_string(indexes.size())};
   for (size_t i : indexes) {
