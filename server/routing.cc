@@ -42,7 +42,8 @@ void Routing::Attach(im::internal::RedisNodeRegistry* registry,
   redis_ = std::move(redis);
   registry_ = registry;
   listener_ = im::internal::RedisChannelListener::Start(
-      redis_, options, kChannel, [this](std::string_view m) { OnChannelMessage(m); });
+      redis_, options, {std::string(kChannel)},
+      [this](std::string_view, std::string_view m) { OnChannelMessage(m); });
   LoadStoredRules();
 }
 

@@ -19,10 +19,10 @@ constexpr int kPollMs = 100;  // how soon a stop is noticed
 }  // namespace
 
 std::unique_ptr<RedisChannelListener> RedisChannelListener::Start(
-    std::shared_ptr<RedisClient> client, const RedisOptions& redis, std::string channel,
-    OnMessage on_message) {
+    std::shared_ptr<RedisClient> client, const RedisOptions& redis,
+    std::vector<std::string> channels, OnMessage on_message) {
   std::unique_ptr<RedisChannelListener> l(new RedisChannelListener(
-      std::move(client), redis, std::move(channel), std::move(on_message)));
+      std::move(client), redis, std::move(channels), std::move(on_message)));
   l->thread_ = std::thread([raw = l.get()] { raw->Run(); });
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(std::max(1, redis.connect_timeout_ms));
@@ -33,11 +33,12 @@ std::unique_ptr<RedisChannelListener> RedisChannelListener::Start(
 }
 
 RedisChannelListener::RedisChannelListener(std::shared_ptr<RedisClient> client,
-                                           const RedisOptions& redis, std::string channel,
+                                           const RedisOptions& redis,
+                                           std::vector<std::string> channels,
                                            OnMessage on_message)
     : client_(std::move(client)),
       redis_(redis),
-      channel_(std::move(channel)),
+      channels_(std::move(channels)),
       on_message_(std::move(on_message)) {}
 
 RedisChannelListener::~RedisChannelListener() {
@@ -46,14 +47,19 @@ RedisChannelListener::~RedisChannelListener() {
 }
 
 void RedisChannelListener::Run() {
+  std::vector<std::string> subscribe{"SUBSCRIBE"};
+  subscribe.insert(subscribe.end(), channels_.begin(), channels_.end());
+  std::string names;
+  for (const std::string& c : channels_) names += (names.empty() ? "" : ", ") + c;
   int backoff_ms = std::max(1, redis_.reconnect_min_ms);
   bool warned = false;
   while (!stopping_.load()) {
     std::string why;
-    redisContext* c = OpenRedisContext(client_->url(), redis_, {{"SUBSCRIBE", channel_}}, &why);
+    // One SUBSCRIBE for all: its first confirmation comes after every subscription.
+    redisContext* c = OpenRedisContext(client_->url(), redis_, {subscribe}, &why);
     if (c != nullptr) {
       subscribed_ = true;
-      if (warned) IM_LOG_INFO("cluster: subscribed to {} again", channel_);
+      if (warned) IM_LOG_INFO("cluster: subscribed to {} again", names);
       warned = false;
       backoff_ms = std::max(1, redis_.reconnect_min_ms);
       while (!stopping_.load()) {
@@ -66,9 +72,11 @@ void RedisChannelListener::Run() {
           auto* reply = static_cast<redisReply*>(raw);
           // ["message", channel, payload]
           if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+              reply->element[1]->type == REDIS_REPLY_STRING &&
               reply->element[2]->type == REDIS_REPLY_STRING &&
               std::string_view(reply->element[0]->str, reply->element[0]->len) == "message") {
-            on_message_(std::string_view(reply->element[2]->str, reply->element[2]->len));
+            on_message_(std::string_view(reply->element[1]->str, reply->element[1]->len),
+                        std::string_view(reply->element[2]->str, reply->element[2]->len));
           }
           freeReplyObject(reply);
           continue;
@@ -89,7 +97,9 @@ void RedisChannelListener::Run() {
     CloseRedisContext(c);
     if (stopping_.load()) break;
     if (!warned) {
-      IM_LOG_WARN("cluster: subscription to {} lost ({}); retrying", channel_, why);
+      // Messages published until it subscribes again are lost: each user has a slower path
+      // (a router's clients notice the seq gap and sync; a cache runs out).
+      IM_LOG_WARN("cluster: subscription to {} lost ({}); retrying", names, why);
       warned = true;
     }
     for (int waited = 0; waited < backoff_ms && !stopping_.load(); waited += 10) {

@@ -1,10 +1,7 @@
 #include "route/redis_router.h"
 
-#include <hiredis.h>
-#include <poll.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
@@ -15,8 +12,6 @@
 namespace im::internal {
 namespace {
 
-// How long the subscriber waits for data before it checks whether to stop.
-constexpr int kPollMs = 100;
 
 void PutU32(std::string* out, uint32_t v) {
   char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
@@ -208,12 +203,16 @@ Result<std::shared_ptr<RedisRouter>> RedisRouter::Start(std::shared_ptr<RedisCli
   }
   std::shared_ptr<RedisRouter> router(
       new RedisRouter(std::move(client), redis, std::move(node_id)));
-  router->subscriber_ = std::thread([r = router.get()] { r->Subscribe(); });
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(std::max(1, redis.connect_timeout_ms));
-  while (!router->subscribed() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  RedisRouter* r = router.get();
+  router->listener_ = RedisChannelListener::Start(
+      router->client_, redis, {RedisNodeChannel(router->node_id_), router->fanout_channel_},
+      [r](std::string_view channel, std::string_view payload) {
+        if (channel == r->fanout_channel_) {
+          r->DispatchFanned(payload);
+        } else {
+          r->Dispatch(payload);
+        }
+      });
   return router;
 }
 
@@ -225,8 +224,7 @@ RedisRouter::RedisRouter(std::shared_ptr<RedisClient> client, const RedisOptions
       fanout_channel_(RedisFanoutChannel(client_->url().db)) {}
 
 RedisRouter::~RedisRouter() {
-  stopping_.store(true);
-  if (subscriber_.joinable()) subscriber_.join();
+  listener_.reset();  // its thread calls into this router: stop it first
 }
 
 SendResult RedisRouter::Deliver(const SessionInfo& target, const Frame& frame) {
@@ -364,73 +362,6 @@ void RedisRouter::DispatchFanned(std::string_view payload) {
     for (const LocalRouter::Target& t : targets) {
       t.connection->Send(encoder.ForSeq(f.pushes[t.index].second));
     }
-  }
-}
-
-void RedisRouter::Subscribe() {
-  const RedisUrl& url = client_->url();
-  const std::string channel = RedisNodeChannel(node_id_);
-  int backoff_ms = std::max(1, redis_.reconnect_min_ms);
-  bool warned = false;
-  while (!stopping_.load()) {
-    std::string why;
-    // One SUBSCRIBE for both: its first confirmation comes after both subscriptions.
-    redisContext* c =
-        OpenRedisContext(url, redis_, {{"SUBSCRIBE", channel, fanout_channel_}}, &why);
-    if (c != nullptr) {
-      subscribed_.store(true);
-      if (warned) IM_LOG_INFO("cluster: subscribed to {} again", channel);
-      warned = false;
-      backoff_ms = std::max(1, redis_.reconnect_min_ms);
-      // Read until the connection fails or the router stops; poll, so a stop is noticed.
-      while (!stopping_.load()) {
-        void* raw = nullptr;
-        if (redisGetReplyFromReader(c, &raw) != REDIS_OK) {
-          why = c->errstr;
-          break;
-        }
-        if (raw != nullptr) {
-          auto* reply = static_cast<redisReply*>(raw);
-          // ["message", channel, payload]
-          if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
-              reply->element[1]->type == REDIS_REPLY_STRING &&
-              reply->element[2]->type == REDIS_REPLY_STRING &&
-              std::string_view(reply->element[0]->str, reply->element[0]->len) == "message") {
-            const std::string_view from(reply->element[1]->str, reply->element[1]->len);
-            const std::string_view payload(reply->element[2]->str, reply->element[2]->len);
-            if (from == fanout_channel_) {
-              DispatchFanned(payload);
-            } else {
-              Dispatch(payload);
-            }
-          }
-          freeReplyObject(reply);
-          continue;
-        }
-        pollfd p{c->fd, POLLIN, 0};
-        const int ready = poll(&p, 1, kPollMs);
-        if (ready < 0 && errno != EINTR) {
-          why = std::strerror(errno);
-          break;
-        }
-        if (ready > 0 && redisBufferRead(c) != REDIS_OK) {
-          why = c->errstr[0] ? c->errstr : "connection closed";
-          break;
-        }
-      }
-      subscribed_.store(false);
-    }
-    CloseRedisContext(c);
-    if (stopping_.load()) break;
-    if (!warned) {
-      // Pushes to this node are lost until it subscribes again: its clients sync.
-      IM_LOG_WARN("cluster: subscription to {} lost ({}); retrying", channel, why);
-      warned = true;
-    }
-    for (int waited = 0; waited < backoff_ms && !stopping_.load(); waited += 10) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    backoff_ms = std::min(backoff_ms * 2, std::max(1, redis_.reconnect_max_ms));
   }
 }
 

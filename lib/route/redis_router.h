@@ -45,6 +45,7 @@
 #include "im/router.h"
 #include "route/broadcast_router.h"
 #include "route/local_router.h"
+#include "route/redis_channel.h"
 #include "store/redis/redis_client.h"
 
 namespace im::internal {
@@ -85,7 +86,7 @@ class RedisRouter final : public Router, public BroadcastRouter {
                  const UserPush* pushes, size_t n) override;
 
   // True while the subscriber holds a confirmed subscription.
-  bool subscribed() const { return subscribed_.load(); }
+  bool subscribed() const { return listener_ != nullptr && listener_->subscribed(); }
   // Publishes sent and messages received, for tests and metrics.
   uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
   uint64_t received() const { return received_.load(std::memory_order_relaxed); }
@@ -121,7 +122,6 @@ class RedisRouter final : public Router, public BroadcastRouter {
   // Publishes the payloads of `by_node`, then `fanned` on the fan-out channel, in one round trip.
   void Publish(std::map<std::string, std::vector<Item>> by_node,
                std::vector<Fanned> fanned = {});
-  void Subscribe();  // the subscriber thread
   void Dispatch(std::string_view payload);
   void DispatchFanned(std::string_view payload);
 
@@ -136,11 +136,9 @@ class RedisRouter final : public Router, public BroadcastRouter {
   std::vector<Fanned> fanned_;                         // guarded by mu_
   size_t buffered_bytes_ = 0;                          // both; guarded by mu_
 
-  std::atomic<bool> stopping_{false};
-  std::atomic<bool> subscribed_{false};
   std::atomic<uint64_t> publishes_{0};
   std::atomic<uint64_t> received_{0};
-  std::thread subscriber_;
+  std::unique_ptr<RedisChannelListener> listener_;  // set by Start; its thread dispatches
 };
 
 }  // namespace im::internal
