@@ -452,6 +452,8 @@ int RunServer(imd::Config c, const std::string& config_path) {
   deps.route = routing.RouteHook();
   deps.drain_node = routing.DrainHook();
   c.server.token_grace_ms = c.token_leeway_s * 1000;
+  c.server.inbox_retention_s = c.retention_s;
+  c.server.inbox_max = c.max_inbox;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
   im::Server server(c.server, deps);
   im::Status s = server.Start();

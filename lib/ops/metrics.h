@@ -51,6 +51,7 @@ class Metrics {
     kChatConnection,
     kChatUser,
     kChatTenant,
+    kRestTenant,
   };
   void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
   // The same refusal of a chat send, counted per tenant too (im_tenant_rate_limited_total),
@@ -111,7 +112,7 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
-  prometheus::Counter* rate_limited_[6];
+  prometheus::Counter* rate_limited_[7];
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;
   prometheus::Counter* event_log_dropped_;

@@ -120,14 +120,14 @@ if not token then return {'restarted', run} end
 // KEYS: instance, heads, message index, dedup index; then per request its body key, its dedup
 // key (when it has one), and per recipient its inbox and entries keys.
 // ARGV: token, now, dedup window, dedup TTL, max_inbox, epoch base, request count; then per
-// request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count.
+// request: mid, ts, encoded message, sender index, has dedup (0/1), recipient count, max_inbox
+// (the request's own: its tenant's; ARGV[5] is the queue's, which the sweep keeps).
 // Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
 // recipient.
 const RedisScript& AppendScript() {
   static const RedisScript script(std::string(kInstancePrelude) + R"lua(
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
-local max = tonumber(ARGV[5])
 local out = {'ok'}
 local a = 8
 local k = 5
@@ -135,6 +135,7 @@ local created = 0
 for r = 1, tonumber(ARGV[7]) do
   local mid, ts, body = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local sender, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local max = tonumber(ARGV[a + 6])
   local body_key = KEYS[k]
   k = k + 1
   local dedup_key = nil
@@ -142,7 +143,7 @@ for r = 1, tonumber(ARGV[7]) do
     dedup_key = KEYS[k]
     k = k + 1
   end
-  a = a + 6
+  a = a + 7
   local dup = nil
   if dedup_key then
     local d = redis.call('GET', dedup_key)
@@ -647,6 +648,7 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
     args.push_back(std::to_string(request.sender_index));
     args.push_back(dedup ? "1" : "0");
     args.push_back(std::to_string(request.recipients.size()));
+    args.push_back(std::to_string(AppendMaxInbox(request, options_.max_inbox)));
   }
 }
 
