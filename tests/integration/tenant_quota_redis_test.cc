@@ -10,17 +10,15 @@
 #include <vector>
 
 #include "im/redis.h"
-#include "support/http.h"
 #include "support/redis_server.h"
+#include "support/tenants.h"
 #include "support/test_server.h"
 
-using im::test::Http;
+using im::test::LoggedIn;
 using im::test::RawClient;
 using im::test::TestServer;
 
 namespace {
-
-constexpr char kOperatorKey[] = "operator-key-0123456789";
 
 int Call(RawClient& c, uint32_t id, const std::string& cmd, const std::string& body,
          rapidjson::Document* out = nullptr) {
@@ -29,14 +27,6 @@ int Call(RawClient& c, uint32_t id, const std::string& cmd, const std::string& b
   const int code = im::test::CodeOf(doc);
   if (out != nullptr) out->CopyFrom(doc, out->GetAllocator());
   return code < 0 ? 0 : code;
-}
-
-std::unique_ptr<RawClient> LoggedIn(TestServer& server, const std::string& user,
-                                    const std::string& tenant) {
-  auto c = std::make_unique<RawClient>(server.TcpUrl());
-  REQUIRE(c->connected());
-  REQUIRE(c->Login(server.Token(user, tenant), "d") == 0);
-  return c;
 }
 
 std::vector<uint64_t> SyncSeqs(RawClient& c, uint32_t id, bool* gap) {
@@ -52,11 +42,7 @@ void RunOn(const std::string& url) {
   im::RedisOptions redis;
   redis.url = url;
   TestServer server(
-      [] {
-        im::ServerOptions o;
-        o.operator_key = kOperatorKey;
-        return o;
-      }(),
+      im::test::TenantOptions(),
       [&](im::ServerDeps& deps) {
         auto inbox = im::OpenRedisOfflineQueue(redis);
         REQUIRE(inbox.ok());
@@ -65,9 +51,7 @@ void RunOn(const std::string& url) {
         REQUIRE(groups.ok());
         deps.groups = *groups;
       });
-  auto put = Http(server.server().http_port(), "PUT", "/v1/admin/tenants/acme",
-                  R"({"quotas":{"max_inbox":3,"max_groups_per_user":2}})", kOperatorKey);
-  REQUIRE_MESSAGE(put.status == 200, put.text);
+  im::test::PutTenant(server, "acme", R"({"quotas":{"max_inbox":3,"max_groups_per_user":2}})");
 
   auto a = LoggedIn(server, "a", "acme");
   auto d = LoggedIn(server, "a", "default");

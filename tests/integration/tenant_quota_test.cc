@@ -12,40 +12,26 @@
 #include <vector>
 
 #include "support/http.h"
+#include "support/tenants.h"
 #include "support/test_server.h"
 #include "support/wait_until.h"
 
 using im::test::Http;
+using im::test::kAcmeAdminKey;
+using im::test::kOperatorKey;
+using im::test::LoggedIn;
+using im::test::PutTenant;
 using im::test::RawClient;
 using im::test::TestServer;
 
 namespace {
 
-constexpr char kOperatorKey[] = "operator-key-0123456789";
-constexpr char kAcmeAdminKey[] = "admin-key-of-tenant-acme";
-
 im::ServerOptions QuotaOptions() {
-  im::ServerOptions o;
-  o.operator_key = kOperatorKey;
-  o.admin_keys = {{"default", TestServer::kAdminKey}, {"acme", kAcmeAdminKey}};
+  im::ServerOptions o = im::test::TenantOptions();
   // The memory and LevelDB stores' defaults (OfflineQueueOptions), as imd passes its own.
   o.inbox_retention_s = 7 * 24 * 3600;
   o.inbox_max = 10000;
   return o;
-}
-
-void PutTenant(TestServer& server, const std::string& name, const std::string& body) {
-  auto r = Http(server.server().http_port(), "PUT", "/v1/admin/tenants/" + name, body,
-                kOperatorKey);
-  REQUIRE_MESSAGE(r.status == 200, r.text);
-}
-
-std::unique_ptr<RawClient> LoggedIn(TestServer& server, const std::string& user,
-                                    const std::string& tenant) {
-  auto c = std::make_unique<RawClient>(server.TcpUrl());
-  REQUIRE(c->connected());
-  REQUIRE(c->Login(server.Token(user, tenant), "d") == 0);
-  return c;
 }
 
 // A group command's answer: 0 when it succeeded, else its code; `error` gets the error name.
@@ -60,6 +46,14 @@ int Call(RawClient& c, uint32_t id, const std::string& cmd, const std::string& b
 
 std::string Create(const std::string& gid, const std::string& members = "") {
   return R"({"name":"n","gid":")" + gid + R"(","members":[)" + members + "]}";
+}
+
+// A PUT of acme's record that must be refused with 400 bad_request naming `field`.
+void CheckRefusedPut(uint16_t port, const std::string& body, const std::string& field) {
+  auto r = Http(port, "PUT", "/v1/admin/tenants/acme", body, kOperatorKey);
+  CHECK_MESSAGE(r.status == 400, body);
+  CHECK(r.Str("error") == "bad_request");
+  CHECK_MESSAGE(r.Str("message").find(field) != std::string::npos, r.Str("message"));
 }
 
 std::string Join(const std::string& gid) { return R"({"gid":")" + gid + R"("})"; }
@@ -187,13 +181,9 @@ TEST_CASE("tenant quotas: rest_request_rate answers 429 rate_limited to that ten
   CHECK(m.count(R"(im_tenant_rate_limited_total{limit="rest_tenant",tenant="default"})") == 0);
 
   // Bad values are 400 and change nothing.
-  for (const char* bad : {R"({"quotas":{"rest_request_rate":-1}})",
-                          R"({"quotas":{"rest_request_burst":1.5}})",
-                          R"({"quotas":{"max_groups_per_user":"2"}})"}) {
-    auto r = Http(port, "PUT", "/v1/admin/tenants/acme", bad, kOperatorKey);
-    CHECK_MESSAGE(r.status == 400, bad);
-    CHECK(r.Str("error") == "bad_request");
-  }
+  CheckRefusedPut(port, R"({"quotas":{"rest_request_rate":-1}})", "rest_request_rate");
+  CheckRefusedPut(port, R"({"quotas":{"rest_request_burst":1.5}})", "rest_request_burst");
+  CheckRefusedPut(port, R"({"quotas":{"max_groups_per_user":"2"}})", "max_groups_per_user");
   CHECK(Http(port, "GET", "/v1/admin/tenants/acme", "", kOperatorKey)
             .body["quotas"]["rest_request_burst"]
             .GetUint64() == 3);
@@ -203,11 +193,7 @@ TEST_CASE("tenant quotas: max_inbox keeps a tenant's inboxes shorter, others kee
   im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& customize) {
     TestServer server(QuotaOptions(), customize);
     const uint16_t port = server.server().http_port();
-    auto too_big = Http(port, "PUT", "/v1/admin/tenants/acme", R"({"quotas":{"max_inbox":10001}})",
-                        kOperatorKey);
-    CHECK(too_big.status == 400);
-    CHECK(too_big.Str("error") == "bad_request");
-    CHECK(too_big.Str("message").find("max_inbox") != std::string::npos);
+    CheckRefusedPut(port, R"({"quotas":{"max_inbox":10001}})", "max_inbox");
     PutTenant(server, "acme", R"({"quotas":{"max_inbox":3}})");
     CHECK(Http(port, "GET", "/v1/admin/tenants/acme", "", kOperatorKey)
               .body["quotas"]["max_inbox"]
@@ -236,10 +222,7 @@ TEST_CASE("tenant quotas: retention_s hides a tenant's older entries at sync, re
     o.clock = &clock;
     TestServer server(o, customize);
     const uint16_t port = server.server().http_port();
-    auto too_long = Http(port, "PUT", "/v1/admin/tenants/acme",
-                         R"({"quotas":{"retention_s":604801}})", kOperatorKey);
-    CHECK(too_long.status == 400);
-    CHECK(too_long.Str("message").find("retention_s") != std::string::npos);
+    CheckRefusedPut(port, R"({"quotas":{"retention_s":604801}})", "retention_s");
     PutTenant(server, "acme", R"({"quotas":{"retention_s":20}})");
     auto a = LoggedIn(server, "a", "acme");
     auto d = LoggedIn(server, "a", "default");
