@@ -93,7 +93,7 @@ SyncPage Sync(RawClient& c, uint32_t id, uint64_t after, int limit = 100) {
 
 }  // namespace
 
-TEST_CASE("tenant quotas: max_groups_per_user refuses a create or join past it, 403 too_many_groups") {
+TEST_CASE("tenant quotas: max_groups_per_user refuses a create or join past it with 403") {
   im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& customize) {
     TestServer server(QuotaOptions(), customize);
     const uint16_t port = server.server().http_port();
