@@ -255,6 +255,11 @@ im::Status ReadTenant(const toml::table& t, const std::string& name, im::TenantR
   r.Get<double>("tenant_send_rate", &q.tenant_send_rate);
   r.Get<int64_t>("tenant_send_burst", &q.tenant_send_burst);
   r.Get<int64_t>("max_group_members", &q.max_group_members);
+  r.Get<int64_t>("max_groups_per_user", &q.max_groups_per_user);
+  r.Get<double>("rest_request_rate", &q.rest_request_rate);
+  r.Get<int64_t>("rest_request_burst", &q.rest_request_burst);
+  r.Get<int64_t>("retention_s", &q.retention_s);
+  r.Get<int64_t>("max_inbox", &q.max_inbox);
   r.Skip("words");
   if (im::Status s = r.Finish(); !s.ok()) return s;
   if (status == "suspended") {
@@ -713,6 +718,18 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       }
       im::TenantRecord record;
       if (s = ReadTenant(*section, name, &record); !s.ok()) return s;
+      // A tenant's inbox bounds only shorten the store's ([storage] comes before [tenants]).
+      const im::TenantQuotas& q = record.quotas;
+      if (q.retention_s > static_cast<uint64_t>(c->retention_s)) {
+        return AtLine(*section, "tenants." + name + ".", "retention_s",
+                      "must be at most [storage] retention_s (" +
+                          std::to_string(c->retention_s) + ")");
+      }
+      if (q.max_inbox > c->max_inbox) {
+        return AtLine(*section, "tenants." + name + ".", "max_inbox",
+                      "must be at most [storage] max_inbox (" + std::to_string(c->max_inbox) +
+                          ")");
+      }
       c->tenants.push_back(std::move(record));
     }
   }

@@ -456,6 +456,8 @@ int RunServer(imd::Config c, const std::string& config_path) {
   deps.drain_node = routing.DrainHook();
   deps.routing_rules = routing.RulesHook();
   c.server.token_grace_ms = c.token_leeway_s * 1000;
+  c.server.inbox_retention_s = c.retention_s;
+  c.server.inbox_max = c.max_inbox;
   if (!c.event_log_set) c.server.event_log_path = c.data_dir + "/events.log";
   im::Server server(c.server, deps);
   im::Status s = server.Start();

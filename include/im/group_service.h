@@ -63,6 +63,9 @@ class GroupService {
   virtual Result<bool> IsMember(const GroupKey& key, const std::string& user) = 0;
   // Every member (ascending), for fan-out. 404 when the group is missing.
   virtual Result<std::vector<std::string>> AllMembers(const GroupKey& key) = 0;
+  // How many groups of its tenant `user` is a member of (owner or not): every create that
+  // named it and every join, less every quit (the max_groups_per_user quota).
+  virtual Result<size_t> CountGroupsOf(const UserKey& user) = 0;
 };
 
 }  // namespace im

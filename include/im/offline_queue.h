@@ -34,6 +34,9 @@ struct AppendRequest {
   // nothing and returns the first append's mid, ts and sender seq. Keys are scoped to the
   // message's tenant.
   std::string dedup_key;
+  // The recipients' max_inbox for this append (their tenant's own): 0 = the queue's, else the
+  // smaller of the two. An append trims each inbox it writes to it.
+  size_t max_inbox = 0;
 };
 
 struct AppendResult {

@@ -131,6 +131,10 @@ struct ServerOptions {
 
   int64_t sweep_interval_ms = 1000;      // timer for login/heartbeat deadlines
   int64_t retention_sweep_ms = 60000;    // how often OfflineQueue::Expire runs (0 = never)
+  // The inbox store's own retention and max_inbox (its OfflineQueueOptions): the most a
+  // tenant's own may be (TenantQuotas; a larger one is refused with 400). 0 = not checked.
+  int64_t inbox_retention_s = 0;
+  size_t inbox_max = 0;
 
   // Web service (REST on the HTTP port).
   bool open_registration = true;  // POST /v1/users without an admin key

@@ -36,6 +36,13 @@ struct TenantQuotas {
   double tenant_send_rate = 0;        // chat sends per second of the whole tenant
   uint64_t tenant_send_burst = 0;     // 0 = twice the rate (at least 1)
   uint64_t max_group_members = 0;     // a group of the tenant has at most this many members
+  uint64_t max_groups_per_user = 0;   // groups a user of the tenant is a member of, at most
+  double rest_request_rate = 0;       // REST requests per second of the whole tenant
+  uint64_t rest_request_burst = 0;    // 0 = twice the rate (at least 1)
+  // Inbox bounds below the inbox store's own (ServerOptions::inbox_retention_s, inbox_max):
+  // a sync hides the tenant's entries older than retention_s; an append keeps max_inbox.
+  uint64_t retention_s = 0;
+  uint64_t max_inbox = 0;
 };
 
 struct TenantRecord {

@@ -110,9 +110,41 @@ Result<SendReceipt> ChatService::SendAndWait(const SessionInfo* sender,
   return future.get();
 }
 
+// A tenant's retention_s is applied here, when read, while the store's sweep keeps its own
+// (longer) retention: the entries in between are hidden exactly as if the sweep had taken them.
+// Entries are in seq order and so in time order, so the hidden ones are a run at the front.
+Result<FetchResult> ChatService::FetchRetained(const UserKey& user, uint64_t after,
+                                               size_t limit) {
+  Result<FetchResult> r = deps_.inbox->Fetch(user, after, limit);
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      deps_.tenants ? deps_.tenants->Find(user.tenant) : nullptr;
+  if (!r.ok() || !policy || policy->record.quotas.retention_s == 0) return r;
+  const TimestampMs cutoff =
+      deps_.clock->NowMs() - static_cast<int64_t>(policy->record.quotas.retention_s) * 1000;
+  for (bool hid = false;; hid = true) {
+    std::vector<InboxEntry>& entries = r->entries;
+    size_t hidden = 0;
+    while (hidden < entries.size() && entries[hidden].message->ts < cutoff) ++hidden;
+    if (!entries.empty() && hidden == entries.size() && r->more) {
+      // A page of hidden entries only: the next one, so the client's cursor moves past them.
+      // Each round moves `after` on by a whole page, so it ends.
+      Result<FetchResult> next = deps_.inbox->Fetch(user, entries.back().seq, limit);
+      if (!next.ok()) return next;
+      r = std::move(next);
+      continue;
+    }
+    if (hidden == 0 && !hid) return r;
+    entries.erase(entries.begin(), entries.begin() + static_cast<ptrdiff_t>(hidden));
+    // Everything before a hidden entry is older still: the first one left is the inbox's first.
+    r->gap = true;
+    r->first_seq = entries.empty() ? 0 : entries.front().seq;
+    return r;
+  }
+}
+
 Result<ChatService::SyncPage> ChatService::Sync(const UserKey& user, uint64_t after,
                                                 size_t limit) {
-  Result<FetchResult> r = deps_.inbox->Fetch(user, after, limit);
+  Result<FetchResult> r = FetchRetained(user, after, limit);
   if (!r.ok()) return r.status();
   JsonWriter w;
   w.StartObject();

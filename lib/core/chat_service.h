@@ -42,6 +42,8 @@ class ChatService {
     Metrics* metrics;
     const Hooks* hooks;
     const ServerOptions* options;  // max_cid_bytes, max_type_bytes, max_body_bytes, ...
+    const TenantDirectory* tenants = nullptr;  // each tenant's retention_s (Sync)
+    Clock* clock = nullptr;                    // with `tenants`
   };
   using Done = std::function<void(const Result<SendReceipt>&)>;
 
@@ -73,6 +75,12 @@ class ChatService {
                                   const std::string& cid);
 
   Result<SyncPage> Sync(const UserKey& user, uint64_t after, size_t limit);
+
+ private:
+  // Fetch, less the entries older than the user's tenant's retention_s (reported as `gap`).
+  Result<FetchResult> FetchRetained(const UserKey& user, uint64_t after, size_t limit);
+
+ public:
   Status Ack(const SessionInfo& session, uint64_t seq);
 
  private:

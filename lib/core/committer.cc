@@ -284,6 +284,12 @@ void Committer::WaitInFlight(size_t n) {
   flight_cv_.wait(lock, [&] { return in_flight_ <= n; });
 }
 
+size_t Committer::MaxInboxOf(const std::string& tenant) const {
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      deps_.tenants ? deps_.tenants->Find(tenant) : nullptr;
+  return policy ? static_cast<size_t>(policy->record.quotas.max_inbox) : 0;
+}
+
 void Committer::Commit(std::vector<PendingSend>& batch) {
   auto flight = std::make_shared<Flight>();
   flight->requests = std::make_shared<std::vector<AppendRequest>>();
@@ -299,6 +305,7 @@ void Committer::Commit(std::vector<PendingSend>& batch) {
     r.recipients = std::move(p.recipients);
     r.sender_index = p.sender_index;
     r.dedup_key = p.dedup_key;
+    r.max_inbox = MaxInboxOf(p.message->tenant);
     flight->requests->push_back(std::move(r));
     flight->sends.push_back(std::move(p));
   }

@@ -96,6 +96,7 @@
 #include "im/router.h"
 #include "im/send_receipt.h"
 #include "im/session_store.h"
+#include "tenant/tenant_directory.h"
 
 namespace im::internal {
 
@@ -142,6 +143,7 @@ class Committer {
     size_t fanout_slice = 512;          // recipients per step of a big fan-out
     Metrics* metrics = nullptr;         // may be null
     size_t inflight = 4;                // storage batches handed over and not yet answered
+    const TenantDirectory* tenants = nullptr;  // each tenant's max_inbox; null: the queue's
   };
   explicit Committer(Deps deps);
   ~Committer();  // Stop()s.
@@ -210,6 +212,8 @@ class Committer {
   // Hands `batch` to the store (waiting while `inflight` batches are unanswered); its answer
   // acks the senders and hands the pushes on. Consumes the sends.
   void Commit(std::vector<PendingSend>& batch);
+  // The tenant's max_inbox quota for an AppendRequest (0: the queue's own).
+  size_t MaxInboxOf(const std::string& tenant) const;
   struct Flight;
   void Answer(Flight& flight, std::vector<Result<AppendResult>>& results);
   // Waits until at most `n` batches are in flight.

@@ -14,6 +14,11 @@ Status TenantGroupFull(uint64_t max) {
                                              std::to_string(max) + " members");
 }
 
+Status TooManyGroups(const std::string& user, uint64_t max) {
+  return Status::Forbidden("too_many_groups", user + " is a member of " + std::to_string(max) +
+                                                  " groups, the most this tenant allows");
+}
+
 }  // namespace
 
 Status GroupOps::ParseCreate(const Fields& f, bool members_required, CreateArgs* args) {
@@ -55,8 +60,11 @@ Status GroupOps::Create(const UserKey& owner, CreateArgs args, CreateDone done) 
   return deps_.committer->SubmitOp(
       [this, owner, args = std::move(args), done = std::move(done)](Committer& c) {
         GroupKey key{owner.tenant, args.gid};
-        Result<GroupInfo> g = deps_.groups->Create(key, args.name, owner.user, args.members,
-                                                   deps_.clock->NowMs());
+        const Status quota = CheckCreateQuota(owner, args.members);
+        Result<GroupInfo> g = quota.ok() ? deps_.groups->Create(key, args.name, owner.user,
+                                                                args.members,
+                                                                deps_.clock->NowMs())
+                                         : Result<GroupInfo>(quota);
         if (g.ok()) AppendEvent(c, key, owner.user, "created");
         done(g);
       });
@@ -90,14 +98,46 @@ Status GroupOps::Change(const GroupKey& key, const std::string& user, bool join,
       });
 }
 
-uint64_t GroupOps::MaxMembers(const std::string& tenant) const {
+TenantQuotas GroupOps::QuotasOf(const std::string& tenant) const {
   std::shared_ptr<const TenantDirectory::Policy> policy =
       deps_.tenants ? deps_.tenants->Find(tenant) : nullptr;
-  return policy ? policy->record.quotas.max_group_members : 0;
+  return policy ? policy->record.quotas : TenantQuotas();
+}
+
+uint64_t GroupOps::MaxMembers(const std::string& tenant) const {
+  return QuotasOf(tenant).max_group_members;
+}
+
+Status GroupOps::CheckGroupsOf(const UserKey& user, uint64_t max) {
+  Result<size_t> n = deps_.groups->CountGroupsOf(user);
+  if (!n.ok()) return n.status();
+  return *n < max ? Status::OK() : TooManyGroups(user.user, max);
+}
+
+Status GroupOps::CheckCreateQuota(const UserKey& owner, const std::vector<std::string>& members) {
+  const uint64_t max = QuotasOf(owner.tenant).max_groups_per_user;
+  if (max == 0) return Status::OK();
+  std::set<std::string> everyone(members.begin(), members.end());
+  everyone.insert(owner.user);
+  for (const std::string& user : everyone) {
+    if (Status s = CheckGroupsOf(UserKey{owner.tenant, user}, max); !s.ok()) return s;
+  }
+  return Status::OK();
 }
 
 Status GroupOps::CheckJoinQuota(const GroupKey& key, const std::string& user) {
-  const uint64_t max = MaxMembers(key.tenant);
+  const TenantQuotas quotas = QuotasOf(key.tenant);
+  if (quotas.max_groups_per_user > 0) {
+    Status s = CheckGroupsOf(UserKey{key.tenant, user}, quotas.max_groups_per_user);
+    // A member's join changes nothing: the join itself answers (409 already_member, or 404).
+    if (!s.ok() && s.error() == "too_many_groups") {
+      Result<bool> member = deps_.groups->IsMember(key, user);
+      if (member.ok() && *member) return Status::OK();
+      if (!member.ok() && member.status().code() == Code::kNotFound) return Status::OK();
+    }
+    if (!s.ok()) return s;
+  }
+  const uint64_t max = quotas.max_group_members;
   if (max == 0) return Status::OK();
   Result<GroupInfo> g = deps_.groups->Get(key);
   if (!g.ok()) return Status::OK();  // the join itself answers (404)

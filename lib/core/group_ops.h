@@ -34,7 +34,7 @@ class GroupOps {
     ContentFilter* filter;
     EventLog* events;
     Clock* clock;
-    const TenantDirectory* tenants;  // the max_group_members quota
+    const TenantDirectory* tenants;  // the max_group_members and max_groups_per_user quotas
   };
   struct CreateArgs {
     std::string name;
@@ -64,10 +64,17 @@ class GroupOps {
 
  private:
   Status Change(const GroupKey& key, const std::string& user, bool join, ChangeDone done);
+  TenantQuotas QuotasOf(const std::string& tenant) const;
   // The tenant's max_group_members quota (0 = none of its own).
   uint64_t MaxMembers(const std::string& tenant) const;
-  // 403 group_full when `user` joining `key` would pass the tenant's quota (on the committer
-  // thread, in order with the other membership changes).
+  // 403 too_many_groups when `user` is a member of `max` groups already.
+  Status CheckGroupsOf(const UserKey& user, uint64_t max);
+  // The tenant's max_groups_per_user for the owner and every member a create names. On the
+  // committer thread, like the join's check, in order with the other membership changes.
+  Status CheckCreateQuota(const UserKey& owner, const std::vector<std::string>& members);
+  // 403 group_full when `user` joining `key` would pass the tenant's max_group_members, 403
+  // too_many_groups when `user` is in max_groups_per_user groups (on the committer thread, in
+  // order with the other membership changes).
   Status CheckJoinQuota(const GroupKey& key, const std::string& user);
   void AppendEvent(Committer& committer, const GroupKey& group, const std::string& actor,
                    const std::string& event);

@@ -173,6 +173,8 @@ Result<HttpFront::HttpCaller> HttpFront::Authenticate(const HttpRequest& req) {
   if (auto tenant = deps_.tenants->Find(c.user.tenant); tenant && tenant->suspended()) {
     return Status::Forbidden("tenant_suspended", "this tenant is suspended");
   }
+  // Every authenticated request names its tenant: it takes a token of the tenant's REST bucket.
+  if (Status s = deps_.limits->TakeRest(c.user.tenant); !s.ok()) return s;
   return c;
 }
 
@@ -485,6 +487,7 @@ HttpResponse HttpFront::HttpCreateUser(const HttpRequest& req, const Fields& f) 
     tenant = caller->user.tenant;
   } else {
     // Open registration: every attempt from an address counts.
+    if (IsValidId(tenant) && (s = deps_.limits->TakeRest(tenant), !s.ok())) return Error(s);
     s = deps_.limits->Take({deps_.limits->RegisterAddress(req.remote_address)});
     if (!s.ok()) return Error(s);
   }
@@ -512,6 +515,8 @@ HttpResponse HttpFront::HttpCreateToken(const HttpRequest& req, const Fields& f)
     if (!s.ok()) return Error(s);
     if (!deps_.deps->users) return Error(Status::Unavailable("accounts are not enabled"));
     if (!IsValidId(tenant) || !IsValidId(user)) return Error(Status::BadRequest("bad id"));
+    // Before the password is checked: a tenant over its REST rate costs no hashing.
+    if (s = deps_.limits->TakeRest(tenant); !s.ok()) return Error(s);
     // Failed passwords per address and per account: each attempt holds a token of both, a
     // right password gives them back. While either bucket is empty the password is not even
     // checked, so the right one is refused too until the wait is over.
@@ -640,6 +645,18 @@ HttpResponse HttpFront::HttpTenant(const HttpRequest& req, const std::string& na
   bool keys_given = false;
   Result<TenantRecord> r = ParseTenantRecord(name, req.body, &keys_given);
   if (!r.ok()) return Error(r.status());
+  // A tenant's inbox bounds only shorten the store's own.
+  const TenantQuotas& q = r->quotas;
+  if (options_.inbox_retention_s > 0 &&
+      q.retention_s > static_cast<uint64_t>(options_.inbox_retention_s)) {
+    return Error(Status::BadRequest("tenant record: 'retention_s' must be at most the inbox "
+                                    "store's retention (" +
+                                    std::to_string(options_.inbox_retention_s) + " s)"));
+  }
+  if (options_.inbox_max > 0 && q.max_inbox > options_.inbox_max) {
+    return Error(Status::BadRequest("tenant record: 'max_inbox' must be at most the inbox "
+                                    "store's (" + std::to_string(options_.inbox_max) + ")"));
+  }
   if (!keys_given) {
     // A PUT without `keys` keeps the stored ones: changing a quota must not drop a key.
     Result<TenantRecord> stored = deps_.tenants->Get(name);

@@ -16,6 +16,7 @@ const char* RefusalText(Metrics::Limit limit) {
     case Metrics::Limit::kChatUser: return "too many messages from this user";
     case Metrics::Limit::kChatTenant: return "too many messages from this tenant";
     case Metrics::Limit::kRouteAddress: return "too many route requests from this address";
+    case Metrics::Limit::kRestTenant: return "too many REST requests of this tenant";
   }
   return "rate limited";
 }
@@ -62,6 +63,7 @@ RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metr
   route_address_ = make(options.route_address_rate, options.route_address_burst);
   // Its own limit is never used: each tenant's comes from the registry at every Take.
   chat_tenant_ = make(0, 1);
+  rest_tenant_ = make(0, 1);
 }
 
 RateLimits::Key RateLimits::LoginAddress(const std::string& remote_address) {
@@ -109,7 +111,7 @@ BucketLimit TenantLimit(double rate, uint64_t burst) {
 
 }  // namespace
 
-Status RateLimits::ChatRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms) {
+Status RateLimits::TenantRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms) {
   metrics_->RateLimited(limit);
   metrics_->TenantRateLimited(tenant, limit);
   return Refusal(limit, wait_ms);
@@ -128,24 +130,34 @@ Status RateLimits::TakeChat(TokenBucket& connection, const UserKey& user) {
   int64_t wait = connection.Take(chat_connection_, clock_->NowMs());
   if (wait > 0) {
     // Retrying sooner than the slowest bucket allows would only be refused again.
-    return ChatRefusal(Metrics::Limit::kChatConnection, user.tenant,
+    return TenantRefusal(Metrics::Limit::kChatConnection, user.tenant,
                        std::max(wait, user_key.limiter->Peek(user_key.key)));
   }
   wait = user_key.limiter->Take(user_key.key, user_limit);
   if (wait > 0) {
     connection.Refund(chat_connection_);
-    return ChatRefusal(Metrics::Limit::kChatUser, user.tenant, wait);
+    return TenantRefusal(Metrics::Limit::kChatUser, user.tenant, wait);
   }
   if (!tenant_limit.unlimited()) {
     wait = chat_tenant_->Take(user.tenant, tenant_limit);
     if (wait > 0) {
       connection.Refund(chat_connection_);
       user_key.limiter->Refund(user_key.key);
-      return ChatRefusal(Metrics::Limit::kChatTenant, user.tenant, wait);
+      return TenantRefusal(Metrics::Limit::kChatTenant, user.tenant, wait);
     }
   }
   metrics_->TenantMessage(user.tenant);
   return Status::OK();
+}
+
+Status RateLimits::TakeRest(const std::string& tenant) {
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      tenants_ ? tenants_->Find(tenant) : nullptr;
+  if (!policy || policy->record.quotas.rest_request_rate <= 0) return Status::OK();
+  const TenantQuotas& q = policy->record.quotas;
+  const int64_t wait =
+      rest_tenant_->Take(tenant, TenantLimit(q.rest_request_rate, q.rest_request_burst));
+  return wait > 0 ? TenantRefusal(Metrics::Limit::kRestTenant, tenant, wait) : Status::OK();
 }
 
 void RateLimits::Refund(std::initializer_list<Key> keys) {

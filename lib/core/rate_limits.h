@@ -65,6 +65,9 @@ class RateLimits {
   // (when it sets tenant_send_rate); 429 when one is empty (those taken given back), counted
   // under that limit, overall and per tenant. One tenant's flood empties its own buckets only.
   Status TakeChat(TokenBucket& connection, const UserKey& user);
+  // A REST request naming `tenant`: a token of the tenant's own bucket when it sets
+  // rest_request_rate (else nothing to take); 429 when empty, counted overall and per tenant.
+  Status TakeRest(const std::string& tenant);
 
   Key LoginAddress(const std::string& remote_address);
   Key LoginAccount(const std::string& tenant, const std::string& user);
@@ -82,9 +85,10 @@ class RateLimits {
   std::unique_ptr<RateLimiter> chat_user_;
   std::unique_ptr<RateLimiter> chat_tenant_;  // keyed by tenant; limits from the registry
   std::unique_ptr<RateLimiter> route_address_;
+  std::unique_ptr<RateLimiter> rest_tenant_;  // the same, for REST requests
   const TenantDirectory* const tenants_;
-  // 429 for a chat send refused by `limit`, counted overall and for `tenant`.
-  Status ChatRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms);
+  // 429 for a request refused by `limit`, counted overall and for `tenant`.
+  Status TenantRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms);
 };
 
 }  // namespace im::internal

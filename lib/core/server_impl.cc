@@ -88,14 +88,14 @@ Status Server::Impl::Start() {
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
       options_.node_number, options_.commit_queue_limit, options_.commit_batch_max,
       options_.commit_lane_limit, options_.commit_batch_recipients, options_.fanout_queue_limit,
-      options_.fanout_slice, &metrics_, options_.commit_inflight});
+      options_.fanout_slice, &metrics_, options_.commit_inflight, tenants_.get()});
   sessions_ = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
       deps_.sessions.get(), deps_.router.get(), deps_.inbox.get(), deps_.tokens.get(),
       limits_.get(), events_.get(), &metrics_, &hooks_, &options_, clock_, node_id_,
       session_prefix_, tenants_.get()});
   chat_ = std::make_unique<internal::ChatService>(internal::ChatService::Deps{
       deps_.inbox.get(), deps_.groups.get(), committer_.get(), deps_.filter.get(), limits_.get(),
-      events_.get(), &metrics_, &hooks_, &options_});
+      events_.get(), &metrics_, &hooks_, &options_, tenants_.get(), clock_});
   groups_ = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
       deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_,
       tenants_.get()});

@@ -52,6 +52,7 @@ class Metrics {
     kChatUser,
     kChatTenant,
     kRouteAddress,
+    kRestTenant,
   };
   void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
   // The same refusal of a chat send, counted per tenant too (im_tenant_rate_limited_total),
@@ -115,7 +116,7 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
-  prometheus::Counter* rate_limited_[7];
+  prometheus::Counter* rate_limited_[8];
   prometheus::Counter* route_requests_;
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;

@@ -114,6 +114,8 @@ class TimedGroupService final : public GroupService {
     Timer t(all_members_);
     return s_->AllMembers(k);
   }
+  // Untimed: called only for the max_groups_per_user quota.
+  Result<size_t> CountGroupsOf(const UserKey& u) override { return s_->CountGroupsOf(u); }
 
  private:
   std::shared_ptr<GroupService> s_;

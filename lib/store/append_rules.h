@@ -21,6 +21,12 @@ inline TimestampMs SaturatingSub(TimestampMs now, int64_t duration) {
   return now - duration;
 }
 
+// The entries an append of `request` keeps in each inbox it writes: the request's own max_inbox
+// when it sets a smaller one than the queue's `queue_max`.
+inline size_t AppendMaxInbox(const AppendRequest& request, size_t queue_max) {
+  return request.max_inbox > 0 && request.max_inbox < queue_max ? request.max_inbox : queue_max;
+}
+
 // 400 for a request without a message or recipients, a sender_index out of range, or a
 // repeated recipient (it would get the message twice under two seqs; the contract forbids it).
 Status ValidateAppendRequest(const AppendRequest& request);

@@ -106,6 +106,12 @@ std::string TenantRecordJson(const TenantRecord& r, bool with_secrets) {
   w.Raw(RateText(q.tenant_send_rate), rapidjson::kNumberType);
   w.Field("tenant_send_burst", q.tenant_send_burst);
   w.Field("max_group_members", q.max_group_members);
+  w.Field("max_groups_per_user", q.max_groups_per_user);
+  w.Key("rest_request_rate");
+  w.Raw(RateText(q.rest_request_rate), rapidjson::kNumberType);
+  w.Field("rest_request_burst", q.rest_request_burst);
+  w.Field("retention_s", q.retention_s);
+  w.Field("max_inbox", q.max_inbox);
   w.EndObject();
   w.Key("words");
   w.StartArray();
@@ -170,7 +176,9 @@ Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view j
     static const char* const kKnown[] = {"max_online_sessions", "max_devices_per_user",
                                          "user_send_rate",      "user_send_burst",
                                          "tenant_send_rate",    "tenant_send_burst",
-                                         "max_group_members"};
+                                         "max_group_members",   "max_groups_per_user",
+                                         "rest_request_rate",   "rest_request_burst",
+                                         "retention_s",         "max_inbox"};
     for (auto m = q.MemberBegin(); m != q.MemberEnd(); ++m) {
       bool known = false;
       for (const char* k : kKnown) known = known || std::string_view(m->name.GetString()) == k;
@@ -184,6 +192,11 @@ Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view j
     if (s.ok()) s = ReadRate(q, "tenant_send_rate", &t.tenant_send_rate);
     if (s.ok()) s = ReadCount(q, "tenant_send_burst", &t.tenant_send_burst);
     if (s.ok()) s = ReadCount(q, "max_group_members", &t.max_group_members);
+    if (s.ok()) s = ReadCount(q, "max_groups_per_user", &t.max_groups_per_user);
+    if (s.ok()) s = ReadRate(q, "rest_request_rate", &t.rest_request_rate);
+    if (s.ok()) s = ReadCount(q, "rest_request_burst", &t.rest_request_burst);
+    if (s.ok()) s = ReadCount(q, "retention_s", &t.retention_s);
+    if (s.ok()) s = ReadCount(q, "max_inbox", &t.max_inbox);
     if (!s.ok()) return s;
   }
   if (auto it = doc.FindMember("words"); it != doc.MemberEnd()) {

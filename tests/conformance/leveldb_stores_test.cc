@@ -1,7 +1,10 @@
 // LevelDB-only GroupService and UserStore cases, beside the conformance suites every backend
-// runs: the directory lock, and a hashing cost libsodium refuses.
+// runs: the directory lock, the per-user group index built for a database that has none, and a
+// hashing cost libsodium refuses.
 
 #include <doctest/doctest.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 
 #include <memory>
 #include <string>
@@ -27,6 +30,42 @@ TEST_CASE("GroupService: leveldb refuses a second open of a live dir") {
   Result<std::shared_ptr<GroupService>> second = OpenLevelDbGroupService(dir.path());
   CheckError(second, Code::kUnavailable, "unavailable");
   CHECK(second.status().message().find("leveldb") != std::string_view::npos);
+}
+
+TEST_CASE("GroupService: leveldb builds the per-user group index of an older database") {
+  TempDir dir;
+  {
+    Result<std::shared_ptr<GroupService>> s = OpenLevelDbGroupService(dir.path());
+    REQUIRE(s.ok());
+    REQUIRE((*s)->Create(GroupKey{"t", "g1"}, "One", "alice", {"bob"}, kT0).ok());
+    REQUIRE((*s)->Create(GroupKey{"t", "g2"}, "Two", "bob", {}, kT0).ok());
+    REQUIRE((*s)->Create(GroupKey{"u", "g1"}, "Other", "bob", {}, kT0).ok());
+  }
+  {
+    // What an older version wrote: no U records and no mark.
+    leveldb::DB* raw = nullptr;
+    REQUIRE(leveldb::DB::Open(leveldb::Options(), dir.path(), &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    leveldb::WriteBatch batch;
+    size_t dropped = 0;
+    std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key()[0] == 'U' || it->key()[0] == 'X') {
+        batch.Delete(it->key());
+        ++dropped;
+      }
+    }
+    CHECK(dropped == 5);  // four memberships and the mark
+    it.reset();
+    REQUIRE(db->Write(leveldb::WriteOptions(), &batch).ok());
+  }
+  Result<std::shared_ptr<GroupService>> s = OpenLevelDbGroupService(dir.path());
+  REQUIRE(s.ok());
+  CHECK(*(*s)->CountGroupsOf(UserKey{"t", "bob"}) == 2);
+  CHECK(*(*s)->CountGroupsOf(UserKey{"t", "alice"}) == 1);
+  CHECK(*(*s)->CountGroupsOf(UserKey{"u", "bob"}) == 1);
+  REQUIRE((*s)->Quit(GroupKey{"t", "g1"}, "bob").ok());
+  CHECK(*(*s)->CountGroupsOf(UserKey{"t", "bob"}) == 1);
 }
 
 TEST_CASE("UserStore: leveldb refuses a second open of a live dir") {

@@ -136,7 +136,8 @@ TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives re
   const std::string toml =
       std::string("[web]\noperator_key = \"operator-key-0123456789\"\n[keys]\nacme = \"") +
       kOldHex + "\"\n[tenants.acme]\nstatus = \"suspended\"\nmax_devices_per_user = 2\n" +
-      "words = [\"zorblax\"]\n";
+      "words = [\"zorblax\"]\nmax_groups_per_user = 4\nrest_request_rate = 0.5\n" +
+      "rest_request_burst = 9\nretention_s = 3600\nmax_inbox = 100\n";
   auto args = im::test::WriteImdConfig(data, toml);
   const std::string token = AcmeToken("alice", "", Raw(kOldHex));
   auto port_of = [](const std::string& listen) {
@@ -150,6 +151,15 @@ TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives re
     REQUIRE(got.status == 200);
     CHECK(got.Str("status") == "suspended");
     CHECK(got.body["quotas"]["max_devices_per_user"] == 2);
+    CHECK(got.body["quotas"]["max_groups_per_user"] == 4);
+    CHECK(got.body["quotas"]["rest_request_rate"] == 0.5);
+    CHECK(got.body["quotas"]["rest_request_burst"] == 9);
+    CHECK(got.body["quotas"]["retention_s"] == 3600);
+    CHECK(got.body["quotas"]["max_inbox"] == 100);
+    // The store's bounds ([storage] defaults here) bound a PUT too.
+    auto over = im::test::Http(port_of(imd.http_listen), "PUT", "/v1/admin/tenants/acme",
+                               R"({"quotas":{"max_inbox":10001}})", "operator-key-0123456789");
+    CHECK(over.status == 400);
     auto put = im::test::Http(port_of(imd.http_listen), "PUT", "/v1/admin/tenants/acme",
                               R"({"status":"active"})", "operator-key-0123456789");
     CHECK(put.status == 200);
@@ -169,6 +179,9 @@ TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives re
         std::string("[tenants.acme]\nmax_sessions = 1\n"),
         std::string("[tenants.acme]\nwords = [1]\n"),
         std::string("[tenants.acme]\nmax_group_members = -1\n"),
+        std::string("[tenants.acme]\nretention_s = 604801\n"),
+        std::string("[storage]\nmax_inbox = 50\n[tenants.acme]\nmax_inbox = 51\n"),
+        std::string("[tenants.acme]\nrest_request_rate = -1\n"),
         std::string("[web]\noperator_key = \"short\"\n")}) {
     CHECK_MESSAGE(RefusedAtStart(data, bad), bad);
   }

@@ -16,40 +16,24 @@
 #include <vector>
 
 #include "support/http.h"
+#include "support/tenants.h"
 #include "support/test_server.h"
 #include "support/wait_until.h"
 
 using im::test::Http;
+using im::test::kAcmeAdminKey;
+using im::test::kOperatorKey;
+using im::test::LoggedIn;
+using im::test::PutTenant;
 using im::test::RawClient;
 using im::test::TestServer;
 
 namespace {
 
-constexpr char kOperatorKey[] = "operator-key-0123456789";
-constexpr char kAcmeAdminKey[] = "admin-key-of-tenant-acme";
-
 im::ServerOptions TenantOptions() {
-  im::ServerOptions o;
-  o.operator_key = kOperatorKey;
-  o.admin_keys = {{"default", TestServer::kAdminKey}, {"acme", kAcmeAdminKey}};
+  im::ServerOptions o = im::test::TenantOptions();
   o.sweep_interval_ms = 50;
   return o;
-}
-
-// PUT /v1/admin/tenants/<name> with the operator key; REQUIREs 200.
-void PutTenant(TestServer& server, const std::string& name, const std::string& body) {
-  auto r = Http(server.server().http_port(), "PUT", "/v1/admin/tenants/" + name, body,
-                kOperatorKey);
-  REQUIRE_MESSAGE(r.status == 200, r.text);
-}
-
-// A logged-in raw client of `user` in `tenant` (REQUIREs success).
-std::unique_ptr<RawClient> LoggedIn(TestServer& server, const std::string& user,
-                                    const std::string& tenant, const std::string& device = "d") {
-  auto c = std::make_unique<RawClient>(server.TcpUrl());
-  REQUIRE(c->connected());
-  REQUIRE(c->Login(server.Token(user, tenant), device) == 0);
-  return c;
 }
 
 // chat.send of `body` to `to`: the reply's code (0 = stored).

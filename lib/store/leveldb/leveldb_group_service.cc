@@ -9,6 +9,8 @@
 //
 //   G | lp(tenant) | lp(gid)          -> GroupRecord (created_ms, member_count, name, owner)
 //   M | lp(tenant) | lp(gid) | user   -> MemberRecord (joined_ms, role)
+//   U | lp(tenant) | lp(user) | gid   -> "" (the user's groups, for CountGroupsOf)
+//   X user-index                      -> "" (the U records are complete; see Open)
 //
 // The type bytes are upper case, apart from the OfflineQueue's lower-case ones
 // (store/leveldb/keys.h), should the two ever share a database.
@@ -51,6 +53,10 @@ namespace {
 
 constexpr char kGroupRecord = 'G';
 constexpr char kMemberRecord = 'M';
+constexpr char kUserGroupRecord = 'U';
+// Written once every member has its U record: a database of an older version has none, and
+// Open builds them before serving.
+constexpr std::string_view kUserIndexMark = "Xuser-index";
 // Bumped when a value layout changes, so that a newer reader can tell old records apart.
 constexpr char kValueVersion = 1;
 
@@ -81,6 +87,20 @@ std::string MemberPrefix(const GroupKey& key) {
 std::string MemberKey(std::string_view prefix, std::string_view user) {
   std::string out(prefix);
   out.append(user);
+  return out;
+}
+
+// Every group key of the user starts with this; the gid follows.
+std::string UserGroupPrefix(std::string_view tenant, std::string_view user) {
+  std::string out(1, kUserGroupRecord);
+  coding::PutLengthPrefixed(&out, tenant);
+  coding::PutLengthPrefixed(&out, user);
+  return out;
+}
+
+std::string UserGroupKey(const GroupKey& key, std::string_view user) {
+  std::string out = UserGroupPrefix(key.tenant, user);
+  out.append(key.gid);
   return out;
 }
 
@@ -183,7 +203,21 @@ class LevelDbGroupService final : public GroupService {
   }
 
   Status Open(const std::string& dir) {
-    return OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+    Status s = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+    return s.ok() ? BuildUserIndex() : s;
+  }
+
+  Result<size_t> CountGroupsOf(const UserKey& user) override {
+    if (Status s = ValidateGroupUser(user.user); !s.ok()) return s;
+    const std::string prefix = UserGroupPrefix(user.tenant, user.user);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(VerifiedRead()));
+    size_t n = 0;
+    for (it->Seek(prefix); it->Valid() && View(it->key()).substr(0, prefix.size()) == prefix;
+         it->Next()) {
+      ++n;
+    }
+    if (!it->status().ok()) return FromLevelDb(it->status());
+    return n;
   }
 
   Result<GroupInfo> Create(const GroupKey& key, const std::string& name, const std::string& owner,
@@ -273,6 +307,37 @@ class LevelDbGroupService final : public GroupService {
     return it->status().ok() ? Status::OK() : FromLevelDb(it->status());
   }
 
+  // A database written before the U records existed gets one per member record, in batches,
+  // then the mark (a start killed half way writes them again: each Put is idempotent).
+  Status BuildUserIndex() {
+    std::string value;
+    leveldb::Status status = db_->Get(VerifiedRead(), std::string(kUserIndexMark), &value);
+    if (status.ok()) return Status::OK();
+    if (!status.IsNotFound()) return FromLevelDb(status);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(VerifiedRead()));
+    leveldb::WriteBatch batch;
+    size_t pending = 0;
+    for (it->Seek(std::string(1, kMemberRecord)); it->Valid(); it->Next()) {
+      std::string_view rest = View(it->key());
+      if (rest.empty() || rest[0] != kMemberRecord) break;
+      rest.remove_prefix(1);
+      GroupKey key;
+      if (!coding::GetLengthPrefixed(&rest, &key.tenant) ||
+          !coding::GetLengthPrefixed(&rest, &key.gid) || rest.empty()) {
+        return Corrupt("member");
+      }
+      batch.Put(UserGroupKey(key, rest), "");
+      if (++pending == 10000) {
+        if (Status s = Write(&batch); !s.ok()) return s;
+        batch.Clear();
+        pending = 0;
+      }
+    }
+    if (!it->status().ok()) return FromLevelDb(it->status());
+    batch.Put(std::string(kUserIndexMark), "");
+    return Write(&batch);
+  }
+
   Status Write(leveldb::WriteBatch* batch) {
     leveldb::Status status = db_->Write(write_options_, batch);
     return status.ok() ? Status::OK() : FromLevelDb(status);
@@ -307,8 +372,12 @@ Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::st
   leveldb::WriteBatch batch;
   batch.Put(GroupRecordKey(key), EncodeGroup(group));
   batch.Put(MemberKey(prefix, owner), EncodeMember(kOwnerRole, now));
+  batch.Put(UserGroupKey(key, owner), "");
   const std::string member_value = EncodeMember(kMemberRole, now);
-  for (std::string_view user : others) batch.Put(MemberKey(prefix, user), member_value);
+  for (std::string_view user : others) {
+    batch.Put(MemberKey(prefix, user), member_value);
+    batch.Put(UserGroupKey(key, user), "");
+  }
 
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord existing;
@@ -338,6 +407,7 @@ Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, T
   ++group.member_count;
   leveldb::WriteBatch batch;
   batch.Put(member_key, EncodeMember(kMemberRole, now));
+  batch.Put(UserGroupKey(key, user), "");
   batch.Put(GroupRecordKey(key), EncodeGroup(group));
   return Write(&batch);
 }
@@ -359,6 +429,7 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
 
   leveldb::WriteBatch batch;
   batch.Delete(member_key);
+  batch.Delete(UserGroupKey(key, user));
   if (group.member_count <= 1) {
     // The last member: the group goes with it, and its gid may be created again.
     batch.Delete(GroupRecordKey(key));

@@ -477,13 +477,14 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
     result.mid = message.mid;
     result.ts = message.ts;
     result.seqs.reserve(inboxes.size());
+    const size_t max_inbox = AppendMaxInbox(request, options_.max_inbox);
     for (auto& [header_key, staged] : inboxes) {
       const std::string prefix = InboxPrefixOfHeader(header_key);
       InboxHeader& header = staged->header;
       const uint64_t seq = ++header.last_seq;
       batch.Put(InboxKey(prefix, seq), entry);
       // Retained seqs are consecutive, so the oldest ones are known without a scan.
-      while (header.size() > options_.max_inbox) batch.Delete(InboxKey(prefix, header.first_seq++));
+      while (header.size() > max_inbox) batch.Delete(InboxKey(prefix, header.first_seq++));
       result.seqs.push_back(seq);
     }
     if (request.sender_index >= 0) {

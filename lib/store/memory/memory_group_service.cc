@@ -60,6 +60,8 @@ class MemoryGroupService final : public GroupService {
       return Status::Error(Code::kConflict, "group_exists", "group " + key.gid + " exists");
     }
     it->second = std::move(group);
+    AddToCount(key.tenant, owner, 1);
+    for (std::string_view user : others) AddToCount(key.tenant, user, 1);
     return info;
   }
 
@@ -84,6 +86,7 @@ class MemoryGroupService final : public GroupService {
     }
     if (group->members.size() >= limits_.max_members) return GroupFull(limits_);
     group->members.emplace(user, Member{std::string(kMemberRole), now});
+    AddToCount(key.tenant, user, 1);
     return Status::OK();
   }
 
@@ -100,6 +103,7 @@ class MemoryGroupService final : public GroupService {
       return Status::Forbidden("not_member", user + " is not a member");
     }
     group.members.erase(member_it);
+    AddToCount(key.tenant, user, -1);
     if (group.members.empty()) {
       shard.groups.erase(group_it);
       return Status::OK();
@@ -157,8 +161,24 @@ class MemoryGroupService final : public GroupService {
     return users;
   }
 
+  Result<size_t> CountGroupsOf(const UserKey& user) override {
+    if (Status s = ValidateGroupUser(user.user); !s.ok()) return s;
+    std::lock_guard<std::mutex> lock(counts_mu_);
+    auto it = groups_of_.find(user);
+    return it == groups_of_.end() ? 0 : it->second;
+  }
+
  private:
   static constexpr size_t kShards = 16;
+
+  // Called under the group's shard lock, so a user's count moves with each membership change.
+  void AddToCount(const std::string& tenant, std::string_view user, int delta) {
+    std::lock_guard<std::mutex> lock(counts_mu_);
+    UserKey key{tenant, std::string(user)};
+    size_t& n = groups_of_[key];
+    n += delta;
+    if (n == 0) groups_of_.erase(key);
+  }
 
   struct Member {
     std::string role;
@@ -198,6 +218,8 @@ class MemoryGroupService final : public GroupService {
 
   const GroupLimits limits_;
   std::array<Shard, kShards> shards_;
+  std::mutex counts_mu_;  // taken after a shard's lock, never before
+  std::unordered_map<UserKey, size_t, UserKeyHash> groups_of_;  // guarded by counts_mu_
 };
 
 }  // namespace

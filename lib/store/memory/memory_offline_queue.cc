@@ -139,11 +139,12 @@ class MemoryOfflineQueue final : public OfflineQueue {
         shard_index[i] = ShardIndex(request.recipients[i]);
       }
       std::vector<std::unique_lock<std::mutex>> locks = LockShards(shard_index);
+      const size_t max_inbox = AppendMaxInbox(request, options_.max_inbox);
       for (size_t i = 0; i < request.recipients.size(); ++i) {
         Inbox& inbox = TouchInbox(shards_[shard_index[i]], request.recipients[i]);
         const uint64_t seq = ++inbox.last_seq;
         inbox.entries.push_back(InboxEntry{seq, request.message});
-        while (inbox.size() > options_.max_inbox) inbox.PopFront();
+        while (inbox.size() > max_inbox) inbox.PopFront();
         result.seqs.push_back(seq);
       }
     }

@@ -10,6 +10,13 @@
 //                                  equal scores bytewise, so Members(after, limit) is one
 //                                  ZRANGEBYLEX and AllMembers one ZRANGE, both ascending
 //
+// And one key per user, in the user's slot: `im:{u:<tenant>/<user>}:groups`, a set of the gids
+// of this Redis the user may be a member of (CountGroupsOf). It is an index beside the group
+// keys, not in their scripts (another slot), so it is written so that it never misses a group:
+// a gid is added before the script that makes the user a member and removed after the one that
+// ends it; CountGroupsOf counts only the gids whose group has the user now (one pipelined
+// check) and drops those whose group is gone.
+//
 // The member count is HLEN of `members`. Every call is one Lua script: one round trip, and
 // check-then-write (409 group_exists, already_member, group_full, the owner hand-over, the
 // deletion with the last member) is atomic whichever node runs it. Nothing is cached here.
@@ -168,6 +175,11 @@ class RedisGroupService final : public GroupService {
     }
     RedisArgs args = {std::string(kRecordVersion), name, owner, std::to_string(now)};
     for (std::string_view user : others) args.emplace_back(user);
+    std::vector<RedisArgs> index = {{"SADD", GroupsKey(key.tenant, owner), key.gid}};
+    for (std::string_view user : others) {
+      index.push_back({"SADD", GroupsKey(key.tenant, user), key.gid});
+    }
+    if (Status s = RunIndex(index); !s.ok()) return s;
     Result<RedisReply> r = Run(CreateScript(), key, args);
     if (!r.ok()) return r.status();
     if (Verdict(*r) == "exists") {
@@ -203,6 +215,7 @@ class RedisGroupService final : public GroupService {
   Status Join(const GroupKey& key, const std::string& user, TimestampMs now) override {
     if (Status s = ValidateGroupKey(key); !s.ok()) return s;
     if (Status s = ValidateGroupUser(user); !s.ok()) return s;
+    if (Status s = RunIndex({{"SADD", GroupsKey(key.tenant, user), key.gid}}); !s.ok()) return s;
     Result<RedisReply> r = RunFound(
         JoinScript(), key, {user, std::to_string(now), std::to_string(limits_.max_members)});
     if (!r.ok()) return r.status();
@@ -220,7 +233,9 @@ class RedisGroupService final : public GroupService {
     if (!r.ok()) return r.status();
     if (Verdict(*r) == "not_member")
       return Status::Forbidden("not_member", user + " is not a member");
-    return Verdict(*r) == "ok" ? Status::OK() : Unexpected();
+    if (Verdict(*r) != "ok") return Unexpected();
+    // Failing here leaves a gid that CountGroupsOf does not count (the user is no member).
+    return RunIndex({{"SREM", GroupsKey(key.tenant, user), key.gid}});
   }
 
   Result<MemberPage> Members(const GroupKey& key, std::string_view after, size_t limit) override {
@@ -274,7 +289,52 @@ class RedisGroupService final : public GroupService {
     return users;
   }
 
+  Result<size_t> CountGroupsOf(const UserKey& user) override {
+    if (Status s = ValidateGroupUser(user.user); !s.ok()) return s;
+    const std::string groups_key = GroupsKey(user.tenant, user.user);
+    Result<RedisReply> gids = client_->Command({"SMEMBERS", groups_key});
+    if (!gids.ok()) return gids.status();
+    if (!gids->is_array()) return Unexpected();
+    std::vector<RedisArgs> checks;
+    for (const RedisReply& gid : gids->elements) {
+      const std::string prefix = GroupKeyPrefix(GroupKey{user.tenant, gid.str});
+      Result<RedisArgs> check = client_->EvalCommand(
+          IsMemberScript(), {prefix + "info", prefix + "members", prefix + "index"}, {user.user});
+      if (!check.ok()) return check.status();
+      checks.push_back(std::move(*check));
+    }
+    Result<std::vector<RedisReply>> answers = client_->Pipeline(checks);
+    if (!answers.ok()) return answers.status();
+    size_t n = 0;
+    std::vector<RedisArgs> gone;
+    for (size_t i = 0; i < answers->size(); ++i) {
+      const RedisReply& a = (*answers)[i];
+      if (!a.is_array() || a.elements.empty()) return Unexpected();
+      if (a.elements[0].str == "missing") {
+        gone.push_back({"SREM", groups_key, gids->elements[i].str});
+      } else if (a.elements.size() == 2 && a.elements[1].integer == 1) {
+        ++n;
+      }
+    }
+    if (Status s = RunIndex(gone); !s.ok()) return s;
+    return n;
+  }
+
  private:
+  static std::string GroupsKey(const std::string& tenant, std::string_view user) {
+    return UserKeyPrefix(UserKey{tenant, std::string(user)}) + "groups";
+  }
+
+  // Index commands in one round trip; an error reply of one is an error.
+  Status RunIndex(const std::vector<RedisArgs>& commands) {
+    Result<std::vector<RedisReply>> r = client_->Pipeline(commands);
+    if (!r.ok()) return r.status();
+    for (const RedisReply& reply : *r) {
+      if (reply.is_error()) return Status::Internal("redis: " + reply.str);
+    }
+    return Status::OK();
+  }
+
   static std::string_view Verdict(const RedisReply& reply) { return reply.elements[0].str; }
   static Status Unexpected() {
     return Status::Internal("redis: unexpected reply of a group script");

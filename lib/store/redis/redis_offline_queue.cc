@@ -138,7 +138,8 @@ if not token then return {'restarted', run} end
 // KEYS: instance, heads, dedup floor; then per request its body key, its dedup key (when it has
 // one), and per recipient its inbox and entries keys. ARGV: token, now, dedup window, dedup TTL,
 // max_inbox, epoch base, request count, body TTL; then per request: mid, ts, encoded message,
-// sender index, has dedup (0/1), recipient count.
+// sender index, has dedup (0/1), recipient count, max_inbox (the request's own: its tenant's;
+// ARGV[5] is the queue's, which the sweep keeps).
 // Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
 // recipient.
 const RedisScript& AppendScript() {
@@ -146,7 +147,6 @@ const RedisScript& AppendScript() {
                                   R"lua(
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
-local max = tonumber(ARGV[5])
 local out = {'ok'}
 local a = 9
 local k = 4
@@ -154,6 +154,7 @@ local created = 0
 for r = 1, tonumber(ARGV[7]) do
   local mid, ts, body = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local sender, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local max = tonumber(ARGV[a + 6])
   local body_key = KEYS[k]
   k = k + 1
   local dedup_key = nil
@@ -161,7 +162,7 @@ for r = 1, tonumber(ARGV[7]) do
     dedup_key = KEYS[k]
     k = k + 1
   end
-  a = a + 6
+  a = a + 7
   local dup = dedup_key and dedup_fresh(dedup_key, now, window, KEYS[3])
   if dup then
     out[#out + 1] = 'dup'
@@ -670,6 +671,7 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
     args.push_back(std::to_string(request.sender_index));
     args.push_back(dedup ? "1" : "0");
     args.push_back(std::to_string(request.recipients.size()));
+    args.push_back(std::to_string(AppendMaxInbox(request, options_.max_inbox)));
   }
 }
 

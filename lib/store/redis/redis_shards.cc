@@ -191,6 +191,16 @@ class ShardedGroupService final : public GroupService {
   Result<std::vector<std::string>> AllMembers(const GroupKey& key) override {
     return Of(key).AllMembers(key);
   }
+  // Each shard indexes the user's groups it holds: the sum over the shards.
+  Result<size_t> CountGroupsOf(const UserKey& user) override {
+    size_t n = 0;
+    for (const std::shared_ptr<GroupService>& shard : shards_) {
+      Result<size_t> part = shard->CountGroupsOf(user);
+      if (!part.ok()) return part.status();
+      n += *part;
+    }
+    return n;
+  }
 
  private:
   GroupService& Of(const GroupKey& key) { return *shards_[ring_.ShardOf(key)]; }

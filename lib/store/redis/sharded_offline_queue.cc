@@ -247,6 +247,7 @@ std::vector<Result<AppendResult>> ShardedOfflineQueue::AppendBatch(
         first_part[s] = sub[s].size();
         AppendRequest part;
         part.message = message;
+        part.max_inbox = request.max_inbox;
         if (!request.dedup_key.empty()) part.dedup_key = "\x01mid:" + std::to_string(claim.mid);
         sub[s].push_back(std::move(part));
         parts[s].push_back(Part{i, {}});

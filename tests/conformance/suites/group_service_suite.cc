@@ -443,6 +443,53 @@ TEST_CASE("GroupService: concurrent creates of one gid let exactly one win") {
   });
 }
 
+TEST_CASE("GroupService: CountGroupsOf counts creates and joins, less quits") {
+  ForEachBackend([](const GroupServiceBackend& backend) {
+    GroupLimits limits;
+    limits.max_members = 3;
+    std::shared_ptr<GroupService> s = backend.open(limits);
+    const UserKey bob{"default", "bob"};
+    CHECK(Must(s->CountGroupsOf(bob)) == 0);
+    MustOk(s->Create(G("g1"), "One", "alice", {"bob"}, kT0).status());  // named in a create
+    MustOk(s->Create(G("g2"), "Two", "bob", {}, kT0).status());         // its owner
+    MustOk(s->Create(G("g3"), "Three", "carol", {"dave"}, kT0).status());
+    MustOk(s->Join(G("g3"), "bob", kT0));
+    CHECK(Must(s->CountGroupsOf(bob)) == 3);
+    CHECK(Must(s->CountGroupsOf(UserKey{"default", "alice"})) == 1);
+    // Refusals count nothing: a second join, a join of a full group, a create on a taken gid,
+    // a create over max_members, a quit of a group one is not in.
+    CheckError(s->Join(G("g1"), "bob", kT0), Code::kConflict, "already_member");
+    CheckError(s->Join(G("g3"), "erin", kT0), Code::kForbidden, "group_full");
+    CheckError(s->Create(G("g1"), "Again", "erin", {"frank"}, kT0), Code::kConflict,
+               "group_exists");
+    CheckError(s->Create(G("g4"), "Big", "erin", {"a", "b", "c"}, kT0), Code::kForbidden,
+               "group_full");
+    CheckError(s->Quit(G("g3"), "erin"), Code::kForbidden, "not_member");
+    CHECK(Must(s->CountGroupsOf(UserKey{"default", "erin"})) == 0);
+    CHECK(Must(s->CountGroupsOf(UserKey{"default", "frank"})) == 0);
+    CHECK(Must(s->CountGroupsOf(bob)) == 3);
+    // Another tenant's bob is another user.
+    MustOk(s->Create(G("g1", "t2"), "Other", "bob", {}, kT0).status());
+    CHECK(Must(s->CountGroupsOf(UserKey{"t2", "bob"})) == 1);
+    CHECK(Must(s->CountGroupsOf(bob)) == 3);
+    // Quits: an owner's (the group stays), the last member's (the group goes).
+    MustOk(s->Quit(G("g1"), "bob"));
+    MustOk(s->Quit(G("g2"), "bob"));
+    CHECK(Must(s->CountGroupsOf(bob)) == 1);
+    MustOk(s->Create(G("g2"), "Two again", "zoe", {}, kT0).status());
+    CHECK(Must(s->CountGroupsOf(bob)) == 1);
+    MustOk(s->Join(G("g2"), "bob", kT0));
+    CHECK(Must(s->CountGroupsOf(bob)) == 2);
+    CHECK(Must(s->CountGroupsOf(UserKey{"default", "alice"})) == 1);
+    if (!backend.reopen) return;
+    s.reset();
+    s = backend.reopen(limits);
+    CHECK(Must(s->CountGroupsOf(bob)) == 2);
+    MustOk(s->Quit(G("g3"), "bob"));
+    CHECK(Must(s->CountGroupsOf(bob)) == 1);
+  });
+}
+
 TEST_CASE("GroupService: groups survive a reopen") {
   ForEachBackend([](const GroupServiceBackend& backend) {
     if (!backend.reopen) return;
