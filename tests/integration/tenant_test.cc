@@ -380,6 +380,13 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
       {"PUT", "/v1/admin/tenants/default", R"({"status":"suspended"})", kAcmeAdminKey, {403}},
       {"GET", "/v1/admin/tenants/default", "", eve_token, {403}},
       {"PUT", "/v1/admin/tenants/acme", R"({"status":"active"})", eve_token, {403}},
+      // The cluster's own endpoints are the operator's alone (403 operator_only): no tenant key
+      // or token drains a node or reads or changes the routing rules.
+      {"POST", "/v1/admin/nodes/n1/drain", "", kAcmeAdminKey, {403}},
+      {"POST", "/v1/admin/nodes/n1/drain", "", eve_token, {403}},
+      {"GET", "/v1/admin/routing", "", kAcmeAdminKey, {403}},
+      {"PUT", "/v1/admin/routing", R"({"canary_percent":100})", kAcmeAdminKey, {403}},
+      {"GET", "/v1/admin/routing", "", eve_token, {403}},
   };
   for (const Request& r : requests) {
     auto answer = Http(port, r.method, r.target, r.body, r.credential);
