@@ -338,7 +338,10 @@ TEST_CASE("cluster: a group message reaches members on three nodes without sessi
     std::lock_guard<std::mutex> lock(users[i]->mu);
     for (int k = 0; k < kMessages; ++k) CHECK(users[i]->pushed[k].body == "f" + std::to_string(k));
   }
-  CHECK(CommandCalls(**stats, "hgetall") == 0);
+  // A lookup per recipient would be an HGETALL per member and message (300 here). A session
+  // write (the login script reads its user's hash) may still land in the window on a slow run
+  // (seen under AddressSanitizer): at most one per session.
+  CHECK(CommandCalls(**stats, "hgetall") <= users.size());
   const uint64_t publishes = CommandCalls(**stats, "publish");
   CHECK(publishes >= 1);
   CHECK(publishes <= kMessages);  // one per delivery step at most, not one per node or member
