@@ -46,6 +46,10 @@ struct ServerConfig : public websocketpp::config::asio {
     std::shared_ptr<Connection> conn;
     // The handler's context (TransportHandler::OnOpen), the same life (on the strand).
     ConnectionContext context;
+    // The server's state (WsServerState), kept alive while the connection lives: its handlers
+    // hold it by a plain pointer, which std::function keeps inline where a shared_ptr capture
+    // would take a heap block per handler.
+    std::shared_ptr<void> server;
   };
 };
 
@@ -396,9 +400,12 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   // --- connection handlers (each connection's strand) ---
 
   // Per-connection handlers (not endpoint-wide ones, which the endpoint would own: a cycle
-  // through this state) that keep this state alive while the connection lives.
+  // through this state). The connection keeps this state alive (connection_base::server) while
+  // it lives, so its handlers, which live no longer, capture a plain pointer: 8 bytes, kept
+  // inside each std::function.
   void InstallHandlers(const ServerConPtr& con) {
-    auto self = shared_from_this();
+    con->server = shared_from_this();
+    WsServerState* self = this;
     con->set_validate_handler(
         [self](websocketpp::connection_hdl hdl) { return self->OnValidate(hdl); });
     con->set_open_handler([self](websocketpp::connection_hdl hdl) { self->OnOpen(hdl); });
@@ -465,6 +472,9 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     // non-const connection, so writing through the const reference is well-defined.
     const_cast<ServerConfig::request_type&>(con->get_request()) = ServerConfig::request_type();
     const_cast<ServerConfig::response_type&>(con->get_response()) = ServerConfig::response_type();
+    // The same for the URI parsed from the request (read by OnValidate and OnHttp, before an
+    // open; websocketpp's own later reads are for logging and check for null).
+    con->set_uri(nullptr);
     auto ws = std::make_shared<WsConnection>(con, FormatEndpoint(con->get_raw_socket()),
                                              options_.send_queue_bytes, handler_,
                                              options_.counters);
