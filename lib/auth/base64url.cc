@@ -2,17 +2,14 @@
 
 #include <sodium.h>
 
+#include <array>
+#include <cstdint>
 #include <cstring>
 
 namespace im::internal {
 namespace {
 
 constexpr int kVariant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
-
-bool IsAlphabet(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_';
-}
 
 }  // namespace
 
@@ -26,21 +23,36 @@ std::string Base64UrlEncode(std::string_view bin) {
 }
 
 bool Base64UrlDecode(std::string_view text, std::string* out) {
-  // libsodium 1.0.18 decodes every byte from 0x80 up as '_' (its character test sees a negative
-  // char), so it cannot be the only check.
+  // A table decoder (libsodium's takes about ten times the instructions, on every login). The
+  // same strictness as libsodium with a null `b64_end`, which a test checks byte for byte: the
+  // base64url alphabet only, no length of 4n+1, no non-zero trailing bits.
+  static const std::array<int8_t, 256> values = [] {
+    std::array<int8_t, 256> v;
+    v.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < 64; ++i) {
+      v[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
+    }
+    return v;
+  }();
+  if (text.size() % 4 == 1) return false;
+  std::string bin;
+  bin.resize(text.size() / 4 * 3 + (text.size() % 4 == 0 ? 0 : text.size() % 4 - 1));
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t n = 0;
   for (char c : text) {
-    if (!IsAlphabet(c)) return false;
+    const int8_t v = values[static_cast<unsigned char>(c)];
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bin[n++] = static_cast<char>((acc >> bits) & 0xFF);
+    }
   }
-  std::string bin(text.size() / 4 * 3 + 3, '\0');
-  size_t bin_len = 0;
-  // A null `b64_end` makes libsodium fail on any character it did not consume, and it rejects
-  // non-zero trailing bits and impossible lengths (4n+1) by itself.
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), text.data(),
-                        text.size(), /*ignore=*/nullptr, &bin_len, /*b64_end=*/nullptr,
-                        kVariant) != 0) {
-    return false;
-  }
-  bin.resize(bin_len);
+  // What is left are the trailing bits of a partial group: they must be zero.
+  if ((acc & ((1u << bits) - 1)) != 0) return false;
   *out = std::move(bin);
   return true;
 }

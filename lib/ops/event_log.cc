@@ -8,6 +8,7 @@
 
 #include "base/thread_name.h"
 #include "base/utf8.h"
+#include "im/types.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "protocol/json.h"
@@ -119,7 +120,14 @@ void EventLog::Emit(const BusinessEvent& e) {
   w.Field("event", e.event);
   w.Field("node", node_);
   auto opt = [&w](const char* k, const std::string& v) {
-    if (!v.empty()) w.Field(k, WellFormed(v));
+    if (v.empty()) return;
+    // Nearly every field is well-formed already (ids are validated): written as it is, with no
+    // copy; WellFormed gives the same text for those.
+    if (IsValidUtf8(v)) {
+      w.Field(k, std::string_view(v));
+    } else {
+      w.Field(k, WellFormed(v));
+    }
   };
   opt("tenant", e.tenant);
   opt("user", e.user);

@@ -6,7 +6,9 @@
 #include <leveldb/db.h>
 
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "im/backends.h"
@@ -107,6 +109,46 @@ TEST_CASE("leveldb inbox state: entries without a header get one above them, nev
   CHECK(info->epoch != epoch);  // a new inbox as far as clients know: they resync
   CHECK(info->last_seq == 5);
   CHECK(AppendTo(**queue, 6)->seqs[0] == 6);
+}
+
+// The first touch of an inbox creates its epoch from the read that found no header, unless a
+// write was published meanwhile (then it reads again). Threads racing to create the same inboxes,
+// with appends creating them too, must all see one epoch per inbox, and no seq twice.
+TEST_CASE("leveldb inbox state: racing first touches and appends agree on one epoch per inbox") {
+  test::TempDir dir;
+  auto queue = OpenLevelDbOfflineQueue(dir.path());
+  REQUIRE(queue.ok());
+  constexpr int kUsers = 40;
+  constexpr int kThreads = 4;
+  std::vector<std::vector<std::string>> epochs(kThreads, std::vector<std::string>(kUsers));
+  std::vector<std::vector<uint64_t>> seqs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int u = 0; u < kUsers; ++u) {
+        const UserKey user{"default", "racer" + std::to_string(u)};
+        if (t % 2 == 0) {
+          auto info = (*queue)->Info(user);
+          if (info.ok()) epochs[t][u] = info->epoch;
+        } else {
+          auto appended = AppendTo(**queue, static_cast<uint64_t>(t * 1000 + u + 1), user);
+          if (appended.ok()) seqs[t].push_back(appended->seqs[0]);
+          auto info = (*queue)->Info(user);
+          if (info.ok()) epochs[t][u] = info->epoch;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int u = 0; u < kUsers; ++u) {
+    const UserKey user{"default", "racer" + std::to_string(u)};
+    auto info = (*queue)->Info(user);
+    REQUIRE(info.ok());
+    CHECK(!info->epoch.empty());
+    for (int t = 0; t < kThreads; ++t) CHECK(epochs[t][u] == info->epoch);
+    CHECK(info->last_seq == kThreads / 2);  // one append per appending thread, seqs 1 and 2
+  }
+  for (int t = 1; t < kThreads; t += 2) CHECK(seqs[t].size() == kUsers);
 }
 
 }  // namespace

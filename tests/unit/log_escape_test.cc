@@ -98,6 +98,8 @@ TEST_CASE("event log: every line is one JSON object, whatever the fields hold") 
   e.user = "eve\n{\"event\":\"login\"}";
   e.device = "dev\x1b[2J\x7f";
   e.reason = "bad\xff\xfe utf-8";
+  e.tenant = "\xe7\xa7\x9f\xe6\x88\xb7 \xf0\x9f\x98\x80";  // well-formed: written as it is
+  e.group = "\xe7\xa7\x9f\xe6\x88";  // a truncated sequence: replaced
   (*log)->Emit(e);
   log->reset();
   std::ifstream in(path);
@@ -109,6 +111,8 @@ TEST_CASE("event log: every line is one JSON object, whatever the fields hold") 
   CHECK(std::string(d["user"].GetString()) == e.user);
   CHECK(std::string(d["device"].GetString()) == e.device);
   CHECK(std::string(d["reason"].GetString()) == "bad\xef\xbf\xbd\xef\xbf\xbd utf-8");
+  CHECK(std::string(d["tenant"].GetString()) == e.tenant);
+  CHECK(std::string(d["group"].GetString()) == "\xe7\xa7\x9f\xef\xbf\xbd\xef\xbf\xbd");
 }
 
 }  // namespace

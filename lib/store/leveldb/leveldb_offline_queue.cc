@@ -223,7 +223,10 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   // from LevelDB and cached, unless a writer published a state since the read began (which may
   // be newer than what the read saw: the cache never holds a state older than a published one).
   // *found is false when the inbox has no header.
-  Status PeekHeader(const std::string& key, InboxHeader* header, bool* found) {
+  // *seen (when given) is the count of published writes before the read began: while it is
+  // unchanged, what was read is still the committed state.
+  Status PeekHeader(const std::string& key, InboxHeader* header, bool* found,
+                    uint64_t* seen = nullptr) {
     uint64_t publications = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -234,6 +237,7 @@ class LevelDbOfflineQueue final : public OfflineQueue {
       }
       publications = publications_;
     }
+    if (seen != nullptr) *seen = publications;
     // One snapshot for the header and the entries: a sweep that empties an inbox writes its
     // header in the same batch as the deletes.
     ScopedSnapshot snapshot(db_.get());
@@ -277,13 +281,30 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     const std::string key = HeaderKey(user);
     InboxHeader header;
     bool found = false;
-    Status status = PeekHeader(key, &header, &found);
+    uint64_t seen = 0;
+    Status status = PeekHeader(key, &header, &found, &seen);
     if (!status.ok()) return status;
     if (found) return header;
     std::lock_guard<std::mutex> lock(write_mu_);
     Staging staging;
     StagedHeader* staged = nullptr;
-    status = LoadHeaderLocked(key, /*create=*/true, &staging, &staged);
+    bool unchanged = false;
+    {
+      std::lock_guard<std::mutex> cache_lock(mu_);
+      unchanged = publications_ == seen;
+    }
+    if (unchanged) {
+      // No write was published since the read began, and every committed write is published
+      // (under write_mu_, held now): the inbox is still absent, as read. Created from that read
+      // instead of reading LevelDB a second time (what LoadHeaderLocked would do).
+      StagedHeader created;
+      created.header = std::move(header);
+      created.header.epoch = NewEpoch();  // its seqs still cover any entry present
+      created.dirty = true;
+      staged = &staging.emplace(key, std::move(created)).first->second;
+    } else {
+      status = LoadHeaderLocked(key, /*create=*/true, &staging, &staged);
+    }
     if (status.ok()) {
       Batch batch;
       status = CommitLocked(&staging, &batch, write_options_);
