@@ -168,25 +168,6 @@ GroupInfo InfoOf(const GroupKey& key, const GroupRecord& group) {
   return info;
 }
 
-// An implicit snapshot released on scope exit.
-class ScopedSnapshot {
- public:
-  explicit ScopedSnapshot(leveldb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
-  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
-  ScopedSnapshot(const ScopedSnapshot&) = delete;
-  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
-
-  leveldb::ReadOptions Options() const {
-    leveldb::ReadOptions options = VerifiedRead();
-    options.snapshot = snapshot_;
-    return options;
-  }
-
- private:
-  leveldb::DB* const db_;
-  const leveldb::Snapshot* const snapshot_;
-};
-
 // Mutations take the stripe lock of their group, then read the group's records and write one
 // batch, so check-then-write (max_members, already_member, owner hand-over) is atomic per group.
 // Reads take no lock (see the file comment).
@@ -195,15 +176,10 @@ class ScopedSnapshot {
 class LevelDbGroupService final : public GroupService {
  public:
   LevelDbGroupService(const GroupLimits& limits, const LevelDbOptions& db_options)
-      : limits_(limits),
-        db_options_(db_options),
-        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
-        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {
-    write_options_.sync = db_options.sync_writes;
-  }
+      : limits_(limits), db_(db_options) {}
 
   Status Open(const std::string& dir) {
-    Status s = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+    Status s = db_.Open(dir);
     return s.ok() ? BuildUserIndex() : s;
   }
 
@@ -339,18 +315,13 @@ class LevelDbGroupService final : public GroupService {
   }
 
   Status Write(leveldb::WriteBatch* batch) {
-    leveldb::Status status = db_->Write(write_options_, batch);
+    leveldb::Status status = db_->Write(db_.write_options(), batch);
     return status.ok() ? Status::OK() : FromLevelDb(status);
   }
 
   const GroupLimits limits_;
-  const LevelDbOptions db_options_;
-  leveldb::WriteOptions write_options_;
   std::array<std::mutex, kLockStripes> stripes_;
-  const std::unique_ptr<leveldb::Cache> block_cache_;
-  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
-  // Declared last: closed first, before the cache and filter it uses go.
-  std::unique_ptr<leveldb::DB> db_;
+  DbHandle db_;
 };
 
 Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::string& name,
