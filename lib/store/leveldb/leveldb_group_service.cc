@@ -266,6 +266,14 @@ class LevelDbGroupService final : public GroupService {
     return Status::OK();
   }
 
+  // For a change to one membership, under the group's stripe lock: the group record (404 when
+  // there is no group) and the member record at `member_key`, if any (`found`).
+  Status LoadForChange(const GroupKey& key, const std::string& member_key, GroupRecord* group,
+                       MemberRecord* member, bool* found) {
+    if (Status s = LoadGroup(VerifiedRead(), key, group); !s.ok()) return s;
+    return LoadMember(VerifiedRead(), member_key, member, found);
+  }
+
   // Calls visit(user, record) for the members of the group whose member keys start with
   // `prefix`, from the first key at or after `start`, in ascending user order, until it returns
   // false.
@@ -367,12 +375,9 @@ Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, T
   const std::string member_key = MemberKey(MemberPrefix(key), user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
   MemberRecord member;
   bool found = false;
-  if (Status s = LoadMember(VerifiedRead(), member_key, &member, &found); !s.ok()) {
-    return s;
-  }
+  if (Status s = LoadForChange(key, member_key, &group, &member, &found); !s.ok()) return s;
   if (found) return Status::Error(Code::kConflict, "already_member", user + " is already a member");
   if (group.member_count >= limits_.max_members) return GroupFull(limits_);
   ++group.member_count;
@@ -390,12 +395,9 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
   const std::string member_key = MemberKey(prefix, user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
   MemberRecord member;
   bool found = false;
-  if (Status s = LoadMember(VerifiedRead(), member_key, &member, &found); !s.ok()) {
-    return s;
-  }
+  if (Status s = LoadForChange(key, member_key, &group, &member, &found); !s.ok()) return s;
   if (!found) return Status::Forbidden("not_member", user + " is not a member");
 
   leveldb::WriteBatch batch;
