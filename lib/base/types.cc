@@ -57,6 +57,18 @@ size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
   *cp = v;
   return len;
 }
+
+bool HasControlCharacter(std::string_view name) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < name.size()) {
+      const auto next = static_cast<unsigned char>(name[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
 }  // namespace internal
 
 using internal::DecodeUtf8;

@@ -1,20 +1,8 @@
 #include "store/group_rules.h"
 
-namespace im::internal {
+#include "base/utf8.h"
 
-// 0xC2 always starts a two-byte sequence in valid UTF-8, and 0xC2 0x80..0x9F is exactly
-// U+0080..U+009F.
-bool HasControlCharacter(std::string_view name) {
-  for (size_t i = 0; i < name.size(); ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7F) return true;
-    if (c == 0xC2 && i + 1 < name.size()) {
-      const auto next = static_cast<unsigned char>(name[i + 1]);
-      if (next >= 0x80 && next <= 0x9F) return true;
-    }
-  }
-  return false;
-}
+namespace im::internal {
 
 Status ValidateGroupKey(const GroupKey& key) {
   if (!IsValidId(key.tenant)) return Status::BadRequest("invalid tenant");

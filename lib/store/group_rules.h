@@ -13,9 +13,6 @@
 
 namespace im::internal {
 
-// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8.
-bool HasControlCharacter(std::string_view name);
-
 Status ValidateGroupKey(const GroupKey& key);               // 400 for a bad tenant or gid
 Status ValidateGroupUser(const std::string& user);          // 400 for a bad user id
 Status ValidateGroupName(const std::string& name, const GroupLimits& limits);  // 400

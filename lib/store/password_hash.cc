@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/utf8.h"
+
 namespace im::internal {
 namespace {
 
@@ -18,20 +20,6 @@ bool SodiumReady() {
 // crypto_pwhash wants a non-null pointer only when the length is non-zero; an empty
 // string_view may carry a null one.
 const char* DataOf(std::string_view text) { return text.empty() ? "" : text.data(); }
-
-// True when `name` holds a control character (C0, DEL, C1). Precondition: valid UTF-8, so a
-// 0xC2 byte always starts a two-byte sequence and 0xC2 0x80..0x9F is exactly U+0080..U+009F.
-bool HasControlCharacter(std::string_view name) {
-  for (size_t i = 0; i < name.size(); ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7F) return true;
-    if (c == 0xC2 && i + 1 < name.size()) {
-      const auto next = static_cast<unsigned char>(name[i + 1]);
-      if (next >= 0x80 && next <= 0x9F) return true;
-    }
-  }
-  return false;
-}
 
 }  // namespace
 

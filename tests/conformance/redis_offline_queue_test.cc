@@ -24,9 +24,7 @@
 namespace im {
 namespace {
 
-using conformance::internal::CheckError;
-using conformance::internal::Must;
-using conformance::internal::MustOk;
+using namespace conformance::internal;  // NOLINT: the suite's checks (Must, CheckError)
 
 constexpr TimestampMs kT0 = 1'700'000'000'000;
 

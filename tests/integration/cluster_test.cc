@@ -25,6 +25,7 @@
 #include "route/redis_router.h"
 #include "support/child_process.h"
 #include "support/fake_connection.h"
+#include "support/group_senders.h"
 #include "support/http.h"
 #include "support/imd_cluster.h"
 #include "support/imd_process.h"
@@ -155,19 +156,7 @@ TEST_CASE("cluster: three imd nodes on one Redis - chat across nodes, a group of
     auto created = users[0]->client->Request(
         "group.create", R"({"gid":"big","name":"big","members":[)" + members + "]}");
     REQUIRE_MESSAGE(created.ok(), created.status().ToString());
-    std::vector<std::thread> senders;
-    std::atomic<int> acked{0};
-    for (int s = 0; s < kSenders; ++s) {
-      senders.emplace_back([&, s] {
-        for (int k = 0; k < kPerSender; ++k) {
-          im::OutgoingMessage m;
-          m.group = "big";
-          m.body = "s" + std::to_string(s) + "-" + std::to_string(k);
-          if (users[s]->client->Send(m).ok()) acked++;
-        }
-      });
-    }
-    for (auto& t : senders) t.join();
+    const int acked = im::test::SendToGroupAtOnce(users, kSenders, kPerSender, "big");
     REQUIRE(acked == kSenders * kPerSender);
     // Every online member got every push of the others (pub/sub lost none on a healthy Redis).
     const bool all = WaitUntil([&] {

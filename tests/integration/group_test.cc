@@ -9,13 +9,7 @@
 
 #include "support/test_server.h"
 
-using im::test::CodeOf;
-using im::test::ErrorOf;
-using im::test::ForEachStorage;
-using im::test::RawClient;
-using im::test::Str;
-using im::test::TestServer;
-using Storage = std::function<void(im::ServerDeps&)>;
+using namespace im::test;  // NOLINT: the test support helpers
 
 namespace {
 

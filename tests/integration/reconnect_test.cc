@@ -73,6 +73,12 @@ struct Collector {
       ++gaps;
     });
   }
+  // Attaches to `c`, then REQUIREs that it connects and logs in with `token`.
+  void AttachAndLogIn(im::Client& c, const std::string& token) {
+    Attach(c);
+    REQUIRE(c.Connect().ok());
+    REQUIRE(c.Login(token).ok());
+  }
   bool WaitCount(size_t n, int ms) {
     std::unique_lock<std::mutex> lock(mu);
     return cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return got.size() >= n; });
@@ -132,12 +138,8 @@ TEST_CASE(
   co.url = imd.ws_url;
   im::Client bob(co);
   Collector alice_events, bob_inbox;
-  alice_events.Attach(alice);
-  bob_inbox.Attach(bob);
-  REQUIRE(alice.Connect().ok());
-  REQUIRE(bob.Connect().ok());
-  REQUIRE(alice.Login(alice_token).ok());
-  REQUIRE(bob.Login(bob_token).ok());
+  alice_events.AttachAndLogIn(alice, alice_token);
+  bob_inbox.AttachAndLogIn(bob, bob_token);
 
   // Four threads share alice's client, so sends are in flight when imd dies.
   constexpr int kThreads = 4;
@@ -244,12 +246,8 @@ TEST_CASE("reconnect: imd on memory storage killed - the client reports an epoch
   co.url = imd.ws_url;
   im::Client bob(co);
   Collector alice_events, bob_inbox;
-  alice_events.Attach(alice);
-  bob_inbox.Attach(bob);
-  REQUIRE(alice.Connect().ok());
-  REQUIRE(bob.Connect().ok());
-  REQUIRE(alice.Login(im::test::ImdToken(IMD_PATH, data, "alice")).ok());
-  REQUIRE(bob.Login(im::test::ImdToken(IMD_PATH, data, "bob")).ok());
+  alice_events.AttachAndLogIn(alice, im::test::ImdToken(IMD_PATH, data, "alice"));
+  bob_inbox.AttachAndLogIn(bob, im::test::ImdToken(IMD_PATH, data, "bob"));
   for (int i = 0; i < 5; ++i) REQUIRE(alice.SendText("bob", "before" + std::to_string(i)).ok());
   REQUIRE(bob_inbox.WaitCount(5, 10000));
 
@@ -298,9 +296,7 @@ TEST_CASE("reconnect: messages stored while the client had no session arrive by 
     co.reconnect_max_ms = 100;
     im::Client bob(co);
     Collector inbox;
-    inbox.Attach(bob);
-    REQUIRE(bob.Connect().ok());
-    REQUIRE(bob.Login(first->Token("bob")).ok());
+    inbox.AttachAndLogIn(bob, first->Token("bob"));
     const im::UserKey bob_key{"default", "bob"};
     REQUIRE(first->server().SendToUser(bob_key, "system", "live-before").ok());
     REQUIRE(inbox.WaitCount(1, 10000));
@@ -538,9 +534,7 @@ TEST_CASE("reconnect: pushes above a hole stop at max_held_pushes and a sync fet
   co.max_held_pushes = 3;
   im::Client c(co);
   Collector inbox;
-  inbox.Attach(c);
-  REQUIRE(c.Connect().ok());
-  REQUIRE(c.Login("token").ok());
+  inbox.AttachAndLogIn(c, "token");
   REQUIRE(inbox.WaitCount(7, 10000));
   REQUIRE(WaitUntil([&] { return c.synced_seq() == 7; }, 10000));
   std::lock_guard<std::mutex> lock(inbox.mu);

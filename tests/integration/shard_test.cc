@@ -21,6 +21,7 @@
 #include "im/client.h"
 #include "store/redis/redis_shards.h"
 #include "support/child_process.h"
+#include "support/group_senders.h"
 #include "support/imd_process.h"
 #include "support/redis_server.h"
 #include "support/temp_dir.h"
@@ -143,23 +144,11 @@ TEST_CASE("shard: two Redis, three nodes - five senders into one group, one gseq
   // Senders 0..4 are on nodes 0, 1, 2, 0, 1.
   std::map<uint64_t, uint64_t> own_gseq;  // mid -> gseq from the sender's ack
   std::mutex own_mu;
-  std::vector<std::thread> senders;
-  std::atomic<int> acked{0};
-  for (int s = 0; s < kSenders; ++s) {
-    senders.emplace_back([&, s] {
-      for (int k = 0; k < kPerSender; ++k) {
-        im::OutgoingMessage m;
-        m.group = "g";
-        m.body = "s" + std::to_string(s) + "-" + std::to_string(k);
-        auto ack = users[s]->client->Send(m);
-        if (!ack.ok()) continue;
-        acked++;
+  const int acked =
+      im::test::SendToGroupAtOnce(users, kSenders, kPerSender, "g", [&](const im::SendAck& ack) {
         std::lock_guard<std::mutex> lock(own_mu);
-        own_gseq[ack->mid] = ack->gseq;
-      }
-    });
-  }
-  for (auto& t : senders) t.join();
+        own_gseq[ack.mid] = ack.gseq;
+      });
   REQUIRE(acked == kSenders * kPerSender);
   const auto want = [&](size_t i) {
     return static_cast<size_t>(kSenders * kPerSender - (i < kSenders ? kPerSender : 0));

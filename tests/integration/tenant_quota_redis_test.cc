@@ -14,24 +14,16 @@
 #include "support/tenants.h"
 #include "support/test_server.h"
 
+using im::test::CallCode;
 using im::test::LoggedIn;
 using im::test::RawClient;
 using im::test::TestServer;
 
 namespace {
 
-int Call(RawClient& c, uint32_t id, const std::string& cmd, const std::string& body,
-         rapidjson::Document* out = nullptr) {
-  rapidjson::Document doc;
-  if (!c.Call(id, cmd, body, &doc, 10000)) return -1;
-  const int code = im::test::CodeOf(doc);
-  if (out != nullptr) out->CopyFrom(doc, out->GetAllocator());
-  return code < 0 ? 0 : code;
-}
-
 std::vector<uint64_t> SyncSeqs(RawClient& c, uint32_t id, bool* gap) {
   rapidjson::Document doc;
-  REQUIRE(Call(c, id, "chat.sync", R"({"after":0,"limit":100})", &doc) == 0);
+  REQUIRE(CallCode(c, id, "chat.sync", R"({"after":0,"limit":100})", &doc) == 0);
   std::vector<uint64_t> seqs;
   for (const auto& m : doc["body"]["messages"].GetArray()) seqs.push_back(m["seq"].GetUint64());
   *gap = doc["body"]["gap"].GetBool();
@@ -57,8 +49,8 @@ void RunOn(const std::string& url) {
   auto d = LoggedIn(server, "a", "default");
   for (uint32_t i = 0; i < 5; ++i) {
     const std::string body = R"({"to":"b","body":"m","cid":"c)" + std::to_string(i) + R"("})";
-    REQUIRE(Call(*a, 1 + i, "chat.send", body) == 0);
-    REQUIRE(Call(*d, 100 + i, "chat.send", body) == 0);
+    REQUIRE(CallCode(*a, 1 + i, "chat.send", body) == 0);
+    REQUIRE(CallCode(*d, 100 + i, "chat.send", body) == 0);
   }
   bool gap = false;
   auto acme_b = LoggedIn(server, "b", "acme");
@@ -70,16 +62,16 @@ void RunOn(const std::string& url) {
 
   // Groups: gids spread over the shards; the count is their sum.
   rapidjson::Document reply;
-  CHECK(Call(*a, 300, "group.create", R"({"name":"n","gid":"x1","members":[]})") == 0);
-  CHECK(Call(*acme_b, 301, "group.create", R"({"name":"n","gid":"x2","members":["a"]})") == 0);
-  CHECK(Call(*acme_b, 302, "group.create", R"({"name":"n","gid":"x3","members":[]})") == 0);
-  CHECK(Call(*a, 303, "group.join", R"({"gid":"x3"})", &reply) == 403);
+  CHECK(CallCode(*a, 300, "group.create", R"({"name":"n","gid":"x1","members":[]})") == 0);
+  CHECK(CallCode(*acme_b, 301, "group.create", R"({"name":"n","gid":"x2","members":["a"]})") == 0);
+  CHECK(CallCode(*acme_b, 302, "group.create", R"({"name":"n","gid":"x3","members":[]})") == 0);
+  CHECK(CallCode(*a, 303, "group.join", R"({"gid":"x3"})", &reply) == 403);
   CHECK(im::test::ErrorOf(reply) == "too_many_groups");
-  CHECK(Call(*a, 304, "group.quit", R"({"gid":"x1"})") == 0);  // the last member: x1 goes
-  CHECK(Call(*a, 305, "group.join", R"({"gid":"x3"})") == 0);
+  CHECK(CallCode(*a, 304, "group.quit", R"({"gid":"x1"})") == 0);  // the last member: x1 goes
+  CHECK(CallCode(*a, 305, "group.join", R"({"gid":"x3"})") == 0);
   for (uint32_t i = 0; i < 4; ++i) {
-    CHECK(Call(*d, 310 + i, "group.create",
-               R"({"name":"n","gid":"y)" + std::to_string(i) + R"(","members":[]})") == 0);
+    CHECK(CallCode(*d, 310 + i, "group.create",
+                   R"({"name":"n","gid":"y)" + std::to_string(i) + R"(","members":[]})") == 0);
   }
 }
 

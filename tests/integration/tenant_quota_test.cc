@@ -16,18 +16,12 @@
 #include "support/test_server.h"
 #include "support/wait_until.h"
 
-using im::test::Http;
-using im::test::kAcmeAdminKey;
-using im::test::kOperatorKey;
-using im::test::LoggedIn;
-using im::test::PutTenant;
-using im::test::RawClient;
-using im::test::TestServer;
+using namespace im::test;  // NOLINT: the test support helpers
 
 namespace {
 
 im::ServerOptions QuotaOptions() {
-  im::ServerOptions o = im::test::TenantOptions();
+  im::ServerOptions o = TenantOptions();
   // The memory and LevelDB stores' defaults (OfflineQueueOptions), as imd passes its own.
   o.inbox_retention_s = 7 * 24 * 3600;
   o.inbox_max = 10000;
@@ -38,10 +32,9 @@ im::ServerOptions QuotaOptions() {
 int Call(RawClient& c, uint32_t id, const std::string& cmd, const std::string& body,
          std::string* error = nullptr) {
   rapidjson::Document doc;
-  if (!c.Call(id, cmd, body, &doc, 10000)) return -1;
-  if (error != nullptr) *error = im::test::ErrorOf(doc);
-  const int code = im::test::CodeOf(doc);
-  return code < 0 ? 0 : code;
+  const int code = im::test::CallCode(c, id, cmd, body, &doc);
+  if (code >= 0 && error != nullptr) *error = im::test::ErrorOf(doc);
+  return code;
 }
 
 std::string Create(const std::string& gid, const std::string& members = "") {

@@ -20,18 +20,13 @@
 #include "support/test_server.h"
 #include "support/wait_until.h"
 
-using im::test::Http;
-using im::test::kAcmeAdminKey;
-using im::test::kOperatorKey;
-using im::test::LoggedIn;
-using im::test::PutTenant;
-using im::test::RawClient;
-using im::test::TestServer;
+using namespace im::test;  // NOLINT: the test support helpers
 
 namespace {
 
-im::ServerOptions TenantOptions() {
-  im::ServerOptions o = im::test::TenantOptions();
+// TenantOptions() with a fast sweep.
+im::ServerOptions SweptTenantOptions() {
+  im::ServerOptions o = TenantOptions();
   o.sweep_interval_ms = 50;
   return o;
 }
@@ -39,16 +34,10 @@ im::ServerOptions TenantOptions() {
 // chat.send of `body` to `to`: the reply's code (0 = stored).
 int Send(RawClient& c, uint32_t id, const std::string& to, const std::string& body,
          rapidjson::Document* reply = nullptr) {
-  rapidjson::Document doc;
-  if (!c.Call(id, "chat.send",
-              R"({"to":")" + to + R"(","cid":"c)" + std::to_string(id) + R"(","body":")" +
-                  body + R"("})",
-              &doc, 10000)) {
-    return -1;
-  }
-  const int code = im::test::CodeOf(doc);
-  if (reply != nullptr) reply->CopyFrom(doc, reply->GetAllocator());
-  return code < 0 ? 0 : code;
+  return im::test::CallCode(
+      c, id, "chat.send",
+      R"({"to":")" + to + R"(","cid":"c)" + std::to_string(id) + R"(","body":")" + body + R"("})",
+      reply);
 }
 
 // Default's data: none of it may appear in any answer to acme.
@@ -71,7 +60,7 @@ void CheckReveals(const std::string& what, const std::string& text) {
 }  // namespace
 
 TEST_CASE("tenants: the registry answers the operator key alone") {
-  TestServer server(TenantOptions());
+  TestServer server(SweptTenantOptions());
   const uint16_t port = server.server().http_port();
   const std::string path = "/v1/admin/tenants/acme";
   CHECK(Http(port, "GET", path).status == 401);
@@ -110,7 +99,7 @@ TEST_CASE("tenants: the registry answers the operator key alone") {
 }
 
 TEST_CASE("tenants: a suspended tenant's sessions are kicked and its logins refused 403") {
-  TestServer server(TenantOptions());
+  TestServer server(SweptTenantOptions());
   auto acme = LoggedIn(server, "alice", "acme");
   auto other = LoggedIn(server, "bob", "default");
   PutTenant(server, "acme", R"({"status":"suspended"})");
@@ -139,7 +128,7 @@ TEST_CASE("tenants: a suspended tenant's sessions are kicked and its logins refu
 }
 
 TEST_CASE("tenants: each quota is answered as documented, other tenants unaffected") {
-  TestServer server(TenantOptions());
+  TestServer server(SweptTenantOptions());
   SUBCASE("max_devices_per_user") {
     PutTenant(server, "acme", R"({"quotas":{"max_devices_per_user":1}})");
     auto first = LoggedIn(server, "alice", "acme", "phone");
@@ -241,7 +230,7 @@ TEST_CASE("tenants: each quota is answered as documented, other tenants unaffect
 }
 
 TEST_CASE("tenants: one tenant's flood leaves another tenant's sends going") {
-  TestServer server(TenantOptions());
+  TestServer server(SweptTenantOptions());
   PutTenant(server, "acme", R"({"quotas":{"tenant_send_rate":100,"tenant_send_burst":100}})");
   auto flooder = LoggedIn(server, "f", "acme");
   auto quiet = LoggedIn(server, "q", "default");
@@ -273,7 +262,7 @@ TEST_CASE("tenants: one tenant's flood leaves another tenant's sends going") {
 }
 
 TEST_CASE("tenants: per-tenant metrics fold tenants past metrics_max_tenants into other") {
-  im::ServerOptions o = TenantOptions();
+  im::ServerOptions o = SweptTenantOptions();
   o.metrics_max_tenants = 1;
   TestServer server(o);
   auto d = LoggedIn(server, "a", "default");
@@ -288,10 +277,7 @@ TEST_CASE("tenants: per-tenant metrics fold tenants past metrics_max_tenants int
 }
 
 TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's ids") {
-  im::ServerOptions o;
-  o.operator_key = kOperatorKey;
-  o.admin_keys = {{"default", TestServer::kAdminKey}, {"acme", kAcmeAdminKey}};
-  TestServer server(o);
+  TestServer server(TenantOptions());
   const uint16_t port = server.server().http_port();
 
   // Tenant default: dora (an account with a display name), her group with dan, a message.
@@ -415,7 +401,7 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
 
 TEST_CASE("tenants: signing keys in the registry rotate by kid without a restart") {
   auto registry = im::NewMemoryTenantStore();
-  im::ServerOptions o = TenantOptions();
+  im::ServerOptions o = SweptTenantOptions();
   o.login_address_rate = 0;  // the waits below make many refused logins from one address
   TestServer server(o, [&](im::ServerDeps& deps) {
     deps.tenants = registry;

@@ -202,6 +202,13 @@ class Sink {
   std::string close_reason_;
 };
 
+// Transport `t` with `sink` attached, REQUIREd to connect within 3 s.
+std::unique_ptr<ClientTransport> Connected(std::unique_ptr<ClientTransport> t, Sink& sink) {
+  sink.Attach(*t);
+  REQUIRE(t->Connect(3000).ok());
+  return t;
+}
+
 using im::test::RawSocket;
 using im::test::WsClientFrame;
 
@@ -235,9 +242,7 @@ TEST_CASE("ws: echo round trip") {
   WsFixture f;
   IoRunner cio;
   Sink sink;
-  auto t = NewWsClientTransport(cio.io(), f.Url(), 65536);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewWsClientTransport(cio.io(), f.Url(), 65536), sink);
   t->Send(R"({"id":1,"cmd":"ping"})");
   REQUIRE(sink.WaitCount(1));
   CHECK(sink.messages()[0] == R"({"id":1,"cmd":"ping"})");
@@ -259,9 +264,7 @@ TEST_CASE("ws: 1000 frames arrive in order") {
   WsFixture f;
   IoRunner cio;
   Sink sink;
-  auto t = NewWsClientTransport(cio.io(), f.Url(), 65536);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewWsClientTransport(cio.io(), f.Url(), 65536), sink);
   for (int i = 0; i < 1000; ++i) t->Send("{\"n\":" + std::to_string(i) + "}");
   REQUIRE(sink.WaitCount(1000));
   auto messages = sink.messages();
@@ -277,9 +280,7 @@ TEST_CASE("ws: every header length form - masked and not - and a shared tail") {
   WsFixture f(options);
   IoRunner cio;
   Sink sink;
-  auto t = NewWsClientTransport(cio.io(), f.Url(), 1 << 17);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewWsClientTransport(cio.io(), f.Url(), 1 << 17), sink);
   const std::vector<size_t> sizes = {0, 1, 125, 126, 127, 65535, 65536, 70000};
   std::vector<std::string> sent;
   for (size_t size : sizes) {
@@ -307,9 +308,7 @@ TEST_CASE("ws: a frame over max_frame_bytes closes with 1009") {
   WsFixture f(options);
   IoRunner cio;
   Sink sink;
-  auto t = NewWsClientTransport(cio.io(), f.Url(), 65536);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewWsClientTransport(cio.io(), f.Url(), 65536), sink);
   t->Send(std::string(1024, 'a'));  // at the limit: fine
   REQUIRE(sink.WaitCount(1));
   t->Send(std::string(2000, 'a'));
@@ -402,9 +401,7 @@ TEST_CASE("ws: Send after Close is dropped - the client sees the code") {
   WsFixture f;
   IoRunner cio;
   Sink sink;
-  auto t = NewWsClientTransport(cio.io(), f.Url(), 65536);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewWsClientTransport(cio.io(), f.Url(), 65536), sink);
   REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
   auto conn = f.handler.Opened()[0];
   conn->Close(4001, "kicked");
@@ -431,9 +428,7 @@ TEST_CASE("ws: a slow reader is closed with 4004 while others are served") {
 
   IoRunner cio;
   Sink sink;
-  auto other = NewWsClientTransport(cio.io(), f.Url(), 65536);
-  sink.Attach(*other);
-  REQUIRE(other->Connect(3000).ok());
+  auto other = Connected(NewWsClientTransport(cio.io(), f.Url(), 65536), sink);
 
   // One 64 KiB body shared by every frame, as a fan-out would.
   Frame frame{std::string(), std::make_shared<const std::string>(64 << 10, 'x')};
@@ -503,9 +498,7 @@ TEST_CASE("ws: shutdown in steps - handshakes refused with 503, connections clos
   WsFixture f;
   IoRunner cio;
   Sink sink;
-  auto t = NewWsClientTransport(cio.io(), f.Url(), 65536);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewWsClientTransport(cio.io(), f.Url(), 65536), sink);
   REQUIRE(WaitFor([&] { return f.handler.Opened().size() == 1; }));
   const std::string healthz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
@@ -637,9 +630,7 @@ TEST_CASE("tcp client: echo - order - raw framing - and a zero length closes") {
   TcpEchoServer echo(sio.io());
   IoRunner cio;
   Sink sink;
-  auto t = NewTcpClientTransport(cio.io(), "127.0.0.1", echo.port(), 65536);
-  sink.Attach(*t);
-  REQUIRE(t->Connect(3000).ok());
+  auto t = Connected(NewTcpClientTransport(cio.io(), "127.0.0.1", echo.port(), 65536), sink);
 
   t->Send("hello");
   REQUIRE(sink.WaitCount(1));
@@ -672,9 +663,7 @@ TEST_CASE("tcp client: server close is reported once - Close - refused connect")
   IoRunner cio;
   {
     Sink sink;
-    auto t = NewTcpClientTransport(cio.io(), "127.0.0.1", echo.port(), 65536);
-    sink.Attach(*t);
-    REQUIRE(t->Connect(3000).ok());
+    auto t = Connected(NewTcpClientTransport(cio.io(), "127.0.0.1", echo.port(), 65536), sink);
     t->Send("bye");
     REQUIRE(sink.WaitClosed());
     CHECK(sink.close_code() == 0);
@@ -683,9 +672,7 @@ TEST_CASE("tcp client: server close is reported once - Close - refused connect")
   }
   {
     Sink sink;
-    auto t = NewTcpClientTransport(cio.io(), "127.0.0.1", echo.port(), 65536);
-    sink.Attach(*t);
-    REQUIRE(t->Connect(3000).ok());
+    auto t = Connected(NewTcpClientTransport(cio.io(), "127.0.0.1", echo.port(), 65536), sink);
     t->Send("last");
     t->Close();  // after the queued frame
     REQUIRE(sink.WaitClosed());

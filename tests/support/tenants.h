@@ -1,11 +1,13 @@
 // Test support for the tenant tests: the operator key, the admin keys of tenants "default" and
-// "acme", a PUT to the tenant registry, and a logged-in raw client of a tenant's user. Header
-// only: every function REQUIREs success, so it is for doctest cases alone.
+// "acme", a PUT to the tenant registry, a logged-in raw client of a tenant's user, and a command's
+// answer code. Header only, for doctest cases alone (PutTenant and LoggedIn REQUIRE success).
 #ifndef IM_TESTS_SUPPORT_TENANTS_H_
 #define IM_TESTS_SUPPORT_TENANTS_H_
 
 #include <doctest/doctest.h>
+#include <rapidjson/document.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -41,6 +43,17 @@ inline std::unique_ptr<RawClient> LoggedIn(TestServer& server, const std::string
   REQUIRE(c->connected());
   REQUIRE(c->Login(server.Token(user, tenant), device) == 0);
   return c;
+}
+
+// Sends {"id":id,"cmd":cmd,"body":body} and waits up to 10 s: 0 when the answer has no code
+// (success), else its code; -1 when no answer came. `reply`, when given, gets the answer.
+inline int CallCode(RawClient& c, uint32_t id, const std::string& cmd, const std::string& body,
+                    rapidjson::Document* reply = nullptr) {
+  rapidjson::Document doc;
+  if (!c.Call(id, cmd, body, &doc, 10000)) return -1;
+  const int code = CodeOf(doc);
+  if (reply != nullptr) reply->CopyFrom(doc, reply->GetAllocator());
+  return code < 0 ? 0 : code;
 }
 
 }  // namespace im::test

@@ -35,10 +35,13 @@ namespace im::test {
 // server made later on the same `dir` (after the first is destroyed) reads the same data.
 std::function<void(ServerDeps&)> UseLevelDb(const std::string& dir);
 
+// What a TestServer's `customize` is: it installs the storage (or other deps) of the server.
+using Storage = std::function<void(ServerDeps&)>;
+
 // Runs `body(customize)` once per storage, each in its own SUBCASE named "memory" or
 // "leveldb": `customize` is nullptr (memory backends) or UseLevelDb over a fresh directory
 // that lives until `body` returns. Call it from a doctest case.
-void ForEachStorage(const std::function<void(const std::function<void(ServerDeps&)>&)>& body);
+void ForEachStorage(const std::function<void(const Storage&)>& body);
 
 // A clock the test moves by hand, for deadlines that must not depend on the machine's speed
 // (token expiry, retention). Starts at the wall clock's now. Thread-safe.

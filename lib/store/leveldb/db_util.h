@@ -1,5 +1,6 @@
 // What every LevelDB-backed store does the same way: opening a database (directory, block
-// cache, bloom filter, error mapping) and turning LevelDB errors into Status.
+// cache, bloom filter, error mapping), holding it with its cache and filter, snapshots, and
+// turning LevelDB errors into Status.
 #ifndef IM_STORE_LEVELDB_DB_UTIL_H_
 #define IM_STORE_LEVELDB_DB_UTIL_H_
 
@@ -47,6 +48,57 @@ inline std::string_view View(const leveldb::Slice& slice) { return {slice.data()
 // held by another open, is 503 unavailable; other errors 500.
 Status OpenDb(const std::string& dir, const LevelDbOptions& options, leveldb::Cache* cache,
               const leveldb::FilterPolicy* filter, std::unique_ptr<leveldb::DB>* db);
+
+// A store's database with what it needs beside it: the block cache (block_cache_bytes) and the
+// Bloom filter (10 bits a key) that leveldb::Options only borrows, and the write options of
+// `options` (sync_writes). The database is closed first, before its cache and filter go.
+class DbHandle {
+ public:
+  explicit DbHandle(const LevelDbOptions& options)
+      : options_(options),
+        block_cache_(leveldb::NewLRUCache(options.block_cache_bytes)),
+        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {
+    write_options_.sync = options.sync_writes;
+  }
+  DbHandle(const DbHandle&) = delete;
+  DbHandle& operator=(const DbHandle&) = delete;
+
+  // OpenDb on `dir` with this handle's cache and filter. Once, before any other use.
+  Status Open(const std::string& dir) {
+    return OpenDb(dir, options_, block_cache_.get(), filter_policy_.get(), &db_);
+  }
+  leveldb::DB* get() const { return db_.get(); }
+  leveldb::DB* operator->() const { return db_.get(); }
+  const leveldb::WriteOptions& write_options() const { return write_options_; }
+
+ private:
+  const LevelDbOptions options_;
+  leveldb::WriteOptions write_options_;
+  const std::unique_ptr<leveldb::Cache> block_cache_;
+  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
+  std::unique_ptr<leveldb::DB> db_;  // declared last: closed first
+};
+
+// An implicit snapshot of `db`, released on scope exit.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(leveldb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+
+  const leveldb::Snapshot* get() const { return snapshot_; }
+  // VerifiedRead() at this snapshot.
+  leveldb::ReadOptions Options() const {
+    leveldb::ReadOptions options = VerifiedRead();
+    options.snapshot = snapshot_;
+    return options;
+  }
+
+ private:
+  leveldb::DB* const db_;
+  const leveldb::Snapshot* const snapshot_;
+};
 
 // Runs LevelDB's RepairDB on `dir` while holding its LOCK, so that a database another
 // process (or this one) has open is refused with 503 unavailable instead of being rewritten

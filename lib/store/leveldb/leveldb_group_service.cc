@@ -168,25 +168,6 @@ GroupInfo InfoOf(const GroupKey& key, const GroupRecord& group) {
   return info;
 }
 
-// An implicit snapshot released on scope exit.
-class ScopedSnapshot {
- public:
-  explicit ScopedSnapshot(leveldb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
-  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
-  ScopedSnapshot(const ScopedSnapshot&) = delete;
-  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
-
-  leveldb::ReadOptions Options() const {
-    leveldb::ReadOptions options = VerifiedRead();
-    options.snapshot = snapshot_;
-    return options;
-  }
-
- private:
-  leveldb::DB* const db_;
-  const leveldb::Snapshot* const snapshot_;
-};
-
 // Mutations take the stripe lock of their group, then read the group's records and write one
 // batch, so check-then-write (max_members, already_member, owner hand-over) is atomic per group.
 // Reads take no lock (see the file comment).
@@ -195,15 +176,10 @@ class ScopedSnapshot {
 class LevelDbGroupService final : public GroupService {
  public:
   LevelDbGroupService(const GroupLimits& limits, const LevelDbOptions& db_options)
-      : limits_(limits),
-        db_options_(db_options),
-        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
-        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {
-    write_options_.sync = db_options.sync_writes;
-  }
+      : limits_(limits), db_(db_options) {}
 
   Status Open(const std::string& dir) {
-    Status s = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+    Status s = db_.Open(dir);
     return s.ok() ? BuildUserIndex() : s;
   }
 
@@ -290,6 +266,14 @@ class LevelDbGroupService final : public GroupService {
     return Status::OK();
   }
 
+  // For a change to one membership, under the group's stripe lock: the group record (404 when
+  // there is no group) and the member record at `member_key`, if any (`found`).
+  Status LoadForChange(const GroupKey& key, const std::string& member_key, GroupRecord* group,
+                       MemberRecord* member, bool* found) {
+    if (Status s = LoadGroup(VerifiedRead(), key, group); !s.ok()) return s;
+    return LoadMember(VerifiedRead(), member_key, member, found);
+  }
+
   // Calls visit(user, record) for the members of the group whose member keys start with
   // `prefix`, from the first key at or after `start`, in ascending user order, until it returns
   // false.
@@ -339,18 +323,13 @@ class LevelDbGroupService final : public GroupService {
   }
 
   Status Write(leveldb::WriteBatch* batch) {
-    leveldb::Status status = db_->Write(write_options_, batch);
+    leveldb::Status status = db_->Write(db_.write_options(), batch);
     return status.ok() ? Status::OK() : FromLevelDb(status);
   }
 
   const GroupLimits limits_;
-  const LevelDbOptions db_options_;
-  leveldb::WriteOptions write_options_;
   std::array<std::mutex, kLockStripes> stripes_;
-  const std::unique_ptr<leveldb::Cache> block_cache_;
-  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
-  // Declared last: closed first, before the cache and filter it uses go.
-  std::unique_ptr<leveldb::DB> db_;
+  DbHandle db_;
 };
 
 Result<GroupInfo> LevelDbGroupService::Create(const GroupKey& key, const std::string& name,
@@ -396,12 +375,9 @@ Status LevelDbGroupService::Join(const GroupKey& key, const std::string& user, T
   const std::string member_key = MemberKey(MemberPrefix(key), user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
   MemberRecord member;
   bool found = false;
-  if (Status s = LoadMember(VerifiedRead(), member_key, &member, &found); !s.ok()) {
-    return s;
-  }
+  if (Status s = LoadForChange(key, member_key, &group, &member, &found); !s.ok()) return s;
   if (found) return Status::Error(Code::kConflict, "already_member", user + " is already a member");
   if (group.member_count >= limits_.max_members) return GroupFull(limits_);
   ++group.member_count;
@@ -419,12 +395,9 @@ Status LevelDbGroupService::Quit(const GroupKey& key, const std::string& user) {
   const std::string member_key = MemberKey(prefix, user);
   std::lock_guard<std::mutex> lock(StripeOf(key));
   GroupRecord group;
-  if (Status s = LoadGroup(VerifiedRead(), key, &group); !s.ok()) return s;
   MemberRecord member;
   bool found = false;
-  if (Status s = LoadMember(VerifiedRead(), member_key, &member, &found); !s.ok()) {
-    return s;
-  }
+  if (Status s = LoadForChange(key, member_key, &group, &member, &found); !s.ok()) return s;
   if (!found) return Status::Forbidden("not_member", user + " is not a member");
 
   leveldb::WriteBatch batch;

@@ -84,20 +84,6 @@ struct Batch {
   }
 };
 
-// An implicit snapshot released on scope exit.
-class ScopedSnapshot {
- public:
-  explicit ScopedSnapshot(leveldb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
-  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
-  ScopedSnapshot(const ScopedSnapshot&) = delete;
-  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
-  const leveldb::Snapshot* get() const { return snapshot_; }
-
- private:
-  leveldb::DB* const db_;
-  const leveldb::Snapshot* const snapshot_;
-};
-
 // Recently used inbox headers by header key, bounded at `capacity`: at the bound the least
 // recently used one is dropped.
 //
@@ -161,13 +147,9 @@ class LevelDbOfflineQueue final : public OfflineQueue {
  public:
   LevelDbOfflineQueue(const OfflineQueueOptions& options, const LevelDbOptions& db_options)
       : options_(options),
-        db_options_(db_options),
         clock_(options.clock ? options.clock : SystemClock()),
-        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
-        filter_policy_(leveldb::NewBloomFilterPolicy(10)),
-        cache_(kHeaderCacheCapacity) {
-    write_options_.sync = db_options.sync_writes;
-  }
+        db_(db_options),
+        cache_(kHeaderCacheCapacity) {}
 
   // Opens the database at `dir`, checks every inbox header, migrates an older record layout
   // (store/leveldb/migration.h), and compares the write counts
@@ -307,7 +289,7 @@ class LevelDbOfflineQueue final : public OfflineQueue {
     }
     if (status.ok()) {
       Batch batch;
-      status = CommitLocked(&staging, &batch, write_options_);
+      status = CommitLocked(&staging, &batch, db_.write_options());
     }
     if (!status.ok()) return status;
     return staged->header;
@@ -370,14 +352,8 @@ class LevelDbOfflineQueue final : public OfflineQueue {
   }
 
   const OfflineQueueOptions options_;
-  const LevelDbOptions db_options_;
   Clock* const clock_;
-  leveldb::WriteOptions write_options_;
-  // Owned here because leveldb::Options only borrows them; declared before db_ so that they
-  // outlive it.
-  const std::unique_ptr<leveldb::Cache> block_cache_;
-  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
-  std::unique_ptr<leveldb::DB> db_;  // closed first, by the destructor
+  DbHandle db_;
 
   std::mutex write_mu_;
   uint64_t write_count_ = 0;  // batches committed; guarded by write_mu_
@@ -392,7 +368,7 @@ class LevelDbOfflineQueue final : public OfflineQueue {
 };
 
 Status LevelDbOfflineQueue::Open(const std::string& dir, bool new_epochs, size_t* renewed) {
-  Status status = OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+  Status status = db_.Open(dir);
   if (!status.ok()) return status;
   if (status = VerifyHeaders(db_.get(), dir); !status.ok()) return status;
   size_t migrated = 0;
@@ -520,7 +496,7 @@ std::vector<Result<AppendResult>> LevelDbOfflineQueue::AppendMany(const AppendRe
   }
   // One write for the whole batch: every message, index entry, new header and dedup record of
   // every request becomes durable together, or none does.
-  const Status committed = CommitLocked(&staging, &batch, write_options_);
+  const Status committed = CommitLocked(&staging, &batch, db_.write_options());
 
   std::vector<Result<AppendResult>> results;
   results.reserve(count);
@@ -603,7 +579,7 @@ Status LevelDbOfflineQueue::Ack(const UserKey& user, const std::string& device, 
   if (seq <= *acked) return Status::OK();
   Batch batch;
   batch.Put(AckKey(user, device), EncodeFixed64(seq));
-  return Write(write_options_, &batch);
+  return Write(db_.write_options(), &batch);
 }
 
 Result<uint64_t> LevelDbOfflineQueue::Acked(const UserKey& user, const std::string& device) {

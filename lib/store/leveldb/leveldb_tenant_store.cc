@@ -31,14 +31,9 @@ std::string RecordKey(std::string_view name) {
 
 class LevelDbTenantStore final : public TenantStore {
  public:
-  explicit LevelDbTenantStore(const LevelDbOptions& db)
-      : options_(db),
-        block_cache_(leveldb::NewLRUCache(db.block_cache_bytes)),
-        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {}
+  explicit LevelDbTenantStore(const LevelDbOptions& db) : db_(db) {}
 
-  Status Open(const std::string& dir) {
-    return internal::OpenDb(dir, options_, block_cache_.get(), filter_policy_.get(), &db_);
-  }
+  Status Open(const std::string& dir) { return db_.Open(dir); }
 
   Result<TenantRecord> Get(std::string_view name) override {
     std::string value;
@@ -63,9 +58,8 @@ class LevelDbTenantStore final : public TenantStore {
         return Status::Error(Code::kRateLimited, "too_many_tenants", "the registry is full");
       }
     }
-    leveldb::WriteOptions w;
-    w.sync = options_.sync_writes;
-    leveldb::Status s = db_->Put(w, RecordKey(record.name), TenantRecordJson(record));
+    leveldb::Status s =
+        db_->Put(db_.write_options(), RecordKey(record.name), TenantRecordJson(record));
     return s.ok() ? Status::OK() : internal::FromLevelDb(s);
   }
 
@@ -97,10 +91,7 @@ class LevelDbTenantStore final : public TenantStore {
     return n;
   }
 
-  const LevelDbOptions options_;
-  const std::unique_ptr<leveldb::Cache> block_cache_;
-  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
-  std::unique_ptr<leveldb::DB> db_;  // after the cache and filter: closed before them
+  internal::DbHandle db_;
   std::mutex write_mu_;
 };
 

@@ -88,18 +88,13 @@ bool DecodeAccount(std::string_view value, const UserKey& key, Account* out) {
 class LevelDbUserStore final : public UserStore {
  public:
   LevelDbUserStore(const PasswordHashOptions& options, const LevelDbOptions& db_options)
-      : hasher_(options),
-        db_options_(db_options),
-        block_cache_(leveldb::NewLRUCache(db_options.block_cache_bytes)),
-        filter_policy_(leveldb::NewBloomFilterPolicy(10)) {
-    write_options_.sync = db_options.sync_writes;
-  }
+      : hasher_(options), db_(db_options) {}
 
   Status Open(const std::string& dir) {
     // Caught here rather than at the first Create: a server should not start with a cost
     // libsodium refuses.
     if (!hasher_.ok()) return Status::Internal("libsodium rejected the password hash options");
-    return OpenDb(dir, db_options_, block_cache_.get(), filter_policy_.get(), &db_);
+    return db_.Open(dir);
   }
 
   Result<UserRecord> Create(const UserKey& key, std::string_view password,
@@ -115,7 +110,7 @@ class LevelDbUserStore final : public UserStore {
     bool found = false;
     if (Status s = Load(record_key, key, nullptr, &found); !s.ok()) return s;
     if (found) return UserExists(key);
-    leveldb::Status status = db_->Write(write_options_, &batch);
+    leveldb::Status status = db_->Write(db_.write_options(), &batch);
     if (!status.ok()) return FromLevelDb(status);
     return std::move(account.record);
   }
@@ -157,13 +152,8 @@ class LevelDbUserStore final : public UserStore {
   }
 
   const PasswordHasher hasher_;
-  const LevelDbOptions db_options_;
-  leveldb::WriteOptions write_options_;
   std::array<std::mutex, kLockStripes> stripes_;
-  const std::unique_ptr<leveldb::Cache> block_cache_;
-  const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
-  // Declared last: closed first, before the cache and filter it uses go.
-  std::unique_ptr<leveldb::DB> db_;
+  DbHandle db_;
 };
 
 }  // namespace
