@@ -507,7 +507,8 @@ TEST_CASE("reconnect: pushes that overtake the login response are neither lost n
   for (const auto& m : inbox.got) bodies.insert(m.message.body);
   CHECK(bodies == std::multiset<std::string>{"new3", "new4", "end"});
   lock.unlock();
-  CHECK(c.synced_seq() == 5);
+  // synced_seq moves once OnMessage has returned: "end" may be in the list a moment before.
+  CHECK(WaitUntil([&] { return c.synced_seq() == 5; }, 10000));
 }
 
 // A push lost on the way (a hole at seq 1) leaves the later ones delivered above it until a sync
