@@ -141,7 +141,13 @@ bool AppendCheckedCommand(redisContext* context, const RedisArgs& args, bool che
     argv.push_back(arg.data());
     lengths.push_back(arg.size());
   }
-  *asked = args.size() > 1 && args.back() == kRedisConnectionCheck;
+  return AppendCheckedArgv(context, argv, lengths, checked, asked);
+}
+
+bool AppendCheckedArgv(redisContext* context, std::vector<const char*>& argv,
+                       std::vector<size_t>& lengths, bool checked, bool* asked) {
+  *asked = argv.size() > 1 &&
+           std::string_view(argv.back(), lengths.back()) == kRedisConnectionCheck;
   if (*asked) {
     argv.back() = checked ? "0" : "1";
     lengths.back() = 1;

@@ -159,6 +159,10 @@ bool AppendRedisCommand(redisContext* context, const RedisArgs& args);
 // `*asked` says whether the command had one.
 bool AppendCheckedCommand(redisContext* context, const RedisArgs& args, bool checked,
                           bool* asked);
+// The same for a command given as its arguments' pointers and lengths (no copy of the strings);
+// rewrites a last kRedisConnectionCheck in place.
+bool AppendCheckedArgv(redisContext* context, std::vector<const char*>& argv,
+                       std::vector<size_t>& lengths, bool checked, bool* asked);
 // Converts a hiredis reply (redisReply*) into an owned RedisReply.
 RedisReply ConvertRedisReply(const void* reply);
 

@@ -220,18 +220,28 @@ void RedisPipe::Send(std::deque<std::unique_ptr<Call>>& calls, bool load) {
     Slot slot;
     slot.sent = Clock::now();
     if (call->refused.ok()) {
-      RedisArgs command;
-      command.reserve(5 + call->keys.size() + call->args.size());
-      command.push_back("EVALSHA");
-      command.push_back(call->sha1);
-      command.push_back(std::to_string(call->keys.size() + 1));
-      command.push_back(fence_key_);
-      command.insert(command.end(), call->keys.begin(), call->keys.end());
-      command.push_back(std::to_string(fence_next_ - 1));
-      command.push_back(std::to_string(fence_next_));
-      command.insert(command.end(), call->args.begin(), call->args.end());
+      // EVALSHA sha1 numkeys fence keys... fence-at fence-to args...
+      const std::string numkeys = std::to_string(call->keys.size() + 1);
+      const std::string fence_at = std::to_string(fence_next_ - 1);
+      const std::string fence_to = std::to_string(fence_next_);
+      argv_.clear();
+      lengths_.clear();
+      auto add = [this](const std::string& arg) {
+        argv_.push_back(arg.data());
+        lengths_.push_back(arg.size());
+      };
+      static const std::string kEvalSha = "EVALSHA";
+      add(kEvalSha);
+      add(call->sha1);
+      add(numkeys);
+      add(fence_key_);
+      for (const std::string& key : call->keys) add(key);
+      add(fence_at);
+      add(fence_to);
+      for (const std::string& arg : call->args) add(arg);
       bool asked = false;
-      const bool appended = AppendCheckedCommand(context, command, connection_.checked, &asked);
+      const bool appended =
+          AppendCheckedArgv(context, argv_, lengths_, connection_.checked, &asked);
       call->asked_check = asked && !connection_.checked;
       if (!appended) {
         call->refused = Status::Internal("redis: cannot build a command (out of memory)");

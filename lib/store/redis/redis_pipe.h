@@ -96,6 +96,10 @@ class RedisPipe {
   std::deque<Slot> due_;
   std::string fence_key_;
   uint64_t fence_next_ = 1;
+  // A call's EVALSHA as pointers into its strings, rebuilt per call (no copy of the strings;
+  // the vectors keep their capacity).
+  std::vector<const char*> argv_;
+  std::vector<size_t> lengths_;
   Clock::time_point last_progress_{};
 
   int wake_fd_ = -1;  // eventfd: Submit and the destructor wake the I/O thread
