@@ -45,35 +45,6 @@ int64_t RedisDedupTtlMs(int64_t window_ms);
 // made at or before it is forgotten, as if swept, while its key waits for its TTL.
 inline constexpr std::string_view kRedisDedupFloorKey = "im:dedup-floor";
 
-// Lua shared by the scripts that keep dedup records, "<mid> <ts> <n> <recorded ms>" (n: the
-// sender's seq, or the gseq of a claim). dedup_fresh(key, now, window, floor_key): {mid, ts, n}
-// of the record at `key` when it was recorded after now - window and after the floor (read once
-// per script), else nil. dedup_record(key, mid, ts, n, now, ttl): writes one with a TTL of
-// `ttl` ms.
-inline constexpr std::string_view kRedisDedupLua = R"lua(
-local dedup_since = nil
-local function dedup_fresh(key, now, window, floor_key)
-  if not dedup_since then
-    dedup_since = now - window
-    local floor = tonumber(redis.call('GET', floor_key))
-    if floor and floor > dedup_since then dedup_since = floor end
-  end
-  local d = redis.call('GET', key)
-  if not d then return nil end
-  local mid, ts, n, recorded = string.match(d, '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
-  if recorded and tonumber(recorded) > dedup_since then return {mid, ts, n} end
-  return nil
-end
-local function dedup_record(key, mid, ts, n, now, ttl)
-  redis.call('SET', key, mid .. ' ' .. ts .. ' ' .. n .. ' ' .. now, 'PX', ttl)
-end
-)lua";
-
-class RedisScript;
-// The bounded sweep of an index of keys scored by time (KEYS: the index; ARGV: the score bound,
-// '(' for exclusive, and the budget): deletes the keys scored up to it and returns how many.
-const RedisScript& RedisSweepIndexScript();
-
 }  // namespace im::internal
 
 #endif  // IM_STORE_REDIS_REDIS_OFFLINE_QUEUE_H_

@@ -35,6 +35,7 @@
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
 #include "store/redis/redis_offline_queue.h"
+#include "store/redis/redis_queue_scripts.h"
 #include "store/redis/redis_shards.h"
 
 namespace im::internal {
