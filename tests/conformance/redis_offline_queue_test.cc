@@ -18,6 +18,8 @@
 #include "conformance/redis_test_options.h"
 #include "conformance/suites/suite.h"
 #include "im/redis.h"
+#include "store/redis/redis_client.h"
+#include "support/redis_commandstats.h"
 #include "support/redis_server.h"
 #include "support/wait_until.h"
 
@@ -334,6 +336,56 @@ TEST_CASE("OfflineQueue: redis bodies and dedup records expire with their TTLs")
   CHECK(bob.last_seq == 1);
   // The dedup record outlives the body: a retry is still a duplicate.
   CHECK(Must(q->Append(Req(2, {U("alice"), U("bob")}, "alice/c1"))).duplicate);
+}
+
+// One append call gives each inbox its seqs in one HINCRBY and its entries in one RPUSH, however
+// many of the call's messages go to it; seqs and entries still follow the batch's order, the
+// trim to max_inbox keeps the newest entries, and a retry inside the batch is a duplicate.
+TEST_CASE("OfflineQueue: redis appends one call's entries to each inbox with one HINCRBY and RPUSH") {
+  test::RedisServer server;
+  OfflineQueueOptions options;
+  options.max_inbox = 4;
+  std::shared_ptr<OfflineQueue> q =
+      Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server), options));
+  std::shared_ptr<internal::RedisClient> stats =
+      Must(internal::RedisClient::Create(test::FastFailingRedisOptions(server)));
+  Must(q->Append(Req(1, {U("alice"), U("bob")})));
+  const std::map<std::string, uint64_t> before = test::RedisCommandCalls(*stats);
+  std::vector<AppendRequest> batch;
+  for (uint64_t mid = 2; mid <= 7; ++mid) {
+    batch.push_back(Req(mid, {U("alice"), U("bob")}, "alice/c" + std::to_string(mid)));
+  }
+  batch.push_back(Req(8, {U("alice"), U("carol")}));
+  batch.push_back(Req(9, {U("alice"), U("bob")}, "alice/c3"));  // a retry of mid 3
+  batch.push_back(Req(10, {U("carol"), U("bob"), U("alice")}));
+  std::vector<Result<AppendResult>> results = q->AppendBatch(batch);
+  REQUIRE(results.size() == batch.size());
+  for (uint64_t mid = 2; mid <= 7; ++mid) {
+    REQUIRE(results[mid - 2].ok());
+    CHECK(results[mid - 2]->seqs == std::vector<uint64_t>{mid, mid});
+  }
+  CHECK(results[6]->seqs == std::vector<uint64_t>{8, 1});
+  REQUIRE(results[7].ok());
+  CHECK(results[7]->duplicate);
+  CHECK(results[7]->mid == 3);
+  CHECK(results[7]->sender_seq == 3);
+  CHECK(results[8]->seqs == std::vector<uint64_t>{2, 8, 9});
+  const std::map<std::string, uint64_t> after = test::RedisCommandCalls(*stats);
+  CHECK(test::RedisCallsOf(before, after, "hincrby") == 3);
+  CHECK(test::RedisCallsOf(before, after, "rpush") == 3);
+
+  std::vector<uint64_t> bob_mids;
+  for (const InboxEntry& e : FetchAll(*q, U("bob"))) bob_mids.push_back(e.message->mid);
+  CHECK(bob_mids == std::vector<uint64_t>{5, 6, 7, 10});
+  CHECK(Must(q->Info(U("bob"))).last_seq == 8);
+  std::vector<uint64_t> alice_seqs;
+  for (const InboxEntry& e : FetchAll(*q, U("alice"))) alice_seqs.push_back(e.seq);
+  CHECK(alice_seqs == std::vector<uint64_t>{6, 7, 8, 9});
+  std::vector<uint64_t> carol_mids;
+  for (const InboxEntry& e : FetchAll(*q, U("carol"))) carol_mids.push_back(e.message->mid);
+  CHECK(carol_mids == std::vector<uint64_t>{8, 10});
+  // The heads index holds each inbox at its oldest entry's time.
+  CHECK(server.Command({"ZCARD", "im:inbox-heads"}) == ":3");
 }
 
 // Bodies and dedup keys that an earlier version listed in its sweep indexes (a body then had no

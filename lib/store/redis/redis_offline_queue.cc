@@ -50,6 +50,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -398,19 +399,29 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
   args = {std::to_string(now),          std::to_string(options_.dedup_window_ms),
           std::to_string(DedupTtlMs()), std::to_string(options_.max_inbox),
           RandomHexToken(8) + "-",      std::to_string(indexes.size()),
-          std::to_string(RedisBodyTtlMs(options_.retention_ms))};
+          std::to_string(RedisBodyTtlMs(options_.retention_ms)), std::string()};
+  // The distinct inboxes, numbered from 1 in order of first appearance (their two keys follow
+  // the three fixed ones), and per request its recipients as runs of consecutive numbers.
+  std::unordered_map<std::string, size_t> distinct;
+  std::vector<size_t> numbers;
+  RedisArgs request_keys;
   for (size_t i : indexes) {
     const AppendRequest& request = requests[i];
     const Message& message = *request.message;
-    keys.push_back(RedisMessageKey(message.tenant, message.mid));
+    request_keys.push_back(RedisMessageKey(message.tenant, message.mid));
     const bool dedup = !request.dedup_key.empty();
     if (dedup) {
-      keys.push_back("im:{d:" + EscapeKeyPart(message.tenant) + "/" +
-                     EscapeKeyPart(request.dedup_key) + "}:dedup");
+      request_keys.push_back("im:{d:" + EscapeKeyPart(message.tenant) + "/" +
+                             EscapeKeyPart(request.dedup_key) + "}:dedup");
     }
+    numbers.clear();
     for (const UserKey& user : request.recipients) {
-      keys.push_back(RedisInboxKey(user));
-      keys.push_back(RedisInboxEntriesKey(user));
+      auto [it, added] = distinct.try_emplace(RedisInboxKey(user), distinct.size() + 1);
+      if (added) {
+        keys.push_back(it->first);
+        keys.push_back(RedisInboxEntriesKey(user));
+      }
+      numbers.push_back(it->second);
     }
     args.push_back(std::to_string(message.mid));
     args.push_back(std::to_string(message.ts));
@@ -419,7 +430,22 @@ void RedisOfflineQueue::ChunkCommand(const AppendRequest* requests,
     args.push_back(dedup ? "1" : "0");
     args.push_back(std::to_string(request.recipients.size()));
     args.push_back(std::to_string(AppendMaxInbox(request, options_.max_inbox)));
+    const size_t ranges_at = args.size();
+    args.emplace_back();
+    size_t ranges = 0;
+    for (size_t r = 0; r < numbers.size();) {
+      size_t run = 1;
+      while (r + run < numbers.size() && numbers[r + run] == numbers[r] + run) ++run;
+      args.push_back(std::to_string(numbers[r]));
+      args.push_back(std::to_string(run));
+      ++ranges;
+      r += run;
+    }
+    args[ranges_at] = std::to_string(ranges);
   }
+  args[7] = std::to_string(distinct.size());
+  keys.insert(keys.end(), std::make_move_iterator(request_keys.begin()),
+              std::make_move_iterator(request_keys.end()));
 }
 
 void RedisOfflineQueue::ReadChunk(const AppendRequest* requests,

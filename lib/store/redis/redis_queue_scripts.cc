@@ -41,59 +41,115 @@ const RedisScript& AppendScript() {
                                   R"lua(
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
+local nd = tonumber(ARGV[9])
 local out = {'ok'}
-local a = 9
-local k = 4
-local created = 0
+local a = 10
+local k = 4 + 2 * nd
+-- Pass 1, per request in order: the dedup check, the body, and how many entries each inbox
+-- gets. A dedup key claimed by an earlier request of this call makes a duplicate of it.
+local reqs = {}
+local count = {}
+local cap = {}
+local claimed = {}
 for r = 1, tonumber(ARGV[7]) do
-  local mid, ts, body = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local sender, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
-  local max = tonumber(ARGV[a + 6])
+  local req = {mid = ARGV[a], ts = ARGV[a + 1], sender = tonumber(ARGV[a + 3]),
+               at = a + 8, ranges = tonumber(ARGV[a + 7])}
+  local body, max = ARGV[a + 2], tonumber(ARGV[a + 6])
   local body_key = KEYS[k]
   k = k + 1
-  local dedup_key = nil
   if ARGV[a + 4] == '1' then
-    dedup_key = KEYS[k]
+    req.dedup = KEYS[k]
     k = k + 1
   end
-  a = a + 7
-  local dup = dedup_key and dedup_fresh(dedup_key, now, window, KEYS[3])
+  a = req.at + 2 * req.ranges
+  req.first = req.dedup and claimed[req.dedup]
+  if not req.first then
+    req.dup = req.dedup and dedup_fresh(req.dedup, now, window, KEYS[3])
+    if not req.dup then
+      redis.call('SET', body_key, body, 'PX', ARGV[8])
+      if req.dedup then claimed[req.dedup] = req end
+      for j = req.at, req.at + 2 * req.ranges - 1, 2 do
+        local from = tonumber(ARGV[j])
+        for d = from, from + tonumber(ARGV[j + 1]) - 1 do
+          count[d] = (count[d] or 0) + 1
+          if not cap[d] or max < cap[d] then cap[d] = max end
+        end
+      end
+    end
+  end
+  reqs[r] = req
+end
+-- Pass 2, per inbox: its seqs in one HINCRBY.
+local next_seq = {}
+local created = 0
+for d = 1, nd do
+  local c = count[d]
+  if c then
+    local last = redis.call('HINCRBY', KEYS[2 + 2 * d], 'seq', c)
+    if last == c then
+      created = created + 1
+      redis.call('HSETNX', KEYS[2 + 2 * d], 'epoch', ARGV[6] .. created)
+    end
+    next_seq[d] = last - c
+  end
+end
+-- Pass 3, per request in order: the seqs, the entries, the dedup records.
+local pushes = {}
+for r = 1, #reqs do
+  local req = reqs[r]
+  local dup = req.dup
+  if req.first then dup = {req.first.mid, req.first.ts, tostring(req.first.sender_seq)} end
   if dup then
     out[#out + 1] = 'dup'
     out[#out + 1] = dup[1]
     out[#out + 1] = dup[2]
     out[#out + 1] = dup[3]
-    k = k + 2 * n
   else
-    redis.call('SET', body_key, body, 'PX', ARGV[8])
-    local entry = mid .. ' ' .. ts
-    local sender_seq = 0
+    local entry = req.mid .. ' ' .. req.ts
+    local i = 0
+    req.sender_seq = 0
     out[#out + 1] = 'new'
-    for i = 1, n do
-      local inbox, entries = KEYS[k], KEYS[k + 1]
-      k = k + 2
-      local seq = redis.call('HINCRBY', inbox, 'seq', 1)
-      if seq == 1 then
-        created = created + 1
-        redis.call('HSETNX', inbox, 'epoch', ARGV[6] .. created)
-      end
-      local len = redis.call('RPUSH', entries, entry)
-      if len > max then
-        redis.call('LTRIM', entries, len - max, -1)
-        local head = redis.call('LINDEX', entries, 0)
-        if head then
-          redis.call('ZADD', KEYS[2], string.match(head, ' (.*)$'), inbox)
-        else
-          redis.call('ZREM', KEYS[2], inbox)
+    for j = req.at, req.at + 2 * req.ranges - 1, 2 do
+      local from = tonumber(ARGV[j])
+      for d = from, from + tonumber(ARGV[j + 1]) - 1 do
+        local seq = next_seq[d] + 1
+        next_seq[d] = seq
+        local list = pushes[d]
+        if not list then
+          list = {ts = req.ts}
+          pushes[d] = list
         end
-      elseif len == 1 then
-        redis.call('ZADD', KEYS[2], ts, inbox)
+        list[#list + 1] = entry
+        out[#out + 1] = seq
+        if i == req.sender then req.sender_seq = seq end
+        i = i + 1
       end
-      out[#out + 1] = seq
-      if i == sender + 1 then sender_seq = seq end
     end
-    if dedup_key then
-      dedup_record(dedup_key, mid, ts, sender_seq, ARGV[2], ARGV[4])
+    if req.dedup then
+      dedup_record(req.dedup, req.mid, req.ts, req.sender_seq, ARGV[2], ARGV[4])
+    end
+  end
+end
+-- Pass 4, per inbox: its entries in one RPUSH (slices of 1000), then the trim to its
+-- max_inbox and the heads index.
+for d = 1, nd do
+  local list = pushes[d]
+  if list then
+    local inbox, entries = KEYS[2 + 2 * d], KEYS[3 + 2 * d]
+    local len = 0
+    for s = 1, #list, 1000 do
+      len = redis.call('RPUSH', entries, unpack(list, s, math.min(s + 999, #list)))
+    end
+    if len > cap[d] then
+      redis.call('LTRIM', entries, len - cap[d], -1)
+      local head = redis.call('LINDEX', entries, 0)
+      if head then
+        redis.call('ZADD', KEYS[2], string.match(head, ' (.*)$'), inbox)
+      else
+        redis.call('ZREM', KEYS[2], inbox)
+      end
+    elseif len == #list then
+      redis.call('ZADD', KEYS[2], list.ts, inbox)
     end
   end
 end

@@ -40,11 +40,15 @@ const RedisScript& RedisSweepIndexScript();
 
 namespace redis_queue {
 
-// KEYS: instance, heads, dedup floor; then per request its body key, its dedup key (when it has
-// one), and per recipient its inbox and entries keys. ARGV: token, now, dedup window, dedup TTL,
-// max_inbox, epoch base, request count, body TTL; then per request: mid, ts, encoded message,
-// sender index, has dedup (0/1), recipient count, max_inbox (the request's own: its tenant's;
-// ARGV[5] is the queue's, which the sweep keeps).
+// KEYS: instance, heads, dedup floor; then the call's distinct inboxes, each as its inbox and
+// entries keys; then per request its body key and its dedup key (when it has one). ARGV: token,
+// now, dedup window, dedup TTL, max_inbox, epoch base, request count, body TTL, distinct inbox
+// count; then per request: mid, ts, encoded message, sender index, has dedup (0/1), recipient
+// count, max_inbox (the request's own: its tenant's; ARGV[5] is the queue's, which the sweep
+// keeps), range count, and per range its first distinct inbox (1-based) and length: the
+// recipients in order.
+// Seqs are handed out in request order, so a call has one relative order in every inbox; each
+// inbox costs one HINCRBY and one RPUSH per call however many of the call's messages it gets.
 // Returns 'ok' then per request: 'dup', mid, ts, sender seq; or 'new', then one seq per
 // recipient.
 const RedisScript& AppendScript();
