@@ -3,7 +3,10 @@
 #include <rapidjson/error/en.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
+
+#include "base/utf8.h"
 
 namespace im::internal {
 
@@ -40,7 +43,10 @@ int Hex4(std::string_view text, size_t i) {
 // strings), and an escaped low surrogate (\uDC00-\uDFFF) that does not follow an escaped high
 // one, which RapidJSON would store as bytes that are not UTF-8. The scan sees strings as the
 // parser does for every prefix the parser accepts, so the parser never nests deeper than this
-// count.
+// count. It also checks that every string is well-formed UTF-8 (no overlong form, surrogate,
+// code point above U+10FFFF or cut sequence), with the parser's own message, so the parser runs
+// without its per-character encoding check; a byte above 0x7F outside a string is the parser's
+// error, as before.
 Status ScanJson(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false;
@@ -62,6 +68,15 @@ Status ScanJson(std::string_view text, int max_depth) {
         ++i;  // the escaped character cannot end the string
       } else if (c == '"') {
         in_string = false;
+      } else if (static_cast<unsigned char>(c) >= 0x80) {
+        uint32_t cp;
+        const size_t n = DecodeUtf8(text, i, &cp);
+        if (n == 0) {
+          return BadJson(std::string("invalid JSON: ") +
+                         rapidjson::GetParseError_En(rapidjson::kParseErrorStringInvalidEncoding) +
+                         " at offset " + std::to_string(i));
+        }
+        i += n - 1;
       }
       after_high = high;
     } else if (c == '"') {
@@ -103,8 +118,8 @@ Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth)
     return BadJson("invalid JSON: NUL byte at offset " + std::to_string(nul));
   }
   if (Status s = ScanJson(text, max_depth); !s.ok()) return s;
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  // The encoding was checked by the scan.
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag;
   doc->Parse<kFlags>(text.data(), text.size());
   if (doc->HasParseError()) {
     return BadJson(std::string("invalid JSON: ") + rapidjson::GetParseError_En(doc->GetParseError()) +

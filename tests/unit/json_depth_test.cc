@@ -58,6 +58,32 @@ TEST_CASE("json: NUL bytes, trailing data, invalid UTF-8 and lone surrogates are
   CHECK(Outcome(R"({"a":"\\udc00"})") == "ok");                   // an escaped backslash, then text
 }
 
+// Strings are checked for well-formed UTF-8 by the scan, with the parser's message and the
+// offset of the first bad byte; keys as well as values, escapes do not hide a raw byte.
+TEST_CASE("json: every string is well-formed UTF-8, keys too, named at the bad byte's offset") {
+  CHECK(Outcome("{\"a\":\"\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF\"}") == "ok");
+  CHECK(Outcome("{\"\xC3\xA9\":\"x\"}") == "ok");
+  const char* bad[] = {
+      "\xC0\xAF",          // overlong "/"
+      "\xE0\x80\xAF",      // overlong, three bytes
+      "\xED\xA0\x80",      // a surrogate (U+D800)
+      "\xF4\x90\x80\x80",  // above U+10FFFF
+      "\xF5\x80\x80\x80",  // no such lead byte
+      "\x80",              // a continuation byte alone
+      "\xE2\x82",          // cut short before the quote
+      "\xFF",
+  };
+  for (const char* b : bad) {
+    CAPTURE(b);
+    CHECK(Outcome(std::string("{\"a\":\"ok ") + b + "\"}") ==
+          "bad_json: invalid JSON: Invalid encoding in string. at offset 9");
+    CHECK(Refused(std::string("{\"k") + b + "\":1}", "Invalid encoding in string. at offset 3"));
+    CHECK(Refused(std::string("{\"a\":\"\\\"") + b + "\"}", "at offset 8"));
+  }
+  // A byte above 0x7F outside a string is the parser's error.
+  CHECK(Refused("{\"a\":1\xC3\xA9}", "invalid JSON"));
+}
+
 TEST_CASE("json: a number beyond the range of a double is bad_json, not infinity") {
   CHECK(Refused(R"({"a":2.5e308})", "beyond the range of a double"));
   CHECK(Refused(R"({"a":[1,{"b":-1.5e309}]})", "beyond the range of a double"));
