@@ -8,6 +8,9 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -105,6 +108,54 @@ bool ReadSeconds(const Value& claims, std::string_view name, std::optional<int64
   return true;
 }
 
+// HMAC-SHA256 with the keyed state kept per key: the state after the key's inner and outer pad
+// blocks, so that a verification hashes only the token (two SHA-256 blocks fewer per login).
+// Bounded: past kMaxStates keys it starts over. The states are as secret as the keys; they are
+// wiped when dropped.
+class HmacKeyedStates {
+ public:
+  HmacKeyedStates() = default;
+  HmacKeyedStates(const HmacKeyedStates&) = delete;
+  HmacKeyedStates& operator=(const HmacKeyedStates&) = delete;
+  ~HmacKeyedStates() { Clear(); }
+
+  // The MAC of `data` under `key` (crypto_auth_hmacsha256_BYTES bytes into `mac`).
+  void Mac(std::string_view key, std::string_view data, unsigned char* mac) {
+    crypto_auth_hmacsha256_state state;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = states_.find(key);
+      if (it == states_.end()) {
+        if (states_.size() >= kMaxStates) Clear();
+        it = states_.emplace(std::string(key), crypto_auth_hmacsha256_state{}).first;
+        crypto_auth_hmacsha256_init(&it->second,
+                                    reinterpret_cast<const unsigned char*>(key.data()),
+                                    key.size());
+      }
+      state = it->second;
+    }
+    crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(data.data()),
+                                  data.size());
+    crypto_auth_hmacsha256_final(&state, mac);
+    sodium_memzero(&state, sizeof state);
+  }
+
+ private:
+  static constexpr size_t kMaxStates = 256;
+
+  // Called with mu_ held, or from the destructor.
+  void Clear() {
+    while (!states_.empty()) {
+      auto node = states_.extract(states_.begin());
+      sodium_memzero(node.key().data(), node.key().size());
+      sodium_memzero(&node.mapped(), sizeof node.mapped());
+    }
+  }
+
+  std::mutex mu_;
+  std::map<std::string, crypto_auth_hmacsha256_state, std::less<>> states_;
+};
+
 class Hs256Verifier final : public TokenVerifier {
  public:
   Hs256Verifier(std::shared_ptr<KeyStore> keys, const Hs256Options& options)
@@ -183,8 +234,9 @@ class Hs256Verifier final : public TokenVerifier {
       const SigningKey& k = (*keys)[i];
       if (kid && k.kid != *kid) continue;
       if (k.key.empty()) return Status::Internal("empty signing key for tenant");
-      const std::string expected = internal::HmacSha256(k.key, signed_part);
-      verified = sodium_memcmp(expected.data(), signature.data(), expected.size()) == 0;
+      unsigned char expected[crypto_auth_hmacsha256_BYTES];
+      macs_.Mac(k.key, signed_part, expected);
+      verified = sodium_memcmp(expected, signature.data(), sizeof expected) == 0;
     }
     if (!verified) return Invalid(kBadSignature);
 
@@ -220,6 +272,7 @@ class Hs256Verifier final : public TokenVerifier {
   internal::ExistingKeyLookup* const existing_;  // keys_ itself when it implements it, or null
   const int64_t leeway_s_;
   Clock* const clock_;
+  mutable HmacKeyedStates macs_;
 };
 
 }  // namespace

@@ -7,8 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "auth/base64url.h"
@@ -391,6 +394,53 @@ TEST_CASE("jwt: kid picks one of the tenant's keys; without kid any key of the t
   REQUIRE(internal::Base64UrlDecode(token->substr(0, token->find('.')), &header));
   CHECK(header == R"({"alg":"HS256","typ":"JWT","kid":"new"})");
   CHECK(Outcome(verifier->Verify(*token)) == "ok");
+}
+
+// The verifier keeps each key's HMAC state: a key the store no longer gives stops verifying at
+// once, a new one verifies from its first token, and past the bound of kept states (256 keys)
+// every key still verifies.
+class SwappableKeyStore final : public KeyStore {
+ public:
+  explicit SwappableKeyStore(std::string key) : key_(std::move(key)) {}
+  SwappableKeyStore(const SwappableKeyStore&) = delete;
+  SwappableKeyStore& operator=(const SwappableKeyStore&) = delete;
+  Result<std::string> KeyFor(std::string_view) override { return Current(); }
+  void Set(std::string key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    key_ = std::move(key);
+  }
+
+ private:
+  std::string Current() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return key_;
+  }
+  std::mutex mu_;
+  std::string key_;
+};
+
+TEST_CASE("jwt: the verifier follows the key store's keys, past its bound of kept HMAC states") {
+  FixedClock clock{kNowMs};
+  auto store = std::make_shared<SwappableKeyStore>(kKeyA);
+  auto verifier = NewHs256Verifier(store, {kLeewayS, &clock});
+  const std::string header = R"({"alg":"HS256"})";
+  auto verify = [&](const std::string& key) {
+    return Outcome(verifier->Verify(internal::SignJwt(header, Claims(), key)));
+  };
+  CHECK(verify(kKeyA) == "ok");
+  CHECK(verify(kKeyA) == "ok");
+  store->Set(kKeyB);
+  CHECK(verify(kKeyA) == kInvalid);
+  CHECK(verify(kKeyB) == "ok");
+  for (int i = 0; i < 600; ++i) {
+    const std::string key = "key-" + std::to_string(i) + std::string(32, 'k');
+    store->Set(key);
+    CHECK(verify(key) == "ok");
+    if (i % 97 == 0) CHECK(verify(kKeyB) == kInvalid);
+  }
+  store->Set(kKeyA);
+  CHECK(verify(kKeyA) == "ok");
+  CHECK(verify(kKeyB) == kInvalid);
 }
 
 TEST_CASE("jwt: a rotating key store refuses lists that break a rule") {
