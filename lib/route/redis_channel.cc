@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "ops/log.h"
+#include "store/redis/no_sigpipe.h"
 
 namespace im::internal {
 namespace {
@@ -47,6 +48,7 @@ RedisChannelListener::~RedisChannelListener() {
 }
 
 void RedisChannelListener::Run() {
+  const NoSigpipe no_sigpipe;  // for the thread's life: every write on it is to Redis
   std::vector<std::string> subscribe{"SUBSCRIBE"};
   subscribe.insert(subscribe.end(), channels_.begin(), channels_.end());
   std::string names;

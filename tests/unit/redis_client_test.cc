@@ -3,8 +3,12 @@
 // 503 while Redis is down and reconnection when it is back.
 
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "im/redis.h"
+#include "store/redis/no_sigpipe.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_keys.h"
 #include "support/redis_server.h"
@@ -53,6 +58,38 @@ RedisReply MustCommand(RedisClient& client, const RedisArgs& args) {
 void CheckUnavailable(const Status& s) {
   CHECK_MESSAGE(s.code() == Code::kUnavailable, s.ToString());
   CHECK(s.error() == "unavailable");
+}
+
+// A write to a connection whose peer has gone raises SIGPIPE, whose default action ends the
+// process; the Redis client's writes run under NoSigpipe, so a host that left SIGPIPE at its
+// default survives them. Here with SIGPIPE's default action: without the guard the test binary
+// would be killed.
+TEST_CASE("Redis client: a write to a closed connection is EPIPE, not a SIGPIPE that ends the host") {
+  struct sigaction previous {};
+  struct sigaction deflt {};
+  deflt.sa_handler = SIG_DFL;
+  sigemptyset(&deflt.sa_mask);
+  REQUIRE(sigaction(SIGPIPE, &deflt, &previous) == 0);
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  close(fds[1]);
+  {
+    internal::NoSigpipe guard;
+    for (int i = 0; i < 3; ++i) {
+      errno = 0;
+      CHECK(write(fds[0], "PING\r\n", 6) == -1);
+      CHECK(errno == EPIPE);
+    }
+  }
+  // Nothing left pending, and the thread's mask is as before (SIGPIPE not blocked).
+  sigset_t pending;
+  REQUIRE(sigpending(&pending) == 0);
+  CHECK(sigismember(&pending, SIGPIPE) == 0);
+  sigset_t mask;
+  REQUIRE(pthread_sigmask(SIG_BLOCK, nullptr, &mask) == 0);
+  CHECK(sigismember(&mask, SIGPIPE) == 0);
+  close(fds[0]);
+  REQUIRE(sigaction(SIGPIPE, &previous, nullptr) == 0);
 }
 
 TEST_CASE("Redis client: URLs parse, and a bad one is 400 naming the problem") {

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "store/redis/no_sigpipe.h"
 #include "store/redis/redis_metrics.h"
 #include "store/redis/redis_pipe.h"
 
@@ -162,6 +163,7 @@ void CloseRedisContext(redisContext* context) {
 
 redisContext* OpenRedisContext(const RedisUrl& url, const RedisOptions& options,
                                const std::vector<RedisArgs>& then, std::string* why) {
+  NoSigpipe no_sigpipe;
   redisContext* context =
       redisConnectWithTimeout(url.host.c_str(), url.port, ToTimeval(options.connect_timeout_ms));
   if (context == nullptr) {
@@ -372,6 +374,7 @@ Result<std::vector<RedisReply>> RedisClient::RoundTrip(Lease& lease,
                                                       const std::vector<RedisArgs>& commands) {
   Connection* connection = lease.get();
   redisContext* context = connection->context;
+  NoSigpipe no_sigpipe;
   std::vector<size_t> asked_check;  // commands sent with kRedisConnectionCheck "1"
   for (size_t i = 0; i < commands.size(); ++i) {
     bool asked = false;

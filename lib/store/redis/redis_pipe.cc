@@ -16,6 +16,7 @@
 
 #include "base/thread_name.h"
 #include "ops/log.h"
+#include "store/redis/no_sigpipe.h"
 #include "store/redis/redis_keys.h"
 
 namespace im::internal {
@@ -145,6 +146,7 @@ void RedisPipe::Answer(Call& call, Result<RedisReply> result) {
 
 void RedisPipe::Run() {
   NameThisThread("im-redis-pipe");
+  const NoSigpipe no_sigpipe;  // for the thread's life: every write on it is to Redis
   for (;;) {
     std::deque<std::unique_ptr<Call>> fresh;
     bool stopping = false;
