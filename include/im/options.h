@@ -142,8 +142,9 @@ struct ServerOptions {
   // user or group of their tenant and send server-side messages. Empty: no admin access.
   std::map<std::string, std::string> admin_keys;
   // The operator's credential (at least 16 characters; "" = none): the only one that reads
-  // and writes the tenant registry (GET/PUT /v1/admin/tenants/<name>). Tenant admin keys and
-  // user tokens get 403 there.
+  // and writes the tenant registry (GET/PUT /v1/admin/tenants/<name>) and the routing rules,
+  // drains nodes and, when set, reloads the word filter (POST /v1/admin/filter/reload, which
+  // any admin key may call while this is ""). Tenant admin keys and user tokens get 403 there.
   std::string operator_key = "";
   // How often the tenant registry is read again (changes made on another node take effect
   // here within this; a PUT on this node at once). A suspended tenant's sessions on this node

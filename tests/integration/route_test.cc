@@ -84,8 +84,8 @@ TEST_CASE("route: two stable nodes and a canary - percentage, tenant whitelist, 
   CHECK(canary >= 60);
   CHECK(canary <= 140);
   CHECK(stable_nodes == std::set<std::string>{"s0", "s1"});  // both stable nodes take users
-  // The same users come back to the same first node, whichever node answers.
-  for (int i = 0; i < 1000; i += 7) {
+  // The same users come back to the same first node, whichever node answers: all 1,000.
+  for (int i = 0; i < 1000; ++i) {
     const std::string user = "u" + std::to_string(i);
     auto ids = Route(cluster.HttpPort((i + 1) % 3), "user=" + user);
     REQUIRE(!ids.empty());
@@ -178,8 +178,9 @@ TEST_CASE("route: bad input, a drained node leaves every answer at once, stable 
 }
 
 // Under 1:1 and group traffic, the two stable nodes are drained by command one after the other;
-// clients that connect through route_url end on the canary node, and every acked message is in
-// its receivers' inboxes exactly once.
+// clients that connect through route_url end on the canary node; every acked message was
+// received live (pushes and the clients' own resyncs across the drains and reconnects) by each
+// of its receivers exactly once and in order per sender, and is in their inboxes exactly once.
 TEST_CASE("route: drain the stable nodes one after the other under traffic, nothing lost") {
   im::test::RedisServer redis{im::test::RedisServerOptions{"always", {}}};
   Nodes cluster;
@@ -227,9 +228,20 @@ TEST_CASE("route: drain the stable nodes one after the other under traffic, noth
     CHECK(!u->closed.load());
     CHECK(u->client->Ping().ok());
   }
-  // Every acked message is in its receivers' inboxes exactly once.
+  // Every acked message reached its receivers live exactly once, in order per sender...
+  traffic.CheckReceivedLiveOnce();
+  // ...and is in their inboxes exactly once.
   const size_t total = traffic.CheckDeliveredOnce();
   CHECK(total > 100);
+}
+
+// A stable node s0 and a canary node c0 on `redis_url`, canary_percent 0 (a SIGHUP may change
+// that line), rebalancing every 300 ms and kicking 20 a second.
+void StartStableAndCanary(Nodes& cluster, const std::string& redis_url) {
+  const std::string rules = "[routing]\ncanary_percent = 0\nrebalance_interval_ms = 300\n";
+  cluster.Start("s0", 0, redis_url, "drain_kicks_per_second = 20", rules);
+  cluster.Start("c0", 1, redis_url, "drain_kicks_per_second = 20\nversion_tag = \"canary\"",
+                rules);
 }
 
 // A changed canary rule moves users by drain kicks: they reconnect through route_url and land
@@ -237,10 +249,7 @@ TEST_CASE("route: drain the stable nodes one after the other under traffic, noth
 TEST_CASE("route: raising canary_percent moves those users to the canary by drain kicks") {
   im::test::RedisServer redis;
   Nodes cluster;
-  const std::string rules = "[routing]\ncanary_percent = 0\nrebalance_interval_ms = 300\n";
-  cluster.Start("s0", 0, redis.url(), "drain_kicks_per_second = 20", rules);
-  cluster.Start("c0", 1, redis.url(), "drain_kicks_per_second = 20\nversion_tag = \"canary\"",
-                rules);
+  StartStableAndCanary(cluster, redis.url());
   constexpr int kUsers = 16;
   std::vector<std::unique_ptr<RoutedUser>> users;
   for (int i = 0; i < kUsers; ++i) {
@@ -268,6 +277,89 @@ TEST_CASE("route: raising canary_percent moves those users to the canary by drai
     CHECK(users[i]->drain_kicks.load() == (mover ? 1 : 0));
     CHECK(!users[i]->closed.load());
     CHECK(users[i]->client->Ping().ok());
+  }
+}
+
+// A whitelist rule (not a percentage) changed by SIGHUP: the tenant put on canary_tenants moves
+// to the canary by drain kicks, users of another tenant stay, and nobody is closed for good.
+TEST_CASE("route: adding a tenant to canary_tenants moves its users to the canary by drains") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  StartStableAndCanary(cluster, redis.url());
+  constexpr int kPerTenant = 6;
+  std::vector<std::unique_ptr<RoutedUser>> acme, others;
+  for (int i = 0; i < kPerTenant; ++i) {
+    acme.push_back(RoutedLogin(cluster, "w" + std::to_string(i), 0, "acme"));
+    others.push_back(RoutedLogin(cluster, "w" + std::to_string(i), 0, "default"));
+    CHECK(acme.back()->node == "s0");
+    CHECK(others.back()->node == "s0");
+  }
+  const std::string whitelisted = "canary_percent = 0\ncanary_tenants = [\"acme\"]";
+  cluster.Reload(0, "canary_percent = 0", whitelisted);
+  cluster.Reload(1, "canary_percent = 0", whitelisted);
+  CHECK(WaitUntil([&] {
+    for (int i = 0; i < kPerTenant; ++i) {
+      std::lock_guard<std::mutex> lock(acme[i]->mu);
+      if (acme[i]->node != "c0") return false;
+    }
+    return true;
+  }, 60000));
+  // A rebalance or two more: nobody of the other tenant is moved.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (int i = 0; i < kPerTenant; ++i) {
+    CHECK(acme[i]->drain_kicks.load() == 1);
+    CHECK(others[i]->drain_kicks.load() == 0);
+    {
+      std::lock_guard<std::mutex> lock(others[i]->mu);
+      CHECK(others[i]->node == "s0");
+    }
+    for (RoutedUser* u : {acme[i].get(), others[i].get()}) {
+      CHECK(!u->closed.load());
+      CHECK(u->client->Ping().ok());
+    }
+  }
+  // The route answers follow the whitelist for new users too.
+  CHECK(Route(cluster.HttpPort(0), "tenant=acme&user=new") == std::vector<std::string>{"c0"});
+  CHECK(Route(cluster.HttpPort(1), "tenant=default&user=new") == std::vector<std::string>{"s0"});
+}
+
+// A node killed with SIGKILL does not remove its registry entry: it leaves the route answers
+// once the entry expires (node_ttl_ms) and the answer cache (cache_ms) has run out.
+TEST_CASE("route: a node killed with SIGKILL leaves the answers when its registry entry expires") {
+  im::test::RedisServer redis;
+  Nodes cluster;
+  const std::string ttl = "heartbeat_ms = 300\nnode_ttl_ms = 1500";
+  const std::string rules = "[routing]\ncache_ms = 200\n";
+  for (int n = 0; n < 3; ++n) cluster.Start("n" + std::to_string(n), n, redis.url(), ttl, rules);
+  std::map<std::string, std::vector<std::string>> before;
+  REQUIRE(WaitUntil([&] {
+    for (int i = 0; i < 30; ++i) {
+      const std::string q = "user=k" + std::to_string(i);
+      before[q] = Route(cluster.HttpPort(0), q);
+      if (before[q].size() != 3) return false;
+    }
+    return true;
+  }, 20000));
+  cluster.nodes[1].process->Signal(SIGKILL);
+  REQUIRE(cluster.nodes[1].process->Wait(20000) == 128 + SIGKILL);
+  // Gone from every live node's answers within the TTL and the cache (and scheduling slack).
+  for (size_t n : {0, 2}) {
+    CHECK(WaitUntil([&] {
+      for (const auto& [q, old] : before) {
+        const auto now = Route(cluster.HttpPort(n), q);
+        if (now.size() != 2 || std::find(now.begin(), now.end(), "n1") != now.end()) {
+          return false;
+        }
+      }
+      return true;
+    }, 30000));
+  }
+  // Users whose first node lives keep it; n1's users go to a live node, the same from each.
+  for (const auto& [q, old] : before) {
+    const auto a = Route(cluster.HttpPort(0), q), b = Route(cluster.HttpPort(2), q);
+    CHECK(a == b);
+    REQUIRE(!a.empty());
+    if (old[0] != "n1") CHECK(a[0] == old[0]);
   }
 }
 

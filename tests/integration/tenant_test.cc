@@ -9,9 +9,10 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -295,6 +296,10 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
   REQUIRE(im::test::CodeOf(doc) <= 0);
   REQUIRE(dora.Call(3, "chat.send", R"({"group":"gsecret","cid":"d2","body":"SecretMessageBody"})", &doc));
   REQUIRE(im::test::CodeOf(doc) <= 0);
+  // A group of default's whose gid acme never has until eve creates one of her own below.
+  REQUIRE(dora.Call(4, "group.create",
+                    R"({"name":"SecretGroupName","gid":"gonly","members":["dan"]})", &doc));
+  REQUIRE(im::test::CodeOf(doc) <= 0);
 
   // Tenant acme's eve, over the socket.
   RawClient eve(server.TcpUrl());
@@ -345,12 +350,26 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
     std::string body;
     std::string credential;
     std::vector<int> allowed;  // acceptable statuses; 200/201 = acts inside acme only
+    std::string error = "";    // the error name, when one is pinned down
   };
   const std::vector<Request> requests = {
       {"GET", "/v1/users/dora", "", eve_token, {404}},
       {"GET", "/v1/users/dora", "", kAcmeAdminKey, {404}},
       {"GET", "/v1/groups/gsecret", "", kAcmeAdminKey, {200}},  // acme's own gsecret
       {"GET", "/v1/groups/gsecret/members", "", kAcmeAdminKey, {200}},
+      // eve's token: default's gonly is no group of acme's (404, or 403 not_member for the
+      // members, as for any group she is not in); acme's gsecret is hers (created above).
+      {"GET", "/v1/groups/gonly", "", eve_token, {404}, "not_found"},
+      {"GET", "/v1/groups/gonly/members", "", eve_token, {403}, "not_member"},
+      {"GET", "/v1/groups/gsecret", "", eve_token, {200}},
+      {"GET", "/v1/groups/gsecret/members", "", eve_token, {200}},
+      // A gid that exists in default alone: eve creates acme's own (201, not 409 group_exists).
+      {"POST", "/v1/groups", R"({"name":"eves","gid":"gonly","members":["dora"]})", eve_token,
+       {201}},
+      {"POST", "/v1/messages", R"({"to":"dan","from":"dora","body":"from eve rest"})", eve_token,
+       {403}, "admin_only"},
+      {"POST", "/v1/messages", R"({"group":"gsecret","body":"from eve rest"})", eve_token, {403},
+       "admin_only"},
       {"POST", "/v1/users", R"({"user":"zed","password":"pw-of-zed-1234","tenant":"default"})",
        kAcmeAdminKey, {403}},
       {"POST", "/v1/tokens", R"({"user":"dora","tenant":"default"})", kAcmeAdminKey, {403}},
@@ -361,7 +380,9 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
        {403, 404}},
       {"POST", "/v1/messages", R"({"to":"dan","from":"dora","body":"from acme"})", kAcmeAdminKey,
        {200}},  // acme's dan
-      {"POST", "/v1/admin/filter/reload", "", eve_token, {403}},
+      {"POST", "/v1/admin/filter/reload", "", eve_token, {403}, "operator_only"},
+      // The word list is every tenant's: with an operator key set, no tenant's admin reloads it.
+      {"POST", "/v1/admin/filter/reload", "", kAcmeAdminKey, {403}, "operator_only"},
       {"GET", "/v1/admin/tenants/default", "", kAcmeAdminKey, {403}},
       {"PUT", "/v1/admin/tenants/default", R"({"status":"suspended"})", kAcmeAdminKey, {403}},
       {"GET", "/v1/admin/tenants/default", "", eve_token, {403}},
@@ -380,6 +401,9 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
     for (int a : r.allowed) ok = ok || a == answer.status;
     CHECK_MESSAGE(ok, std::string(r.method) << " " << r.target << " answered " << answer.status << " "
                                << answer.text);
+    if (!r.error.empty()) {
+      CHECK_MESSAGE(answer.Str("error") == r.error, r.method << " " << r.target << " " << answer.text);
+    }
     if (r.credential.empty()) continue;  // dora's own password: her own data is no leak
     CheckReveals(std::string(r.method) + " " + r.target, answer.text);
   }
@@ -395,6 +419,38 @@ TEST_CASE("tenant isolation: every command and endpoint refuses another tenant's
   CHECK(im::test::Str(doc["body"], "owner") == "dora");
   CHECK(im::test::Str(doc["body"], "name") == "SecretGroupName");
   CHECK(doc["body"]["member_count"].GetUint64() == 2);
+  REQUIRE(dan.Call(3, "group.info", R"({"gid":"gonly"})", &doc));
+  CHECK(im::test::Str(doc["body"], "owner") == "dora");
+  CHECK(im::test::Str(doc["body"], "name") == "SecretGroupName");
+  CHECK(doc["body"]["member_count"].GetUint64() == 2);
+  // acme's gonly is eve's, with acme's dora: the same ids, another tenant's group.
+  auto eves = Http(port, "GET", "/v1/groups/gonly", "", eve_token);
+  REQUIRE(eves.status == 200);
+  CHECK(eves.Str("owner") == "eve");
+  CHECK(eves.Str("name") == "eves");
+
+  // The endpoints without a credential (docs/operations.md section 4, What the endpoints
+  // without a credential show):
+  // health and readiness say nothing but their status; /metrics names tenants and counts, no
+  // user, group or message; /v1/route answers gateways only (404 here: a single server with
+  // no routing configured; route_test.cc covers what a cluster's answer tells).
+  auto health = Http(port, "GET", "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.text == R"({"status":"ok"})");
+  auto ready = Http(port, "GET", "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.text == R"({"status":"ready"})");
+  auto metrics = Http(port, "GET", "/metrics");
+  REQUIRE(metrics.status == 200);
+  CHECK(metrics.text.find(R"(tenant="acme")") != std::string::npos);
+  CHECK(metrics.text.find(R"(tenant="default")") != std::string::npos);
+  CheckReveals("/metrics", metrics.text);
+  for (const char* id : {"dora", "dan", "eve", "gsecret", "gonly"}) {
+    CHECK_MESSAGE(metrics.text.find(std::string("\"") + id + "\"") == std::string::npos, id);
+  }
+  auto route = Http(port, "GET", "/v1/route?tenant=default&user=dora");
+  CHECK(route.status == 404);
+  CheckReveals("/v1/route", route.text);
   auto tenant = Http(port, "GET", "/v1/admin/tenants/default", "", kOperatorKey);
   CHECK(tenant.status == 404);  // never written by acme's PUT
 }
@@ -466,4 +522,46 @@ TEST_CASE("tenants: signing keys in the registry rotate by kid without a restart
                   bad);
   }
   CHECK(login(r2) == 0);
+}
+
+TEST_CASE("tenants: the filter reload is the operator's when an operator key is set") {
+  auto reloads = std::make_shared<std::atomic<int>>(0);
+  auto count_reloads = [reloads](im::ServerDeps& d) {
+    d.reload_filter = [reloads] {
+      reloads->fetch_add(1);
+      return im::Status::OK();
+    };
+  };
+  const std::string path = "/v1/admin/filter/reload";
+  {
+    // An operator key: the server's word list applies to every tenant, so no tenant reloads it.
+    TestServer server(TenantOptions(), count_reloads);
+    const uint16_t port = server.server().http_port();
+    CHECK(Http(port, "POST", path).status == 401);
+    for (const std::string& credential :
+         {std::string(kAcmeAdminKey), std::string(TestServer::kAdminKey),
+          server.Token("eve", "acme")}) {
+      auto r = Http(port, "POST", path, "", credential);
+      CHECK(r.status == 403);
+      CHECK(r.Str("error") == "operator_only");
+    }
+    CHECK(reloads->load() == 0);
+    auto r = Http(port, "POST", path, "", kOperatorKey);
+    CHECK(r.status == 200);
+    CHECK(r.text == R"({"reloaded":true})");
+    CHECK(reloads->load() == 1);
+  }
+  {
+    // No operator key (a single-tenant deployment): any tenant's admin key, as before.
+    im::ServerOptions o = TenantOptions();
+    o.operator_key.clear();
+    TestServer server(o, count_reloads);
+    const uint16_t port = server.server().http_port();
+    CHECK(Http(port, "POST", path, "", kAcmeAdminKey).status == 200);
+    CHECK(Http(port, "POST", path, "", TestServer::kAdminKey).status == 200);
+    auto user = Http(port, "POST", path, "", server.Token("eve", "acme"));
+    CHECK(user.status == 403);
+    CHECK(user.Str("error") == "admin_only");
+    CHECK(reloads->load() == 3);
+  }
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -142,24 +143,35 @@ inline void CheckOperatorOnly(Nodes& cluster, uint16_t port, const std::string& 
 
 #if IM_WITH_REDIS
 
+// One message as the client handed it to the application (OnMessage).
+struct Received {
+  uint64_t seq = 0;  // in this user's inbox
+  uint64_t mid = 0;
+  std::string from;
+  std::string type;
+};
+
 // A client that connects through route_url (node `via` answers the route), recording the node
-// it is on, its drain kicks and whether it was closed for good.
+// it is on, its drain kicks, whether it was closed for good, and every message it received
+// live: pushes and what its own resyncs returned after each reconnect, as OnMessage got them.
 struct RoutedUser {
   std::unique_ptr<im::Client> client;
   std::mutex mu;
   std::string node;
-  std::vector<uint64_t> acked;  // 1:1 sends acked
+  std::vector<std::pair<uint64_t, std::string>> acked;  // 1:1 sends acked: mid, receiver
   std::vector<uint64_t> group_acked;
+  std::vector<Received> received;  // in the order OnMessage got them
   std::atomic<int> drain_kicks{0};
   std::atomic<bool> closed{false};
 };
 
 inline std::unique_ptr<RoutedUser> RoutedLogin(Nodes& cluster, const std::string& user,
-                                               size_t via) {
+                                               size_t via,
+                                               const std::string& tenant = "default") {
   auto u = std::make_unique<RoutedUser>();
   im::ClientOptions o;
   o.url = cluster.nodes[via].tcp_url;  // the fallback
-  o.route_url = cluster.RouteUrl(via, user);
+  o.route_url = cluster.RouteUrl(via, user, tenant);
   o.reconnect_min_ms = 50;
   o.reconnect_max_ms = 500;
   o.send_timeout_ms = 60000;
@@ -173,8 +185,12 @@ inline std::unique_ptr<RoutedUser> RoutedLogin(Nodes& cluster, const std::string
     if (reason == "drain") raw->drain_kicks++;
   });
   u->client->OnClosed([raw](int, const std::string&) { raw->closed = true; });
+  u->client->OnMessage([raw](const im::ReceivedMessage& m) {
+    std::lock_guard<std::mutex> lock(raw->mu);
+    raw->received.push_back({m.seq, m.message.mid, m.message.from, m.message.type});
+  });
   REQUIRE(u->client->Connect().ok());
-  auto login = u->client->Login(cluster.Token(user));
+  auto login = u->client->Login(cluster.Token(user, tenant));
   REQUIRE_MESSAGE(login.ok(), login.status().ToString());
   u->node = login->node;
   return u;
@@ -213,7 +229,11 @@ struct Traffic {
           }
           {
             std::lock_guard<std::mutex> lock(u.mu);
-            (m.group.empty() ? u.acked : u.group_acked).push_back(ack->mid);
+            if (m.group.empty()) {
+              u.acked.emplace_back(ack->mid, m.to);
+            } else {
+              u.group_acked.push_back(ack->mid);
+            }
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
@@ -256,7 +276,7 @@ struct Traffic {
         }
         ++total;
       }
-      for (uint64_t mid : users[i]->acked) {
+      for (const auto& [mid, to] : users[i]->acked) {
         size_t copies = 0;
         for (const auto& mids : inbox) copies += mids.count(mid);
         CHECK(copies == 1);
@@ -264,6 +284,96 @@ struct Traffic {
       }
     }
     return total;
+  }
+
+  // After Stop: what each user received live (RoutedUser::received), deduplicated by the
+  // protocol's rule (an entry whose seq was delivered already is a repeat: docs/protocol.md,
+  // What a client keeps and does), holds every acked message addressed to it (1:1, and each
+  // group message of the others) exactly once, and each sender's 1:1 and group messages each
+  // in the order they were acked (by inbox seq: a push that came above a hole is presented
+  // before the resync fills the hole). The senders are stopped: their records no longer move.
+  // Waits up to `timeout_ms` for the last pushes and hole-filling resyncs, polling
+  // every 100 ms. Also checks the client's own promise that OnMessage never repeats a seq.
+  void CheckReceivedLiveOnce(int timeout_ms = 60000) {
+    const int n = static_cast<int>(users.size());
+    // expected[r][s]: the 1:1 mids user s sent user r, in ack order (each group message of s
+    // is expected by every other user: group_acked, in ack order).
+    std::vector<std::vector<std::vector<uint64_t>>> expected(
+        users.size(), std::vector<std::vector<uint64_t>>(users.size()));
+    for (int s = 0; s < n; ++s) {
+      std::lock_guard<std::mutex> lock(users[s]->mu);
+      for (const auto& [mid, to] : users[s]->acked) {
+        for (int r = 0; r < n; ++r) {
+          if (to == prefix + std::to_string(r)) expected[r][s].push_back(mid);
+        }
+      }
+    }
+    // got[r][s]: what r received from s, deduplicated by seq, in seq order; with `repeats`,
+    // counts the seqs delivered again and checks that each carried the same mid.
+    auto collect = [&](int r, size_t* repeats) {
+      std::map<uint64_t, const Received*> by_seq;
+      std::lock_guard<std::mutex> lock(users[r]->mu);
+      for (const Received& m : users[r]->received) {
+        auto [it, fresh] = by_seq.emplace(m.seq, &m);
+        if (!fresh && repeats != nullptr) {
+          ++*repeats;
+          CHECK_MESSAGE(it->second->mid == m.mid, "seq " << m.seq << " carried two mids");
+        }
+      }
+      std::vector<std::vector<uint64_t>> got(users.size());
+      for (const auto& [seq, m] : by_seq) {
+        if (m->type == "system" || m->from == prefix + std::to_string(r)) continue;
+        for (int s = 0; s < n; ++s) {
+          if (m->from == prefix + std::to_string(s)) got[s].push_back(m->mid);
+        }
+      }
+      return got;
+    };
+    std::vector<std::set<uint64_t>> group_sent(users.size());
+    for (int s = 0; s < n; ++s) {
+      std::lock_guard<std::mutex> lock(users[s]->mu);
+      group_sent[s].insert(users[s]->group_acked.begin(), users[s]->group_acked.end());
+    }
+    // Splits what r got from s into 1:1 and group mids, each in seq order.
+    auto split = [&](int s, const std::vector<uint64_t>& mids, std::vector<uint64_t>* direct,
+                     std::vector<uint64_t>* grouped) {
+      for (uint64_t mid : mids) (group_sent[s].count(mid) ? grouped : direct)->push_back(mid);
+    };
+    auto complete = [&] {
+      for (int r = 0; r < n; ++r) {
+        auto got = collect(r, nullptr);
+        for (int s = 0; s < n; ++s) {
+          if (s == r) continue;
+          std::vector<uint64_t> direct, grouped;
+          split(s, got[s], &direct, &grouped);
+          if (direct.size() < expected[r][s].size() ||
+              grouped.size() < users[s]->group_acked.size()) {
+            return false;
+          }
+        }
+      }
+      return true;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!complete() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    for (int r = 0; r < n; ++r) {
+      size_t repeats = 0;
+      auto got = collect(r, &repeats);
+      CHECK_MESSAGE(repeats == 0, prefix << r << ": OnMessage repeated " << repeats << " seqs");
+      for (int s = 0; s < n; ++s) {
+        if (s == r) continue;
+        std::vector<uint64_t> direct, grouped;
+        split(s, got[s], &direct, &grouped);
+        CHECK_MESSAGE(direct == expected[r][s], prefix << r << " from " << prefix << s
+                                                       << ": 1:1 received " << direct.size()
+                                                       << ", acked " << expected[r][s].size());
+        CHECK_MESSAGE(grouped == users[s]->group_acked,
+                      prefix << r << " from " << prefix << s << ": group received "
+                             << grouped.size() << ", acked " << users[s]->group_acked.size());
+      }
+    }
   }
 };
 #endif  // IM_WITH_REDIS

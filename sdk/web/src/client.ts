@@ -3,6 +3,7 @@ import { Delivery } from './delivery.js';
 import { Emitter } from './emitter.js';
 import { ImError, disconnectedError, timeoutError } from './errors.js';
 import { MemoryStore, type PositionStore } from './store.js';
+import { fetchRoute, type FetchLike } from './route.js';
 import type {
   GroupInfo, ImMessage, LoginInfo, MemberPage, OutgoingMessage, SendReceipt, State,
 } from './types.js';
@@ -31,10 +32,24 @@ export interface Timers {
 }
 
 export interface ClientOptions {
-  /** The WebSocket endpoint, e.g. "ws://127.0.0.1:7000/ws". Give this or `routeUrl`. */
+  /**
+   * The WebSocket endpoint, e.g. "ws://127.0.0.1:7000/ws". Give this, `routeUrl` or
+   * `routeEndpoint`; with `routeEndpoint` it is the fallback dialled after the gateways.
+   */
   url?: string;
   /** Asked before every connection attempt for the endpoint (a router picking a live node). */
   routeUrl?: () => string | Promise<string>;
+  /**
+   * A GET /v1/route URL with its query, e.g.
+   * "http://127.0.0.1:7000/v1/route?tenant=default&user=alice": asked before every connection
+   * attempt (within connectTimeoutMs). The client dials the WebSocket gateways it answers in
+   * order, then `url`: the first after a login, the next one after each attempt that failed.
+   * When the request fails, `url` is dialled (without `url`, the attempt fails and is retried
+   * with the usual backoff).
+   */
+  routeEndpoint?: string;
+  /** The fetch used for `routeEndpoint`. Default: globalThis.fetch. */
+  fetch?: FetchLike;
   /** A login token. Give this, `getToken`, or both. */
   token?: string;
   /** Asked when there is no token, and once after the server refused an expired one. */
@@ -149,7 +164,8 @@ const defaultTimers: Timers = {
  */
 export class ImClient {
   private readonly o: Required<Omit<ClientOptions,
-    'url' | 'routeUrl' | 'token' | 'getToken' | 'window' | 'document'>> & ClientOptions;
+    'url' | 'routeUrl' | 'routeEndpoint' | 'fetch' | 'token' | 'getToken' | 'window' |
+    'document'>> & ClientOptions;
   private readonly events: Emitter<ClientEvents>;
   private readonly timers: Timers;
   private stateValue: State = 'disconnected';
@@ -160,6 +176,7 @@ export class ImClient {
   private token: string | undefined;
   private tokenAsked = false;  // a fresh token was asked for since the last login
   private attempt = 0;
+  private routeTries = 0;  // attempts through routeEndpoint since the last login
   private upSince = 0;
   private kickReason = '';
   private retryTimer: unknown = null;
@@ -186,7 +203,9 @@ export class ImClient {
   };
 
   constructor(options: ClientOptions) {
-    if (!options.url && !options.routeUrl) throw new TypeError('ImClient needs url or routeUrl');
+    if (!options.url && !options.routeUrl && !options.routeEndpoint) {
+      throw new TypeError('ImClient needs url, routeUrl or routeEndpoint');
+    }
     if (!options.token && !options.getToken) {
       throw new TypeError('ImClient needs token or getToken');
     }
@@ -352,6 +371,22 @@ export class ImClient {
     }
   }
 
+  /** The endpoint of this attempt through `routeEndpoint`: its gateways in turn, then `url`. */
+  private async routed(): Promise<string> {
+    let candidates: string[] = [];
+    try {
+      const fetchFn = this.o.fetch ?? (globalThis.fetch as unknown as FetchLike | undefined);
+      if (!fetchFn) throw new Error('no fetch: give the fetch option');
+      candidates = await fetchRoute(this.o.routeEndpoint as string, fetchFn,
+                                    this.o.connectTimeoutMs, this.timers);
+    } catch (e) {
+      if (!this.o.url) throw e;
+    }
+    if (this.o.url && !candidates.includes(this.o.url)) candidates.push(this.o.url);
+    if (candidates.length === 0) throw new Error('the route endpoint answered no WebSocket gateway');
+    return candidates[this.routeTries++ % candidates.length] as string;
+  }
+
   private fail(e: ImError): void {
     this.events.emit('error', e);
   }
@@ -364,11 +399,14 @@ export class ImClient {
     const stale = () => g !== this.gen || !this.wanted;
     let url: string;
     try {
-      url = this.o.routeUrl ? await this.o.routeUrl() : (this.o.url as string);
+      url = this.o.routeUrl ? await this.o.routeUrl()
+          : this.o.routeEndpoint ? await this.routed()
+          : (this.o.url as string);
       if (!this.token && this.o.getToken) this.token = await this.o.getToken();
     } catch (e) {
       if (stale()) return;
-      this.fail(new ImError(0, 'connect_failed', `routeUrl or getToken failed: ${String(e)}`));
+      this.fail(new ImError(0, 'connect_failed',
+                            `routeUrl, routeEndpoint or getToken failed: ${String(e)}`));
       return this.lost(g, 1006, 'connect failed');
     }
     if (stale()) return;
@@ -447,6 +485,7 @@ export class ImClient {
     if (this.delivery.epoch !== info.epoch) this.epochChanged(info.epoch);
     this.schedulePing(g, Number(info.heartbeat_s) * 1000);
     if (!(await this.sync(g))) return;
+    this.routeTries = 0;
     this.setState('ready');
     this.flush();
   }

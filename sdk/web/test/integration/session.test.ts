@@ -97,6 +97,24 @@ test('SIGTERM drain, then a restarted server: reconnect through routeUrl, nothin
   }
 });
 
+test('routeEndpoint: the client finds its gateway through GET /v1/route and chats', async () => {
+  const route = `${imd.httpUrl}/v1/route?tenant=default&user=rita`;
+  const answer = await (await fetch(route)).json() as { gateways: { ws: string }[] };
+  assert.ok(answer.gateways.length >= 1);
+  const sockets = CountingSocket.sockets.length;
+  const rita = await connect(imd, 'rita', { routeEndpoint: route, url: undefined });
+  assert.equal(rita.client.state, 'ready');
+  assert.equal(rita.client.loginInfo?.user, 'rita');
+  // It dialled the gateway the route answered (the fetch is Node's own).
+  assert.equal(CountingSocket.sockets.length - sockets, 1);
+  assert.equal(CountingSocket.sockets.at(-1)!.url, answer.gateways[0]!.ws);
+  const sam = await connect(imd, 'sam');
+  const receipt = await sam.client.send({ to: 'rita', body: 'found you' });
+  await waitFor('the message', () => rita.messages.some((m) => m.mid === receipt.mid));
+  rita.client.disconnect();
+  sam.client.disconnect();
+});
+
 test('a client that never reaches the server: ready() times out, a send rejects in time',
      async () => {
   const client = new ImClient({
