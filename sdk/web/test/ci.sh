@@ -3,8 +3,12 @@
 # builds the SDK and the demo, runs the unit tests, the integration tests against IMD_PATH and
 # the browser test in Chromium. Usage: sdk/web/test/ci.sh path/to/imd
 set -euo pipefail
+# The imd path is resolved before the cd below, so a relative one works too; a missing one
+# stops the run (the integration and browser tests would otherwise be skipped).
+imd=$(realpath -e "${1:?usage: sdk/web/test/ci.sh path/to/imd}")
+[ -x "$imd" ] || { echo "ci.sh: $1 is not an executable" >&2; exit 2; }
 cd "$(dirname "$0")/.."
-export IMD_PATH="$(realpath "$1")"
+export IMD_PATH="$imd"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1  # the system's Chromium is used, never a download
 # npm ci again only when the lock file changed since the last install.
 stamp=node_modules/.lock-stamp
