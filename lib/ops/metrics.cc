@@ -45,7 +45,8 @@ std::vector<std::function<std::string()>>& Sources() {
 // The `limit` label of im_rate_limited_total, by Metrics::Limit.
 const char* const kLimitNames[] = {"login_address",   "login_account", "register_address",
                                    "chat_connection", "chat_user",     "chat_tenant",
-                                   "route_address", "rest_tenant"};
+                                   "route_address",   "rest_tenant",   "login_tenant",
+                                   "command_tenant"};
 
 }  // namespace
 
