@@ -110,7 +110,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Add({});
   tenant_limited_ = &BuildCounter()
                          .Name("im_tenant_rate_limited_total")
-                         .Help("Chat sends refused with 429 rate_limited, by tenant and limit")
+                         .Help("Tenant requests refused with 429 rate_limited, by tenant and limit")
                          .Register(*registry_);
   tenant_messages_ = &BuildCounter()
                           .Name("im_tenant_messages_total")
