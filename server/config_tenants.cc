@@ -30,6 +30,14 @@ im::Status ReadTenant(const toml::table& t, const std::string& name, im::TenantR
   r.Get<int64_t>("max_groups_per_user", &q.max_groups_per_user);
   r.Get<double>("rest_request_rate", &q.rest_request_rate);
   r.Get<int64_t>("rest_request_burst", &q.rest_request_burst);
+  r.Get<double>("login_rate", &q.login_rate);
+  r.Get<int64_t>("login_burst", &q.login_burst);
+  r.Get<double>("command_rate", &q.command_rate);
+  r.Get<int64_t>("command_burst", &q.command_burst);
+  r.Get<double>("connection_send_rate", &q.connection_send_rate);
+  r.Get<int64_t>("connection_send_burst", &q.connection_send_burst);
+  r.Get<double>("login_account_rate", &q.login_account_rate);
+  r.Get<int64_t>("login_account_burst", &q.login_account_burst);
   r.Get<int64_t>("retention_s", &q.retention_s);
   r.Get<int64_t>("max_inbox", &q.max_inbox);
   r.Skip("words");

@@ -23,6 +23,9 @@ struct Options {
   int redis_port = 0;
   std::string key;    // hex HS256 key of the tenant (im targets)
   std::string tenant = "default";
+  // tenant-flood: the probe pair's tenant and its key (empty: --key).
+  std::string tenant_b;
+  std::string key_b;
   std::string ws_path = "/ws";
   double seconds = 10;
   double warmup = 2;
@@ -44,7 +47,8 @@ struct Options {
   int online = -1;  // -1 = all members
   int senders = 1;
   int qos = 1;
-  // fairness: a separate 1:1 pair sends one message every this many ms during a group flood
+  // fairness and tenant-flood: a separate 1:1 pair sends one message every this many ms
+  // during a flood
   int probe_interval_ms = 20;
   // sync
   int backlog = 20000;

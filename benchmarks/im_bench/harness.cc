@@ -77,7 +77,10 @@ Harness::Harness(const Options& options) : o_(options) {
   for (int port : o_.ports.empty() ? std::vector<int>{o_.port} : o_.ports) {
     servers_.emplace_back(asio::ip::make_address(o_.host), static_cast<uint16_t>(port));
   }
-  if (o_.target == "im-tcp" || o_.target == "im-ws") HexDecode(o_.key, &raw_key_);
+  if (o_.target == "im-tcp" || o_.target == "im-ws") {
+    HexDecode(o_.key, &raw_key_);
+    HexDecode(o_.key_b.empty() ? o_.key : o_.key_b, &raw_key_b_);
+  }
   int n = o_.threads < 1 ? 1 : o_.threads;
   for (int i = 0; i < n; ++i) threads_.push_back(std::make_unique<ThreadCtx>(i));
 }
@@ -205,6 +208,11 @@ void Harness::MergeInto(RunResult* r, bool delivery, bool ack, bool login) const
 std::string Harness::Token(const std::string& user) const {
   if (raw_key_.empty()) return "";
   return MintToken(raw_key_, user, o_.tenant, 3600);
+}
+
+std::string Harness::TokenB(const std::string& user) const {
+  if (raw_key_b_.empty()) return "";
+  return MintToken(raw_key_b_, user, o_.tenant_b, 3600);
 }
 
 RunResult Harness::NewResult() const {

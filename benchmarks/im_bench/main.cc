@@ -1,7 +1,8 @@
 // im-bench: load generator for the im server (TCP and WebSocket), mosquitto (MQTT 3.1.1) and
 // the bare ceiling server, on 127.0.0.1. See README.md beside this file.
 //
-//   im-bench <login|chat|group|fairness|sync|idle> --target im-tcp|im-ws|mqtt|ceiling --port P
+//   im-bench <login|chat|group|fairness|tenant-flood|sync|idle>
+//            --target im-tcp|im-ws|mqtt|ceiling --port P
 //   im-bench report FILE.jsonl
 //   im-bench runs NAME:FILE.jsonl ...
 #include <signal.h>
@@ -99,6 +100,11 @@ double DeadlineSeconds(const Options& o) {
   // 5 s without progress), its close, and setting up the first round.
   if (o.scenario == "login" && o.login_mode == "established") return o.warmup + o.seconds + 45;
   if (o.scenario == "login") return o.warmup + o.seconds + 30;
+  if (o.scenario == "tenant-flood") {  // two runs: the probe alone, then with the flood
+    const size_t clients = 2 * static_cast<size_t>(o.pairs) + 2 +
+                           static_cast<size_t>(o.online < 0 ? o.members : o.online);
+    return 2 * (o.warmup + o.seconds + 2 * SetupSeconds(clients) + 30 + 15) + 30;
+  }
   size_t clients = o.scenario == "chat" ? 2 * static_cast<size_t>(o.pairs)
                                         : static_cast<size_t>(o.online < 0 ? o.members : o.online);
   double setup = SetupSeconds(clients) + (o.scenario != "chat" ? SetupSeconds(1) + 30 : 0);
@@ -114,6 +120,43 @@ void StartWatchdog(double seconds, std::string what) {
     std::fflush(stderr);
     _exit(3);
   }).detach();
+}
+
+// tenant-flood: both runs as rows, then tenant B's probe latencies alone and under the flood.
+int PrintTenantFlood(const Options& o) {
+  imbench::RunResult alone, flooded;
+  if (int rc = imbench::RunTenantFlood(o, &alone, &flooded); rc != 0) return rc;
+  imbench::PrintTableHeader();
+  imbench::PrintTableRow(alone);
+  imbench::PrintTableRow(flooded);
+  std::printf("\ntenant %s's probe pair (one message every %d ms), alone and while tenant %s "
+              "floods:\n",
+              o.tenant_b.c_str(), o.probe_interval_ms, o.tenant.c_str());
+  std::printf("%-10s %10s %10s %10s %10s %10s %10s\n", "ms", "ack p50", "ack p99", "ack max",
+              "push p50", "push p99", "push max");
+  auto row = [](const char* name, const imbench::RunResult& r) {
+    std::printf("%-10s %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f\n", name,
+                r.ack.Quantile(0.5) / 1e6, r.ack.Quantile(0.99) / 1e6, r.ack.max() / 1e6,
+                r.latency.Quantile(0.5) / 1e6, r.latency.Quantile(0.99) / 1e6,
+                r.latency.max() / 1e6);
+  };
+  row("alone", alone);
+  row("flood", flooded);
+  auto ratio = [](int64_t flood, int64_t base) {
+    return base > 0 ? static_cast<double>(flood) / static_cast<double>(base) : 0.0;
+  };
+  std::printf("%-10s %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f\n", "ratio",
+              ratio(flooded.ack.Quantile(0.5), alone.ack.Quantile(0.5)),
+              ratio(flooded.ack.Quantile(0.99), alone.ack.Quantile(0.99)),
+              ratio(flooded.ack.max(), alone.ack.max()),
+              ratio(flooded.latency.Quantile(0.5), alone.latency.Quantile(0.5)),
+              ratio(flooded.latency.Quantile(0.99), alone.latency.Quantile(0.99)),
+              ratio(flooded.latency.max(), alone.latency.max()));
+  if (!o.json.empty() && (!imbench::AppendJson(o.json, alone) ||
+                          !imbench::AppendJson(o.json, flooded))) {
+    return 1;
+  }
+  return 0;
 }
 
 int RunScenario(Options& o) {
@@ -146,8 +189,13 @@ int RunScenario(Options& o) {
                  "probe-interval-ms >= 1, --sweep needs --rate)\n");
     return 2;
   }
-  if (o.scenario == "fairness" && o.target != "im-tcp" && o.target != "im-ws") {
-    std::fprintf(stderr, "im-bench: fairness runs against im-tcp or im-ws only\n");
+  if ((o.scenario == "fairness" || o.scenario == "tenant-flood") && o.target != "im-tcp" &&
+      o.target != "im-ws") {
+    std::fprintf(stderr, "im-bench: %s runs against im-tcp or im-ws only\n", o.scenario.c_str());
+    return 2;
+  }
+  if (o.scenario == "tenant-flood" && (o.tenant_b.empty() || o.tenant_b == o.tenant)) {
+    std::fprintf(stderr, "im-bench: tenant-flood needs --tenant-b, a tenant other than --tenant\n");
     return 2;
   }
   if (o.target == "im-tcp" || o.target == "im-ws") {
@@ -155,6 +203,10 @@ int RunScenario(Options& o) {
     if (o.key.empty() || !imbench::HexDecode(o.key, &raw) || raw.size() < 16) {
       std::fprintf(stderr, "im-bench: %s needs --key HEX (the tenant's key from imd's [keys])\n",
                    o.target.c_str());
+      return 2;
+    }
+    if (!o.key_b.empty() && (!imbench::HexDecode(o.key_b, &raw) || raw.size() < 16)) {
+      std::fprintf(stderr, "im-bench: --key-b must be a key in hex (at least 16 bytes)\n");
       return 2;
     }
   }
@@ -172,6 +224,7 @@ int RunScenario(Options& o) {
   imbench::RunResult result;
   int rc = 0;
   std::string skipped;
+  if (o.scenario == "tenant-flood") return PrintTenantFlood(o);
   if (o.scenario == "login") {
     rc = imbench::RunLogin(o, &result);
   } else if (o.scenario == "chat") {
@@ -245,6 +298,22 @@ int main(int argc, char** argv) {
   fairness->add_option("--probe-interval-ms", o.probe_interval_ms,
                        "the probe pair sends one message every this many ms (default 20)");
 
+  auto* flood = app.add_subcommand(
+      "tenant-flood",
+      "a 1:1 probe pair of tenant B at a fixed pace, alone and then while tenant A's pairs and "
+      "a group send as fast as they can");
+  AddCommon(flood, &o);
+  flood->add_option("--tenant-b", o.tenant_b, "the probe pair's tenant")->required();
+  flood->add_option("--key-b", o.key_b, "tenant B's HS256 key in hex (default: --key)");
+  flood->add_option("--pairs", o.pairs, "tenant A's 1:1 pairs (default 50)");
+  flood->add_option("--members", o.members, "tenant A's group members (default 100)");
+  flood->add_option("--online", o.online, "group members logged in (default all)");
+  flood->add_option("--senders", o.senders, "group members that send (default 1)");
+  flood->add_option("--window", o.window, "flood messages in flight per sender (default 16)");
+  flood->add_option("--body", o.body, "message body bytes (default 100)");
+  flood->add_option("--probe-interval-ms", o.probe_interval_ms,
+                    "the probe pair sends one message every this many ms (default 10)");
+
   auto* sync = app.add_subcommand("sync", "pull a backlog stored while offline");
   AddCommon(sync, &o);
   sync->add_option("--backlog", o.backlog, "messages waiting (default 20000)");
@@ -269,10 +338,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*report) return imbench::RunReport(report_file);
   if (*runs) return imbench::RunRuns(run_files);
-  for (auto* sub : {login, chat, group, fairness, sync, idle}) {
+  for (auto* sub : {login, chat, group, fairness, flood, sync, idle}) {
     if (*sub) o.scenario = sub->get_name();
   }
   if (*fairness && fairness->count("--members") == 0) o.members = 5000;
+  if (*flood && flood->count("--members") == 0) o.members = 100;
+  if (*flood && flood->count("--probe-interval-ms") == 0) o.probe_interval_ms = 10;
   if (*login && o.login_mode == "established" && login->count("--concurrency") == 0) {
     o.concurrency = 256;
   }

@@ -65,6 +65,8 @@ class Harness {
 
   // A token for `user` (im targets), "" for the others.
   std::string Token(const std::string& user) const;
+  // The same in the second tenant (--tenant-b, signed with --key-b or else --key).
+  std::string TokenB(const std::string& user) const;
 
   // Base fields of a result of this run.
   RunResult NewResult() const;
@@ -75,6 +77,7 @@ class Harness {
   const Options& o_;
   std::vector<asio::ip::tcp::endpoint> servers_;  // never empty
   std::string raw_key_;
+  std::string raw_key_b_;
   std::vector<std::unique_ptr<ThreadCtx>> threads_;
   std::vector<std::unique_ptr<Client>> clients_;
   std::string start_error_;
@@ -97,6 +100,8 @@ void SleepUntil(int64_t ns);
 // status after printing why.
 int RunLogin(const Options& o, RunResult* result);
 int RunChat(const Options& o, bool group, RunResult* result);
+// tenant-flood: the probe pair of tenant B alone (`baseline`), then under tenant A's flood.
+int RunTenantFlood(const Options& o, RunResult* baseline, RunResult* flood);
 int RunSync(const Options& o, RunResult* result, std::string* skipped);
 int RunIdle(const Options& o, RunResult* result);
 

@@ -1,6 +1,7 @@
 // The load scenarios: chat (sender -> receiver pairs), group (senders -> one group, every
-// online member receives) and fairness (a group flood, and a separate 1:1 probe pair whose
-// latencies are the figure). login is in scenario_login.cc.
+// online member receives), fairness (a group flood, and a separate 1:1 probe pair whose
+// latencies are the figure) and tenant-flood (a probe pair of tenant B, alone and then while
+// tenant A floods 1:1 and a group). login is in scenario_login.cc.
 #include <cmath>
 #include <cstdio>
 #include <thread>
@@ -32,6 +33,7 @@ class ChatRun final : public ClientEvents {
   struct Sender {
     Client* client = nullptr;
     std::string to;
+    bool group = false;  // `to` is a group id
     uint32_t idx = 0;
     uint64_t next_seq = 0;
     uint64_t scheduled = 0;
@@ -42,22 +44,31 @@ class ChatRun final : public ClientEvents {
     std::string payload;  // built on the sender's thread
   };
 
-  ChatRun(Harness& h, bool group)
-      : h_(h), o_(h.options()), group_(group), fairness_(h.options().scenario == "fairness") {}
+  // tenant-flood: `phase` prefixes the user and group ids of this phase (each phase has its
+  // own users), and `flood` tells whether tenant A's flood runs (else the probe pair alone).
+  ChatRun(Harness& h, bool group, const std::string& phase = "", bool flood = true)
+      : h_(h),
+        o_(h.options()),
+        group_(group),
+        fairness_(h.options().scenario == "fairness"),
+        tenant_flood_(h.options().scenario == "tenant-flood"),
+        probe_(fairness_ || tenant_flood_),
+        flood_(flood),
+        ids_(RunId() + phase) {}
 
   // Builds clients and senders; returns an error text or "".
   std::string Build() {
     const Options& o = o_;
     if (o.rate > 0) rate_mode_ = true;
-    if (!group_) {
+    if ((!group_ || tenant_flood_) && flood_) {
       for (int i = 0; i < o.pairs; ++i) {
-        std::string sender = RunId() + "s" + std::to_string(i);
-        std::string receiver = RunId() + "r" + std::to_string(i);
+        std::string sender = ids_ + "s" + std::to_string(i);
+        std::string receiver = ids_ + "r" + std::to_string(i);
         // A pair shares a thread: completions tracked in-process stay on it.
         ClientConfig sc;
         sc.user = sender;
         sc.token = h_.Token(sender);
-        AddSender(h_.AddClient(static_cast<size_t>(i), this, sc), receiver);
+        AddSender(h_.AddClient(static_cast<size_t>(i), this, sc), receiver, false);
         ClientConfig rc;
         rc.user = receiver;
         rc.token = h_.Token(receiver);
@@ -66,7 +77,8 @@ class ChatRun final : public ClientEvents {
         h_.AddClient(static_cast<size_t>(i), this, rc);
       }
       receivers_per_msg_ = 1;
-    } else {
+    }
+    if (group_ && flood_) {
       const int members = o.members;
       // fairness: by default only the flooding sender is online (the members need not exist).
       const int online = std::min(o.online < 0 ? (fairness_ ? o.senders : members) : o.online,
@@ -74,12 +86,12 @@ class ChatRun final : public ClientEvents {
       const int senders = std::min(o.senders, online);
       online_ = online;
       if (online < (fairness_ ? 1 : 2)) return "group needs at least 2 online members";
-      gid_ = RunId() + "g";
+      gid_ = ids_ + "g";
       const std::string tag = RunId().substr(RunId().size() - 2);
       for (int i = 0; i < members; ++i) {
         member_ids_.push_back(members > kShortIdMembers
                                   ? tag + "m" + Base36(static_cast<uint64_t>(i))
-                                  : RunId() + "m" + std::to_string(i));
+                                  : ids_ + "m" + std::to_string(i));
       }
       for (int i = 0; i < online; ++i) {
         ClientConfig c;
@@ -90,28 +102,30 @@ class ChatRun final : public ClientEvents {
         if (o.target == "mqtt" && i >= senders) c.topics = {"g/" + gid_};
         if (o.target == "ceiling") c.topics = {gid_};
         Client* client = h_.AddClient(static_cast<size_t>(i), this, c);
-        if (i < senders) AddSender(client, gid_);
+        if (i < senders) AddSender(client, gid_, true);
+        if (i == 0) group_owner_ = client;
       }
       receivers_per_msg_ = o.target == "mqtt" ? online - senders : online - 1;
-      if (fairness_) {
-        // The probe pair: its own users, on thread 0, outside the group.
-        ClientConfig pc;
-        pc.user = RunId() + "ps";
-        pc.token = h_.Token(pc.user);
-        probe_sender_ = h_.AddClient(0, this, pc);
-        ClientConfig rc;
-        rc.user = RunId() + "pr";
-        rc.token = h_.Token(rc.user);
-        rc.auto_ack = true;
-        probe_receiver_ = h_.AddClient(0, this, rc);
-      }
+    }
+    if (probe_) {
+      // The probe pair: its own users, on thread 0, outside the group (tenant-flood: in tenant
+      // B).
+      ClientConfig pc;
+      pc.user = ids_ + "ps";
+      pc.token = tenant_flood_ ? h_.TokenB(pc.user) : h_.Token(pc.user);
+      probe_sender_ = h_.AddClient(0, this, pc);
+      ClientConfig rc;
+      rc.user = ids_ + "pr";
+      rc.token = tenant_flood_ ? h_.TokenB(rc.user) : h_.Token(rc.user);
+      rc.auto_ack = true;
+      probe_receiver_ = h_.AddClient(0, this, rc);
     }
     in_process_ = !h_.clients().front()->AckFreesWindow();
     for (auto& s : senders_) {
       if (in_process_) s.slots = std::make_unique<Slot[]>(kSlots);
     }
     sender_of_.assign(h_.clients().size(), -1);
-    if (fairness_) probe_timer_ = std::make_unique<asio::steady_timer>(h_.thread(0).io());
+    if (probe_) probe_timer_ = std::make_unique<asio::steady_timer>(h_.thread(0).io());
     for (auto& s : senders_) sender_of_[s.client->index()] = static_cast<int>(s.idx);
     // Per-thread stall detection and (rate mode) pacing.
     for (size_t t = 0; t < h_.thread_count(); ++t) {
@@ -124,7 +138,7 @@ class ChatRun final : public ClientEvents {
 
   // Creates the im group (client 0 is its owner). Returns an error text or "".
   std::string CreateImGroup() {
-    Client* owner = senders_.front().client;
+    Client* owner = group_owner_;
     if (!h_.StartClients({owner}, 1, SetupSeconds(1))) {
       return "the group owner could not log in: " + h_.start_error();
     }
@@ -153,11 +167,11 @@ class ChatRun final : public ClientEvents {
 
   std::string Setup() {
     std::vector<Client*> rest;
-    if (group_ && (o_.target == "im-tcp" || o_.target == "im-ws")) {
+    if (group_owner_ != nullptr && (o_.target == "im-tcp" || o_.target == "im-ws")) {
       std::string err = CreateImGroup();
       if (!err.empty()) return err;
       for (auto& c : h_.clients()) {
-        if (c.get() != senders_.front().client) rest.push_back(c.get());
+        if (c.get() != group_owner_) rest.push_back(c.get());
       }
     } else {
       for (auto& c : h_.clients()) rest.push_back(c.get());
@@ -185,7 +199,7 @@ class ChatRun final : public ClientEvents {
         asio::post(h_.thread(t).io(), [this, t] { Pace(t); });
       }
     }
-    if (fairness_) {
+    if (probe_) {
       asio::post(h_.thread(0).io(), [this] {
         probe_next_ns_ = NowNs();
         Probe();
@@ -195,7 +209,7 @@ class ChatRun final : public ClientEvents {
 
   // After the measured interval: waits until deliveries stop arriving (at most 3 s).
   void Drain() {
-    if (fairness_) {
+    if (probe_) {
       // Every probe message is waited for (acked and pushed), or the slowest ones, those a
       // flood holds up longest, would be missing from the figures.
       h_.WaitFor(kProbeDrainS, [this] {
@@ -221,10 +235,15 @@ class ChatRun final : public ClientEvents {
   void Fill(RunResult* r) {
     const Options& o = o_;
     r->mode = rate_mode_ ? (o.sweep ? "sweep" : "rate") : "window";
+    if (tenant_flood_) {
+      r->mode = flood_ ? "flood" : "baseline";
+      r->Param("pairs", o.pairs);
+    }
     if (group_) {
       r->Param("members", o.members);
       r->Param("online", online_);
-      r->Param("senders", static_cast<double>(senders_.size()));
+      r->Param("senders", tenant_flood_ ? (flood_ ? o.senders : 0)
+                                        : static_cast<double>(senders_.size()));
     } else {
       r->Param("pairs", o.pairs);
     }
@@ -239,7 +258,8 @@ class ChatRun final : public ClientEvents {
     r->seconds = o.seconds;
     r->unit = "deliveries/s";
     r->rate = static_cast<double>(h_.Sum(&ThreadStats::delivered)) / o.seconds;
-    if (fairness_) {
+    uint64_t probe_bad = 0;  // probe sends refused or never answered
+    if (probe_) {
       // The figure is the flood's sends/s; the latencies are the probe pair's alone:
       // send -> push (delivery) and send -> ack.
       r->Param("probe_interval_ms", o.probe_interval_ms);
@@ -273,6 +293,7 @@ class ChatRun final : public ClientEvents {
       r->extra.emplace_back("probe_acked", static_cast<double>(acked));
       r->extra.emplace_back("probe_pushed", static_cast<double>(pushed));
       r->errors += missing + probe_errors_;
+      probe_bad = missing + probe_errors_;
     } else {
       h_.MergeInto(r, true, !in_process_ || o.target == "ceiling", false);
     }
@@ -281,6 +302,14 @@ class ChatRun final : public ClientEvents {
     const uint64_t delivered = h_.DeliveredTotal();
     const uint64_t expected = (in_process_ ? sent : acked) * receivers_per_msg_;
     r->errors = h_.Errors() + stalled_;
+    if (tenant_flood_) {
+      // Tenant A's refused sends are the point of its limit, not errors: the errors are the
+      // probe pair's.
+      r->errors = probe_bad;
+      r->unit = "flood sends/s taken";
+      r->rate = static_cast<double>(flood_taken_.load()) / o.seconds;
+      r->extra.emplace_back("flood_refused", static_cast<double>(flood_refused_.load()));
+    }
     r->extra.emplace_back("sends_per_s",
                           static_cast<double>(h_.Sum(&ThreadStats::acked)) / o.seconds);
     r->extra.emplace_back("sent", static_cast<double>(sent));
@@ -288,7 +317,7 @@ class ChatRun final : public ClientEvents {
     r->extra.emplace_back("delivered_total", static_cast<double>(delivered));
     r->extra.emplace_back("receivers_per_message", receivers_per_msg_);
     std::string note;
-    if (delivered < expected) {
+    if (delivered < expected && !tenant_flood_) {  // tenant-flood: A's refused sends count too
       note += std::to_string(expected - delivered) + " of " + std::to_string(expected) +
               " deliveries missing at the end; ";
     }
@@ -352,6 +381,8 @@ class ChatRun final : public ClientEvents {
       }
       return;
     }
+    if (!ok) flood_refused_.fetch_add(1, std::memory_order_relaxed);
+    if (ok && g_run.InWindow(now)) flood_taken_.fetch_add(1, std::memory_order_relaxed);
     ThreadStats& st = c.stats();
     st.acked_total++;
     if (g_run.InWindow(now)) {
@@ -364,10 +395,11 @@ class ChatRun final : public ClientEvents {
   }
 
  private:
-  void AddSender(Client* c, std::string to) {
+  void AddSender(Client* c, std::string to, bool group) {
     Sender s;
     s.client = c;
     s.to = std::move(to);
+    s.group = group;
     s.idx = static_cast<uint32_t>(senders_.size());
     senders_.push_back(std::move(s));
   }
@@ -381,7 +413,7 @@ class ChatRun final : public ClientEvents {
     }
     BuildPayload(&s.payload, sent_ns, s.idx, seq, static_cast<size_t>(o_.body));
     s.inflight++;
-    s.client->SendChat(s.to, group_, s.payload, seq, sent_ns);
+    s.client->SendChat(s.to, s.group, s.payload, seq, sent_ns);
   }
 
   void Complete(Sender& s) {
@@ -462,19 +494,26 @@ class ChatRun final : public ClientEvents {
   const Options& o_;
   const bool group_;
   const bool fairness_;
+  const bool tenant_flood_;
+  const bool probe_;  // fairness or tenant-flood: the probe pair runs
+  const bool flood_;
+  const std::string ids_;  // prefix of this run's user and group ids
   bool rate_mode_ = false;
   bool in_process_ = false;
   int receivers_per_msg_ = 1;
   int online_ = 0;  // group members logged in
   double interval_ns_ = 0;
   std::string gid_;
+  Client* group_owner_ = nullptr;  // the group's first member, its creator (im targets)
   std::vector<std::string> member_ids_;
   std::vector<Sender> senders_;
   std::vector<int> sender_of_;
   std::vector<std::unique_ptr<asio::steady_timer>> pacers_;
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> stalled_{0};
-  // fairness: the probe pair, on thread 0 (only that thread touches these).
+  std::atomic<uint64_t> flood_refused_{0};  // sends answered with an error (not the probe's)
+  std::atomic<uint64_t> flood_taken_{0};    // sends stored in the measured interval
+  // fairness and tenant-flood: the probe pair, on thread 0 (only that thread touches these).
   Client* probe_sender_ = nullptr;
   Client* probe_receiver_ = nullptr;
   std::unique_ptr<asio::steady_timer> probe_timer_;
@@ -491,9 +530,11 @@ class ChatRun final : public ClientEvents {
 
 }  // namespace
 
-int RunChat(const Options& o, bool group, RunResult* r) {
+namespace {
+
+int RunPhase(const Options& o, bool group, const std::string& phase, bool flood, RunResult* r) {
   Harness h(o);
-  ChatRun run(h, group);
+  ChatRun run(h, group, phase, flood);
   std::string err = run.Build();
   if (err.empty()) {
     h.StartThreads();
@@ -525,6 +566,18 @@ int RunChat(const Options& o, bool group, RunResult* r) {
     AddRedisFigures(redis_before, redis_after, h.Sum(&ThreadStats::acked), r);
   }
   return 0;
+}
+
+}  // namespace
+
+int RunChat(const Options& o, bool group, RunResult* r) { return RunPhase(o, group, "", true, r); }
+
+int RunTenantFlood(const Options& o, RunResult* baseline, RunResult* flood) {
+  if (int rc = RunPhase(o, true, "b", false, baseline); rc != 0) return rc;
+  g_run.stopping.store(false);
+  g_run.measure_start_ns.store(INT64_MAX);
+  g_run.measure_end_ns.store(INT64_MAX);
+  return RunPhase(o, true, "f", true, flood);
 }
 
 }  // namespace imbench

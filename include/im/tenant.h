@@ -39,6 +39,17 @@ struct TenantQuotas {
   uint64_t max_groups_per_user = 0;   // groups a user of the tenant is a member of, at most
   double rest_request_rate = 0;       // REST requests per second of the whole tenant
   uint64_t rest_request_burst = 0;    // 0 = twice the rate (at least 1)
+  // Socket logins (with a valid token, refreshes too) per second of the whole tenant.
+  double login_rate = 0;
+  uint64_t login_burst = 0;           // 0 = twice the rate (at least 1)
+  // Socket commands other than login, ping, logout and chat.send (chat.sync, chat.ack,
+  // group.*) per second of the whole tenant.
+  double command_rate = 0;
+  uint64_t command_burst = 0;         // 0 = twice the rate (at least 1)
+  double connection_send_rate = 0;    // chat sends per second per connection (replaces
+  uint64_t connection_send_burst = 0; // chat_connection_*); burst 0 = twice the rate
+  double login_account_rate = 0;      // failed password logins per second per account
+  uint64_t login_account_burst = 0;   // (replaces login_account_*); 0 = twice the rate
   // Inbox bounds below the inbox store's own (ServerOptions::inbox_retention_s, inbox_max):
   // a sync hides the tenant's entries older than retention_s; an append keeps max_inbox.
   uint64_t retention_s = 0;

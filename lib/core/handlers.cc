@@ -43,17 +43,17 @@ void SocketFront::ReplyError(ConnState& state, const Request& req, const Status&
 // command name: an unknown command of a client that has not logged in is refused the same).
 const SocketFront::Command* SocketFront::FindCommand(const std::string& name) {
   static const Command kCommands[] = {
-      {"login", &SocketFront::HandleLogin, false, false},
-      {"ping", &SocketFront::HandlePing, false, false},
-      {"logout", &SocketFront::HandleLogout, true, false},
-      {"chat.send", &SocketFront::HandleChatSend, true, true},
-      {"chat.sync", &SocketFront::HandleChatSync, true, false},
-      {"chat.ack", &SocketFront::HandleChatAck, true, false},
-      {"group.create", &SocketFront::HandleGroupCreate, true, false},
-      {"group.info", &SocketFront::HandleGroupInfo, true, false},
-      {"group.join", &SocketFront::HandleGroupJoin, true, false},
-      {"group.quit", &SocketFront::HandleGroupQuit, true, false},
-      {"group.members", &SocketFront::HandleGroupMembers, true, false},
+      {"login", &SocketFront::HandleLogin, false, false, false},
+      {"ping", &SocketFront::HandlePing, false, false, false},
+      {"logout", &SocketFront::HandleLogout, true, false, false},
+      {"chat.send", &SocketFront::HandleChatSend, true, true, false},
+      {"chat.sync", &SocketFront::HandleChatSync, true, false, true},
+      {"chat.ack", &SocketFront::HandleChatAck, true, false, true},
+      {"group.create", &SocketFront::HandleGroupCreate, true, false, true},
+      {"group.info", &SocketFront::HandleGroupInfo, true, false, true},
+      {"group.join", &SocketFront::HandleGroupJoin, true, false, true},
+      {"group.quit", &SocketFront::HandleGroupQuit, true, false, true},
+      {"group.members", &SocketFront::HandleGroupMembers, true, false, true},
   };
   for (const Command& c : kCommands) {
     if (name == c.name) return &c;
@@ -78,14 +78,15 @@ void SocketFront::Dispatch(const std::shared_ptr<ConnState>& state,
                       Status::Error(Code::kUnknownCommand, "unknown_command",
                                     "unknown command '" + req->cmd + "'"));
   }
-  if (command->chat_limits) {
-    // Every send attempt counts, well-formed or not: a flood costs the server either way.
+  if (command->chat_limits || command->tenant_command) {
+    // Every attempt counts, well-formed or not: a flood costs the server either way.
     UserKey user;
     {
       std::lock_guard<std::mutex> lock(state->mu);
       user = state->session.user;
     }
-    Status s = deps_.chat->TakeSendLimits(state->chat_bucket, user);
+    Status s = command->chat_limits ? deps_.chat->TakeSendLimits(state->chat_bucket, user)
+                                    : deps_.limits->TakeCommand(user.tenant);
     if (!s.ok()) return ReplyError(*state, *req, s);
   }
   (this->*command->handler)(state, req);

@@ -17,8 +17,15 @@ const char* RefusalText(Metrics::Limit limit) {
     case Metrics::Limit::kChatTenant: return "too many messages from this tenant";
     case Metrics::Limit::kRouteAddress: return "too many route requests from this address";
     case Metrics::Limit::kRestTenant: return "too many REST requests of this tenant";
+    case Metrics::Limit::kLoginTenant: return "too many logins of this tenant";
+    case Metrics::Limit::kCommandTenant: return "too many commands of this tenant";
   }
   return "rate limited";
+}
+
+// A tenant's rate setting as a bucket limit: a burst of 0 means twice the rate (at least 1).
+BucketLimit TenantLimit(double rate, uint64_t burst) {
+  return {rate, burst > 0 ? static_cast<double>(burst) : std::max(1.0, 2 * rate)};
 }
 
 Status Refusal(Metrics::Limit limit, int64_t wait_ms) {
@@ -64,34 +71,47 @@ RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metr
   // Its own limit is never used: each tenant's comes from the registry at every Take.
   chat_tenant_ = make(0, 1);
   rest_tenant_ = make(0, 1);
+  login_tenant_ = make(0, 1);
+  command_tenant_ = make(0, 1);
 }
 
 RateLimits::Key RateLimits::LoginAddress(const std::string& remote_address) {
-  return {login_address_.get(), Metrics::Limit::kLoginAddress, AddressKey(remote_address)};
+  return {login_address_.get(), Metrics::Limit::kLoginAddress, AddressKey(remote_address), {}, {}};
 }
 
 RateLimits::Key RateLimits::LoginAccount(const std::string& tenant, const std::string& user) {
-  return {login_account_.get(), Metrics::Limit::kLoginAccount, tenant + '\x1f' + user};
+  Key k{login_account_.get(), Metrics::Limit::kLoginAccount, tenant + '\x1f' + user, {}, {}};
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      tenants_ ? tenants_->Find(tenant) : nullptr;
+  // Counted per tenant for tenants of the registry only: the name comes from the request body,
+  // and made-up names must not take the bounded tenant labels.
+  if (policy) k.tenant = tenant;
+  if (policy && policy->record.quotas.login_account_rate > 0) {
+    const TenantQuotas& q = policy->record.quotas;
+    k.own = TenantLimit(q.login_account_rate, q.login_account_burst);
+  }
+  return k;
 }
 
 RateLimits::Key RateLimits::RegisterAddress(const std::string& remote_address) {
-  return {register_address_.get(), Metrics::Limit::kRegisterAddress,
-          AddressKey(remote_address)};
+  return {register_address_.get(), Metrics::Limit::kRegisterAddress, AddressKey(remote_address),
+          {}, {}};
 }
 
 RateLimits::Key RateLimits::RouteAddress(const std::string& remote_address) {
-  return {route_address_.get(), Metrics::Limit::kRouteAddress, AddressKey(remote_address)};
+  return {route_address_.get(), Metrics::Limit::kRouteAddress, AddressKey(remote_address), {}, {}};
 }
 
 RateLimits::Key RateLimits::ChatUser(const UserKey& user) {
-  return {chat_user_.get(), Metrics::Limit::kChatUser, user.tenant + '\x1f' + user.user};
+  return {chat_user_.get(), Metrics::Limit::kChatUser, user.tenant + '\x1f' + user.user, {}, {}};
 }
 
 Status RateLimits::Take(std::initializer_list<Key> keys) {
   for (auto it = keys.begin(); it != keys.end(); ++it) {
-    int64_t wait = it->limiter->Take(it->key);
+    int64_t wait = it->own ? it->limiter->Take(it->key, *it->own) : it->limiter->Take(it->key);
     if (wait == 0) continue;
     metrics_->RateLimited(it->limit);
+    if (!it->tenant.empty()) metrics_->TenantRateLimited(it->tenant, it->limit);
     for (auto taken = keys.begin(); taken != it; ++taken) taken->limiter->Refund(taken->key);
     // Retrying sooner than the slowest bucket allows would only be refused again.
     for (auto rest = it + 1; rest != keys.end(); ++rest) {
@@ -101,15 +121,6 @@ Status RateLimits::Take(std::initializer_list<Key> keys) {
   }
   return Status::OK();
 }
-
-namespace {
-
-// A tenant's rate setting as a bucket limit: a burst of 0 means twice the rate (at least 1).
-BucketLimit TenantLimit(double rate, uint64_t burst) {
-  return {rate, burst > 0 ? static_cast<double>(burst) : std::max(1.0, 2 * rate)};
-}
-
-}  // namespace
 
 Status RateLimits::TenantRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms) {
   metrics_->RateLimited(limit);
@@ -123,11 +134,14 @@ Status RateLimits::TakeChat(TokenBucket& connection, const UserKey& user) {
       tenants_ ? tenants_->Find(user.tenant) : nullptr;
   const TenantQuotas no_quotas;
   const TenantQuotas& q = policy ? policy->record.quotas : no_quotas;
+  const BucketLimit connection_limit =
+      q.connection_send_rate > 0 ? TenantLimit(q.connection_send_rate, q.connection_send_burst)
+                                 : chat_connection_;
   const BucketLimit user_limit = q.user_send_rate > 0
                                      ? TenantLimit(q.user_send_rate, q.user_send_burst)
                                      : user_key.limiter->limit();
   const BucketLimit tenant_limit = TenantLimit(q.tenant_send_rate, q.tenant_send_burst);
-  int64_t wait = connection.Take(chat_connection_, clock_->NowMs());
+  int64_t wait = connection.Take(connection_limit, clock_->NowMs());
   if (wait > 0) {
     // Retrying sooner than the slowest bucket allows would only be refused again.
     return TenantRefusal(Metrics::Limit::kChatConnection, user.tenant,
@@ -135,13 +149,13 @@ Status RateLimits::TakeChat(TokenBucket& connection, const UserKey& user) {
   }
   wait = user_key.limiter->Take(user_key.key, user_limit);
   if (wait > 0) {
-    connection.Refund(chat_connection_);
+    connection.Refund(connection_limit);
     return TenantRefusal(Metrics::Limit::kChatUser, user.tenant, wait);
   }
   if (!tenant_limit.unlimited()) {
     wait = chat_tenant_->Take(user.tenant, tenant_limit);
     if (wait > 0) {
-      connection.Refund(chat_connection_);
+      connection.Refund(connection_limit);
       user_key.limiter->Refund(user_key.key);
       return TenantRefusal(Metrics::Limit::kChatTenant, user.tenant, wait);
     }
@@ -150,14 +164,29 @@ Status RateLimits::TakeChat(TokenBucket& connection, const UserKey& user) {
   return Status::OK();
 }
 
-Status RateLimits::TakeRest(const std::string& tenant) {
+Status RateLimits::TakeTenant(RateLimiter& table, Metrics::Limit limit, const std::string& tenant,
+                              double TenantQuotas::*rate, uint64_t TenantQuotas::*burst) {
   std::shared_ptr<const TenantDirectory::Policy> policy =
       tenants_ ? tenants_->Find(tenant) : nullptr;
-  if (!policy || policy->record.quotas.rest_request_rate <= 0) return Status::OK();
+  if (!policy || !(policy->record.quotas.*rate > 0)) return Status::OK();
   const TenantQuotas& q = policy->record.quotas;
-  const int64_t wait =
-      rest_tenant_->Take(tenant, TenantLimit(q.rest_request_rate, q.rest_request_burst));
-  return wait > 0 ? TenantRefusal(Metrics::Limit::kRestTenant, tenant, wait) : Status::OK();
+  const int64_t wait = table.Take(tenant, TenantLimit(q.*rate, q.*burst));
+  return wait > 0 ? TenantRefusal(limit, tenant, wait) : Status::OK();
+}
+
+Status RateLimits::TakeRest(const std::string& tenant) {
+  return TakeTenant(*rest_tenant_, Metrics::Limit::kRestTenant, tenant,
+                    &TenantQuotas::rest_request_rate, &TenantQuotas::rest_request_burst);
+}
+
+Status RateLimits::TakeLogin(const std::string& tenant) {
+  return TakeTenant(*login_tenant_, Metrics::Limit::kLoginTenant, tenant,
+                    &TenantQuotas::login_rate, &TenantQuotas::login_burst);
+}
+
+Status RateLimits::TakeCommand(const std::string& tenant) {
+  return TakeTenant(*command_tenant_, Metrics::Limit::kCommandTenant, tenant,
+                    &TenantQuotas::command_rate, &TenantQuotas::command_burst);
 }
 
 void RateLimits::Refund(std::initializer_list<Key> keys) {

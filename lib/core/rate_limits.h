@@ -2,8 +2,11 @@
 // table (ops/rate_limit.h) per limit, and the 429 answer a client gets at one. Where each
 // applies: SessionService::Login (login_address), the REST token and user endpoints
 // (login_address, login_account, register_address, and the early refusal before a request
-// waits for the hashing pool), ChatService::TakeSendLimits (chat_connection, chat_user),
-// GET /v1/route (route_address).
+// waits for the hashing pool), ChatService::TakeSendLimits (chat_connection, chat_user,
+// chat_tenant), GET /v1/route (route_address), the REST requests of a tenant (rest_tenant),
+// SessionService::Login (login_tenant, once the token is verified) and the socket commands
+// chat.sync, chat.ack and group.* (command_tenant). The *_tenant buckets and the tenant's
+// overrides of the others come from the tenant registry (TenantQuotas) at every take.
 // chat_connection is one TokenBucket on each connection's state, not a keyed table: a
 // connection's sends take it on the connection's strand, without a lookup or a lock.
 //
@@ -13,6 +16,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "im/options.h"
@@ -46,6 +50,8 @@ class RateLimits {
     RateLimiter* limiter;
     Metrics::Limit limit;
     std::string key;
+    std::optional<BucketLimit> own;  // a tenant's setting, else the limiter's own limit
+    std::string tenant;              // not empty: a refusal is counted for this tenant too
   };
 
   // `clock`, `metrics` and `tenants` must outlive the limits. `tenants` (may be null: no
@@ -68,8 +74,13 @@ class RateLimits {
   // A REST request naming `tenant`: a token of the tenant's own bucket when it sets
   // rest_request_rate (else nothing to take); 429 when empty, counted overall and per tenant.
   Status TakeRest(const std::string& tenant);
+  // The same for a socket login of `tenant` (login_rate/burst), and for a socket command of
+  // the command_rate bucket (command_rate/burst).
+  Status TakeLogin(const std::string& tenant);
+  Status TakeCommand(const std::string& tenant);
 
   Key LoginAddress(const std::string& remote_address);
+  // Under the tenant's login_account_rate/burst when it sets them, else login_account_*.
   Key LoginAccount(const std::string& tenant, const std::string& user);
   Key RegisterAddress(const std::string& remote_address);
   Key ChatUser(const UserKey& user);
@@ -85,10 +96,16 @@ class RateLimits {
   std::unique_ptr<RateLimiter> chat_user_;
   std::unique_ptr<RateLimiter> chat_tenant_;  // keyed by tenant; limits from the registry
   std::unique_ptr<RateLimiter> route_address_;
-  std::unique_ptr<RateLimiter> rest_tenant_;  // the same, for REST requests
+  std::unique_ptr<RateLimiter> rest_tenant_;     // the same, for REST requests,
+  std::unique_ptr<RateLimiter> login_tenant_;    // socket logins
+  std::unique_ptr<RateLimiter> command_tenant_;  // and socket commands
   const TenantDirectory* const tenants_;
   // 429 for a request refused by `limit`, counted overall and for `tenant`.
   Status TenantRefusal(Metrics::Limit limit, const std::string& tenant, int64_t wait_ms);
+  // A token of `tenant`'s bucket in `table` when the tenant sets `rate` (else nothing to take);
+  // 429 when empty, counted under `limit` overall and per tenant.
+  Status TakeTenant(RateLimiter& table, Metrics::Limit limit, const std::string& tenant,
+                    double TenantQuotas::*rate, uint64_t TenantQuotas::*burst);
 };
 
 }  // namespace im::internal

@@ -101,7 +101,7 @@ Status Server::Impl::Start() {
       tenants_.get()});
   socket_front_ = std::make_unique<internal::SocketFront>(internal::SocketFront::Deps{
       &options_, clock_, workers_.get(), sessions_.get(), chat_.get(), groups_.get(),
-      events_.get(), &metrics_, tenants_.get()});
+      events_.get(), &metrics_, tenants_.get(), limits_.get()});
   http_front_ = std::make_unique<internal::HttpFront>(internal::HttpFront::Deps{
       &options_, &deps_, clock_, workers_.get(), hash_pool_.get(), chat_.get(), groups_.get(),
       limits_.get(), &metrics_, &running_, &draining_, tenants_.get(), [this] {

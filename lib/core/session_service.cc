@@ -43,6 +43,9 @@ Result<SessionService::LoginResult> SessionService::Login(const LoginRequest& re
   if (tenant && tenant->suspended()) {
     return Status::Forbidden("tenant_suspended", "this tenant is suspended");
   }
+  // Logins per tenant, counted only once the token is verified: a forged token cannot spend
+  // another tenant's logins.
+  if (Status s = deps_.limits->TakeLogin(claims->user.tenant); !s.ok()) return s;
 
   LoginResult r;
   r.token_expires_ms = claims->expires_ms;

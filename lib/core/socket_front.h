@@ -22,6 +22,7 @@
 #include "core/chat_service.h"
 #include "core/conn_state.h"
 #include "core/group_ops.h"
+#include "core/rate_limits.h"
 #include "core/session_service.h"
 #include "im/options.h"
 #include "ops/event_log.h"
@@ -44,6 +45,7 @@ class SocketFront final : public TransportHandler {
     EventLog* events;
     Metrics* metrics;
     const TenantDirectory* tenants;  // the sweep kicks the sessions of suspended tenants
+    RateLimits* limits;              // the tenants' command buckets
   };
   explicit SocketFront(Deps deps);
 
@@ -82,7 +84,8 @@ class SocketFront final : public TransportHandler {
     const char* name;
     Handler handler;
     bool needs_login;
-    bool chat_limits;  // takes a token of chat_connection and chat_user first
+    bool chat_limits;     // takes a token of chat_connection, chat_user and chat_tenant first
+    bool tenant_command;  // takes a token of the tenant's command bucket first
   };
   static const Command* FindCommand(const std::string& name);
   void Dispatch(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);

@@ -45,7 +45,8 @@ std::vector<std::function<std::string()>>& Sources() {
 // The `limit` label of im_rate_limited_total, by Metrics::Limit.
 const char* const kLimitNames[] = {"login_address",   "login_account", "register_address",
                                    "chat_connection", "chat_user",     "chat_tenant",
-                                   "route_address", "rest_tenant"};
+                                   "route_address",   "rest_tenant",   "login_tenant",
+                                   "command_tenant"};
 
 }  // namespace
 
@@ -109,7 +110,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Add({});
   tenant_limited_ = &BuildCounter()
                          .Name("im_tenant_rate_limited_total")
-                         .Help("Chat sends refused with 429 rate_limited, by tenant and limit")
+                         .Help("Tenant requests refused with 429 rate_limited, by tenant and limit")
                          .Register(*registry_);
   tenant_messages_ = &BuildCounter()
                           .Name("im_tenant_messages_total")

@@ -53,10 +53,12 @@ class Metrics {
     kChatTenant,
     kRouteAddress,
     kRestTenant,
+    kLoginTenant,
+    kCommandTenant,
   };
   void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
-  // The same refusal of a chat send, counted per tenant too (im_tenant_rate_limited_total),
-  // and a send accepted from a tenant (im_tenant_messages_total). Tenant labels are bounded
+  // The same refusal of a request of a known tenant, counted per tenant too
+  // (im_tenant_rate_limited_total), and a send accepted from a tenant (im_tenant_messages_total). Tenant labels are bounded
   // (SetMaxTenantLabels; the rest count as "other").
   void TenantRateLimited(const std::string& tenant, Limit limit);
   void TenantMessage(const std::string& tenant);
@@ -116,7 +118,7 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
-  prometheus::Counter* rate_limited_[8];
+  prometheus::Counter* rate_limited_[10];
   prometheus::Counter* route_requests_;
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;

@@ -56,6 +56,35 @@ std::string RateText(double rate) {
   return buf;
 }
 
+// The quotas of the record's JSON, in its order: each a count or a rate.
+struct QuotaField {
+  const char* name;
+  uint64_t TenantQuotas::*count;
+  double TenantQuotas::*rate;
+};
+const QuotaField kQuotaFields[] = {
+    {"max_online_sessions", &TenantQuotas::max_online_sessions, nullptr},
+    {"max_devices_per_user", &TenantQuotas::max_devices_per_user, nullptr},
+    {"user_send_rate", nullptr, &TenantQuotas::user_send_rate},
+    {"user_send_burst", &TenantQuotas::user_send_burst, nullptr},
+    {"tenant_send_rate", nullptr, &TenantQuotas::tenant_send_rate},
+    {"tenant_send_burst", &TenantQuotas::tenant_send_burst, nullptr},
+    {"max_group_members", &TenantQuotas::max_group_members, nullptr},
+    {"max_groups_per_user", &TenantQuotas::max_groups_per_user, nullptr},
+    {"rest_request_rate", nullptr, &TenantQuotas::rest_request_rate},
+    {"rest_request_burst", &TenantQuotas::rest_request_burst, nullptr},
+    {"login_rate", nullptr, &TenantQuotas::login_rate},
+    {"login_burst", &TenantQuotas::login_burst, nullptr},
+    {"command_rate", nullptr, &TenantQuotas::command_rate},
+    {"command_burst", &TenantQuotas::command_burst, nullptr},
+    {"connection_send_rate", nullptr, &TenantQuotas::connection_send_rate},
+    {"connection_send_burst", &TenantQuotas::connection_send_burst, nullptr},
+    {"login_account_rate", nullptr, &TenantQuotas::login_account_rate},
+    {"login_account_burst", &TenantQuotas::login_account_burst, nullptr},
+    {"retention_s", &TenantQuotas::retention_s, nullptr},
+    {"max_inbox", &TenantQuotas::max_inbox, nullptr},
+};
+
 // `keys`: [{"kid": id, "key": at least 32 hex characters}, ...], distinct kids, at most
 // kMaxKeysPerTenant.
 Status ReadKeys(const rapidjson::Value& v, std::vector<SigningKey>* out) {
@@ -96,22 +125,14 @@ std::string TenantRecordJson(const TenantRecord& r, bool with_secrets) {
   w.Field("status", r.status == TenantStatus::kSuspended ? "suspended" : "active");
   w.Key("quotas");
   w.StartObject();
-  const TenantQuotas& q = r.quotas;
-  w.Field("max_online_sessions", q.max_online_sessions);
-  w.Field("max_devices_per_user", q.max_devices_per_user);
-  w.Key("user_send_rate");
-  w.Raw(RateText(q.user_send_rate), rapidjson::kNumberType);
-  w.Field("user_send_burst", q.user_send_burst);
-  w.Key("tenant_send_rate");
-  w.Raw(RateText(q.tenant_send_rate), rapidjson::kNumberType);
-  w.Field("tenant_send_burst", q.tenant_send_burst);
-  w.Field("max_group_members", q.max_group_members);
-  w.Field("max_groups_per_user", q.max_groups_per_user);
-  w.Key("rest_request_rate");
-  w.Raw(RateText(q.rest_request_rate), rapidjson::kNumberType);
-  w.Field("rest_request_burst", q.rest_request_burst);
-  w.Field("retention_s", q.retention_s);
-  w.Field("max_inbox", q.max_inbox);
+  for (const QuotaField& f : kQuotaFields) {
+    w.Key(f.name);
+    if (f.rate != nullptr) {
+      w.Raw(RateText(r.quotas.*f.rate), rapidjson::kNumberType);
+    } else {
+      w.Uint64(r.quotas.*f.count);
+    }
+  }
   w.EndObject();
   w.Key("words");
   w.StartArray();
@@ -173,30 +194,20 @@ Result<TenantRecord> ParseTenantRecord(std::string_view name, std::string_view j
   if (auto it = doc.FindMember("quotas"); it != doc.MemberEnd()) {
     const rapidjson::Value& q = it->value;
     if (!q.IsObject()) return BadField("'quotas' must be an object");
-    static const char* const kKnown[] = {"max_online_sessions", "max_devices_per_user",
-                                         "user_send_rate",      "user_send_burst",
-                                         "tenant_send_rate",    "tenant_send_burst",
-                                         "max_group_members",   "max_groups_per_user",
-                                         "rest_request_rate",   "rest_request_burst",
-                                         "retention_s",         "max_inbox"};
     for (auto m = q.MemberBegin(); m != q.MemberEnd(); ++m) {
       bool known = false;
-      for (const char* k : kKnown) known = known || std::string_view(m->name.GetString()) == k;
+      for (const QuotaField& f : kQuotaFields) {
+        known = known || std::string_view(m->name.GetString()) == f.name;
+      }
       if (!known) return BadField(std::string("unknown quota '") + m->name.GetString() + "'");
     }
-    TenantQuotas& t = r.quotas;
-    Status s = ReadCount(q, "max_online_sessions", &t.max_online_sessions);
-    if (s.ok()) s = ReadCount(q, "max_devices_per_user", &t.max_devices_per_user);
-    if (s.ok()) s = ReadRate(q, "user_send_rate", &t.user_send_rate);
-    if (s.ok()) s = ReadCount(q, "user_send_burst", &t.user_send_burst);
-    if (s.ok()) s = ReadRate(q, "tenant_send_rate", &t.tenant_send_rate);
-    if (s.ok()) s = ReadCount(q, "tenant_send_burst", &t.tenant_send_burst);
-    if (s.ok()) s = ReadCount(q, "max_group_members", &t.max_group_members);
-    if (s.ok()) s = ReadCount(q, "max_groups_per_user", &t.max_groups_per_user);
-    if (s.ok()) s = ReadRate(q, "rest_request_rate", &t.rest_request_rate);
-    if (s.ok()) s = ReadCount(q, "rest_request_burst", &t.rest_request_burst);
-    if (s.ok()) s = ReadCount(q, "retention_s", &t.retention_s);
-    if (s.ok()) s = ReadCount(q, "max_inbox", &t.max_inbox);
+    Status s;
+    for (const QuotaField& f : kQuotaFields) {
+      if (s.ok()) {
+        s = f.rate != nullptr ? ReadRate(q, f.name, &(r.quotas.*f.rate))
+                              : ReadCount(q, f.name, &(r.quotas.*f.count));
+      }
+    }
     if (!s.ok()) return s;
   }
   if (auto it = doc.FindMember("words"); it != doc.MemberEnd()) {

@@ -137,7 +137,9 @@ TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives re
       std::string("[web]\noperator_key = \"operator-key-0123456789\"\n[keys]\nacme = \"") +
       kOldHex + "\"\n[tenants.acme]\nstatus = \"suspended\"\nmax_devices_per_user = 2\n" +
       "words = [\"zorblax\"]\nmax_groups_per_user = 4\nrest_request_rate = 0.5\n" +
-      "rest_request_burst = 9\nretention_s = 3600\nmax_inbox = 100\n";
+      "rest_request_burst = 9\nretention_s = 3600\nmax_inbox = 100\nlogin_rate = 2.5\n" +
+      "login_burst = 4\ncommand_rate = 50\ncommand_burst = 60\nconnection_send_rate = 7\n" +
+      "connection_send_burst = 8\nlogin_account_rate = 0.25\nlogin_account_burst = 3\n";
   auto args = im::test::WriteImdConfig(data, toml);
   const std::string token = AcmeToken("alice", "", Raw(kOldHex));
   auto port_of = [](const std::string& listen) {
@@ -156,6 +158,14 @@ TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives re
     CHECK(got.body["quotas"]["rest_request_burst"] == 9);
     CHECK(got.body["quotas"]["retention_s"] == 3600);
     CHECK(got.body["quotas"]["max_inbox"] == 100);
+    CHECK(got.body["quotas"]["login_rate"] == 2.5);
+    CHECK(got.body["quotas"]["login_burst"] == 4);
+    CHECK(got.body["quotas"]["command_rate"] == 50);
+    CHECK(got.body["quotas"]["command_burst"] == 60);
+    CHECK(got.body["quotas"]["connection_send_rate"] == 7);
+    CHECK(got.body["quotas"]["connection_send_burst"] == 8);
+    CHECK(got.body["quotas"]["login_account_rate"] == 0.25);
+    CHECK(got.body["quotas"]["login_account_burst"] == 3);
     // The store's bounds ([storage] defaults here) bound a PUT too.
     auto over = im::test::Http(port_of(imd.http_listen), "PUT", "/v1/admin/tenants/acme",
                                R"({"quotas":{"max_inbox":10001}})", "operator-key-0123456789");
@@ -182,6 +192,9 @@ TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives re
         std::string("[tenants.acme]\nretention_s = 604801\n"),
         std::string("[storage]\nmax_inbox = 50\n[tenants.acme]\nmax_inbox = 51\n"),
         std::string("[tenants.acme]\nrest_request_rate = -1\n"),
+        std::string("[tenants.acme]\nlogin_rate = -1\n"),
+        std::string("[tenants.acme]\ncommand_burst = 1.5\n"),
+        std::string("[tenants.acme]\nconnection_send_rate = \"fast\"\n"),
         std::string("[web]\noperator_key = \"short\"\n")}) {
     CHECK_MESSAGE(RefusedAtStart(data, bad), bad);
   }

@@ -235,6 +235,7 @@ TEST_CASE("tenants: one tenant's flood leaves another tenant's sends going") {
   PutTenant(server, "acme", R"({"quotas":{"tenant_send_rate":100,"tenant_send_burst":100}})");
   auto flooder = LoggedIn(server, "f", "acme");
   auto quiet = LoggedIn(server, "q", "default");
+  const auto flood_began = std::chrono::steady_clock::now();
   // The flood: 3000 sends written without waiting for answers.
   for (uint32_t i = 0; i < 3000; ++i) {
     flooder->Send(R"({"id":)" + std::to_string(i + 1) +
@@ -260,6 +261,12 @@ TEST_CASE("tenants: one tenant's flood leaves another tenant's sends going") {
            m[R"(im_tenant_rate_limited_total{limit="chat_tenant",tenant="acme"})"] > 100;
   }));
   CHECK(m[R"(im_tenant_rate_limited_total{limit="chat_tenant",tenant="default"})"] == 0);
+  // Every send of the other tenant was taken; acme's never passed its bucket: at most the burst
+  // plus the rate over the time since the flood began (a bound a slow machine only loosens).
+  const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                         flood_began).count();
+  CHECK(m[R"(im_tenant_messages_total{tenant="default"})"] == 30);
+  CHECK(m[R"(im_tenant_messages_total{tenant="acme"})"] <= 100 + 100 * elapsed_s);
 }
 
 TEST_CASE("tenants: per-tenant metrics fold tenants past metrics_max_tenants into other") {

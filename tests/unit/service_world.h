@@ -88,6 +88,7 @@ class ServiceWorld {
 
   internal::EventLog* events() { return events_.get(); }
   internal::Metrics* metrics() { return &metrics_; }
+  internal::RateLimits* limits() { return limits_.get(); }
 
   // Every line of the business event log so far.
   std::vector<std::string> Events() const {

@@ -19,7 +19,7 @@ struct FrontWorld {
       : front(internal::SocketFront::Deps{&world.options, SystemClock(), &workers,
                                           world.sessions.get(), world.chat.get(),
                                           world.groups.get(), world.events(), world.metrics(),
-                                          &world.tenants}) {}
+                                          &world.tenants, world.limits()}) {}
   ~FrontWorld() { workers.join(); }
 
   // Sends `frame` as the transport would, and waits for the connection's log to grow.
