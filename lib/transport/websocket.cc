@@ -145,20 +145,17 @@ typename Message::ptr PrepareFrame(websocketpp::frame::opcode::value opcode,
   return msg;
 }
 
-// A frame over the send-queue bound closes a slow reader; its close frame queues behind data
-// the reader is not taking, so do not wait the default 5 s for the handshake.
-constexpr long kTooSlowCloseTimeoutMs = 1000;
-
 // One accepted WebSocket as the core sees it. Holds the websocketpp connection weakly: the
 // core may keep this object after the socket is gone, and then Send/Close are no-ops.
 class WsConnection final : public Connection {
  public:
   WsConnection(const ServerConPtr& con, std::string remote, size_t send_queue_bytes,
-               TransportHandler* handler, TransportCounters* counters)
+               long slow_close_timeout_ms, TransportHandler* handler, TransportCounters* counters)
       : id_(NextConnectionId()),
         con_(con),
         remote_(std::move(remote)),
         send_queue_bytes_(send_queue_bytes),
+        slow_close_timeout_ms_(slow_close_timeout_ms),
         handler_(handler),
         counters_(counters) {}
 
@@ -181,7 +178,9 @@ class WsConnection final : public Connection {
     ServerConPtr con = con_.lock();
     if (!con) return;
     asio::post(*con->get_strand(),
-               [con, code, reason = std::string(reason)] { CloseOnStrand(con, code, reason); });
+               [con, code, reason = std::string(reason), timeout = slow_close_timeout_ms_] {
+                 CloseOnStrand(con, code, reason, timeout);
+               });
   }
 
   size_t queued_bytes() const override { return meter_->bytes.load(std::memory_order_relaxed); }
@@ -189,7 +188,7 @@ class WsConnection final : public Connection {
   // Closes now; only on the connection's strand (inside its handlers).
   void CloseNow(int code, const std::string& reason) {
     if (closing_.exchange(true, std::memory_order_acq_rel)) return;
-    if (ServerConPtr con = con_.lock()) CloseOnStrand(con, code, reason);
+    if (ServerConPtr con = con_.lock()) CloseOnStrand(con, code, reason, slow_close_timeout_ms_);
   }
 
   void MarkClosed() { closing_.store(true, std::memory_order_release); }
@@ -209,7 +208,9 @@ class WsConnection final : public Connection {
       // Only the frame that starts the close reports the slow consumer.
       if (!closing_.exchange(true, std::memory_order_acq_rel)) {
         asio::post(*con->get_strand(),
-                   [con] { CloseOnStrand(con, close_code::kTooSlow, "too slow"); });
+                   [con, timeout = slow_close_timeout_ms_] {
+                     CloseOnStrand(con, close_code::kTooSlow, "too slow", timeout);
+                   });
         handler_->OnSlowConsumer(*this, queued);
       }
       return SendResult::kDropped;
@@ -223,8 +224,11 @@ class WsConnection final : public Connection {
     return queued == 0 ? SendResult::kOk : SendResult::kQueued;
   }
 
-  static void CloseOnStrand(const ServerConPtr& con, int code, const std::string& reason) {
-    if (code == close_code::kTooSlow) con->set_close_handshake_timeout(kTooSlowCloseTimeoutMs);
+  // A slow reader's close frame queues behind data the reader is not taking: wait
+  // slow_close_timeout_ms for it rather than websocketpp's default 5 s.
+  static void CloseOnStrand(const ServerConPtr& con, int code, const std::string& reason,
+                            long slow_close_timeout_ms) {
+    if (code == close_code::kTooSlow) con->set_close_handshake_timeout(slow_close_timeout_ms);
     websocketpp::lib::error_code ec;
     con->close(SendableCloseCode(code), reason, ec);
     // Only fails when the connection is already closing or closed: nothing left to do.
@@ -234,6 +238,7 @@ class WsConnection final : public Connection {
   const std::weak_ptr<ServerCon> con_;
   const std::string remote_;
   const size_t send_queue_bytes_;
+  const long slow_close_timeout_ms_;
   TransportHandler* const handler_;
   TransportCounters* const counters_;
   const std::shared_ptr<QueueMeter> meter_ = std::make_shared<QueueMeter>();
@@ -476,7 +481,8 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
     // open; websocketpp's own later reads are for logging and check for null).
     con->set_uri(nullptr);
     auto ws = std::make_shared<WsConnection>(con, FormatEndpoint(con->get_raw_socket()),
-                                             options_.send_queue_bytes, handler_,
+                                             options_.send_queue_bytes,
+                                             options_.slow_close_timeout_ms, handler_,
                                              options_.counters);
     {
       std::lock_guard<std::mutex> lock(mu_);

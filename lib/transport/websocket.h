@@ -22,6 +22,8 @@ struct WsServerOptions {
   std::string listen = "127.0.0.1:7000";  // host:port; port 0 = chosen by the OS
   size_t max_frame_bytes = 65536;         // larger message: close 1009
   size_t send_queue_bytes = 1 << 20;      // queued bytes (pongs too) over it: close 4004
+  long slow_close_timeout_ms = 1000;      // after a 4004 close begins, how long the queued
+                                          // frames and the close frame may take to drain
   size_t max_http_body_bytes = 1 << 20;   // larger HTTP request body: 413
   TransportCounters* counters = nullptr;  // bytes in/out of WebSockets; nullptr = not counted
 };
