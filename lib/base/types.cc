@@ -1,6 +1,7 @@
 #include "im/types.h"
 
 #include <chrono>
+#include <cstring>
 
 #include "base/utf8.h"
 #include "im/content_filter.h"
@@ -74,7 +75,21 @@ bool HasControlCharacter(std::string_view name) {
 using internal::DecodeUtf8;
 
 bool IsValidUtf8(std::string_view text) {
-  for (size_t i = 0; i < text.size();) {
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    // ASCII, the common case, eight bytes at a time.
+    if (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, text.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     uint32_t cp;
     size_t len = DecodeUtf8(text, i, &cp);
     if (len == 0) return false;

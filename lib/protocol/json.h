@@ -74,8 +74,8 @@ constexpr int kMaxServerFrameDepth = kMaxJsonDepth + 2;
 // Parses `text` into `doc`, the one way every JSON text from outside (socket frames, REST bodies,
 // token header and claims, server frames read by the client) is parsed. Refuses, without
 // parsing, a text that nests arrays and objects deeper than `max_depth` (counted outside
-// strings) or holds a NUL byte (RapidJSON's memory stream would take it for the end of the
-// input); then parses iteratively (no recursion, whatever the input) and validates UTF-8 (so
+// strings) or holds a NUL byte (RapidJSON reads a NUL-terminated copy of the text and would take
+// it for the end of the input); then parses iteratively (no recursion, whatever the input) and validates UTF-8 (so
 // nothing malformed is stored or relayed; a lone surrogate escape is malformed too). Trailing
 // non-whitespace is an error. On failure: 400 bad_json saying what is wrong and where; `doc`
 // is then unspecified.

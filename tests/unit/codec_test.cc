@@ -155,4 +155,17 @@ TEST_CASE("ids: valid ids and UTF-8") {
   CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
   CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // > U+10FFFF
   CHECK(IsValidUtf8("\xf0\x9f\x98\x80"));
+  // Runs of ASCII are skipped eight bytes at a time: a bad or cut sequence anywhere in a long
+  // text is still found, and a good one still passes.
+  for (size_t p = 0; p <= 24; ++p) {
+    CAPTURE(p);
+    const std::string before(p, 'a');
+    const std::string after(24 - p, 'b');
+    CHECK(IsValidUtf8(before + "\xc3\xa9" + after));
+    CHECK(IsValidUtf8(before + "\xf0\x9f\x98\x80" + after));
+    CHECK_FALSE(IsValidUtf8(before + "\xc3" + after));
+    CHECK_FALSE(IsValidUtf8(before + "\xed\xa0\x80" + after));
+    CHECK_FALSE(IsValidUtf8(before + "\xff" + after));
+    CHECK_FALSE(IsValidUtf8(before + after + "\xe2\x82"));
+  }
 }

@@ -84,6 +84,40 @@ TEST_CASE("json: every string is well-formed UTF-8, keys too, named at the bad b
   CHECK(Refused("{\"a\":1\xC3\xA9}", "invalid JSON"));
 }
 
+// The scan skips plain ASCII in strings 16 bytes at a time: a bad byte, an escape or a quote
+// at any position of a long string, and a string ending at any position, are seen as before.
+TEST_CASE("json: long strings - bad bytes, escapes and ends at every position") {
+  for (size_t p = 0; p <= 40; ++p) {
+    CAPTURE(p);
+    const std::string before(p, 'x');
+    const std::string after(40 - p, 'y');
+    const std::string at = "at offset " + std::to_string(6 + p);
+    CHECK(Outcome("{\"a\":\"" + before + "\xC3\xA9" + after + "\"}") == "ok");
+    CHECK(Outcome("{\"a\":\"" + before + "\xE2\x82" + after + "\"}") ==
+          "bad_json: invalid JSON: Invalid encoding in string. " + at);
+    CHECK(Outcome("{\"a\":\"" + before + "\x80" + after + "\"}") ==
+          "bad_json: invalid JSON: Invalid encoding in string. " + at);
+    CHECK(Refused("{\"a\":\"" + before + "\\udc00" + after + "\"}",
+                  ("lone low surrogate escape " + at).c_str()));
+    // A high surrogate escape, text, then a low one: lone, unless no text comes between.
+    const std::string split = "{\"a\":\"\\ud800" + before + "\\udc00\"}";
+    if (p == 0) {
+      CHECK(Outcome(split) == "ok");
+    } else {
+      CHECK(Refused(split, "lone low surrogate"));
+    }
+    // An escaped quote and an escaped backslash amid text, then a bracket after the string: the
+    // value is read whole and the nesting counted outside it.
+    rapidjson::Document doc;
+    REQUIRE(ParseJson("{\"a\":\"" + before + "\\\"[{\\\\" + after + "\",\"b\":[[]]}", &doc).ok());
+    CHECK(std::string(doc["a"].GetString()) == before + "\"[{\\" + after);
+    CHECK(Outcome("{\"a\":\"" + before + "[[[\",\"b\":" + Nested(31) + "}") == "ok");
+    // A string that ends at position p, and one left open.
+    CHECK(Outcome("{\"" + before + "\":1}") == "ok");
+    CHECK(Refused("{\"a\":\"" + before, "invalid JSON"));
+  }
+}
+
 TEST_CASE("json: a number beyond the range of a double is bad_json, not infinity") {
   CHECK(Refused(R"({"a":2.5e308})", "beyond the range of a double"));
   CHECK(Refused(R"({"a":[1,{"b":-1.5e309}]})", "beyond the range of a double"));
