@@ -118,6 +118,34 @@ TEST_CASE("json: long strings - bad bytes, escapes and ends at every position") 
   }
 }
 
+// RapidJSON 1.1.0's SIMD paths took "below 0x20" as "below 0x1A" (CMakeLists.txt overlays the
+// fix): a raw 0x1A-0x1F inside an aligned block was accepted on the way in and written unescaped
+// on the way out. Every control byte, at every position of strings long enough for those paths.
+TEST_CASE("json: control bytes at every position of long strings - refused raw, escaped written") {
+  for (int c = 0x01; c < 0x20; ++c) {
+    CAPTURE(c);
+    for (size_t p = 0; p <= 48; ++p) {
+      CAPTURE(p);
+      std::string text = std::string(p, 'x') + static_cast<char>(c) + std::string(63 - p, 'y');
+      CHECK(Refused("{\"a\":\"" + text + "\"}", "invalid JSON"));
+      JsonWriter w;
+      w.StartObject();
+      w.Field("a", text);
+      w.EndObject();
+      const std::string out = w.str();
+      bool raw = false;
+      for (char b : out) raw = raw || static_cast<unsigned char>(b) < 0x20;
+      CHECK_FALSE(raw);
+      rapidjson::Document doc;
+      REQUIRE(ParseJson(out, &doc).ok());
+      CHECK(std::string(doc["a"].GetString(), doc["a"].GetStringLength()) == text);
+      std::string appended;
+      AppendJsonString(&appended, text);
+      CHECK(out == "{\"a\":" + appended + "}");
+    }
+  }
+}
+
 TEST_CASE("json: a number beyond the range of a double is bad_json, not infinity") {
   CHECK(Refused(R"({"a":2.5e308})", "beyond the range of a double"));
   CHECK(Refused(R"({"a":[1,{"b":-1.5e309}]})", "beyond the range of a double"));
