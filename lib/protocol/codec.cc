@@ -43,17 +43,24 @@ Status ParseRequest(std::string_view text, Request* out) {
 }
 
 std::string EncodeResponse(const Request& request, std::string_view body_json) {
-  JsonWriter w;
-  w.StartObject();
-  if (request.has_id) w.Field("id", static_cast<uint64_t>(request.id));
-  w.Field("cmd", request.cmd);
-  w.Field("code", 0);
-  if (!body_json.empty()) {
-    w.Key("body");
-    w.Raw(body_json);
+  // Assembled directly (the same bytes JsonWriter wrote): the answer to every command.
+  std::string out;
+  out.reserve(48 + request.cmd.size() + body_json.size());
+  out.push_back('{');
+  if (request.has_id) {
+    out.append("\"id\":");
+    AppendDecimal(&out, static_cast<uint64_t>(request.id));
+    out.push_back(',');
   }
-  w.EndObject();
-  return w.str();
+  out.append("\"cmd\":");
+  AppendJsonString(&out, request.cmd);
+  out.append(",\"code\":0");
+  if (!body_json.empty()) {
+    out.append(",\"body\":");
+    out.append(body_json);
+  }
+  out.push_back('}');
+  return out;
 }
 
 std::string EncodeError(bool has_id, uint32_t id, std::string_view cmd, const Status& status) {

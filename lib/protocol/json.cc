@@ -6,6 +6,7 @@
 #include <emmintrin.h>
 #endif
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -13,6 +14,46 @@
 #include "base/utf8.h"
 
 namespace im::internal {
+
+void AppendJsonString(std::string* out, std::string_view v) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out->push_back('"');
+  size_t plain = 0;  // start of the run not yet appended
+  for (size_t i = 0; i < v.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(v[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(v.data() + plain, i - plain);
+    plain = i + 1;
+    out->push_back('\\');
+    switch (c) {
+      case '"': out->push_back('"'); break;
+      case '\\': out->push_back('\\'); break;
+      case '\b': out->push_back('b'); break;
+      case '\t': out->push_back('t'); break;
+      case '\n': out->push_back('n'); break;
+      case '\f': out->push_back('f'); break;
+      case '\r': out->push_back('r'); break;
+      default: {
+        const char u[] = {'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(u, sizeof u);
+      }
+    }
+  }
+  out->append(v.data() + plain, v.size() - plain);
+  out->push_back('"');
+}
+
+void AppendDecimal(std::string* out, uint64_t v) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out->append(digits, static_cast<size_t>(end - digits));
+}
+
+void AppendDecimal(std::string* out, int64_t v) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out->append(digits, static_cast<size_t>(end - digits));
+}
 
 std::string ToJson(const rapidjson::Value& value) {
   rapidjson::StringBuffer buffer;

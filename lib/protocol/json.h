@@ -58,6 +58,14 @@ class JsonWriter {
   rapidjson::Writer<rapidjson::StringBuffer> writer_;
 };
 
+// Appends `v` as a JSON string (quoted and escaped byte for byte as JsonWriter::String does:
+// '"', '\\', \b \t \n \f \r, other control bytes as \u00XX, everything else as it is).
+// For encoders that assemble a small fixed-shape object without a writer.
+void AppendJsonString(std::string* out, std::string_view v);
+// Appends the decimal digits of `v`.
+void AppendDecimal(std::string* out, uint64_t v);
+void AppendDecimal(std::string* out, int64_t v);
+
 // Serializes a RapidJSON value.
 std::string ToJson(const rapidjson::Value& value);
 

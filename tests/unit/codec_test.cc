@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "core/receipt_json.h"
 #include "protocol/codec.h"
 #include "protocol/framing.h"
 #include "protocol/json.h"
@@ -168,4 +169,68 @@ TEST_CASE("ids: valid ids and UTF-8") {
     CHECK_FALSE(IsValidUtf8(before + "\xff" + after));
     CHECK_FALSE(IsValidUtf8(before + after + "\xe2\x82"));
   }
+}
+
+// The encoders that assemble answers without a writer write what JsonWriter writes.
+TEST_CASE("codec: direct encoders match JsonWriter byte for byte") {
+  const auto written = [](std::string_view v) {
+    JsonWriter w;
+    w.String(v);
+    return w.str();
+  };
+  for (int b = 0; b < 256; ++b) {
+    CAPTURE(b);
+    const std::string one(1, static_cast<char>(b));
+    std::string out;
+    AppendJsonString(&out, one);
+    if (b < 0x80) {
+      CHECK(out == written(one));  // bytes above 0x7F only come inside well-formed UTF-8
+    } else {
+      CHECK(out == "\"" + one + "\"");
+    }
+  }
+  const std::string mixed = "a\"b\\c\x01\x1f\n\t/\xc3\xa9 end";
+  std::string out = "x";
+  AppendJsonString(&out, mixed);
+  CHECK(out == "x" + written(mixed));
+
+  for (uint64_t v : {uint64_t{0}, uint64_t{7}, uint64_t{18446744073709551615ULL}}) {
+    std::string d;
+    AppendDecimal(&d, v);
+    CHECK(d == std::to_string(v));
+  }
+  std::string neg;
+  AppendDecimal(&neg, int64_t{-9223372036854775807LL - 1});
+  CHECK(neg == "-9223372036854775808");
+
+  Request r;
+  r.has_id = true;
+  r.id = 4294967295u;
+  r.cmd = "a\"b";
+  JsonWriter w;
+  w.StartObject();
+  w.Field("id", static_cast<uint64_t>(r.id));
+  w.Field("cmd", r.cmd);
+  w.Field("code", 0);
+  w.Key("body");
+  w.Raw(R"({"k":[1]})");
+  w.EndObject();
+  CHECK(EncodeResponse(r, R"({"k":[1]})") == w.str());
+  r.has_id = false;
+  CHECK(EncodeResponse(r, "") == R"({"cmd":"a\"b","code":0})");
+}
+
+TEST_CASE("codec: a send receipt's body") {
+  SendReceipt r;
+  r.mid = 18446744073709551615ULL;
+  r.seq = 12;
+  r.ts = 1700000000123;
+  CHECK(ReceiptJson(r, false) == R"({"mid":"18446744073709551615","seq":12,"ts":1700000000123})");
+  r.duplicate = true;
+  r.gseq = 9;
+  CHECK(ReceiptJson(r, true) ==
+        R"({"mid":"18446744073709551615","seq":12,"ts":1700000000123,"duplicate":true,"gseq":9})");
+  r.duplicate = false;
+  CHECK(ReceiptJson(r, true) ==
+        R"({"mid":"18446744073709551615","seq":12,"ts":1700000000123,"duplicate":false,"gseq":9})");
 }
