@@ -97,7 +97,10 @@ void Client::Impl::OnText(uint64_t gen, const std::string& text) {
       if (on_kicked_) on_kicked_(reason);
     });
   } else if (cmd == "session.closed") {
+    // Only the current connection's: a late push on a connection already given up (replaced by
+    // a reconnect) must not end the next one.
     std::lock_guard<std::mutex> lock(mu_);
+    if (gen != generation_) return;
     close_code_ = static_cast<int>(I64(body, "code"));
     close_reason_ = Str(body, "reason");
   } else if (!cmd.empty()) {

@@ -195,6 +195,8 @@ struct Member {
   std::vector<im::Message> got;  // guarded by mu
   std::vector<std::string> gaps;  // OnGap reasons; guarded by mu
   std::atomic<int> reconnects{0};
+  // The client goes first: its threads call back into the members below until it is gone.
+  ~Member() { client.reset(); }
 
   size_t GapCount(const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu);

@@ -64,6 +64,8 @@ struct Receiver {
     REQUIRE(client->Connect().ok());
     REQUIRE(client->Login(token).ok());
   }
+  // The client goes first: its threads call back into the members below until it is gone.
+  ~Receiver() { client.reset(); }
   // The first message received, waiting for it up to 20 s (an empty Message when none came).
   Message First() {
     test::WaitUntil([this] {

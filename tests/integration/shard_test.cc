@@ -69,6 +69,8 @@ struct ShardedCluster {
     std::unique_ptr<im::Client> client;
     std::mutex mu;
     std::vector<im::Message> presented;
+    // The client goes first: its threads call back into the members below until it is gone.
+    ~User() { client.reset(); }
     size_t Count(const std::string& type) {
       std::lock_guard<std::mutex> lock(mu);
       size_t n = 0;

@@ -127,6 +127,8 @@ struct Cluster {
     std::atomic<int> kicked{0};
     std::atomic<int> close_code{-1};
     im::LoginInfo login;
+    // The client goes first: its threads call back into the members below until it is gone.
+    ~User() { client.reset(); }
     size_t PushedCount() {
       std::lock_guard<std::mutex> lock(mu);
       return pushed.size();

@@ -163,6 +163,8 @@ struct RoutedUser {
   std::vector<Received> received;  // in the order OnMessage got them
   std::atomic<int> drain_kicks{0};
   std::atomic<bool> closed{false};
+  // The client goes first: its threads call back into the members below until it is gone.
+  ~RoutedUser() { client.reset(); }
 };
 
 inline std::unique_ptr<RoutedUser> RoutedLogin(Nodes& cluster, const std::string& user,

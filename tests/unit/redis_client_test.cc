@@ -299,10 +299,11 @@ TEST_CASE("Redis client: callers beyond the pool wait at most the command timeou
   std::shared_ptr<RedisClient> client = MustClient(options);
   MustCommand(*client, {"PING"});
 
-  // Five BLPOPs of 400 ms each hold the only connection for about 2 s, each reply well within
-  // the timeout.
+  // Sixteen BLPOPs of 250 ms each hold the only connection for about 4 s, each reply well
+  // within the timeout (it bounds each reply, not the pipeline): a loaded machine has 3 s to
+  // start the starved call below while the connection is still held.
   std::thread holder([&] {
-    std::vector<RedisArgs> slow(5, RedisArgs{"BLPOP", "empty", "0.4"});
+    std::vector<RedisArgs> slow(16, RedisArgs{"BLPOP", "empty", "0.25"});
     Result<std::vector<RedisReply>> r = client->Pipeline(slow);
     CHECK_MESSAGE(r.ok(), r.status().ToString());
   });
