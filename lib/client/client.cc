@@ -130,8 +130,13 @@ Result<LoginInfo> Client::Impl::Login(const std::string& token, const std::strin
       // then the held pushes.
       if (tracker_.synced() < info.last_seq) need_resync_ = true;
     } else {
-      // The backlog up to last_seq is the application's to sync; resume after it.
+      // The backlog up to last_seq is the application's to sync; resume after it. Pushes of
+      // that backlog that overtook the response are its too: dropped here, they neither reach
+      // OnMessage nor look like a new epoch (a seq passed with an unseen mid) to the resync.
       tracker_.Reset(info.last_seq);
+      held_.erase(std::remove_if(held_.begin(), held_.end(),
+                                 [&](const ReceivedMessage& m) { return m.seq <= info.last_seq; }),
+                  held_.end());
     }
     resume_set_ = false;
     epoch_ = info.epoch;

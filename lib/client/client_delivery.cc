@@ -237,7 +237,11 @@ bool Client::Impl::Resync(const std::string& epoch) {
         after = std::max(after, m.seq);
         if (mids_.Insert(m.message.mid)) fresh.push_back(std::move(m));
       }
-      if (page->messages.empty() && !page->more) tracker_.Reset(page->last_seq);
+      // An empty last page: what lies between (expired, or never pushed) is passed. Never
+      // backwards: pushes held during this sync may already be marked above it.
+      if (page->messages.empty() && !page->more && page->last_seq > tracker_.synced()) {
+        tracker_.Reset(page->last_seq);
+      }
     }
     internal::SortByGseq(&fresh);
     Present(std::move(fresh));
