@@ -413,6 +413,12 @@ void Client::Impl::Reconnect() {
       token = token_;
       device = device_;
     }
+    {
+      // Pushes of the new connection (some may overtake the login response) wait for the
+      // resync below, whatever an earlier attempt left.
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      resyncing_ = true;
+    }
     rapidjson::Document d;
     Status s = ParseBody(Request("login", internal::LoginBody(token, device)), &d);
     if (!s.ok()) {
@@ -427,7 +433,7 @@ void Client::Impl::Reconnect() {
       std::lock_guard<std::mutex> lock(mu_);
       authenticated_ = true;
     }
-    if (!Resync(info.epoch)) continue;
+    if (!Resync(info.epoch, /*keep_held=*/true)) continue;
     Emit([&] {
       if (on_reconnected_) on_reconnected_(info);
     });

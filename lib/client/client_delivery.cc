@@ -189,7 +189,7 @@ void Client::Impl::FillHoles() {
   (void)Resync(epoch);
 }
 
-bool Client::Impl::Resync(const std::string& epoch) {
+bool Client::Impl::Resync(const std::string& epoch, bool keep_held) {
   uint64_t after;
   {
     std::lock_guard<std::mutex> lock(seq_mu_);
@@ -247,6 +247,9 @@ bool Client::Impl::Resync(const std::string& epoch) {
     Present(std::move(fresh));
     more = page->more;
   }
+  // A reconnect's resync that failed (the new connection went down too) keeps what it holds:
+  // delivered now, those pushes would land above what this sync did not fetch.
+  if (!ok && keep_held) return false;
   std::vector<ReceivedMessage> held;
   {
     std::lock_guard<std::mutex> lock(seq_mu_);

@@ -125,7 +125,9 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
 
   // Fetches everything after the synced seq and delivers it (deduplicated, in order), then the
   // pushes held meanwhile. False when the connection failed midway.
-  bool Resync(const std::string& epoch);
+  // On failure, `keep_held` leaves the pushes held (and resyncing_ set) for the next resync:
+  // the reconnect's, which runs after the next login. Otherwise they are delivered.
+  bool Resync(const std::string& epoch, bool keep_held = false);
 
   // Hands `messages` (in arrival order) to OnMessage through the gseq order. Never called
   // under seq_mu_ or mu_ (present_mu_ comes first, then the callback's mutex).

@@ -443,7 +443,6 @@ class ScriptedServer {
   // chat.sync requests answered so far.
   int syncs() const { return syncs_.load(); }
 
- private:
   static bool ReadFrame(asio::ip::tcp::socket& s, std::string* out) {
     unsigned char header[4];
     asio::error_code ec;
@@ -466,6 +465,8 @@ class ScriptedServer {
                 ec);
   }
 
+ private:
+
   asio::io_context io_;
   asio::ip::tcp::acceptor acceptor_;
   std::atomic<int> syncs_{0};
@@ -481,6 +482,68 @@ std::string Push(uint64_t seq, uint64_t mid, const std::string& body) {
 const char* kLoginBody =
     R"({"user":"fay","tenant":"default","session":"s1","node":"n1","epoch":"e1",)"
     R"("last_seq":2,"acked_seq":0,"heartbeat_s":30,"server_ms":1700000000000})";
+
+// A server that runs `script(n, socket)` for its n-th connection (0, 1, ...), one at a time.
+class ConnectionScriptServer {
+ public:
+  using Script = std::function<void(int, asio::ip::tcp::socket&)>;
+  explicit ConnectionScriptServer(Script script)
+      : acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this, script = std::move(script)] {
+      for (int n = 0;; ++n) {
+        asio::error_code ec;
+        asio::ip::tcp::socket s(io_);
+        acceptor_.accept(s, ec);
+        if (ec || stopping_) return;
+        script(n, s);
+      }
+    });
+  }
+  ~ConnectionScriptServer() {
+    // A blocking accept does not return when the acceptor is closed: a connection wakes it.
+    stopping_ = true;
+    asio::error_code ec;
+    asio::ip::tcp::socket wake(io_);
+    wake.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+    acceptor_.close(ec);
+  }
+  std::string Url() const {
+    return "tcp://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+
+ private:
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// The id of a request frame (0 when it has none) and its cmd.
+std::pair<uint64_t, std::string> IdAndCmd(const std::string& frame) {
+  rapidjson::Document d;
+  d.Parse(frame.c_str());
+  if (!d.IsObject()) return {0, ""};
+  const uint64_t id = d.HasMember("id") && d["id"].IsUint64() ? d["id"].GetUint64() : 0;
+  const std::string cmd = d.HasMember("cmd") && d["cmd"].IsString() ? d["cmd"].GetString() : "";
+  return {id, cmd};
+}
+
+// Reads the login request on `s` and answers it with `body`.
+bool AnswerLogin(asio::ip::tcp::socket& s, const std::string& body) {
+  std::string req;
+  if (!ScriptedServer::ReadFrame(s, &req)) return false;
+  ScriptedServer::WriteFrame(
+      s, "{\"id\":" + std::to_string(IdAndCmd(req).first) + ",\"code\":0,\"body\":" + body + "}");
+  return true;
+}
+
+std::string LoginBodyAt(uint64_t last_seq) {
+  return R"({"user":"fay","tenant":"default","session":"s1","node":"n1","epoch":"e1",)"
+         R"("last_seq":)" +
+         std::to_string(last_seq) +
+         R"(,"acked_seq":0,"heartbeat_s":30,"server_ms":1700000000000})";
+}
 
 }  // namespace
 
@@ -521,6 +584,69 @@ TEST_CASE("reconnect: pushes that overtake the login response are neither lost n
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(server.syncs() == 1);
   CHECK(c.synced_seq() == 5);
+}
+
+// A reconnect whose resync fails (the new connection goes down before the sync answers) tries
+// again; the pushes of the connection after it wait for that one's resync, as on any
+// reconnect, so OnMessage still gets the messages in seq order: the one pushed right after the
+// login response (seq 3) comes after the two the resync fetches below it.
+TEST_CASE("reconnect: after a resync that failed, the next connection's pushes wait for its resync") {
+  std::string page_entries;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    const std::string push = Push(seq, 100 + seq, "m" + std::to_string(seq));
+    const size_t body = push.find(R"("body":{)") + 7;
+    page_entries += (seq > 1 ? "," : "") + push.substr(body, push.size() - body - 1);
+  }
+  std::atomic<int> syncs_refused{0};
+  std::atomic<bool> logged_in{false};
+  ConnectionScriptServer server([&](int n, asio::ip::tcp::socket& s) {
+    if (n == 0) {  // the first login (empty inbox); once it has returned, the connection is lost
+      AnswerLogin(s, LoginBodyAt(0));
+      WaitUntil([&] { return logged_in.load(); }, 10000);
+      return;
+    }
+    if (n == 1) {  // the reconnect's login, then the connection is lost during its resync
+      if (!AnswerLogin(s, LoginBodyAt(2))) return;
+      std::string req;
+      while (ScriptedServer::ReadFrame(s, &req)) {
+        if (IdAndCmd(req).second == "chat.sync") {
+          ++syncs_refused;
+          return;
+        }
+      }
+      return;
+    }
+    // The next reconnect: a push right behind the login response, then a sync that has it all.
+    if (!AnswerLogin(s, LoginBodyAt(3))) return;
+    ScriptedServer::WriteFrame(s, Push(3, 103, "m3"));
+    std::string req;
+    while (ScriptedServer::ReadFrame(s, &req)) {
+      const auto [id, cmd] = IdAndCmd(req);
+      if (id == 0) continue;
+      const std::string page = cmd == "chat.sync"
+                                   ? R"({"messages":[)" + page_entries +
+                                         R"(],"epoch":"e1","last_seq":3,"first_seq":1,)"
+                                         R"("more":false,"gap":false})"
+                                   : std::string("{}");
+      ScriptedServer::WriteFrame(
+          s, "{\"id\":" + std::to_string(id) + R"(,"code":0,"body":)" + page + "}");
+    }
+  });
+  im::ClientOptions co;
+  co.url = server.Url();
+  co.reconnect_min_ms = 10;
+  co.reconnect_max_ms = 50;
+  im::Client c(co);
+  Collector inbox;
+  inbox.AttachAndLogIn(c, "token");
+  logged_in = true;
+  REQUIRE(inbox.WaitCount(3, 10000));
+  CHECK(WaitUntil([&] { return inbox.reconnected >= 1; }, 10000));
+  CHECK(syncs_refused == 1);
+  std::lock_guard<std::mutex> lock(inbox.mu);
+  std::vector<std::string> bodies;
+  for (const auto& m : inbox.got) bodies.push_back(m.message.body);
+  CHECK(bodies == std::vector<std::string>{"m1", "m2", "m3"});
 }
 
 // A push lost on the way (a hole at seq 1) leaves the later ones delivered above it until a sync
