@@ -73,7 +73,7 @@ bool ReadRows(const std::string& path, std::vector<Row>* rows) {
     ++n;
     if (line.empty()) continue;
     rapidjson::Document d;
-    d.Parse(line.c_str());
+    d.Parse(line.data(), line.size());
     if (d.HasParseError() || !d.IsObject() || !d.HasMember("scenario") || !d.HasMember("rate")) {
       std::fprintf(stderr, "im-bench report: %s:%d: not a result line, skipped\n", path.c_str(), n);
       continue;

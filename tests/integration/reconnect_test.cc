@@ -413,7 +413,7 @@ class ScriptedServer {
       std::string login;
       if (!ReadFrame(s, &login)) return;
       rapidjson::Document d;
-      d.Parse(login.c_str());
+      d.Parse(login.data(), login.size());
       const uint64_t id = d.IsObject() && d.HasMember("id") ? d["id"].GetUint64() : 0;
       for (const std::string& f : before) WriteFrame(s, f);
       WriteFrame(s, "{\"id\":" + std::to_string(id) + ",\"code\":0,\"body\":" + login_body + "}");
@@ -422,7 +422,7 @@ class ScriptedServer {
       std::string req;
       while (ReadFrame(s, &req)) {
         rapidjson::Document r;
-        r.Parse(req.c_str());
+        r.Parse(req.data(), req.size());
         if (!r.IsObject() || !r.HasMember("id") || r["id"].GetUint64() == 0) continue;
         if (r.HasMember("cmd") && r["cmd"].IsString() && r["cmd"].GetString() == std::string("chat.sync")) {
           ++syncs_;
@@ -522,7 +522,7 @@ class ConnectionScriptServer {
 // The id of a request frame (0 when it has none) and its cmd.
 std::pair<uint64_t, std::string> IdAndCmd(const std::string& frame) {
   rapidjson::Document d;
-  d.Parse(frame.c_str());
+  d.Parse(frame.data(), frame.size());
   if (!d.IsObject()) return {0, ""};
   const uint64_t id = d.HasMember("id") && d["id"].IsUint64() ? d["id"].GetUint64() : 0;
   const std::string cmd = d.HasMember("cmd") && d["cmd"].IsString() ? d["cmd"].GetString() : "";

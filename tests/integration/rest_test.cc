@@ -42,7 +42,7 @@ HttpResult Http(uint16_t port, const std::string& method, const std::string& tar
   if (resp.size() > 12) r.status = std::stoi(resp.substr(9, 3));
   auto split = resp.find("\r\n\r\n");
   std::string payload = split == std::string::npos ? "" : resp.substr(split + 4);
-  r.body.Parse(payload.c_str());
+  r.body.Parse(payload.data(), payload.size());
   return r;
 }
 

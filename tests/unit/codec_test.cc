@@ -67,14 +67,16 @@ TEST_CASE("codec: a chat push is the same JSON for every receiver but the seq") 
   CHECK(a.ToString() ==
         R"({"cmd":"chat.message","body":{"seq":1,"mid":"1234567890123456789","from":"alice","to":"bob","type":"text","body":"hi \"there\"","extra":{"k":[1,2]},"ts":1700000000000}})");
   rapidjson::Document d;
-  d.Parse(b.ToString().c_str());
+  const std::string text = b.ToString();
+  d.Parse(text.data(), text.size());
   REQUIRE(d.IsObject());
   CHECK(d["body"]["seq"].GetUint64() == 99);
   CHECK(EncodeMessageObject(99, m) == ToJson(d["body"]));
   m.to.clear();
   m.group = "g1";
   m.extra.clear();
-  d.Parse(ChatPushEncoder(m).ForSeq(5).ToString().c_str());
+  const std::string group_text = ChatPushEncoder(m).ForSeq(5).ToString();
+  d.Parse(group_text.data(), group_text.size());
   CHECK(std::string(d["body"]["group"].GetString()) == "g1");
   CHECK_FALSE(d["body"].HasMember("to"));
   CHECK_FALSE(d["body"].HasMember("extra"));
