@@ -43,17 +43,20 @@ void AppendJsonString(std::string* out, std::string_view v) {
   out->push_back('"');
 }
 
-void AppendDecimal(std::string* out, uint64_t v) {
+namespace {
+
+// 20 characters hold every uint64_t and every int64_t (the sign included).
+template <typename Int>
+void AppendInteger(std::string* out, Int v) {
   char digits[20];
   const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
   out->append(digits, static_cast<size_t>(end - digits));
 }
 
-void AppendDecimal(std::string* out, int64_t v) {
-  char digits[20];
-  const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
-  out->append(digits, static_cast<size_t>(end - digits));
-}
+}  // namespace
+
+void AppendDecimal(std::string* out, uint64_t v) { AppendInteger(out, v); }
+void AppendDecimal(std::string* out, int64_t v) { AppendInteger(out, v); }
 
 std::string ToJson(const rapidjson::Value& value) {
   rapidjson::StringBuffer buffer;

@@ -394,15 +394,83 @@ TEST_CASE("reconnect: ResumeFrom catches up from a saved position after login") 
 
 namespace {
 
+// Frames of the TCP transport: a 4-byte big-endian length, then the JSON text.
+bool ReadFrame(asio::ip::tcp::socket& s, std::string* out) {
+  unsigned char header[4];
+  asio::error_code ec;
+  asio::read(s, asio::buffer(header), ec);
+  if (ec) return false;
+  const uint32_t n = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
+                     (uint32_t{header[2]} << 8) | header[3];
+  out->resize(n);
+  asio::read(s, asio::buffer(*out), ec);
+  return !ec;
+}
+void WriteFrame(asio::ip::tcp::socket& s, const std::string& text) {
+  const uint32_t n = static_cast<uint32_t>(text.size());
+  const unsigned char header[4] = {static_cast<unsigned char>(n >> 24),
+                                   static_cast<unsigned char>(n >> 16),
+                                   static_cast<unsigned char>(n >> 8),
+                                   static_cast<unsigned char>(n)};
+  asio::error_code ec;
+  asio::write(s, std::array<asio::const_buffer, 2>{asio::buffer(header), asio::buffer(text)}, ec);
+}
+
+// The id of a request frame (0 when it has none) and its cmd.
+std::pair<uint64_t, std::string> IdAndCmd(const std::string& frame) {
+  rapidjson::Document d;
+  d.Parse(frame.data(), frame.size());
+  if (!d.IsObject()) return {0, ""};
+  const uint64_t id = d.HasMember("id") && d["id"].IsUint64() ? d["id"].GetUint64() : 0;
+  const std::string cmd = d.HasMember("cmd") && d["cmd"].IsString() ? d["cmd"].GetString() : "";
+  return {id, cmd};
+}
+
+// A success response to request `id` with `body`.
+void Answer(asio::ip::tcp::socket& s, uint64_t id, const std::string& body) {
+  WriteFrame(s, "{\"id\":" + std::to_string(id) + R"(,"code":0,"body":)" + body + "}");
+}
+
+// Reads the login request on `s` and answers it with `body`.
+bool AnswerLogin(asio::ip::tcp::socket& s, const std::string& body) {
+  std::string req;
+  if (!ReadFrame(s, &req)) return false;
+  Answer(s, IdAndCmd(req).first, body);
+  return true;
+}
+
+std::string LoginBodyAt(uint64_t last_seq) {
+  return R"({"user":"fay","tenant":"default","session":"s1","node":"n1","epoch":"e1",)"
+         R"("last_seq":)" +
+         std::to_string(last_seq) +
+         R"(,"acked_seq":0,"heartbeat_s":30,"server_ms":1700000000000})";
+}
+
+std::string Push(uint64_t seq, uint64_t mid, const std::string& body) {
+  return R"({"cmd":"chat.message","body":{"seq":)" + std::to_string(seq) +
+         R"(,"mid":)" + std::to_string(mid) + R"(,"from":"eve","to":"fay","type":"text","body":")" +
+         body + R"(","ts":1700000000000}})";
+}
+
+// The message object of a push: what a chat.sync page lists for it.
+std::string EntryOf(const std::string& push) {
+  const size_t body = push.find(R"("body":{)") + 7;
+  return push.substr(body, push.size() - body - 1);
+}
+
+// A chat.sync response body holding `entries` (comma-separated message objects), all there is.
+std::string SyncPage(const std::string& entries, uint64_t last_seq) {
+  return R"({"messages":[)" + entries + R"(],"epoch":"e1","last_seq":)" +
+         std::to_string(last_seq) + R"(,"first_seq":1,"more":false,"gap":false})";
+}
+
 // A one-connection server that answers the client's login with a script: the frames of
 // `before` (pushes the server sent ahead of the response), the login response, then `after`.
 // Every later request gets `page` (a chat.sync response body); the default is an empty page.
 class ScriptedServer {
  public:
   ScriptedServer(std::vector<std::string> before, std::string login_body,
-                 std::vector<std::string> after,
-                 std::string page = R"({"messages":[],"epoch":"e1","last_seq":2,)"
-                                    R"("first_seq":1,"more":false,"gap":false})")
+                 std::vector<std::string> after, std::string page = SyncPage("", 2))
       : acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
     thread_ = std::thread([this, before = std::move(before), login_body = std::move(login_body),
                            after = std::move(after), page = std::move(page)] {
@@ -412,23 +480,16 @@ class ScriptedServer {
       if (ec) return;
       std::string login;
       if (!ReadFrame(s, &login)) return;
-      rapidjson::Document d;
-      d.Parse(login.data(), login.size());
-      const uint64_t id = d.IsObject() && d.HasMember("id") ? d["id"].GetUint64() : 0;
       for (const std::string& f : before) WriteFrame(s, f);
-      WriteFrame(s, "{\"id\":" + std::to_string(id) + ",\"code\":0,\"body\":" + login_body + "}");
+      Answer(s, IdAndCmd(login).first, login_body);
       for (const std::string& f : after) WriteFrame(s, f);
       // Answer every later request (syncs, pings) with `page` until the client closes.
       std::string req;
       while (ReadFrame(s, &req)) {
-        rapidjson::Document r;
-        r.Parse(req.data(), req.size());
-        if (!r.IsObject() || !r.HasMember("id") || r["id"].GetUint64() == 0) continue;
-        if (r.HasMember("cmd") && r["cmd"].IsString() && r["cmd"].GetString() == std::string("chat.sync")) {
-          ++syncs_;
-        }
-        WriteFrame(s, "{\"id\":" + std::to_string(r["id"].GetUint64()) + R"(,"code":0,"body":)" +
-                          page + "}");
+        const auto [id, cmd] = IdAndCmd(req);
+        if (id == 0) continue;
+        if (cmd == "chat.sync") ++syncs_;
+        Answer(s, id, page);
       }
     });
   }
@@ -443,45 +504,12 @@ class ScriptedServer {
   // chat.sync requests answered so far.
   int syncs() const { return syncs_.load(); }
 
-  static bool ReadFrame(asio::ip::tcp::socket& s, std::string* out) {
-    unsigned char header[4];
-    asio::error_code ec;
-    asio::read(s, asio::buffer(header), ec);
-    if (ec) return false;
-    const uint32_t n = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
-                       (uint32_t{header[2]} << 8) | header[3];
-    out->resize(n);
-    asio::read(s, asio::buffer(*out), ec);
-    return !ec;
-  }
-  static void WriteFrame(asio::ip::tcp::socket& s, const std::string& text) {
-    const uint32_t n = static_cast<uint32_t>(text.size());
-    const unsigned char header[4] = {static_cast<unsigned char>(n >> 24),
-                                     static_cast<unsigned char>(n >> 16),
-                                     static_cast<unsigned char>(n >> 8),
-                                     static_cast<unsigned char>(n)};
-    asio::error_code ec;
-    asio::write(s, std::array<asio::const_buffer, 2>{asio::buffer(header), asio::buffer(text)},
-                ec);
-  }
-
  private:
-
   asio::io_context io_;
   asio::ip::tcp::acceptor acceptor_;
   std::atomic<int> syncs_{0};
   std::thread thread_;
 };
-
-std::string Push(uint64_t seq, uint64_t mid, const std::string& body) {
-  return R"({"cmd":"chat.message","body":{"seq":)" + std::to_string(seq) +
-         R"(,"mid":)" + std::to_string(mid) + R"(,"from":"eve","to":"fay","type":"text","body":")" +
-         body + R"(","ts":1700000000000}})";
-}
-
-const char* kLoginBody =
-    R"({"user":"fay","tenant":"default","session":"s1","node":"n1","epoch":"e1",)"
-    R"("last_seq":2,"acked_seq":0,"heartbeat_s":30,"server_ms":1700000000000})";
 
 // A server that runs `script(n, socket)` for its n-th connection (0, 1, ...), one at a time.
 class ConnectionScriptServer {
@@ -519,32 +547,6 @@ class ConnectionScriptServer {
   std::thread thread_;
 };
 
-// The id of a request frame (0 when it has none) and its cmd.
-std::pair<uint64_t, std::string> IdAndCmd(const std::string& frame) {
-  rapidjson::Document d;
-  d.Parse(frame.data(), frame.size());
-  if (!d.IsObject()) return {0, ""};
-  const uint64_t id = d.HasMember("id") && d["id"].IsUint64() ? d["id"].GetUint64() : 0;
-  const std::string cmd = d.HasMember("cmd") && d["cmd"].IsString() ? d["cmd"].GetString() : "";
-  return {id, cmd};
-}
-
-// Reads the login request on `s` and answers it with `body`.
-bool AnswerLogin(asio::ip::tcp::socket& s, const std::string& body) {
-  std::string req;
-  if (!ScriptedServer::ReadFrame(s, &req)) return false;
-  ScriptedServer::WriteFrame(
-      s, "{\"id\":" + std::to_string(IdAndCmd(req).first) + ",\"code\":0,\"body\":" + body + "}");
-  return true;
-}
-
-std::string LoginBodyAt(uint64_t last_seq) {
-  return R"({"user":"fay","tenant":"default","session":"s1","node":"n1","epoch":"e1",)"
-         R"("last_seq":)" +
-         std::to_string(last_seq) +
-         R"(,"acked_seq":0,"heartbeat_s":30,"server_ms":1700000000000})";
-}
-
 }  // namespace
 
 // A message stored just before the session was attached may be pushed ahead of the login
@@ -553,7 +555,7 @@ std::string LoginBodyAt(uint64_t last_seq) {
 // push above last_seq that overtook the response is delivered once, after the login.
 TEST_CASE("reconnect: pushes that overtake the login response are neither lost nor doubled") {
   ScriptedServer server({Push(1, 101, "backlog1"), Push(2, 102, "backlog2"), Push(3, 103, "new3")},
-                        kLoginBody, {Push(4, 104, "new4"), Push(5, 105, "end")});
+                        LoginBodyAt(2), {Push(4, 104, "new4"), Push(5, 105, "end")});
   im::ClientOptions co;
   co.url = server.Url();
   co.auto_reconnect = false;
@@ -593,9 +595,7 @@ TEST_CASE("reconnect: pushes that overtake the login response are neither lost n
 TEST_CASE("reconnect: after a resync that failed, the next connection's pushes wait for its resync") {
   std::string page_entries;
   for (uint64_t seq = 1; seq <= 3; ++seq) {
-    const std::string push = Push(seq, 100 + seq, "m" + std::to_string(seq));
-    const size_t body = push.find(R"("body":{)") + 7;
-    page_entries += (seq > 1 ? "," : "") + push.substr(body, push.size() - body - 1);
+    page_entries += (seq > 1 ? "," : "") + EntryOf(Push(seq, 100 + seq, "m" + std::to_string(seq)));
   }
   std::atomic<int> syncs_refused{0};
   std::atomic<bool> logged_in{false};
@@ -608,7 +608,7 @@ TEST_CASE("reconnect: after a resync that failed, the next connection's pushes w
     if (n == 1) {  // the reconnect's login, then the connection is lost during its resync
       if (!AnswerLogin(s, LoginBodyAt(2))) return;
       std::string req;
-      while (ScriptedServer::ReadFrame(s, &req)) {
+      while (ReadFrame(s, &req)) {
         if (IdAndCmd(req).second == "chat.sync") {
           ++syncs_refused;
           return;
@@ -618,18 +618,12 @@ TEST_CASE("reconnect: after a resync that failed, the next connection's pushes w
     }
     // The next reconnect: a push right behind the login response, then a sync that has it all.
     if (!AnswerLogin(s, LoginBodyAt(3))) return;
-    ScriptedServer::WriteFrame(s, Push(3, 103, "m3"));
+    WriteFrame(s, Push(3, 103, "m3"));
     std::string req;
-    while (ScriptedServer::ReadFrame(s, &req)) {
+    while (ReadFrame(s, &req)) {
       const auto [id, cmd] = IdAndCmd(req);
       if (id == 0) continue;
-      const std::string page = cmd == "chat.sync"
-                                   ? R"({"messages":[)" + page_entries +
-                                         R"(],"epoch":"e1","last_seq":3,"first_seq":1,)"
-                                         R"("more":false,"gap":false})"
-                                   : std::string("{}");
-      ScriptedServer::WriteFrame(
-          s, "{\"id\":" + std::to_string(id) + R"(,"code":0,"body":)" + page + "}");
+      Answer(s, id, cmd == "chat.sync" ? SyncPage(page_entries, 3) : std::string("{}"));
     }
   });
   im::ClientOptions co;
@@ -653,20 +647,14 @@ TEST_CASE("reconnect: after a resync that failed, the next connection's pushes w
 // fills it. At most max_held_pushes are remembered so: the next one is dropped (counted) and the
 // sync starts at once; it fetches the hole and the dropped ones, each delivered once.
 TEST_CASE("reconnect: pushes above a hole stop at max_held_pushes and a sync fetches the rest") {
-  const char* login = R"({"user":"fay","tenant":"default","session":"s1","node":"n1",)"
-                      R"("epoch":"e1","last_seq":0,"acked_seq":0,"heartbeat_s":30,)"
-                      R"("server_ms":1700000000000})";
   std::vector<std::string> pushes;
   std::string entries;
   for (uint64_t seq = 1; seq <= 7; ++seq) {
     const std::string push = Push(seq, 100 + seq, "m" + std::to_string(seq));
     if (seq > 1) pushes.push_back(push);  // seq 1 is lost
-    const size_t body = push.find(R"("body":{)") + 7;
-    entries += (seq > 1 ? "," : "") + push.substr(body, push.size() - body - 1);
+    entries += (seq > 1 ? "," : "") + EntryOf(push);
   }
-  ScriptedServer server({}, login, pushes,
-                        R"({"messages":[)" + entries + R"(],"epoch":"e1","last_seq":7,)"
-                                                       R"("first_seq":1,"more":false,"gap":false})");
+  ScriptedServer server({}, LoginBodyAt(0), pushes, SyncPage(entries, 7));
   im::ClientOptions co;
   co.url = server.Url();
   co.auto_reconnect = false;
