@@ -109,7 +109,7 @@ TEST_CASE("route: two stable nodes and a canary - percentage, tenant whitelist, 
   CHECK(login->node == "c0");
 }
 
-TEST_CASE("route: bad input, a drained node leaves every answer at once, stable choice") {
+TEST_CASE("route: bad input, a drain leaves the answers of every node, stable choice") {
   im::test::RedisServer redis;
   Nodes cluster;
   for (int n = 0; n < 3; ++n) {
