@@ -368,8 +368,8 @@ class Streams {
 
   // The inbox epoch member `r` sees now.
   std::string Epoch(int r) {
-    auto page = members_[r]->client->Sync(0, 1);
-    REQUIRE(page.ok());
+    auto page = im::test::SyncRetrying(*members_[r]->client, 0, 1);
+    REQUIRE_MESSAGE(page.ok(), page.status().ToString());
     return page->epoch;
   }
 
