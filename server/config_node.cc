@@ -17,6 +17,8 @@ im::Status ApplyServer(const toml::table& t, Config* c) {
   r.Get<std::string>("http", &o.http_listen);
   r.Get<int64_t>("io_threads", &o.io_threads);
   r.Get<int64_t>("worker_threads", &o.worker_threads);
+  int64_t thread_slice_us = o.thread_slice_us;
+  r.Get<int64_t>("thread_slice_us", &thread_slice_us);
   r.Get<int64_t>("max_frame_bytes", &o.max_frame_bytes);
   r.Get<int64_t>("login_timeout_ms", &o.login_timeout_ms);
   r.Get<int64_t>("heartbeat_s", &o.heartbeat_s);
@@ -58,6 +60,10 @@ im::Status ApplyServer(const toml::table& t, Config* c) {
   if (o.io_threads < 1 || o.worker_threads < 1) {
     return im::Status::BadRequest("server.io_threads and server.worker_threads must be >= 1");
   }
+  if (thread_slice_us != 0 && (thread_slice_us < 100 || thread_slice_us > 100000)) {
+    return im::Status::BadRequest("server.thread_slice_us must be 0 or 100..100000");
+  }
+  o.thread_slice_us = static_cast<uint32_t>(thread_slice_us);
   if (o.max_connections < 1) return im::Status::BadRequest("server.max_connections must be >= 1");
   if (o.commit_batch_recipients < 1 || o.commit_inflight < 1 || o.fanout_queue_limit < 1 ||
       o.fanout_slice < 1) {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/thread_name.h"
+#include "base/thread_slice.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 
@@ -27,7 +28,7 @@ Committer::Committer(Deps deps)
     : deps_(deps),
       mids_(deps.node_number),
       fanout_(FanOut::Deps{deps.sessions, deps.router, deps.fanout_queue_limit,
-                           deps.fanout_slice, deps.metrics}) {
+                           deps.fanout_slice, deps.metrics, deps.thread_slice_us}) {
   // Zero would refuse or stall everything; one is the least that works.
   deps_.batch_max = std::max<size_t>(deps_.batch_max, 1);
   deps_.lane_limit = std::max<size_t>(deps_.lane_limit, 1);
@@ -44,6 +45,7 @@ void Committer::Start() {
   fanout_.Start();
   thread_ = std::thread([this] {
     NameThisThread("im-commit");
+    RequestThreadSlice(deps_.thread_slice_us);
     Run();
   });
 }

@@ -144,6 +144,7 @@ class Committer {
     Metrics* metrics = nullptr;         // may be null
     size_t inflight = 4;                // storage batches handed over and not yet answered
     const TenantDirectory* tenants = nullptr;  // each tenant's max_inbox; null: the queue's
+    uint32_t thread_slice_us = 0;  // asked for by im-commit and im-fanout (base/thread_slice.h)
   };
   explicit Committer(Deps deps);
   ~Committer();  // Stop()s.

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/thread_name.h"
+#include "base/thread_slice.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "route/broadcast_router.h"
@@ -36,6 +37,7 @@ void FanOut::Start() {
   state_ = State::kRunning;
   thread_ = std::thread([this] {
     NameThisThread("im-fanout");
+    RequestThreadSlice(deps_.thread_slice_us);
     Run();
   });
 }

@@ -71,6 +71,7 @@ class FanOut {
     size_t queue_limit = 65536;  // pushes waiting in the stage
     size_t slice = 512;          // recipients per step of a big fan-out
     Metrics* metrics = nullptr;  // may be null; else im_fanout_queue_depth follows depth()
+    uint32_t thread_slice_us = 0;  // asked for by im-fanout (base/thread_slice.h)
   };
   explicit FanOut(Deps deps);
   ~FanOut();  // Stop()s.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/thread_name.h"
+#include "base/thread_slice.h"
 #include "ops/log.h"
 #include "ops/timed_stores.h"
 #include "protocol/json.h"
@@ -88,7 +89,8 @@ Status Server::Impl::Start() {
       deps_.inbox.get(), deps_.sessions.get(), deps_.router.get(), deps_.groups.get(), clock_,
       options_.node_number, options_.commit_queue_limit, options_.commit_batch_max,
       options_.commit_lane_limit, options_.commit_batch_recipients, options_.fanout_queue_limit,
-      options_.fanout_slice, &metrics_, options_.commit_inflight, tenants_.get()});
+      options_.fanout_slice, &metrics_, options_.commit_inflight, tenants_.get(),
+      options_.thread_slice_us});
   sessions_ = std::make_unique<internal::SessionService>(internal::SessionService::Deps{
       deps_.sessions.get(), deps_.router.get(), deps_.inbox.get(), deps_.tokens.get(),
       limits_.get(), events_.get(), &metrics_, &hooks_, &options_, clock_, node_id_,
@@ -148,6 +150,7 @@ Status Server::Impl::Start() {
   for (int i = 0; i < options_.io_threads; ++i) {
     io_threads_.emplace_back([this] {
       internal::NameThisThread("im-io");
+      internal::RequestThreadSlice(options_.thread_slice_us);
       io_.run();
     });
   }
