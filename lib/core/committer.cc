@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "base/thread_name.h"
-#include "base/thread_slice.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 
@@ -44,8 +43,7 @@ void Committer::Start() {
   started_ = true;
   fanout_.Start();
   thread_ = std::thread([this] {
-    NameThisThread("im-commit");
-    RequestThreadSlice(deps_.thread_slice_us);
+    SetUpThisThread("im-commit", deps_.thread_slice_us);
     Run();
   });
 }

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "base/thread_name.h"
-#include "base/thread_slice.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "route/broadcast_router.h"
@@ -36,8 +35,7 @@ void FanOut::Start() {
   if (state_ != State::kIdle) return;
   state_ = State::kRunning;
   thread_ = std::thread([this] {
-    NameThisThread("im-fanout");
-    RequestThreadSlice(deps_.thread_slice_us);
+    SetUpThisThread("im-fanout", deps_.thread_slice_us);
     Run();
   });
 }

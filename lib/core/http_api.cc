@@ -221,7 +221,7 @@ void HttpFront::HandleHttp(HttpRequest request, std::function<void(HttpResponse)
   }
   deps_.metrics->HashQueued(1);
   asio::post(*deps_.hash_pool, [this, request = std::move(request), finish = std::move(finish)] {
-    NameThisThreadOnce("im-hash");
+    SetUpThisThreadOnce("im-hash");
     RouteHttp(request, [this, finish](HttpResponse r) {
       hash_pending_.fetch_sub(1);
       deps_.metrics->HashQueued(-1);

@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "base/thread_name.h"
-#include "base/thread_slice.h"
 #include "ops/log.h"
 #include "ops/timed_stores.h"
 #include "protocol/json.h"
@@ -149,8 +148,7 @@ Status Server::Impl::Start() {
       io_.get_executor());
   for (int i = 0; i < options_.io_threads; ++i) {
     io_threads_.emplace_back([this] {
-      internal::NameThisThread("im-io");
-      internal::RequestThreadSlice(options_.thread_slice_us);
+      internal::SetUpThisThread("im-io", options_.thread_slice_us);
       io_.run();
     });
   }

@@ -3,23 +3,9 @@
 #include <asio/post.hpp>
 
 #include "base/thread_name.h"
-#include "base/thread_slice.h"
 #include "ops/log.h"
 
 namespace im::internal {
-
-namespace {
-
-// Names a worker pool thread and asks for the latency path's slice, once per thread.
-void SetUpWorkerThread(uint32_t slice_us) {
-  thread_local bool done = false;
-  if (done) return;
-  done = true;
-  NameThisThread("im-worker");
-  RequestThreadSlice(slice_us);
-}
-
-}  // namespace
 
 SocketFront::SocketFront(Deps deps)
     : deps_(deps),
@@ -67,7 +53,7 @@ void SocketFront::OnFrame(const std::shared_ptr<Connection>& connection,
   }
   state->pending.fetch_add(1, std::memory_order_relaxed);
   asio::post(state->strand, [this, state, req] {
-    SetUpWorkerThread(options_.thread_slice_us);
+    SetUpThisThreadOnce("im-worker", options_.thread_slice_us);
     state->pending.fetch_sub(1, std::memory_order_relaxed);
     Dispatch(state, req);
   });
