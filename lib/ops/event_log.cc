@@ -143,7 +143,9 @@ void EventLog::Emit(const BusinessEvent& e) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_ && queue_.size() < options_.limit) {
-      wake = queue_.empty();  // a non-empty queue already has the writer awake (or held)
+      // A non-empty queue already has the writer awake (or held). While it sleeps until a
+      // flush (batching_), lines wait for that flush; half the bound wakes it earlier.
+      wake = (queue_.empty() && !batching_) || queue_.size() + 1 == HighWater();
       queue_.push_back(std::move(line));
       ++queued_total_;
       queued = true;
@@ -179,12 +181,15 @@ void EventLog::Run() {
   std::chrono::steady_clock::time_point flush_at;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    auto ready = [this] { return stopping_ || flush_now_ || (!held_ && !queue_.empty()); };
+    batching_ = unflushed;
     if (unflushed) {
-      wake_.wait_until(lock, flush_at, ready);
+      wake_.wait_until(lock, flush_at, [this] {
+        return stopping_ || flush_now_ || (!held_ && queue_.size() >= HighWater());
+      });
     } else {
-      wake_.wait(lock, ready);
+      wake_.wait(lock, [this] { return stopping_ || flush_now_ || (!held_ && !queue_.empty()); });
     }
+    batching_ = false;
     if (stopping_ || !held_) batch.swap(queue_);
     const bool stop = stopping_;
     const bool flush_now = flush_now_;

@@ -7,7 +7,10 @@
 // Emit never touches the file: it formats the line on the caller's thread (an io thread, a
 // worker, the host's) and moves it into a bounded queue. One thread of its own, `im-events`,
 // writes what is queued in batches and flushes at the latest flush_ms after a line was written,
-// so a slow or stalled disk never holds up a network thread. At the bound (queue_limit lines
+// so a slow or stalled disk never holds up a network thread. The writer is woken by the first
+// line after a flush, which it writes at once; until that line's flush it sleeps, and the lines
+// emitted meanwhile are written and flushed together at the flush (earlier once half the bound
+// is waiting): two wake-ups per flush_ms under load, not one per event. At the bound (queue_limit lines
 // waiting) the event is dropped and counted (dropped(), im_event_log_dropped_total) and a
 // program-log warning says so, at most once per kDropWarnIntervalMs. Stop (and the destructor)
 // writes and flushes every line queued before it; events emitted after Stop are dropped.
@@ -79,12 +82,19 @@ class EventLog {
   // For tests: while held, the writer takes nothing from the queue (as if the disk stalled),
   // so the queue fills up to its bound. Stop ends a hold.
   void HoldWriterForTest(bool hold);
+  // Lines queued that the writer has not taken yet.
+  size_t waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queue_.size();
+  }
 
  private:
   EventLog(std::shared_ptr<spdlog::logger> file, std::string node, Clock* clock,
            EventLogQueue queue);
   void Run();
   void Drop();
+  // Lines waiting that wake a writer sleeping until its flush: half the bound.
+  size_t HighWater() const { return options_.limit > 1 ? options_.limit / 2 : 1; }
 
   std::shared_ptr<spdlog::logger> file_;  // used by the writer thread alone
   const std::string node_;
@@ -95,6 +105,7 @@ class EventLog {
   std::deque<std::string> queue_;  // guarded by mu_
   bool stopping_ = false;          // guarded by mu_
   bool held_ = false;              // guarded by mu_
+  bool batching_ = false;          // guarded by mu_: the writer sleeps until a pending flush
   bool flush_now_ = false;         // guarded by mu_: a Flush waits
   uint64_t queued_total_ = 0;      // guarded by mu_: lines ever queued
   uint64_t flushed_total_ = 0;     // guarded by mu_: lines written and flushed

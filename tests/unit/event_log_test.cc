@@ -1,8 +1,10 @@
 // The event log's writer thread: lines keep their order, everything queued reaches the file at
-// Stop, a line reaches it within flush_ms without Stop, the queue bound drops and counts, and
-// size rotation still works. Real files in a temporary directory.
+// Stop, a line reaches it within flush_ms without Stop, lines gather until a flush instead of
+// waking the writer each, the queue bound drops and counts, and size rotation still works. Real
+// files in a temporary directory.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -109,6 +111,25 @@ TEST_CASE("event log: a line reaches the file within flush_ms while the log runs
   log->Emit(Numbered("alice", 2));
   CHECK(test::WaitUntil([&] { return Lines(path).size() == 2; }));
   CHECK(Reasons(Lines(path)) == std::vector<std::string>{"1", "2"});
+}
+
+TEST_CASE("event log: lines after the first wait for its flush, or for half the bound") {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/events.log";
+  auto log = OpenLog(path, {10, nullptr, 600000});  // no timed flush during the test
+  log->Emit(Numbered("alice", 1));                  // the first line wakes the writer
+  REQUIRE(test::WaitUntil([&] { return log->waiting() == 0; }));
+  // The writer now sleeps until line 1's flush: four more lines stay queued, no wake-up each.
+  for (int i = 2; i <= 5; ++i) log->Emit(Numbered("alice", i));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(log->waiting() == 4);
+  log->Emit(Numbered("alice", 6));  // five waiting: half the bound wakes it
+  CHECK(test::WaitUntil([&] { return log->waiting() == 0; }));
+  log->Flush();
+  CHECK(Reasons(Lines(path)) == std::vector<std::string>{"1", "2", "3", "4", "5", "6"});
+  log->Emit(Numbered("alice", 7));  // after a flush: the next line wakes the writer again
+  CHECK(test::WaitUntil([&] { return log->waiting() == 0; }));
+  CHECK(log->dropped() == 0);
 }
 
 TEST_CASE("event log: Flush returns once every line emitted before it is in the file") {
