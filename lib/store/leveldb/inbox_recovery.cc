@@ -82,8 +82,20 @@ bool InboxSeqRange(leveldb::Iterator* it, const std::string& prefix, uint64_t* l
 }
 
 std::string NewEpoch() {
-  unsigned char raw[8];
-  randombytes_buf(raw, sizeof raw);
+  // SipHash of a per-thread counter under a per-thread random key: as unpredictable and as
+  // unlikely to repeat as 8 fresh random bytes, without a getrandom call per epoch (a new
+  // user's first login creates one, and a system call is costly on some virtual machines).
+  struct Source {
+    unsigned char key[crypto_shorthash_KEYBYTES];
+    uint64_t next = 0;
+    Source() { randombytes_buf(key, sizeof key); }
+    ~Source() { sodium_memzero(key, sizeof key); }
+  };
+  thread_local Source source;
+  unsigned char counter[8];
+  PutBig(source.next++, counter);
+  unsigned char raw[crypto_shorthash_BYTES];
+  crypto_shorthash(raw, counter, sizeof counter, source.key);
   char hex[2 * sizeof raw + 1];
   sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
   return std::string(hex, 2 * sizeof raw);

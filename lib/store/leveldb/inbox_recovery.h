@@ -33,8 +33,9 @@ namespace im::internal::leveldb_queue {
 bool InboxSeqRange(leveldb::Iterator* it, const std::string& prefix, uint64_t* low, uint64_t* high,
                    std::string* first_value = nullptr);
 
-// 16 random hex chars. Random rather than time-based, so that a wiped directory, or two
-// processes started in the same millisecond, never reuse an epoch.
+// 16 hex chars, unpredictable (a keyed hash of a counter under a random key per thread). Random
+// rather than time-based, so that a wiped directory, or two processes started in the same
+// millisecond, never reuse an epoch.
 std::string NewEpoch();
 
 // The key of the write count in the database (a record type of its own, '!').
