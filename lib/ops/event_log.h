@@ -10,10 +10,11 @@
 // so a slow or stalled disk never holds up a network thread. The writer is woken by the first
 // line after a flush, which it writes at once; until that line's flush it sleeps, and the lines
 // emitted meanwhile are written and flushed together at the flush (earlier once half the bound
-// is waiting): two wake-ups per flush_ms under load, not one per event. At the bound (queue_limit lines
-// waiting) the event is dropped and counted (dropped(), im_event_log_dropped_total) and a
-// program-log warning says so, at most once per kDropWarnIntervalMs. Stop (and the destructor)
-// writes and flushes every line queued before it; events emitted after Stop are dropped.
+// is waiting): two wake-ups per flush_ms under load, not one per event. At the bound
+// (queue_limit lines waiting) the event is dropped and counted (dropped(),
+// im_event_log_dropped_total) and a program-log warning says so, at most once per
+// kDropWarnIntervalMs. Stop (and the destructor) writes and flushes every line queued before
+// it; events emitted after Stop are dropped.
 //
 // Thread-safety: Emit, dropped and Stop are safe from any thread.
 #ifndef IM_OPS_EVENT_LOG_H_

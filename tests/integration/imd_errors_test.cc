@@ -42,7 +42,8 @@ TEST_CASE("imd errors: a config error names the file, line and key, the type and
   CHECK(rc == 1);
   CHECK_MESSAGE(out == "imd: " + dir + "/type.toml:3: server.io_threads: expected an integer, "
                            "not a string", out);
-  std::ofstream(dir + "/slice.toml") << "data = \"" << dir << "\"\n[server]\nthread_slice_us = 50\n";
+  std::ofstream(dir + "/slice.toml")
+      << "data = \"" << dir << "\"\n[server]\nthread_slice_us = 50\n";
   out = RunImd("--config " + dir + "/slice.toml", &rc);
   CHECK(rc == 1);
   CHECK_MESSAGE(out == "imd: " + dir + "/slice.toml: server.thread_slice_us must be 0 or "
