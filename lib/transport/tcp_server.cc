@@ -158,7 +158,9 @@ class TcpConnection final : public Connection,
   // The buffer is kSmallRead bytes inline: an idle connection's only read memory, and a login
   // fits. While reads fill it (a busy connection) it is kLargeRead bytes on the heap, and goes
   // back to the inline one when reads come in small again. A frame that does not fit
-  // kLargeRead is read into a string of its own.
+  // kLargeRead is read into a string of its own, which grows with the bytes that arrive (at
+  // most doubling per read), never ahead of them to the length the header declares: memory
+  // follows what a peer sends, not what it announces.
   void ReadSome() {
     socket_.async_read_some(
         asio::buffer(rbuf_ + rlen_, rcap_ - rlen_),
@@ -185,16 +187,12 @@ class TcpConnection final : public Connection,
       const size_t have = rlen_ - pos - kFrameHeaderBytes;
       if (have < size) {
         if (kFrameHeaderBytes + size > kLargeRead) {
-          // A large frame: read the rest straight into its own string.
+          // A large frame: read the rest into its own string.
           body_.assign(rbuf_ + pos + kFrameHeaderBytes, have);
-          body_.resize(size);
+          body_size_ = size;
           rlen_ = 0;
           UseSmallBuffer();
-          asio::async_read(socket_, asio::buffer(&body_[have], size - have),
-                           asio::bind_executor(strand_, [self = shared_from_this()](
-                                                            const asio::error_code& ec, size_t) {
-                             self->OnLargeFrame(ec);
-                           }));
+          ReadBody();
           return;
         }
         break;
@@ -210,7 +208,8 @@ class TcpConnection final : public Connection,
       need = kFrameHeaderBytes +
              GetFrameHeader(reinterpret_cast<const unsigned char*>(rbuf_));
     }
-    if (rcap_ == kSmallRead && (filled || need > kSmallRead)) {
+    // The large buffer once a read filled the small one: bytes came, not just a header.
+    if (rcap_ == kSmallRead && filled) {
       large_.reset(new char[kLargeRead]);
       std::memcpy(large_.get(), rbuf_, rlen_);
       rbuf_ = large_.get();
@@ -230,8 +229,24 @@ class TcpConnection final : public Connection,
     large_.reset();
   }
 
-  void OnLargeFrame(const asio::error_code& ec) {
-    if (ec) return HardClose();
+  // Reads the rest of a large frame into body_, which holds the bytes so far: room for as many
+  // again as it holds (at least kBodyStep), but never past the frame's end.
+  void ReadBody() {
+    const size_t have = body_.size();
+    const size_t room = std::min(body_size_ - have, std::max(have, kBodyStep));
+    body_.resize(have + room);
+    socket_.async_read_some(
+        asio::buffer(&body_[have], room),
+        asio::bind_executor(strand_, [self = shared_from_this(), have](
+                                         const asio::error_code& ec, size_t n) {
+          if (ec) return self->HardClose();
+          self->body_.resize(have + n);
+          if (self->body_.size() < self->body_size_) return self->ReadBody();
+          self->OnLargeFrame();
+        }));
+  }
+
+  void OnLargeFrame() {
     std::string payload;
     payload.swap(body_);  // the idle connection keeps no body buffer
     Deliver(std::move(payload));
@@ -359,7 +374,9 @@ class TcpConnection final : public Connection,
   char* rbuf_ = small_.data();
   size_t rcap_ = kSmallRead;
   size_t rlen_ = 0;  // bytes in rbuf_: the start of a frame not complete yet
-  std::string body_;  // a frame larger than kLargeRead
+  static constexpr size_t kBodyStep = 4096;
+  std::string body_;       // a frame larger than kLargeRead: its bytes so far
+  size_t body_size_ = 0;  // its length
 
   mutable std::mutex mu_;  // guards the fields down to shutdown_after_flush_
   std::vector<Frame> queue_;
@@ -382,7 +399,11 @@ class TcpConnection final : public Connection,
 class TcpServerImpl final : public TcpServer {
  public:
   TcpServerImpl(asio::io_context& io, TcpServerOptions options, TransportHandler* handler)
-      : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {}
+      : io_(io),
+        options_(std::move(options)),
+        handler_(handler),
+        acceptor_(io),
+        retry_timer_(io) {}
 
   // The owner stops the io threads first; no handler runs concurrently with destruction.
   ~TcpServerImpl() override {
@@ -427,6 +448,7 @@ class TcpServerImpl final : public TcpServer {
     asio::post(io_, [this] {
       asio::error_code ec;
       acceptor_.close(ec);
+      retry_timer_.cancel();
     });
     std::vector<std::shared_ptr<TcpConnection>> all;
     {
@@ -460,8 +482,20 @@ class TcpServerImpl final : public TcpServer {
           connections_[conn->id()] = conn;
         }
         conn->Start(handler_->OnOpen(conn));
+      } else {
+        // EMFILE, ENFILE, ENOBUFS...: the next accept would fail the same way at once, and the
+        // waiting connection keeps the listener readable, so retrying now would spin.
+        RetryAccept();
+        return;
       }
       Accept();
+    });
+  }
+
+  void RetryAccept() {
+    retry_timer_.expires_after(std::chrono::milliseconds(kAcceptRetryMs));
+    retry_timer_.async_wait([this](const asio::error_code& wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) Accept();
     });
   }
 
@@ -470,6 +504,8 @@ class TcpServerImpl final : public TcpServer {
   TransportHandler* handler_;
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::endpoint peer_;  // filled by each accept
+  static constexpr int kAcceptRetryMs = 100;
+  asio::steady_timer retry_timer_;  // after a failed accept
   uint16_t port_ = 0;
   std::mutex mu_;
   bool stopped_ = false;

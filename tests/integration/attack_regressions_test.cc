@@ -3,7 +3,10 @@
 //
 //   framing abuse       TCP length 0 and over max_frame_bytes, a WebSocket header announcing
 //                       more than max_frame_bytes (up to 1 TiB): closed on the header alone,
-//                       before any payload is read or buffered.
+//                       before any payload is read or buffered. TCP headers announcing large
+//                       frames that never come: memory follows the bytes sent.
+//   descriptor limit    connections the process has no descriptor for: the TCP listener
+//                       tries again every 100 ms instead of spinning on the failed accept.
 //   silent connections  2,000 connections (TCP and upgraded WebSocket) that never log in: all
 //                       closed with 4002 by the login timeout, and the server forgets them.
 //   slowloris           HTTP requests whose headers or body never finish: dropped by
@@ -14,13 +17,21 @@
 //   before login        any command but login and ping before login: 401 unauthenticated,
 //                       then close 4002.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/attack.h"
@@ -86,6 +97,165 @@ TEST_CASE("attack: framing abuse - TCP length 0 or over the limit - WebSocket le
   INFO(rounds << " rounds; first wrong answer: " << first_wrong);
   CHECK(wrong == 0);
   CheckCanary(canary.Stop());
+  CheckStillServing(ts);
+}
+
+// A TCP header announcing a frame near max_frame_bytes, then one byte, on many connections:
+// the server's memory follows the bytes that came (a few KiB per connection), not the lengths
+// announced. It once sized each body to its declared length at once (64 KiB per connection for
+// five bytes sent: 15,000 connections took 1 GB).
+constexpr size_t kAnnouncingConnections = 500;
+constexpr size_t kAnnouncedBytes = 65000;
+// 500 x 65,000 bytes would be 31 MiB; the connections' own state is about 2 MiB.
+constexpr size_t kAnnouncingMaxGrowth = (kAsan ? 24u : 12u) << 20;
+
+TEST_CASE("attack: TCP headers announcing large frames cost the bytes sent, not the lengths") {
+  im::ServerOptions o;
+  o.max_frame_bytes = 65536;
+  o.login_timeout_ms = 60000;  // the connections stay for the measurement
+  TestServer ts(o);
+  Canary canary(CanaryFor(ts));
+  REQUIRE(canary.Start());
+  const size_t rss_before = ResidentBytes();
+  REQUIRE(rss_before > 0);
+  std::vector<std::unique_ptr<Socket>> sockets;
+  sockets.reserve(kAnnouncingConnections);
+  for (size_t i = 0; i < kAnnouncingConnections; ++i) {
+    auto s = std::make_unique<Socket>(ts.server().tcp_port());
+    REQUIRE(s->ok());
+    REQUIRE(s->Write(TcpHeader(kAnnouncedBytes) + "{"));
+    sockets.push_back(std::move(s));
+  }
+  // Every connection accepted, then time for the server to read the bytes each one sent.
+  CHECK(WaitFor([&] { return Metric(ts, "im_connections{transport=\"tcp\"}") >=
+                             static_cast<double>(kAnnouncingConnections); },
+                std::chrono::milliseconds(10000)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const size_t rss_after = ResidentBytes();
+  const size_t growth = rss_after > rss_before ? rss_after - rss_before : 0;
+  INFO(kAnnouncingConnections << " connections each announcing " << kAnnouncedBytes
+                              << " bytes: the process grew by " << (growth >> 10) << " KiB");
+  CHECK(growth <= kAnnouncingMaxGrowth);
+  sockets.clear();
+  CheckCanary(canary.Stop());
+  CheckStillServing(ts);
+}
+
+// --- the file descriptor limit -------------------------------------------------------------------
+
+// CPU ticks (user + system, 1/100 s) of the thread whose /proc stat file is open as `fd`.
+long ThreadTicks(int fd) {
+  char buf[1024];
+  const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the name may hold spaces; the fields follow it
+  if (p == nullptr) return -1;
+  long utime = 0, stime = 0;
+  // Fields 3.. after the name: state, then 10 more, then utime (14) and stime (15).
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime,
+                  &stime) != 2) {
+    return -1;
+  }
+  return utime + stime;
+}
+
+// Connections waiting in the accept queue of the listener on `port` (the rx_queue of its
+// LISTEN row in /proc/net/tcp, open as `fd`); -1 when not found.
+long AcceptBacklog(int fd, uint16_t port) {
+  std::string text;
+  char buf[4096];
+  for (off_t at = 0;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof buf, at);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  char local[64];
+  unsigned state = 0;
+  unsigned long tx = 0, rx = 0;
+  for (size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 1)) {
+    if (std::sscanf(text.c_str() + at + 1, "%*s %63s %*s %x %lx:%lx", local, &state, &tx, &rx) !=
+        4) {
+      continue;
+    }
+    const char* colon = std::strrchr(local, ':');
+    if (state == 0x0A && colon != nullptr && std::strtoul(colon + 1, nullptr, 16) == port) {
+      return static_cast<long>(rx);
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("attack: at the file descriptor limit the TCP listener waits instead of spinning") {
+  TestServer ts{im::ServerOptions{}};
+  CheckStillServing(ts);  // the io threads ran, so they have their names
+  // The io threads' stat files, opened while descriptors are still to be had.
+  std::vector<int> io_stats;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "im-io") continue;
+    const int fd = ::open((task.path() / "stat").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    io_stats.push_back(fd);
+  }
+  REQUIRE(!io_stats.empty());
+  const int net_tcp = ::open("/proc/self/net/tcp", O_RDONLY | O_CLOEXEC);
+  REQUIRE(net_tcp >= 0);
+  const uint16_t port = ts.server().tcp_port();
+  auto io_ticks = [&] {
+    long sum = 0;
+    for (int fd : io_stats) sum += ThreadTicks(fd);
+    return sum;
+  };
+  size_t open_fds = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    ++open_fds;
+  }
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit low = saved;
+  low.rlim_cur = open_fds + 64;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+
+  // Connections until this process (client and server sides) has no descriptor left, and one
+  // that the server cannot accept: it waits in the backlog and keeps the listener readable.
+  std::vector<std::unique_ptr<Socket>> clients;
+  // Descriptors held back for those last connections: a closed client would free the server's
+  // side of its connection too, which the server would use to accept.
+  std::vector<int> spare;
+  for (int i = 0; i < 3; ++i) spare.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  for (int i = 0; i < 200; ++i) {
+    auto s = std::make_unique<Socket>(port);
+    if (!s->ok()) break;
+    clients.push_back(std::move(s));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  while (AcceptBacklog(net_tcp, port) <= 0 && !spare.empty()) {
+    ::close(spare.back());  // its descriptor goes to the next connection's client side
+    spare.pop_back();
+    auto s = std::make_unique<Socket>(port);
+    if (s->ok()) clients.push_back(std::move(s));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const long backlog = AcceptBacklog(net_tcp, port);
+  const size_t connections = clients.size();
+  const long before = io_ticks();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const long busy = io_ticks() - before;
+
+  clients.clear();
+  for (int fd : spare) ::close(fd);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  for (int fd : io_stats) ::close(fd);
+  ::close(net_tcp);
+  INFO(connections << " connections, " << backlog << " not accepted; the io threads used "
+                   << busy << " ticks (1/100 s) in the second at the limit");
+  REQUIRE(backlog > 0);
+  CHECK(busy >= 0);
+  CHECK(busy <= 20);  // spinning on the failed accept took the whole second (100)
   CheckStillServing(ts);
 }
 

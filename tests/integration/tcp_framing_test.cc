@@ -109,6 +109,14 @@ TEST_CASE("tcp framing: a frame of exactly max_frame_bytes is served - one byte 
     CHECK(CodeOf(d) == 0);
     REQUIRE(c.WaitResponse(9, &d, 10000));
     CHECK(CodeOf(d) == 0);
+    // In many small pieces: the body grows read by read.
+    const std::string pieces = PingFrameOfSize(11, bound);
+    for (size_t at = 0; at < pieces.size(); at += 997) {
+      c.SendRaw(pieces.substr(at, 997));
+      if (at % (8 * 997) == 0) Pause();
+    }
+    REQUIRE(c.WaitResponse(11, &d, 10000));
+    CHECK(CodeOf(d) == 0);
     // One byte over: closed on the header, before the payload is buffered.
     c.SendRaw(PingFrameOfSize(10, bound + 1));
     CHECK(c.WaitClosed(10000) == 1009);
