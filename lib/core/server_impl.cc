@@ -213,6 +213,11 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
   started_ = false;
   stopped_ = true;
   running_ = false;
+  if (drain) {
+    // A new login gets 503 draining (with retry_after_ms), as in a drain by command.
+    draining_ = true;
+    socket_front_->SetDraining();
+  }
   const auto began = std::chrono::steady_clock::now();
   IM_LOG_INFO("{}: {} connection(s), {} queued append(s)", drain ? "draining" : "stopping",
               socket_front_->ConnectionCount(), committer_->depth());

@@ -1,7 +1,7 @@
 // Draining (Server::Drain; imd does it on SIGTERM): the sends already queued for storage are
-// stored and acked, later ones are refused with 503; the HTTP port answers 503 (health,
-// readiness, WebSocket handshakes) until the drain ends, then stops; every session gets
-// session.kicked{drain} and then close 1001 "server draining". After a restart on the same
+// stored and acked, later ones are refused with 503, new logins with 503 draining; the HTTP
+// port answers 503 (health, readiness, WebSocket handshakes) until the drain ends, then stops;
+// every session gets session.kicked{drain} and then close 1001 "server draining". After a restart on the same
 // LevelDB storage every acked send is stored exactly once, and every refused one, sent again
 // under its cid, is stored once too.
 //
@@ -133,6 +133,16 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
   REQUIRE(WaitUntil([&] { return HttpStatus(http, "/healthz") == kUnavailable; }));
   CHECK(HttpStatus(http, "/readyz") == kUnavailable);
   CHECK(HandshakeStatus(http) == kUnavailable);
+  // A login now is 503 draining (on a new TCP connection: TCP accepts until the kicks are
+  // done).
+  {
+    RawClient late(ts->TcpUrl());
+    REQUIRE(late.connected());
+    REQUIRE(late.Call(1, "login", R"({"token":")" + ts->Token("frank") + R"("})", &d));
+    CHECK(CodeOf(d) == 503);
+    CHECK(im::test::ErrorOf(d) == "draining");
+    CHECK(d.HasMember("retry_after_ms"));
+  }
   // A send now is refused with 503. One that raced in before the commit queue closed waits
   // behind the shut storage (no answer yet) and is settled with the others below.
   for (Sender& s : senders) {
