@@ -72,6 +72,19 @@ TEST_CASE("group: create info join quit and members over the protocol") {
     CHECK(d["body"]["member_count"].GetUint64() == 2);
     REQUIRE(carol.Call(5, "group.join", R"({"gid":"g1"})", &d));
     REQUIRE(CodeOf(d) == 0);
+    {
+      // The event is stored before the response: a sync right after it returns it.
+      rapidjson::Document sync;
+      REQUIRE(carol.Call(50, "chat.sync", R"({"after":0,"limit":500})", &sync));
+      REQUIRE(CodeOf(sync) == 0);
+      bool joined = false;
+      for (const auto& m : sync["body"]["messages"].GetArray()) {
+        joined = joined || (Str(m, "group") == "g1" && m.HasMember("extra") &&
+                            Str(m["extra"], "event") == "joined" &&
+                            Str(m["extra"], "user") == "carol");
+      }
+      CHECK(joined);
+    }
     REQUIRE(bob.WaitPush("chat.message", &d));
     CHECK(Str(d["body"]["extra"], "event") == "joined");
     CHECK(Str(d["body"]["extra"], "user") == "carol");
