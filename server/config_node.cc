@@ -34,6 +34,7 @@ im::Status ApplyServer(const toml::table& t, Config* c) {
   r.Get<int64_t>("fanout_queue_limit", &o.fanout_queue_limit);
   r.Get<int64_t>("fanout_slice", &o.fanout_slice);
   r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);
+  r.Get<int64_t>("max_http_connections", &o.max_http_connections);
   r.Get<int64_t>("max_sync_bytes", &o.max_sync_bytes);
   r.Get<int64_t>("drain_timeout_ms", &c->drain_timeout_ms);
   r.Get<std::string>("event_log", &o.event_log_path);

@@ -84,6 +84,10 @@ struct ServerOptions {
   size_t fanout_slice = 512;
   // Per-connection commands waiting for a worker; beyond it the command gets 429 rate_limited.
   size_t max_pending_commands = 256;
+  // Connections to the HTTP port that are not (yet) an open WebSocket: HTTP requests and
+  // WebSocket handshakes under way. One more is closed at once, before anything is read. With
+  // max_connections this bounds the sockets (file descriptors) the server holds.
+  size_t max_http_connections = 1024;
 
   // Rate limits, as token buckets: a bucket holds up to `*_burst` tokens and gains `*_rate`
   // tokens a second; `*_rate` = 0 turns that limit off. Over a limit the request is answered

@@ -113,6 +113,7 @@ Status Server::Impl::Start() {
         s.tcp_bytes_in = static_cast<double>(tcp_counters_.bytes_in.load());
         s.tcp_bytes_out = static_cast<double>(tcp_counters_.bytes_out.load());
         s.ws_bytes_in = static_cast<double>(ws_counters_.bytes_in.load());
+        s.http_refused = static_cast<double>(ws_counters_.refused.load());
         s.ws_bytes_out = static_cast<double>(ws_counters_.bytes_out.load());
         return s;
       }});
@@ -134,6 +135,7 @@ Status Server::Impl::Start() {
     w.max_frame_bytes = options_.max_frame_bytes;
     w.send_queue_bytes = options_.send_queue_bytes;
     w.counters = &ws_counters_;
+    w.max_pending = options_.max_http_connections;
     ws_ = internal::NewWsServer(
         io_, w, socket_front_.get(),
         [this](internal::HttpRequest req, std::function<void(internal::HttpResponse)> r) {

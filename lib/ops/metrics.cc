@@ -91,10 +91,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   slow_ws_ = &slow.Add({{"transport", "ws"}});
   auto& refused = BuildCounter()
                       .Name("im_connections_refused_total")
-                      .Help("Connections closed at once (1013) because max_connections were open")
+                      .Help("Connections closed at once: 1013 because max_connections were "
+                            "open (tcp, ws); closed at accept because max_http_connections were "
+                            "(http)")
                       .Register(*registry_);
   refused_tcp_ = &refused.Add({{"transport", "tcp"}});
   refused_ws_ = &refused.Add({{"transport", "ws"}});
+  refused_http_.counter = &refused.Add({{"transport", "http"}});
   auto& limited = BuildCounter()
                      .Name("im_rate_limited_total")
                      .Help("Requests refused with 429 rate_limited, by the limit that refused them")
@@ -273,6 +276,7 @@ std::string Metrics::Scrape(const std::function<Snapshot()>& snapshot) {
     }
     bytes_in_tcp_.Follow(s.tcp_bytes_in);
     bytes_in_ws_.Follow(s.ws_bytes_in);
+    refused_http_.Follow(s.http_refused);
     bytes_out_tcp_.Follow(s.tcp_bytes_out);
     bytes_out_ws_.Follow(s.ws_bytes_out);
     // A tenant that has gone offline reads 0 rather than its last value.

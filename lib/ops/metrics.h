@@ -100,6 +100,7 @@ class Metrics {
     // Monotonic totals kept elsewhere (committer, transports).
     double deliveries_total = 0;
     double tcp_bytes_in = 0, tcp_bytes_out = 0, ws_bytes_in = 0, ws_bytes_out = 0;
+    double http_refused = 0;  // connections closed at accept: max_http_connections
   };
   // The text exposition format, after `snapshot` filled the state gauges.
   std::string Scrape(const std::function<Snapshot()>& snapshot);
@@ -131,6 +132,7 @@ class Metrics {
     void Follow(double total);
   };
   Monotonic bytes_in_tcp_, bytes_in_ws_, bytes_out_tcp_, bytes_out_ws_;
+  Monotonic refused_http_;
   prometheus::Family<prometheus::Histogram>* store_latency_;
   prometheus::Family<prometheus::Gauge>* sessions_family_;
   std::map<std::pair<std::string, std::string>, prometheus::Gauge*> sessions_by_;

@@ -56,6 +56,7 @@ class TransportHandler {
 struct TransportCounters {
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> refused{0};  // connections closed at accept (a transport's own bound)
 };
 
 // Connection ids, unique across every transport of the process (the core keys its connection

@@ -50,6 +50,9 @@ struct ServerConfig : public websocketpp::config::asio {
     // hold it by a plain pointer, which std::function keeps inline where a shared_ptr capture
     // would take a heap block per handler.
     std::shared_ptr<void> server;
+    // Counts the connection against WsServerOptions::max_pending from its accept until it
+    // opens as a WebSocket or ends (an HTTP request, a failed handshake).
+    std::shared_ptr<void> pending_slot;
   };
 };
 
@@ -376,6 +379,17 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       RetryAccept();
       return;
     }
+    if (pending_->fetch_add(1, std::memory_order_relaxed) >= options_.max_pending) {
+      // Over the bound of HTTP requests and handshakes: closed before anything is read.
+      pending_->fetch_sub(1, std::memory_order_relaxed);
+      if (options_.counters) options_.counters->refused.fetch_add(1, std::memory_order_relaxed);
+      asio::error_code close_ec;
+      con->get_raw_socket().close(close_ec);
+      Accept();
+      return;
+    }
+    con->pending_slot = std::shared_ptr<void>(
+        nullptr, [pending = pending_](void*) { pending->fetch_sub(1, std::memory_order_relaxed); });
     // Small frames go out at once: without it, Nagle's algorithm holds a push behind the
     // peer's delayed ACK (tens of milliseconds).
     asio::error_code nodelay_ec;
@@ -471,6 +485,7 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   void OnOpen(websocketpp::connection_hdl hdl) {
     ServerConPtr con = Con(hdl);
     if (!con) return;
+    con->pending_slot.reset();  // a WebSocket now: max_connections counts it from here
     // The handshake is over: drop its request and response (header maps, about 1 KiB) that
     // websocketpp would otherwise keep for the connection's life. After the open it reads them
     // only to log, and its logging is compiled out (ServerConfig). The objects are members of a
@@ -596,6 +611,8 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
   asio::ip::tcp::acceptor acceptor_;  // accept_strand_ only (after Start)
   asio::steady_timer retry_timer_;    // accept_strand_ only
   std::atomic<uint16_t> port_{0};
+  // Connections counted against options_.max_pending (each holds a pending_slot).
+  const std::shared_ptr<std::atomic<size_t>> pending_ = std::make_shared<std::atomic<size_t>>(0);
 
   std::mutex mu_;  // guards the fields below; taken on open/close, never per message
   bool refuse_handshakes_ = false;  // handshakes get HTTP 503 (RefuseHandshakes or Stop)

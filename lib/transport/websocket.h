@@ -25,6 +25,9 @@ struct WsServerOptions {
   long slow_close_timeout_ms = 1000;      // after a 4004 close begins, how long the queued
                                           // frames and the close frame may take to drain
   size_t max_http_body_bytes = 1 << 20;   // larger HTTP request body: 413
+  // Connections not (yet) an open WebSocket (HTTP requests, handshakes under way); one more is
+  // closed at once, before anything is read, and counted in counters->refused.
+  size_t max_pending = 1024;
   TransportCounters* counters = nullptr;  // bytes in/out of WebSockets; nullptr = not counted
 };
 

@@ -7,6 +7,7 @@
 //                       frames that never come: memory follows the bytes sent.
 //   descriptor limit    connections the process has no descriptor for: the TCP listener
 //                       tries again every 100 ms instead of spinning on the failed accept.
+//                       Idle HTTP connections: at most max_http_connections are held.
 //   silent connections  2,000 connections (TCP and upgraded WebSocket) that never log in: all
 //                       closed with 4002 by the login timeout, and the server forgets them.
 //   slowloris           HTTP requests whose headers or body never finish: dropped by
@@ -256,6 +257,53 @@ TEST_CASE("attack: at the file descriptor limit the TCP listener waits instead o
   REQUIRE(backlog > 0);
   CHECK(busy >= 0);
   CHECK(busy <= 20);  // spinning on the failed accept took the whole second (100)
+  CheckStillServing(ts);
+}
+
+// Connections to the HTTP port that send nothing: at most max_http_connections are held (the
+// rest are closed at accept and counted), open WebSockets do not count, and chat and HTTP go on
+// once they leave. Unbounded, they once took every descriptor, and LevelDB, unable to open its
+// next file, refused every write until a restart.
+constexpr size_t kHttpBound = 40;
+constexpr size_t kHttpFlood = 100;
+constexpr size_t kOpenWebSockets = 60;  // more than kHttpBound, logged-in or not: not counted
+
+TEST_CASE("attack: idle HTTP connections are bounded by max_http_connections") {
+  im::ServerOptions o;
+  o.max_http_connections = kHttpBound;
+  TestServer ts(o);
+  Canary canary(CanaryFor(ts));
+  REQUIRE(canary.Start());
+  std::vector<std::unique_ptr<Socket>> websockets;
+  for (size_t i = 0; i < kOpenWebSockets; ++i) {
+    auto s = std::make_unique<Socket>(ts.server().http_port());
+    REQUIRE(s->ok());
+    REQUIRE(s->UpgradeToWebSocket());
+    websockets.push_back(std::move(s));
+  }
+  std::vector<std::unique_ptr<Socket>> idle;
+  for (size_t i = 0; i < kHttpFlood; ++i) {
+    auto s = std::make_unique<Socket>(ts.server().http_port());
+    REQUIRE(s->ok());  // the kernel completes the connect; the server closes those over the bound
+    idle.push_back(std::move(s));
+  }
+  // Those over the bound are closed at once; the others stay until websocketpp's request
+  // timeout (5 s from the connect).
+  size_t closed = 0;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(2500);
+  for (auto& s : idle) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (s->ReadUntilClosed(static_cast<int>(std::max<int64_t>(left, 1)))) ++closed;
+  }
+  INFO(closed << " of " << kHttpFlood << " idle HTTP connections closed within 2.5 s");
+  CHECK(closed == kHttpFlood - kHttpBound);
+  idle.clear();
+  CHECK(WaitFor([&] { return Metric(ts, "im_connections_refused_total{transport=\"http\"}") ==
+                             static_cast<double>(kHttpFlood - kHttpBound); },
+                std::chrono::milliseconds(5000)));
+  websockets.clear();
+  CheckCanary(canary.Stop());
   CheckStillServing(ts);
 }
 
