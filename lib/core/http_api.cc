@@ -212,22 +212,63 @@ void HttpFront::HandleHttp(HttpRequest request, std::function<void(HttpResponse)
                                        : deps_.limits->RegisterAddress(request.remote_address));
     if (!limited.ok()) return finish(Error(limited));
   }
+  // One account's password requests take at most kHashPerAccount places of the pool: a client
+  // that floods with its own right password (a right one costs no rate-limit token) does not
+  // shut everyone else out.
+  std::string account = p[1] == "tokens" ? PasswordAccount(request.body) : std::string();
+  if (!account.empty()) {
+    std::lock_guard<std::mutex> lock(hash_accounts_mu_);
+    size_t& waiting = hash_accounts_[account];
+    if (waiting >= kHashPerAccount) {
+      deps_.metrics->HashRejected();
+      return finish(Error(
+          Status::Unavailable("too many password requests of this account waiting; retry later")
+              .WithRetryAfter(1000)));
+    }
+    ++waiting;
+  }
+  auto release_account = [this, account] {
+    if (account.empty()) return;
+    std::lock_guard<std::mutex> lock(hash_accounts_mu_);
+    auto it = hash_accounts_.find(account);
+    if (it != hash_accounts_.end() && --it->second == 0) hash_accounts_.erase(it);
+  };
   if (hash_pending_.fetch_add(1) >= static_cast<size_t>(options_.hash_threads) +
                                         options_.hash_queue) {
     hash_pending_.fetch_sub(1);
+    release_account();
     deps_.metrics->HashRejected();
     return finish(Error(Status::Unavailable("too many password requests waiting; retry later")
                             .WithRetryAfter(1000)));
   }
   deps_.metrics->HashQueued(1);
-  asio::post(*deps_.hash_pool, [this, request = std::move(request), finish = std::move(finish)] {
+  asio::post(*deps_.hash_pool, [this, request = std::move(request), finish = std::move(finish),
+                                release_account] {
     SetUpThisThreadOnce("im-hash");
-    RouteHttp(request, [this, finish](HttpResponse r) {
+    RouteHttp(request, [this, finish, release_account](HttpResponse r) {
       hash_pending_.fetch_sub(1);
+      release_account();
       deps_.metrics->HashQueued(-1);
       finish(std::move(r));
     });
   });
+}
+
+std::string HttpFront::PasswordAccount(const std::string& body) {
+  rapidjson::Document doc;
+  if (!ParseJson(body, &doc).ok() || !doc.IsObject()) return "";
+  auto text = [&](const char* name) -> const rapidjson::Value* {
+    auto it = doc.FindMember(name);
+    return it != doc.MemberEnd() && it->value.IsString() ? &it->value : nullptr;
+  };
+  const rapidjson::Value* user = text("user");
+  if (user == nullptr || !doc.HasMember("password")) return "";
+  const rapidjson::Value* tenant = text("tenant");
+  std::string key = tenant ? std::string(tenant->GetString(), tenant->GetStringLength())
+                           : std::string(kDefaultTenant);
+  key += '\x1f';
+  key.append(user->GetString(), user->GetStringLength());
+  return key;
 }
 
 // One read of each store, of a key that is never written: 404 is an answer, any other error

@@ -16,7 +16,9 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "core/chat_service.h"
 #include "core/group_ops.h"
@@ -79,6 +81,13 @@ class HttpFront {
   const ServerOptions& options_;
   // Password requests queued or running on the hashing pool.
   std::atomic<size_t> hash_pending_{0};
+  // POST /v1/tokens with a password, by account (tenant, user), queued or running: at most
+  // kHashPerAccount each, so one account's flood leaves the pool to the others.
+  static constexpr size_t kHashPerAccount = 2;
+  std::mutex hash_accounts_mu_;
+  std::unordered_map<std::string, size_t> hash_accounts_;  // guarded by hash_accounts_mu_
+  // The account a POST /v1/tokens body names when it carries a password, else "".
+  static std::string PasswordAccount(const std::string& body);
 };
 
 }  // namespace im::internal

@@ -515,5 +515,63 @@ TEST_CASE("attack: password guessing on POST /v1/tokens from 32 threads") {
   CheckStillServing(ts);
 }
 
+// One account floods POST /v1/tokens with its right password from 48 threads (a right
+// password costs no rate-limit token). It holds at most two places of the hashing pool; another
+// account's logins keep going through. They once got 503 every time.
+constexpr int kFlooders = 48;  // more than the pool and its queue hold (1 + 32)
+constexpr int kOtherLogins = 8;
+
+TEST_CASE("attack: one account's right password from 48 threads leaves the hash pool to others") {
+  TestServer ts({}, [](im::ServerDeps& deps) { deps.users = im::NewMemoryUserStore(); });
+  const int64_t now = im::SystemClock()->NowMs();
+  REQUIRE(ts.deps().users->Create({"default", "flooder"}, "flooder password", "F", now).ok());
+  REQUIRE(ts.deps().users->Create({"default", "other"}, "other password", "O", now).ok());
+  const uint16_t port = ts.server().http_port();
+  std::atomic<bool> stop{false};
+  std::atomic<int> flood_ok{0}, flood_busy{0}, flood_other{0};
+  std::vector<std::thread> flooders;
+  for (int t = 0; t < kFlooders; ++t) {
+    flooders.emplace_back([&] {
+      while (!stop.load()) {
+        HttpAnswer a = Http(port, "POST", "/v1/tokens",
+                            R"({"user":"flooder","password":"flooder password"})", 10000);
+        if (a.status == 201) {
+          ++flood_ok;
+        } else if (a.status == 503 && a.retry_after_ms > 0) {
+          ++flood_busy;
+          // Not the hint's second: a flood. A short pause keeps the test's sockets in bounds.
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        } else {
+          ++flood_other;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the flood is under way
+  int other_ok = 0;
+  std::string first_refusal;
+  for (int i = 0; i < kOtherLogins; ++i) {
+    HttpAnswer a = Http(port, "POST", "/v1/tokens",
+                        R"({"user":"other","tenant":"default","password":"other password"})",
+                        10000);
+    if (a.status == 201) {
+      ++other_ok;
+    } else if (first_refusal.empty()) {
+      first_refusal = std::to_string(a.status) + " " + a.body;
+    }
+  }
+  stop = true;
+  for (auto& t : flooders) t.join();
+  INFO("the other account: " << other_ok << " of " << kOtherLogins << " logins (first refusal: "
+                             << first_refusal << "); the flood: " << flood_ok.load()
+                             << " tokens, " << flood_busy.load() << " 503 with retry_after_ms, "
+                             << flood_other.load() << " other");
+  CHECK(other_ok == kOtherLogins);
+  CHECK(flood_ok > 0);
+  CHECK(flood_busy > 0);
+  CHECK(flood_other == 0);
+  CheckStillServing(ts);
+}
+
 }  // namespace
 }  // namespace im::test::attack
