@@ -571,6 +571,9 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       auto it = headers->find(name);  // case-insensitive map
       return it == headers->end() ? std::string() : it->second;
     };
+    // websocketpp reads bodies by Content-Length only: a chunked body would reach the handler
+    // empty. Say so rather than answer for a body that was never read.
+    const bool chunked = !con->get_request().get_header("Transfer-Encoding").empty();
     con->defer_http_response();
     auto responded = std::make_shared<std::atomic<bool>>(false);
     auto respond = [con, responded](HttpResponse response) {
@@ -592,7 +595,11 @@ class WsServerState : public std::enable_shared_from_this<WsServerState> {
       });
     };
     try {
-      if (http_) {
+      if (chunked) {
+        respond(HttpResponse{411, "text/plain",
+                             "Transfer-Encoding is not supported: send the body with "
+                             "Content-Length"});
+      } else if (http_) {
         http_(std::move(request), respond);
       } else {
         respond(HttpResponse{404, "text/plain", "not found"});
