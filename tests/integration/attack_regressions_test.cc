@@ -299,9 +299,11 @@ TEST_CASE("attack: idle HTTP connections are bounded by max_http_connections") {
   INFO(closed << " of " << kHttpFlood << " idle HTTP connections closed within 2.5 s");
   CHECK(closed == kHttpFlood - kHttpBound);
   idle.clear();
-  CHECK(WaitFor([&] { return Metric(ts, "im_connections_refused_total{transport=\"http\"}") ==
+  // At least those; a scrape that came before the held connections were let go was refused and
+  // counted too.
+  CHECK(WaitFor([&] { return Metric(ts, "im_connections_refused_total{transport=\"http\"}") >=
                              static_cast<double>(kHttpFlood - kHttpBound); },
-                std::chrono::milliseconds(5000)));
+                std::chrono::milliseconds(8000)));
   websockets.clear();
   CheckCanary(canary.Stop());
   CheckStillServing(ts);
