@@ -74,6 +74,7 @@ struct Cluster {
                   "\n[storage]\ninbox = \"" + url + "\"\ngroups = \"" + url +
                   "\"\nusers = \"" + url + "\"\nsessions = \"" + url +
                   "\"\n[cluster]\nnode_id = \"" + node_id + "\"\n" + cluster_toml +
+                  "[log]\nconsole = false\n"  // imd.log only: a failure's output stays short
                   "[keys]\ndefault = \"" +
                   key_hex + "\"\n");
   }
