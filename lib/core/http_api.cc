@@ -10,6 +10,8 @@
 #include <asio/post.hpp>
 #include <sodium.h>
 
+#include <string_view>
+
 
 #include "base/thread_name.h"
 #include "core/http_front.h"
@@ -137,6 +139,19 @@ Status ParseHttpBody(const std::string& body, rapidjson::Document* doc) {
   return Status::OK();
 }
 
+// The credential of an `Authorization: Bearer <credential>` header; false without one. The
+// scheme's name is case-insensitive (RFC 9110, section 11.1): "bearer" and "BEARER" work too.
+bool BearerCredential(const std::string& auth, std::string* credential) {
+  static constexpr std::string_view kBearer = "bearer ";
+  if (auth.size() < kBearer.size()) return false;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    const char c = auth[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kBearer[i]) return false;
+  }
+  *credential = auth.substr(kBearer.size());
+  return true;
+}
+
 }  // namespace
 
 // Who is calling: a user (bearer JWT) or a tenant admin (bearer admin key).
@@ -146,12 +161,10 @@ struct HttpFront::HttpCaller {
 };
 
 Result<HttpFront::HttpCaller> HttpFront::Authenticate(const HttpRequest& req) {
-  std::string auth = req.header ? req.header("Authorization") : "";
-  const std::string kBearer = "Bearer ";
-  if (auth.compare(0, kBearer.size(), kBearer) != 0) {
+  std::string credential;
+  if (!BearerCredential(req.header ? req.header("Authorization") : "", &credential)) {
     return Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <token>");
   }
-  std::string credential = auth.substr(kBearer.size());
   HttpCaller c;
   for (const auto& [tenant, key] : options_.admin_keys) {
     if (!key.empty() && ConstantTimeEquals(credential, key)) {
@@ -668,12 +681,10 @@ void HttpFront::HttpSendMessage(const HttpCaller& caller, const Fields& f, Respo
 // OK when the request carries the operator key; 401 without a credential, 403 operator_only
 // for any other credential, valid or not (it learns nothing about what the key guards).
 Status HttpFront::CheckOperator(const HttpRequest& req) const {
-  const std::string auth = req.header ? req.header("Authorization") : "";
-  const std::string kBearer = "Bearer ";
-  if (auth.compare(0, kBearer.size(), kBearer) != 0) {
+  std::string credential;
+  if (!BearerCredential(req.header ? req.header("Authorization") : "", &credential)) {
     return Status::Unauthenticated("unauthenticated", "send Authorization: Bearer <operator key>");
   }
-  const std::string credential = auth.substr(kBearer.size());
   const std::string& key = options_.operator_key;
   if (key.empty() || !ConstantTimeEquals(credential, key)) {
     return Status::Forbidden("operator_only", "needs the operator key");

@@ -85,3 +85,27 @@ TEST_CASE("errors: POST /v1/groups with an admin key is 403 user_only") {
   CHECK(resp.rfind("HTTP/1.1 201", 0) == 0);
   CHECK(ts.deps().groups->Get({"default", "g1"}).ok());
 }
+
+TEST_CASE("errors: the HTTP Authorization scheme is case-insensitive; another scheme is 401") {
+  TestServer ts;
+  auto post = [&](const std::string& authorization, const std::string& gid) {
+    const std::string body = R"({"name":"team","members":[],"gid":")" + gid + "\"}";
+    return im::test::HttpRoundTrip(
+        ts.server().http_port(),
+        "POST /v1/groups HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: " +
+            authorization + "\r\nContent-Type: application/json\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body);
+  };
+  CHECK(post("bearer " + ts.Token("alice"), "g1").rfind("HTTP/1.1 201", 0) == 0);
+  CHECK(post("BEARER " + ts.Token("alice"), "g2").rfind("HTTP/1.1 201", 0) == 0);
+  CHECK(ts.deps().groups->Get({"default", "g2"}).ok());
+  for (const std::string& bad : {"Basic " + ts.Token("alice"), std::string("Bearer"),
+                                "Bearer" + ts.Token("alice"), "Bearers " + ts.Token("alice")}) {
+    const std::string resp = post(bad, "g3");
+    CHECK_MESSAGE(resp.rfind("HTTP/1.1 401", 0) == 0, bad);
+    rapidjson::Document d;
+    REQUIRE(im::test::ParseJson(resp.substr(resp.find("\r\n\r\n") + 4), &d));
+    CHECK(ErrorOf(d) == "unauthenticated");
+  }
+  CHECK(ts.deps().groups->Get({"default", "g3"}).status().code() == im::Code::kNotFound);
+}
