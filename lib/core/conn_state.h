@@ -5,13 +5,10 @@
 // what walks every connection (the sweep, metrics, drain) and for the close.
 //
 // Thread-safety: ConnState's atomics may be read from any thread; `session`/`logged_in` are
-// written only on the connection's strand (worker pool) and read by the sweeper under `mu`;
-// `chat_bucket` is used only on the strand.
+// written only in the connection's turns (worker pool) and read by the sweeper under `mu`;
+// `chat_bucket` is used only in the turns.
 #ifndef IM_CORE_CONN_STATE_H_
 #define IM_CORE_CONN_STATE_H_
-
-#include <asio/strand.hpp>
-#include <asio/thread_pool.hpp>
 
 #include <array>
 #include <atomic>
@@ -27,16 +24,26 @@
 
 namespace im::internal {
 
+struct Request;
+
 struct ConnState {
-  ConnState(std::shared_ptr<Connection> c, asio::thread_pool& pool, TimestampMs now)
-      : conn(std::move(c)), strand(asio::make_strand(pool)), opened_ms(now), last_seen_ms(now) {}
+  ConnState(std::shared_ptr<Connection> c, TimestampMs now)
+      : conn(std::move(c)), opened_ms(now), last_seen_ms(now) {}
 
   const std::shared_ptr<Connection> conn;
-  // Commands of one connection run in order on this strand.
-  asio::strand<asio::thread_pool::executor_type> strand;
   const TimestampMs opened_ms;
   std::atomic<TimestampMs> last_seen_ms;
-  std::atomic<size_t> pending = 0;  // commands posted to the strand and not yet started
+  std::atomic<size_t> pending = 0;  // commands queued and not yet started
+
+  // The connection's work, run in order on the worker pool in turns (SocketFront::RunTurn):
+  // a command, or null for the end of the session after a close. At most one turn of a
+  // connection is queued or running at a time, and a turn runs a few items and then goes to
+  // the back of the pool's queue: one connection's backlog does not hold a worker while
+  // other connections wait. Guarded by `work_mu`; bounded by max_pending_commands (+1 close).
+  std::mutex work_mu;
+  std::vector<std::shared_ptr<Request>> work;
+  size_t work_head = 0;     // the next item of `work`
+  bool turn_queued = false;  // a turn is queued or running
   std::atomic<bool> closed = false;  // the transport reported the close
   std::atomic<bool> logged_in = false;
   std::atomic<bool> drain_kicked = false;  // a drain sent session.kicked: not kicked twice
@@ -45,7 +52,7 @@ struct ConnState {
 
   std::mutex mu;  // guards `session`
   SessionInfo session;
-  TokenBucket chat_bucket;  // chat_connection_rate/burst; on the strand only
+  TokenBucket chat_bucket;  // chat_connection_rate/burst; in the turns only
 };
 
 // Connections by id, sharded to keep lock contention off the per-frame path.

@@ -1,5 +1,5 @@
 // The socket front's group commands: each parses its body and calls GroupOps (the same calls as
-// the REST /v1/groups endpoints). Reads (info, members) answer on the connection's strand;
+// the REST /v1/groups endpoints). Reads (info, members) answer in the connection's turn;
 // membership changes (create, join, quit) answer from the committer thread.
 #include "core/socket_front.h"
 #include "core/group_json.h"

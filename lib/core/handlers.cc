@@ -1,4 +1,4 @@
-// SocketFront's command table and its handlers. They run on the connection's strand in the
+// SocketFront's command table and its handlers. They run in the connection's turns on the
 // worker pool, parse the body, call a service (which may call storage synchronously) and
 // answer. Checks run in the protocol's order: envelope (already done by the io thread),
 // authentication, field validation, then permission and existence.

@@ -8,7 +8,7 @@
 // chat.sync, chat.ack and group.* (command_tenant). The *_tenant buckets and the tenant's
 // overrides of the others come from the tenant registry (TenantQuotas) at every take.
 // chat_connection is one TokenBucket on each connection's state, not a keyed table: a
-// connection's sends take it on the connection's strand, without a lookup or a lock.
+// connection's sends take it in the connection's turns, without a lookup or a lock.
 //
 // Thread-safety: every method is safe from any thread.
 #ifndef IM_CORE_RATE_LIMITS_H_
@@ -29,7 +29,7 @@
 namespace im::internal {
 
 // One token bucket with no key and no lock, for state that one thread at a time uses (a
-// connection's strand). Same arithmetic as a RateLimiter bucket: full at first, `burst`
+// connection's turns). Same arithmetic as a RateLimiter bucket: full at first, `burst`
 // tokens at most, `rate_per_s` a second; unlimited when the rate is not positive.
 class TokenBucket {
  public:

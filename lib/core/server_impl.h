@@ -3,8 +3,8 @@
 // endpoints, and the host API here), the committer and the timers, and runs the lifecycle.
 //
 // Threads: `io_threads` run the io_context (sockets, parsing, serialization, timers);
-// `worker_threads` run command handlers, one strand per connection so that the commands of a
-// connection are handled in order; one committer thread sequences and stores chat messages and
+// `worker_threads` run command handlers, in each connection's turns (SocketFront) so that the
+// commands of a connection are handled in order; one committer thread sequences and stores chat messages and
 // one fan-out thread pushes them (core/committer.h).
 #ifndef IM_CORE_SERVER_IMPL_H_
 #define IM_CORE_SERVER_IMPL_H_

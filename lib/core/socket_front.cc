@@ -28,7 +28,7 @@ ConnectionContext SocketFront::OnOpen(const std::shared_ptr<Connection>& connect
   }
   IM_LOG_DEBUG("connection {} opened from {} ({})", connection->id(),
                connection->remote_address(), tcp ? "tcp" : "ws");
-  auto state = std::make_shared<ConnState>(connection, *deps_.workers, deps_.clock->NowMs());
+  auto state = std::make_shared<ConnState>(connection, deps_.clock->NowMs());
   conns_.Add(state);
   return state;
 }
@@ -52,11 +52,52 @@ void SocketFront::OnFrame(const std::shared_ptr<Connection>& connection,
     return;
   }
   state->pending.fetch_add(1, std::memory_order_relaxed);
-  asio::post(state->strand, [this, state, req] {
-    SetUpThisThreadOnce("im-worker", options_.thread_slice_us);
-    state->pending.fetch_sub(1, std::memory_order_relaxed);
-    Dispatch(state, req);
-  });
+  Queue(state, std::move(req));
+}
+
+void SocketFront::Queue(const std::shared_ptr<ConnState>& state, std::shared_ptr<Request> item) {
+  {
+    std::lock_guard<std::mutex> lock(state->work_mu);
+    if (state->work_head > 0 && state->work_head * 2 >= state->work.size()) {
+      // Drop the items already run, so a connection that always has more does not grow it.
+      state->work.erase(state->work.begin(),
+                        state->work.begin() + static_cast<ptrdiff_t>(state->work_head));
+      state->work_head = 0;
+    }
+    state->work.push_back(std::move(item));
+    if (state->turn_queued) return;
+    state->turn_queued = true;
+  }
+  PostTurn(state);
+}
+
+void SocketFront::PostTurn(const std::shared_ptr<ConnState>& state) {
+  asio::post(*deps_.workers, [this, state] { RunTurn(state); });
+}
+
+void SocketFront::RunTurn(const std::shared_ptr<ConnState>& state) {
+  SetUpThisThreadOnce("im-worker", options_.thread_slice_us);
+  for (int i = 0;; ++i) {
+    std::shared_ptr<Request> req;
+    {
+      std::lock_guard<std::mutex> lock(state->work_mu);
+      if (state->work_head == state->work.size()) {
+        state->work.clear();
+        state->work_head = 0;
+        state->turn_queued = false;
+        return;
+      }
+      if (i == kItemsPerTurn) break;  // more to do: after the others waiting for a worker
+      req = std::move(state->work[state->work_head++]);
+    }
+    if (req == nullptr) {
+      EndSession(*state);
+    } else {
+      state->pending.fetch_sub(1, std::memory_order_relaxed);
+      Dispatch(state, req);
+    }
+  }
+  PostTurn(state);
 }
 
 void SocketFront::OnClose(const std::shared_ptr<Connection>& connection,
@@ -68,8 +109,8 @@ void SocketFront::OnClose(const std::shared_ptr<Connection>& connection,
   open_connections_.fetch_sub(1, std::memory_order_relaxed);
   IM_LOG_DEBUG("connection {} closed", connection->id());
   state->closed = true;
-  // On the strand, after any command of this connection still running (e.g. a login).
-  asio::post(state->strand, [this, state] { EndSession(*state); });
+  // After the commands of this connection queued or running (e.g. a login).
+  Queue(state, nullptr);
 }
 
 void SocketFront::OnTraffic(const Connection& /*connection*/,

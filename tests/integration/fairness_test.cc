@@ -21,9 +21,11 @@
 #include <utility>
 #include <vector>
 
+#include "support/gated_inbox.h"
 #include "support/test_server.h"
 
 using im::test::CodeOf;
+using im::test::GatedInbox;
 using im::test::RawClient;
 using im::test::Str;
 using Clock = std::chrono::steady_clock;
@@ -177,4 +179,63 @@ TEST_CASE("fairness: a 5,000-member group flood does not hold back a 1:1 pair") 
   CHECK(ack_max < 2000);
   CHECK(push_p99 < 500);
   CHECK(push_max < 2000);
+}
+
+// One worker thread, and one connection with 250 chat.sync queued (each a read of 1 ms or
+// more): a login on another connection, sent while they are under way, waits for a few of them,
+// not for the whole backlog. A connection's commands run in turns of at most 16 on the pool,
+// and the connection then waits behind the others; before, a turn ran every command that had
+// queued on the connection meanwhile, and the others waited for it. Counted in the syncs the
+// server ran before the login (its on-login hook reads the count), not in milliseconds.
+TEST_CASE("fairness: one connection's backlog of syncs does not hold back another's login") {
+  im::ServerOptions options;
+  options.worker_threads = 1;
+  std::shared_ptr<GatedInbox> inbox;
+  std::atomic<size_t> fetches_at_login{0};
+  im::test::TestServer ts(
+      options,
+      [&](im::ServerDeps& d) {
+        inbox = std::make_shared<GatedInbox>(d.inbox);
+        d.inbox = inbox;
+      },
+      [&](im::Server& server) {
+        server.SetOnLogin([&](const im::SessionInfo& s) {
+          if (s.user.user == "late") fetches_at_login = inbox->fetches();
+        });
+      });
+  im::test::OpenGatesOnExit open_gates(*inbox);
+  RawClient flood(ts.TcpUrl()), late(ts.TcpUrl());
+  REQUIRE(flood.Login(ts.Token("flooder")) == 0);
+
+  // The first sync holds the worker at the gate while the others queue behind it.
+  constexpr int kSyncs = 250;
+  inbox->SetFetchDelay(1);
+  inbox->Close(GatedInbox::Op::kFetch);
+  for (int i = 0; i < kSyncs; ++i) {
+    flood.Send(R"({"id":)" + std::to_string(100 + i) +
+               R"(,"cmd":"chat.sync","body":{"after":0,"limit":10}})");
+  }
+  REQUIRE(inbox->WaitHeld(GatedInbox::Op::kFetch));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  inbox->Open(GatedInbox::Op::kFetch);
+  const auto start = Clock::now();
+  while (inbox->fetches() < 2 && Clock::now() - start < std::chrono::seconds(30)) {
+    std::this_thread::yield();
+  }
+  const size_t fetches_at_send = inbox->fetches();
+  REQUIRE(late.Login(ts.Token("late")) == 0);
+  int answered = 0, failed = 0;
+  rapidjson::Document d;
+  while (answered < kSyncs) {
+    auto text = flood.NextText(30000);
+    if (!text) break;
+    if (!im::test::ParseJson(*text, &d) || !d.HasMember("id")) continue;
+    failed += CodeOf(d) != 0;
+    ++answered;
+  }
+  MESSAGE("syncs run when the login was sent: " << fetches_at_send << ", when it ran: "
+                                                << fetches_at_login.load() << " of " << kSyncs);
+  CHECK(answered == kSyncs);
+  CHECK(failed == 0);
+  CHECK(fetches_at_login.load() - fetches_at_send < kSyncs / 4);
 }

@@ -4,9 +4,12 @@
 #ifndef IM_TESTS_SUPPORT_GATED_INBOX_H_
 #define IM_TESTS_SUPPORT_GATED_INBOX_H_
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -32,6 +35,10 @@ class GatedInbox final : public OfflineQueue {
     std::lock_guard<std::mutex> lock(mu_);
     return held_appends_;
   }
+  // Fetch calls that passed the gate so far.
+  size_t fetches() const { return fetches_.load(); }
+  // Every later Fetch takes at least `ms` more (after the gate): a slow read.
+  void SetFetchDelay(int ms) { fetch_delay_ms_ = ms; }
   // The size of every AppendBatch call so far, in call order.
   std::vector<size_t> batch_sizes() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -56,6 +63,10 @@ class GatedInbox final : public OfflineQueue {
   }
   Result<FetchResult> Fetch(const UserKey& user, uint64_t after, size_t limit) override {
     fetch_.Pass();
+    fetches_.fetch_add(1);
+    if (const int ms = fetch_delay_ms_.load(); ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
     return inner_->Fetch(user, after, limit);
   }
   Result<InboxInfo> Info(const UserKey& user) override { return inner_->Info(user); }
@@ -75,6 +86,8 @@ class GatedInbox final : public OfflineQueue {
   mutable std::mutex mu_;
   std::vector<size_t> batch_sizes_;  // guarded by mu_
   size_t held_appends_ = 0;          // guarded by mu_
+  std::atomic<size_t> fetches_{0};
+  std::atomic<int> fetch_delay_ms_{0};
 };
 
 // Opens both gates when it goes out of scope, so a failed check cannot leave a server's threads

@@ -31,7 +31,7 @@ struct FrontWorld {
   }
 
   // Before the world: the committer may hold a send's callback, and with it a connection's
-  // state (and its strand), until the world stops it; the pool must outlive both.
+  // state (and its turns), until the world stops it; the pool must outlive both.
   asio::thread_pool workers{2};
   ServiceWorld world;
   internal::SocketFront front;
@@ -71,7 +71,7 @@ TEST_CASE("SocketFront: the command table - login first, then the commands; unkn
   r = f.Exchange(R"({"id":6,"cmd":"group.create","body":{"name":"t"}})");
   CHECK(r.find(R"("code":400)") != std::string::npos);  // members is required on the socket
   f.front.OnClose(f.conn, f.context);
-  // The close ends the session on the connection's strand.
+  // The close ends the session in the connection's turn.
   CHECK(test::WaitUntil([&] { return f.world.router->LocalCount() == 0; }, 10000));
 }
 
