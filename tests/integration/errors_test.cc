@@ -109,3 +109,17 @@ TEST_CASE("errors: the HTTP Authorization scheme is case-insensitive; another sc
   }
   CHECK(ts.deps().groups->Get({"default", "g3"}).status().code() == im::Code::kNotFound);
 }
+
+TEST_CASE("errors: a member named twice in a frame - the first counts") {
+  TestServer ts;
+  RawClient c(ts.TcpUrl());
+  REQUIRE(c.Login(ts.Token("alice")) == 0);
+  rapidjson::Document d;
+  c.Send(R"({"id":7,"cmd":"ping","cmd":"nope","id":8})");
+  REQUIRE(c.WaitResponse(7, &d));
+  CHECK(CodeOf(d) == 0);
+  CHECK(im::test::Str(d, "cmd") == "ping");
+  c.Send(R"({"id":9,"cmd":"nope","cmd":"ping"})");
+  REQUIRE(c.WaitResponse(9, &d));
+  CHECK(ErrorOf(d) == "unknown_command");
+}

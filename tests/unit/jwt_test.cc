@@ -242,6 +242,8 @@ TEST_CASE("jwt: claims must be an object with valid sub and integer exp") {
            R"({"sub":"alice","ten":"a","exp":1e30})",
            R"({"sub":"alice","ten":"a","exp":9223372036854775807})",
            R"({"sub":"alice","ten":"a","exp":-1})",
+           R"({"sub":"alice","ten":"a","exp":253402300800})",  // past the end of 9999
+           R"({"sub":"alice","ten":"a","exp":)" + exp + R"(,"exp":)" + exp + "}",
            R"({"sub":"alice","ten":"a","exp":null})",
            R"({"sub":"alice","ten":"a","exp":)" + exp + R"(,"iat":"now"})",
            R"({"sub":"alice","ten":"a","exp":)" + exp + R"(,"nbf":true})",
@@ -249,6 +251,7 @@ TEST_CASE("jwt: claims must be an object with valid sub and integer exp") {
     CAPTURE(claims);
     CHECK(Outcome(f.VerifyJson(kHeader, claims)) == kInvalid);
   }
+  CHECK(f.VerifyJson(kHeader, R"({"sub":"alice","ten":"a","exp":253402300799})").ok());
   const std::string longest = std::string(64, 'u');
   Result<TokenClaims> r =
       f.VerifyJson(kHeader, R"({"sub":")" + longest + R"(","ten":"a","exp":)" + exp + "}");
