@@ -23,15 +23,17 @@ std::vector<char*> Argv(const std::vector<std::string>& argv) {
 }  // namespace
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
+  // Everything the child needs is made before the fork: between fork and exec the child may
+  // call only async-signal-safe functions. (It built this vector after the fork once, and hung
+  // for good in malloc when another thread of the test held the allocator's lock at the fork.)
+  // Close-on-exec, so that a child another thread spawns meanwhile does not inherit the pipe.
+  auto args = Argv(argv);
   int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    auto args = Argv(argv);
+    dup2(fds[1], 1);  // the duplicate is not close-on-exec
     execv(args[0], args.data());
     _exit(127);
   }
