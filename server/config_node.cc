@@ -99,6 +99,8 @@ im::Status ApplyLimits(const toml::table& t, Config* c) {
   r.Get<int64_t>("chat_connection_burst", &o.chat_connection_burst);
   r.Get<double>("chat_user_rate", &o.chat_user_rate);
   r.Get<int64_t>("chat_user_burst", &o.chat_user_burst);
+  r.Get<double>("group_user_rate", &o.group_user_rate);
+  r.Get<int64_t>("group_user_burst", &o.group_user_burst);
   r.Get<int64_t>("max_keys", &o.rate_limit_max_keys);
   r.Get<int64_t>("hash_threads", &o.hash_threads);
   r.Get<int64_t>("hash_queue", &o.hash_queue);
@@ -106,7 +108,8 @@ im::Status ApplyLimits(const toml::table& t, Config* c) {
   im::Status s = r.Finish();
   if (!s.ok()) return s;
   if (o.login_address_burst < 1 || o.login_account_burst < 1 || o.register_address_burst < 1 ||
-      o.chat_connection_burst < 1 || o.chat_user_burst < 1 || o.route_address_burst < 1) {
+      o.chat_connection_burst < 1 || o.chat_user_burst < 1 || o.route_address_burst < 1 ||
+      o.group_user_burst < 1) {
     return im::Status::BadRequest("limits: every *_burst must be >= 1");
   }
   if (o.rate_limit_max_keys < 1024) {

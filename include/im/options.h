@@ -112,6 +112,13 @@ struct ServerOptions {
   size_t chat_connection_burst = 2000;
   double chat_user_rate = 2000;
   size_t chat_user_burst = 4000;
+  // Group changes per user (group.create, group.join, group.quit, POST /v1/groups), weighted
+  // by the inbox entries each one stores: a create costs its members (the owner and the listed
+  // users, each gets the "created" event), a join or quit the group's members (the event goes
+  // to every member). A flood bound: 2 creates of 5,000 members a second. A change costing
+  // more than the burst costs the burst.
+  double group_user_rate = 10000;
+  size_t group_user_burst = 20000;
   // Keys each limit above tracks at most (about 150 bytes each plus the key); at the bound,
   // new keys share a few overflow buckets (ops/rate_limit.h) instead of growing the table.
   size_t rate_limit_max_keys = 65536;

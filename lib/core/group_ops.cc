@@ -51,10 +51,17 @@ Status GroupOps::Create(const UserKey& owner, CreateArgs args, CreateDone done) 
                          "the group name contains words that are not allowed");
   }
   if (d.action == FilterAction::kMask) args.name = std::move(d.text);
-  if (const uint64_t max = MaxMembers(owner.tenant); max > 0) {
-    std::set<std::string> everyone(args.members.begin(), args.members.end());
-    everyone.insert(owner.user);
-    if (everyone.size() > max) return TenantGroupFull(max);
+  std::set<std::string> everyone(args.members.begin(), args.members.end());
+  everyone.insert(owner.user);
+  if (const uint64_t max = MaxMembers(owner.tenant); max > 0 && everyone.size() > max) {
+    return TenantGroupFull(max);
+  }
+  // Each member gets the "created" event in its inbox.
+  if (deps_.limits != nullptr) {
+    if (Status s = deps_.limits->TakeGroup(owner, static_cast<double>(everyone.size()));
+        !s.ok()) {
+      return s;
+    }
   }
   if (args.gid.empty()) args.gid = "g" + std::to_string(group_ids_.Next(deps_.clock->NowMs()));
   return deps_.committer->SubmitOp(
@@ -86,6 +93,13 @@ Status GroupOps::Quit(const GroupKey& key, const std::string& user, ChangeDone d
 Status GroupOps::Change(const GroupKey& key, const std::string& user, bool join,
                         ChangeDone done) {
   if (!deps_.groups) return NoGroups();
+  if (deps_.limits != nullptr) {
+    // The event goes into every member's inbox (a group that cannot be read costs one: the
+    // change answers for itself).
+    Result<GroupInfo> g = deps_.groups->Get(key);
+    const double cost = g.ok() ? static_cast<double>(g->member_count) + (join ? 1 : 0) : 1;
+    if (Status s = deps_.limits->TakeGroup(UserKey{key.tenant, user}, cost); !s.ok()) return s;
+  }
   return deps_.committer->SubmitOp(
       [this, key, user, join, done = std::move(done)](Committer& c) {
         Status r = join ? CheckJoinQuota(key, user) : Status::OK();

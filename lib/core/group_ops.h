@@ -18,6 +18,7 @@
 
 #include "core/committer.h"
 #include "core/mid.h"
+#include "core/rate_limits.h"
 #include "im/content_filter.h"
 #include "im/group_service.h"
 #include "ops/event_log.h"
@@ -35,6 +36,7 @@ class GroupOps {
     EventLog* events;
     Clock* clock;
     const TenantDirectory* tenants;  // the max_group_members and max_groups_per_user quotas
+    RateLimits* limits;              // group_user_*: may be null (no limit)
   };
   struct CreateArgs {
     std::string name;

@@ -19,6 +19,7 @@ const char* RefusalText(Metrics::Limit limit) {
     case Metrics::Limit::kRestTenant: return "too many REST requests of this tenant";
     case Metrics::Limit::kLoginTenant: return "too many logins of this tenant";
     case Metrics::Limit::kCommandTenant: return "too many commands of this tenant";
+    case Metrics::Limit::kGroupUser: return "too many group changes from this user";
   }
   return "rate limited";
 }
@@ -67,6 +68,7 @@ RateLimits::RateLimits(const ServerOptions& options, Clock* clock, Metrics* metr
   login_account_ = make(options.login_account_rate, options.login_account_burst);
   register_address_ = make(options.register_address_rate, options.register_address_burst);
   chat_user_ = make(options.chat_user_rate, options.chat_user_burst);
+  group_user_ = make(options.group_user_rate, options.group_user_burst);
   route_address_ = make(options.route_address_rate, options.route_address_burst);
   // Its own limit is never used: each tenant's comes from the registry at every Take.
   chat_tenant_ = make(0, 1);
@@ -182,6 +184,11 @@ Status RateLimits::TakeRest(const std::string& tenant) {
 Status RateLimits::TakeLogin(const std::string& tenant) {
   return TakeTenant(*login_tenant_, Metrics::Limit::kLoginTenant, tenant,
                     &TenantQuotas::login_rate, &TenantQuotas::login_burst);
+}
+
+Status RateLimits::TakeGroup(const UserKey& user, double cost) {
+  const int64_t wait = group_user_->Take(user.tenant + '\x1f' + user.user, cost);
+  return wait == 0 ? Status::OK() : TenantRefusal(Metrics::Limit::kGroupUser, user.tenant, wait);
 }
 
 Status RateLimits::TakeCommand(const std::string& tenant) {

@@ -1,11 +1,12 @@
-// The server's rate limits (ServerOptions' login_*, register_*, chat_*): one keyed token-bucket
+// The server's rate limits (ServerOptions' login_*, register_*, chat_*, group_user_*): one keyed token-bucket
 // table (ops/rate_limit.h) per limit, and the 429 answer a client gets at one. Where each
 // applies: SessionService::Login (login_address), the REST token and user endpoints
 // (login_address, login_account, register_address, and the early refusal before a request
 // waits for the hashing pool), ChatService::TakeSendLimits (chat_connection, chat_user,
 // chat_tenant), GET /v1/route (route_address), the REST requests of a tenant (rest_tenant),
 // SessionService::Login (login_tenant, once the token is verified) and the socket commands
-// chat.sync, chat.ack and group.* (command_tenant). The *_tenant buckets and the tenant's
+// chat.sync, chat.ack and group.* (command_tenant), GroupOps::Create and the group joins and
+// quits (group_user, weighted by the inbox entries a change stores). The *_tenant buckets and the tenant's
 // overrides of the others come from the tenant registry (TenantQuotas) at every take.
 // chat_connection is one TokenBucket on each connection's state, not a keyed table: a
 // connection's sends take it in the connection's turns, without a lookup or a lock.
@@ -78,6 +79,9 @@ class RateLimits {
   // the command_rate bucket (command_rate/burst).
   Status TakeLogin(const std::string& tenant);
   Status TakeCommand(const std::string& tenant);
+  // A group change of `user` storing `cost` inbox entries (group_user_*); 429 when the user's
+  // bucket is short, counted overall and per tenant.
+  Status TakeGroup(const UserKey& user, double cost);
 
   Key LoginAddress(const std::string& remote_address);
   // Under the tenant's login_account_rate/burst when it sets them, else login_account_*.
@@ -94,6 +98,7 @@ class RateLimits {
   std::unique_ptr<RateLimiter> login_account_;
   std::unique_ptr<RateLimiter> register_address_;
   std::unique_ptr<RateLimiter> chat_user_;
+  std::unique_ptr<RateLimiter> group_user_;
   std::unique_ptr<RateLimiter> chat_tenant_;  // keyed by tenant; limits from the registry
   std::unique_ptr<RateLimiter> route_address_;
   std::unique_ptr<RateLimiter> rest_tenant_;     // the same, for REST requests,

@@ -99,7 +99,7 @@ Status Server::Impl::Start() {
       events_.get(), &metrics_, &hooks_, &options_, tenants_.get(), clock_});
   groups_ = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
       deps_.groups.get(), committer_.get(), deps_.filter.get(), events_.get(), clock_,
-      tenants_.get()});
+      tenants_.get(), limits_.get()});
   socket_front_ = std::make_unique<internal::SocketFront>(internal::SocketFront::Deps{
       &options_, clock_, workers_.get(), sessions_.get(), chat_.get(), groups_.get(),
       events_.get(), &metrics_, tenants_.get(), limits_.get()});

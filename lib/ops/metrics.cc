@@ -46,7 +46,7 @@ std::vector<std::function<std::string()>>& Sources() {
 const char* const kLimitNames[] = {"login_address",   "login_account", "register_address",
                                    "chat_connection", "chat_user",     "chat_tenant",
                                    "route_address",   "rest_tenant",   "login_tenant",
-                                   "command_tenant"};
+                                   "command_tenant",  "group_user"};
 
 }  // namespace
 

@@ -55,6 +55,7 @@ class Metrics {
     kRestTenant,
     kLoginTenant,
     kCommandTenant,
+    kGroupUser,
   };
   void RateLimited(Limit limit) { rate_limited_[static_cast<int>(limit)]->Increment(); }
   // The same refusal of a request of a known tenant, counted per tenant too
@@ -119,7 +120,7 @@ class Metrics {
   prometheus::Counter* slow_ws_;
   prometheus::Counter* refused_tcp_;
   prometheus::Counter* refused_ws_;
-  prometheus::Counter* rate_limited_[10];
+  prometheus::Counter* rate_limited_[11];
   prometheus::Counter* route_requests_;
   prometheus::Gauge* hash_depth_;
   prometheus::Counter* hash_rejected_;

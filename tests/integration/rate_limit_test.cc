@@ -417,7 +417,8 @@ TEST_CASE("rate limit: imd reads [limits] strictly and applies it") {
        {"[limits]\nno_such_key = 1\n", "[limits]\nchat_user_burst = 0\n",
         "[limits]\nlogin_account_rate = -1.0\n", "[limits]\nlogin_address_rate = \"fast\"\n",
         "[limits]\nchat_connection_rate = nan\n", "[limits]\nchat_connection_burst = 2.5\n",
-        "[limits]\nmax_keys = 10\n", "[limits]\nhash_threads = 0\n"}) {
+        "[limits]\nmax_keys = 10\n", "[limits]\nhash_threads = 0\n",
+        "[limits]\ngroup_user_burst = 0\n"}) {
     std::ofstream(dir + "/bad.toml") << bad;
     ChildProcess imd({IMD_PATH, "--config", dir + "/bad.toml", "--data", dir, "--http",
                       "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
@@ -426,7 +427,8 @@ TEST_CASE("rate limit: imd reads [limits] strictly and applies it") {
   // A rate may be an integer or a decimal; 2 sends at once, then one every 2 s.
   std::ofstream(dir + "/imd.toml") << "[limits]\nchat_connection_burst = 2\n"
                                       "chat_connection_rate = 0.5\nchat_user_rate = 0\n"
-                                      "login_account_rate = 1\nhash_threads = 2\n";
+                                      "login_account_rate = 1\nhash_threads = 2\n"
+                                      "group_user_rate = 1\ngroup_user_burst = 3\n";
   ChildProcess imd({IMD_PATH, "--config", dir + "/imd.toml", "--data", dir, "--http",
                     "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
   const std::string serving = imd.WaitForLine("serving", 10000);
@@ -446,8 +448,63 @@ TEST_CASE("rate limit: imd reads [limits] strictly and applies it") {
   REQUIRE(alice.Call(3, "chat.send", SendBody("bob", "c3"), &d));
   CHECK(CodeOf(d) == 429);
   CHECK(RetryAfterMs(d) > 1000);
+  // group_user_burst = 3: a group of alice and two others, and not another of three.
+  REQUIRE(alice.Call(4, "group.create", R"({"gid":"g1","name":"g","members":["b","c"]})", &d));
+  CHECK(CodeOf(d) == 0);
+  REQUIRE(alice.Call(5, "group.create", R"({"gid":"g2","name":"g","members":["b","c"]})", &d));
+  CHECK(CodeOf(d) == 429);
   imd.Signal(SIGTERM);
   CHECK(imd.Wait(10000) == 0);
   std::filesystem::remove_all(dir);
 }
 #endif
+
+// group_user_*: a user's group changes are weighted by the inbox entries they store (a create
+// by its members, a join or quit by the group's members). Over it: 429 rate_limited with
+// retry_after_ms and nothing changed, over the socket and over REST; other users go on.
+TEST_CASE("rate limit: group changes per user, weighted by the members they reach") {
+  ServerOptions o = NoLimits();
+  o.group_user_rate = 1;
+  o.group_user_burst = 10;
+  TestServer ts(o);
+  RawClient alice(ts.TcpUrl()), bob(ts.WsUrl()), dave(ts.TcpUrl());
+  REQUIRE(alice.Login(ts.Token("alice")) == 0);
+  REQUIRE(bob.Login(ts.Token("bob")) == 0);
+  REQUIRE(dave.Login(ts.Token("dave")) == 0);
+  rapidjson::Document d;
+  const std::string five = R"("members":["m1","m2","m3","m4","m5"])";
+  // alice: six entries (five members and herself), then six more with four left.
+  REQUIRE(alice.Call(1, "group.create", R"({"gid":"a1","name":"a",)" + five + "}", &d));
+  CHECK(CodeOf(d) == 0);
+  REQUIRE(alice.Call(2, "group.create", R"({"gid":"a2","name":"a",)" + five + "}", &d));
+  CHECK(CodeOf(d) == 429);
+  CHECK(ErrorOf(d) == "rate_limited");
+  CHECK(RetryAfterMs(d) >= 1);
+  CHECK(ts.deps().groups->Get({"default", "a2"}).status().code() == im::Code::kNotFound);
+  // Over REST too (the same code path), with Retry-After.
+  const std::string body = R"({"gid":"a3","name":"a",)" + five + "}";
+  const std::string resp = im::test::HttpRoundTrip(
+      ts.server().http_port(),
+      "POST /v1/groups HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " +
+          ts.Token("alice") + "\r\nContent-Type: application/json\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body);
+  CHECK(resp.rfind("HTTP/1.1 429", 0) == 0);
+  CHECK(resp.find("\r\nRetry-After: ") != std::string::npos);
+  CHECK(ts.deps().groups->Get({"default", "a3"}).status().code() == im::Code::kNotFound);
+  // bob's bucket is his own: a group of eight (nine entries) is created.
+  REQUIRE(bob.Call(3, "group.create",
+                   R"({"gid":"big","name":"b","members":["m1","m2","m3","m4","m5","m6","m7","m8"]})",
+                   &d));
+  CHECK(CodeOf(d) == 0);
+  // dave joins it: the event reaches ten members, his whole burst; his quit then waits.
+  REQUIRE(dave.Call(4, "group.join", R"({"gid":"big"})", &d));
+  CHECK(CodeOf(d) == 0);
+  REQUIRE(dave.Call(5, "group.quit", R"({"gid":"big"})", &d));
+  CHECK(CodeOf(d) == 429);
+  CHECK(ErrorOf(d) == "rate_limited");
+  CHECK(ts.deps().groups->Get({"default", "big"})->member_count == 10);
+  // A small change fits where a big one did not: alice has four entries left.
+  REQUIRE(alice.Call(6, "group.create", R"({"gid":"a4","name":"a","members":["m1","m2"]})", &d));
+  CHECK(CodeOf(d) == 0);
+  CHECK(Metric(ts, R"(im_rate_limited_total{limit="group_user"})") == 3);
+}

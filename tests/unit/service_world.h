@@ -53,7 +53,7 @@ class ServiceWorld {
         events_.get(), &metrics_, &hooks, &options});
     groups = std::make_unique<internal::GroupOps>(internal::GroupOps::Deps{
         groups_store.get(), committer_.get(), filter_.get(), events_.get(), SystemClock(),
-        &tenants});
+        &tenants, limits_.get()});
   }
   ~ServiceWorld() { committer_->Stop(); }
 
