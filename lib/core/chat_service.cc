@@ -28,7 +28,7 @@ Status ChatService::CheckContent(const Message& m) const {
 }
 
 Status ChatService::Send(const SessionInfo* sender, std::shared_ptr<Message> message,
-                         const std::string& cid, Done done) {
+                         const std::string& cid, Done done, bool store_here) {
   const ServerOptions& o = *deps_.options;
   const std::string tenant = sender ? sender->user.tenant : message->tenant;
   message->tenant = tenant;
@@ -94,7 +94,7 @@ Status ChatService::Send(const SessionInfo* sender, std::shared_ptr<Message> mes
   }
   p.message = std::move(message);
   p.done = std::move(done);
-  Status submitted = deps_.committer->Submit(std::move(p));
+  Status submitted = deps_.committer->Submit(std::move(p), store_here);
   if (submitted.ok()) deps_.metrics->MessageIn();
   return submitted;
 }

@@ -64,9 +64,10 @@ class ChatService {
   // Stores `message` (to `message->to`, or to `message->group`) and calls `done`.
   // `sender`: the sending session (its user is the sender; its inbox gets 1:1 messages too,
   // and it is not pushed the copy), or null for a server-side send from `message->from`.
-  // `cid` "" = no dedup.
+  // `cid` "" = no dedup. `store_here`: nothing else waits behind this send on the calling
+  // thread, which may then store it itself (Committer::Submit) and call `done` before returning.
   Status Send(const SessionInfo* sender, std::shared_ptr<Message> message,
-              const std::string& cid, Done done);
+              const std::string& cid, Done done, bool store_here = false);
 
   // Send, then waits for the committer's answer: blocks the calling thread until the message is
   // stored or refused. For the host API on the host's own threads; never from a hook, a worker

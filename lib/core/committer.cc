@@ -106,10 +106,36 @@ Status Committer::Enqueue(Item item) {
   return Status::OK();
 }
 
-Status Committer::Submit(PendingSend send) {
+Status Committer::Submit(PendingSend send, bool store_here) {
   if (!send.message) return Status::Internal("a send without a message");
+  if (store_here && TryStoreHere(send)) return Status::OK();
   std::string lane = LaneOf(send);
   return Enqueue(Item{std::move(send), nullptr, std::move(lane)});
+}
+
+bool Committer::TryStoreHere(PendingSend& send) {
+  // 1:1 only: a group send reads its members in the committer's order with the barriers.
+  if (!send.message->group.empty() || fanout_.depth() != 0) return false;
+  {
+    std::lock_guard<std::mutex> flight(flight_mu_);
+    if (in_flight_ != 0) return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Idle and nothing queued: every send and barrier submitted so far is stored, so this one
+    // goes next in every order the committer keeps; whatever comes meanwhile waits for it.
+    if (stopping_ || !idle_ || borrowed_ || !intake_.empty()) return false;
+    borrowed_ = true;
+  }
+  std::vector<PendingSend> batch;
+  batch.push_back(std::move(send));
+  Commit(batch);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    borrowed_ = false;
+  }
+  cv_.notify_all();
+  return true;
 }
 
 Status Committer::SubmitOp(PendingOp op) {
@@ -128,7 +154,13 @@ void Committer::Run() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       const bool busy = HasWork();
-      if (!busy) cv_.wait(lock, [this] { return stopping_ || !intake_.empty(); });
+      if (!busy) {
+        idle_ = true;
+        cv_.wait(lock, [this] { return stopping_ || !intake_.empty(); });
+      }
+      // A send being stored on another thread (TryStoreHere) goes before anything queued.
+      cv_.wait(lock, [this] { return !borrowed_; });
+      idle_ = false;
       if (!busy && intake_.empty()) break;  // stopping, and everything taken
       incoming.swap(intake_);
     }

@@ -7,6 +7,13 @@
 // means stored), and hands the batch's pushes to the fan-out thread (`im-fanout`) without
 // waiting for them: batch N+1 is stored while batch N is delivered.
 //
+// A send that comes alone. A worker with nothing else waiting behind a 1:1 send (Submit's
+// store_here) stores it itself when the committer thread is idle: nothing queued, no batch in
+// flight, the fan-out stage empty. It takes the committer's place for that one batch (mid, ts,
+// append, ack, hand-over to fan-out), and the committer thread waits for it before taking
+// anything queued meanwhile. Sends that come one at a time then skip one thread hand-over;
+// sends that come faster find the committer busy and are batched as above.
+//
 // Lanes and fairness. Sends queue in lanes, one per sender: (tenant, user) for a user's own
 // sends from any of its sessions, and a separate lane per (tenant, from) for server-side sends
 // (host API, REST: no sending session). The committer serves the lanes round-robin, one send
@@ -59,6 +66,11 @@
 // - A connection receives its pushes in increasing seq order: the fan-out stage delivers each
 //   user's pushes in commit order (fanout.h). (unit/ "a big fan-out does not hold back a 1:1
 //   push, and push order holds"; group "1000 members ..."; chat "10000 messages ...".)
+// - A send stored on the caller's thread (store_here) is a batch of one taken in the committer's
+//   place: only when every send and barrier submitted before it is stored and nothing is in
+//   flight, and whatever is submitted while it is stored waits for it, barriers included. So
+//   every order above holds for it. (unit/ "an idle committer lets the caller store a 1:1
+//   send, in order", "what is queued while a caller stores waits for it, barriers too".)
 // - Membership changes are barriers, as above; one waits for every batch in flight before it
 //   runs. (unit/ "membership changes are barriers", "a barrier waits for the batches in
 //   flight";
@@ -113,7 +125,8 @@ struct PendingSend {
   // The sending session: not pushed to (it gets the ack). Empty for server-side sends (host
   // API, REST), which queue in lanes of their own.
   std::string origin_session;
-  // Called once on the committer thread with the receipt or the error.
+  // Called once with the receipt or the error: on the committer thread, or on the thread that
+  // stored the send itself (Committer::Submit's store_here) before Submit returns.
   std::function<void(const Result<SendReceipt>&)> done;
 };
 
@@ -156,7 +169,15 @@ class Committer {
 
   // Queues a send. 503 unavailable when the server-wide queue or the sender's lane is full, or
   // the committer stopped.
-  Status Submit(PendingSend send);
+  //
+  // `store_here`: the caller has no other work waiting behind this send. A 1:1 send is then
+  // sequenced and stored on the calling thread when the committer is idle (nothing queued or
+  // being taken, no batch in flight, the fan-out stage empty): the caller holds the committer's
+  // place meanwhile, and the committer thread waits for it before it takes anything queued
+  // after. done() has then run (acked, pushes handed over) when Submit returns. This saves the
+  // hand-over to the committer thread when sends come one at a time; when they come faster,
+  // the committer is busy and they batch as before (group commit).
+  Status Submit(PendingSend send, bool store_here = false);
   // Queues a membership change (the server-wide bound): a barrier between the sends queued
   // before and after it.
   Status SubmitOp(PendingOp op);
@@ -200,6 +221,9 @@ class Committer {
   };
 
   Status Enqueue(Item item);
+  // Submit(store_here): stores `send` on this thread if the committer is idle; false (and
+  // `send` untouched) if not.
+  bool TryStoreHere(PendingSend& send);
   void Run();
   // Files `incoming` into the segments (committer thread).
   void Stage(std::deque<Item>& incoming);
@@ -233,6 +257,8 @@ class Committer {
   size_t queued_ = 0;                                    // guarded by mu_
   bool stopping_ = false;
   bool started_ = false;
+  bool idle_ = false;      // the committer thread waits for sends, with nothing of its own left
+  bool borrowed_ = false;  // a Submit(store_here) holds the committer's place
   std::thread thread_;
   // Committer thread only.
   std::deque<Segment> segments_;  // front: being stored; back: open

@@ -174,7 +174,8 @@ void SocketFront::HandleChatSend(const std::shared_ptr<ConnState>& state,
                     }
                     state->conn->Send(Frame::FromString(EncodeResponse(
                         *req, ReceiptJson(*r, /*with_duplicate=*/false))));
-                  });
+                  },
+                  NothingWaits(*state));
   if (!s.ok()) ReplyError(*state, *req, s);
 }
 

@@ -72,11 +72,19 @@ void SocketFront::Queue(const std::shared_ptr<ConnState>& state, std::shared_ptr
 }
 
 void SocketFront::PostTurn(const std::shared_ptr<ConnState>& state) {
+  turns_waiting_.fetch_add(1, std::memory_order_relaxed);
   asio::post(*deps_.workers, [this, state] { RunTurn(state); });
+}
+
+bool SocketFront::NothingWaits(ConnState& state) {
+  if (turns_waiting_.load(std::memory_order_relaxed) != 0) return false;
+  std::lock_guard<std::mutex> lock(state.work_mu);
+  return state.work_head == state.work.size();
 }
 
 void SocketFront::RunTurn(const std::shared_ptr<ConnState>& state) {
   SetUpThisThreadOnce("im-worker", options_.thread_slice_us);
+  turns_waiting_.fetch_sub(1, std::memory_order_relaxed);
   for (int i = 0;; ++i) {
     std::shared_ptr<Request> req;
     {

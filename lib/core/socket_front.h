@@ -98,6 +98,9 @@ class SocketFront final : public TransportHandler {
   void Queue(const std::shared_ptr<ConnState>& state, std::shared_ptr<Request> item);
   void PostTurn(const std::shared_ptr<ConnState>& state);
   void RunTurn(const std::shared_ptr<ConnState>& state);
+  // No other connection's turn waits for a worker and `state` has no more commands queued: a
+  // send may then be stored on this worker (Committer::Submit's store_here).
+  bool NothingWaits(ConnState& state);
   void Dispatch(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
   void HandleLogin(const std::shared_ptr<ConnState>& state, const std::shared_ptr<Request>& req);
   void HandleLogout(const std::shared_ptr<ConnState>& state,
@@ -135,6 +138,7 @@ class SocketFront final : public TransportHandler {
   const ServerOptions& options_;
   ConnRegistry conns_;
   std::atomic<size_t> open_connections_{0};  // admitted by OnOpen, not yet closed
+  std::atomic<int64_t> turns_waiting_{0};     // turns posted to the workers, not yet started
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}
   Frame suspended_notice_;      // session.kicked{reason:"tenant_suspended"}
 };

@@ -1,4 +1,4 @@
-// The commit queue's bound: with the committer stuck in a slow append and the queue full, sends
+// The commit queue's bound: with a slow append under way and the queue full, sends
 // get 503 unavailable; afterwards a retry under the same cid stores the message exactly once,
 // and a retry of a send that was accepted but not yet acked gets the first send's answer.
 #include <doctest/doctest.h>
@@ -32,23 +32,26 @@ TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid sto
   im::test::ForEachStorage([](const std::function<void(im::ServerDeps&)>& storage) {
     std::shared_ptr<im::test::GatedInbox> appends;
     im::ServerOptions options;
-    options.commit_queue_limit = 2;
+    options.commit_queue_limit = 3;
     im::test::TestServer ts(options, [&](im::ServerDeps& deps) {
       if (storage) storage(deps);
       appends = std::make_shared<im::test::GatedInbox>(deps.inbox);
       deps.inbox = appends;
     });
-    RawClient alice(ts.TcpUrl()), alice_web(ts.WsUrl()), bob(ts.TcpUrl());
+    RawClient alice(ts.TcpUrl()), alice_web(ts.WsUrl()), bob(ts.TcpUrl()), carol(ts.TcpUrl());
     REQUIRE(alice.Login(ts.Token("alice"), "phone") == 0);
     REQUIRE(alice_web.Login(ts.Token("alice"), "web") == 0);
     REQUIRE(bob.Login(ts.Token("bob")) == 0);
+    REQUIRE(carol.Login(ts.Token("carol")) == 0);
 
-    // c1 reaches the committer, which sticks in its append; the queue then takes two more: a
-    // retry of c1 (accepted, not yet acked) and c2. c3 finds it full, and so does the other
-    // device: the bound is the server's.
+    // carol's send sticks in its append (on the committer thread, or on a worker storing it in
+    // the committer's place: either way the committer takes nothing else meanwhile). The queue
+    // then takes three: c1, a retry of c1 (accepted, not yet acked) and c2. c3 finds it full,
+    // and so does the other device: the bound is the server's.
     appends->Close(im::test::GatedInbox::Op::kAppend);
-    alice.Send(Send(1, "c1", "first"));
+    carol.Send(Send(1, "k1", "blocker"));
     REQUIRE(appends->WaitHeld(im::test::GatedInbox::Op::kAppend));
+    alice.Send(Send(1, "c1", "first"));
     alice.Send(Send(2, "c1", "first, again"));
     alice.Send(Send(3, "c2", "second"));
     alice.Send(Send(4, "c3", "third"));
@@ -91,8 +94,10 @@ TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid sto
       bodies.push_back(m["body"].GetString());
       mids.push_back(m["mid"].GetString());
     }
-    CHECK(bodies == std::vector<std::string>{"first", "second", "third"});
-    CHECK(mids == std::vector<std::string>{Mid(first), Mid(second), third});
-    CHECK(d["body"]["last_seq"].GetUint64() == 3);
+    CHECK(bodies == std::vector<std::string>{"blocker", "first", "second", "third"});
+    REQUIRE(mids.size() == 4);
+    CHECK(std::vector<std::string>(mids.begin() + 1, mids.end()) ==
+          std::vector<std::string>{Mid(first), Mid(second), third});
+    CHECK(d["body"]["last_seq"].GetUint64() == 4);
   });
 }

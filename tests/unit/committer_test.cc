@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -606,4 +607,103 @@ TEST_CASE("committer: a barrier waits for the batches in flight") {
 }
 
 }  // namespace
+
+namespace {
+
+// Submits store_here sends from this thread until one is stored on it (the committer idle);
+// false if none was within `tries`.
+bool StoredOnCaller(Harness& h, const std::string& body, int tries = 200) {
+  for (int i = 0; i < tries; ++i) {
+    const std::thread::id caller = std::this_thread::get_id();
+    auto on = std::make_shared<std::atomic<bool>>(false);
+    PendingSend p = h.Send("alice", "bob", body + "-" + std::to_string(i));
+    auto record = p.done;
+    p.done = [record, on, caller](const Result<SendReceipt>& r) {
+      on->store(std::this_thread::get_id() == caller);
+      record(r);
+    };
+    REQUIRE(h.committer().Submit(std::move(p), /*store_here=*/true).ok());
+    if (on->load()) return true;
+    REQUIRE(WaitUntil([&] { return h.committer().depth() == 0; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("committer: an idle committer lets the caller store a 1:1 send, in order") {
+  Harness h;
+  h.Online("bob");
+  REQUIRE(StoredOnCaller(h, "here"));
+  const std::vector<std::string> stored = h.Inbox("bob");
+  REQUIRE(!stored.empty());
+  CHECK(stored.back() == h.Acks().back());
+  REQUIRE(WaitUntil([&] { return h.router().Count() == stored.size(); }));
+  CheckIncreasing(h.router().All());
+
+  // A busy committer (an append held): a store_here send queues behind it, in order.
+  h.inbox().Close(GatedInbox::Op::kAppend);
+  REQUIRE(h.committer().Submit(h.Send("zed", "bob", "held")).ok());
+  REQUIRE(h.inbox().WaitHeld(GatedInbox::Op::kAppend));
+  const size_t acked = h.AckCount();
+  REQUIRE(h.committer().Submit(h.Send("alice", "bob", "queued"), /*store_here=*/true).ok());
+  CHECK(h.AckCount() == acked);  // not stored on this thread
+  h.inbox().Open(GatedInbox::Op::kAppend);
+  REQUIRE(WaitUntil([&] { return h.AckCount() == acked + 2; }));
+  std::vector<std::string> inbox = h.Inbox("bob");
+  REQUIRE(inbox.size() >= 2);
+  CHECK(inbox[inbox.size() - 2] == "held");
+  CHECK(inbox.back() == "queued");
+}
+
+TEST_CASE("committer: what is queued while a caller stores waits for it, barriers too") {
+  Harness h;
+  h.Group("g", "alice", {"bob"});
+  REQUIRE(StoredOnCaller(h, "warmup"));
+  // The committer is idle (nothing else was sent); the caller's store needs the fan-out stage
+  // empty too.
+  REQUIRE(WaitUntil([&] { return h.committer().fanout_depth() == 0; }));
+  // The caller's store is held in the append; meanwhile a barrier and a send queue.
+  h.inbox().Close(GatedInbox::Op::kAppend);
+  std::atomic<bool> here{false};
+  std::thread caller([&] {
+    const std::thread::id id = std::this_thread::get_id();
+    PendingSend p = h.Send("alice", "bob", "first");
+    auto record = p.done;
+    p.done = [&, record, id](const Result<SendReceipt>& r) {
+      here = std::this_thread::get_id() == id;
+      record(r);
+    };
+    CHECK(h.committer().Submit(std::move(p), /*store_here=*/true).ok());
+  });
+  REQUIRE(h.inbox().WaitHeld(GatedInbox::Op::kAppend));
+  REQUIRE(h.committer().Submit(h.Send("zed", "bob", "second")).ok());
+  std::atomic<bool> saw_first{false};
+  REQUIRE(h.committer()
+              .SubmitOp([&](Committer&) {
+                const std::vector<std::string> bob = h.Inbox("bob");
+                saw_first = std::find(bob.begin(), bob.end(), "first") != bob.end();
+                CHECK(h.groups().Quit(GroupKey{"t", "g"}, "bob").ok());
+              })
+              .ok());
+  REQUIRE(h.committer().Submit(h.GroupSend("alice", "g", "after quit")).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(h.inbox().held_appends() == 1);  // the committer waits for the caller
+  h.inbox().Open(GatedInbox::Op::kAppend);
+  caller.join();
+  CHECK(here.load());
+  REQUIRE(WaitUntil([&] {
+    const std::vector<std::string> a = h.Acks();
+    return IndexOf(a, "second") < a.size() && IndexOf(a, "after quit") < a.size();
+  }));
+  CHECK(saw_first.load());
+  std::vector<std::string> bob = h.Inbox("bob");
+  bob.erase(bob.begin(), std::find(bob.begin(), bob.end(), "first"));
+  CHECK(bob == std::vector<std::string>{"first", "second"});
+  const std::vector<std::string> acks = h.Acks();
+  CHECK(IndexOf(acks, "first") < IndexOf(acks, "after quit"));
+  CHECK(IndexOf(acks, "first") < IndexOf(acks, "second"));
+}
+
 }  // namespace im::test
