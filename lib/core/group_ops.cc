@@ -65,9 +65,10 @@ Status GroupOps::Create(const UserKey& owner, CreateArgs args, CreateDone done) 
   }
   if (args.gid.empty()) args.gid = "g" + std::to_string(group_ids_.Next(deps_.clock->NowMs()));
   return deps_.committer->SubmitOp(
-      [this, owner, args = std::move(args), done = std::move(done)](Committer& c) {
+      [this, owner, args = std::move(args), everyone = std::move(everyone),
+       done = std::move(done)](Committer& c) {
         GroupKey key{owner.tenant, args.gid};
-        const Status quota = CheckCreateQuota(owner, args.members);
+        const Status quota = CheckCreateQuota(owner, everyone);
         Result<GroupInfo> g = quota.ok() ? deps_.groups->Create(key, args.name, owner.user,
                                                                 args.members,
                                                                 deps_.clock->NowMs())
@@ -95,7 +96,8 @@ Status GroupOps::Change(const GroupKey& key, const std::string& user, bool join,
   if (!deps_.groups) return NoGroups();
   if (deps_.limits != nullptr) {
     // The event goes into every member's inbox (a group that cannot be read costs one: the
-    // change answers for itself).
+    // change answers for itself). The quota check on the committer reads the group again: it
+    // may change while this change waits in the queue.
     Result<GroupInfo> g = deps_.groups->Get(key);
     const double cost = g.ok() ? static_cast<double>(g->member_count) + (join ? 1 : 0) : 1;
     if (Status s = deps_.limits->TakeGroup(UserKey{key.tenant, user}, cost); !s.ok()) return s;
@@ -128,11 +130,9 @@ Status GroupOps::CheckGroupsOf(const UserKey& user, uint64_t max) {
   return *n < max ? Status::OK() : TooManyGroups(user.user, max);
 }
 
-Status GroupOps::CheckCreateQuota(const UserKey& owner, const std::vector<std::string>& members) {
+Status GroupOps::CheckCreateQuota(const UserKey& owner, const std::set<std::string>& everyone) {
   const uint64_t max = QuotasOf(owner.tenant).max_groups_per_user;
   if (max == 0) return Status::OK();
-  std::set<std::string> everyone(members.begin(), members.end());
-  everyone.insert(owner.user);
   for (const std::string& user : everyone) {
     if (Status s = CheckGroupsOf(UserKey{owner.tenant, user}, max); !s.ok()) return s;
   }

@@ -13,6 +13,7 @@
 #define IM_CORE_GROUP_OPS_H_
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,9 +72,10 @@ class GroupOps {
   uint64_t MaxMembers(const std::string& tenant) const;
   // 403 too_many_groups when `user` is a member of `max` groups already.
   Status CheckGroupsOf(const UserKey& user, uint64_t max);
-  // The tenant's max_groups_per_user for the owner and every member a create names. On the
-  // committer thread, like the join's check, in order with the other membership changes.
-  Status CheckCreateQuota(const UserKey& owner, const std::vector<std::string>& members);
+  // The tenant's max_groups_per_user for everyone a create names (the owner and the members,
+  // once each). On the committer thread, like the join's check, in order with the other
+  // membership changes.
+  Status CheckCreateQuota(const UserKey& owner, const std::set<std::string>& everyone);
   // 403 group_full when `user` joining `key` would pass the tenant's max_group_members, 403
   // too_many_groups when `user` is in max_groups_per_user groups (on the committer thread, in
   // order with the other membership changes).
