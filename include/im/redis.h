@@ -123,8 +123,9 @@ Result<std::shared_ptr<TenantStore>> OpenRedisTenantStore(const RedisOptions& re
 // another node is published at once. The engine's fan-out uses neither: it hands each delivery
 // step's pushes, by user, to every node in one publish on the fan-out channel `im:fanout:<db>`,
 // and each node pushes to its own connections (docs/operations.md, How a push crosses nodes).
-// Pub/sub is at-most-once: a push lost on the way stays in the inbox, and the client syncs when
-// it sees the seq gap. The subscriber reconnects by itself (capped backoff). Node channels are
+// A publish that fails is sent again every 200 ms for up to 30 s (at most 4 MiB waiting), so a
+// push may arrive late or twice; one lost all the same (a node not subscribed at that moment)
+// stays in the inbox, and the client syncs when it sees the seq gap. The subscriber reconnects by itself (capped backoff). Node channels are
 // global to a Redis server: node ids must be unique per server.
 // 400 for a bad URL or an invalid node id; a Redis that is down is not an error here.
 Result<std::shared_ptr<Router>> OpenRedisRouter(const RedisOptions& redis, std::string node_id);

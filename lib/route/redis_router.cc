@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <unordered_map>
 #include <utility>
 
+#include "base/thread_name.h"
 #include "ops/log.h"
 #include "protocol/codec.h"
 
@@ -225,6 +227,12 @@ RedisRouter::RedisRouter(std::shared_ptr<RedisClient> client, const RedisOptions
 
 RedisRouter::~RedisRouter() {
   listener_.reset();  // its thread calls into this router: stop it first
+  {
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    stopping_ = true;
+  }
+  retry_cv_.notify_all();
+  if (retrier_.joinable()) retrier_.join();
 }
 
 SendResult RedisRouter::Deliver(const SessionInfo& target, const Frame& frame) {
@@ -314,12 +322,101 @@ void RedisRouter::Publish(std::map<std::string, std::vector<Item>> by_node,
   if (!fanned.empty()) {
     commands.push_back({"PUBLISH", fanout_channel_, EncodeFanned(node_id_, fanned)});
   }
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<Failed> items;
+  items.reserve(commands.size());
+  for (RedisArgs& c : commands) items.push_back(Failed{std::move(c), now});
+  Run(std::move(items), /*retry=*/false);
+}
+
+namespace {
+size_t CommandBytes(const RedisArgs& command) {
+  size_t n = 0;
+  for (const std::string& a : command) n += a.size() + 16;
+  return n;
+}
+}  // namespace
+
+void RedisRouter::Run(std::vector<Failed> items, bool retry) {
+  std::vector<RedisArgs> commands;
+  commands.reserve(items.size());
+  for (Failed& f : items) commands.push_back(std::move(f.command));
   Result<std::vector<RedisReply>> replies = client_->Pipeline(commands);
   publishes_.fetch_add(commands.size(), std::memory_order_relaxed);
-  if (!replies.ok()) {
-    // At-most-once: the receivers notice the seq gap and sync from their inbox.
-    IM_LOG_WARN("cluster: publish to {} node(s) failed: {}", commands.size(),
-                replies.status().ToString());
+  std::vector<Failed> failed;
+  std::string why;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const bool ok = replies.ok() && i < replies->size() && !(*replies)[i].is_error();
+    if (ok && retry) republished_.fetch_add(1, std::memory_order_relaxed);
+    if (ok) continue;
+    if (why.empty()) {
+      why = !replies.ok() ? replies.status().ToString()
+            : i < replies->size() ? (*replies)[i].str
+                                  : "too few replies";
+    }
+    failed.push_back(Failed{std::move(commands[i]), items[i].since});
+  }
+  if (failed.empty()) return;
+  if (!retry) {
+    // Sent again by the retry thread; meanwhile the receivers may notice the seq gap and sync.
+    IM_LOG_WARN("cluster: publish to {} node(s) failed, retrying: {}", failed.size(), why);
+  }
+  std::lock_guard<std::mutex> lock(retry_mu_);
+  if (stopping_) return;
+  if (!retrier_.joinable()) retrier_ = std::thread([this] { RetryLoop(); });
+  for (const Failed& f : failed) failed_bytes_ += CommandBytes(f.command);
+  if (retry) {
+    // The oldest: in front of what failed meanwhile.
+    failed_.insert(failed_.begin(), std::make_move_iterator(failed.begin()),
+                   std::make_move_iterator(failed.end()));
+  } else {
+    failed_.insert(failed_.end(), std::make_move_iterator(failed.begin()),
+                   std::make_move_iterator(failed.end()));
+  }
+  size_t dropped = 0;
+  while (failed_bytes_ > kMaxRetryBytes && !failed_.empty()) {
+    failed_bytes_ -= CommandBytes(failed_.front().command);
+    failed_.pop_front();
+    ++dropped;
+  }
+  if (dropped > 0) {
+    publish_dropped_.fetch_add(dropped, std::memory_order_relaxed);
+    IM_LOG_ERROR("cluster: {} failed publish(es) dropped: over {} bytes waiting for a retry",
+                 dropped, kMaxRetryBytes);
+  }
+}
+
+void RedisRouter::RetryLoop() {
+  SetUpThisThread("im-redis-retry", 0);
+  for (;;) {
+    std::vector<Failed> items;
+    {
+      std::unique_lock<std::mutex> lock(retry_mu_);
+      retry_cv_.wait_for(lock, std::chrono::milliseconds(kRetryMs), [this] { return stopping_; });
+      if (stopping_) return;
+      const auto limit = std::chrono::steady_clock::now() - std::chrono::milliseconds(kRetryForMs);
+      size_t expired = 0;
+      while (!failed_.empty() && failed_.front().since < limit) {
+        failed_bytes_ -= CommandBytes(failed_.front().command);
+        failed_.pop_front();
+        ++expired;
+      }
+      if (expired > 0) {
+        publish_dropped_.fetch_add(expired, std::memory_order_relaxed);
+        IM_LOG_ERROR("cluster: {} failed publish(es) dropped after {} ms of retries", expired,
+                     kRetryForMs);
+      }
+      if (failed_.empty()) continue;
+      items.assign(std::make_move_iterator(failed_.begin()),
+                   std::make_move_iterator(failed_.end()));
+      failed_.clear();
+      failed_bytes_ = 0;
+    }
+    const size_t n = items.size();
+    const uint64_t before = republished_.load(std::memory_order_relaxed);
+    Run(std::move(items), /*retry=*/true);
+    const uint64_t sent = republished_.load(std::memory_order_relaxed) - before;
+    if (sent > 0) IM_LOG_INFO("cluster: {} of {} failed publish(es) sent again", sent, n);
   }
 }
 

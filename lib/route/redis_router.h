@@ -19,9 +19,14 @@
 // capped backoff) delivers to its LocalRouter. Messages of both channels reach a node in the
 // order they were published.
 //
-// Pub/sub is at-most-once: a publish lost to a broken connection, a node that is not
-// subscribed at that moment, or a Redis failure is not retried. The message is in the inbox;
-// the client notices the seq gap and syncs (docs/protocol.md). Node channels are global to a
+// A publish that fails (a broken connection, a timeout, an error reply) is kept and sent again
+// by the router's retry thread every kRetryMs, for up to kRetryForMs; at most kMaxRetryBytes
+// of them wait, and beyond that bound, or after that time, the oldest are dropped (logged and
+// counted). So a push delayed by a short Redis stall still arrives, possibly after a later one,
+// and possibly twice (a publish that timed out may have been delivered): clients ignore a seq
+// they have. A node that is not subscribed at the moment of a publish misses it for good. Either
+// way the message is in the inbox; the client notices the seq gap and syncs
+// (docs/protocol.md). Node channels are global to a
 // Redis server (not per database): node ids must be unique per Redis server; the fan-out
 // channel is per database.
 //
@@ -30,7 +35,10 @@
 #define IM_ROUTE_REDIS_ROUTER_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,6 +67,10 @@ class RedisRouter final : public Router, public BroadcastRouter {
  public:
   // A buffer of remote deliveries above this is published before the step ends.
   static constexpr size_t kMaxBufferBytes = 1 << 20;
+  // Failed publishes: retried this often, for this long, at most this many bytes waiting.
+  static constexpr int kRetryMs = 200;
+  static constexpr int64_t kRetryForMs = 30000;
+  static constexpr size_t kMaxRetryBytes = 4 << 20;
 
   // Starts the subscriber of `node_id`'s channel and waits up to redis.connect_timeout_ms for
   // the subscription (a Redis that is down is not an error: the subscriber keeps retrying).
@@ -90,6 +102,9 @@ class RedisRouter final : public Router, public BroadcastRouter {
   // Publishes sent and messages received, for tests and metrics.
   uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
   uint64_t received() const { return received_.load(std::memory_order_relaxed); }
+  // Failed publishes sent again successfully, and dropped (over the bound or the time).
+  uint64_t republished() const { return republished_.load(std::memory_order_relaxed); }
+  uint64_t publish_dropped() const { return publish_dropped_.load(std::memory_order_relaxed); }
 
   // One routed item, as carried in a publish.
   struct Item {
@@ -124,6 +139,14 @@ class RedisRouter final : public Router, public BroadcastRouter {
                std::vector<Fanned> fanned = {});
   void Dispatch(std::string_view payload);
   void DispatchFanned(std::string_view payload);
+  struct Failed {
+    RedisArgs command;
+    std::chrono::steady_clock::time_point since;  // its first attempt
+  };
+  // Runs the commands in one round trip; the ones that failed wait for the retry thread (the
+  // oldest dropped beyond kMaxRetryBytes). `retry`: they come from that thread.
+  void Run(std::vector<Failed> items, bool retry);
+  void RetryLoop();  // the retry thread (started at the first failure)
 
   const std::shared_ptr<RedisClient> client_;
   const RedisOptions redis_;
@@ -138,6 +161,15 @@ class RedisRouter final : public Router, public BroadcastRouter {
 
   std::atomic<uint64_t> publishes_{0};
   std::atomic<uint64_t> received_{0};
+  std::atomic<uint64_t> republished_{0};
+  std::atomic<uint64_t> publish_dropped_{0};
+
+  std::mutex retry_mu_;
+  std::condition_variable retry_cv_;
+  std::deque<Failed> failed_;  // oldest first; guarded by retry_mu_
+  size_t failed_bytes_ = 0;    // guarded by retry_mu_
+  bool stopping_ = false;      // guarded by retry_mu_
+  std::thread retrier_;
   std::unique_ptr<RedisChannelListener> listener_;  // set by Start; its thread dispatches
 };
 

@@ -633,6 +633,28 @@ TEST_CASE("cluster faults: a stalled Redis - sends answer 503 within the bound, 
   CHECK(InboxMids(*rx->client, "").size() == 1 + mids.size());
 }
 
+TEST_CASE("cluster faults: a push whose publish failed is published again once Redis takes it") {
+  Cluster cluster;
+  auto sender = cluster.Login("pub-a", 0);
+  auto rx = cluster.Login("pub-b", 1);
+  REQUIRE(sender->client->SendText("pub-b", "warm").ok());
+  REQUIRE(WaitUntil([&] { return rx->PushedCount() == 1; }, 10000));
+  // Redis refuses PUBLISH (an error reply), and takes every other command: the message is
+  // stored and acked, and its push across the cluster fails. It is the last message, so the
+  // receiver sees no seq gap that would make it sync.
+  REQUIRE(cluster.redis.Command({"ACL", "SETUSER", "default", "-publish"}) == "+OK");
+  REQUIRE(sender->client->SendText("pub-b", "while refused").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  CHECK(rx->PushedCount() == 1);
+  REQUIRE(cluster.redis.Command({"ACL", "SETUSER", "default", "+publish"}) == "+OK");
+  // The node publishes it again by itself: no other message, no reconnect.
+  REQUIRE_MESSAGE(WaitUntil([&] { return rx->PushedCount() == 2; }, 10000), cluster.Problems());
+  std::lock_guard<std::mutex> lock(rx->mu);
+  CHECK(rx->pushed.back().body == "while refused");
+  const std::string log = cluster.Problems();
+  CHECK_MESSAGE(log.find("publish to 1 node(s) failed, retrying") != std::string::npos, log);
+}
+
 }  // namespace
 
 #endif  // IM_WITH_REDIS && defined(IMD_PATH)

@@ -108,7 +108,9 @@ struct Cluster {
     for (int n = 0; n < kNodes; ++n) {
       std::ifstream in(dir.path() + "/node" + std::to_string(n) + "/imd.log");
       for (std::string line; std::getline(in, line);) {
-        if (line.find(" warn ") != std::string::npos || line.find(" error ") != std::string::npos) {
+        // spdlog spells the levels "warning" and "error" in the log.
+        if (line.find(" warning ") != std::string::npos ||
+            line.find(" error ") != std::string::npos) {
           out += "n" + std::to_string(n) + ": " + line + "\n";
         }
       }
