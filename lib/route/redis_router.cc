@@ -4,15 +4,32 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <mutex>
 #include <unordered_map>
 #include <utility>
 
 #include "base/thread_name.h"
 #include "ops/log.h"
+#include "ops/metrics.h"
 #include "protocol/codec.h"
 
 namespace im::internal {
 namespace {
+
+// The failed publishes of every router of the process, for GET /metrics.
+std::atomic<uint64_t> g_republished{0};
+std::atomic<uint64_t> g_publish_dropped{0};
+
+std::string ClusterMetricsText() {
+  return "# HELP im_cluster_publish_retried_total Failed cluster publishes sent again\n"
+         "# TYPE im_cluster_publish_retried_total counter\n"
+         "im_cluster_publish_retried_total " +
+         std::to_string(g_republished.load(std::memory_order_relaxed)) +
+         "\n# HELP im_cluster_publish_dropped_total Failed cluster publishes given up\n"
+         "# TYPE im_cluster_publish_dropped_total counter\n"
+         "im_cluster_publish_dropped_total " +
+         std::to_string(g_publish_dropped.load(std::memory_order_relaxed)) + "\n";
+}
 
 
 void PutU32(std::string* out, uint32_t v) {
@@ -203,6 +220,8 @@ Result<std::shared_ptr<RedisRouter>> RedisRouter::Start(std::shared_ptr<RedisCli
   if (!IsValidId(node_id)) {
     return Status::BadRequest("node id must be 1-64 bytes without control characters");
   }
+  static std::once_flag metrics;
+  std::call_once(metrics, [] { AddScrapeSource(ClusterMetricsText); });
   std::shared_ptr<RedisRouter> router(
       new RedisRouter(std::move(client), redis, std::move(node_id)));
   RedisRouter* r = router.get();
@@ -337,7 +356,7 @@ size_t CommandBytes(const RedisArgs& command) {
 }
 }  // namespace
 
-void RedisRouter::Run(std::vector<Failed> items, bool retry) {
+size_t RedisRouter::Run(std::vector<Failed> items, bool retry) {
   std::vector<RedisArgs> commands;
   commands.reserve(items.size());
   for (Failed& f : items) commands.push_back(std::move(f.command));
@@ -345,10 +364,13 @@ void RedisRouter::Run(std::vector<Failed> items, bool retry) {
   publishes_.fetch_add(commands.size(), std::memory_order_relaxed);
   std::vector<Failed> failed;
   std::string why;
+  size_t sent = 0;
   for (size_t i = 0; i < commands.size(); ++i) {
     const bool ok = replies.ok() && i < replies->size() && !(*replies)[i].is_error();
-    if (ok && retry) republished_.fetch_add(1, std::memory_order_relaxed);
-    if (ok) continue;
+    if (ok) {
+      ++sent;
+      continue;
+    }
     if (why.empty()) {
       why = !replies.ok() ? replies.status().ToString()
             : i < replies->size() ? (*replies)[i].str
@@ -356,13 +378,14 @@ void RedisRouter::Run(std::vector<Failed> items, bool retry) {
     }
     failed.push_back(Failed{std::move(commands[i]), items[i].since});
   }
-  if (failed.empty()) return;
+  if (retry && sent > 0) g_republished.fetch_add(sent, std::memory_order_relaxed);
+  if (failed.empty()) return sent;
   if (!retry) {
     // Sent again by the retry thread; meanwhile the receivers may notice the seq gap and sync.
     IM_LOG_WARN("cluster: publish to {} node(s) failed, retrying: {}", failed.size(), why);
   }
   std::lock_guard<std::mutex> lock(retry_mu_);
-  if (stopping_) return;
+  if (stopping_) return sent;
   if (!retrier_.joinable()) retrier_ = std::thread([this] { RetryLoop(); });
   for (const Failed& f : failed) failed_bytes_ += CommandBytes(f.command);
   if (retry) {
@@ -380,10 +403,11 @@ void RedisRouter::Run(std::vector<Failed> items, bool retry) {
     ++dropped;
   }
   if (dropped > 0) {
-    publish_dropped_.fetch_add(dropped, std::memory_order_relaxed);
+    g_publish_dropped.fetch_add(dropped, std::memory_order_relaxed);
     IM_LOG_ERROR("cluster: {} failed publish(es) dropped: over {} bytes waiting for a retry",
                  dropped, kMaxRetryBytes);
   }
+  return sent;
 }
 
 void RedisRouter::RetryLoop() {
@@ -402,7 +426,7 @@ void RedisRouter::RetryLoop() {
         ++expired;
       }
       if (expired > 0) {
-        publish_dropped_.fetch_add(expired, std::memory_order_relaxed);
+        g_publish_dropped.fetch_add(expired, std::memory_order_relaxed);
         IM_LOG_ERROR("cluster: {} failed publish(es) dropped after {} ms of retries", expired,
                      kRetryForMs);
       }
@@ -413,9 +437,7 @@ void RedisRouter::RetryLoop() {
       failed_bytes_ = 0;
     }
     const size_t n = items.size();
-    const uint64_t before = republished_.load(std::memory_order_relaxed);
-    Run(std::move(items), /*retry=*/true);
-    const uint64_t sent = republished_.load(std::memory_order_relaxed) - before;
+    const size_t sent = Run(std::move(items), /*retry=*/true);
     if (sent > 0) IM_LOG_INFO("cluster: {} of {} failed publish(es) sent again", sent, n);
   }
 }

@@ -102,9 +102,6 @@ class RedisRouter final : public Router, public BroadcastRouter {
   // Publishes sent and messages received, for tests and metrics.
   uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
   uint64_t received() const { return received_.load(std::memory_order_relaxed); }
-  // Failed publishes sent again successfully, and dropped (over the bound or the time).
-  uint64_t republished() const { return republished_.load(std::memory_order_relaxed); }
-  uint64_t publish_dropped() const { return publish_dropped_.load(std::memory_order_relaxed); }
 
   // One routed item, as carried in a publish.
   struct Item {
@@ -144,8 +141,9 @@ class RedisRouter final : public Router, public BroadcastRouter {
     std::chrono::steady_clock::time_point since;  // its first attempt
   };
   // Runs the commands in one round trip; the ones that failed wait for the retry thread (the
-  // oldest dropped beyond kMaxRetryBytes). `retry`: they come from that thread.
-  void Run(std::vector<Failed> items, bool retry);
+  // oldest dropped beyond kMaxRetryBytes). `retry`: they come from that thread. Answers how
+  // many went through. Counted in im_cluster_publish_retried_total and _dropped_total.
+  size_t Run(std::vector<Failed> items, bool retry);
   void RetryLoop();  // the retry thread (started at the first failure)
 
   const std::shared_ptr<RedisClient> client_;
@@ -161,8 +159,6 @@ class RedisRouter final : public Router, public BroadcastRouter {
 
   std::atomic<uint64_t> publishes_{0};
   std::atomic<uint64_t> received_{0};
-  std::atomic<uint64_t> republished_{0};
-  std::atomic<uint64_t> publish_dropped_{0};
 
   std::mutex retry_mu_;
   std::condition_variable retry_cv_;

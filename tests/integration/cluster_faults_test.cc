@@ -653,6 +653,11 @@ TEST_CASE("cluster faults: a push whose publish failed is published again once R
   CHECK(rx->pushed.back().body == "while refused");
   const std::string log = cluster.Problems();
   CHECK_MESSAGE(log.find("publish to 1 node(s) failed, retrying") != std::string::npos, log);
+  const std::string metrics = im::test::Http(cluster.HttpPort(0), "GET", "/metrics").text;
+  CHECK_MESSAGE(metrics.find("\nim_cluster_publish_retried_total 0\n") == std::string::npos,
+                metrics);
+  CHECK(metrics.find("\nim_cluster_publish_retried_total ") != std::string::npos);
+  CHECK(metrics.find("\nim_cluster_publish_dropped_total 0\n") != std::string::npos);
 }
 
 }  // namespace
