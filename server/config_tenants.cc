@@ -38,6 +38,8 @@ im::Status ReadTenant(const toml::table& t, const std::string& name, im::TenantR
   r.Get<int64_t>("connection_send_burst", &q.connection_send_burst);
   r.Get<double>("login_account_rate", &q.login_account_rate);
   r.Get<int64_t>("login_account_burst", &q.login_account_burst);
+  r.Get<double>("user_group_rate", &q.user_group_rate);
+  r.Get<int64_t>("user_group_burst", &q.user_group_burst);
   r.Get<int64_t>("retention_s", &q.retention_s);
   r.Get<int64_t>("max_inbox", &q.max_inbox);
   r.Skip("words");

@@ -50,6 +50,10 @@ struct TenantQuotas {
   uint64_t connection_send_burst = 0; // chat_connection_*); burst 0 = twice the rate
   double login_account_rate = 0;      // failed password logins per second per account
   uint64_t login_account_burst = 0;   // (replaces login_account_*); 0 = twice the rate
+  // A user's group changes, in the inbox entries they store per second (replaces
+  // group_user_*); burst 0 = twice the rate.
+  double user_group_rate = 0;
+  uint64_t user_group_burst = 0;
   // Inbox bounds below the inbox store's own (ServerOptions::inbox_retention_s, inbox_max):
   // a sync hides the tenant's entries older than retention_s; an append keeps max_inbox.
   uint64_t retention_s = 0;

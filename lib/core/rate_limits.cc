@@ -187,7 +187,13 @@ Status RateLimits::TakeLogin(const std::string& tenant) {
 }
 
 Status RateLimits::TakeGroup(const UserKey& user, double cost) {
-  const int64_t wait = group_user_->Take(user.tenant + '\x1f' + user.user, cost);
+  std::shared_ptr<const TenantDirectory::Policy> policy =
+      tenants_ ? tenants_->Find(user.tenant) : nullptr;
+  const TenantQuotas* q = policy ? &policy->record.quotas : nullptr;
+  const BucketLimit limit = q && q->user_group_rate > 0
+                                ? TenantLimit(q->user_group_rate, q->user_group_burst)
+                                : group_user_->limit();
+  const int64_t wait = group_user_->Take(user.tenant + '\x1f' + user.user, limit, cost);
   return wait == 0 ? Status::OK() : TenantRefusal(Metrics::Limit::kGroupUser, user.tenant, wait);
 }
 

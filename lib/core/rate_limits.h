@@ -79,8 +79,9 @@ class RateLimits {
   // the command_rate bucket (command_rate/burst).
   Status TakeLogin(const std::string& tenant);
   Status TakeCommand(const std::string& tenant);
-  // A group change of `user` storing `cost` inbox entries (group_user_*); 429 when the user's
-  // bucket is short, counted overall and per tenant.
+  // A group change of `user` storing `cost` inbox entries (the tenant's user_group_rate/burst
+  // when it sets them, else group_user_*); 429 when the user's bucket is short, counted overall
+  // and per tenant.
   Status TakeGroup(const UserKey& user, double cost);
 
   Key LoginAddress(const std::string& remote_address);

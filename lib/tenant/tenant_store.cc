@@ -81,6 +81,8 @@ const QuotaField kQuotaFields[] = {
     {"connection_send_burst", &TenantQuotas::connection_send_burst, nullptr},
     {"login_account_rate", nullptr, &TenantQuotas::login_account_rate},
     {"login_account_burst", &TenantQuotas::login_account_burst, nullptr},
+    {"user_group_rate", nullptr, &TenantQuotas::user_group_rate},
+    {"user_group_burst", &TenantQuotas::user_group_burst, nullptr},
     {"retention_s", &TenantQuotas::retention_s, nullptr},
     {"max_inbox", &TenantQuotas::max_inbox, nullptr},
 };

@@ -210,6 +210,27 @@ TEST_CASE("tenants: each quota is answered as documented, other tenants unaffect
     auto d = LoggedIn(server, "a", "default");
     for (uint32_t i = 0; i < 10; ++i) CHECK(Send(*d, 10 + i, "b", "free") == 0);
   }
+  SUBCASE("user_group_rate") {
+    // Replaces group_user_* (burst 20000) for the tenant's users: a create of two members
+    // and the owner costs 3, so a burst of 4 takes one such create, not two.
+    PutTenant(server, "acme", R"({"quotas":{"user_group_rate":0.5,"user_group_burst":4}})");
+    auto a = LoggedIn(server, "a", "acme");
+    rapidjson::Document reply;
+    REQUIRE(a->Call(1, "group.create", R"({"name":"one","members":["x","y"]})", &reply));
+    CHECK(im::test::CodeOf(reply) <= 0);
+    REQUIRE(a->Call(2, "group.create", R"({"name":"two","members":["x","y"]})", &reply));
+    CHECK(im::test::CodeOf(reply) == 429);
+    CHECK(im::test::ErrorOf(reply) == "rate_limited");
+    CHECK(reply["retry_after_ms"].GetInt64() > 0);
+    auto d = LoggedIn(server, "a", "default");
+    for (uint32_t i = 0; i < 5; ++i) {
+      REQUIRE(d->Call(10 + i, "group.create", R"({"name":"free","members":["x","y"]})", &reply));
+      CHECK(im::test::CodeOf(reply) <= 0);
+    }
+    std::map<std::string, double> m;
+    REQUIRE(im::test::ScrapeMetrics(server.server().http_port(), &m));
+    CHECK(m[R"(im_tenant_rate_limited_total{limit="group_user",tenant="acme"})"] == 1);
+  }
   SUBCASE("tenant_send_rate") {
     PutTenant(server, "acme", R"({"quotas":{"tenant_send_rate":0.5,"tenant_send_burst":3}})");
     auto a = LoggedIn(server, "a", "acme");
