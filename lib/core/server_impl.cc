@@ -10,6 +10,8 @@
 #include "base/thread_name.h"
 #include "ops/log.h"
 #include "ops/timed_stores.h"
+#include "route/broadcast_router.h"
+#include "route/local_router.h"
 #include "protocol/json.h"
 
 namespace im {
@@ -145,6 +147,12 @@ Status Server::Impl::Start() {
     if (!s.ok()) return s;  // the caller reports it (logged here too, it was printed twice)
     IM_LOG_INFO("http: listening on port {} (WebSocket at /ws)", ws_->port());
   }
+  broadcast_ = dynamic_cast<internal::BroadcastRouter*>(deps_.router.get());
+  if (broadcast_ != nullptr) {
+    catch_up_ = std::make_unique<internal::PushCatchUp>(internal::PushCatchUp::Deps{
+        deps_.inbox.get(), &broadcast_->local(), workers_.get()});
+    subscriptions_seen_ = broadcast_->subscriptions();
+  }
   committer_->Start();
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
@@ -249,6 +257,7 @@ void Server::Impl::Shutdown(bool drain, int64_t deadline_ms) {
     IM_LOG_WARN("{} connection(s) still open after {} ms; closing them", left, deadline_ms);
   }
   if (ws_) ws_->StopListening();
+  if (catch_up_) catch_up_->Stop();  // before the pool it runs on stops
   workers_->join();
   hash_pool_->join();
   work_.reset();
@@ -277,6 +286,16 @@ void Server::Impl::ScheduleSweep() {
 void Server::Impl::Sweep() {
   TimestampMs now = clock_->NowMs();
   socket_front_->Sweep(now);
+  if (catch_up_) {
+    // Subscribed again: pushes published by other nodes meanwhile were missed.
+    const uint64_t subscriptions = broadcast_->subscriptions();
+    if (subscriptions != subscriptions_seen_) {
+      subscriptions_seen_ = subscriptions;
+      IM_LOG_INFO("cluster: subscribed again; pushing each user connected here the newest "
+                  "message of their inbox ({} connection(s))", broadcast_->local().LocalCount());
+      catch_up_->Start();
+    }
+  }
   // Changes another node wrote to the registry; one refresh at a time, on a worker.
   if (now - last_tenant_refresh_ms_ >= options_.tenant_refresh_ms &&
       !tenant_refreshing_.exchange(true)) {

@@ -27,6 +27,7 @@
 #include "core/group_ops.h"
 #include "core/hooks.h"
 #include "core/http_front.h"
+#include "core/push_catch_up.h"
 #include "core/rate_limits.h"
 #include "core/session_service.h"
 #include "core/socket_front.h"
@@ -104,6 +105,11 @@ class Server::Impl final {
   std::unique_ptr<internal::TcpServer> tcp_;
   std::unique_ptr<internal::WsServer> ws_;
   std::unique_ptr<asio::steady_timer> sweep_timer_;
+  // Cluster mode (a BroadcastRouter): the newest message pushed again to every connected user
+  // when the router subscribed again (checked by the sweep); the subscriptions seen so far.
+  internal::BroadcastRouter* broadcast_ = nullptr;
+  std::unique_ptr<internal::PushCatchUp> catch_up_;
+  uint64_t subscriptions_seen_ = 0;
   std::unique_ptr<internal::EventLog> events_;
   internal::Metrics metrics_;
   internal::TransportCounters tcp_counters_;

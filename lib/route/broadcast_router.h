@@ -40,6 +40,11 @@ class BroadcastRouter {
   // the other nodes, except the session `skip` (the sender's).
   virtual void Broadcast(const std::shared_ptr<const std::string>& tail, std::string_view skip,
                          const UserPush* pushes, size_t n) = 0;
+
+  // How many times this node has subscribed to the other nodes' broadcasts since it started.
+  // Between a lost subscription and the next one, broadcasts are missed for good: when this
+  // rises, the node pushes its users their newest message (core/push_catch_up.h).
+  virtual uint64_t subscriptions() const = 0;
 };
 
 }  // namespace im::internal

@@ -107,6 +107,18 @@ void LocalRouter::CollectUsers(const UserKey* const* users, size_t n, std::strin
   }
 }
 
+std::vector<UserKey> LocalRouter::Users() {
+  std::vector<UserKey> out;
+  out.reserve(count_.load(std::memory_order_relaxed));
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (const auto& [user, entries] : shard.users) {
+      if (!entries.empty()) out.push_back(user);
+    }
+  }
+  return out;
+}
+
 }  // namespace internal
 
 std::shared_ptr<Router> NewLocalRouter() { return std::make_shared<internal::LocalRouter>(); }

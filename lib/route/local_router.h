@@ -49,6 +49,8 @@ class LocalRouter final : public Router {
   // forgotten on the way.
   void CollectUsers(const UserKey* const* users, size_t n, std::string_view skip,
                     std::vector<Target>* out);
+  // Every user with at least one attached session now (a snapshot, in no particular order).
+  std::vector<UserKey> Users();
 
  private:
   static constexpr size_t kShards = 16;

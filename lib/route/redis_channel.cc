@@ -61,6 +61,7 @@ void RedisChannelListener::Run() {
     redisContext* c = OpenRedisContext(client_->url(), redis_, {subscribe}, &why);
     if (c != nullptr) {
       subscribed_ = true;
+      subscriptions_.fetch_add(1);
       if (warned) IM_LOG_INFO("cluster: subscribed to {} again", names);
       warned = false;
       backoff_ms = std::max(1, redis_.reconnect_min_ms);

@@ -18,6 +18,7 @@
 #define IM_ROUTE_REDIS_CHANNEL_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,6 +45,8 @@ class RedisChannelListener {
   RedisChannelListener& operator=(const RedisChannelListener&) = delete;
 
   bool subscribed() const { return subscribed_.load(); }
+  // Subscriptions confirmed since Start (1 after the first; each reconnect adds one).
+  uint64_t subscriptions() const { return subscriptions_.load(); }
 
  private:
   RedisChannelListener(std::shared_ptr<RedisClient> client, const RedisOptions& redis,
@@ -56,6 +59,7 @@ class RedisChannelListener {
   const OnMessage on_message_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> subscribed_{false};
+  std::atomic<uint64_t> subscriptions_{0};
   std::thread thread_;
 };
 

@@ -24,9 +24,10 @@
 // of them wait, and beyond that bound, or after that time, the oldest are dropped (logged and
 // counted). So a push delayed by a short Redis stall still arrives, possibly after a later one,
 // and possibly twice (a publish that timed out may have been delivered): clients ignore a seq
-// they have. A node that is not subscribed at the moment of a publish misses it for good. Either
-// way the message is in the inbox; the client notices the seq gap and syncs
-// (docs/protocol.md). Node channels are global to a
+// they have. A node that is not subscribed at the moment of a publish misses it for good; when
+// it subscribes again (subscriptions() rises) the server pushes each connected user its newest
+// message (core/push_catch_up.h). Either way the message is in the inbox; the client notices
+// the seq gap and syncs (docs/protocol.md). Node channels are global to a
 // Redis server (not per database): node ids must be unique per Redis server; the fan-out
 // channel is per database.
 //
@@ -99,6 +100,9 @@ class RedisRouter final : public Router, public BroadcastRouter {
 
   // True while the subscriber holds a confirmed subscription.
   bool subscribed() const { return listener_ != nullptr && listener_->subscribed(); }
+  uint64_t subscriptions() const override {
+    return listener_ != nullptr ? listener_->subscriptions() : 0;
+  }
   // Publishes sent and messages received, for tests and metrics.
   uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
   uint64_t received() const { return received_.load(std::memory_order_relaxed); }

@@ -660,6 +660,58 @@ TEST_CASE("cluster faults: a push whose publish failed is published again once R
   CHECK(metrics.find("\nim_cluster_publish_dropped_total 0\n") != std::string::npos);
 }
 
+TEST_CASE("cluster faults: the last push missed while a node was not subscribed reaches its "
+          "client once the node subscribes again") {
+  Cluster cluster;
+  auto sender = cluster.Login("sub-a", 0);
+  auto rx = cluster.Login("sub-b", 1);
+  auto own = cluster.Login("sub-c", 1);  // its newest message is its own send
+  REQUIRE(sender->client->SendText("sub-b", "warm").ok());
+  REQUIRE(sender->client->SendText("sub-c", "to c").ok());
+  REQUIRE(WaitUntil([&] { return rx->PushedCount() == 1 && own->PushedCount() == 1; }, 10000));
+  // The nodes lose their subscriptions, and Redis refuses SUBSCRIBE for now (it takes every
+  // other command): a message published meanwhile reaches no node.
+  REQUIRE(cluster.redis.Command({"ACL", "SETUSER", "default", "-subscribe"}) == "+OK");
+  const std::string killed = cluster.redis.Command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  REQUIRE_MESSAGE(killed.rfind(":", 0) == 0, killed);
+  const auto unsubscribed = [&](int n) {
+    std::istringstream log(cluster.Problems());
+    for (std::string line; std::getline(log, line);) {
+      if (line.rfind("n" + std::to_string(n) + ": ", 0) == 0 &&
+          line.find("cluster: subscription to im:node:") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  REQUIRE_MESSAGE(WaitUntil([&] { return unsubscribed(1); }, 10000), cluster.Problems());
+  // The last message of the conversation: the receiver sees no seq gap that would make it sync.
+  REQUIRE(sender->client->SendText("sub-b", "while unsubscribed").ok());
+  REQUIRE(own->client->SendText("sub-a", "c's own").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  CHECK(rx->PushedCount() == 1);
+  REQUIRE(cluster.redis.Command({"ACL", "SETUSER", "default", "+subscribe"}) == "+OK");
+  // Node 1 subscribes again and pushes each of its users the newest message it did not send.
+  REQUIRE_MESSAGE(WaitUntil([&] { return rx->PushedCount() == 2; }, 15000), cluster.Problems());
+  {
+    std::lock_guard<std::mutex> lock(rx->mu);
+    CHECK(rx->pushed.back().body == "while unsubscribed");
+  }
+  // sub-c gets "to c" again (its newest message not its own), which its client ignores: it has
+  // that seq.
+  const auto metric = [&](int n) {
+    const std::string text = im::test::Http(cluster.HttpPort(n), "GET", "/metrics").text;
+    const size_t at = text.find("\nim_cluster_catchup_pushes_total ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + 33));
+  };
+  CHECK(WaitUntil([&] { return metric(1) >= 2; }, 10000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(own->PushedCount() == 1);
+  CHECK(rx->PushedCount() == 2);
+  // The same message once in the inbox, and nothing more.
+  CHECK(InboxMids(*rx->client, "").size() == 2);
+}
+
 }  // namespace
 
 #endif  // IM_WITH_REDIS && defined(IMD_PATH)
