@@ -55,6 +55,8 @@ im::Status ApplyConfig(const toml::table& root, Config* c) {
       if (s = apply(*t, c); !s.ok()) return s;
     }
   }
+  // An fsync per storage write would hold a worker: store on the committer unless told.
+  if (c->leveldb.sync_writes && !c->commit_on_worker_set) c->server.commit_on_worker = false;
   return im::Status::OK();
 }
 

@@ -66,6 +66,7 @@ struct Config {
   int64_t token_leeway_s = 30;
   int64_t drain_timeout_ms = 10000;  // [server] drain_timeout_ms: SIGTERM/SIGINT deadline
   bool event_log_set = false;        // [server] event_log given ("" turns it off)
+  bool commit_on_worker_set = false;  // [server] commit_on_worker given
   // [log]: the program log (im/log.h). file "" (unset) = <data>/imd.log; set to "" = no file.
   std::string log_level = "info";
   bool log_console = true;

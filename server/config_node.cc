@@ -31,6 +31,8 @@ im::Status ApplyServer(const toml::table& t, Config* c) {
   r.Get<int64_t>("commit_batch_max", &o.commit_batch_max);
   r.Get<int64_t>("commit_batch_recipients", &o.commit_batch_recipients);
   r.Get<int64_t>("commit_inflight", &o.commit_inflight);
+  r.Get<bool>("commit_on_worker", &o.commit_on_worker);
+  c->commit_on_worker_set = t.contains("commit_on_worker");
   r.Get<int64_t>("fanout_queue_limit", &o.fanout_queue_limit);
   r.Get<int64_t>("fanout_slice", &o.fanout_slice);
   r.Get<int64_t>("max_pending_commands", &o.max_pending_commands);

@@ -75,6 +75,13 @@ struct ServerOptions {
   // waits for the oldest batch's answer before storing more; membership changes wait for every
   // batch in flight.
   size_t commit_inflight = 4;
+  // A socket `chat.send` (1:1) with nothing waiting behind it (no other connection's commands
+  // waiting for a worker, none more of its own) is stored on its worker thread in the
+  // committer's place when the committer is idle: one thread hand-over fewer, a lower latency
+  // at low rates. The worker is busy for the whole storage write meanwhile, so set this to
+  // false when a write can take long (LevelDbOptions::sync_writes, a host backend whose
+  // AppendBatch blocks on a slow store): every send is then stored on the committer thread.
+  bool commit_on_worker = true;
   // Pushes of stored messages waiting for the fan-out thread. When full, the committer waits
   // for room before storing more (its queue then fills and senders get 503); nothing is
   // dropped.

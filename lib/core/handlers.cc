@@ -175,7 +175,7 @@ void SocketFront::HandleChatSend(const std::shared_ptr<ConnState>& state,
                     state->conn->Send(Frame::FromString(EncodeResponse(
                         *req, ReceiptJson(*r, /*with_duplicate=*/false))));
                   },
-                  NothingWaits(*state));
+                  options_.commit_on_worker && NothingWaits(*state));
   if (!s.ok()) ReplyError(*state, *req, s);
 }
 

@@ -167,8 +167,10 @@ Status Server::Impl::Start() {
   last_expire_ms_ = clock_->NowMs();
   sweep_timer_ = std::make_unique<asio::steady_timer>(io_);
   asio::post(io_, [this] { ScheduleSweep(); });
-  IM_LOG_INFO("node {} started: {} io thread(s), {} worker thread(s)", node_id_,
-              options_.io_threads, options_.worker_threads);
+  IM_LOG_INFO("node {} started: {} io thread(s), {} worker thread(s), {}", node_id_,
+              options_.io_threads, options_.worker_threads,
+              options_.commit_on_worker ? "a lone 1:1 send stored on its worker"
+                                        : "every send stored on im-commit");
   return Status::OK();
 }
 

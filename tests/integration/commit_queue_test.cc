@@ -101,3 +101,39 @@ TEST_CASE("commit queue: full - 503 unavailable - retries under the same cid sto
     CHECK(d["body"]["last_seq"].GetUint64() == 4);
   });
 }
+
+// ServerOptions::commit_on_worker. A lone 1:1 send is stored on its worker when the committer
+// is idle; with one worker and a storage write that takes long, that worker is then busy for the
+// whole write, and another user's login waits for it. With the option off the write happens
+// on the committer thread and the worker stays free.
+TEST_CASE("commit queue: commit_on_worker false - a slow store does not hold the only worker") {
+  for (const bool on_worker : {true, false}) {
+    CAPTURE(on_worker);
+    std::shared_ptr<im::test::GatedInbox> gate;
+    im::ServerOptions options;
+    options.worker_threads = 1;
+    options.commit_on_worker = on_worker;
+    im::test::TestServer ts(options, [&](im::ServerDeps& deps) {
+      gate = std::make_shared<im::test::GatedInbox>(deps.inbox);
+      deps.inbox = gate;
+    });
+    im::test::OpenGatesOnExit open_on_exit(*gate);
+    RawClient alice(ts.TcpUrl()), bob(ts.TcpUrl());
+    REQUIRE(alice.Login(ts.Token("alice")) == 0);
+    gate->Close(im::test::GatedInbox::Op::kAppend);
+    alice.Send(Send(7, "slow-1", "held"));
+    REQUIRE(gate->WaitHeld(im::test::GatedInbox::Op::kAppend));
+    // The login needs the one worker.
+    bob.Send(R"({"id":1,"cmd":"login","body":{"token":")" + ts.Token("bob") + R"("}})");
+    rapidjson::Document login;
+    const bool answered = bob.WaitResponse(1, &login, 1000);
+    CHECK(answered == !on_worker);
+    gate->Open(im::test::GatedInbox::Op::kAppend);
+    if (!answered) REQUIRE(bob.WaitResponse(1, &login, 5000));
+    CHECK(CodeOf(login) == 0);
+    rapidjson::Document ack;
+    REQUIRE(alice.WaitResponse(7, &ack, 5000));
+    CHECK(CodeOf(ack) == 0);
+    CHECK(Mid(ack) != "");
+  }
+}

@@ -182,6 +182,35 @@ TEST_CASE("imd: program log file from [log] - SIGHUP applies a new level - drain
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("imd: storage.sync_writes stores every send on im-commit unless "
+          "server.commit_on_worker says otherwise") {
+  struct Case {
+    const char* toml;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"", "a lone 1:1 send stored on its worker"},
+      {"[storage]\nsync_writes = true\n", "every send stored on im-commit"},
+      {"[server]\ncommit_on_worker = true\n[storage]\nsync_writes = true\n",
+       "a lone 1:1 send stored on its worker"},
+      {"[server]\ncommit_on_worker = false\n", "every send stored on im-commit"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.toml);
+    std::string dir = im::test::MakeTempDir();
+    const std::string log = dir + "/program.log";
+    std::ofstream(dir + "/imd.toml") << c.toml << "[log]\nconsole = false\nfile = \"" << log
+                                     << "\"\n";
+    ChildProcess imd({IMD_PATH, "--config", dir + "/imd.toml", "--data", dir, "--http",
+                      "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
+    REQUIRE_FALSE(imd.WaitForLine("serving", 10000).empty());
+    CHECK_MESSAGE(WaitInFile(log, std::string("worker thread(s), ") + c.expected), ReadFile(log));
+    imd.Signal(SIGTERM);
+    CHECK(imd.Wait(10000) == 0);
+    std::filesystem::remove_all(dir);
+  }
+}
+
 TEST_CASE("imd: --static-dir serves a directory on the HTTP port, next to the Web API") {
   const std::string data = im::test::MakeTempDir();
   const std::string site = im::test::MakeTempDir();
