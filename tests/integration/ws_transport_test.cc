@@ -405,6 +405,31 @@ TEST_CASE("http: GET /healthz - 404 - headers - and a body over the limit") {
   CHECK(r.find("Content-Length") != std::string::npos);
 }
 
+TEST_CASE("http: a request that is not valid HTTP gets 400 Bad Request with its reason") {
+  WsFixture f;
+  const std::string bad[] = {
+      "GET /healthz HTTP/1.1\r\n\r\n",  // no Host
+      "GET /healthz HTTP/1.0\r\n\r\n",
+      "NOT-HTTP\r\n\r\n",
+      "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n",
+      "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2x\r\n\r\n{}",
+      "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
+  };
+  for (const std::string& request : bad) {
+    CAPTURE(request);
+    const std::string r = HttpExchange(f.port, request);
+    CHECK_MESSAGE(r.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0, r);
+  }
+  // Digits only: a length over the bound is still 413, with its reason.
+  const std::string r = HttpExchange(
+      f.port, "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+              "99999999999999999999999\r\n\r\n");
+  CHECK_MESSAGE(r.rfind("HTTP/1.1 413 Request Entity Too Large\r\n", 0) == 0, r);
+  // The server still answers.
+  CHECK(HttpExchange(f.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .rfind("HTTP/1.1 200", 0) == 0);
+}
+
 TEST_CASE("ws: Send after Close is dropped - the client sees the code") {
   WsFixture f;
   IoRunner cio;
