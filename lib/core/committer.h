@@ -8,11 +8,12 @@
 // waiting for them: batch N+1 is stored while batch N is delivered.
 //
 // A send that comes alone. A worker with nothing else waiting behind a 1:1 send (Submit's
-// store_here; ServerOptions::commit_on_worker, on by default) stores it itself when the committer thread is idle: nothing queued, no batch in
-// flight, the fan-out stage empty. It takes the committer's place for that one batch (mid, ts,
-// append, ack, hand-over to fan-out), and the committer thread waits for it before taking
-// anything queued meanwhile. Sends that come one at a time then skip one thread hand-over;
-// sends that come faster find the committer busy and are batched as above.
+// store_here; ServerOptions::commit_on_worker, on by default) stores it itself when the
+// committer thread is idle: nothing queued, no batch in flight, the fan-out stage empty. It
+// takes the committer's place for that one batch (mid, ts, append, ack, hand-over to fan-out),
+// and the committer thread waits for it before taking anything queued meanwhile. Sends that
+// come one at a time then skip one thread hand-over; sends that come faster find the committer
+// busy and are batched as above.
 //
 // Lanes and fairness. Sends queue in lanes, one per sender: (tenant, user) for a user's own
 // sends from any of its sessions, and a separate lane per (tenant, from) for server-side sends

@@ -10,9 +10,9 @@
 #include "base/thread_name.h"
 #include "ops/log.h"
 #include "ops/timed_stores.h"
+#include "protocol/json.h"
 #include "route/broadcast_router.h"
 #include "route/local_router.h"
-#include "protocol/json.h"
 
 namespace im {
 
