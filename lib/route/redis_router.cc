@@ -341,11 +341,7 @@ void RedisRouter::Publish(std::map<std::string, std::vector<Item>> by_node,
   if (!fanned.empty()) {
     commands.push_back({"PUBLISH", fanout_channel_, EncodeFanned(node_id_, fanned)});
   }
-  const auto now = std::chrono::steady_clock::now();
-  std::vector<Failed> items;
-  items.reserve(commands.size());
-  for (RedisArgs& c : commands) items.push_back(Failed{std::move(c), now});
-  Run(std::move(items), /*retry=*/false);
+  Run(std::move(commands), /*since=*/nullptr);
 }
 
 namespace {
@@ -356,13 +352,13 @@ size_t CommandBytes(const RedisArgs& command) {
 }
 }  // namespace
 
-size_t RedisRouter::Run(std::vector<Failed> items, bool retry) {
-  std::vector<RedisArgs> commands;
-  commands.reserve(items.size());
-  for (Failed& f : items) commands.push_back(std::move(f.command));
+size_t RedisRouter::Run(std::vector<RedisArgs> commands,
+                        const std::vector<std::chrono::steady_clock::time_point>* since) {
+  const bool retry = since != nullptr;
   Result<std::vector<RedisReply>> replies = client_->Pipeline(commands);
   publishes_.fetch_add(commands.size(), std::memory_order_relaxed);
   std::vector<Failed> failed;
+  std::chrono::steady_clock::time_point now;  // a first attempt's failures: stamped once
   std::string why;
   size_t sent = 0;
   for (size_t i = 0; i < commands.size(); ++i) {
@@ -376,7 +372,8 @@ size_t RedisRouter::Run(std::vector<Failed> items, bool retry) {
             : i < replies->size() ? (*replies)[i].str
                                   : "too few replies";
     }
-    failed.push_back(Failed{std::move(commands[i]), items[i].since});
+    if (failed.empty() && !retry) now = std::chrono::steady_clock::now();
+    failed.push_back(Failed{std::move(commands[i]), retry ? (*since)[i] : now});
   }
   if (retry && sent > 0) g_republished.fetch_add(sent, std::memory_order_relaxed);
   if (failed.empty()) return sent;
@@ -397,11 +394,7 @@ size_t RedisRouter::Run(std::vector<Failed> items, bool retry) {
                    std::make_move_iterator(failed.end()));
   }
   size_t dropped = 0;
-  while (failed_bytes_ > kMaxRetryBytes && !failed_.empty()) {
-    failed_bytes_ -= CommandBytes(failed_.front().command);
-    failed_.pop_front();
-    ++dropped;
-  }
+  for (; failed_bytes_ > kMaxRetryBytes && !failed_.empty(); ++dropped) DropOldestLocked();
   if (dropped > 0) {
     g_publish_dropped.fetch_add(dropped, std::memory_order_relaxed);
     IM_LOG_ERROR("cluster: {} failed publish(es) dropped: over {} bytes waiting for a retry",
@@ -410,34 +403,40 @@ size_t RedisRouter::Run(std::vector<Failed> items, bool retry) {
   return sent;
 }
 
+void RedisRouter::DropOldestLocked() {
+  failed_bytes_ -= CommandBytes(failed_.front().command);
+  failed_.pop_front();
+}
+
 void RedisRouter::RetryLoop() {
   SetUpThisThread("im-redis-retry", 0);
   for (;;) {
-    std::vector<Failed> items;
+    std::vector<RedisArgs> commands;
+    std::vector<std::chrono::steady_clock::time_point> since;
     {
       std::unique_lock<std::mutex> lock(retry_mu_);
       retry_cv_.wait_for(lock, std::chrono::milliseconds(kRetryMs), [this] { return stopping_; });
       if (stopping_) return;
       const auto limit = std::chrono::steady_clock::now() - std::chrono::milliseconds(kRetryForMs);
       size_t expired = 0;
-      while (!failed_.empty() && failed_.front().since < limit) {
-        failed_bytes_ -= CommandBytes(failed_.front().command);
-        failed_.pop_front();
-        ++expired;
-      }
+      for (; !failed_.empty() && failed_.front().since < limit; ++expired) DropOldestLocked();
       if (expired > 0) {
         g_publish_dropped.fetch_add(expired, std::memory_order_relaxed);
         IM_LOG_ERROR("cluster: {} failed publish(es) dropped after {} ms of retries", expired,
                      kRetryForMs);
       }
       if (failed_.empty()) continue;
-      items.assign(std::make_move_iterator(failed_.begin()),
-                   std::make_move_iterator(failed_.end()));
+      commands.reserve(failed_.size());
+      since.reserve(failed_.size());
+      for (Failed& f : failed_) {
+        commands.push_back(std::move(f.command));
+        since.push_back(f.since);
+      }
       failed_.clear();
       failed_bytes_ = 0;
     }
-    const size_t n = items.size();
-    const size_t sent = Run(std::move(items), /*retry=*/true);
+    const size_t n = commands.size();
+    const size_t sent = Run(std::move(commands), &since);
     if (sent > 0) IM_LOG_INFO("cluster: {} of {} failed publish(es) sent again", sent, n);
   }
 }

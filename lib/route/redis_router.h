@@ -145,9 +145,14 @@ class RedisRouter final : public Router, public BroadcastRouter {
     std::chrono::steady_clock::time_point since;  // its first attempt
   };
   // Runs the commands in one round trip; the ones that failed wait for the retry thread (the
-  // oldest dropped beyond kMaxRetryBytes). `retry`: they come from that thread. Answers how
-  // many went through. Counted in im_cluster_publish_retried_total and _dropped_total.
-  size_t Run(std::vector<Failed> items, bool retry);
+  // oldest dropped beyond kMaxRetryBytes). `since`: null for a first attempt (a failure is
+  // stamped now), else each command's first attempt (they come from the retry thread).
+  // Answers how many went through. Counted in im_cluster_publish_retried_total and
+  // _dropped_total.
+  size_t Run(std::vector<RedisArgs> commands,
+             const std::vector<std::chrono::steady_clock::time_point>* since);
+  // Drops the oldest failed publish. Under retry_mu_.
+  void DropOldestLocked();
   void RetryLoop();  // the retry thread (started at the first failure)
 
   const std::shared_ptr<RedisClient> client_;
