@@ -416,7 +416,7 @@ TEST_CASE("OfflineQueue: redis Expire drains the indexes of earlier versions") {
 
 // An ack is kept in the inbox hash (`ack:<device>`), so one read gives the seq and the ack; an
 // ack an earlier version kept in the `acks` hash still counts, until a higher one replaces it.
-TEST_CASE("OfflineQueue: redis acks live in the inbox hash; an earlier version's acks still count") {
+TEST_CASE("OfflineQueue: redis acks live in the inbox hash - an earlier version's acks count") {
   test::RedisServer server;
   std::shared_ptr<OfflineQueue> q =
       Must(OpenRedisOfflineQueue(test::FastFailingRedisOptions(server)));

@@ -75,7 +75,7 @@ constexpr int kQueued = 25;  // sends per sender queued for storage before the d
 }  // namespace
 
 TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the end, every "
-          "session kicked then closed 1001; after a restart all stored exactly once") {
+          "session kicked then closed 1001 - after a restart all stored exactly once") {
   im::test::TempDir dir;
   std::shared_ptr<GatedInbox> gate;
   auto ts = std::make_unique<TestServer>(im::ServerOptions{}, [&](im::ServerDeps& deps) {

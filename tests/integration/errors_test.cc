@@ -86,7 +86,7 @@ TEST_CASE("errors: POST /v1/groups with an admin key is 403 user_only") {
   CHECK(ts.deps().groups->Get({"default", "g1"}).ok());
 }
 
-TEST_CASE("errors: the HTTP Authorization scheme is case-insensitive; another scheme is 401") {
+TEST_CASE("errors: the HTTP Authorization scheme is case-insensitive - another scheme is 401") {
   TestServer ts;
   auto post = [&](const std::string& authorization, const std::string& gid) {
     const std::string body = R"({"name":"team","members":[],"gid":")" + gid + "\"}";

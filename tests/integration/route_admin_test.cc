@@ -79,7 +79,7 @@ TEST_CASE("route hardening: a flood from one address gets 429, another address i
   CHECK(Metric(port, "im_rate_limited_total{limit=\"route_address\"}") == limited);
 }
 
-TEST_CASE("route hardening: answers come from a cache; a drain empties every node's at once") {
+TEST_CASE("route hardening: answers come from a cache - a drain empties every node's at once") {
   im::test::RedisServer redis;
   Nodes cluster;
   // A cache far longer than the test's waits: a node that answers without the drained node

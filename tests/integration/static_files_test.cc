@@ -39,7 +39,7 @@ std::string Get(uint16_t port, const std::string& target, const std::string& met
 
 }  // namespace
 
-TEST_CASE("static files: served with their type; index.html for a directory; no listing") {
+TEST_CASE("static files: served with their type - index.html for a directory - no listing") {
   TempDir dir;
   Write(dir.path() + "/site/index.html", "<h1>chat</h1>");
   Write(dir.path() + "/site/app/main.js", "export const x = 1;");

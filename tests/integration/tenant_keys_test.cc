@@ -63,7 +63,7 @@ bool RefusedAtStart(const std::string& data, const std::string& toml) {
 
 }  // namespace
 
-TEST_CASE("tenant keys: a kid picks the key; the old key works until removed, then 401") {
+TEST_CASE("tenant keys: a kid picks the key - the old key works until removed, then 401") {
   const std::string data = im::test::MakeTempDir();
   const std::string both =
       std::string("[keys]\ndefault = \"") + kDefaultHex + "\"\nacme = [{kid = \"k2\", key = \"" +
@@ -131,7 +131,7 @@ TEST_CASE("tenant keys: a bad [keys] entry is refused at start with the key name
   }
   std::filesystem::remove_all(data);
 }
-TEST_CASE("tenant config: [tenants.X] seeds the registry once; a PUT survives restarts") {
+TEST_CASE("tenant config: [tenants.X] seeds the registry once - a PUT survives restarts") {
   const std::string data = im::test::MakeTempDir();
   const std::string toml =
       std::string("[web]\noperator_key = \"operator-key-0123456789\"\n[keys]\nacme = \"") +

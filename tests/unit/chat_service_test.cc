@@ -118,7 +118,7 @@ TEST_CASE("ChatService: before_send may veto or rewrite the content, never the a
   CHECK(stored->entries.at(0).message->from == "alice");
 }
 
-TEST_CASE("ChatService: group sends need a member; server-side sends without a sender") {
+TEST_CASE("ChatService: group sends need a member - server-side sends without a sender") {
   ServiceWorld w;
   auto alice = w.Login("alice", "phone");
   auto carol = w.Login("carol", "phone");

@@ -369,7 +369,7 @@ TEST_CASE("key store: bad key files and a static store's unknown tenants") {
 }
 
 }  // namespace
-TEST_CASE("jwt: kid picks one of the tenant's keys; without kid any key of the tenant") {
+TEST_CASE("jwt: kid picks one of the tenant's keys - without kid any key of the tenant") {
   FixedClock clock{kNowMs};
   auto keys = NewRotatingKeyStore({{"a", {{"new", kKeyB}, {"old", kKeyA}}}});
   REQUIRE(keys.ok());

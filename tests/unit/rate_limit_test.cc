@@ -59,7 +59,7 @@ TEST_CASE("rate limit: retry_after counts the tokens missing for the cost") {
   CHECK(limiter.Take("k", 100) == 0);
 }
 
-TEST_CASE("rate limit: refund gives back up to the burst; unlimited never refuses") {
+TEST_CASE("rate limit: refund gives back up to the burst - unlimited never refuses") {
   FakeClock clock;
   RateLimiter limiter(BucketLimit{1, 2}, 1000, &clock);
   CHECK(limiter.Take("x") == 0);
@@ -154,7 +154,7 @@ TEST_CASE("rate limit: at the key bound a flood of new keys shares an overflow b
   CHECK(limiter.Take("victim") == 0);
 }
 
-TEST_CASE("rate limit: keys in debt are kept; a new key then waits in the overflow bucket") {
+TEST_CASE("rate limit: keys in debt are kept - a new key then waits in the overflow bucket") {
   FakeClock clock;
   RateLimiter limiter(BucketLimit{1, 1}, RateLimiter::kShards, &clock);  // 1 key per shard
   // Distinct keys: the first key of each shard gets a slot and stays there in debt; every

@@ -32,7 +32,7 @@ std::string First(const RouteRules& rules, const std::vector<RouteNode>& live,
   return (*r)[0].id;
 }
 
-TEST_CASE("route rules: a lost node moves only its own users; weights share users") {
+TEST_CASE("route rules: a lost node moves only its own users - weights share users") {
   RouteRules rules;
   std::vector<RouteNode> live = {Node("a"), Node("b"), Node("c", "stable", "", "", 200)};
   std::map<std::string, int> share;

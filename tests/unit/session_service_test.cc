@@ -138,7 +138,7 @@ TEST_CASE("SessionService: End removes only its own session and runs the logout 
   CHECK(CountEvents(w.Events(), {R"("event":"logout")", R"("reason":"logout")"}) == 1);
 }
 
-TEST_CASE("SessionService: Welcome runs the login hook; Kick closes every session with admin") {
+TEST_CASE("SessionService: Welcome runs the login hook - Kick closes every session with admin") {
   ServiceWorld w;
   std::vector<std::string> logged_in;
   w.hooks.on_login = [&](const SessionInfo& s) { logged_in.push_back(s.user.user); };

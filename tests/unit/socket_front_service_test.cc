@@ -39,7 +39,7 @@ struct FrontWorld {
   internal::ConnectionContext context = front.OnOpen(conn);
 };
 
-TEST_CASE("SocketFront: the command table - login first, then the commands; unknown is 501") {
+TEST_CASE("SocketFront: the command table - login first, then the commands - unknown is 501") {
   FrontWorld f;
   REQUIRE(f.context != nullptr);
   CHECK(f.front.ConnectionCount() == 1);
