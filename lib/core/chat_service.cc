@@ -173,6 +173,7 @@ Result<ChatService::SyncPage> ChatService::Sync(const UserKey& user, uint64_t af
   w.Field("gap", r->gap);
   w.EndObject();
   page.json = w.str();
+  page.epoch = std::move(r->epoch);
   deps_.metrics->MessagesSynced(page.count);
   return page;
 }

@@ -52,6 +52,7 @@ class ChatService {
     std::string json;  // {"messages":[...],"epoch","last_seq","first_seq","more","gap"}
     size_t count = 0;  // messages in it
     bool more = false;
+    std::string epoch;  // the inbox's, as in `json`
   };
 
   explicit ChatService(Deps deps) : deps_(std::move(deps)) {}

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -49,11 +50,20 @@ struct ConnState {
   std::atomic<bool> drain_kicked = false;  // a drain sent session.kicked: not kicked twice
   // When the login token expires (0 = never). A login with a fresh token moves it.
   std::atomic<TimestampMs> token_expires_ms = 0;
+  // EpochTag of the inbox epoch the client was last told (its login or chat.sync response; 0:
+  // none yet). The cluster catch-up moves a session told another epoch than the inbox has now
+  // (core/push_catch_up.h).
+  std::atomic<uint64_t> epoch_told = 0;
 
   std::mutex mu;  // guards `session`
   SessionInfo session;
   TokenBucket chat_bucket;  // chat_connection_rate/burst; in the turns only
 };
+
+// A fixed-size stand-in for an inbox epoch on the connection (never 0).
+inline uint64_t EpochTag(const std::string& epoch) {
+  return static_cast<uint64_t>(std::hash<std::string>{}(epoch)) | 1;
+}
 
 // Connections by id, sharded to keep lock contention off the per-frame path.
 class ConnRegistry {

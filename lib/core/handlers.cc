@@ -117,6 +117,7 @@ void SocketFront::HandleLogin(const std::shared_ptr<ConnState>& state,
   Result<SessionService::LoginResult> r = deps_.sessions->Login(login);
   if (!r.ok()) return ReplyError(*state, *req, r.status());  // stays open for a retry
   state->token_expires_ms = r->token_expires_ms;
+  state->epoch_told = EpochTag(r->inbox.epoch);
   if (r->refreshed) return Reply(*state, *req, deps_.sessions->LoginJson(*r));
   {
     std::lock_guard<std::mutex> lock(state->mu);
@@ -196,6 +197,7 @@ void SocketFront::HandleChatSync(const std::shared_ptr<ConnState>& state,
   Result<ChatService::SyncPage> page =
       deps_.chat->Sync(user, after, static_cast<size_t>(limit));
   if (!page.ok()) return ReplyError(*state, *req, page.status());
+  state->epoch_told = EpochTag(page->epoch);
   Reply(*state, *req, page->json);
 }
 

@@ -93,7 +93,17 @@ void PushCatchUp::CatchUp(const UserKey& user) {
                 info.status().ToString());
     return;
   }
-  if (info->last_seq == 0) return;
+  std::vector<LocalRouter::Target> targets;
+  const UserKey* key = &user;
+  deps_.local->CollectUsers(&key, 1, "", &targets);
+  if (deps_.move_if_epoch_stale) {
+    targets.erase(std::remove_if(targets.begin(), targets.end(),
+                                 [&](const LocalRouter::Target& t) {
+                                   return deps_.move_if_epoch_stale(*t.connection, info->epoch);
+                                 }),
+                  targets.end());
+  }
+  if (targets.empty() || info->last_seq == 0) return;
   const uint64_t after = info->last_seq > kLookBack ? info->last_seq - kLookBack : 0;
   Result<FetchResult> page = deps_.inbox->Fetch(user, after, kLookBack);
   if (!page.ok()) {
@@ -109,10 +119,6 @@ void PushCatchUp::CatchUp(const UserKey& user) {
     }
   }
   if (newest == nullptr) return;
-  std::vector<LocalRouter::Target> targets;
-  const UserKey* key = &user;
-  deps_.local->CollectUsers(&key, 1, "", &targets);
-  if (targets.empty()) return;
   const Frame frame = ChatPushEncoder(*newest->message).ForSeq(newest->seq);
   for (LocalRouter::Target& t : targets) {
     if (t.connection->Send(frame) != SendResult::kDropped) {

@@ -13,6 +13,14 @@
 // the user's own, nothing is pushed (the user sent after the loss, and each of the user's
 // devices syncs at the gap its next push shows).
 //
+// A new epoch: when the storage lost writes (a Redis restart under appendfsync everysec), every
+// inbox gets a new epoch and seqs are handed out again. A client notices at a push whose seq it
+// has passed, under a mid it does not know; but those pushes may be the very ones lost, and the
+// next one may then land exactly on its position + 1, with nothing to notice. So a connection
+// whose client was last told (login, chat.sync) another epoch than the inbox has now is not
+// pushed to: it is moved (`move_if_epoch_stale`: session.kicked{reason:"drain"}, close 1001),
+// and the client reconnects, reads the new epoch at login and syncs from 0.
+//
 // Work: a snapshot of the connected users (LocalRouter::Users), then two inbox reads (Info, then
 // one Fetch of at most kLookBack entries) per user, run on the given pool (the workers) `kSlice`
 // users at a time, each slice posted after the last, so other work in the pool interleaves. A
@@ -29,10 +37,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include "im/connection.h"
 #include "im/offline_queue.h"
 #include "im/types.h"
 
@@ -49,6 +60,9 @@ class PushCatchUp {
     OfflineQueue* inbox;
     LocalRouter* local;
     asio::thread_pool* pool;
+    // Moves the session on a connection whose client was told another inbox epoch than the
+    // one given (the inbox's now); true when moved. Null: none is moved.
+    std::function<bool(const Connection&, const std::string& epoch)> move_if_epoch_stale;
   };
   explicit PushCatchUp(Deps deps);
   // Waits for a slice under way.

@@ -150,7 +150,10 @@ Status Server::Impl::Start() {
   broadcast_ = dynamic_cast<internal::BroadcastRouter*>(deps_.router.get());
   if (broadcast_ != nullptr) {
     catch_up_ = std::make_unique<internal::PushCatchUp>(internal::PushCatchUp::Deps{
-        deps_.inbox.get(), &broadcast_->local(), workers_.get()});
+        deps_.inbox.get(), &broadcast_->local(), workers_.get(),
+        [this](const Connection& c, const std::string& epoch) {
+          return socket_front_->MoveIfEpochStale(c.id(), epoch);
+        }});
     subscriptions_seen_ = broadcast_->subscriptions();
   }
   committer_->Start();

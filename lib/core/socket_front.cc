@@ -234,6 +234,22 @@ size_t SocketFront::KickForDrain(size_t max,
   return kicked;
 }
 
+bool SocketFront::MoveIfEpochStale(uint64_t connection_id, const std::string& epoch) {
+  std::shared_ptr<ConnState> s = conns_.Find(connection_id);
+  if (!s || !s->logged_in.load()) return false;
+  const uint64_t told = s->epoch_told.load();
+  if (told == 0 || told == EpochTag(epoch) || s->drain_kicked.exchange(true)) return false;
+  SessionInfo session;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    session = s->session;
+  }
+  deps_.sessions->LogKick(session, s->conn->remote_address(), "epoch_changed");
+  s->conn->Send(Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})")));
+  s->conn->Close(close_code::kGoingAway, "inbox epoch changed");
+  return true;
+}
+
 size_t SocketFront::DrainableCount() {
   size_t n = 0;
   conns_.ForEach([&n](const std::shared_ptr<ConnState>& s) {

@@ -67,6 +67,12 @@ class SocketFront final : public TransportHandler {
   // Kicks up to `max` logged-in sessions whose user `select` accepts (null: any) with
   // session.kicked{reason:"drain"} and close 1001 "server draining"; answers how many.
   size_t KickForDrain(size_t max, const std::function<bool(const UserKey&)>& select);
+  // The session on connection `connection_id`, when its client was last told another inbox
+  // epoch than `epoch` (the inbox's now: the storage lost writes and gave the inbox a new one,
+  // and a push of the new epoch may have been lost): kicked as by a drain (session.kicked
+  // {reason:"drain"}, close 1001 "inbox epoch changed"), so that the client reconnects, reads
+  // the new epoch at login and syncs from 0. True when it was kicked.
+  bool MoveIfEpochStale(uint64_t connection_id, const std::string& epoch);
   // Logged-in sessions not yet kicked by a drain.
   size_t DrainableCount();
   // While set, logins answer 503 `draining` (the client asks /v1/route for another node).

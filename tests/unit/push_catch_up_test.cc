@@ -4,10 +4,13 @@
 
 #include <asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/push_catch_up.h"
@@ -75,7 +78,7 @@ TEST_CASE("push catch-up: each connected user gets the newest message it did not
   auto inbox = NewMemoryOfflineQueue();
   internal::LocalRouter local;
   asio::thread_pool pool(1);
-  internal::PushCatchUp catch_up({inbox.get(), &local, &pool});
+  internal::PushCatchUp catch_up({inbox.get(), &local, &pool, nullptr});
 
   // alice: two messages from bob, on two devices.
   Store(*inbox, "bob", "alice", "first");
@@ -126,7 +129,7 @@ TEST_CASE("push catch-up: many users are read in slices, and Stop ends it") {
   auto inbox = NewMemoryOfflineQueue();
   internal::LocalRouter local;
   asio::thread_pool pool(1);
-  internal::PushCatchUp catch_up({inbox.get(), &local, &pool});
+  internal::PushCatchUp catch_up({inbox.get(), &local, &pool, nullptr});
   const size_t n = internal::PushCatchUp::kSlice * 3 + 5;
   std::vector<std::shared_ptr<FakeConnection>> conns;
   for (size_t i = 0; i < n; ++i) {
@@ -143,6 +146,44 @@ TEST_CASE("push catch-up: many users are read in slices, and Stop ends it") {
   catch_up.Start();  // after Stop: nothing runs
   CHECK_FALSE(catch_up.running());
   CHECK(catch_up.pushed() == n);
+}
+
+TEST_CASE("push catch-up: a connection told another epoch is moved instead of pushed to") {
+  auto inbox = NewMemoryOfflineQueue();
+  internal::LocalRouter local;
+  asio::thread_pool pool(1);
+  // Connections 1 and 3 were told an epoch the inbox no longer has (as after a storage loss).
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, std::string>> asked;
+  internal::PushCatchUp catch_up(
+      {inbox.get(), &local, &pool, [&](const Connection& c, const std::string& epoch) {
+         std::lock_guard<std::mutex> lock(mu);
+         asked.emplace_back(c.id(), epoch);
+         return c.id() == 1 || c.id() == 3;
+       }});
+  const uint64_t newest = Store(*inbox, "bob", "alice", "hello");
+  auto stale = std::make_shared<FakeConnection>(1);
+  auto current = std::make_shared<FakeConnection>(2);
+  local.Attach(Session("alice", "a1", 1), stale);
+  local.Attach(Session("alice", "a2", 2), current);
+  auto empty = std::make_shared<FakeConnection>(3);  // erin: an empty inbox, still checked
+  local.Attach(Session("erin", "e1", 3), empty);
+
+  RunCatchUp(catch_up);
+  CHECK(stale->log().empty());
+  CHECK(HasPush(*current, newest, "hello"));
+  CHECK(current->log().size() == 1);
+  CHECK(empty->log().empty());
+  CHECK(catch_up.pushed() == 1);
+  // Each connection was asked about once, with its inbox's epoch now.
+  std::lock_guard<std::mutex> lock(mu);
+  std::sort(asked.begin(), asked.end());
+  REQUIRE(asked.size() == 3);
+  const std::string alice_epoch = inbox->Info(User("alice"))->epoch;
+  const std::string erin_epoch = inbox->Info(User("erin"))->epoch;
+  CHECK(asked[0] == std::make_pair(uint64_t{1}, alice_epoch));
+  CHECK(asked[1] == std::make_pair(uint64_t{2}, alice_epoch));
+  CHECK(asked[2] == std::make_pair(uint64_t{3}, erin_epoch));
 }
 
 }  // namespace
