@@ -78,7 +78,13 @@ TEST_CASE("drain: queued sends acked, new ones 503, HTTP answers 503 until the e
           "session kicked then closed 1001 - after a restart all stored exactly once") {
   im::test::TempDir dir;
   std::shared_ptr<GatedInbox> gate;
-  auto ts = std::make_unique<TestServer>(im::ServerOptions{}, [&](im::ServerDeps& deps) {
+  // Every send goes to the commit queue. With commit_on_worker, a first send that finds the
+  // committer idle is stored on its worker, held there at the shut gate, and the sender's
+  // next commands wait behind it in the connection's turn, not queued for storage: the drain
+  // would answer them 503 (and under a slow build, it did).
+  im::ServerOptions options;
+  options.commit_on_worker = false;
+  auto ts = std::make_unique<TestServer>(options, [&](im::ServerDeps& deps) {
     im::test::UseLevelDb(dir.path())(deps);
     gate = std::make_shared<GatedInbox>(deps.inbox);
     deps.inbox = gate;
