@@ -13,7 +13,8 @@ SocketFront::SocketFront(Deps deps)
       token_expired_notice_(
           Frame::FromString(EncodePush("session.kicked", R"({"reason":"token_expired"})"))),
       suspended_notice_(
-          Frame::FromString(EncodePush("session.kicked", R"({"reason":"tenant_suspended"})"))) {}
+          Frame::FromString(EncodePush("session.kicked", R"({"reason":"tenant_suspended"})"))),
+      drain_notice_(Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})"))) {}
 
 ConnectionContext SocketFront::OnOpen(const std::shared_ptr<Connection>& connection) {
   const bool tcp = connection->transport() == TransportKind::kTcp;
@@ -202,20 +203,18 @@ bool SocketFront::TenantSuspended(ConnState& s) {
 
 void SocketFront::NoticeDrain() {
   // Tell every session to move to another node; its client reconnects and resyncs.
-  Frame notice = Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})"));
   conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
     if (!s->logged_in.load() || s->drain_kicked.exchange(true)) return;
     {
       std::lock_guard<std::mutex> lock(s->mu);
       deps_.sessions->LogKick(s->session, s->conn->remote_address(), "drain");
     }
-    s->conn->Send(notice);
+    s->conn->Send(drain_notice_);
   });
 }
 
 size_t SocketFront::KickForDrain(size_t max,
                                  const std::function<bool(const UserKey&)>& select) {
-  Frame notice = Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})"));
   size_t kicked = 0;
   conns_.ForEach([&](const std::shared_ptr<ConnState>& s) {
     if (kicked >= max || !s->logged_in.load() || s->drain_kicked.load()) return;
@@ -226,9 +225,7 @@ size_t SocketFront::KickForDrain(size_t max,
     }
     if (select && !select(session.user)) return;
     if (s->drain_kicked.exchange(true)) return;
-    deps_.sessions->LogKick(session, s->conn->remote_address(), "drain");
-    s->conn->Send(notice);
-    s->conn->Close(close_code::kGoingAway, "server draining");
+    MoveSession(*s, session, "drain", "server draining");
     ++kicked;
   });
   return kicked;
@@ -244,10 +241,15 @@ bool SocketFront::MoveIfEpochStale(uint64_t connection_id, const std::string& ep
     std::lock_guard<std::mutex> lock(s->mu);
     session = s->session;
   }
-  deps_.sessions->LogKick(session, s->conn->remote_address(), "epoch_changed");
-  s->conn->Send(Frame::FromString(EncodePush("session.kicked", R"({"reason":"drain"})")));
-  s->conn->Close(close_code::kGoingAway, "inbox epoch changed");
+  MoveSession(*s, session, "epoch_changed", "inbox epoch changed");
   return true;
+}
+
+void SocketFront::MoveSession(ConnState& state, const SessionInfo& session,
+                              const char* event_reason, const char* close_reason) {
+  deps_.sessions->LogKick(session, state.conn->remote_address(), event_reason);
+  state.conn->Send(drain_notice_);
+  state.conn->Close(close_code::kGoingAway, close_reason);
 }
 
 size_t SocketFront::DrainableCount() {

@@ -139,6 +139,10 @@ class SocketFront final : public TransportHandler {
   bool TenantSuspended(ConnState& state);
   // Forgets the session of a closed or logged-out connection (in its turn).
   void EndSession(ConnState& state, const char* reason = "closed");
+  // Sends a session its client must move on: session.kicked{reason:"drain"} and close 1001
+  // `close_reason`, logged as a kick for `event_reason`. The caller has set drain_kicked.
+  void MoveSession(ConnState& state, const SessionInfo& session, const char* event_reason,
+                   const char* close_reason);
 
   const Deps deps_;
   const ServerOptions& options_;
@@ -147,6 +151,7 @@ class SocketFront final : public TransportHandler {
   std::atomic<int64_t> turns_waiting_{0};     // turns posted to the workers, not yet started
   Frame token_expired_notice_;  // session.kicked{reason:"token_expired"}
   Frame suspended_notice_;      // session.kicked{reason:"tenant_suspended"}
+  Frame drain_notice_;          // session.kicked{reason:"drain"}
 };
 
 }  // namespace im::internal
